@@ -1,0 +1,1 @@
+"""Users: sign-up, Clerk sign-in, local passwords, profile changes."""

@@ -1,0 +1,157 @@
+"""Rules for users: creation, Clerk sign-in, passwords, profile changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailramp.accounts.models import User
+from mailramp.accounts.repository import UserRepository
+from mailramp.accounts.schemas import UserCreate, UserUpdate
+from mailramp.errors import DuplicateError, NotFoundError
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.ids import new_object_id
+from mailramp.kit.passwords import hash_password, needs_rehash, verify_password
+from mailramp.kit.types import parse_input
+from mailramp.kit.validation import object_id_arg
+
+
+class AccountService:
+    """Creates and changes users."""
+
+    def __init__(self, users: UserRepository, *, clock: Clock = utc_now) -> None:
+        self._users = users
+        self._clock = clock
+
+    async def create_user(
+        self,
+        *,
+        user_name: str,
+        login_id: str,
+        email: str | None = None,
+        clerk_user_id: str | None = None,
+        password: str | None = None,
+    ) -> User:
+        """Create a user; `login_id`, `email` and `clerk_user_id` must be free."""
+        data = parse_input(
+            UserCreate,
+            {
+                "user_name": user_name,
+                "login_id": login_id,
+                "email": email,
+                "clerk_user_id": clerk_user_id,
+                "password": password,
+            },
+        )
+        now = self._clock()
+        user_id = new_object_id()
+        user = User(
+            id=user_id,
+            user_id=user_id,
+            user_name=data.user_name,
+            login_id=data.login_id,
+            password=hash_password(data.password.get_secret_value()) if data.password else None,
+            email=data.email,
+            clerk_user_id=data.clerk_user_id,
+            created_at=now,
+            updated_at=now,
+            is_active=True,
+        )
+        return await self._users.insert_user(user)
+
+    async def get_user(self, user_id: str) -> User:
+        """The user with this id."""
+        user = await self._users.get_user(object_id_arg(user_id, field="user_id"))
+        if user is None:
+            raise NotFoundError("user", user_id)
+        return user
+
+    async def get_user_by_login_id(self, login_id: str) -> User:
+        """The user with this login id (case-insensitive)."""
+        user = await self._users.get_user_by_login_id(login_id.strip().lower())
+        if user is None:
+            raise NotFoundError("user with login_id", login_id)
+        return user
+
+    async def get_user_by_clerk_id(self, clerk_user_id: str) -> User:
+        """The user linked to this Clerk id."""
+        user = await self._users.get_user_by_clerk_id(clerk_user_id.strip())
+        if user is None:
+            raise NotFoundError("user with clerk_user_id", clerk_user_id)
+        return user
+
+    async def get_or_create_clerk_user(
+        self, clerk_user_id: str, *, user_name: str | None = None, email: str | None = None
+    ) -> User:
+        """The user for a Clerk sign-in, created on first sign-in (schema migration note 3).
+
+        The login id is the email when it is free, else the Clerk id itself. Concurrent first
+        sign-ins of one Clerk user yield one user.
+        """
+        clerk_user_id = clerk_user_id.strip()
+        existing = await self._users.get_user_by_clerk_id(clerk_user_id)
+        if existing is not None:
+            return existing
+        name = user_name or email or clerk_user_id
+        login_ids = [email, clerk_user_id] if email else [clerk_user_id]
+        for login_id in login_ids:
+            try:
+                return await self.create_user(
+                    user_name=name, login_id=login_id, email=email, clerk_user_id=clerk_user_id
+                )
+            except DuplicateError as error:
+                if error.field == "clerk_user_id":
+                    return await self.get_user_by_clerk_id(clerk_user_id)
+                if error.field != "login_id" or login_id == clerk_user_id:
+                    raise
+        raise AssertionError("unreachable: the last login id either succeeds or raises")
+
+    async def update_user(self, user_id: str, **changes: Any) -> User:
+        """Change the user's name, email or password; fields not given stay."""
+        user = await self.get_user(user_id)
+        data = parse_input(UserUpdate, changes)
+        values: dict[str, Any] = {}
+        for field in data.model_fields_set:
+            value = getattr(data, field)
+            if field == "password":
+                value = hash_password(value.get_secret_value()) if value is not None else None
+            values[field] = value
+        if "user_name" in values and values["user_name"] is None:
+            del values["user_name"]
+        values["updated_at"] = self._clock()
+        return await self._stored(await self._users.update_user(user.id, values), user.id)
+
+    async def record_login(self, user_id: str) -> User:
+        """Note a successful sign-in."""
+        user = await self.get_user(user_id)
+        return await self._stored(
+            await self._users.update_user(user.id, {"last_login": self._clock()}), user.id
+        )
+
+    async def deactivate_user(self, user_id: str) -> User:
+        """Stop the user from signing in; their data stays."""
+        return await self._set_active(user_id, active=False)
+
+    async def reactivate_user(self, user_id: str) -> User:
+        """Let a deactivated user sign in again."""
+        return await self._set_active(user_id, active=True)
+
+    async def authenticate(self, login_id: str, password: str) -> User | None:
+        """The active user whose login id and password match, or None."""
+        user = await self._users.get_user_by_login_id(login_id.strip().lower())
+        if user is None or user.password is None or not user.is_active:
+            return None
+        if not verify_password(user.password, password):
+            return None
+        if needs_rehash(user.password):
+            await self._users.update_user(user.id, {"password": hash_password(password)})
+        return user
+
+    async def _set_active(self, user_id: str, *, active: bool) -> User:
+        user = await self.get_user(user_id)
+        changes = {"is_active": active, "updated_at": self._clock()}
+        return await self._stored(await self._users.update_user(user.id, changes), user.id)
+
+    async def _stored(self, user: User | None, user_id: str) -> User:
+        if user is None:
+            raise NotFoundError("user", user_id)
+        return user

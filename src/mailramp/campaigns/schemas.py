@@ -1,0 +1,37 @@
+"""What callers send to create or change a campaign."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from mailramp.campaigns.models import MAX_DURATION_HOURS
+from mailramp.kit.types import Input, Name, ObjectIdStr, UTCDateTime
+
+Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=998)]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+DurationHours = Annotated[float, Field(gt=0, le=MAX_DURATION_HOURS)]
+
+
+class CampaignCreate(Input):
+    """A new campaign; `end_time` is computed as start_time + duration hours."""
+
+    mailbox_id: ObjectIdStr
+    campaign_name: Name
+    subject: Subject
+    message: Body
+    duration: DurationHours
+    start_time: UTCDateTime
+    total_recipients: int = Field(default=0, ge=0)
+
+
+class CampaignUpdate(Input):
+    """Changes to a scheduled campaign; fields left out stay as they are."""
+
+    mailbox_id: ObjectIdStr | None = None
+    campaign_name: Name | None = None
+    subject: Subject | None = None
+    message: Body | None = None
+    duration: DurationHours | None = None
+    start_time: UTCDateTime | None = None

@@ -1,0 +1,181 @@
+"""Rules for campaigns: creation with its metrics document, edits while scheduled, and the
+status machine of DESIGN.md §4."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from mailramp.campaigns.models import TRANSITIONS, Campaign, CampaignStatus
+from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
+from mailramp.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotEditableError,
+    NotFoundError,
+    ValidationError,
+)
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.ids import new_campaign_id, new_object_id
+from mailramp.kit.types import Page, parse_input
+from mailramp.kit.validation import campaign_id_arg, enum_arg, object_id_arg
+from mailramp.metrics.models import CampaignMetrics
+from mailramp.storage import Store
+
+STATUS_CHANGE_RETRIES = 3
+
+
+def end_time_of(campaign: CampaignCreate | Campaign) -> Any:
+    """`start_time + duration hours`."""
+    return campaign.start_time + timedelta(hours=campaign.duration)
+
+
+class CampaignService:
+    """Creates campaigns and moves them through their lives."""
+
+    def __init__(self, store: Store, *, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def create_campaign(self, user_id: str, **fields: Any) -> Campaign:
+        """Create a scheduled campaign and its zeroed `campaign_matrix` document together.
+
+        The mailbox must be the user's, linked and active.
+        """
+        owner = object_id_arg(user_id, field="user_id")
+        data = parse_input(CampaignCreate, fields)
+        user = await self._store.get_user(owner)
+        if user is None:
+            raise NotFoundError("user", user_id)
+        if not user.is_active:
+            raise ConflictError(f"user_id: user {user_id!r} is deactivated")
+        await self._sending_mailbox(owner, data.mailbox_id)
+        now = self._clock()
+        campaign_id = new_campaign_id()
+        object_id = new_object_id()
+        campaign = Campaign(
+            id=object_id,
+            campaign_id=campaign_id,
+            user_id=owner,
+            mailbox_id=data.mailbox_id,
+            campaign_name=data.campaign_name,
+            subject=data.subject,
+            message=data.message,
+            duration=data.duration,
+            start_time=data.start_time,
+            end_time=end_time_of(data),
+            status=CampaignStatus.SCHEDULED,
+            total_recipients=data.total_recipients,
+            created_at=now,
+            updated_at=now,
+            created_by=owner,
+        )
+        metrics = CampaignMetrics(
+            id=new_object_id(),
+            campaign_id=campaign_id,
+            user_id=owner,
+            mailbox_id=data.mailbox_id,
+            created_at=now,
+            last_updated=now,
+        )
+        return await self._store.insert_campaign(campaign, metrics)
+
+    async def get_campaign(self, user_id: str, campaign_id: str) -> Campaign:
+        """The user's campaign; another user's is 'not found'."""
+        campaign = await self._store.get_campaign(
+            object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
+        )
+        if campaign is None:
+            raise NotFoundError("campaign", campaign_id)
+        return campaign
+
+    async def list_campaigns(
+        self, user_id: str, *, status: str | None = None, offset: int = 0, limit: int = 50
+    ) -> Page[Campaign]:
+        """The user's campaigns, newest first, optionally of one status."""
+        statuses = None
+        if status is not None:
+            statuses = [enum_arg(CampaignStatus, status, field="status")]
+        return await self._store.list_campaigns(
+            object_id_arg(user_id, field="user_id"), statuses=statuses, offset=offset, limit=limit
+        )
+
+    async def update_campaign(self, user_id: str, campaign_id: str, **fields: Any) -> Campaign:
+        """Edit a campaign that has not started; `end_time` follows start and duration."""
+        campaign = await self.get_campaign(user_id, campaign_id)
+        data = parse_input(CampaignUpdate, fields)
+        changes: dict[str, Any] = {}
+        for name in data.model_fields_set:
+            value = getattr(data, name)
+            if value is None:
+                raise ValidationError(name, "cannot be cleared", value=None)
+            changes[name] = value
+        if campaign.status is not CampaignStatus.SCHEDULED:
+            raise NotEditableError(
+                f"status: only a scheduled campaign can be edited; this one is {campaign.status}"
+            )
+        if "mailbox_id" in changes:
+            await self._sending_mailbox(campaign.user_id, changes["mailbox_id"])
+        start = changes.get("start_time", campaign.start_time)
+        duration = changes.get("duration", campaign.duration)
+        changes["end_time"] = start + timedelta(hours=duration)
+        changes["updated_at"] = self._clock()
+        updated = await self._store.update_campaign(
+            campaign.user_id,
+            campaign.campaign_id,
+            changes,
+            expected_status=CampaignStatus.SCHEDULED,
+        )
+        if updated is None:
+            raise NotEditableError(
+                "status: the campaign left 'scheduled' while it was being edited"
+            )
+        return updated
+
+    async def change_status(self, user_id: str, campaign_id: str, status: str) -> Campaign:
+        """Move the campaign to `status` if the state machine allows it from where it is."""
+        target = enum_arg(CampaignStatus, status, field="status")
+        for _ in range(STATUS_CHANGE_RETRIES):
+            campaign = await self.get_campaign(user_id, campaign_id)
+            allowed = TRANSITIONS[campaign.status]
+            if target not in allowed:
+                raise InvalidTransitionError(
+                    "campaign", campaign.status, target, sorted(s.value for s in allowed)
+                )
+            changes = {"status": target, "updated_at": self._clock()}
+            updated = await self._store.update_campaign(
+                campaign.user_id, campaign.campaign_id, changes, expected_status=campaign.status
+            )
+            if updated is not None:
+                return updated
+            # Someone else changed the status between our read and write: judge again.
+        raise ConflictError("status: the campaign's status keeps changing; try again")
+
+    async def pause(self, user_id: str, campaign_id: str) -> Campaign:
+        """Stop sending until resumed."""
+        return await self.change_status(user_id, campaign_id, CampaignStatus.PAUSED)
+
+    async def resume(self, user_id: str, campaign_id: str) -> Campaign:
+        """Continue a paused campaign: `active` if its start has passed, else `scheduled`."""
+        campaign = await self.get_campaign(user_id, campaign_id)
+        target = (
+            CampaignStatus.ACTIVE
+            if self._clock() >= campaign.start_time
+            else CampaignStatus.SCHEDULED
+        )
+        return await self.change_status(user_id, campaign_id, target)
+
+    async def cancel(self, user_id: str, campaign_id: str) -> Campaign:
+        """Stop the campaign for good."""
+        return await self.change_status(user_id, campaign_id, CampaignStatus.CANCELLED)
+
+    async def _sending_mailbox(self, owner: str, mailbox_id: str) -> None:
+        mailbox = await self._store.get_mailbox(owner, mailbox_id)
+        if mailbox is None or not mailbox.is_linked:
+            raise NotFoundError("mailbox", mailbox_id)
+        if not mailbox.can_send:
+            reason = f" ({mailbox.status_reason})" if mailbox.status_reason else ""
+            raise ConflictError(
+                f"mailbox_id: mailbox {mailbox.email} is {mailbox.status}{reason}; "
+                "only an active mailbox can send a campaign"
+            )

@@ -1,0 +1,83 @@
+"""Settings, read from the environment (prefix ``MAILRAMP_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mailramp.errors import ConfigurationError
+
+Backend = Literal["sqlite", "postgresql"]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Only composition roots (app, CLI, db_manager) read it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAILRAMP_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(
+        default="sqlite:///mailramp.db",
+        description="sqlite:///PATH (relative to the working directory) or postgresql://…",
+    )
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys, newest first. Overrides the key file.",
+    )
+    encryption_key_file: Path = Field(
+        default=Path("mailramp.key"),
+        description="Where the key set lives when MAILRAMP_ENCRYPTION_KEYS is unset; "
+        "generated (mode 0600) on first start if absent.",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address recipients' clicks and opens reach (tracking links).",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    auto_migrate: bool = Field(
+        default=True,
+        description="Apply pending database migrations at start-up "
+        "(turn off when `mailramp db upgrade` runs as a deploy step).",
+    )
+    log_level: str = "INFO"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @cached_property
+    def backend(self) -> Backend:
+        """Which SQL backend the database URL names."""
+        return backend_of(self.database_url)
+
+    def encryption_key_list(self) -> list[str] | None:
+        """Keys given in the environment, newest first, or None to use the key file."""
+        if self.encryption_keys is None:
+            return None
+        keys = [key.strip() for key in self.encryption_keys.get_secret_value().split(",")]
+        keys = [key for key in keys if key]
+        if not keys:
+            raise ConfigurationError("MAILRAMP_ENCRYPTION_KEYS is set but holds no key")
+        return keys
+
+
+def backend_of(database_url: str) -> Backend:
+    """The backend named by a database URL's scheme."""
+    scheme = database_url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme == "sqlite":
+        return "sqlite"
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
+    raise ConfigurationError(
+        f"MAILRAMP_DATABASE_URL: unsupported scheme {scheme!r}; "
+        "use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )

@@ -1,0 +1,125 @@
+"""The errors mailramp raises, each with an HTTP status and a stable machine-readable code.
+
+::
+
+    MailrampError                 500 internal
+    ├── ValidationError           422 invalid           bad input; names the field and the value
+    ├── NotFoundError             404 not_found         missing, or owned by someone else
+    ├── ConflictError             409 conflict          the request contradicts stored state
+    │   ├── DuplicateError        409 duplicate         a unique field already holds this value
+    │   ├── InvalidTransitionError 409 invalid_transition  status change the state machine forbids
+    │   └── NotEditableError      409 not_editable      the object's state forbids the change
+    ├── SecretIntegrityError      500 secret_integrity  a ciphertext moved to another row or field
+    └── ConfigurationError        500 configuration     settings or keys that cannot work
+        └── SecretKeyError        500 secret_key        encryption keys missing or unable to decrypt
+
+Every message is written for the person who sent the input: it names the field, the rule
+and, where it helps, the offending value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MailrampError(Exception):
+    """Base of every error mailramp raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body an API returns for this error."""
+        return {"code": self.code, "message": self.message}
+
+
+class ValidationError(MailrampError):
+    """Input that breaks a rule; `field` names it."""
+
+    status_code = 422
+    code = "invalid"
+
+    def __init__(self, field: str, message: str, *, value: Any = None) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.value = value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "field": self.field}
+
+
+class NotFoundError(MailrampError):
+    """The object does not exist or belongs to another user (the two are indistinguishable)."""
+
+    status_code = 404
+    code = "not_found"
+
+    def __init__(self, kind: str, identifier: str) -> None:
+        super().__init__(f"{kind} {identifier!r} not found")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class ConflictError(MailrampError):
+    """The request contradicts what is stored."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class DuplicateError(ConflictError):
+    """A unique field already holds the value."""
+
+    code = "duplicate"
+
+    def __init__(self, field: str, value: Any = None, *, kind: str = "record") -> None:
+        shown = f" {value!r}" if value is not None else ""
+        super().__init__(f"{field}: a {kind} with {field}{shown} already exists")
+        self.field = field
+        self.value = value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "field": self.field}
+
+
+class InvalidTransitionError(ConflictError):
+    """A status change the state machine forbids."""
+
+    code = "invalid_transition"
+
+    def __init__(self, kind: str, current: str, requested: str, allowed: list[str]) -> None:
+        allowed_text = ", ".join(allowed) if allowed else "nothing (final state)"
+        super().__init__(
+            f"status: a {kind} cannot go from {current!r} to {requested!r}; "
+            f"from {current!r} it can go to {allowed_text}"
+        )
+        self.current = current
+        self.requested = requested
+
+
+class NotEditableError(ConflictError):
+    """The object's state forbids the change."""
+
+    code = "not_editable"
+
+
+class SecretIntegrityError(MailrampError):
+    """A ciphertext that does not belong where it was found (copied from another row or field)."""
+
+    code = "secret_integrity"
+
+
+class ConfigurationError(MailrampError):
+    """Settings that cannot work; raised at start-up, never later."""
+
+    code = "configuration"
+
+
+class SecretKeyError(ConfigurationError):
+    """Encryption keys are missing, unreadable, or cannot decrypt what is stored."""
+
+    code = "secret_key"

@@ -1,0 +1,46 @@
+"""Identifiers: ObjectIds as 24 lowercase hex characters, campaign ids as UUID4 strings."""
+
+from __future__ import annotations
+
+import uuid
+
+from bson import ObjectId
+
+
+def new_object_id() -> str:
+    """A new ObjectId as the 24-hex string stored in `_id`."""
+    return str(ObjectId())
+
+
+def is_object_id(value: object) -> bool:
+    """Whether `value` is a 24-hex ObjectId string (or an ObjectId)."""
+    if isinstance(value, ObjectId):
+        return True
+    return isinstance(value, str) and ObjectId.is_valid(value) and len(value) == 24
+
+
+def normalize_object_id(value: object, *, field: str) -> str:
+    """Return `value` as a lowercase 24-hex string or raise a ValidationError naming `field`."""
+    from mailramp.errors import ValidationError
+
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, str) and is_object_id(value):
+        return value.lower()
+    raise ValidationError(field, f"must be a 24-character hex ObjectId, got {value!r}", value=value)
+
+
+def new_campaign_id() -> str:
+    """A new UUID4 campaign id."""
+    return str(uuid.uuid4())
+
+
+def is_uuid4(value: object) -> bool:
+    """Whether `value` is a canonical UUID4 string."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return False
+    return parsed.version == 4 and str(parsed) == value.lower()

@@ -1,0 +1,35 @@
+"""Small argument checks shared by the services; each error names the field."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from mailramp.errors import ValidationError
+from mailramp.kit.ids import is_uuid4, normalize_object_id
+
+EnumT = TypeVar("EnumT", bound=StrEnum)
+
+
+def object_id_arg(value: object, *, field: str) -> str:
+    """An ObjectId argument as a 24-hex string."""
+    return normalize_object_id(value, field=field)
+
+
+def campaign_id_arg(value: object) -> str:
+    """A campaign_id argument as a canonical UUID4 string."""
+    if not is_uuid4(value):
+        raise ValidationError("campaign_id", f"must be a UUID4 string, got {value!r}", value=value)
+    assert isinstance(value, str)
+    return value.lower()
+
+
+def enum_arg(enum: type[EnumT], value: object, *, field: str) -> EnumT:
+    """A member of `enum` from its value; an unknown value lists the allowed ones."""
+    try:
+        return enum(str(value))
+    except ValueError:
+        allowed = ", ".join(repr(member.value) for member in enum)
+        raise ValidationError(
+            field, f"unknown value {value!r}; use one of {allowed}", value=value
+        ) from None

@@ -1,0 +1,51 @@
+"""Reading the legacy collections (schema migration note 1), and bringing them over once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mailramp.errors import NotFoundError, ValidationError
+from mailramp.kit.types import Page
+from mailramp.kit.validation import enum_arg, object_id_arg
+from mailramp.legacy.models import LegacyCollection, LegacyDocument
+from mailramp.legacy.repository import LegacyRepository
+
+
+class LegacyService:
+    """Read access to `warm_up_emails_table` and `email_campaigns`; no new writes go there."""
+
+    def __init__(self, legacy: LegacyRepository) -> None:
+        self._legacy = legacy
+
+    async def list_documents(
+        self, collection: str, user_id: str, *, offset: int = 0, limit: int = 50
+    ) -> Page[LegacyDocument]:
+        """The user's documents in a legacy collection, oldest first."""
+        return await self._legacy.list_legacy(
+            enum_arg(LegacyCollection, collection, field="collection"),
+            object_id_arg(user_id, field="user_id"),
+            offset=offset,
+            limit=limit,
+        )
+
+    async def get_document(self, collection: str, user_id: str, document_id: str) -> LegacyDocument:
+        """One of the user's legacy documents."""
+        document = await self._legacy.get_legacy(
+            enum_arg(LegacyCollection, collection, field="collection"),
+            object_id_arg(user_id, field="user_id"),
+            object_id_arg(document_id, field="document_id"),
+        )
+        if document is None:
+            raise NotFoundError(f"{collection} document", document_id)
+        return document
+
+    async def import_documents(self, collection: str, documents: Sequence[dict[str, Any]]) -> int:
+        """Store documents exported from a previous deployment, as they were."""
+        target = enum_arg(LegacyCollection, collection, field="collection")
+        for row, document in enumerate(documents, start=1):
+            if not isinstance(document, dict):
+                raise ValidationError(
+                    f"documents[{row}]", f"must be an object, got {type(document).__name__}"
+                )
+        return await self._legacy.import_legacy(target, documents)

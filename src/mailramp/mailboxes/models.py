@@ -1,0 +1,104 @@
+"""The `linkbox_box_table` document."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from mailramp.kit.types import ObjectIdStr, Record, UTCDateTime
+
+SECRET_FIELDS = ("password", "access_token", "refresh_token")
+"""Mailbox fields stored encrypted, bound to their mailbox and field."""
+
+DEFAULT_DAILY_LIMIT = 50
+
+
+class Provider(StrEnum):
+    """How mail leaves (and replies are read from) a mailbox."""
+
+    OUTLOOK = "outlook"
+    GMAIL = "gmail"
+    SMTP = "smtp"
+
+
+class MailboxStatus(StrEnum):
+    """Whether the mailbox can send: `error` carries a reason in `status_reason`."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    ERROR = "error"
+
+
+class TransportSecurity(StrEnum):
+    """How an SMTP or IMAP connection is protected."""
+
+    TLS = "tls"  # implicit TLS (SMTPS 465, IMAPS 993)
+    STARTTLS = "starttls"
+    PLAIN = "plain"  # only sensible on loopback or a trusted network
+
+
+class Mailbox(Record):
+    """A mailbox a user linked. The secret fields hold ciphertext (see `SECRET_FIELDS`); they
+    are excluded from `repr` and serialisation, and only the mailbox service decrypts them."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    mailbox_id: ObjectIdStr
+    user_id: ObjectIdStr
+    email: str
+    password: str | None = Field(default=None, repr=False, exclude=True)
+    access_token: str | None = Field(default=None, repr=False, exclude=True)
+    refresh_token: str | None = Field(default=None, repr=False, exclude=True)
+    token_expires_at: UTCDateTime | None = None
+    provider: Provider
+    user_profile: dict[str, Any] = Field(default_factory=dict)
+    is_primary: bool = False
+    is_active: bool = True
+    status: MailboxStatus = MailboxStatus.ACTIVE
+    status_reason: str | None = None
+    last_used: UTCDateTime | None = None
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+    display_name: str | None = None
+    daily_limit: int = DEFAULT_DAILY_LIMIT
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: TransportSecurity | None = None
+    smtp_username: str | None = None
+    imap_host: str | None = None
+    imap_port: int | None = None
+    imap_security: TransportSecurity | None = None
+    imap_username: str | None = None
+    unlinked_at: UTCDateTime | None = None
+
+    @model_validator(mode="after")
+    def _alias_matches(self) -> Mailbox:
+        if self.mailbox_id != self.id:
+            raise ValueError("mailbox_id must equal _id")
+        return self
+
+    @property
+    def has_password(self) -> bool:
+        """Whether a password is stored."""
+        return self.password is not None
+
+    @property
+    def has_access_token(self) -> bool:
+        """Whether an OAuth access token is stored."""
+        return self.access_token is not None
+
+    @property
+    def has_refresh_token(self) -> bool:
+        """Whether an OAuth refresh token is stored."""
+        return self.refresh_token is not None
+
+    @property
+    def is_linked(self) -> bool:
+        """False once the user unlinked it (the row stays for the campaigns that used it)."""
+        return self.unlinked_at is None
+
+    @property
+    def can_send(self) -> bool:
+        """Whether campaigns may use this mailbox now."""
+        return self.is_linked and self.is_active and self.status is MailboxStatus.ACTIVE

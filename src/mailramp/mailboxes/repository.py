@@ -1,0 +1,56 @@
+"""What the mailboxes domain needs from storage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, Protocol
+
+from mailramp.mailboxes.models import Mailbox
+
+
+class MailboxRepository(Protocol):
+    """Mailboxes, always scoped to their owner.
+
+    Invariant kept by every write here: a user with at least one linked mailbox has exactly
+    one primary among them (the first linked becomes primary; unlinking the primary promotes
+    the oldest remaining one).
+    """
+
+    async def insert_mailbox(self, mailbox: Mailbox) -> Mailbox:
+        """Store a new mailbox; `is_primary` is decided here. Duplicate (user, email) raises."""
+        ...
+
+    async def get_mailbox(self, user_id: str, mailbox_id: str) -> Mailbox | None:
+        """The user's mailbox with this id, linked or not."""
+        ...
+
+    async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
+        """The user's mailbox with this address, linked or not."""
+        ...
+
+    async def list_mailboxes(
+        self, user_id: str, *, include_unlinked: bool = False
+    ) -> list[Mailbox]:
+        """The user's mailboxes, primary first, then oldest first."""
+        ...
+
+    async def update_mailbox(
+        self, user_id: str, mailbox_id: str, changes: Mapping[str, Any]
+    ) -> Mailbox | None:
+        """Apply `changes`, restore the primary invariant, return the mailbox (None if missing)."""
+        ...
+
+    async def set_primary_mailbox(self, user_id: str, mailbox_id: str) -> Mailbox | None:
+        """Make this linked mailbox the user's only primary, atomically."""
+        ...
+
+    def iter_mailbox_secrets(self) -> AsyncGenerator[tuple[str, str, str], None]:
+        """Every stored secret of every user as (mailbox_id, field, ciphertext) — for key
+        checks and rotation only, never for serving a request."""
+        ...
+
+    async def replace_mailbox_secret(
+        self, mailbox_id: str, field: str, *, old: str, new: str
+    ) -> bool:
+        """Swap one ciphertext for another if it is still `old` (rotation's compare-and-set)."""
+        ...

@@ -1,0 +1,70 @@
+"""What callers send to link or change a mailbox. Secrets are write-only `SecretStr`s."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, StringConstraints, model_validator
+
+from mailramp.kit.types import EmailAddress, Input, UTCDateTime
+from mailramp.mailboxes.models import DEFAULT_DAILY_LIMIT, Provider, TransportSecurity
+
+Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+DailyLimit = Annotated[int, Field(ge=1, le=10_000)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class MailboxCreate(Input):
+    """A mailbox to link. Outlook and Gmail need an OAuth token; SMTP needs a host and password."""
+
+    email: EmailAddress
+    provider: Provider
+    password: SecretStr | None = Field(default=None, repr=False)
+    access_token: SecretStr | None = Field(default=None, repr=False)
+    refresh_token: SecretStr | None = Field(default=None, repr=False)
+    token_expires_at: UTCDateTime | None = None
+    user_profile: dict[str, Any] = Field(default_factory=dict)
+    display_name: DisplayName | None = None
+    daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT
+    smtp_host: Host | None = None
+    smtp_port: Port | None = None
+    smtp_security: TransportSecurity | None = None
+    smtp_username: str | None = None
+    imap_host: Host | None = None
+    imap_port: Port | None = None
+    imap_security: TransportSecurity | None = None
+    imap_username: str | None = None
+
+    @model_validator(mode="after")
+    def _credentials_fit_provider(self) -> MailboxCreate:
+        if self.provider is Provider.SMTP:
+            if self.smtp_host is None:
+                raise ValueError("smtp_host is required for provider 'smtp'")
+            if self.password is None:
+                raise ValueError("password is required for provider 'smtp'")
+        elif self.access_token is None and self.refresh_token is None:
+            raise ValueError(
+                f"access_token or refresh_token is required for provider '{self.provider}'"
+            )
+        return self
+
+
+class MailboxUpdate(Input):
+    """Changes to a mailbox; fields left out stay as they are. Secrets given are replaced."""
+
+    password: SecretStr | None = Field(default=None, repr=False)
+    access_token: SecretStr | None = Field(default=None, repr=False)
+    refresh_token: SecretStr | None = Field(default=None, repr=False)
+    token_expires_at: UTCDateTime | None = None
+    user_profile: dict[str, Any] | None = None
+    display_name: DisplayName | None = None
+    daily_limit: DailyLimit | None = None
+    smtp_host: Host | None = None
+    smtp_port: Port | None = None
+    smtp_security: TransportSecurity | None = None
+    smtp_username: str | None = None
+    imap_host: Host | None = None
+    imap_port: Port | None = None
+    imap_security: TransportSecurity | None = None
+    imap_username: str | None = None

@@ -1,0 +1,257 @@
+"""Rules for mailboxes: linking, credentials (encrypted), primary choice, status, unlinking."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import SecretStr
+
+from mailramp.campaigns.models import RUNNING_STATUSES
+from mailramp.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.ids import new_object_id
+from mailramp.kit.secrets import SecretBox, secret_context
+from mailramp.kit.types import parse_input
+from mailramp.kit.validation import enum_arg, object_id_arg
+from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, MailboxStatus
+from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
+from mailramp.storage import Store
+
+TABLE = "linkbox_box_table"
+
+
+@dataclass(frozen=True)
+class MailboxCredentials:
+    """Decrypted secrets, for a provider about to connect. `SecretStr` keeps them out of
+    repr and logs; nothing returns this over an interface."""
+
+    mailbox_id: str
+    password: SecretStr | None = field(default=None, repr=False)
+    access_token: SecretStr | None = field(default=None, repr=False)
+    refresh_token: SecretStr | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """What `rotate_secrets` did."""
+
+    rotated: int
+    skipped_changed: int
+
+
+class MailboxService:
+    """Links and manages a user's mailboxes."""
+
+    def __init__(self, store: Store, secrets: SecretBox, *, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._secrets = secrets
+        self._clock = clock
+
+    # -- linking ----------------------------------------------------------------------
+
+    async def create_mailbox(self, user_id: str, **fields: Any) -> Mailbox:
+        """Link a mailbox for the user. The user's first linked mailbox becomes primary.
+
+        Linking an address the user unlinked before brings that mailbox back (its campaign
+        history stays attached) with the new credentials.
+        """
+        owner = await self._owner(user_id)
+        data = parse_input(MailboxCreate, fields)
+        existing = await self._store.get_mailbox_by_email(owner, data.email)
+        now = self._clock()
+        if existing is not None:
+            if existing.is_linked:
+                raise DuplicateError("email", data.email, kind="linked mailbox")
+            return await self._relink(existing, data, now)
+        mailbox_id = new_object_id()
+        plain = data.model_dump(exclude=set(SECRET_FIELDS))
+        mailbox = Mailbox(
+            id=mailbox_id,
+            mailbox_id=mailbox_id,
+            user_id=owner,
+            **plain,
+            **self._encrypted(mailbox_id, data),
+            is_primary=False,
+            is_active=True,
+            status=MailboxStatus.ACTIVE,
+            created_at=now,
+            updated_at=now,
+        )
+        return await self._store.insert_mailbox(mailbox)
+
+    async def _relink(self, existing: Mailbox, data: MailboxCreate, now: Any) -> Mailbox:
+        changes: dict[str, Any] = data.model_dump(exclude=set(SECRET_FIELDS))
+        changes |= dict.fromkeys(SECRET_FIELDS)
+        changes |= self._encrypted(existing.id, data)
+        changes |= {
+            "is_active": True,
+            "status": MailboxStatus.ACTIVE,
+            "status_reason": None,
+            "unlinked_at": None,
+            "updated_at": now,
+        }
+        return await self._updated(existing.user_id, existing.id, changes)
+
+    def _encrypted(self, mailbox_id: str, data: MailboxCreate | MailboxUpdate) -> dict[str, str]:
+        encrypted = {}
+        for name in SECRET_FIELDS:
+            value: SecretStr | None = getattr(data, name)
+            if value is not None and name in data.model_fields_set:
+                encrypted[name] = self._secrets.encrypt(
+                    value.get_secret_value(), context=secret_context(TABLE, mailbox_id, name)
+                )
+        return encrypted
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def get_mailbox(self, user_id: str, mailbox_id: str) -> Mailbox:
+        """The user's mailbox (linked or unlinked); another user's is 'not found'."""
+        mailbox = await self._store.get_mailbox(
+            object_id_arg(user_id, field="user_id"), object_id_arg(mailbox_id, field="mailbox_id")
+        )
+        if mailbox is None:
+            raise NotFoundError("mailbox", mailbox_id)
+        return mailbox
+
+    async def list_mailboxes(
+        self, user_id: str, *, include_unlinked: bool = False
+    ) -> list[Mailbox]:
+        """The user's mailboxes, primary first."""
+        return await self._store.list_mailboxes(
+            object_id_arg(user_id, field="user_id"), include_unlinked=include_unlinked
+        )
+
+    async def credentials(self, user_id: str, mailbox_id: str) -> MailboxCredentials:
+        """The mailbox's decrypted secrets, for a provider connection."""
+        mailbox = await self.get_mailbox(user_id, mailbox_id)
+        values: dict[str, SecretStr] = {}
+        for name in SECRET_FIELDS:
+            ciphertext = getattr(mailbox, name)
+            if ciphertext is not None:
+                context = secret_context(TABLE, mailbox.id, name)
+                values[name] = SecretStr(self._secrets.decrypt(ciphertext, context=context))
+        return MailboxCredentials(mailbox_id=mailbox.id, **values)
+
+    # -- changing ---------------------------------------------------------------------
+
+    async def update_mailbox(self, user_id: str, mailbox_id: str, **fields: Any) -> Mailbox:
+        """Change settings or replace credentials; fields not given stay."""
+        mailbox = await self._linked(user_id, mailbox_id)
+        data = parse_input(MailboxUpdate, fields)
+        changes: dict[str, Any] = {
+            name: getattr(data, name) for name in data.model_fields_set if name not in SECRET_FIELDS
+        }
+        for name in ("daily_limit", "user_profile"):
+            if name in changes and changes[name] is None:
+                raise ValidationError(name, "cannot be cleared", value=None)
+        changes |= self._encrypted(mailbox.id, data)
+        changes["updated_at"] = self._clock()
+        return await self._updated(mailbox.user_id, mailbox.id, changes)
+
+    async def set_primary(self, user_id: str, mailbox_id: str) -> Mailbox:
+        """Make this linked mailbox the user's primary; the previous primary stops being one."""
+        mailbox = await self._linked(user_id, mailbox_id)
+        result = await self._store.set_primary_mailbox(mailbox.user_id, mailbox.id)
+        if result is None:
+            raise NotFoundError("mailbox", mailbox_id)
+        return result
+
+    async def set_status(
+        self, user_id: str, mailbox_id: str, status: str, *, reason: str | None = None
+    ) -> Mailbox:
+        """Mark the mailbox active, inactive or in error (`error` needs a reason)."""
+        new_status = enum_arg(MailboxStatus, status, field="status")
+        reason = reason.strip() if reason else None
+        if new_status is MailboxStatus.ERROR and not reason:
+            raise ValidationError("reason", "is required when status is 'error'")
+        mailbox = await self._linked(user_id, mailbox_id)
+        changes = {
+            "status": new_status,
+            "status_reason": reason,
+            "is_active": new_status is MailboxStatus.ACTIVE,
+            "updated_at": self._clock(),
+        }
+        return await self._updated(mailbox.user_id, mailbox.id, changes)
+
+    async def mark_used(self, user_id: str, mailbox_id: str) -> Mailbox:
+        """Record that the mailbox just sent or synced (`last_used`)."""
+        mailbox = await self.get_mailbox(user_id, mailbox_id)
+        return await self._updated(mailbox.user_id, mailbox.id, {"last_used": self._clock()})
+
+    async def unlink_mailbox(self, user_id: str, mailbox_id: str) -> Mailbox:
+        """Unlink the mailbox: its secrets are erased, it can no longer send, and another
+        linked mailbox becomes primary. Refused while a campaign that is not finished uses it."""
+        mailbox = await self._linked(user_id, mailbox_id)
+        running = await self._store.list_campaigns(
+            mailbox.user_id, statuses=RUNNING_STATUSES, mailbox_id=mailbox.id, limit=5
+        )
+        if running.total:
+            names = ", ".join(repr(c.campaign_name) for c in running.items)
+            raise ConflictError(
+                f"mailbox_id: {running.total} campaign(s) still use this mailbox ({names}); "
+                "cancel them or let them complete before unlinking it"
+            )
+        now = self._clock()
+        changes: dict[str, Any] = dict.fromkeys(SECRET_FIELDS)
+        changes |= {
+            "is_primary": False,
+            "is_active": False,
+            "status": MailboxStatus.INACTIVE,
+            "status_reason": "unlinked",
+            "token_expires_at": None,
+            "unlinked_at": now,
+            "updated_at": now,
+        }
+        return await self._updated(mailbox.user_id, mailbox.id, changes)
+
+    # -- keys -------------------------------------------------------------------------
+
+    async def rotate_secrets(self) -> RotationReport:
+        """Re-encrypt every stored secret of every user under the newest key."""
+        rotated = skipped = 0
+        async for mailbox_id, name, ciphertext in self._store.iter_mailbox_secrets():
+            context = secret_context(TABLE, mailbox_id, name)
+            new = self._secrets.rotate(ciphertext, context=context)
+            if await self._store.replace_mailbox_secret(mailbox_id, name, old=ciphertext, new=new):
+                rotated += 1
+            else:
+                skipped += 1  # changed meanwhile, so already under the newest key
+        return RotationReport(rotated=rotated, skipped_changed=skipped)
+
+    async def check_secrets(self, *, sample: int | None = 20) -> int:
+        """Decrypt up to `sample` stored secrets (all when None); raises SecretKeyError naming
+        the first that fails. Returns how many were checked."""
+        checked = 0
+        async with aclosing(self._store.iter_mailbox_secrets()) as secrets:
+            async for mailbox_id, name, ciphertext in secrets:
+                if sample is not None and checked >= sample:
+                    break
+                self._secrets.decrypt(ciphertext, context=secret_context(TABLE, mailbox_id, name))
+                checked += 1
+        return checked
+
+    # -- helpers ----------------------------------------------------------------------
+
+    async def _owner(self, user_id: str) -> str:
+        owner = object_id_arg(user_id, field="user_id")
+        user = await self._store.get_user(owner)
+        if user is None:
+            raise NotFoundError("user", user_id)
+        if not user.is_active:
+            raise ConflictError(f"user_id: user {user_id!r} is deactivated")
+        return owner
+
+    async def _linked(self, user_id: str, mailbox_id: str) -> Mailbox:
+        mailbox = await self.get_mailbox(user_id, mailbox_id)
+        if not mailbox.is_linked:
+            raise NotFoundError("linked mailbox", mailbox_id)
+        return mailbox
+
+    async def _updated(self, user_id: str, mailbox_id: str, changes: Mapping[str, Any]) -> Mailbox:
+        result = await self._store.update_mailbox(user_id, mailbox_id, changes)
+        if result is None:
+            raise NotFoundError("mailbox", mailbox_id)
+        return result

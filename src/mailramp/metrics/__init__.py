@@ -1,0 +1,1 @@
+"""Per-campaign counters and rates (`campaign_matrix`)."""

@@ -1,0 +1,59 @@
+"""The `campaign_matrix` document and how its rates follow from its counters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import Field
+
+from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, UTCDateTime
+
+COUNTERS = (
+    "total_sent",
+    "total_delivered",
+    "total_opened",
+    "total_clicks",
+    "total_bounced",
+    "total_replied",
+    "total_unsubscribed",
+)
+RATES = ("open_rate", "click_rate", "bounce_rate", "reply_rate")
+
+
+class CampaignMetrics(Record):
+    """Counters of unique recipients per event, and rates in percent with 2 decimals."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    campaign_id: CampaignIdStr
+    user_id: ObjectIdStr
+    mailbox_id: ObjectIdStr
+    total_sent: int = 0
+    total_delivered: int = 0
+    total_opened: int = 0
+    total_clicks: int = 0
+    total_bounced: int = 0
+    total_replied: int = 0
+    total_unsubscribed: int = 0
+    open_rate: float = 0.0
+    click_rate: float = 0.0
+    bounce_rate: float = 0.0
+    reply_rate: float = 0.0
+    created_at: UTCDateTime
+    last_updated: UTCDateTime
+
+
+def percent(part: int, whole: int) -> float:
+    """`part` as a percentage of `whole`, 2 decimals; 0 when `whole` is 0."""
+    return round(100.0 * part / whole, 2) if whole > 0 else 0.0
+
+
+def derived_fields(counters: Mapping[str, int]) -> dict[str, float | int]:
+    """`total_delivered` and the four rates, as DESIGN.md §5 defines them."""
+    delivered = max(counters["total_sent"] - counters["total_bounced"], 0)
+    return {
+        "total_delivered": delivered,
+        "open_rate": percent(counters["total_opened"], delivered),
+        "click_rate": percent(counters["total_clicks"], delivered),
+        "reply_rate": percent(counters["total_replied"], delivered),
+        "bounce_rate": percent(counters["total_bounced"], counters["total_sent"]),
+    }

@@ -1,0 +1,26 @@
+"""What the metrics domain needs from storage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from mailramp.metrics.models import CampaignMetrics
+
+
+class MetricsRepository(Protocol):
+    """`campaign_matrix` documents (created with their campaign, see CampaignRepository)."""
+
+    async def get_metrics(self, user_id: str, campaign_id: str) -> CampaignMetrics | None:
+        """The user's campaign's metrics."""
+        ...
+
+    async def get_metrics_unscoped(self, campaign_id: str) -> CampaignMetrics | None:
+        """A campaign's metrics whoever owns it — for workers and trusted in-process callers."""
+        ...
+
+    async def increment_metrics(
+        self, campaign_id: str, deltas: Mapping[str, int]
+    ) -> CampaignMetrics | None:
+        """Add `deltas` to counters and recompute delivered and the rates, atomically."""
+        ...

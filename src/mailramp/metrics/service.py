@@ -1,0 +1,39 @@
+"""Reading and counting campaign metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mailramp.errors import NotFoundError
+from mailramp.kit.validation import campaign_id_arg, object_id_arg
+from mailramp.metrics.models import CampaignMetrics
+from mailramp.metrics.repository import MetricsRepository
+
+
+class MetricsService:
+    """Per-campaign counters and rates."""
+
+    def __init__(self, metrics: MetricsRepository) -> None:
+        self._metrics = metrics
+
+    async def get_campaign_metrics(
+        self, campaign_id: str, *, user_id: str | None = None
+    ) -> CampaignMetrics:
+        """A campaign's metrics. With `user_id`, only that user's campaign is found; without,
+        any — for trusted in-process callers (CLI, db_manager, workers), never for a request."""
+        campaign_id = campaign_id_arg(campaign_id)
+        if user_id is None:
+            metrics = await self._metrics.get_metrics_unscoped(campaign_id)
+        else:
+            owner = object_id_arg(user_id, field="user_id")
+            metrics = await self._metrics.get_metrics(owner, campaign_id)
+        if metrics is None:
+            raise NotFoundError("campaign metrics", campaign_id)
+        return metrics
+
+    async def count(self, campaign_id: str, deltas: Mapping[str, int]) -> CampaignMetrics:
+        """Add to a campaign's counters; delivered and the rates follow."""
+        metrics = await self._metrics.increment_metrics(campaign_id_arg(campaign_id), deltas)
+        if metrics is None:
+            raise NotFoundError("campaign metrics", campaign_id)
+        return metrics

@@ -1,0 +1,124 @@
+"""The composition root: settings → store, keys and services, checked before any use.
+
+Everything that starts mailramp (the web app, the CLI, db_manager) goes through
+`open_runtime`, so a wrong database or a missing key fails at start-up with a message that
+says what to do, never later in the middle of a send.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import aclosing
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailramp.accounts.service import AccountService
+from mailramp.campaigns.service import CampaignService
+from mailramp.config import Settings
+from mailramp.errors import ConfigurationError, SecretKeyError
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.secrets import KeyFile, SecretBox
+from mailramp.legacy.service import LegacyService
+from mailramp.mailboxes.service import MailboxService
+from mailramp.metrics.service import MetricsService
+from mailramp.storage import Store
+from mailramp.storage.sql import SqlStore
+from mailramp.storage.sql.migrate import head_revision, upgrade
+
+log = logging.getLogger(__name__)
+
+STARTUP_SECRET_SAMPLE = 20
+
+
+@dataclass
+class Runtime:
+    """A running mailramp: one store and the services built on it."""
+
+    settings: Settings
+    store: Store
+    secrets: SecretBox
+    accounts: AccountService
+    mailboxes: MailboxService
+    campaigns: CampaignService
+    metrics: MetricsService
+    legacy: LegacyService
+
+    async def close(self) -> None:
+        """Release the database connections."""
+        await self.store.close()
+
+
+def open_store(settings: Settings) -> SqlStore:
+    """The storage adapter the database URL's scheme names."""
+    return SqlStore.from_url(settings.database_url)
+
+
+async def migrate_store(store: SqlStore) -> str:
+    """Apply pending migrations; returns the revision now in place."""
+    await upgrade(store.engine)
+    version = await store.schema_version()
+    assert version is not None
+    return version
+
+
+async def open_runtime(
+    settings: Settings | None = None, *, migrate: bool | None = None, clock: Clock = utc_now
+) -> Runtime:
+    """Open the store, bring or check its schema, load and check the keys, build services."""
+    settings = settings or Settings()
+    store = open_store(settings)
+    try:
+        if settings.auto_migrate if migrate is None else migrate:
+            await migrate_store(store)
+        else:
+            await _require_current_schema(store)
+        secrets = load_secret_box(settings, has_existing_secrets=await _has_secrets(store))
+        mailboxes = MailboxService(store, secrets, clock=clock)
+        await mailboxes.check_secrets(sample=STARTUP_SECRET_SAMPLE)
+    except BaseException:
+        await store.close()
+        raise
+    return Runtime(
+        settings=settings,
+        store=store,
+        secrets=secrets,
+        accounts=AccountService(store, clock=clock),
+        mailboxes=mailboxes,
+        campaigns=CampaignService(store, clock=clock),
+        metrics=MetricsService(store),
+        legacy=LegacyService(store),
+    )
+
+
+async def _require_current_schema(store: SqlStore) -> None:
+    version, head = await store.schema_version(), head_revision()
+    if version != head:
+        raise ConfigurationError(
+            f"the database schema is at {version or 'nothing (empty database)'} but this "
+            f"mailramp needs {head}: run `mailramp db upgrade`"
+        )
+
+
+async def _has_secrets(store: Store) -> bool:
+    async with aclosing(store.iter_mailbox_secrets()) as secrets:
+        async for _ in secrets:
+            return True
+    return False
+
+
+def load_secret_box(settings: Settings, *, has_existing_secrets: bool) -> SecretBox:
+    """The key set from MAILRAMP_ENCRYPTION_KEYS, else from the key file, which is generated
+    on first start — but never when the database already holds secrets, since a new key
+    could not decrypt them."""
+    keys = settings.encryption_key_list()
+    if keys is not None:
+        return SecretBox(keys)
+    key_file = KeyFile(Path(settings.encryption_key_file).absolute())
+    if key_file.exists():
+        return SecretBox(key_file.read())
+    if has_existing_secrets:
+        raise SecretKeyError(
+            f"the database holds encrypted mailbox secrets but the key file {key_file.path} "
+            "does not exist: restore it from your backup, or set MAILRAMP_ENCRYPTION_KEYS"
+        )
+    return SecretBox(key_file.create())

@@ -1,0 +1,34 @@
+"""Storage adapters. `Store` is what every adapter implements; services see only protocols."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mailramp.accounts.repository import UserRepository
+from mailramp.campaigns.repository import CampaignRepository
+from mailramp.legacy.repository import LegacyRepository
+from mailramp.mailboxes.repository import MailboxRepository
+from mailramp.metrics.repository import MetricsRepository
+from mailramp.tracking.repository import TrackingRepository
+
+
+class Store(
+    UserRepository,
+    MailboxRepository,
+    CampaignRepository,
+    MetricsRepository,
+    TrackingRepository,
+    LegacyRepository,
+    Protocol,
+):
+    """Every repository of every domain, on one backend."""
+
+    backend: str
+
+    async def schema_version(self) -> str | None:
+        """The applied schema revision, or None on an empty database."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

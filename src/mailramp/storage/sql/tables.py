@@ -1,0 +1,228 @@
+"""The SQL tables: one per schema collection, with exactly the schema's field names.
+
+Ids are ObjectIds as 24-hex strings. Index names are stable because the error mapping in
+`errors.py` reads them to say which field a duplicate hit.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from mailramp.storage.sql.types import UTCDateTime, json_document
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+ObjectIdColumn = String(24)
+
+users = Table(
+    "user_information_table",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("user_id", ObjectIdColumn, nullable=False),
+    Column("user_name", String(200), nullable=False),
+    Column("login_id", String(254), nullable=False),
+    Column("password", Text, nullable=True),
+    Column("email", String(254), nullable=True),
+    Column("clerk_user_id", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("last_login", UTCDateTime, nullable=True),
+    Index("uq_user_information_table_login_id", "login_id", unique=True),
+    # Unique when present: many users have no email or no Clerk id (NULLs never collide).
+    Index("uq_user_information_table_email", "email", unique=True),
+    Index("uq_user_information_table_clerk_user_id", "clerk_user_id", unique=True),
+    Index("ix_user_information_table_created_at", "created_at"),
+)
+
+mailboxes = Table(
+    "linkbox_box_table",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("mailbox_id", ObjectIdColumn, nullable=False),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("password", Text, nullable=True),
+    Column("access_token", Text, nullable=True),
+    Column("refresh_token", Text, nullable=True),
+    Column("token_expires_at", UTCDateTime, nullable=True),
+    Column("provider", String(20), nullable=False),
+    Column("user_profile", json_document(), nullable=False),
+    Column("is_primary", Boolean, nullable=False, server_default=text("false")),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("status", String(20), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("last_used", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("display_name", String(200), nullable=True),
+    Column("daily_limit", Integer, nullable=False),
+    Column("smtp_host", String(253), nullable=True),
+    Column("smtp_port", Integer, nullable=True),
+    Column("smtp_security", String(10), nullable=True),
+    Column("smtp_username", String(254), nullable=True),
+    Column("imap_host", String(253), nullable=True),
+    Column("imap_port", Integer, nullable=True),
+    Column("imap_security", String(10), nullable=True),
+    Column("imap_username", String(254), nullable=True),
+    Column("unlinked_at", UTCDateTime, nullable=True),
+    Index("uq_linkbox_box_table_user_id_email", "user_id", "email", unique=True),
+    # At most one primary per user, enforced by the database so concurrent links cannot
+    # both become primary.
+    Index(
+        "uq_linkbox_box_table_primary",
+        "user_id",
+        unique=True,
+        sqlite_where=text("is_primary"),
+        postgresql_where=text("is_primary"),
+    ),
+    Index("ix_linkbox_box_table_status", "status"),
+    Index("ix_linkbox_box_table_created_at", "created_at"),
+)
+
+campaigns = Table(
+    "campaign_creation_table",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("campaign_id", String(36), nullable=False),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
+    Column("campaign_name", String(200), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("total_recipients", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("created_by", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Index("uq_campaign_creation_table_campaign_id", "campaign_id", unique=True),
+    # Listing a user's campaigns newest first, optionally by status.
+    Index("ix_campaign_creation_table_user_id_created_at", "user_id", "created_at"),
+    Index("ix_campaign_creation_table_mailbox_id", "mailbox_id"),
+    Index("ix_campaign_creation_table_status_start_time", "status", "start_time"),
+    Index("ix_campaign_creation_table_start_time", "start_time"),
+)
+
+metrics = Table(
+    "campaign_matrix",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column(
+        "campaign_id",
+        String(36),
+        ForeignKey(campaigns.c.campaign_id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
+    *(
+        Column(name, Integer, nullable=False, server_default=text("0"))
+        for name in (
+            "total_sent",
+            "total_delivered",
+            "total_opened",
+            "total_clicks",
+            "total_bounced",
+            "total_replied",
+            "total_unsubscribed",
+        )
+    ),
+    *(
+        Column(name, Float, nullable=False, server_default=text("0"))
+        for name in ("open_rate", "click_rate", "bounce_rate", "reply_rate")
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_updated", UTCDateTime, nullable=False),
+    Index("uq_campaign_matrix_campaign_id", "campaign_id", unique=True),
+    Index("ix_campaign_matrix_user_id", "user_id"),
+    Index("ix_campaign_matrix_mailbox_id", "mailbox_id"),
+)
+
+tracking = Table(
+    "email_tracking",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column(
+        "campaign_id",
+        String(36),
+        ForeignKey(campaigns.c.campaign_id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
+    Column("recipient_email", String(254), nullable=False),
+    Column("merge_variables", json_document(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("scheduled_at", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("message_id", String(250), nullable=True),
+    Column("last_error", Text, nullable=True),
+    *(
+        Column(name, UTCDateTime, nullable=True)
+        for name in (
+            "sent_at",
+            "delivered_at",
+            "opened_at",
+            "clicked_at",
+            "replied_at",
+            "bounced_at",
+            "unsubscribed_at",
+        )
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(
+        "uq_email_tracking_campaign_id_recipient_email",
+        "campaign_id",
+        "recipient_email",
+        unique=True,
+    ),
+    # The send queue: workers look for due records by (status, scheduled_at).
+    Index("ix_email_tracking_status_scheduled_at", "status", "scheduled_at"),
+    # Replies and bounces are matched back to their record by Message-ID.
+    Index("ix_email_tracking_message_id", "message_id"),
+    Index("ix_email_tracking_user_id", "user_id"),
+    Index("ix_email_tracking_mailbox_id", "mailbox_id"),
+)
+
+
+def _legacy_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("_id", ObjectIdColumn, primary_key=True),
+        Column("user_id", ObjectIdColumn, nullable=True),
+        Column("created_at", UTCDateTime, nullable=True),
+        Column("document", json_document(), nullable=False),
+        Index(f"ix_{name}_user_id", "user_id"),
+        Index(f"ix_{name}_created_at", "created_at"),
+    )
+
+
+warm_up_emails = _legacy_table("warm_up_emails_table")
+email_campaigns = _legacy_table("email_campaigns")

@@ -1,0 +1,1 @@
+"""Per-recipient records (`email_tracking`): the send queue and what happened to each email."""

@@ -1,0 +1,70 @@
+"""The `email_tracking` document: one per (campaign, recipient).
+
+It is both the send-queue entry (status, scheduled_at, lease) and the tracking record
+(Message-ID and the first time of each event). Event counts beyond the first live in the
+event log; the `*_at` fields here are the firsts, which the metrics count.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, UTCDateTime
+
+
+class TrackingStatus(StrEnum):
+    """Where one email is. Final states end the record's life in the queue."""
+
+    PENDING = "pending"  # waiting for scheduled_at
+    SENDING = "sending"  # leased, Message-ID fixed, handed to the provider or about to be
+    SENT = "sent"  # the provider accepted it
+    FAILED = "failed"  # transient errors exhausted the attempts
+    BOUNCED = "bounced"  # permanent rejection at send time or a delivery-status report
+    UNCERTAIN = "uncertain"  # a lease expired mid-send: maybe sent; never resent by itself
+    EXPIRED = "expired"  # the campaign window closed before it was sent
+    CANCELLED = "cancelled"  # the campaign was cancelled before it was sent
+    SUPPRESSED = "suppressed"  # the address unsubscribed or bounced in another campaign
+
+
+FINAL_TRACKING_STATUSES = frozenset(
+    {
+        TrackingStatus.SENT,
+        TrackingStatus.FAILED,
+        TrackingStatus.BOUNCED,
+        TrackingStatus.UNCERTAIN,
+        TrackingStatus.EXPIRED,
+        TrackingStatus.CANCELLED,
+        TrackingStatus.SUPPRESSED,
+    }
+)
+
+
+class EmailTracking(Record):
+    """One recipient of one campaign."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    campaign_id: CampaignIdStr
+    user_id: ObjectIdStr
+    mailbox_id: ObjectIdStr
+    recipient_email: str
+    merge_variables: dict[str, Any] = Field(default_factory=dict)
+    status: TrackingStatus = TrackingStatus.PENDING
+    scheduled_at: UTCDateTime | None = None
+    attempts: int = 0
+    next_attempt_at: UTCDateTime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: UTCDateTime | None = None
+    message_id: str | None = None
+    last_error: str | None = None
+    sent_at: UTCDateTime | None = None
+    delivered_at: UTCDateTime | None = None
+    opened_at: UTCDateTime | None = None
+    clicked_at: UTCDateTime | None = None
+    replied_at: UTCDateTime | None = None
+    bounced_at: UTCDateTime | None = None
+    unsubscribed_at: UTCDateTime | None = None
+    created_at: UTCDateTime
+    updated_at: UTCDateTime

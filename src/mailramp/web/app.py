@@ -1,0 +1,61 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from mailramp import __version__
+from mailramp.config import Settings
+from mailramp.errors import MailrampError
+from mailramp.runtime import Runtime, open_runtime
+from mailramp.storage.sql.migrate import head_revision
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The runtime the app opened at start-up."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A mailramp app; the database and keys are opened and checked at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await open_runtime(settings)
+        try:
+            yield
+        finally:
+            await app.state.runtime.close()
+
+    app = FastAPI(title="mailramp", version=__version__, lifespan=lifespan)
+
+    @app.exception_handler(MailrampError)
+    async def _domain_error(_request: Request, error: MailrampError) -> JSONResponse:
+        return JSONResponse(status_code=error.status_code, content=error.to_dict())
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz(runtime: RuntimeDep) -> dict[str, Any]:
+        """Liveness and the database the process is using."""
+        version = await runtime.store.schema_version()
+        head = head_revision()
+        return {
+            "status": "ok" if version == head else "degraded",
+            "version": __version__,
+            "database": {
+                "backend": runtime.store.backend,
+                "schema_version": version,
+                "schema_head": head,
+                "up_to_date": version == head,
+            },
+        }
+
+    return app
