@@ -92,6 +92,7 @@ class InvalidTransitionError(ConflictError):
     code = "invalid_transition"
 
     def __init__(self, kind: str, current: str, requested: str, allowed: list[str]) -> None:
+        current, requested = str(current), str(requested)
         allowed_text = ", ".join(allowed) if allowed else "nothing (final state)"
         super().__init__(
             f"status: a {kind} cannot go from {current!r} to {requested!r}; "

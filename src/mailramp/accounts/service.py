@@ -99,8 +99,11 @@ class AccountService:
                     user_name=name, login_id=login_id, email=email, clerk_user_id=clerk_user_id
                 )
             except DuplicateError as error:
-                if error.field == "clerk_user_id":
-                    return await self.get_user_by_clerk_id(clerk_user_id)
+                # A concurrent first sign-in of the same Clerk user may have won the race on
+                # any of the unique fields: if it did, its user is ours.
+                winner = await self._users.get_user_by_clerk_id(clerk_user_id)
+                if winner is not None:
+                    return winner
                 if error.field != "login_id" or login_id == clerk_user_id:
                     raise
         raise AssertionError("unreachable: the last login id either succeeds or raises")

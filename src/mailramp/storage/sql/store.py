@@ -512,7 +512,7 @@ class SqlStore:
                 .where(tracking.c.campaign_id == campaign_id, tracking.c.user_id == user_id)
                 .group_by(tracking.c.status)
             )
-            return dict(rows.tuples())
+            return {str(status): int(count) for status, count in rows}
 
     # -- legacy -----------------------------------------------------------------------
 

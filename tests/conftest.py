@@ -1,0 +1,226 @@
+"""Shared fixtures: real databases for every backend, services on them, keys.
+
+Strict mode (`MAILRAMP_TEST_STRICT=1`, set by scripts/test and CI): a service the tests need
+that cannot be started is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from mailramp.accounts.models import User
+from mailramp.accounts.service import AccountService
+from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.service import CampaignService
+from mailramp.kit.secrets import SecretBox, generate_key
+from mailramp.legacy.service import LegacyService
+from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.service import MailboxService
+from mailramp.metrics.service import MetricsService
+from mailramp.storage.sql import SqlStore
+from mailramp.storage.sql.migrate import upgrade
+from tests.support.postgres import PostgresServer, PostgresUnavailable
+
+STRICT = os.environ.get("MAILRAMP_TEST_STRICT") == "1"
+BACKENDS = ["sqlite", "postgresql"]
+TEMPLATE_DATABASE = "mailramp_template"
+
+
+def _unavailable(reason: str) -> None:
+    if STRICT:
+        pytest.fail(f"strict mode: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass
+class PostgresTarget:
+    """Where PostgreSQL tests make their databases."""
+
+    admin_url: str
+    host_url: str  # without a database name
+
+    def url(self, database: str) -> str:
+        return f"{self.host_url}/{database}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresTarget]:
+    """A PostgreSQL server with a migrated template database."""
+    given = os.environ.get("MAILRAMP_TEST_POSTGRES_URL")
+    server = None
+    if given:
+        admin_url = given
+    else:
+        try:
+            server = PostgresServer.start()
+        except PostgresUnavailable as error:
+            _unavailable(str(error))
+        assert server is not None
+        admin_url = server.admin_url
+    host_url = admin_url.rsplit("/", 1)[0]
+    target = PostgresTarget(admin_url=admin_url, host_url=host_url)
+    asyncio.run(_make_template(target))
+    try:
+        yield target
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def _admin(target: PostgresTarget, *statements: str) -> None:
+    connection = await asyncpg.connect(target.admin_url.replace("postgresql://", "postgres://"))
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def _make_template(target: PostgresTarget) -> None:
+    await _admin(
+        target,
+        f"DROP DATABASE IF EXISTS {TEMPLATE_DATABASE}",
+        f"CREATE DATABASE {TEMPLATE_DATABASE}",
+    )
+    store = SqlStore.from_url(target.url(TEMPLATE_DATABASE))
+    try:
+        await upgrade(store.engine)
+    finally:
+        await store.close()
+
+
+_database_numbers = itertools.count()
+
+
+async def new_postgres_database(target: PostgresTarget) -> str:
+    """A fresh, migrated database (a copy of the template); returns its URL."""
+    name = f"mailramp_test_{os.getpid()}_{next(_database_numbers)}"
+    await _admin(target, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DATABASE}")
+    return target.url(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that tests copy instead of migrating again."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+
+    async def make() -> None:
+        store = SqlStore.from_url(f"sqlite:///{path}")
+        try:
+            await upgrade(store.engine)
+        finally:
+            await store.close()
+
+    asyncio.run(make())
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """The URL of a fresh, migrated database on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "mailramp.db"
+        path.write_bytes(sqlite_template.read_bytes())
+        return f"sqlite:///{path}"
+    target: PostgresTarget = request.getfixturevalue("postgres")
+    return asyncio.run(new_postgres_database(target))
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    """A Store on a fresh database."""
+    store = SqlStore.from_url(database_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def secret_box(key: str) -> SecretBox:
+    return SecretBox([key])
+
+
+@dataclass
+class Services:
+    """Every service, on one store."""
+
+    store: SqlStore
+    accounts: AccountService
+    mailboxes: MailboxService
+    campaigns: CampaignService
+    metrics: MetricsService
+    legacy: LegacyService
+
+
+@pytest.fixture
+def services(store: SqlStore, secret_box: SecretBox) -> Services:
+    return Services(
+        store=store,
+        accounts=AccountService(store),
+        mailboxes=MailboxService(store, secret_box),
+        campaigns=CampaignService(store),
+        metrics=MetricsService(store),
+        legacy=LegacyService(store),
+    )
+
+
+# -- builders for tests: one user / mailbox / campaign with sensible defaults ---------------
+
+_serial = itertools.count(1)
+
+
+async def make_user(services: Services, **fields: object) -> User:
+    """A new user with unique login id and email."""
+    n = next(_serial)
+    values: dict[str, object] = {
+        "user_name": f"User {n}",
+        "login_id": f"user{n}@example.com",
+        "email": f"user{n}@example.com",
+    }
+    values.update(fields)
+    return await services.accounts.create_user(**values)  # type: ignore[arg-type]
+
+
+async def make_mailbox(services: Services, user: User, **fields: object) -> Mailbox:
+    """A linked Outlook mailbox for `user`."""
+    n = next(_serial)
+    values: dict[str, object] = {
+        "email": f"sender{n}@example.com",
+        "provider": "outlook",
+        "access_token": f"token-{n}",
+    }
+    values.update(fields)
+    return await services.mailboxes.create_mailbox(user.user_id, **values)
+
+
+async def make_campaign(
+    services: Services, user: User, mailbox: Mailbox, **fields: object
+) -> Campaign:
+    """A scheduled campaign starting in an hour, for 24 hours."""
+    n = next(_serial)
+    values: dict[str, object] = {
+        "mailbox_id": mailbox.mailbox_id,
+        "campaign_name": f"Campaign {n}",
+        "subject": "Hello",
+        "message": "Email body",
+        "duration": 24,
+        "start_time": datetime.now(UTC) + timedelta(hours=1),
+        "total_recipients": 10,
+    }
+    values.update(fields)
+    return await services.campaigns.create_campaign(user.user_id, **values)
