@@ -101,10 +101,11 @@ async def _make_template(target: PostgresTarget) -> None:
 _database_numbers = itertools.count()
 
 
-async def new_postgres_database(target: PostgresTarget) -> str:
-    """A fresh, migrated database (a copy of the template); returns its URL."""
+async def new_postgres_database(target: PostgresTarget, *, migrated: bool = True) -> str:
+    """A fresh database, migrated (a copy of the template) or empty; returns its URL."""
     name = f"mailramp_test_{os.getpid()}_{next(_database_numbers)}"
-    await _admin(target, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DATABASE}")
+    template = TEMPLATE_DATABASE if migrated else "template0"
+    await _admin(target, f"CREATE DATABASE {name} TEMPLATE {template}")
     return target.url(name)
 
 

@@ -43,12 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(status_code=error.status_code, content=error.to_dict())
 
     @app.get("/healthz", tags=["operations"])
-    async def healthz(runtime: RuntimeDep) -> dict[str, Any]:
-        """Liveness and the database the process is using."""
+    async def healthz(runtime: RuntimeDep) -> JSONResponse:
+        """Liveness and the database the process is using; 503 if its schema is behind."""
         version = await runtime.store.schema_version()
         head = head_revision()
-        return {
-            "status": "ok" if version == head else "degraded",
+        body: dict[str, Any] = {
+            "status": "ok" if version == head else "schema_out_of_date",
             "version": __version__,
             "database": {
                 "backend": runtime.store.backend,
@@ -57,5 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "up_to_date": version == head,
             },
         }
+        return JSONResponse(status_code=200 if version == head else 503, content=body)
 
     return app

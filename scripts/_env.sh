@@ -1,0 +1,50 @@
+# Shared by scripts/serve and scripts/test: make sure .venv exists and holds this checkout's
+# dependencies. Re-installs only when pyproject.toml changed since the last install.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+find_python() {
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  echo "mailramp needs Python 3.11 or newer; none found on PATH" >&2
+  return 1
+}
+
+ensure_venv() {
+  local extras="$1"  # "" or "[dev]"
+  local python
+  python="$(find_python)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$python" -m venv "$VENV" 2>/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing python3-venv" >&2
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        rm -rf "$VENV"
+        "$python" -m venv "$VENV"
+      else
+        echo "cannot create a virtual environment: install python3-venv" >&2
+        return 1
+      fi
+    fi
+  fi
+  local stamp="$VENV/.installed$extras"
+  local digest
+  digest="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+    echo "installing mailramp$extras into .venv" >&2
+    local log="$VENV/pip.log"
+    if ! "$VENV/bin/python" -m pip install --quiet -e "$ROOT$extras" >"$log" 2>&1; then
+      grep -v '^WARNING: Location' "$log" >&2
+      echo "installing mailramp$extras failed (full log: $log)" >&2
+      return 1
+    fi
+    echo "$digest" >"$stamp"
+  fi
+}

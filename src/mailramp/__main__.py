@@ -1,0 +1,5 @@
+"""`python -m mailramp` is the `mailramp` command."""
+
+from mailramp.cli.main import app
+
+app()

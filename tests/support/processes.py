@@ -1,0 +1,76 @@
+"""Running mailramp's own command as a user would: a subprocess in a directory of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+MAILRAMP = [sys.executable, "-m", "mailramp"]
+
+
+def clean_environment(**overrides: str) -> dict[str, str]:
+    """The environment without any MAILRAMP_ setting of the caller's, plus `overrides`."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MAILRAMP_")}
+    environment.update(overrides)
+    return environment
+
+
+def run_mailramp(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`mailramp ARGS` to completion."""
+    return subprocess.run(
+        [*MAILRAMP, *args],
+        cwd=cwd,
+        env=dict(env) if env is not None else clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@contextmanager
+def serving(
+    port: int, *, cwd: Path, env: Mapping[str, str] | None = None, ready_timeout: float = 30
+) -> Iterator[subprocess.Popen[str]]:
+    """`mailramp serve` running until the block ends; waits for /healthz to answer. Its
+    output goes to `serve.log` in `cwd`."""
+    log = (cwd / "serve.log").open("w")
+    process = subprocess.Popen(
+        [*MAILRAMP, "serve", "--port", str(port)],
+        cwd=cwd,
+        env=dict(env) if env is not None else clean_environment(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                output = (cwd / "serve.log").read_text()
+                raise AssertionError(f"mailramp serve exited {process.returncode}:\n{output}")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("mailramp serve did not answer in time") from None
+                time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
