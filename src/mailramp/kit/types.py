@@ -67,6 +67,7 @@ class Input(BaseModel):
 
 
 InputT = TypeVar("InputT", bound=Input)
+SECRET_INPUTS = frozenset({"password", "access_token", "refresh_token"})
 T = TypeVar("T")
 
 
@@ -79,7 +80,10 @@ def parse_input(model: type[InputT], data: dict[str, Any]) -> InputT:
         message = problem["msg"].removeprefix("Value error, ")
         # A rule spanning several fields has no location; its message starts with the field.
         field = ".".join(str(part) for part in problem["loc"]) or message.split(" ", 1)[0]
-        raise ValidationError(field, message, value=problem.get("input")) from None
+        value = problem.get("input")
+        if field in SECRET_INPUTS or isinstance(value, pydantic.SecretStr):
+            value = None  # never carry a secret in an error, where it could be logged
+        raise ValidationError(field, message, value=value) from None
 
 
 class Page(BaseModel, Generic[T]):
