@@ -20,6 +20,7 @@ from sqlalchemy import (
     text,
 )
 
+from mailramp.metrics.models import COUNTERS, RATES
 from mailramp.storage.sql.types import UTCDateTime, json_document
 
 NAMING = {
@@ -137,22 +138,8 @@ metrics = Table(
     ),
     Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
     Column("mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
-    *(
-        Column(name, Integer, nullable=False, server_default=text("0"))
-        for name in (
-            "total_sent",
-            "total_delivered",
-            "total_opened",
-            "total_clicks",
-            "total_bounced",
-            "total_replied",
-            "total_unsubscribed",
-        )
-    ),
-    *(
-        Column(name, Float, nullable=False, server_default=text("0"))
-        for name in ("open_rate", "click_rate", "bounce_rate", "reply_rate")
-    ),
+    *(Column(name, Integer, nullable=False, server_default=text("0")) for name in COUNTERS),
+    *(Column(name, Float, nullable=False, server_default=text("0")) for name in RATES),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_updated", UTCDateTime, nullable=False),
     Index("uq_campaign_matrix_campaign_id", "campaign_id", unique=True),
