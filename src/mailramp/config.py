@@ -46,6 +46,20 @@ class Settings(BaseSettings):
         "(turn off when `mailramp db upgrade` runs as a deploy step).",
     )
     log_level: str = "INFO"
+    allow_private_hosts: bool = Field(
+        default=False,
+        description="Let mailbox SMTP/IMAP hosts resolve to loopback or private addresses "
+        "(a mail server on your own network).",
+    )
+    run_worker: bool = Field(
+        default=True, description="Run a sending worker inside `mailramp serve`."
+    )
+    worker_lease_seconds: float = Field(default=120, gt=0)
+    worker_batch_size: int = Field(default=200, ge=1, le=10_000)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    worker_in_flight_per_mailbox: int = Field(default=5, ge=1, le=100)
+    send_max_attempts: int = Field(default=5, ge=1, le=50)
+    send_retry_base_seconds: float = Field(default=60, gt=0)
 
     @field_validator("public_base_url")
     @classmethod

@@ -17,11 +17,12 @@ stored and never come back.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -33,6 +34,7 @@ from mailramp.legacy.models import LegacyDocument
 from mailramp.mailboxes.models import Mailbox
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.runtime import Runtime, open_runtime
+from mailramp.sending.models import ImportReport
 from mailramp.tracking.models import EmailTracking
 
 T = TypeVar("T")
@@ -254,6 +256,27 @@ class DatabaseManager:
         """Cancel a campaign for good."""
         return self._run(lambda r: r.campaigns.cancel(user_id, campaign_id))
 
+    # -- recipients and sending -------------------------------------------------------
+
+    def import_recipients(
+        self, user_id: str, campaign_id: str, csv_file: str | os.PathLike[str] | BinaryIO
+    ) -> ImportReport:
+        """Import recipients from a CSV file (a path or a binary file object)."""
+        if isinstance(csv_file, (str, os.PathLike)):
+            with open(csv_file, "rb") as stream:
+                return self._run(
+                    lambda r: r.sending.import_recipients(user_id, campaign_id, stream)
+                )
+        return self._run(lambda r: r.sending.import_recipients(user_id, campaign_id, csv_file))
+
+    def recipient_status_counts(self, user_id: str, campaign_id: str) -> dict[str, int]:
+        """How many of the campaign's recipients are in each state."""
+        return self._run(lambda r: r.sending.status_counts(user_id, campaign_id))
+
+    def resend_uncertain(self, user_id: str, campaign_id: str) -> int:
+        """Queue the campaign's uncertain records again (the user's choice)."""
+        return self._run(lambda r: r.sending.resend_uncertain(user_id, campaign_id))
+
     # -- metrics and tracking ---------------------------------------------------------
 
     def get_campaign_metrics(
@@ -338,4 +361,7 @@ list_legacy = _default.list_legacy
 get_legacy = _default.get_legacy
 import_legacy = _default.import_legacy
 rotate_keys = _default.rotate_keys
+import_recipients = _default.import_recipients
+recipient_status_counts = _default.recipient_status_counts
+resend_uncertain = _default.resend_uncertain
 close = _default.close

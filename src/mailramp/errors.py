@@ -4,6 +4,8 @@
 
     MailrampError                 500 internal
     ├── ValidationError           422 invalid           bad input; names the field and the value
+    │   ├── ImportFileError       422 invalid_file      recipient file not UTF-8 CSV with `email`
+    │   └── PlanError             422 plan_does_not_fit recipients exceed window and limits
     ├── NotFoundError             404 not_found         missing, or owned by someone else
     ├── ConflictError             409 conflict          the request contradicts stored state
     │   ├── DuplicateError        409 duplicate         a unique field already holds this value
@@ -50,6 +52,38 @@ class ValidationError(MailrampError):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "field": self.field}
+
+
+class ImportFileError(ValidationError):
+    """A recipient file refused as a whole; nothing of it was imported."""
+
+    code = "invalid_file"
+
+    def __init__(self, message: str, *, row: int | None = None) -> None:
+        super().__init__("file", message, value=row)
+        self.row = row
+
+
+class PlanError(ValidationError):
+    """The recipients do not fit the campaign's window, sending hours and daily limit; the
+    message says how many fit and what duration or daily limit would fit them all."""
+
+    code = "plan_does_not_fit"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fit: int,
+        wanted: int,
+        needed_duration_hours: float | None,
+        needed_daily_limit: int | None,
+    ) -> None:
+        super().__init__("total_recipients", message, value=wanted)
+        self.fit = fit
+        self.wanted = wanted
+        self.needed_duration_hours = needed_duration_hours
+        self.needed_daily_limit = needed_daily_limit
 
 
 class NotFoundError(MailrampError):

@@ -21,6 +21,9 @@ from mailramp.kit.secrets import KeyFile, SecretBox
 from mailramp.legacy.service import LegacyService
 from mailramp.mailboxes.service import MailboxService
 from mailramp.metrics.service import MetricsService
+from mailramp.providers.registry import DefaultProviders, ProviderFactory
+from mailramp.sending.service import SendingService
+from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import head_revision, upgrade
@@ -42,6 +45,29 @@ class Runtime:
     campaigns: CampaignService
     metrics: MetricsService
     legacy: LegacyService
+    sending: SendingService
+    clock: Clock
+
+    def worker(
+        self, *, providers: ProviderFactory | None = None, worker_id: str | None = None
+    ) -> SendingWorker:
+        """A sending worker on this runtime's store, paced by the settings."""
+        settings = self.settings
+        return SendingWorker(
+            self.store,
+            self.mailboxes,
+            providers or DefaultProviders(allow_private_hosts=settings.allow_private_hosts),
+            settings=WorkerSettings(
+                lease_seconds=settings.worker_lease_seconds,
+                batch_size=settings.worker_batch_size,
+                in_flight_per_mailbox=settings.worker_in_flight_per_mailbox,
+                max_attempts=settings.send_max_attempts,
+                retry_base_seconds=settings.send_retry_base_seconds,
+                poll_seconds=settings.worker_poll_seconds,
+            ),
+            clock=self.clock,
+            worker_id=worker_id,
+        )
 
     async def close(self) -> None:
         """Release the database connections."""
@@ -87,6 +113,8 @@ async def open_runtime(
         campaigns=CampaignService(store, clock=clock),
         metrics=MetricsService(store),
         legacy=LegacyService(store),
+        sending=SendingService(store, clock=clock),
+        clock=clock,
     )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, UTCDateTime
 
@@ -44,6 +45,52 @@ RUNNING_STATUSES = frozenset(
 MAX_DURATION_HOURS = 24 * 366
 
 
+class MessageFormat(StrEnum):
+    """How `message` is written: plain text, or HTML (sent with a generated text part)."""
+
+    TEXT = "text"
+    HTML = "html"
+
+
+class SendingWindow(BaseModel):
+    """When sends may go out: these weekdays (0 = Monday), from `start_hour` to `end_hour`,
+    in `timezone`. The daily limit counts calendar days in the same time zone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    start_hour: int = Field(default=9, ge=0, le=23)
+    end_hour: int = Field(default=17, ge=1, le=24)
+    timezone: str = "UTC"
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        if not days or any(day not in range(7) for day in days):
+            raise ValueError("days must list weekdays 0 (Monday) to 6 (Sunday)")
+        return tuple(sorted(set(days)))
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name)") from None
+        return name
+
+    @model_validator(mode="after")
+    def _hours(self) -> SendingWindow:
+        if self.end_hour <= self.start_hour:
+            raise ValueError("end_hour must be after start_hour")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The window's time zone."""
+        return ZoneInfo(self.timezone)
+
+
 class Campaign(Record):
     """A campaign: what to send, from which mailbox, across `[start_time, end_time)`."""
 
@@ -62,3 +109,5 @@ class Campaign(Record):
     created_at: UTCDateTime
     updated_at: UTCDateTime
     created_by: ObjectIdStr
+    message_format: MessageFormat = MessageFormat.TEXT
+    sending_window: SendingWindow | None = None

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from mailramp.campaigns.models import MAX_DURATION_HOURS
+from mailramp.campaigns.models import MAX_DURATION_HOURS, MessageFormat, SendingWindow
 from mailramp.kit.types import Input, Name, ObjectIdStr, UTCDateTime
 
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=998)]
@@ -24,6 +24,8 @@ class CampaignCreate(Input):
     duration: DurationHours
     start_time: UTCDateTime
     total_recipients: int = Field(default=0, ge=0)
+    message_format: MessageFormat = MessageFormat.TEXT
+    sending_window: SendingWindow | None = None
 
 
 class CampaignUpdate(Input):
@@ -35,3 +37,5 @@ class CampaignUpdate(Input):
     message: Body | None = None
     duration: DurationHours | None = None
     start_time: UTCDateTime | None = None
+    message_format: MessageFormat | None = None
+    sending_window: SendingWindow | None = None

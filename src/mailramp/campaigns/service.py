@@ -19,8 +19,12 @@ from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_campaign_id, new_object_id
 from mailramp.kit.types import Page, parse_input
 from mailramp.kit.validation import campaign_id_arg, enum_arg, object_id_arg
+from mailramp.mailboxes.models import Mailbox
 from mailramp.metrics.models import CampaignMetrics
+from mailramp.sending import planner
+from mailramp.sending.scheduling import plan_function, plan_request
 from mailramp.storage import Store
+from mailramp.tracking.models import TrackingStatus
 
 STATUS_CHANGE_RETRIES = 3
 
@@ -49,7 +53,7 @@ class CampaignService:
             raise NotFoundError("user", user_id)
         if not user.is_active:
             raise ConflictError(f"user_id: user {user_id!r} is deactivated")
-        await self._sending_mailbox(owner, data.mailbox_id)
+        mailbox = await self._sending_mailbox(owner, data.mailbox_id)
         now = self._clock()
         campaign_id = new_campaign_id()
         object_id = new_object_id()
@@ -66,9 +70,15 @@ class CampaignService:
             end_time=end_time_of(data),
             status=CampaignStatus.SCHEDULED,
             total_recipients=data.total_recipients,
+            message_format=data.message_format,
+            sending_window=data.sending_window,
             created_at=now,
             updated_at=now,
             created_by=owner,
+        )
+        # Refuse at once a campaign whose declared recipients cannot fit its window.
+        planner.check_fits(
+            await plan_request(self._store, campaign, mailbox, now=now, count=data.total_recipients)
         )
         metrics = CampaignMetrics(
             id=new_object_id(),
@@ -107,19 +117,25 @@ class CampaignService:
         changes: dict[str, Any] = {}
         for name in data.model_fields_set:
             value = getattr(data, name)
-            if value is None:
+            if value is None and name != "sending_window":
                 raise ValidationError(name, "cannot be cleared", value=None)
             changes[name] = value
         if campaign.status is not CampaignStatus.SCHEDULED:
             raise NotEditableError(
                 f"status: only a scheduled campaign can be edited; this one is {campaign.status}"
             )
-        if "mailbox_id" in changes:
-            await self._sending_mailbox(campaign.user_id, changes["mailbox_id"])
+        mailbox = await self._sending_mailbox(
+            campaign.user_id, changes.get("mailbox_id", campaign.mailbox_id)
+        )
         start = changes.get("start_time", campaign.start_time)
         duration = changes.get("duration", campaign.duration)
         changes["end_time"] = start + timedelta(hours=duration)
         changes["updated_at"] = self._clock()
+        pending = await self._pending_count(campaign)
+        edited = campaign.model_copy(update=changes)
+        planner.check_fits(
+            await plan_request(self._store, edited, mailbox, now=self._clock(), count=pending)
+        )
         updated = await self._store.update_campaign(
             campaign.user_id,
             campaign.campaign_id,
@@ -130,6 +146,8 @@ class CampaignService:
             raise NotEditableError(
                 "status: the campaign left 'scheduled' while it was being edited"
             )
+        if pending:
+            await self._replan(updated)
         return updated
 
     async def change_status(self, user_id: str, campaign_id: str, status: str) -> Campaign:
@@ -151,25 +169,45 @@ class CampaignService:
             # Someone else changed the status between our read and write: judge again.
         raise ConflictError("status: the campaign's status keeps changing; try again")
 
+    async def _pending_count(self, campaign: Campaign) -> int:
+        counts = await self._store.count_tracking_by_status(campaign.user_id, campaign.campaign_id)
+        return counts.get(TrackingStatus.PENDING.value, 0)
+
+    async def _replan(self, campaign: Campaign) -> None:
+        now = self._clock()
+        if now >= campaign.end_time:
+            return  # the lifecycle expires whatever is left
+        mailbox = await self._store.get_mailbox(campaign.user_id, campaign.mailbox_id)
+        if mailbox is None:
+            raise NotFoundError("mailbox", campaign.mailbox_id)
+        plan = await plan_function(self._store, campaign, mailbox, now=now)
+        await self._store.replan_pending(campaign, plan=plan)
+
     async def pause(self, user_id: str, campaign_id: str) -> Campaign:
         """Stop sending until resumed."""
         return await self.change_status(user_id, campaign_id, CampaignStatus.PAUSED)
 
     async def resume(self, user_id: str, campaign_id: str) -> Campaign:
-        """Continue a paused campaign: `active` if its start has passed, else `scheduled`."""
+        """Continue a paused campaign: `active` if its start has passed, else `scheduled`.
+        The recipients not yet sent are spread again across what is left of the window."""
         campaign = await self.get_campaign(user_id, campaign_id)
         target = (
             CampaignStatus.ACTIVE
             if self._clock() >= campaign.start_time
             else CampaignStatus.SCHEDULED
         )
-        return await self.change_status(user_id, campaign_id, target)
+        resumed = await self.change_status(user_id, campaign_id, target)
+        await self._replan(resumed)
+        return resumed
 
     async def cancel(self, user_id: str, campaign_id: str) -> Campaign:
-        """Stop the campaign for good."""
-        return await self.change_status(user_id, campaign_id, CampaignStatus.CANCELLED)
+        """Stop the campaign for good: what has not left is marked `cancelled` (sends already
+        in flight finish)."""
+        cancelled = await self.change_status(user_id, campaign_id, CampaignStatus.CANCELLED)
+        await self._store.cancel_pending(cancelled.campaign_id, now=self._clock())
+        return cancelled
 
-    async def _sending_mailbox(self, owner: str, mailbox_id: str) -> None:
+    async def _sending_mailbox(self, owner: str, mailbox_id: str) -> Mailbox:
         mailbox = await self._store.get_mailbox(owner, mailbox_id)
         if mailbox is None or not mailbox.is_linked:
             raise NotFoundError("mailbox", mailbox_id)
@@ -179,3 +217,4 @@ class CampaignService:
                 f"mailbox_id: mailbox {mailbox.email} is {mailbox.status}{reason}; "
                 "only an active mailbox can send a campaign"
             )
+        return mailbox

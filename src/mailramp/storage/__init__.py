@@ -9,6 +9,8 @@ from mailramp.campaigns.repository import CampaignRepository
 from mailramp.legacy.repository import LegacyRepository
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.metrics.repository import MetricsRepository
+from mailramp.sending.repository import SendingRepository
+from mailramp.suppression.repository import SuppressionRepository
 from mailramp.tracking.repository import TrackingRepository
 
 
@@ -19,6 +21,8 @@ class Store(
     MetricsRepository,
     TrackingRepository,
     LegacyRepository,
+    SendingRepository,
+    SuppressionRepository,
     Protocol,
 ):
     """Every repository of every domain, on one backend."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -30,11 +31,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = await open_runtime(settings)
+        runtime = await open_runtime(settings)
+        app.state.runtime = runtime
+        worker = runtime.worker() if runtime.settings.run_worker else None
+        task = asyncio.create_task(worker.run(), name="sending-worker") if worker else None
         try:
             yield
         finally:
-            await app.state.runtime.close()
+            if worker is not None and task is not None:
+                worker.stop()  # sends in flight finish; the rest is released
+                await task
+            await runtime.close()
 
     app = FastAPI(title="mailramp", version=__version__, lifespan=lifespan)
 

@@ -8,17 +8,13 @@ clause; the only unscoped methods say so in their names or docstrings.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from datetime import datetime
-from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Table, and_, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign, CampaignStatus
@@ -27,17 +23,15 @@ from mailramp.kit.ids import is_object_id, new_object_id
 from mailramp.kit.types import Page
 from mailramp.legacy.models import LegacyCollection, LegacyDocument
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
-from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
+from mailramp.metrics.models import COUNTERS, CampaignMetrics
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.engine import create_engines
-from mailramp.storage.sql.errors import PrimaryMailboxConflict, translate_integrity_error
+from mailramp.storage.sql.base import changes_row, to_row
+from mailramp.storage.sql.errors import PrimaryMailboxConflict
+from mailramp.storage.sql.sending import SqlSending
 from mailramp.tracking.models import EmailTracking, TrackingStatus
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 PRIMARY_RETRIES = 5
 SECRET_SCAN_BATCH = 500
-MAX_PAGE_SIZE = 1000
 
 _LEGACY_TABLES = {
     LegacyCollection.WARM_UP_EMAILS: tables.warm_up_emails,
@@ -45,109 +39,8 @@ _LEGACY_TABLES = {
 }
 
 
-def to_row(model: BaseModel) -> dict[str, Any]:
-    """A model's stored fields under their stored names (aliases), including secret fields
-    that serialisation leaves out."""
-    row: dict[str, Any] = {}
-    for name, field in type(model).model_fields.items():
-        row[field.alias or name] = _plain(getattr(model, name))
-    return row
-
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
-
-
-def _changes(changes: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _plain(value) for key, value in changes.items()}
-
-
-def _check_page(offset: int, limit: int) -> None:
-    from mailramp.errors import ValidationError
-
-    if offset < 0:
-        raise ValidationError("offset", f"must be 0 or more, got {offset}", value=offset)
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
-
-
-class SqlStore:
+class SqlStore(SqlSending):
     """The Store on SQLite or PostgreSQL."""
-
-    def __init__(self, writer: AsyncEngine, reader: AsyncEngine | None = None) -> None:
-        self._writer = writer
-        self._reader = reader or writer
-        self.backend: str = writer.dialect.name
-
-    @classmethod
-    def from_url(cls, database_url: str) -> SqlStore:
-        """A store on the database the URL names (sqlite:///… or postgresql://…)."""
-        writer, reader = create_engines(database_url)
-        return cls(writer, reader)
-
-    @property
-    def engine(self) -> AsyncEngine:
-        """The engine writes (and migrations) go through."""
-        return self._writer
-
-    async def close(self) -> None:
-        await self._writer.dispose()
-        if self._reader is not self._writer:
-            await self._reader.dispose()
-
-    # -- transactions -----------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _write(self, values: dict[str, Any] | None = None) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._writer.begin() as connection:
-                yield connection
-        except IntegrityError as error:
-            raise translate_integrity_error(error, values) from None
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._reader.connect() as connection:
-            yield connection
-
-    async def _one(
-        self, connection: AsyncConnection, model: type[ModelT], statement: Any
-    ) -> ModelT | None:
-        row = (await connection.execute(statement)).mappings().first()
-        return None if row is None else model.model_validate(dict(row))
-
-    async def _page(
-        self,
-        connection: AsyncConnection,
-        model: type[ModelT],
-        table: Table,
-        condition: Any,
-        order: Sequence[Any],
-        offset: int,
-        limit: int,
-    ) -> Page[ModelT]:
-        _check_page(offset, limit)
-        total = (
-            await connection.execute(select(func.count()).select_from(table).where(condition))
-        ).scalar_one()
-        rows = (
-            await connection.execute(
-                select(table).where(condition).order_by(*order).offset(offset).limit(limit)
-            )
-        ).mappings()
-        items = [model.model_validate(dict(row)) for row in rows]
-        return Page[model](items=items, total=total, offset=offset, limit=limit)  # type: ignore[valid-type]
-
-    # -- schema -----------------------------------------------------------------------
-
-    async def schema_version(self) -> str | None:
-        """The applied Alembic revision, or None when the database has never been migrated."""
-        try:
-            async with self._read() as connection:
-                result = await connection.exec_driver_sql("SELECT version_num FROM alembic_version")
-                return result.scalar_one_or_none()
-        except DBAPIError:
-            return None
 
     # -- users ------------------------------------------------------------------------
 
@@ -178,7 +71,7 @@ class SqlStore:
             )
 
     async def update_user(self, user_id: str, changes: Mapping[str, Any]) -> User | None:
-        values = _changes(changes)
+        values = changes_row(changes)
         users = tables.users
         async with self._write(values) as connection:
             if values:
@@ -266,7 +159,7 @@ class SqlStore:
     async def update_mailbox(
         self, user_id: str, mailbox_id: str, changes: Mapping[str, Any]
     ) -> Mailbox | None:
-        values = _changes(changes)
+        values = changes_row(changes)
         boxes = tables.mailboxes
         condition = self._mailbox_of(user_id, mailbox_id)
 
@@ -390,7 +283,7 @@ class SqlStore:
         *,
         expected_status: CampaignStatus,
     ) -> Campaign | None:
-        values = _changes(changes)
+        values = changes_row(changes)
         campaigns = tables.campaigns
         condition = self._campaign_of(user_id, campaign_id)
         async with self._write(values) as connection:
@@ -438,31 +331,14 @@ class SqlStore:
         if unknown:
             raise ValueError(f"not incrementable counters: {sorted(unknown)}")
         metrics = tables.metrics
-        condition = metrics.c.campaign_id == campaign_id
         async with self._write() as connection:
-            # The first UPDATE takes the row lock, so the counters read next are ours alone
-            # until commit and the derived fields written after them are consistent.
-            result = await connection.execute(
-                update(metrics)
-                .where(condition)
-                .values({name: metrics.c[name] + delta for name, delta in deltas.items()})
-                .values(last_updated=utc_now())
-            )
-            if result.rowcount != 1:
+            if not await self._increment(connection, campaign_id, deltas, utc_now()):
                 return None
-            counters = (
-                (
-                    await connection.execute(
-                        select(*(metrics.c[name] for name in COUNTERS)).where(condition)
-                    )
-                )
-                .mappings()
-                .one()
+            return await self._one(
+                connection,
+                CampaignMetrics,
+                select(metrics).where(metrics.c.campaign_id == campaign_id),
             )
-            await connection.execute(
-                update(metrics).where(condition).values(derived_fields(dict(counters)))
-            )
-            return await self._one(connection, CampaignMetrics, select(metrics).where(condition))
 
     # -- tracking ---------------------------------------------------------------------
 

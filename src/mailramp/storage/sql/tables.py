@@ -118,6 +118,8 @@ campaigns = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("created_by", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("message_format", String(10), nullable=False, server_default=text("'text'")),
+    Column("sending_window", json_document(), nullable=True),
     Index("uq_campaign_creation_table_campaign_id", "campaign_id", unique=True),
     # Listing a user's campaigns newest first, optionally by status.
     Index("ix_campaign_creation_table_user_id_created_at", "user_id", "created_at"),
@@ -213,3 +215,16 @@ def _legacy_table(name: str) -> Table:
 
 warm_up_emails = _legacy_table("warm_up_emails_table")
 email_campaigns = _legacy_table("email_campaigns")
+
+suppressions = Table(
+    "suppression_list",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("reason", String(20), nullable=False),
+    Column("campaign_id", String(36), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("uq_suppression_list_user_id_email", "user_id", "email", unique=True),
+)

@@ -1,0 +1,53 @@
+"""How mail leaves a mailbox: a small Provider protocol and its adapters.
+
+Errors a provider raises say what the engine should do (errors.py draws the rest):
+
+    ProviderError
+    ├── TransientSendError     nothing left; try again later (4xx, refused connection)
+    ├── PermanentSendError     the recipient was refused (5xx): a bounce
+    ├── UncertainSendError     the connection broke mid-handover: it may have left
+    └── MailboxUnusableError   the mailbox itself cannot send (bad credentials, provider
+                               not available): stop using it until the user acts
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from typing import Protocol
+
+
+class ProviderError(Exception):
+    """Base of what providers raise; `smtp_code` when the server gave one."""
+
+    def __init__(self, message: str, *, smtp_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.smtp_code = smtp_code
+
+
+class TransientSendError(ProviderError):
+    """The message did not leave; the same send may succeed later."""
+
+
+class PermanentSendError(ProviderError):
+    """The recipient (or message) was refused for good: a bounce."""
+
+
+class UncertainSendError(ProviderError):
+    """The message may have been accepted: never retried automatically."""
+
+
+class MailboxUnusableError(ProviderError):
+    """The mailbox cannot send at all until its owner fixes it."""
+
+
+class Provider(Protocol):
+    """Sends messages from one mailbox; keeps its connection between sends."""
+
+    async def send(self, message: EmailMessage, *, sender: str, recipient: str) -> None:
+        """Hand one message over for delivery to `recipient`."""
+        ...
+
+    async def close(self) -> None:
+        """Close any open connection."""
+        ...

@@ -1,0 +1,92 @@
+"""Building the email for one recipient with the stdlib `email` package."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from html.parser import HTMLParser
+
+from mailramp.campaigns.models import Campaign, MessageFormat
+from mailramp.mailboxes.models import Mailbox
+from mailramp.sending import templates
+from mailramp.tracking.models import EmailTracking
+
+
+def message_id_for(record_id: str, sender: str) -> str:
+    """The Message-ID of a record: fixed by the record, so a retry reuses it and a reply
+    or bounce finds its way back."""
+    domain = sender.rsplit("@", 1)[-1]
+    return f"<{record_id}.mailramp@{domain}>"
+
+
+def merge_values(record: EmailTracking) -> dict[str, object]:
+    """What placeholders can name: the CSV columns, and `email`."""
+    return {**record.merge_variables, "email": record.recipient_email}
+
+
+def build_message(
+    *, campaign: Campaign, mailbox: Mailbox, record: EmailTracking, sent_at: datetime
+) -> EmailMessage:
+    """The complete message: headers, and a text part (plus the HTML part for HTML bodies)."""
+    values = merge_values(record)
+    message = EmailMessage()
+    message["From"] = Address(display_name=mailbox.display_name or "", addr_spec=mailbox.email)
+    message["To"] = record.recipient_email
+    message["Subject"] = templates.render_header(campaign.subject, values)
+    message["Date"] = format_datetime(sent_at)
+    message["Message-ID"] = record.message_id or message_id_for(record.id, mailbox.email)
+    if campaign.message_format is MessageFormat.HTML:
+        body = templates.render(campaign.message, values, escape_html=True)
+        message.set_content(html_to_text(body))
+        message.add_alternative(body, subtype="html")
+    else:
+        message.set_content(templates.render(campaign.message, values))
+    return message
+
+
+class _TextExtractor(HTMLParser):
+    BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+    HIDDEN = frozenset({"style", "script", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+        self._links: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.HIDDEN:
+            self._hidden += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "li":
+            self.parts.append("- ")
+        if tag == "a":
+            self._links.append(dict(attrs).get("href"))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self._hidden = max(self._hidden - 1, 0)
+        elif tag in {"p", "div", "tr"} or (tag.startswith("h") and tag[1:].isdigit()):
+            self.parts.append("\n")
+        if tag == "a" and self._links:
+            href = self._links.pop()
+            if href and href.startswith(("http://", "https://", "mailto:")):
+                self.parts.append(f" ({href})")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def html_to_text(body: str) -> str:
+    """A readable plain-text version of an HTML body, links kept as `text (url)`."""
+    extractor = _TextExtractor()
+    extractor.feed(body)
+    extractor.close()
+    text = "".join(extractor.parts)
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"

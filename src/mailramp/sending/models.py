@@ -1,0 +1,80 @@
+"""What the sending engine passes between its parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """What happened to one handed-over message."""
+
+    SENT = "sent"  # the provider accepted it
+    BOUNCED = "bounced"  # permanently refused (5xx): counted as sent and bounced
+    RETRY = "retry"  # transient failure before the message left: try again later
+    FAILED = "failed"  # transient failures used up every attempt
+    UNCERTAIN = "uncertain"  # the connection broke while the message was being handed over
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one record's send attempt."""
+
+    record_id: str
+    campaign_id: str
+    user_id: str
+    recipient_email: str
+    outcome: Outcome
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    """What the store did with imported rows."""
+
+    accepted: int
+    duplicates: int
+    suppressed: int
+    total_recipients: int
+
+
+@dataclass
+class InvalidRow:
+    """A row left out of an import, and why."""
+
+    row: int
+    value: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """The result of importing a recipient file."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    invalid: list[InvalidRow] = field(default_factory=list)
+    invalid_count: int = 0
+    total_recipients: int = 0
+    rows: int = 0
+
+    def summary(self) -> str:
+        """One line for people."""
+        return (
+            f"{self.rows} rows: {self.accepted} accepted, {self.duplicates} duplicates, "
+            f"{self.invalid_count} invalid, {self.suppressed} suppressed; "
+            f"the campaign now has {self.total_recipients} recipients"
+        )
+
+
+@dataclass(frozen=True)
+class LifecycleReport:
+    """What one lifecycle pass changed."""
+
+    activated: int = 0
+    completed: int = 0
+    expired_records: int = 0
+    uncertain_records: int = 0

@@ -1,0 +1,95 @@
+"""What the sending engine needs from storage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from mailramp.campaigns.models import Campaign
+from mailramp.mailboxes.models import Mailbox
+from mailramp.sending.models import ImportCounts, LifecycleReport, SendResult
+from mailramp.tracking.models import EmailTracking
+
+PlanFunction = Callable[[int], Sequence[datetime]]
+"""Given how many pending records a campaign has, their send times (or PlanError)."""
+
+
+class SendingRepository(Protocol):
+    """The send queue. Methods without a user are for the worker and say so."""
+
+    async def get_campaign_unscoped(self, campaign_id: str) -> Campaign | None:
+        """A campaign whoever owns it (worker, CLI)."""
+        ...
+
+    async def get_mailbox_unscoped(self, mailbox_id: str) -> Mailbox | None:
+        """A mailbox whoever owns it (worker)."""
+        ...
+
+    async def import_recipients(
+        self,
+        campaign: Campaign,
+        batches: AsyncIterator[Sequence[EmailTracking]],
+        *,
+        plan: PlanFunction,
+    ) -> ImportCounts:
+        """In one unit of work: insert each batch (suppressed addresses left out, duplicates
+        of recipients already in the campaign skipped), set `total_recipients` to the exact
+        count, and schedule every pending record with `plan`. If the batches or the plan
+        raise, nothing is stored."""
+        ...
+
+    async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
+        """Reschedule the campaign's pending records with `plan`; returns how many."""
+        ...
+
+    async def planned_times_for_mailbox(
+        self, mailbox_id: str, *, exclude_campaign_id: str, start: datetime, end: datetime
+    ) -> list[datetime]:
+        """Send times other campaigns of the mailbox hold in [start, end) (for the daily limit)."""
+        ...
+
+    async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
+        """Mark the campaign's records that have not left `cancelled`."""
+        ...
+
+    async def resend_uncertain(self, user_id: str, campaign_id: str, *, now: datetime) -> int:
+        """Put the user's uncertain records back in the queue, due now (their choice)."""
+        ...
+
+    async def run_lifecycle(self, *, now: datetime) -> LifecycleReport:
+        """Start campaigns whose start_time came; expire what is unsent at end_time; complete
+        campaigns with nothing left to send; turn expired `sending` leases `uncertain`."""
+        ...
+
+    async def claim_due(
+        self, *, worker_id: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[EmailTracking]:
+        """Lease up to `limit` due records of active campaigns on sendable mailboxes, oldest
+        first; no record is leased by two workers at once."""
+        ...
+
+    async def start_sending(
+        self,
+        *,
+        worker_id: str,
+        message_ids: dict[str, str],
+        now: datetime,
+        lease_until: datetime,
+    ) -> set[str]:
+        """Mark leased records `sending` with their Message-ID before they leave, if their
+        campaign is still active; returns the ids now `sending` for this worker (only those
+        may be sent)."""
+        ...
+
+    async def record_results(self, results: Sequence[SendResult], *, now: datetime) -> None:
+        """Store outcomes, count them in the metrics and suppress bounced addresses, in one
+        unit of work."""
+        ...
+
+    async def release_claims(
+        self, *, worker_id: str, record_ids: Collection[str] | None = None
+    ) -> int:
+        """Give back leased records that were never marked `sending` (all of the worker's,
+        or just `record_ids`)."""
+        ...

@@ -1,0 +1,55 @@
+"""Binding the planner to a campaign: its window, its mailbox's limit, the mailbox's other
+campaigns, and now."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+from mailramp.campaigns.models import Campaign
+from mailramp.mailboxes.models import Mailbox
+from mailramp.sending import planner
+from mailramp.sending.repository import PlanFunction, SendingRepository
+
+
+async def plan_request(
+    store: SendingRepository, campaign: Campaign, mailbox: Mailbox, *, now: datetime, count: int
+) -> planner.PlanRequest:
+    """What a plan for `count` sends of `campaign` from `now` on must respect."""
+    start = max(now, campaign.start_time)
+    taken = await store.planned_times_for_mailbox(
+        mailbox.id, exclude_campaign_id=campaign.campaign_id, start=start, end=campaign.end_time
+    )
+    per_day = Counter(planner.day_of(moment, campaign.sending_window) for moment in taken)
+    return planner.PlanRequest(
+        start=start,
+        end=campaign.end_time,
+        count=count,
+        daily_limit=mailbox.daily_limit,
+        window=campaign.sending_window,
+        already_planned=dict(per_day),
+        seed=campaign.campaign_id,
+    )
+
+
+async def plan_function(
+    store: SendingRepository, campaign: Campaign, mailbox: Mailbox, *, now: datetime
+) -> PlanFunction:
+    """A PlanFunction for the store: times for however many records are pending."""
+    base = await plan_request(store, campaign, mailbox, now=now, count=0)
+
+    def times(count: int) -> Sequence[datetime]:
+        return planner.plan(
+            planner.PlanRequest(
+                start=base.start,
+                end=base.end,
+                count=count,
+                daily_limit=base.daily_limit,
+                window=base.window,
+                already_planned=base.already_planned,
+                seed=base.seed,
+            )
+        )
+
+    return times

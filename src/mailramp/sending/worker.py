@@ -1,0 +1,264 @@
+"""The worker: lease due records, mark them `sending`, hand them to the provider, record
+what happened. Safe to run as many times over as the backend allows (see storage).
+
+At most once: a record is `sending`, with its Message-ID stored, before its message leaves.
+If the worker dies, the lease expires and the lifecycle pass turns the record `uncertain`;
+it is never sent again unless a person asks. Records leased but not yet `sending` are simply
+leased again by someone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from mailramp.campaigns.models import Campaign
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.service import MailboxService
+from mailramp.providers import (
+    MailboxUnusableError,
+    PermanentSendError,
+    Provider,
+    TransientSendError,
+    UncertainSendError,
+)
+from mailramp.providers.registry import ProviderFactory
+from mailramp.sending.message import build_message, message_id_for
+from mailramp.sending.models import Outcome, SendResult
+from mailramp.storage import Store
+from mailramp.tracking.models import EmailTracking
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How a worker paces itself."""
+
+    lease_seconds: float = 120
+    batch_size: int = 200
+    in_flight_per_mailbox: int = 5
+    """Records marked `sending` together before they go out; after a crash at most this many
+    per mailbox are `uncertain`."""
+    max_attempts: int = 5
+    retry_base_seconds: float = 60
+    poll_seconds: float = 1.0
+
+
+def new_worker_id() -> str:
+    """Unique per process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{random.randrange(16**6):06x}"  # noqa: S311
+
+
+class SendingWorker:
+    """One worker loop. `tick()` does one pass; `run()` loops until told to stop."""
+
+    def __init__(
+        self,
+        store: Store,
+        mailboxes: MailboxService,
+        providers: ProviderFactory,
+        *,
+        settings: WorkerSettings | None = None,
+        clock: Clock = utc_now,
+        worker_id: str | None = None,
+    ) -> None:
+        self._store = store
+        self._mailboxes = mailboxes
+        self._providers = providers
+        self._settings = settings or WorkerSettings()
+        self._clock = clock
+        self.worker_id = worker_id or new_worker_id()
+        self._stopping = asyncio.Event()
+        self._open: dict[str, tuple[Provider, object]] = {}
+
+    def stop(self) -> None:
+        """Finish the sends in flight, release the rest, and leave `run()`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Send until `stop()`; survives database hiccups by waiting and trying again."""
+        log.info("worker %s started", self.worker_id)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    handled = await self.tick()
+                except Exception:
+                    log.exception("worker %s: pass failed; retrying", self.worker_id)
+                    handled = 0
+                if handled == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._stopping.wait(), timeout=self._settings.poll_seconds
+                        )
+        finally:
+            await self._store.release_claims(worker_id=self.worker_id)
+            await self.close()
+            log.info("worker %s stopped", self.worker_id)
+
+    async def close(self) -> None:
+        """Close every provider connection."""
+        providers, self._open = self._open, {}
+        for provider, _ in providers.values():
+            await provider.close()
+
+    async def tick(self) -> int:
+        """One pass: lifecycle, then lease and send what is due. Returns records handled."""
+        now = self._clock()
+        await self._store.run_lifecycle(now=now)
+        if self._stopping.is_set():
+            return 0
+        records = await self._store.claim_due(
+            worker_id=self.worker_id,
+            now=now,
+            lease_until=now + timedelta(seconds=self._settings.lease_seconds),
+            limit=self._settings.batch_size,
+        )
+        if not records:
+            return 0
+        by_mailbox: dict[str, list[EmailTracking]] = defaultdict(list)
+        for record in records:
+            by_mailbox[record.mailbox_id].append(record)
+        await asyncio.gather(
+            *(self._send_for_mailbox(mailbox_id, group) for mailbox_id, group in by_mailbox.items())
+        )
+        return len(records)
+
+    async def _send_for_mailbox(self, mailbox_id: str, records: list[EmailTracking]) -> None:
+        mailbox = await self._store.get_mailbox_unscoped(mailbox_id)
+        unsent = {record.id for record in records}
+        try:
+            if mailbox is None or not mailbox.can_send:
+                return
+            provider = await self._provider(mailbox)
+            campaigns: dict[str, Campaign | None] = {}
+            size = self._settings.in_flight_per_mailbox
+            for start in range(0, len(records), size):
+                if self._stopping.is_set():
+                    return
+                group = records[start : start + size]
+                await self._send_group(mailbox, provider, group, campaigns)
+                unsent -= {record.id for record in group}
+            await self._mailboxes.mark_used(mailbox.user_id, mailbox.id)
+        except MailboxUnusableError as error:
+            assert mailbox is not None
+            log.warning("mailbox %s cannot send: %s", mailbox.id, error.message)
+            await self._forget(mailbox.id)
+            await self._mailboxes.set_status(
+                mailbox.user_id, mailbox.id, "error", reason=error.message
+            )
+        finally:
+            if unsent:
+                await self._store.release_claims(worker_id=self.worker_id, record_ids=unsent)
+
+    async def _send_group(
+        self,
+        mailbox: Mailbox,
+        provider: Provider,
+        group: Sequence[EmailTracking],
+        campaigns: dict[str, Campaign | None],
+    ) -> None:
+        now = self._clock()
+        message_ids = {record.id: message_id_for(record.id, mailbox.email) for record in group}
+        allowed = await self._store.start_sending(
+            worker_id=self.worker_id,
+            message_ids=message_ids,
+            now=now,
+            lease_until=now + timedelta(seconds=self._settings.lease_seconds),
+        )
+        results: list[SendResult] = []
+        try:
+            for record in group:
+                if record.id not in allowed:
+                    continue
+                if record.campaign_id not in campaigns:
+                    campaigns[record.campaign_id] = await self._store.get_campaign_unscoped(
+                        record.campaign_id
+                    )
+                campaign = campaigns[record.campaign_id]
+                assert campaign is not None
+                record = record.model_copy(update={"message_id": message_ids[record.id]})
+                results.append(await self._send_one(mailbox, provider, campaign, record))
+        except MailboxUnusableError as error:
+            # Nothing of the failing record left: put it and the rest of the group back.
+            done = {result.record_id for result in results}
+            retry_at = self._clock() + timedelta(seconds=self._settings.retry_base_seconds)
+            results.extend(
+                self._result(record, Outcome.RETRY, error.message, retry_at=retry_at)
+                for record in group
+                if record.id in allowed and record.id not in done
+            )
+            raise
+        finally:
+            await self._store.record_results(results, now=self._clock())
+
+    async def _send_one(
+        self, mailbox: Mailbox, provider: Provider, campaign: Campaign, record: EmailTracking
+    ) -> SendResult:
+        message = build_message(
+            campaign=campaign, mailbox=mailbox, record=record, sent_at=self._clock()
+        )
+        try:
+            await provider.send(message, sender=mailbox.email, recipient=record.recipient_email)
+        except PermanentSendError as error:
+            return self._result(record, Outcome.BOUNCED, error.message)
+        except UncertainSendError as error:
+            return self._result(record, Outcome.UNCERTAIN, error.message)
+        except TransientSendError as error:
+            attempts = record.attempts + 1
+            if attempts >= self._settings.max_attempts:
+                return self._result(
+                    record, Outcome.FAILED, f"{error.message} (gave up after {attempts} attempts)"
+                )
+            backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
+            backoff *= random.uniform(0.8, 1.2)  # noqa: S311 - spread retries, not security
+            return self._result(
+                record,
+                Outcome.RETRY,
+                error.message,
+                retry_at=self._clock() + timedelta(seconds=backoff),
+            )
+        return self._result(record, Outcome.SENT)
+
+    def _result(
+        self,
+        record: EmailTracking,
+        outcome: Outcome,
+        error: str | None = None,
+        *,
+        retry_at: datetime | None = None,
+    ) -> SendResult:
+        return SendResult(
+            record_id=record.id,
+            campaign_id=record.campaign_id,
+            user_id=record.user_id,
+            recipient_email=record.recipient_email,
+            outcome=outcome,
+            error=error,
+            retry_at=retry_at,
+        )
+
+    async def _provider(self, mailbox: Mailbox) -> Provider:
+        # A provider is rebuilt when the mailbox changed (new password, host…).
+        cached = self._open.get(mailbox.id)
+        if cached is not None and cached[1] == mailbox.updated_at:
+            return cached[0]
+        await self._forget(mailbox.id)
+        credentials = await self._mailboxes.credentials(mailbox.user_id, mailbox.id)
+        provider = self._providers(mailbox, credentials)
+        self._open[mailbox.id] = (provider, mailbox.updated_at)
+        return provider
+
+    async def _forget(self, mailbox_id: str) -> None:
+        cached = self._open.pop(mailbox_id, None)
+        if cached is not None:
+            await cached[0].close()

@@ -1,0 +1,168 @@
+"""What every part of the SQL Store shares: engines, transactions, row mapping.
+
+Each public method is one transaction. Writes go through `_write()` (BEGIN IMMEDIATE on
+SQLite), reads through `_read()`. Every query on tenant data has `user_id` in its WHERE
+clause; the only unscoped methods say so in their names or docstrings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import Any, Self, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mailramp.kit.types import Page
+from mailramp.metrics.models import COUNTERS, derived_fields
+from mailramp.storage.sql import tables
+from mailramp.storage.sql.engine import create_engines
+from mailramp.storage.sql.errors import translate_integrity_error
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+MAX_PAGE_SIZE = 1000
+
+
+def to_row(model: BaseModel) -> dict[str, Any]:
+    """A model's stored fields under their stored names (aliases), including secret fields
+    that serialisation leaves out."""
+    row: dict[str, Any] = {}
+    for name, field in type(model).model_fields.items():
+        row[field.alias or name] = _plain(getattr(model, name))
+    return row
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
+def changes_row(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in changes.items()}
+
+
+def _check_page(offset: int, limit: int) -> None:
+    from mailramp.errors import ValidationError
+
+    if offset < 0:
+        raise ValidationError("offset", f"must be 0 or more, got {offset}", value=offset)
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+
+
+class SqlBase:
+    """Engines and the transaction helpers every query method uses."""
+
+    def __init__(self, writer: AsyncEngine, reader: AsyncEngine | None = None) -> None:
+        self._writer = writer
+        self._reader = reader or writer
+        self.backend: str = writer.dialect.name
+
+    @classmethod
+    def from_url(cls, database_url: str) -> Self:
+        """A store on the database the URL names (sqlite:///… or postgresql://…)."""
+        writer, reader = create_engines(database_url)
+        return cls(writer, reader)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine writes (and migrations) go through."""
+        return self._writer
+
+    async def close(self) -> None:
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+    # -- transactions -----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _write(self, values: dict[str, Any] | None = None) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._writer.begin() as connection:
+                yield connection
+        except IntegrityError as error:
+            raise translate_integrity_error(error, values) from None
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._reader.connect() as connection:
+            yield connection
+
+    async def _one(
+        self, connection: AsyncConnection, model: type[ModelT], statement: Any
+    ) -> ModelT | None:
+        row = (await connection.execute(statement)).mappings().first()
+        return None if row is None else model.model_validate(dict(row))
+
+    async def _page(
+        self,
+        connection: AsyncConnection,
+        model: type[ModelT],
+        table: Table,
+        condition: Any,
+        order: Sequence[Any],
+        offset: int,
+        limit: int,
+    ) -> Page[ModelT]:
+        _check_page(offset, limit)
+        total = (
+            await connection.execute(select(func.count()).select_from(table).where(condition))
+        ).scalar_one()
+        rows = (
+            await connection.execute(
+                select(table).where(condition).order_by(*order).offset(offset).limit(limit)
+            )
+        ).mappings()
+        items = [model.model_validate(dict(row)) for row in rows]
+        return Page[model](items=items, total=total, offset=offset, limit=limit)  # type: ignore[valid-type]
+
+    # -- schema -----------------------------------------------------------------------
+
+    async def schema_version(self) -> str | None:
+        """The applied Alembic revision, or None when the database has never been migrated."""
+        try:
+            async with self._read() as connection:
+                result = await connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+                return result.scalar_one_or_none()
+        except DBAPIError:
+            return None
+
+    async def _increment(
+        self, connection: AsyncConnection, campaign_id: str, deltas: Mapping[str, int], now: Any
+    ) -> bool:
+        """Add to counters and recompute delivered and the rates, inside `connection`'s
+        transaction. False if the campaign has no metrics document."""
+        metrics = tables.metrics
+        condition = metrics.c.campaign_id == campaign_id
+        # The first UPDATE takes the row lock, so the counters read next are ours alone
+        # until commit and the derived fields written after them are consistent.
+        result = await connection.execute(
+            update(metrics)
+            .where(condition)
+            .values({name: metrics.c[name] + delta for name, delta in deltas.items()})
+            .values(last_updated=now)
+        )
+        if result.rowcount != 1:
+            return False
+        counters = (
+            (
+                await connection.execute(
+                    select(*(metrics.c[name] for name in COUNTERS)).where(condition)
+                )
+            )
+            .mappings()
+            .one()
+        )
+        await connection.execute(
+            update(metrics).where(condition).values(derived_fields(dict(counters)))
+        )
+        return True

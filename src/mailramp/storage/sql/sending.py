@@ -1,0 +1,462 @@
+"""The send queue on SQL: import, planning writes, leases, outcomes, lifecycle, suppression.
+
+Leasing: PostgreSQL selects due rows `FOR UPDATE SKIP LOCKED`, so any number of workers
+claim disjoint rows without waiting on each other; SQLite has one writer at a time (BEGIN
+IMMEDIATE), which gives the same guarantee for workers on one machine.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mailramp.campaigns.models import Campaign, CampaignStatus
+from mailramp.kit.ids import new_object_id
+from mailramp.kit.types import Page
+from mailramp.mailboxes.models import Mailbox, MailboxStatus
+from mailramp.sending.models import ImportCounts, LifecycleReport, Outcome, SendResult
+from mailramp.sending.repository import PlanFunction
+from mailramp.storage.sql import tables
+from mailramp.storage.sql.base import SqlBase, to_row
+from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.tracking.models import EmailTracking, TrackingStatus
+
+T = tables.tracking
+C = tables.campaigns
+M = tables.mailboxes
+S = tables.suppressions
+
+UPDATE_BATCH = 1000
+
+
+class SqlSending(SqlBase):
+    """SendingRepository and SuppressionRepository on SQL."""
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self.backend == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # -- lookups for the worker -------------------------------------------------------
+
+    async def get_campaign_unscoped(self, campaign_id: str) -> Campaign | None:
+        async with self._read() as connection:
+            return await self._one(
+                connection, Campaign, select(C).where(C.c.campaign_id == campaign_id)
+            )
+
+    async def get_mailbox_unscoped(self, mailbox_id: str) -> Mailbox | None:
+        async with self._read() as connection:
+            return await self._one(connection, Mailbox, select(M).where(M.c._id == mailbox_id))
+
+    # -- import and planning ----------------------------------------------------------
+
+    async def import_recipients(
+        self,
+        campaign: Campaign,
+        batches: AsyncIterator[Sequence[EmailTracking]],
+        *,
+        plan: PlanFunction,
+    ) -> ImportCounts:
+        accepted = duplicates = suppressed = 0
+        async with self._write() as connection:
+            async for batch in batches:
+                if not batch:
+                    continue
+                emails = {record.recipient_email for record in batch}
+                blocked = await self._suppressed_in(connection, campaign.user_id, emails)
+                rows = [to_row(r) for r in batch if r.recipient_email not in blocked]
+                suppressed += len(batch) - len(rows)
+                if rows:
+                    statement = (
+                        self._insert(T)
+                        .on_conflict_do_nothing(index_elements=["campaign_id", "recipient_email"])
+                        .returning(T.c._id)
+                    )
+                    inserted = len((await connection.execute(statement, rows)).all())
+                    accepted += inserted
+                    duplicates += len(rows) - inserted
+            total = await self._count_records(connection, campaign.campaign_id)
+            await connection.execute(
+                update(C)
+                .where(C.c.campaign_id == campaign.campaign_id)
+                .values(total_recipients=total)
+            )
+            await self._schedule_pending(connection, campaign.campaign_id, plan)
+        return ImportCounts(
+            accepted=accepted, duplicates=duplicates, suppressed=suppressed, total_recipients=total
+        )
+
+    async def _count_records(self, connection: AsyncConnection, campaign_id: str) -> int:
+        count = await connection.execute(
+            select(func.count()).select_from(T).where(T.c.campaign_id == campaign_id)
+        )
+        return int(count.scalar_one())
+
+    async def _schedule_pending(
+        self, connection: AsyncConnection, campaign_id: str, plan: PlanFunction
+    ) -> int:
+        # ObjectIds grow with time, so ordering by _id keeps the import order.
+        ids = (
+            (
+                await connection.execute(
+                    select(T.c._id)
+                    .where(
+                        T.c.campaign_id == campaign_id, T.c.status == TrackingStatus.PENDING.value
+                    )
+                    .order_by(T.c._id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        times = plan(len(ids))
+        statement = (
+            update(T)
+            .where(T.c._id == bindparam("record_id"))
+            .values(scheduled_at=bindparam("when"), next_attempt_at=None)
+        )
+        for start in range(0, len(ids), UPDATE_BATCH):
+            chunk = [
+                {"record_id": record_id, "when": when}
+                for record_id, when in zip(
+                    ids[start : start + UPDATE_BATCH],
+                    times[start : start + UPDATE_BATCH],
+                    strict=True,
+                )
+            ]
+            await connection.execute(statement, chunk)
+        return len(ids)
+
+    async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
+        async with self._write() as connection:
+            return await self._schedule_pending(connection, campaign.campaign_id, plan)
+
+    async def planned_times_for_mailbox(
+        self, mailbox_id: str, *, exclude_campaign_id: str, start: datetime, end: datetime
+    ) -> list[datetime]:
+        async with self._read() as connection:
+            rows = await connection.execute(
+                select(T.c.scheduled_at).where(
+                    T.c.mailbox_id == mailbox_id,
+                    T.c.campaign_id != exclude_campaign_id,
+                    T.c.status == TrackingStatus.PENDING.value,
+                    T.c.scheduled_at >= start,
+                    T.c.scheduled_at < end,
+                )
+            )
+            return [moment for moment in rows.scalars() if moment is not None]
+
+    async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
+        async with self._write() as connection:
+            result = await connection.execute(
+                update(T)
+                .where(T.c.campaign_id == campaign_id, T.c.status == TrackingStatus.PENDING.value)
+                .values(
+                    status=TrackingStatus.CANCELLED.value,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+            return int(result.rowcount)
+
+    async def resend_uncertain(self, user_id: str, campaign_id: str, *, now: datetime) -> int:
+        async with self._write() as connection:
+            result = await connection.execute(
+                update(T)
+                .where(
+                    T.c.campaign_id == campaign_id,
+                    T.c.user_id == user_id,
+                    T.c.status == TrackingStatus.UNCERTAIN.value,
+                )
+                .values(
+                    status=TrackingStatus.PENDING.value,
+                    scheduled_at=now,
+                    next_attempt_at=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+            return int(result.rowcount)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def run_lifecycle(self, *, now: datetime) -> LifecycleReport:
+        async with self._write() as connection:
+            uncertain = await connection.execute(
+                update(T)
+                .where(T.c.status == TrackingStatus.SENDING.value, T.c.lease_expires_at < now)
+                .values(
+                    status=TrackingStatus.UNCERTAIN.value,
+                    last_error="the worker's lease expired while sending: the message may or "
+                    "may not have left; not resent automatically",
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+            activated = await connection.execute(
+                update(C)
+                .where(C.c.status == CampaignStatus.SCHEDULED.value, C.c.start_time <= now)
+                .values(status=CampaignStatus.ACTIVE.value, updated_at=now)
+            )
+            ended = select(C.c.campaign_id).where(
+                C.c.status == CampaignStatus.ACTIVE.value, C.c.end_time <= now
+            )
+            expired = await connection.execute(
+                update(T)
+                .where(
+                    T.c.status == TrackingStatus.PENDING.value,
+                    T.c.campaign_id.in_(ended.scalar_subquery()),
+                )
+                .values(
+                    status=TrackingStatus.EXPIRED.value,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+            # Complete active campaigns with nothing left to send: past their end, or with
+            # recipients all of whom reached a final state.
+            unfinished = select(T.c._id).where(
+                T.c.campaign_id == C.c.campaign_id,
+                T.c.status.in_([TrackingStatus.PENDING.value, TrackingStatus.SENDING.value]),
+            )
+            has_records = select(T.c._id).where(T.c.campaign_id == C.c.campaign_id)
+            completed = await connection.execute(
+                update(C)
+                .where(
+                    C.c.status == CampaignStatus.ACTIVE.value,
+                    ~unfinished.exists(),
+                    or_(C.c.end_time <= now, has_records.exists()),
+                )
+                .values(status=CampaignStatus.COMPLETED.value, updated_at=now)
+            )
+        return LifecycleReport(
+            activated=int(activated.rowcount),
+            completed=int(completed.rowcount),
+            expired_records=int(expired.rowcount),
+            uncertain_records=int(uncertain.rowcount),
+        )
+
+    # -- leases and outcomes ----------------------------------------------------------
+
+    async def claim_due(
+        self, *, worker_id: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[EmailTracking]:
+        due = (
+            select(T.c._id)
+            .join(C, C.c.campaign_id == T.c.campaign_id)
+            .join(M, M.c._id == T.c.mailbox_id)
+            .where(
+                T.c.status == TrackingStatus.PENDING.value,
+                T.c.scheduled_at <= now,
+                or_(T.c.lease_expires_at.is_(None), T.c.lease_expires_at < now),
+                C.c.status == CampaignStatus.ACTIVE.value,
+                M.c.status == MailboxStatus.ACTIVE.value,
+                M.c.unlinked_at.is_(None),
+            )
+            .order_by(T.c.scheduled_at)
+            .limit(limit)
+        )
+        if self.backend == "postgresql":
+            due = due.with_for_update(of=T, skip_locked=True)
+        async with self._write() as connection:
+            ids = (await connection.execute(due)).scalars().all()
+            if not ids:
+                return []
+            await connection.execute(
+                update(T)
+                .where(T.c._id.in_(ids))
+                .values(lease_owner=worker_id, lease_expires_at=lease_until, updated_at=now)
+            )
+            rows = (
+                await connection.execute(
+                    select(T).where(T.c._id.in_(ids)).order_by(T.c.scheduled_at)
+                )
+            ).mappings()
+            return [EmailTracking.model_validate(dict(row)) for row in rows]
+
+    async def start_sending(
+        self,
+        *,
+        worker_id: str,
+        message_ids: dict[str, str],
+        now: datetime,
+        lease_until: datetime,
+    ) -> set[str]:
+        if not message_ids:
+            return set()
+        statement = (
+            update(T)
+            .where(
+                T.c._id == bindparam("record_id"),
+                T.c.lease_owner == worker_id,
+                T.c.status == TrackingStatus.PENDING.value,
+                # A pause or cancel after the claim stops the send here.
+                select(C.c._id)
+                .where(
+                    C.c.campaign_id == T.c.campaign_id,
+                    C.c.status == CampaignStatus.ACTIVE.value,
+                )
+                .exists(),
+            )
+            .values(
+                status=TrackingStatus.SENDING.value,
+                message_id=bindparam("mid"),
+                attempts=T.c.attempts + 1,
+                lease_expires_at=lease_until,
+                updated_at=now,
+            )
+        )
+        async with self._write() as connection:
+            await connection.execute(
+                statement, [{"record_id": rid, "mid": mid} for rid, mid in message_ids.items()]
+            )
+            # Which rows this worker now holds in `sending`: only those may leave.
+            mine = await connection.execute(
+                select(T.c._id).where(
+                    T.c._id.in_(list(message_ids)),
+                    T.c.lease_owner == worker_id,
+                    T.c.status == TrackingStatus.SENDING.value,
+                )
+            )
+            return set(mine.scalars())
+
+    async def record_results(self, results: Sequence[SendResult], *, now: datetime) -> None:
+        if not results:
+            return
+        deltas: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        async with self._write() as connection:
+            for result in results:
+                values = _outcome_values(result, now)
+                # A record turned `uncertain` by an expired lease still takes a definite
+                # outcome if its worker reports one after all.
+                changed = await connection.execute(
+                    update(T)
+                    .where(
+                        T.c._id == result.record_id,
+                        T.c.status.in_(
+                            [TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value]
+                        ),
+                    )
+                    .values(values)
+                    .returning(T.c._id)
+                )
+                if changed.first() is None:
+                    continue
+                if result.outcome in (Outcome.SENT, Outcome.BOUNCED):
+                    deltas[result.campaign_id]["total_sent"] += 1
+                if result.outcome is Outcome.BOUNCED:
+                    deltas[result.campaign_id]["total_bounced"] += 1
+                    await self._suppress(
+                        connection,
+                        Suppression(
+                            id=new_object_id(),
+                            user_id=result.user_id,
+                            email=result.recipient_email,
+                            reason=SuppressionReason.BOUNCED,
+                            campaign_id=result.campaign_id,
+                            detail=result.error,
+                            created_at=now,
+                        ),
+                    )
+            for campaign_id, campaign_deltas in deltas.items():
+                await self._increment(connection, campaign_id, campaign_deltas, now)
+
+    async def release_claims(
+        self, *, worker_id: str, record_ids: Collection[str] | None = None
+    ) -> int:
+        condition = and_(T.c.lease_owner == worker_id, T.c.status == TrackingStatus.PENDING.value)
+        if record_ids is not None:
+            condition = and_(condition, T.c._id.in_(list(record_ids)))
+        async with self._write() as connection:
+            result = await connection.execute(
+                update(T).where(condition).values(lease_owner=None, lease_expires_at=None)
+            )
+            return int(result.rowcount)
+
+    # -- suppression ------------------------------------------------------------------
+
+    async def _suppressed_in(
+        self, connection: AsyncConnection, user_id: str, emails: Collection[str]
+    ) -> set[str]:
+        if not emails:
+            return set()
+        rows = await connection.execute(
+            select(S.c.email).where(S.c.user_id == user_id, S.c.email.in_(list(emails)))
+        )
+        return set(rows.scalars())
+
+    async def _suppress(self, connection: AsyncConnection, suppression: Suppression) -> bool:
+        result = await connection.execute(
+            self._insert(S)
+            .on_conflict_do_nothing(index_elements=["user_id", "email"])
+            .returning(S.c._id),
+            [to_row(suppression)],
+        )
+        return bool(result.all())
+
+    async def add_suppression(self, suppression: Suppression) -> bool:
+        async with self._write() as connection:
+            return await self._suppress(connection, suppression)
+
+    async def suppressed_among(self, user_id: str, emails: Collection[str]) -> set[str]:
+        async with self._read() as connection:
+            return await self._suppressed_in(connection, user_id, emails)
+
+    async def list_suppressions(
+        self, user_id: str, *, offset: int = 0, limit: int = 50
+    ) -> Page[Suppression]:
+        order = (S.c.created_at.desc(), S.c._id.desc())
+        async with self._read() as connection:
+            return await self._page(
+                connection, Suppression, S, S.c.user_id == user_id, order, offset, limit
+            )
+
+    async def remove_suppression(self, user_id: str, email: str) -> bool:
+        async with self._write() as connection:
+            result = await connection.execute(
+                delete(S).where(and_(S.c.user_id == user_id, S.c.email == email))
+            )
+            return bool(result.rowcount)
+
+
+def _outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
+    cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    match result.outcome:
+        case Outcome.SENT:
+            return {
+                **cleared,
+                "status": TrackingStatus.SENT.value,
+                "sent_at": now,
+                "last_error": None,
+            }
+        case Outcome.BOUNCED:
+            return {
+                **cleared,
+                "status": TrackingStatus.BOUNCED.value,
+                "sent_at": now,
+                "bounced_at": now,
+                "last_error": result.error,
+            }
+        case Outcome.RETRY:
+            return {
+                **cleared,
+                "status": TrackingStatus.PENDING.value,
+                "scheduled_at": result.retry_at,
+                "next_attempt_at": result.retry_at,
+                "last_error": result.error,
+            }
+        case Outcome.FAILED:
+            return {**cleared, "status": TrackingStatus.FAILED.value, "last_error": result.error}
+        case Outcome.UNCERTAIN:
+            return {**cleared, "status": TrackingStatus.UNCERTAIN.value, "last_error": result.error}
+    raise AssertionError(result.outcome)

@@ -1,0 +1,1 @@
+"""Each user's suppression list: addresses none of their campaigns may send to again."""

@@ -1,0 +1,132 @@
+"""A world for sending tests: services on a fresh database with an injected clock, a real
+SMTP server on loopback, and SMTP mailboxes pointed at it."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mailramp.accounts.models import User
+from mailramp.accounts.service import AccountService
+from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.service import CampaignService
+from mailramp.kit.secrets import SecretBox
+from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.service import MailboxService
+from mailramp.metrics.service import MetricsService
+from mailramp.providers.registry import DefaultProviders
+from mailramp.sending.models import ImportReport
+from mailramp.sending.service import SendingService
+from mailramp.sending.worker import SendingWorker, WorkerSettings
+from mailramp.storage.sql import SqlStore
+from tests.support.smtp import SmtpServer
+
+START = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # a Monday
+
+
+class FakeClock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer(accounts={"ann@acme.com": "smtp-password"}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class World:
+    store: SqlStore
+    clock: FakeClock
+    smtp: SmtpServer
+    accounts: AccountService
+    mailboxes: MailboxService
+    campaigns: CampaignService
+    sending: SendingService
+    metrics: MetricsService
+
+    def worker(self, **settings: float) -> SendingWorker:
+        values = {"retry_base_seconds": 60.0, "lease_seconds": 120.0} | settings
+        return SendingWorker(
+            self.store,
+            self.mailboxes,
+            DefaultProviders(allow_private_hosts=True),
+            settings=WorkerSettings(**values),  # type: ignore[arg-type]
+            clock=self.clock,
+        )
+
+    async def sender(self, **mailbox_fields: object) -> tuple[User, Mailbox]:
+        user = await self.accounts.create_user(user_name="Ann", login_id=f"ann{id(object())}")
+        fields: dict[str, object] = {
+            "email": "ann@acme.com",
+            "provider": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": self.smtp.port,
+            "smtp_security": "plain",
+            "password": "smtp-password",
+            "display_name": "Ann from Acme",
+            "daily_limit": 500,
+        } | mailbox_fields
+        mailbox = await self.mailboxes.create_mailbox(user.user_id, **fields)
+        return user, mailbox
+
+    async def campaign(
+        self, user: User, mailbox: Mailbox, csv_text: str, **fields: object
+    ) -> tuple[Campaign, ImportReport]:
+        values: dict[str, object] = {
+            "mailbox_id": mailbox.mailbox_id,
+            "campaign_name": "Spring outreach",
+            "subject": "Hello {{first_name|there}}",
+            "message": "Hi {{first_name|there}},\n\nA note from Acme.\n",
+            "duration": 2,
+            "start_time": self.clock.now,
+        } | fields
+        campaign = await self.campaigns.create_campaign(user.user_id, **values)
+        report = await self.sending.import_recipients(
+            user.user_id, campaign.campaign_id, io.BytesIO(csv_text.encode())
+        )
+        return campaign, report
+
+    async def run(self, worker: SendingWorker, *, until: datetime, step_minutes: float = 5) -> None:
+        """Let time pass in steps up to just before `until`, the worker doing its passes at
+        each step (as a polling worker would, only coarser)."""
+        last = until - timedelta(milliseconds=1)
+        while True:
+            while await worker.tick():
+                pass
+            if self.clock.now >= last:
+                return
+            self.clock.now = min(self.clock.now + timedelta(minutes=step_minutes), last)
+
+
+@pytest.fixture
+def world(store: SqlStore, secret_box: SecretBox, smtp_server: SmtpServer) -> World:
+    clock = FakeClock(START)
+    mailboxes = MailboxService(store, secret_box, clock=clock)
+    return World(
+        store=store,
+        clock=clock,
+        smtp=smtp_server,
+        accounts=AccountService(store, clock=clock),
+        mailboxes=mailboxes,
+        campaigns=CampaignService(store, clock=clock),
+        sending=SendingService(store, clock=clock),
+        metrics=MetricsService(store),
+    )

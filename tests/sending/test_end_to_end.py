@@ -1,0 +1,262 @@
+"""Campaigns sent for real through an SMTP server on loopback, on every backend, with an
+injected clock (no sleeping)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+
+from mailramp.tracking.models import TrackingStatus
+from tests.sending.conftest import World
+
+CSV = """email,first_name,company
+alice@example.com,Alice,Initech
+bob@example.com,Bob,Globex
+carol@example.com,,Umbrella
+dave@example.com,Dave,Hooli
+"""
+
+
+async def test_every_recipient_gets_exactly_one_personalised_email(world: World) -> None:
+    user, mailbox = await world.sender()
+    campaign, report = await world.campaign(user, mailbox, CSV)
+    assert (report.accepted, report.total_recipients) == (4, 4)
+
+    await world.run(world.worker(), until=campaign.end_time)
+
+    counts = world.smtp.inbox.count_by_recipient()
+    assert counts == {
+        "alice@example.com": 1,
+        "bob@example.com": 1,
+        "carol@example.com": 1,
+        "dave@example.com": 1,
+    }
+    alice = world.smtp.inbox.to("alice@example.com")[0]
+    carol = world.smtp.inbox.to("carol@example.com")[0]
+    assert alice["Subject"] == "Hello Alice"
+    assert carol["Subject"] == "Hello there"
+    assert alice.get_content().startswith("Hi Alice,")
+    assert alice["From"] == "Ann from Acme <ann@acme.com>"
+    assert alice["To"] == "alice@example.com"
+    sent_date = parsedate_to_datetime(alice["Date"])
+    assert campaign.start_time <= sent_date < campaign.end_time
+
+    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    by_email = {record.recipient_email: record for record in records.items}
+    assert {record.status for record in records.items} == {TrackingStatus.SENT}
+    assert alice["Message-ID"] == by_email["alice@example.com"].message_id
+    assert alice["Message-ID"] == f"<{by_email['alice@example.com'].id}.mailramp@acme.com>"
+    for record in records.items:
+        assert record.sent_at is not None and record.scheduled_at is not None
+        assert campaign.start_time <= record.scheduled_at < campaign.end_time
+        assert record.sent_at >= record.scheduled_at
+
+    metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert (metrics.total_sent, metrics.total_delivered, metrics.total_bounced) == (4, 4, 0)
+    finished = await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
+    assert finished.status == "completed"
+    used = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
+    assert used.last_used is not None
+
+
+async def test_sends_are_spread_across_the_window_not_sent_early(world: World) -> None:
+    user, mailbox = await world.sender()
+    rows = "".join(f"r{n}@example.com,R{n}\n" for n in range(12))
+    campaign, _ = await world.campaign(user, mailbox, "email,first_name\n" + rows, duration=3)
+    worker = world.worker()
+    await worker.tick()
+    early = len(world.smtp.inbox.messages)
+    assert early <= 1  # only what the plan put in the first moments
+    world.clock.advance(minutes=90)
+    while await worker.tick():
+        pass
+    halfway = len(world.smtp.inbox.messages)
+    assert 4 <= halfway <= 8
+    await world.run(worker, until=campaign.end_time)
+    assert len(world.smtp.inbox.messages) == 12
+
+
+async def test_a_451_then_250_gets_the_mail_on_retry(world: World) -> None:
+    user, mailbox = await world.sender()
+    world.smtp.inbox.rcpt_replies["bob@example.com"] = ["451 4.7.1 Greylisted, try again later"]
+    campaign, _ = await world.campaign(user, mailbox, CSV)
+    await world.run(world.worker(), until=campaign.end_time)
+    assert world.smtp.inbox.count_by_recipient()["bob@example.com"] == 1
+    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    bob = next(r for r in records.items if r.recipient_email == "bob@example.com")
+    assert bob.status == TrackingStatus.SENT and bob.attempts == 2
+    metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert metrics.total_sent == 4 and metrics.total_bounced == 0
+
+
+async def test_a_550_recipient_is_bounced_and_suppressed(world: World) -> None:
+    user, mailbox = await world.sender()
+    world.smtp.inbox.rcpt_replies["carol@example.com"] = ["550 5.1.1 No such user here!"]
+    campaign, _ = await world.campaign(user, mailbox, CSV)
+    await world.run(world.worker(), until=campaign.end_time)
+    assert "carol@example.com" not in world.smtp.inbox.count_by_recipient()
+    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    carol = next(r for r in records.items if r.recipient_email == "carol@example.com")
+    assert carol.status == TrackingStatus.BOUNCED and carol.bounced_at is not None
+    assert carol.last_error is not None and "550" in carol.last_error
+    metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert (metrics.total_sent, metrics.total_bounced, metrics.total_delivered) == (4, 1, 3)
+    assert metrics.bounce_rate == 25.0
+    assert await world.store.suppressed_among(user.id, ["carol@example.com"]) == {
+        "carol@example.com"
+    }
+    # No later campaign of the same owner sends to the address again.
+    _, report = await world.campaign(user, mailbox, CSV, campaign_name="Second")
+    assert report.suppressed == 1 and report.accepted == 3
+
+
+async def test_transient_failures_give_up_after_the_last_attempt(world: World) -> None:
+    user, mailbox = await world.sender()
+    world.smtp.inbox.rcpt_replies["dave@example.com"] = ["421 4.3.0 Try later!"]
+    # Dave first: the first slot leaves hours for the retries' backoff within the window.
+    rows = "email,first_name\ndave@example.com,Dave\nerin@example.com,Erin\n"
+    campaign, _ = await world.campaign(user, mailbox, rows, duration=6)
+    await world.run(world.worker(max_attempts=3), until=campaign.end_time, step_minutes=10)
+    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    dave = next(r for r in records.items if r.recipient_email == "dave@example.com")
+    assert dave.status == TrackingStatus.FAILED and dave.attempts == 3
+    assert "gave up after 3 attempts" in (dave.last_error or "")
+
+
+async def test_pause_stops_sending_resume_replans_cancel_marks_the_rest(world: World) -> None:
+    user, mailbox = await world.sender()
+    rows = "".join(f"p{n}@example.com,P{n}\n" for n in range(10))
+    campaign, _ = await world.campaign(user, mailbox, "email,first_name\n" + rows, duration=10)
+    worker = world.worker()
+    world.clock.advance(hours=2)
+    while await worker.tick():
+        pass
+    sent_before_pause = len(world.smtp.inbox.messages)
+    assert 1 <= sent_before_pause <= 4
+
+    await world.campaigns.pause(user.user_id, campaign.campaign_id)
+    world.clock.advance(hours=4)
+    while await worker.tick():
+        pass
+    assert len(world.smtp.inbox.messages) == sent_before_pause  # nothing while paused
+
+    resumed = await world.campaigns.resume(user.user_id, campaign.campaign_id)
+    assert resumed.status == "active"
+    pending = await world.store.list_tracking(
+        user.id, campaign.campaign_id, status=TrackingStatus.PENDING
+    )
+    assert pending.total == 10 - sent_before_pause
+    # Re-planned across what is left of the window: nothing scheduled in the past.
+    assert all(
+        r.scheduled_at is not None and r.scheduled_at >= world.clock.now for r in pending.items
+    )
+    assert all(r.scheduled_at < campaign.end_time for r in pending.items)  # type: ignore[operator]
+
+    world.clock.advance(hours=1)
+    while await worker.tick():
+        pass
+    sent_before_cancel = len(world.smtp.inbox.messages)
+    assert sent_before_cancel > sent_before_pause
+    await world.campaigns.cancel(user.user_id, campaign.campaign_id)
+    await world.run(worker, until=campaign.end_time + timedelta(hours=1))
+    assert len(world.smtp.inbox.messages) == sent_before_cancel
+    counts = await world.sending.status_counts(user.user_id, campaign.campaign_id)
+    assert counts["sent"] == sent_before_cancel
+    assert counts["cancelled"] == 10 - sent_before_cancel
+    assert counts["pending"] == 0
+
+
+async def test_campaign_starts_by_itself_and_unsent_records_expire_at_end(world: World) -> None:
+    user, mailbox = await world.sender(daily_limit=50)
+    later = world.clock.now + timedelta(hours=1)
+    campaign, _ = await world.campaign(user, mailbox, CSV, start_time=later, duration=1)
+    worker = world.worker()
+    await worker.tick()
+    assert (
+        await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
+    ).status == "scheduled"
+    world.clock.now = later
+    await worker.tick()
+    assert (
+        await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
+    ).status == "active"
+    # The mailbox breaks, so nothing more is sent; at end_time the rest expires.
+    await world.mailboxes.set_status(
+        user.user_id, mailbox.mailbox_id, "error", reason="paused by test"
+    )
+    world.clock.now = campaign.end_time
+    await worker.tick()
+    final = await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
+    assert final.status == "completed"
+    counts = await world.sending.status_counts(user.user_id, campaign.campaign_id)
+    assert counts["expired"] + counts["sent"] == 4 and counts["pending"] == 0
+
+
+async def test_an_expired_sending_lease_becomes_uncertain_and_is_never_resent(world: World) -> None:
+    user, mailbox = await world.sender()
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
+    world.clock.advance(minutes=59)
+    await world.store.run_lifecycle(now=world.clock.now)
+    # A worker leases and marks records `sending`, then dies before reporting.
+    claimed = await world.store.claim_due(
+        worker_id="doomed",
+        now=world.clock.now,
+        lease_until=world.clock.now + timedelta(seconds=10),
+        limit=10,
+    )
+    assert len(claimed) == 4
+    marked = await world.store.start_sending(
+        worker_id="doomed",
+        message_ids={r.id: f"<{r.id}@acme.com>" for r in claimed[:2]},
+        now=world.clock.now,
+        lease_until=world.clock.now + timedelta(seconds=10),
+    )
+    assert len(marked) == 2
+    world.clock.advance(seconds=30)
+    await world.run(world.worker(), until=campaign.end_time)
+    counts = await world.sending.status_counts(user.user_id, campaign.campaign_id)
+    assert counts["uncertain"] == 2 and counts["sent"] == 2
+    assert len(world.smtp.inbox.messages) == 2  # the two uncertain ones were not resent
+    # The user may choose to resend them.
+    assert await world.sending.resend_uncertain(user.user_id, campaign.campaign_id) == 2
+
+
+async def test_stop_finishes_in_flight_and_releases_the_rest(world: World) -> None:
+    user, mailbox = await world.sender()
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
+    world.clock.advance(minutes=59)
+    worker = world.worker(in_flight_per_mailbox=2)
+    original = worker._send_group
+    calls = 0
+
+    async def stop_after_first_group(*args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        await original(*args, **kwargs)  # type: ignore[arg-type]
+        worker.stop()
+
+    worker._send_group = stop_after_first_group  # type: ignore[method-assign]
+    await worker.tick()
+    assert calls == 1
+    counts = await world.sending.status_counts(user.user_id, campaign.campaign_id)
+    assert counts["sent"] == 2 and counts["pending"] == 2
+    leased = await world.store.list_tracking(
+        user.id, campaign.campaign_id, status=TrackingStatus.PENDING
+    )
+    assert all(r.lease_owner is None for r in leased.items)
+
+
+async def test_loopback_smtp_host_is_refused_unless_allowed(world: World) -> None:
+    from mailramp.providers.registry import DefaultProviders
+    from mailramp.sending.worker import SendingWorker
+
+    user, mailbox = await world.sender()
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
+    world.clock.advance(minutes=59)
+    strict = SendingWorker(world.store, world.mailboxes, DefaultProviders(), clock=world.clock)
+    await strict.tick()
+    broken = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
+    assert broken.status == "error"
+    assert "MAILRAMP_ALLOW_PRIVATE_HOSTS" in (broken.status_reason or "")
+    counts = await world.sending.status_counts(user.user_id, campaign.campaign_id)
+    assert counts["pending"] == 4 and world.smtp.inbox.messages == []
