@@ -74,6 +74,12 @@ class RecipientReader:
                     )
             for cells in reader:
                 row_number = reader.line_num
+                if any("\x00" in cell for cell in cells):
+                    raise ImportFileError(
+                        f"the file is not valid CSV (a NUL character at row {row_number}); "
+                        "is it a spreadsheet saved in another format?",
+                        row=row_number,
+                    )
                 if not any(cell.strip() for cell in cells):
                     continue
                 if len(cells) != len(names):
