@@ -3,6 +3,7 @@ refuse recipients, for a while or for good."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class Inbox:
     accounts: dict[str, str] = field(default_factory=dict)
     """Logins the server accepts (AUTH PLAIN/LOGIN, allowed without TLS on loopback)."""
     logins: list[str] = field(default_factory=list)
+    data_delay: float = 0.0
+    """Seconds the server takes to answer DATA (a slower sink makes crashes land mid-send)."""
 
     def to(self, address: str) -> list[EmailMessage]:
         with self.lock:
@@ -70,6 +73,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.inbox.data_delay:
+            await asyncio.sleep(self.inbox.data_delay)
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         with self.inbox.lock:
