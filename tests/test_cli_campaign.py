@@ -1,0 +1,134 @@
+"""`mailramp campaign import|show|resend-uncertain` and the worker inside `mailramp serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+from mailramp.config import Settings
+from mailramp.runtime import open_runtime
+from tests.support.postgres import free_port
+from tests.support.processes import clean_environment, run_mailramp, serving
+from tests.support.smtp import SmtpServer
+
+
+async def _setup(settings: Settings, smtp_port: int) -> tuple[str, str]:
+    runtime = await open_runtime(settings)
+    try:
+        user = await runtime.accounts.create_user(user_name="Cli", login_id="cli")
+        mailbox = await runtime.mailboxes.create_mailbox(
+            user.user_id,
+            email="cli@acme.com",
+            provider="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=smtp_port,
+            smtp_security="plain",
+            password="pw",
+        )
+        campaign = await runtime.campaigns.create_campaign(
+            user.user_id,
+            mailbox_id=mailbox.mailbox_id,
+            campaign_name="CLI campaign",
+            subject="Hi {{first_name|there}}",
+            message="Hello",
+            duration=4,
+            start_time=datetime.now(UTC) - timedelta(minutes=5),
+        )
+        return user.user_id, campaign.campaign_id
+    finally:
+        await runtime.close()
+
+
+async def _make_due(settings: Settings, campaign_id: str) -> None:
+    runtime = await open_runtime(settings)
+    try:
+        async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
+            await connection.execute(
+                text("UPDATE email_tracking SET scheduled_at = :now WHERE campaign_id = :c"),
+                {"now": datetime.now(UTC) - timedelta(seconds=1), "c": campaign_id},
+            )
+    finally:
+        await runtime.close()
+
+
+def test_import_show_and_the_worker_inside_serve(tmp_path: Path) -> None:
+    server = SmtpServer(accounts={"cli@acme.com": "pw"}).start()
+    try:
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path / 'mailramp.db'}",
+            encryption_key_file=tmp_path / "mailramp.key",
+        )
+        _, campaign_id = asyncio.run(_setup(settings, server.port))
+        csv_file = tmp_path / "people.csv"
+        csv_file.write_text(
+            "email,first_name\nann@example.com,Ann\nbad-address,X\nben@example.com,Ben\n"
+            "ANN@example.com,Dup\ncid@example.com,\n"
+        )
+        environment = clean_environment(MAILRAMP_ALLOW_PRIVATE_HOSTS="true")
+        imported = run_mailramp(
+            "campaign", "import", campaign_id, str(csv_file), cwd=tmp_path, env=environment
+        )
+        assert imported.returncode == 0, imported.stderr
+        assert (
+            "5 rows: 3 accepted, 1 duplicates, 1 invalid, 0 suppressed; "
+            "the campaign now has 3 recipients" in imported.stdout
+        )
+        assert "row 3: 'bad-address'" in imported.stdout
+        assert "importing" in imported.stderr  # the progress bar
+
+        refused = run_mailramp(
+            "campaign",
+            "import",
+            campaign_id,
+            str(tmp_path / "nope.csv"),
+            cwd=tmp_path,
+            env=environment,
+        )
+        assert refused.returncode == 2 and "does not exist" in refused.stderr
+        (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x01")
+        binary = run_mailramp(
+            "campaign",
+            "import",
+            campaign_id,
+            str(tmp_path / "binary.csv"),
+            cwd=tmp_path,
+            env=environment,
+        )
+        assert binary.returncode == 1 and "not UTF-8" in binary.stderr
+
+        asyncio.run(_make_due(settings, campaign_id))
+        port = free_port()
+        with serving(port, cwd=tmp_path, env=environment):
+            deadline = time.monotonic() + 30
+            while len(server.inbox.messages) < 3 and time.monotonic() < deadline:
+                time.sleep(0.2)
+        assert server.inbox.count_by_recipient() == {
+            "ann@example.com": 1,
+            "ben@example.com": 1,
+            "cid@example.com": 1,
+        }
+        assert server.inbox.to("cid@example.com")[0]["Subject"] == "Hi there"
+
+        shown = run_mailramp("campaign", "show", campaign_id, cwd=tmp_path, env=environment)
+        assert shown.returncode == 0, shown.stderr
+        assert "CLI campaign" in shown.stdout and "completed" in shown.stdout
+        assert "recipients: sent 3" in shown.stdout
+        assert "sent 3, delivered 3, bounced 0 (0.0%)" in shown.stdout
+        resend = run_mailramp(
+            "campaign", "resend-uncertain", campaign_id, cwd=tmp_path, env=environment
+        )
+        assert "queued 0 uncertain record(s)" in resend.stdout
+        unknown = run_mailramp(
+            "campaign",
+            "show",
+            "8f14e45f-ceea-467f-a0e6-1b0e1f6b0e33",
+            cwd=tmp_path,
+            env=environment,
+        )
+        assert unknown.returncode == 1 and "not found" in unknown.stderr
+    finally:
+        server.stop()
