@@ -92,7 +92,7 @@ def test_sigkilled_workers_never_send_twice(postgres: PostgresTarget, tmp_path: 
     url = asyncio.run(new_postgres_database(postgres))
     key = generate_key()
     server = SmtpServer(accounts={"crash@acme.com": "pw"}).start()
-    server.inbox.data_delay = 0.01
+    server.inbox.data_delay = 0.02  # ~10 s of sending, so every kill lands mid-run
     for address in BOUNCING:
         server.inbox.rcpt_replies[address] = ["550 5.1.1 No such user!"]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MAILRAMP_")} | {
@@ -113,6 +113,7 @@ def test_sigkilled_workers_never_send_twice(postgres: PostgresTarget, tmp_path: 
         workers = [_start_worker(environment, log) for _ in range(WORKERS)]
         kills = 0
         deadline = time.monotonic() + 180
+        time.sleep(1.0)  # let the workers start sending
         while kills < KILLS and time.monotonic() < deadline:
             time.sleep(rng.uniform(0.3, 2.0))
             victim = rng.randrange(WORKERS)
@@ -145,7 +146,9 @@ def test_sigkilled_workers_never_send_twice(postgres: PostgresTarget, tmp_path: 
         )
         assert set(final) <= {"sent", "bounced", "failed", "uncertain"}
         assert sum(final.values()) == RECIPIENTS
-        assert final.get("bounced", 0) == len(BOUNCING)
+        # A refused address is bounced, or uncertain if a kill hit its send; never delivered.
+        assert final.get("bounced", 0) <= len(BOUNCING)
+        assert not BOUNCING & set(received)
         # Every `sent` record arrived; `uncertain` ones may or may not have.
         assert final["sent"] <= len(received) <= final["sent"] + final.get("uncertain", 0)
     finally:

@@ -85,11 +85,12 @@ def test_text_message_headers_and_body() -> None:
     assert parsed["From"] == "Ann Müller <ann@acme.com>"
     assert parsed["To"] == "bob@example.com"
     assert parsed["Subject"] == "Hello Bob"
+    assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
     assert parsed["Date"] == "Mon, 01 Mar 2027 09:00:00 +0000"
     assert parsed["Message-ID"] == message_id_for(record.id, "ann@acme.com")
     assert parsed["Message-ID"] == f"<{record.id}.mailramp@acme.com>"
     assert parsed.get_content_type() == "text/plain"
-    assert parsed.get_content() == "Hi Bob!\nBye\n"
+    assert parsed.get_content() == "Hi Bob!\nBye"
 
 
 def test_values_cannot_inject_headers() -> None:
@@ -125,3 +126,15 @@ def test_html_values_are_escaped_and_a_text_part_is_generated() -> None:
 
 def test_html_to_text_keeps_paragraphs() -> None:
     assert html_to_text("<p>One</p><p>Two<br>Three</p>") == "One\n\nTwo\nThree\n"
+
+
+def test_non_ascii_subject_and_name_are_encoded() -> None:
+    campaign = _campaign("Grüße, {{first_name}}", "Hallo {{first_name}} — schön!")
+    record = _record(first_name="Zoë")
+    message = build_message(campaign=campaign, mailbox=MAILBOX, record=record, sent_at=NOW)
+    raw = message.as_bytes()
+    assert raw.isascii()
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == "Grüße, Zoë"
+    assert parsed["From"] == "Ann Müller <ann@acme.com>"
+    assert parsed.get_content() == "Hallo Zoë — schön!"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -26,7 +27,7 @@ def test_even_spread_with_bounded_jitter() -> None:
     for slot, moment in enumerate(times):
         ideal = MONDAY + timedelta(hours=slot + 0.5)
         assert abs((moment - ideal).total_seconds()) <= 0.4 * 3600 + 1
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert len(set(gaps)) > 1  # jittered, not machine-regular
 
 

@@ -12,7 +12,7 @@ Errors a provider raises say what the engine should do (errors.py draws the rest
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 
@@ -44,7 +44,7 @@ class MailboxUnusableError(ProviderError):
 class Provider(Protocol):
     """Sends messages from one mailbox; keeps its connection between sends."""
 
-    async def send(self, message: EmailMessage, *, sender: str, recipient: str) -> None:
+    async def send(self, message: Message, *, sender: str, recipient: str) -> None:
         """Hand one message over for delivery to `recipient`."""
         ...
 

@@ -9,7 +9,7 @@ began may have delivered the message (uncertain).
 from __future__ import annotations
 
 import contextlib
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 
@@ -95,7 +95,7 @@ class SmtpProvider:
         self._client = client
         return client
 
-    async def send(self, message: EmailMessage, *, sender: str, recipient: str) -> None:
+    async def send(self, message: Message, *, sender: str, recipient: str) -> None:
         """Send one message (MAIL, RCPT, DATA) on the mailbox's connection."""
         client = await self._connected()
         try:

@@ -334,27 +334,33 @@ class SqlSending(SqlBase):
         if not results:
             return
         deltas: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # A record turned `uncertain` by an expired lease still takes a definite outcome if
+        # its worker reports one after all; any other status means it was already recorded.
+        open_states = [TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value]
+        sent = [result for result in results if result.outcome is Outcome.SENT]
+        others = [result for result in results if result.outcome is not Outcome.SENT]
         async with self._write() as connection:
-            for result in results:
-                values = _outcome_values(result, now)
-                # A record turned `uncertain` by an expired lease still takes a definite
-                # outcome if its worker reports one after all.
+            if sent:
+                # The common case in one statement: every accepted message of the batch.
                 changed = await connection.execute(
                     update(T)
-                    .where(
-                        T.c._id == result.record_id,
-                        T.c.status.in_(
-                            [TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value]
-                        ),
-                    )
-                    .values(values)
+                    .where(T.c._id.in_([r.record_id for r in sent]), T.c.status.in_(open_states))
+                    .values(_outcome_values(sent[0], now))
+                    .returning(T.c.campaign_id)
+                )
+                for (campaign_id,) in changed:
+                    deltas[campaign_id]["total_sent"] += 1
+            for result in others:
+                changed = await connection.execute(
+                    update(T)
+                    .where(T.c._id == result.record_id, T.c.status.in_(open_states))
+                    .values(_outcome_values(result, now))
                     .returning(T.c._id)
                 )
                 if changed.first() is None:
                     continue
-                if result.outcome in (Outcome.SENT, Outcome.BOUNCED):
-                    deltas[result.campaign_id]["total_sent"] += 1
                 if result.outcome is Outcome.BOUNCED:
+                    deltas[result.campaign_id]["total_sent"] += 1
                     deltas[result.campaign_id]["total_bounced"] += 1
                     await self._suppress(
                         connection,

@@ -1,0 +1,196 @@
+"""Sending throughput: 10,000 emails into a local SMTP sink with all of mailramp's
+bookkeeping (lease, `sending` mark, send, outcome, metrics), on SQLite and on PostgreSQL.
+
+Measured in the same run against the same sink:
+- the ceiling: a bare aiosmtplib loop over as many connections as mailramp uses;
+- what a user would script instead: a plain smtplib loop on one connection.
+
+    .venv/bin/python -m bench.send [--messages N] [--mailboxes M] [--backends sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+from sqlalchemy import text
+from tests.support.postgres import PostgresServer, free_port
+
+from mailramp.config import Settings
+from mailramp.kit.secrets import generate_key
+from mailramp.runtime import open_runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BODY = "Hello {{first_name}},\n\n" + ("This is a benchmark message line. " * 120) + "\n"
+
+
+class Sink:
+    """The sink process; `stop()` returns how many messages it received."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "sink.py"), str(self.port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def stop(self) -> int:
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=30)
+        return int(out.strip().splitlines()[-1])
+
+
+def _message(n: int) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "bench@acme.com"
+    message["To"] = f"r{n}@example.com"
+    message["Subject"] = f"Hello R{n}"
+    message.set_content(BODY.replace("{{first_name}}", f"R{n}"))
+    return message
+
+
+async def bare_aiosmtplib(port: int, messages: int, connections: int) -> float:
+    """Messages per second with no bookkeeping at all: the ceiling."""
+    prepared = [_message(n) for n in range(messages)]
+
+    async def one_connection(part: list[EmailMessage]) -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        await client.connect()
+        await client.login("bench@acme.com", "pw")
+        for message in part:
+            await client.send_message(message)
+        await client.quit()
+
+    parts = [prepared[i::connections] for i in range(connections)]
+    started = time.perf_counter()
+    await asyncio.gather(*(one_connection(part) for part in parts))
+    return messages / (time.perf_counter() - started)
+
+
+def plain_smtplib(port: int, messages: int) -> float:
+    """Messages per second of a plain smtplib loop on one connection."""
+    prepared = [_message(n) for n in range(messages)]
+    started = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.login("bench@acme.com", "pw")
+        for message in prepared:
+            client.send_message(message)
+    return messages / (time.perf_counter() - started)
+
+
+async def mailramp_engine(database_url: str, port: int, messages: int, mailboxes: int) -> float:
+    """Messages per second through mailramp's worker, with all bookkeeping."""
+    settings = Settings(
+        database_url=database_url,
+        encryption_keys=generate_key(),
+        allow_private_hosts=True,
+        worker_batch_size=500,
+        worker_in_flight_per_mailbox=10,
+    )
+    runtime = await open_runtime(settings)
+    try:
+        user = await runtime.accounts.create_user(user_name="Bench", login_id="bench")
+        campaigns = []
+        per_mailbox = messages // mailboxes
+        now = datetime.now(UTC)
+        for m in range(mailboxes):
+            mailbox = await runtime.mailboxes.create_mailbox(
+                user.user_id,
+                email=f"bench{m}@acme.com",
+                provider="smtp",
+                smtp_host="127.0.0.1",
+                smtp_port=port,
+                smtp_security="plain",
+                password="pw",
+                daily_limit=10_000,
+            )
+            campaign = await runtime.campaigns.create_campaign(
+                user.user_id,
+                mailbox_id=mailbox.mailbox_id,
+                campaign_name=f"Bench {m}",
+                subject="Hello {{first_name}}",
+                message=BODY,
+                duration=24,
+                start_time=now - timedelta(minutes=1),
+            )
+            rows = "".join(f"m{m}r{n}@example.com,R{n}\n" for n in range(per_mailbox))
+            await runtime.sending.import_recipients(
+                user.user_id, campaign.campaign_id, io.BytesIO(f"email,first_name\n{rows}".encode())
+            )
+            campaigns.append(campaign.campaign_id)
+        async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
+            await connection.execute(
+                text("UPDATE email_tracking SET scheduled_at = :now"),
+                {"now": now - timedelta(seconds=1)},
+            )
+        worker = runtime.worker()
+        started = time.perf_counter()
+        while await worker.tick():
+            pass
+        elapsed = time.perf_counter() - started
+        await worker.close()
+        sent = 0
+        for campaign_id in campaigns:
+            metrics = await runtime.metrics.get_campaign_metrics(campaign_id)
+            sent += metrics.total_sent
+        assert sent == per_mailbox * mailboxes, f"only {sent} recorded as sent"
+        return sent / elapsed
+    finally:
+        await runtime.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--mailboxes", type=int, default=10)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    arguments = parser.parse_args()
+    messages, mailboxes = arguments.messages, arguments.mailboxes
+
+    sink = Sink()
+    expected = 0
+    postgres = None
+    try:
+        ceiling = asyncio.run(bare_aiosmtplib(sink.port, messages, mailboxes))
+        expected += messages
+        scripted = plain_smtplib(sink.port, messages)
+        expected += messages
+        print(f"bare aiosmtplib, {mailboxes} connections (ceiling): {ceiling:8.0f} msg/s")
+        print(f"plain smtplib loop, 1 connection:            {scripted:8.0f} msg/s")
+        for backend in arguments.backends.split(","):
+            with tempfile.TemporaryDirectory() as directory:
+                if backend == "sqlite":
+                    url = f"sqlite:///{directory}/bench.db"
+                else:
+                    postgres = postgres or PostgresServer.start()
+                    url = postgres.admin_url
+                rate = asyncio.run(mailramp_engine(url, sink.port, messages, mailboxes))
+                expected += messages
+            print(
+                f"mailramp worker on {backend:10s} ({mailboxes} mailboxes): {rate:8.0f} msg/s"
+                f"  = {rate / ceiling:.2f} x ceiling, {rate / scripted:.2f} x plain smtplib"
+            )
+    finally:
+        received = sink.stop()
+        if postgres is not None:
+            postgres.stop()
+    print(f"sink received {received} of {expected} messages")
+    assert received == expected
+
+
+if __name__ == "__main__":
+    main()
