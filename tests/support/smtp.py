@@ -4,6 +4,7 @@ refuse recipients, for a while or for good."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -87,16 +88,28 @@ class _Handler:
 class SmtpServer:
     """Started on a free loopback port; stop() when done."""
 
-    def __init__(self, accounts: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        accounts: dict[str, str] | None = None,
+        *,
+        starttls: ssl.SSLContext | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.inbox = Inbox(accounts=dict(accounts or {}))
         self.port = free_port()
+        options: dict[str, Any] = {}
+        if starttls is not None:
+            options |= {"tls_context": starttls, "require_starttls": True}
+        if implicit_tls is not None:
+            options["ssl_context"] = implicit_tls
         self._controller = Controller(
             _Handler(self.inbox),
             hostname="127.0.0.1",
             port=self.port,
             ready_timeout=10,
-            auth_require_tls=False,
+            auth_require_tls=starttls is not None,
             authenticator=self._authenticate,
+            **options,
         )
 
     def _authenticate(

@@ -8,6 +8,7 @@ began may have delivered the message (uncertain).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from email.message import Message
 
@@ -134,9 +135,6 @@ class SmtpProvider:
 
     async def close(self) -> None:
         """QUIT and close the connection."""
-        if self._client is not None and self._client.is_connected:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await self._client.quit()
         await self._drop()
 
 
@@ -150,5 +148,21 @@ def _refusal(
 
 
 async def _quietly_close(client: aiosmtplib.SMTP) -> None:
+    """Close a connection that failed or is no longer wanted, without raising."""
+    transport = client.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if client.is_connected:
+        # QUIT lets the server (and a TLS layer) close cleanly.
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+            await asyncio.wait_for(client.quit(), timeout=5)
     with contextlib.suppress(aiosmtplib.SMTPException, OSError):
         client.close()
+    # A TLS transport closes its socket only after its shutdown exchange; wait for that
+    # (briefly) so a connection never outlives the provider that owned it.
+    for _ in range(CLOSE_WAIT_STEPS):
+        if sock is None or sock.fileno() == -1:
+            break
+        await asyncio.sleep(0.01)
+
+
+CLOSE_WAIT_STEPS = 100

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from mailramp.campaigns.models import Campaign
 from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.coalesce import Coalescer
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.service import MailboxService
 from mailramp.providers import (
@@ -80,6 +81,26 @@ class SendingWorker:
         self.worker_id = worker_id or new_worker_id()
         self._stopping = asyncio.Event()
         self._open: dict[str, tuple[Provider, object]] = {}
+        # Mailbox tasks share their small transactions (see kit.coalesce).
+        self._start = Coalescer(self._start_sending_together)
+        self._record = Coalescer(self._record_together)
+
+    async def _start_sending_together(self, requests: Sequence[dict[str, str]]) -> list[set[str]]:
+        now = self._clock()
+        merged = {record_id: mid for request in requests for record_id, mid in request.items()}
+        allowed = await self._store.start_sending(
+            worker_id=self.worker_id,
+            message_ids=merged,
+            now=now,
+            lease_until=now + timedelta(seconds=self._settings.lease_seconds),
+        )
+        return [allowed & request.keys() for request in requests]
+
+    async def _record_together(self, batches: Sequence[list[SendResult]]) -> list[None]:
+        await self._store.record_results(
+            [result for batch in batches for result in batch], now=self._clock()
+        )
+        return [None] * len(batches)
 
     def stop(self) -> None:
         """Finish the sends in flight, release the rest, and leave `run()`."""
@@ -167,14 +188,8 @@ class SendingWorker:
         group: Sequence[EmailTracking],
         campaigns: dict[str, Campaign | None],
     ) -> None:
-        now = self._clock()
         message_ids = {record.id: message_id_for(record.id, mailbox.email) for record in group}
-        allowed = await self._store.start_sending(
-            worker_id=self.worker_id,
-            message_ids=message_ids,
-            now=now,
-            lease_until=now + timedelta(seconds=self._settings.lease_seconds),
-        )
+        allowed = await self._start.submit(message_ids)
         results: list[SendResult] = []
         try:
             for record in group:
@@ -199,7 +214,8 @@ class SendingWorker:
             )
             raise
         finally:
-            await self._store.record_results(results, now=self._clock())
+            if results:
+                await self._record.submit(results)
 
     async def _send_one(
         self, mailbox: Mailbox, provider: Provider, campaign: Campaign, record: EmailTracking

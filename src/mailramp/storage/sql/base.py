@@ -150,25 +150,23 @@ class SqlBase:
         transaction. False if the campaign has no metrics document."""
         metrics = tables.metrics
         condition = metrics.c.campaign_id == campaign_id
-        # The first UPDATE takes the row lock, so the counters read next are ours alone
-        # until commit and the derived fields written after them are consistent.
-        result = await connection.execute(
-            update(metrics)
-            .where(condition)
-            .values({name: metrics.c[name] + delta for name, delta in deltas.items()})
-            .values(last_updated=now)
-        )
-        if result.rowcount != 1:
-            return False
+        # The first UPDATE takes the row lock and returns the new counters, so the derived
+        # fields written next are computed from values no one else can change before commit.
         counters = (
             (
                 await connection.execute(
-                    select(*(metrics.c[name] for name in COUNTERS)).where(condition)
+                    update(metrics)
+                    .where(condition)
+                    .values({name: metrics.c[name] + delta for name, delta in deltas.items()})
+                    .values(last_updated=now)
+                    .returning(*(metrics.c[name] for name in COUNTERS))
                 )
             )
             .mappings()
-            .one()
+            .first()
         )
+        if counters is None:
+            return False
         await connection.execute(
             update(metrics).where(condition).values(derived_fields(dict(counters)))
         )
