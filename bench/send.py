@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import smtplib
 import subprocess
 import sys
@@ -92,14 +93,20 @@ def plain_smtplib(port: int, messages: int) -> float:
     return messages / (time.perf_counter() - started)
 
 
-async def mailramp_engine(database_url: str, port: int, messages: int, mailboxes: int) -> float:
-    """Messages per second through mailramp's worker, with all bookkeeping."""
+WORKER_SETTINGS = {"worker_batch_size": 500, "worker_in_flight_per_mailbox": 10}
+
+
+async def mailramp_engine(
+    database_url: str, port: int, messages: int, mailboxes: int, processes: int = 0
+) -> float:
+    """Messages per second through mailramp's worker, with all bookkeeping: in this process,
+    or in `processes` separate `mailramp worker` processes."""
+    key = generate_key()
     settings = Settings(
         database_url=database_url,
-        encryption_keys=generate_key(),
+        encryption_keys=key,
         allow_private_hosts=True,
-        worker_batch_size=500,
-        worker_in_flight_per_mailbox=10,
+        **WORKER_SETTINGS,  # type: ignore[arg-type]
     )
     runtime = await open_runtime(settings)
     try:
@@ -137,16 +144,45 @@ async def mailramp_engine(database_url: str, port: int, messages: int, mailboxes
                 text("UPDATE email_tracking SET scheduled_at = :now"),
                 {"now": now - timedelta(seconds=1)},
             )
-        worker = runtime.worker()
+
+        async def total_sent() -> int:
+            total = 0
+            for campaign_id in campaigns:
+                total += (await runtime.metrics.get_campaign_metrics(campaign_id)).total_sent
+            return total
+
         started = time.perf_counter()
-        while await worker.tick():
-            pass
-        elapsed = time.perf_counter() - started
-        await worker.close()
-        sent = 0
-        for campaign_id in campaigns:
-            metrics = await runtime.metrics.get_campaign_metrics(campaign_id)
-            sent += metrics.total_sent
+        if processes:
+            environment = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("MAILRAMP_")},
+                "MAILRAMP_DATABASE_URL": database_url,
+                "MAILRAMP_ENCRYPTION_KEYS": key,
+                "MAILRAMP_ALLOW_PRIVATE_HOSTS": "true",
+                "MAILRAMP_WORKER_POLL_SECONDS": "0.05",
+                "MAILRAMP_LOG_LEVEL": "WARNING",
+                **{f"MAILRAMP_{k.upper()}": str(v) for k, v in WORKER_SETTINGS.items()},
+            }
+            workers = [
+                subprocess.Popen(  # noqa: ASYNC220 - started once, before timing matters
+                    [sys.executable, "-m", "mailramp", "worker"], env=environment
+                )
+                for _ in range(processes)
+            ]
+            try:
+                while await total_sent() < per_mailbox * mailboxes:
+                    await asyncio.sleep(0.05)
+                elapsed = time.perf_counter() - started
+            finally:
+                for process in workers:
+                    process.terminate()
+                    process.wait()
+        else:
+            worker = runtime.worker()
+            while await worker.tick():
+                pass
+            elapsed = time.perf_counter() - started
+            await worker.close()
+        sent = await total_sent()
         assert sent == per_mailbox * mailboxes, f"only {sent} recorded as sent"
         return sent / elapsed
     finally:
@@ -158,6 +194,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--mailboxes", type=int, default=10)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--processes",
+        default="0,2",
+        help="worker set-ups to measure on PostgreSQL: 0 = one worker in this process, "
+        "N = N `mailramp worker` processes",
+    )
     arguments = parser.parse_args()
     messages, mailboxes = arguments.messages, arguments.mailboxes
 
@@ -171,17 +213,34 @@ def main() -> None:
         expected += messages
         print(f"bare aiosmtplib, {mailboxes} connections (ceiling): {ceiling:8.0f} msg/s")
         print(f"plain smtplib loop, 1 connection:            {scripted:8.0f} msg/s")
-        for backend in arguments.backends.split(","):
+        setups = [("sqlite", 0)] if "sqlite" in arguments.backends else []
+        if "postgresql" in arguments.backends:
+            setups += [("postgresql", int(n)) for n in arguments.processes.split(",")]
+        for number, (backend, processes) in enumerate(setups):
             with tempfile.TemporaryDirectory() as directory:
                 if backend == "sqlite":
                     url = f"sqlite:///{directory}/bench.db"
                 else:
                     postgres = postgres or PostgresServer.start()
-                    url = postgres.admin_url
-                rate = asyncio.run(mailramp_engine(url, sink.port, messages, mailboxes))
+                    url = postgres.url(f"bench{number}")
+                    subprocess.run(
+                        [
+                            str(postgres.bindir / "createdb"),
+                            "-h",
+                            "127.0.0.1",
+                            "-p",
+                            str(postgres.port),
+                            "-U",
+                            "postgres",
+                            f"bench{number}",
+                        ],
+                        check=True,
+                    )
+                rate = asyncio.run(mailramp_engine(url, sink.port, messages, mailboxes, processes))
                 expected += messages
+            how = f"{processes} worker processes" if processes else "1 worker in-process"
             print(
-                f"mailramp worker on {backend:10s} ({mailboxes} mailboxes): {rate:8.0f} msg/s"
+                f"mailramp on {backend:10s} {how:22s} ({mailboxes} mailboxes): {rate:6.0f} msg/s"
                 f"  = {rate / ceiling:.2f} x ceiling, {rate / scripted:.2f} x plain smtplib"
             )
     finally:
