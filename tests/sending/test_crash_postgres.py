@@ -157,3 +157,50 @@ def test_sigkilled_workers_never_send_twice(postgres: PostgresTarget, tmp_path: 
                 worker.kill()
                 worker.wait()
         server.stop()
+
+
+async def _lease_holders(url: str, key: str, campaign_id: str) -> int:
+    runtime = await open_runtime(Settings(database_url=url, encryption_keys=key))
+    try:
+        async with runtime.store.engine.connect() as connection:  # type: ignore[attr-defined]
+            result = await connection.execute(
+                text(
+                    "SELECT count(*) FROM email_tracking WHERE campaign_id = :c "
+                    "AND lease_owner IS NOT NULL"
+                ),
+                {"c": campaign_id},
+            )
+            return int(result.scalar_one())
+    finally:
+        await runtime.close()
+
+
+def test_sigterm_finishes_in_flight_sends_and_releases_the_rest(
+    postgres: PostgresTarget, tmp_path: Path
+) -> None:
+    url = asyncio.run(new_postgres_database(postgres))
+    key = generate_key()
+    server = SmtpServer(accounts={"crash@acme.com": "pw"}).start()
+    server.inbox.data_delay = 0.1  # slow enough that SIGTERM lands mid-batch
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MAILRAMP_")} | {
+        "MAILRAMP_DATABASE_URL": url,
+        "MAILRAMP_ENCRYPTION_KEYS": key,
+        "MAILRAMP_ALLOW_PRIVATE_HOSTS": "true",
+        "MAILRAMP_AUTO_MIGRATE": "false",
+        "MAILRAMP_WORKER_POLL_SECONDS": "0.2",
+    }
+    try:
+        user_id, campaign_id = asyncio.run(_prepare(url, key, server.port))
+        worker = _start_worker(environment, tmp_path / "worker.log")
+        while len(server.inbox.messages) < 5:
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        counts = asyncio.run(_counts(url, key, user_id, campaign_id))
+        assert counts["sending"] == 0 and counts["uncertain"] == 0
+        assert counts["sent"] == len(server.inbox.messages)  # what was in flight finished
+        assert 5 <= counts["sent"] < RECIPIENTS
+        assert counts["pending"] == RECIPIENTS - counts["sent"] - counts["bounced"]
+        assert asyncio.run(_lease_holders(url, key, campaign_id)) == 0
+    finally:
+        server.stop()
