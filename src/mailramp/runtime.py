@@ -18,6 +18,7 @@ from mailramp.config import Settings
 from mailramp.errors import ConfigurationError, SecretKeyError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.secrets import KeyFile, SecretBox
+from mailramp.kit.signing import TokenSigner, derive_tracking_keys
 from mailramp.legacy.service import LegacyService
 from mailramp.mailboxes.service import MailboxService
 from mailramp.metrics.service import MetricsService
@@ -27,6 +28,8 @@ from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import head_revision, upgrade
+from mailramp.tracking.links import TrackingLinks
+from mailramp.tracking.service import TrackingService
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ class Runtime:
     metrics: MetricsService
     legacy: LegacyService
     sending: SendingService
+    tracking: TrackingService
+    tracking_links: TrackingLinks
     clock: Clock
 
     def worker(
@@ -67,6 +72,7 @@ class Runtime:
             ),
             clock=self.clock,
             worker_id=worker_id,
+            tracking=self.tracking_links,
         )
 
     async def close(self) -> None:
@@ -98,9 +104,11 @@ async def open_runtime(
             await migrate_store(store)
         else:
             await _require_current_schema(store)
-        secrets = load_secret_box(settings, has_existing_secrets=await _has_secrets(store))
+        keys = load_key_set(settings, has_existing_secrets=await _has_secrets(store))
+        secrets = SecretBox(keys)
         mailboxes = MailboxService(store, secrets, clock=clock)
         await mailboxes.check_secrets(sample=STARTUP_SECRET_SAMPLE)
+        signer = TokenSigner(derive_tracking_keys(keys))
     except BaseException:
         await store.close()
         raise
@@ -114,6 +122,8 @@ async def open_runtime(
         metrics=MetricsService(store),
         legacy=LegacyService(store),
         sending=SendingService(store, clock=clock),
+        tracking=TrackingService(store, signer, clock=clock),
+        tracking_links=TrackingLinks(signer, settings.public_base_url),
         clock=clock,
     )
 
@@ -134,19 +144,20 @@ async def _has_secrets(store: Store) -> bool:
     return False
 
 
-def load_secret_box(settings: Settings, *, has_existing_secrets: bool) -> SecretBox:
+def load_key_set(settings: Settings, *, has_existing_secrets: bool) -> list[str]:
     """The key set from MAILRAMP_ENCRYPTION_KEYS, else from the key file, which is generated
     on first start — but never when the database already holds secrets, since a new key
     could not decrypt them."""
     keys = settings.encryption_key_list()
     if keys is not None:
-        return SecretBox(keys)
+        SecretBox(keys)  # validates them
+        return keys
     key_file = KeyFile(Path(settings.encryption_key_file).absolute())
     if key_file.exists():
-        return SecretBox(key_file.read())
+        return key_file.read()
     if has_existing_secrets:
         raise SecretKeyError(
             f"the database holds encrypted mailbox secrets but the key file {key_file.path} "
             "does not exist: restore it from your backup, or set MAILRAMP_ENCRYPTION_KEYS"
         )
-    return SecretBox(key_file.create())
+    return key_file.create()

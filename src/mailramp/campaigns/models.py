@@ -111,3 +111,5 @@ class Campaign(Record):
     created_by: ObjectIdStr
     message_format: MessageFormat = MessageFormat.TEXT
     sending_window: SendingWindow | None = None
+    track_opens: bool = True
+    track_clicks: bool = True

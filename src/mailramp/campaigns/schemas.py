@@ -26,6 +26,8 @@ class CampaignCreate(Input):
     total_recipients: int = Field(default=0, ge=0)
     message_format: MessageFormat = MessageFormat.TEXT
     sending_window: SendingWindow | None = None
+    track_opens: bool = True
+    track_clicks: bool = True
 
 
 class CampaignUpdate(Input):
@@ -39,3 +41,5 @@ class CampaignUpdate(Input):
     start_time: UTCDateTime | None = None
     message_format: MessageFormat | None = None
     sending_window: SendingWindow | None = None
+    track_opens: bool | None = None
+    track_clicks: bool | None = None

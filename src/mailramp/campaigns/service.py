@@ -72,6 +72,8 @@ class CampaignService:
             total_recipients=data.total_recipients,
             message_format=data.message_format,
             sending_window=data.sending_window,
+            track_opens=data.track_opens,
+            track_clicks=data.track_clicks,
             created_at=now,
             updated_at=now,
             created_by=owner,

@@ -16,8 +16,20 @@ COUNTERS = (
     "total_bounced",
     "total_replied",
     "total_unsubscribed",
+    # Additions (docs/tracking.md): engagement without privacy proxies and link scanners,
+    # and automatic replies counted apart from replies.
+    "total_human_opened",
+    "total_human_clicks",
+    "total_auto_replied",
 )
-RATES = ("open_rate", "click_rate", "bounce_rate", "reply_rate")
+RATES = (
+    "open_rate",
+    "click_rate",
+    "bounce_rate",
+    "reply_rate",
+    "human_open_rate",
+    "human_click_rate",
+)
 
 
 class CampaignMetrics(Record):
@@ -38,6 +50,11 @@ class CampaignMetrics(Record):
     click_rate: float = 0.0
     bounce_rate: float = 0.0
     reply_rate: float = 0.0
+    total_human_opened: int = 0
+    total_human_clicks: int = 0
+    total_auto_replied: int = 0
+    human_open_rate: float = 0.0
+    human_click_rate: float = 0.0
     created_at: UTCDateTime
     last_updated: UTCDateTime
 
@@ -56,4 +73,6 @@ def derived_fields(counters: Mapping[str, int]) -> dict[str, float | int]:
         "click_rate": percent(counters["total_clicks"], delivered),
         "reply_rate": percent(counters["total_replied"], delivered),
         "bounce_rate": percent(counters["total_bounced"], counters["total_sent"]),
+        "human_open_rate": percent(counters["total_human_opened"], delivered),
+        "human_click_rate": percent(counters["total_human_clicks"], delivered),
     }

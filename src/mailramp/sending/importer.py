@@ -145,7 +145,7 @@ class RecipientReader:
             return None
         seen_in_file.add(email)
         variables = {name: value.strip() for name, value in cells.items() if name != "email"}
-        missing = templates.missing_variables(self._required, variables)
+        missing = templates.missing_variables(self._required, {**variables, "email": email})
         if missing:
             raise ValidationError(
                 "message",

@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from mailramp.campaigns.models import Campaign, MessageFormat
 from mailramp.mailboxes.models import Mailbox
 from mailramp.sending import templates
+from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import EmailTracking
 
 
@@ -31,7 +32,12 @@ def merge_values(record: EmailTracking) -> dict[str, object]:
 
 
 def build_message(
-    *, campaign: Campaign, mailbox: Mailbox, record: EmailTracking, sent_at: datetime
+    *,
+    campaign: Campaign,
+    mailbox: Mailbox,
+    record: EmailTracking,
+    sent_at: datetime,
+    tracking: TrackingLinks | None = None,
 ) -> Message:
     """The complete message: headers, and a text part (plus the HTML part for HTML bodies).
 
@@ -41,19 +47,24 @@ def build_message(
     RFC 2047-encoded.
     """
     values = merge_values(record)
+    template = tracking.instrument(campaign, record.id) if tracking else campaign.message
     if campaign.message_format is MessageFormat.HTML:
-        body = templates.render(campaign.message, values, escape_html=True)
+        body = templates.render(template, values, escape_html=True)
         message: Message = MIMEMultipart("alternative")
         message.attach(_text_part(html_to_text(body), "plain"))
         message.attach(_text_part(body, "html"))
     else:
-        message = _text_part(templates.render(campaign.message, values), "plain")
+        message = _text_part(templates.render(template, values), "plain")
     display_name = " ".join((mailbox.display_name or "").split())
     message["From"] = formataddr((display_name, mailbox.email), charset="utf-8")
     message["To"] = record.recipient_email
     message["Subject"] = _header(templates.render_header(campaign.subject, values))
     message["Date"] = format_datetime(sent_at)
     message["Message-ID"] = record.message_id or message_id_for(record.id, mailbox.email)
+    if tracking is not None:
+        # RFC 8058 one-click unsubscribe (required by Gmail and Yahoo for bulk senders).
+        message["List-Unsubscribe"] = f"<{tracking.unsubscribe_url(record.id)}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return message
 
 

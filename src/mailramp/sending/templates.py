@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|([^{}]*))?\}\}")
@@ -56,13 +56,22 @@ def missing_variables(required: Iterable[str], values: Mapping[str, object]) -> 
     return [name for name in required if not str(values.get(name) or "").strip()]
 
 
-def render(text: str, values: Mapping[str, object], *, escape_html: bool = False) -> str:
-    """`text` with each placeholder replaced by its value, or its default, or ''."""
+def render(
+    text: str,
+    values: Mapping[str, object],
+    *,
+    escape_html: bool = False,
+    escape: Callable[[str], str] | None = None,
+) -> str:
+    """`text` with each placeholder replaced by its value, or its default, or ''; values
+    HTML-escaped with `escape_html`, or passed through `escape` (e.g. URL quoting)."""
 
     def replace(match: re.Match[str]) -> str:
         value = str(values.get(match.group(1).lower()) or "").strip()
         if not value:
             value = (match.group(2) or "").strip()
+        if escape is not None:
+            return escape(value)
         return html.escape(value) if escape_html else value
 
     return PLACEHOLDER.sub(replace, text)

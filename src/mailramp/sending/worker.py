@@ -36,6 +36,7 @@ from mailramp.providers.registry import ProviderFactory
 from mailramp.sending.message import build_message, message_id_for
 from mailramp.sending.models import Outcome, SendResult
 from mailramp.storage import Store
+from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import EmailTracking
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,9 @@ class SendingWorker:
         settings: WorkerSettings | None = None,
         clock: Clock = utc_now,
         worker_id: str | None = None,
+        tracking: TrackingLinks | None = None,
     ) -> None:
+        self._tracking = tracking
         self._store = store
         self._mailboxes = mailboxes
         self._providers = providers
@@ -221,7 +224,11 @@ class SendingWorker:
         self, mailbox: Mailbox, provider: Provider, campaign: Campaign, record: EmailTracking
     ) -> SendResult:
         message = build_message(
-            campaign=campaign, mailbox=mailbox, record=record, sent_at=self._clock()
+            campaign=campaign,
+            mailbox=mailbox,
+            record=record,
+            sent_at=self._clock(),
+            tracking=self._tracking,
         )
         try:
             await provider.send(message, sender=mailbox.email, recipient=record.recipient_email)

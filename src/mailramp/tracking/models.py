@@ -66,5 +66,34 @@ class EmailTracking(Record):
     replied_at: UTCDateTime | None = None
     bounced_at: UTCDateTime | None = None
     unsubscribed_at: UTCDateTime | None = None
+    human_opened_at: UTCDateTime | None = None
+    human_clicked_at: UTCDateTime | None = None
+    auto_replied_at: UTCDateTime | None = None
     created_at: UTCDateTime
     updated_at: UTCDateTime
+
+
+class EventType(StrEnum):
+    """What can happen to a sent email."""
+
+    OPEN = "open"
+    CLICK = "click"
+    UNSUBSCRIBE = "unsubscribe"
+    REPLY = "reply"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+
+
+class EmailEvent(Record):
+    """One entry of the event log. `details` holds what the request or message said (user
+    agent, link, IP fingerprint, DSN status) — untrusted data, escaped wherever shown."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    record_id: ObjectIdStr
+    campaign_id: CampaignIdStr
+    user_id: ObjectIdStr
+    type: EventType
+    occurred_at: UTCDateTime
+    machine: bool = False
+    machine_reason: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)

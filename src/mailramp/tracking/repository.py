@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 from mailramp.kit.types import Page
-from mailramp.tracking.models import EmailTracking, TrackingStatus
+from mailramp.metrics.models import CampaignMetrics
+from mailramp.suppression.models import Suppression
+from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus
 
 
 class TrackingRepository(Protocol):
@@ -35,4 +38,43 @@ class TrackingRepository(Protocol):
 
     async def count_tracking_by_status(self, user_id: str, campaign_id: str) -> dict[str, int]:
         """How many of a campaign's records are in each status (statuses with none left out)."""
+        ...
+
+    async def get_tracking_unscoped(self, tracking_id: str) -> EmailTracking | None:
+        """A record whoever owns it — for signed tracking requests and the inbox poller."""
+        ...
+
+    async def find_tracking_by_message_ids(
+        self, message_ids: Collection[str]
+    ) -> list[EmailTracking]:
+        """Records whose Message-ID is one of these (matching replies and bounces)."""
+        ...
+
+    async def record_event(
+        self,
+        event: EmailEvent,
+        *,
+        firsts: Mapping[str, str],
+        suppress: Suppression | None = None,
+        status_from: Collection[TrackingStatus] = (),
+        status_to: TrackingStatus | None = None,
+    ) -> dict[str, int]:
+        """In one unit of work: append the event; for each `firsts` item (record timestamp
+        field → metrics counter) set the field if still empty and, if so, add one to the
+        counter; optionally suppress the address and move the record's status. Returns the
+        counters that moved."""
+        ...
+
+    async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
+        """Rebuild a campaign's counters and rates from its tracking records."""
+        ...
+
+    async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
+        """The user's campaign's events per hour: hour, type, machine, count — for charts."""
+        ...
+
+    async def list_events(
+        self, user_id: str, record_id: str, *, limit: int = 100
+    ) -> list[EmailEvent]:
+        """A record's events, oldest first."""
         ...

@@ -15,6 +15,7 @@ from mailramp.config import Settings
 from mailramp.errors import MailrampError
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.storage.sql.migrate import head_revision
+from mailramp.tracking.endpoints import router as tracking_router
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await runtime.close()
 
     app = FastAPI(title="mailramp", version=__version__, lifespan=lifespan)
+
+    app.include_router(tracking_router)
 
     @app.exception_handler(MailrampError)
     async def _domain_error(_request: Request, error: MailrampError) -> JSONResponse:

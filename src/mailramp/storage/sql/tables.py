@@ -120,6 +120,8 @@ campaigns = Table(
     Column("created_by", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
     Column("message_format", String(10), nullable=False, server_default=text("'text'")),
     Column("sending_window", json_document(), nullable=True),
+    Column("track_opens", Boolean, nullable=False, server_default=text("true")),
+    Column("track_clicks", Boolean, nullable=False, server_default=text("true")),
     Index("uq_campaign_creation_table_campaign_id", "campaign_id", unique=True),
     # Listing a user's campaigns newest first, optionally by status.
     Index("ix_campaign_creation_table_user_id_created_at", "user_id", "created_at"),
@@ -181,6 +183,9 @@ tracking = Table(
             "replied_at",
             "bounced_at",
             "unsubscribed_at",
+            "human_opened_at",
+            "human_clicked_at",
+            "auto_replied_at",
         )
     ),
     Column("created_at", UTCDateTime, nullable=False),
@@ -227,4 +232,23 @@ suppressions = Table(
     Column("detail", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Index("uq_suppression_list_user_id_email", "user_id", "email", unique=True),
+)
+
+events = Table(
+    "email_events",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column(
+        "record_id", ObjectIdColumn, ForeignKey(tracking.c._id, ondelete="CASCADE"), nullable=False
+    ),
+    Column("campaign_id", String(36), nullable=False),
+    Column("user_id", ObjectIdColumn, nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("machine", Boolean, nullable=False, server_default=text("false")),
+    Column("machine_reason", String(50), nullable=True),
+    Column("details", json_document(), nullable=False),
+    Index("ix_email_events_record_id", "record_id"),
+    # The time series: a campaign's events by hour.
+    Index("ix_email_events_campaign_id_occurred_at", "campaign_id", "occurred_at"),
 )

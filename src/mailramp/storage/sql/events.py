@@ -1,0 +1,183 @@
+"""Tracking events on SQL: the event log, first-event counters, recomputation, time series."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
+from mailramp.storage.sql import tables
+from mailramp.storage.sql.base import to_row
+from mailramp.storage.sql.sending import SqlSending
+from mailramp.suppression.models import Suppression
+from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus
+
+T = tables.tracking
+E = tables.events
+M = tables.metrics
+
+FIRST_FIELDS = frozenset(
+    {
+        "opened_at",
+        "clicked_at",
+        "replied_at",
+        "bounced_at",
+        "unsubscribed_at",
+        "human_opened_at",
+        "human_clicked_at",
+        "auto_replied_at",
+        "delivered_at",
+    }
+)
+
+# Which record timestamp each counter counts (recomputation reads the records this way).
+COUNTED_BY = {
+    "total_sent": "sent_at",
+    "total_bounced": "bounced_at",
+    "total_opened": "opened_at",
+    "total_clicks": "clicked_at",
+    "total_replied": "replied_at",
+    "total_unsubscribed": "unsubscribed_at",
+    "total_human_opened": "human_opened_at",
+    "total_human_clicks": "human_clicked_at",
+    "total_auto_replied": "auto_replied_at",
+}
+
+
+class SqlTracking(SqlSending):
+    """Tracking on SQL."""
+
+    async def get_tracking_unscoped(self, tracking_id: str) -> EmailTracking | None:
+        async with self._read() as connection:
+            return await self._one(
+                connection, EmailTracking, select(T).where(T.c._id == tracking_id)
+            )
+
+    async def find_tracking_by_message_ids(
+        self, message_ids: Collection[str]
+    ) -> list[EmailTracking]:
+        if not message_ids:
+            return []
+        async with self._read() as connection:
+            rows = (
+                await connection.execute(select(T).where(T.c.message_id.in_(list(message_ids))))
+            ).mappings()
+            return [EmailTracking.model_validate(dict(row)) for row in rows]
+
+    async def record_event(
+        self,
+        event: EmailEvent,
+        *,
+        firsts: Mapping[str, str],
+        suppress: Suppression | None = None,
+        status_from: Collection[TrackingStatus] = (),
+        status_to: TrackingStatus | None = None,
+    ) -> dict[str, int]:
+        unknown = set(firsts) - FIRST_FIELDS
+        if unknown or set(firsts.values()) - set(COUNTERS):
+            raise ValueError(f"not event fields or counters: {sorted(firsts.items())}")
+        deltas: dict[str, int] = {}
+        async with self._write() as connection:
+            await connection.execute(E.insert().values(to_row(event)))
+            for field, counter in firsts.items():
+                # Only the first event of its kind sets the field: counters count recipients.
+                changed = await connection.execute(
+                    update(T)
+                    .where(T.c._id == event.record_id, T.c[field].is_(None))
+                    .values({field: event.occurred_at, "updated_at": event.occurred_at})
+                )
+                if changed.rowcount == 1:
+                    deltas[counter] = deltas.get(counter, 0) + 1
+            if status_to is not None:
+                await connection.execute(
+                    update(T)
+                    .where(
+                        T.c._id == event.record_id,
+                        T.c.status.in_([status.value for status in status_from]),
+                    )
+                    .values(status=status_to.value, updated_at=event.occurred_at)
+                )
+            if suppress is not None:
+                await self._suppress(connection, suppress)
+            if deltas:
+                await self._increment(connection, event.campaign_id, deltas, event.occurred_at)
+        return deltas
+
+    async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
+        async with self._write() as connection:
+            return await self._recompute(connection, campaign_id, now)
+
+    async def _recompute(
+        self, connection: AsyncConnection, campaign_id: str, now: datetime
+    ) -> CampaignMetrics | None:
+        counts = (
+            (
+                await connection.execute(
+                    select(
+                        *(
+                            func.count(T.c[field]).label(counter)
+                            for counter, field in COUNTED_BY.items()
+                        )
+                    ).where(T.c.campaign_id == campaign_id)
+                )
+            )
+            .mappings()
+            .one()
+        )
+        counters = {counter: int(counts[counter]) for counter in COUNTED_BY}
+        values = {**counters, **derived_fields(counters), "last_updated": now}
+        result = await connection.execute(
+            update(M).where(M.c.campaign_id == campaign_id).values(values)
+        )
+        if result.rowcount != 1:
+            return None
+        return await self._one(
+            connection, CampaignMetrics, select(M).where(M.c.campaign_id == campaign_id)
+        )
+
+    async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
+        if self.backend == "postgresql":
+            hour: Any = func.date_trunc("hour", E.c.occurred_at)
+        else:
+            hour = func.strftime("%Y-%m-%d %H:00:00", E.c.occurred_at)
+        statement = (
+            select(hour.label("hour"), E.c.type, E.c.machine, func.count().label("count"))
+            .where(E.c.campaign_id == campaign_id, E.c.user_id == user_id)
+            .group_by(hour, E.c.type, E.c.machine)
+            .order_by(hour, E.c.type, E.c.machine)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        series = []
+        for row in rows:
+            moment = row["hour"]
+            if isinstance(moment, str):
+                moment = datetime.fromisoformat(moment)
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            series.append(
+                {
+                    "hour": moment,
+                    "type": row["type"],
+                    "machine": bool(row["machine"]),
+                    "count": int(row["count"]),
+                }
+            )
+        return series
+
+    async def list_events(
+        self, user_id: str, record_id: str, *, limit: int = 100
+    ) -> list[EmailEvent]:
+        async with self._read() as connection:
+            rows = (
+                await connection.execute(
+                    select(E)
+                    .where(E.c.record_id == record_id, E.c.user_id == user_id)
+                    .order_by(E.c.occurred_at, E.c._id)
+                    .limit(limit)
+                )
+            ).mappings()
+            return [EmailEvent.model_validate(dict(row)) for row in rows]

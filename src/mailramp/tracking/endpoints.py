@@ -1,0 +1,109 @@
+"""The public tracking endpoints: `/t/o` (pixel), `/t/c` (click), `/t/u` (unsubscribe).
+
+No login: the signed token is the authority, and it names one email only. Everything a
+request carries is untrusted; pages escape all they show. A bad token gets a plain 404
+page and records nothing (the pixel still answers with a GIF, so mail clients show nothing
+broken).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from mailramp.runtime import Runtime
+from mailramp.tracking.service import UnsubscribeTarget, Visitor
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0, private",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+
+router = APIRouter(prefix="/t", include_in_schema=False)
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+
+
+def _visitor(request: Request) -> Visitor:
+    return Visitor(
+        user_agent=request.headers.get("user-agent"),
+        ip=request.client.host if request.client else None,
+        method=request.method,
+    )
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    document = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>body{{font-family:system-ui,sans-serif;"
+        "max-width:34rem;margin:4rem auto;padding:0 1rem;color:#222}button{font-size:1rem;"
+        "padding:.6rem 1.2rem}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(
+        document, status_code=status, headers={**NO_CACHE, "X-Robots-Tag": "noindex"}
+    )
+
+
+def _not_found() -> HTMLResponse:
+    return _page("Link not valid", "<p>This link is not valid or has expired.</p>", 404)
+
+
+def _sender(target: UnsubscribeTarget) -> str:
+    return html.escape(target.campaign.campaign_name)
+
+
+@router.get("/o/{token}")
+async def open_pixel(token: str, request: Request, runtime: RuntimeDep) -> Response:
+    """A 1x1 GIF; a valid token logs an open."""
+    await runtime.tracking.open(token, _visitor(request))
+    return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
+
+
+@router.api_route("/c/{token}", methods=["GET", "HEAD"])
+async def click(token: str, request: Request, runtime: RuntimeDep) -> Response:
+    """Redirect to the link of the stored message the token names."""
+    url = await runtime.tracking.click(token, _visitor(request))
+    if url is None:
+        return _not_found()
+    return RedirectResponse(url, status_code=302, headers=NO_CACHE)
+
+
+@router.get("/u/{token}")
+async def unsubscribe_page(token: str, runtime: RuntimeDep) -> Response:
+    """Ask for confirmation; changes nothing (mail scanners follow GET links)."""
+    target = await runtime.tracking.unsubscribe_target(token)
+    if target is None:
+        return _not_found()
+    email = html.escape(target.record.recipient_email)
+    if target.already:
+        return _page("You are unsubscribed", f"<p>{email} will not get these emails again.</p>")
+    return _page(
+        "Unsubscribe?",
+        f"<p>Stop emails like “{_sender(target)}” to <strong>{email}</strong>?</p>"
+        '<form method=post><input type=hidden name="List-Unsubscribe" value="One-Click">'
+        "<button type=submit>Unsubscribe</button></form>",
+    )
+
+
+@router.post("/u/{token}")
+async def unsubscribe(token: str, request: Request, runtime: RuntimeDep) -> Response:
+    """Unsubscribe (RFC 8058 one-click POST, or the confirmation form); idempotent."""
+    target = await runtime.tracking.unsubscribe(token, _visitor(request))
+    if target is None:
+        return _not_found()
+    email = html.escape(target.record.recipient_email)
+    return _page("You are unsubscribed", f"<p>{email} will not get these emails again.</p>")

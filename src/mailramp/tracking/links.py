@@ -1,0 +1,106 @@
+"""Tracking in a message: the open pixel, click links, the unsubscribe link and headers.
+
+Links are found in the campaign's template, in order; the i-th becomes `/t/c/<token(i)>`.
+A click is resolved by reading the i-th link of the stored template again and filling in
+the recipient's values — the destination never comes from the URL, so no token can send
+anyone anywhere the message did not link to.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from mailramp.campaigns.models import Campaign, MessageFormat
+from mailramp.kit.signing import Purpose, TokenSigner
+from mailramp.sending import templates
+
+HTML_LINK = re.compile(
+    r"""(?P<lead>\bhref\s*=\s*)(?P<quote>["'])(?P<url>https?://[^"'<>\s]+)(?P=quote)""",
+    re.IGNORECASE,
+)
+TEXT_LINK = re.compile(r"""https?://[^\s<>"']+""", re.IGNORECASE)
+TRAILING = ".,;:!?)]}"
+
+
+def _text_url(match: re.Match[str]) -> tuple[str, str]:
+    """A URL found in text, without sentence punctuation after it; and what was cut off."""
+    url = match.group(0)
+    stripped = url.rstrip(TRAILING)
+    return stripped, url[len(stripped) :]
+
+
+def template_links(campaign: Campaign) -> list[str]:
+    """The links of the campaign's message, in order, as written (placeholders and all)."""
+    if campaign.message_format is MessageFormat.HTML:
+        return [html.unescape(match.group("url")) for match in HTML_LINK.finditer(campaign.message)]
+    return [_text_url(match)[0] for match in TEXT_LINK.finditer(campaign.message)]
+
+
+def click_destination(campaign: Campaign, index: int, values: dict[str, object]) -> str | None:
+    """Where the index-th link of the campaign takes this recipient (http/https only)."""
+    links = template_links(campaign)
+    if not 0 <= index < len(links):
+        return None
+    url = templates.render(links[index], values, escape=lambda v: quote(v, safe="@:+,"))
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        return None
+    return url
+
+
+@dataclass(frozen=True)
+class TrackingLinks:
+    """Builds a record's tracking URLs."""
+
+    signer: TokenSigner
+    base_url: str
+
+    def open_url(self, record_id: str) -> str:
+        return f"{self.base_url}/t/o/{self.signer.sign(Purpose.OPEN, record_id)}"
+
+    def click_url(self, record_id: str, index: int) -> str:
+        return f"{self.base_url}/t/c/{self.signer.sign(Purpose.CLICK, record_id, index)}"
+
+    def unsubscribe_url(self, record_id: str) -> str:
+        return f"{self.base_url}/t/u/{self.signer.sign(Purpose.UNSUBSCRIBE, record_id)}"
+
+    def instrument(self, campaign: Campaign, record_id: str) -> str:
+        """The campaign's template with links rewritten and pixel and footer added (still
+        with its placeholders, to be rendered for the recipient)."""
+        body = campaign.message
+        unsubscribe = self.unsubscribe_url(record_id)
+        if campaign.message_format is MessageFormat.HTML:
+            if campaign.track_clicks:
+                counter = iter(range(10_000))
+                body = HTML_LINK.sub(
+                    lambda m: (
+                        f"{m.group('lead')}{m.group('quote')}"
+                        f"{self.click_url(record_id, next(counter))}{m.group('quote')}"
+                    ),
+                    body,
+                )
+            extra = (
+                f'<p style="font-size:12px;color:#666">'
+                f'<a href="{unsubscribe}">Unsubscribe</a> from these emails.</p>'
+            )
+            if campaign.track_opens:
+                extra += (
+                    f'<img src="{self.open_url(record_id)}" width="1" height="1" alt="" '
+                    'style="display:none;border:0">'
+                )
+            closing = re.search(r"</body\s*>", body, re.IGNORECASE)
+            if closing:
+                return body[: closing.start()] + extra + body[closing.start() :]
+            return body + extra
+        if campaign.track_clicks:
+            counter = iter(range(10_000))
+
+            def rewrite(match: re.Match[str]) -> str:
+                _, cut = _text_url(match)
+                return self.click_url(record_id, next(counter)) + cut
+
+            body = TEXT_LINK.sub(rewrite, body)
+        # Plain text cannot carry a pixel: opens of text messages are not tracked.
+        return body.rstrip("\n") + f"\n\n--\nUnsubscribe: {unsubscribe}\n"

@@ -1,0 +1,186 @@
+"""What tracking requests and inbox messages do: check the token, classify, log the event,
+count the first of each kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mailramp.campaigns.models import Campaign
+from mailramp.errors import NotFoundError
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.ids import new_object_id
+from mailramp.kit.signing import InvalidToken, Purpose, TokenSigner
+from mailramp.kit.validation import campaign_id_arg, object_id_arg
+from mailramp.metrics.models import CampaignMetrics
+from mailramp.sending.message import merge_values
+from mailramp.storage import Store
+from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.tracking.classify import classify_click, classify_open
+from mailramp.tracking.links import click_destination
+from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
+
+MAX_AGENT = 500
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """What a tracking request says about who made it (all of it untrusted)."""
+
+    user_agent: str | None
+    ip: str | None
+    method: str = "GET"
+
+
+@dataclass(frozen=True)
+class UnsubscribeTarget:
+    """What the unsubscribe page shows."""
+
+    record: EmailTracking
+    campaign: Campaign
+    already: bool
+
+
+class TrackingService:
+    """Opens, clicks and unsubscribes from signed links; replies and bounces from inboxes."""
+
+    def __init__(self, store: Store, signer: TokenSigner, *, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._signer = signer
+        self._clock = clock
+
+    async def _record_for(self, token: str, purpose: Purpose) -> tuple[EmailTracking, int] | None:
+        try:
+            data = self._signer.verify(token, purpose)
+        except InvalidToken:
+            return None
+        record = await self._store.get_tracking_unscoped(data.record_id)
+        if record is None:
+            return None
+        return record, data.link_index
+
+    def _details(self, visitor: Visitor, **extra: Any) -> dict[str, Any]:
+        details: dict[str, Any] = {"method": visitor.method.upper()[:10]}
+        if visitor.user_agent:
+            details["user_agent"] = visitor.user_agent[:MAX_AGENT]
+        if visitor.ip:
+            details["ip_hash"] = self._signer.fingerprint(visitor.ip)
+        return details | extra
+
+    def _event(
+        self, record: EmailTracking, kind: EventType, machine: str | None, details: dict[str, Any]
+    ) -> EmailEvent:
+        return EmailEvent(
+            id=new_object_id(),
+            record_id=record.id,
+            campaign_id=record.campaign_id,
+            user_id=record.user_id,
+            type=kind,
+            occurred_at=self._clock(),
+            machine=machine is not None,
+            machine_reason=machine,
+            details=details,
+        )
+
+    async def open(self, token: str, visitor: Visitor) -> bool:
+        """Log an open from the pixel; False (and nothing logged) for a bad token."""
+        found = await self._record_for(token, Purpose.OPEN)
+        if found is None:
+            return False
+        record, _ = found
+        machine = classify_open(user_agent=visitor.user_agent, ip=visitor.ip)
+        firsts = {"opened_at": "total_opened"}
+        if machine is None:
+            firsts["human_opened_at"] = "total_human_opened"
+        await self._store.record_event(
+            self._event(record, EventType.OPEN, machine, self._details(visitor)), firsts=firsts
+        )
+        return True
+
+    async def click(self, token: str, visitor: Visitor) -> str | None:
+        """Log a click and return where it goes — the link of the stored message; None for
+        a bad token or a link that is not in the message."""
+        found = await self._record_for(token, Purpose.CLICK)
+        if found is None:
+            return None
+        record, index = found
+        campaign = await self._store.get_campaign_unscoped(record.campaign_id)
+        if campaign is None:
+            return None
+        url = click_destination(campaign, index, merge_values(record))
+        if url is None:
+            return None
+        now = self._clock()
+        machine = classify_click(
+            user_agent=visitor.user_agent,
+            ip=visitor.ip,
+            method=visitor.method,
+            sent_at=record.sent_at,
+            now=now,
+        )
+        firsts = {"clicked_at": "total_clicks", "opened_at": "total_opened"}
+        if machine is None:
+            # A person's click shows the message was opened, even with images blocked.
+            firsts |= {
+                "human_clicked_at": "total_human_clicks",
+                "human_opened_at": "total_human_opened",
+            }
+        details = self._details(visitor, link_index=index, url=url[:2000])
+        await self._store.record_event(
+            self._event(record, EventType.CLICK, machine, details), firsts=firsts
+        )
+        return url
+
+    async def unsubscribe_target(self, token: str) -> UnsubscribeTarget | None:
+        """What an unsubscribe link is for (the GET page changes nothing)."""
+        found = await self._record_for(token, Purpose.UNSUBSCRIBE)
+        if found is None:
+            return None
+        record, _ = found
+        campaign = await self._store.get_campaign_unscoped(record.campaign_id)
+        if campaign is None:
+            return None
+        return UnsubscribeTarget(record, campaign, already=record.unsubscribed_at is not None)
+
+    async def unsubscribe(self, token: str, visitor: Visitor) -> UnsubscribeTarget | None:
+        """Unsubscribe the recipient from all of the sender's campaigns; repeating it
+        changes nothing more."""
+        target = await self.unsubscribe_target(token)
+        if target is None:
+            return None
+        record = target.record
+        suppression = Suppression(
+            id=new_object_id(),
+            user_id=record.user_id,
+            email=record.recipient_email,
+            reason=SuppressionReason.UNSUBSCRIBED,
+            campaign_id=record.campaign_id,
+            created_at=self._clock(),
+        )
+        await self._store.record_event(
+            self._event(record, EventType.UNSUBSCRIBE, None, self._details(visitor)),
+            firsts={"unsubscribed_at": "total_unsubscribed"},
+            suppress=suppression,
+        )
+        return target
+
+    async def recompute(self, user_id: str, campaign_id: str) -> CampaignMetrics:
+        """Rebuild the user's campaign's counters from its records."""
+        campaign = await self._store.get_campaign(
+            object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
+        )
+        if campaign is None:
+            raise NotFoundError("campaign", campaign_id)
+        metrics = await self._store.recompute_metrics(campaign.campaign_id, now=self._clock())
+        if metrics is None:
+            raise NotFoundError("campaign metrics", campaign_id)
+        return metrics
+
+    async def series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
+        """Events per hour for the user's campaign."""
+        campaign = await self._store.get_campaign(
+            object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
+        )
+        if campaign is None:
+            raise NotFoundError("campaign", campaign_id)
+        return await self._store.event_series(campaign.user_id, campaign.campaign_id)
