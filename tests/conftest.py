@@ -28,6 +28,7 @@ from mailramp.mailboxes.service import MailboxService
 from mailramp.metrics.service import MetricsService
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import upgrade
+from tests.support.dovecot import Dovecot, DovecotUnavailable
 from tests.support.postgres import PostgresServer, PostgresUnavailable
 
 STRICT = os.environ.get("MAILRAMP_TEST_STRICT") == "1"
@@ -225,3 +226,17 @@ async def make_campaign(
     }
     values.update(fields)
     return await services.campaigns.create_campaign(user.user_id, **values)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    """A real IMAP server with one account, ann@acme.com / imap-password."""
+    try:
+        server = Dovecot.start({"ann@acme.com": "imap-password"})
+    except DovecotUnavailable as error:
+        _unavailable(str(error))
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=200, ge=1, le=10_000)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     worker_in_flight_per_mailbox: int = Field(default=5, ge=1, le=100)
+    inbox_poll_interval_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How often each mailbox's inbox is checked for replies and bounces.",
+    )
     send_max_attempts: int = Field(default=5, ge=1, le=50)
     send_retry_base_seconds: float = Field(default=60, gt=0)
 

@@ -28,6 +28,7 @@ from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import head_revision, upgrade
+from mailramp.tracking.inbox import DefaultInboxes, InboxFactory, InboxPoller
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.service import TrackingService
 
@@ -73,6 +74,16 @@ class Runtime:
             clock=self.clock,
             worker_id=worker_id,
             tracking=self.tracking_links,
+        )
+
+    def inbox_poller(self, *, inboxes: InboxFactory | None = None) -> InboxPoller:
+        """An inbox poller for replies and bounces, on this runtime's store."""
+        return InboxPoller(
+            self.store,
+            self.mailboxes,
+            inboxes or DefaultInboxes(allow_private_hosts=self.settings.allow_private_hosts),
+            clock=self.clock,
+            interval_seconds=self.settings.inbox_poll_interval_seconds,
         )
 
     async def close(self) -> None:

@@ -103,8 +103,12 @@ def test_the_contract_suite_calls_every_store_method() -> None:
         if not name.startswith("_") and inspect.isfunction(member) and name != "from_url"
     }
     called: set[str] = set()
-    here = Path(__file__).parent
-    for path in [*here.glob("test_*.py"), here.parent / "conftest.py"]:
+    # The contract suite, and the sending and tracking suites that run on every backend too.
+    tests = Path(__file__).parents[1]
+    files = [tests / "conftest.py"]
+    for folder in ("contract", "sending", "tracking"):
+        files += (tests / folder).glob("*.py")
+    for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute):
                 called.add(node.attr)
@@ -127,3 +131,34 @@ def _methods_the_services_call() -> set[str]:
             ):
                 names.add(node.attr)
     return names
+
+
+async def test_inbox_checks_are_claimed_once_per_interval(services: Services) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    store = services.store
+    user = await make_user(services)
+    plain = await make_mailbox(services, user)
+    with_inbox = await make_mailbox(
+        services,
+        user,
+        provider="smtp",
+        smtp_host="smtp.example.com",
+        password="pw",
+        imap_host="imap.example.com",
+        access_token=None,
+    )
+    assert [m.id for m in await store.list_inbox_mailboxes()] == [with_inbox.id]
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    assert await store.claim_inbox_check(with_inbox.id, now=now, interval=60)
+    assert not await store.claim_inbox_check(
+        with_inbox.id, now=now + timedelta(seconds=30), interval=60
+    )
+    assert await store.claim_inbox_check(
+        with_inbox.id, now=now + timedelta(seconds=61), interval=60
+    )
+    await store.save_inbox_position(with_inbox.id, uid_validity=7, last_uid=42)
+    stored = await store.get_mailbox(user.id, with_inbox.id)
+    assert stored is not None
+    assert (stored.imap_uid_validity, stored.imap_last_uid) == (7, 42)
+    assert plain.imap_last_uid is None

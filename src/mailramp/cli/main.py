@@ -171,7 +171,8 @@ def keys_rotate(
 
 @app.command()
 def worker() -> None:
-    """Send due email until SIGTERM or Ctrl-C (then finish the sends in flight and stop).
+    """Send due email and read inboxes for replies and bounces until SIGTERM or Ctrl-C
+    (then finish the sends in flight and stop).
 
     Run as many as you like on PostgreSQL; each record is sent by one worker at most.
     """
@@ -180,11 +181,17 @@ def worker() -> None:
     async def run() -> None:
         runtime = await open_runtime(settings)
         sender = runtime.worker()
+        poller = runtime.inbox_poller()
+
+        def stop() -> None:
+            sender.stop()
+            poller.stop()
+
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signal_number, sender.stop)
+            loop.add_signal_handler(signal_number, stop)
         try:
-            await sender.run()
+            await asyncio.gather(sender.run(), poller.run())
         finally:
             await runtime.close()
 

@@ -71,6 +71,9 @@ class Mailbox(Record):
     imap_security: TransportSecurity | None = None
     imap_username: str | None = None
     unlinked_at: UTCDateTime | None = None
+    imap_uid_validity: int | None = None
+    imap_last_uid: int | None = None
+    inbox_checked_at: UTCDateTime | None = None
 
     @model_validator(mode="after")
     def _alias_matches(self) -> Mailbox:

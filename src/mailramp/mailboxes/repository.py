@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from mailramp.mailboxes.models import Mailbox
@@ -53,4 +54,19 @@ class MailboxRepository(Protocol):
         self, mailbox_id: str, field: str, *, old: str, new: str
     ) -> bool:
         """Swap one ciphertext for another if it is still `old` (rotation's compare-and-set)."""
+        ...
+
+    async def list_inbox_mailboxes(self) -> list[Mailbox]:
+        """Every linked, active mailbox with an IMAP inbox — for the inbox poller only."""
+        ...
+
+    async def claim_inbox_check(self, mailbox_id: str, *, now: datetime, interval: float) -> bool:
+        """Take the mailbox's next inbox check if none happened in the last `interval`
+        seconds (compare-and-set, so two workers never check one inbox at once)."""
+        ...
+
+    async def save_inbox_position(
+        self, mailbox_id: str, *, uid_validity: int, last_uid: int
+    ) -> None:
+        """Remember how far the inbox has been read."""
         ...

@@ -35,13 +35,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = await open_runtime(settings)
         app.state.runtime = runtime
         worker = runtime.worker() if runtime.settings.run_worker else None
-        task = asyncio.create_task(worker.run(), name="sending-worker") if worker else None
+        poller = runtime.inbox_poller() if runtime.settings.run_worker else None
+        tasks = []
+        if worker is not None and poller is not None:
+            tasks = [
+                asyncio.create_task(worker.run(), name="sending-worker"),
+                asyncio.create_task(poller.run(), name="inbox-poller"),
+            ]
         try:
             yield
         finally:
-            if worker is not None and task is not None:
+            if worker is not None and poller is not None:
                 worker.stop()  # sends in flight finish; the rest is released
-                await task
+                poller.stop()
+                await asyncio.gather(*tasks)
             await runtime.close()
 
     app = FastAPI(title="mailramp", version=__version__, lifespan=lifespan)

@@ -31,6 +31,7 @@ FIRST_FIELDS = frozenset(
         "human_clicked_at",
         "auto_replied_at",
         "delivered_at",
+        "sent_at",  # a reply or bounce report proves an `uncertain` message did leave
     }
 )
 

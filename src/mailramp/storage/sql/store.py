@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -232,6 +232,47 @@ class SqlStore(SqlTracking):
                 .values({field: new})
             )
             return bool(result.rowcount == 1)
+
+    async def list_inbox_mailboxes(self) -> list[Mailbox]:
+        boxes = tables.mailboxes
+        async with self._read() as connection:
+            rows = (
+                await connection.execute(
+                    select(boxes)
+                    .where(
+                        boxes.c.unlinked_at.is_(None),
+                        boxes.c.status == "active",
+                        boxes.c.imap_host.is_not(None),
+                    )
+                    .order_by(boxes.c.inbox_checked_at.is_not(None), boxes.c.inbox_checked_at)
+                )
+            ).mappings()
+            return [Mailbox.model_validate(dict(row)) for row in rows]
+
+    async def claim_inbox_check(self, mailbox_id: str, *, now: datetime, interval: float) -> bool:
+        boxes = tables.mailboxes
+        due = now - timedelta(seconds=interval)
+        async with self._write() as connection:
+            result = await connection.execute(
+                update(boxes)
+                .where(
+                    boxes.c._id == mailbox_id,
+                    (boxes.c.inbox_checked_at.is_(None)) | (boxes.c.inbox_checked_at <= due),
+                )
+                .values(inbox_checked_at=now)
+            )
+            return bool(result.rowcount == 1)
+
+    async def save_inbox_position(
+        self, mailbox_id: str, *, uid_validity: int, last_uid: int
+    ) -> None:
+        boxes = tables.mailboxes
+        async with self._write() as connection:
+            await connection.execute(
+                update(boxes)
+                .where(boxes.c._id == mailbox_id)
+                .values(imap_uid_validity=uid_validity, imap_last_uid=last_uid)
+            )
 
     # -- campaigns --------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ Ids are ObjectIds as 24-hex strings. Index names are stable because the error ma
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -86,6 +87,11 @@ mailboxes = Table(
     Column("imap_security", String(10), nullable=True),
     Column("imap_username", String(254), nullable=True),
     Column("unlinked_at", UTCDateTime, nullable=True),
+    # Where the inbox poller is: IMAP's UIDVALIDITY and the last UID read, and when the
+    # inbox was last claimed for a check (also how workers avoid checking it twice).
+    Column("imap_uid_validity", BigInteger, nullable=True),
+    Column("imap_last_uid", BigInteger, nullable=True),
+    Column("inbox_checked_at", UTCDateTime, nullable=True),
     Index("uq_linkbox_box_table_user_id_email", "user_id", "email", unique=True),
     # At most one primary per user, enforced by the database so concurrent links cannot
     # both become primary.

@@ -1,0 +1,114 @@
+"""Reading an inbox over IMAP (stdlib imaplib, run in a thread): implicit TLS, STARTTLS or
+plain on loopback; only messages newer than the last UID read."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import ssl
+from dataclasses import dataclass
+
+from mailramp.kit.network import ForbiddenHostError, check_public_host
+from mailramp.mailboxes.models import TransportSecurity
+from mailramp.providers import MailboxUnusableError, TransientSendError
+
+DEFAULT_PORTS = {
+    TransportSecurity.TLS: 993,
+    TransportSecurity.STARTTLS: 143,
+    TransportSecurity.PLAIN: 143,
+}
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class InboxBatch:
+    """Messages newer than the position asked for, and the inbox's UIDVALIDITY."""
+
+    uid_validity: int
+    messages: list[tuple[int, bytes]]
+
+
+class ImapInbox:
+    """One mailbox's INBOX."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int | None,
+        security: TransportSecurity,
+        username: str,
+        password: str,
+        allow_private_hosts: bool = False,
+        timeout: float = 30,
+    ) -> None:
+        self._host = host
+        self._port = port or DEFAULT_PORTS[security]
+        self._security = security
+        self._username = username
+        self._password = password
+        self._allow_private = allow_private_hosts
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"ImapInbox({self._host}:{self._port}, {self._security})"
+
+    async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
+        """Messages after `last_uid` (all of them if the inbox's UIDVALIDITY changed)."""
+        try:
+            await check_public_host(self._host, self._port, allow_private=self._allow_private)
+        except ForbiddenHostError as error:
+            raise MailboxUnusableError(str(error)) from None
+        return await asyncio.to_thread(self._fetch, uid_validity, last_uid)
+
+    def _connect(self) -> imaplib.IMAP4:
+        context = ssl.create_default_context()
+        try:
+            if self._security is TransportSecurity.TLS:
+                client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+                    self._host, self._port, ssl_context=context, timeout=self._timeout
+                )
+            else:
+                client = imaplib.IMAP4(self._host, self._port, timeout=self._timeout)
+                if self._security is TransportSecurity.STARTTLS:
+                    client.starttls(ssl_context=context)
+        except (OSError, imaplib.IMAP4.error) as error:
+            raise TransientSendError(
+                f"cannot connect to {self._host}:{self._port}: {error}"
+            ) from None
+        try:
+            client.login(self._username, self._password)
+        except imaplib.IMAP4.error as error:
+            client.shutdown()
+            raise MailboxUnusableError(f"{self._host} rejected the IMAP login: {error}") from None
+        return client
+
+    def _fetch(self, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
+        client = self._connect()
+        try:
+            status, _ = client.select("INBOX", readonly=True)
+            if status != "OK":
+                raise TransientSendError("cannot open INBOX")
+            validity_response = client.response("UIDVALIDITY")[1]
+            validity = (
+                int(validity_response[0]) if validity_response and validity_response[0] else 0
+            )
+            start = (last_uid or 0) + 1 if validity == uid_validity else 1
+            status, data = client.uid("SEARCH", f"UID {start}:*")
+            uids = [int(uid) for uid in (data[0] or b"").split()] if status == "OK" else []
+            # "UID n:*" always includes the newest message even when it is older than n.
+            uids = sorted(uid for uid in uids if uid >= start)[:BATCH]
+            messages = []
+            for uid in uids:
+                status, parts = client.uid("FETCH", str(uid), "(BODY.PEEK[])")
+                for part in parts:
+                    if isinstance(part, tuple):
+                        messages.append((uid, part[1]))
+            return InboxBatch(uid_validity=validity, messages=messages)
+        except (OSError, imaplib.IMAP4.error) as error:
+            raise TransientSendError(f"reading the inbox failed: {error}") from None
+        finally:
+            try:
+                client.logout()
+            except (OSError, imaplib.IMAP4.error):
+                client.shutdown()

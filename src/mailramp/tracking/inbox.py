@@ -1,0 +1,207 @@
+"""The inbox poller: reads each sending mailbox's inbox and turns what it finds into
+reply, automatic-reply and bounce events (classification in `inbound.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.ids import new_object_id
+from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
+from mailramp.mailboxes.service import MailboxCredentials, MailboxService
+from mailramp.providers import MailboxUnusableError, TransientSendError
+from mailramp.providers.imap import ImapInbox, InboxBatch
+from mailramp.storage import Store
+from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.tracking.inbound import Inbound, InboundKind, classify_inbound
+from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
+
+log = logging.getLogger(__name__)
+
+
+class Inbox(Protocol):
+    """New messages of one mailbox's inbox."""
+
+    async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
+        """Messages after `last_uid` under `uid_validity`."""
+        ...
+
+
+class InboxFactory(Protocol):
+    """The Inbox of a mailbox."""
+
+    def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
+        """An inbox reader for the mailbox."""
+        ...
+
+
+class DefaultInboxes:
+    """SMTP mailboxes with an IMAP host are read over IMAP."""
+
+    def __init__(self, *, allow_private_hosts: bool = False) -> None:
+        self._allow_private_hosts = allow_private_hosts
+
+    def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
+        if mailbox.provider is not Provider.SMTP or not mailbox.imap_host:
+            raise MailboxUnusableError(f"no inbox reader for {mailbox.provider} mailboxes yet")
+        if credentials.password is None:
+            raise MailboxUnusableError("the mailbox has no password for IMAP")
+        return ImapInbox(
+            host=mailbox.imap_host,
+            port=mailbox.imap_port,
+            security=mailbox.imap_security or TransportSecurity.TLS,
+            username=mailbox.imap_username or mailbox.smtp_username or mailbox.email,
+            password=credentials.password.get_secret_value(),
+            allow_private_hosts=self._allow_private_hosts,
+        )
+
+
+# What each kind of inbound message records: first-of-kind fields → counters.
+_FIRSTS = {
+    InboundKind.REPLY: {"replied_at": "total_replied", "sent_at": "total_sent"},
+    InboundKind.AUTO_REPLY: {"auto_replied_at": "total_auto_replied", "sent_at": "total_sent"},
+    InboundKind.HARD_BOUNCE: {"bounced_at": "total_bounced", "sent_at": "total_sent"},
+    InboundKind.SOFT_BOUNCE: {"bounced_at": "total_bounced", "sent_at": "total_sent"},
+}
+_EVENT = {
+    InboundKind.REPLY: EventType.REPLY,
+    InboundKind.AUTO_REPLY: EventType.AUTO_REPLY,
+    InboundKind.HARD_BOUNCE: EventType.BOUNCE,
+    InboundKind.SOFT_BOUNCE: EventType.BOUNCE,
+}
+
+
+class InboxPoller:
+    """Checks every inbox at most once per `interval_seconds`, across all workers."""
+
+    def __init__(
+        self,
+        store: Store,
+        mailboxes: MailboxService,
+        inboxes: InboxFactory,
+        *,
+        clock: Clock = utc_now,
+        interval_seconds: float = 60,
+    ) -> None:
+        self._store = store
+        self._mailboxes = mailboxes
+        self._inboxes = inboxes
+        self._clock = clock
+        self._interval = interval_seconds
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Leave `run()` after the current check."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Check inboxes until stopped."""
+        while not self._stopping.is_set():
+            try:
+                await self.poll_once()
+            except Exception:
+                log.exception("inbox poll failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=min(self._interval, 5))
+
+    async def poll_once(self) -> dict[str, int]:
+        """Check the inboxes that are due; returns how many messages of each kind it saw."""
+        seen: dict[str, int] = {}
+        for mailbox in await self._store.list_inbox_mailboxes():
+            if self._stopping.is_set():
+                break
+            if not await self._store.claim_inbox_check(
+                mailbox.id, now=self._clock(), interval=self._interval
+            ):
+                continue
+            for kind in await self._check(mailbox):
+                seen[kind] = seen.get(kind, 0) + 1
+        return seen
+
+    async def _check(self, mailbox: Mailbox) -> list[InboundKind]:
+        try:
+            credentials = await self._mailboxes.credentials(mailbox.user_id, mailbox.id)
+            inbox = self._inboxes(mailbox, credentials)
+            batch = await inbox.fetch_new(
+                uid_validity=mailbox.imap_uid_validity, last_uid=mailbox.imap_last_uid
+            )
+        except MailboxUnusableError as error:
+            log.warning("inbox of mailbox %s cannot be read: %s", mailbox.id, error.message)
+            await self._mailboxes.set_status(
+                mailbox.user_id, mailbox.id, "error", reason=f"inbox: {error.message}"
+            )
+            return []
+        except TransientSendError as error:
+            log.warning("inbox of mailbox %s: %s (will retry)", mailbox.id, error.message)
+            return []
+        kinds = []
+        last = mailbox.imap_last_uid if batch.uid_validity == mailbox.imap_uid_validity else 0
+        for uid, raw in batch.messages:
+            kinds.append(await self.process(mailbox, raw))
+            last = max(last or 0, uid)
+        await self._store.save_inbox_position(
+            mailbox.id, uid_validity=batch.uid_validity, last_uid=last or 0
+        )
+        return kinds
+
+    async def process(self, mailbox: Mailbox, raw: bytes) -> InboundKind:
+        """Classify one inbox message and record what it means; UNRELATED if it refers to
+        nothing this mailbox's owner sent."""
+        inbound = classify_inbound(raw)
+        if inbound.kind is InboundKind.UNRELATED:
+            return inbound.kind
+        record = await self._referenced(mailbox, inbound)
+        if record is None:
+            return InboundKind.UNRELATED
+        now = self._clock()
+        details = {
+            "from": inbound.sender,
+            "subject": inbound.subject,
+            "message_id": inbound.message_id,
+        }
+        suppress = None
+        status_from: tuple[TrackingStatus, ...] = (TrackingStatus.UNCERTAIN,)
+        status_to = TrackingStatus.SENT
+        if inbound.kind in (InboundKind.HARD_BOUNCE, InboundKind.SOFT_BOUNCE):
+            hard = inbound.kind is InboundKind.HARD_BOUNCE
+            details |= {"status": inbound.status, "bounce": "hard" if hard else "soft"}
+            status_from = (TrackingStatus.SENT, TrackingStatus.UNCERTAIN)
+            status_to = TrackingStatus.BOUNCED
+            if hard:
+                suppress = Suppression(
+                    id=new_object_id(),
+                    user_id=record.user_id,
+                    email=record.recipient_email,
+                    reason=SuppressionReason.BOUNCED,
+                    campaign_id=record.campaign_id,
+                    detail=f"delivery status {inbound.status}",
+                    created_at=now,
+                )
+        event = EmailEvent(
+            id=new_object_id(),
+            record_id=record.id,
+            campaign_id=record.campaign_id,
+            user_id=record.user_id,
+            type=_EVENT[inbound.kind],
+            occurred_at=now,
+            details={key: value for key, value in details.items() if value is not None},
+        )
+        await self._store.record_event(
+            event,
+            firsts=_FIRSTS[inbound.kind],
+            suppress=suppress,
+            status_from=status_from,
+            status_to=status_to,
+        )
+        return inbound.kind
+
+    async def _referenced(self, mailbox: Mailbox, inbound: Inbound) -> EmailTracking | None:
+        records = await self._store.find_tracking_by_message_ids(inbound.references)
+        mine = {r.message_id: r for r in records if r.user_id == mailbox.user_id}
+        for reference in inbound.references:
+            if reference in mine:
+                return mine[reference]
+        return None

@@ -1,0 +1,134 @@
+"""A real IMAP server (Dovecot, from Debian's dovecot-imapd) on loopback for the tests.
+
+Started from a config file in a temporary directory: plaintext login allowed (loopback
+only), one passwd-file user per account, Maildir storage owned by uid 65534 since Dovecot
+will not run mail processes as root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.postgres import free_port
+
+MAIL_UID = 65534
+
+CONFIG = """\
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+mail_location = maildir:{root}/mail/%u
+mail_uid = {uid}
+mail_gid = {uid}
+first_valid_uid = {uid}
+default_login_user = {login_user}
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={uid} home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service stats {{
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+
+
+class DovecotUnavailable(RuntimeError):
+    """Dovecot is not installed."""
+
+
+@dataclass
+class Dovecot:
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, accounts: dict[str, str]) -> Dovecot:
+        binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+        if not Path(binary).exists():
+            raise DovecotUnavailable(
+                "dovecot not found; run scripts/install-services (apt-get install dovecot-imapd)"
+            )
+        root = Path(tempfile.mkdtemp(prefix="mailramp-imap-"))
+        os.chmod(root, 0o755)  # noqa: S103 - Dovecot's unprivileged users must reach it
+        for folder in ("mail", "home", "run", "state"):
+            (root / folder).mkdir()
+        for folder in ("mail", "home"):
+            os.chown(root / folder, MAIL_UID, MAIL_UID)
+        (root / "users").write_text(
+            "".join(f"{user}:{{PLAIN}}{password}::::::\n" for user, password in accounts.items())
+        )
+        port = free_port()
+        is_root = os.geteuid() == 0
+        config = root / "dovecot.conf"
+        config.write_text(
+            CONFIG.format(
+                root=root,
+                port=port,
+                uid=MAIL_UID,
+                login_user="dovenull" if is_root else os.environ.get("USER", "nobody"),
+                internal_user="dovecot" if is_root else os.environ.get("USER", "nobody"),
+                internal_group="dovecot" if is_root else os.environ.get("USER", "nobody"),
+            )
+        )
+        process = subprocess.Popen(
+            [binary, "-F", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        server = cls(root, port, process)
+        deadline = time.monotonic() + 15
+        import socket
+
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
+                raise RuntimeError(f"dovecot exited: {output}\n{log}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    if sock.recv(100).startswith(b"* OK"):
+                        return server
+            except OSError:
+                time.sleep(0.05)
+        server.stop()
+        raise RuntimeError("dovecot did not start listening")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,173 @@
+"""Replies, automatic replies and bounce reports read from a real IMAP server (Dovecot on
+loopback), on every backend."""
+
+from __future__ import annotations
+
+import imaplib
+import time
+from datetime import timedelta
+
+from mailramp.tracking.inbox import DefaultInboxes, InboxPoller
+from mailramp.tracking.models import TrackingStatus
+from tests.sending.conftest import World
+from tests.support.dovecot import Dovecot
+
+CSV = "email,first_name\n" + "".join(
+    f"{name}@example.com,{name.title()}\n" for name in ("alice", "bob", "carol", "dave", "erin")
+)
+
+
+def _append(server: Dovecot, *messages: bytes) -> None:
+    client = imaplib.IMAP4("127.0.0.1", server.port)
+    client.login("ann@acme.com", "imap-password")
+    for message in messages:
+        client.append("INBOX", None, imaplib.Time2Internaldate(time.time()), message)
+    client.logout()
+
+
+def _clear(server: Dovecot) -> None:
+    client = imaplib.IMAP4("127.0.0.1", server.port)
+    client.login("ann@acme.com", "imap-password")
+    _, count = client.select("INBOX")
+    if int(count[0] or 0):
+        client.store("1:*", "+FLAGS", "\\Deleted")
+        client.expunge()
+    client.logout()
+
+
+def reply(to_message_id: str) -> bytes:
+    return (
+        "From: Alice <alice@example.com>\r\nTo: ann@acme.com\r\nSubject: Re: Hello Alice\r\n"
+        f"Message-ID: <r1@example.com>\r\nIn-Reply-To: {to_message_id}\r\n"
+        f"References: {to_message_id}\r\n\r\nSounds good, let's talk.\r\n"
+    ).encode()
+
+
+def auto_reply(to_message_id: str) -> bytes:
+    return (
+        "From: bob@example.com\r\nTo: ann@acme.com\r\nSubject: Automatic reply: Hello Bob\r\n"
+        "Auto-Submitted: auto-replied\r\nX-Autoreply: yes\r\n"
+        f"Message-ID: <r2@example.com>\r\nIn-Reply-To: {to_message_id}\r\n\r\nI am away.\r\n"
+    ).encode()
+
+
+def dsn(recipient: str, original_id: str, status: str, action: str) -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example.com\r\nTo: ann@acme.com\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-"
+        f"{status}@mx.example.com>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: ann@acme.com\r\nTo: {recipient}\r\nMessage-ID: {original_id}\r\n\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+UNRELATED = (
+    b"From: news@example.org\r\nTo: ann@acme.com\r\nSubject: Newsletter\r\n"
+    b"Message-ID: <n1@example.org>\r\nIn-Reply-To: <not-ours@example.org>\r\n\r\nHi\r\n"
+)
+
+
+async def test_replies_auto_replies_and_bounces_are_told_apart(
+    world: World, dovecot: Dovecot
+) -> None:
+    _clear(dovecot)
+    user, mailbox = await world.sender(
+        imap_host="127.0.0.1",
+        imap_port=dovecot.port,
+        imap_security="plain",
+        imap_username="ann@acme.com",
+    )
+    # The IMAP account has its own password here; the mailbox's password is the SMTP one.
+    world.smtp.inbox.accounts["ann@acme.com"] = "imap-password"
+    await world.mailboxes.update_mailbox(user.user_id, mailbox.mailbox_id, password="imap-password")
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
+    await world.run(world.worker(), until=campaign.end_time)
+    records = {
+        r.recipient_email: r
+        for r in (await world.store.list_tracking(user.id, campaign.campaign_id)).items
+    }
+    assert {r.status for r in records.values()} == {TrackingStatus.SENT}
+    ids = {email.split("@")[0]: r.message_id or "" for email, r in records.items()}
+
+    _append(
+        dovecot,
+        reply(ids["alice"]),
+        auto_reply(ids["bob"]),
+        dsn("carol@example.com", ids["carol"], "5.1.1", "failed"),
+        dsn("dave@example.com", ids["dave"], "4.2.2", "delayed"),
+        UNRELATED,
+    )
+    poller = InboxPoller(
+        world.store,
+        world.mailboxes,
+        DefaultInboxes(allow_private_hosts=True),
+        clock=world.clock,
+        interval_seconds=60,
+    )
+    seen = await poller.poll_once()
+    assert seen == {"reply": 1, "auto_reply": 1, "hard_bounce": 1, "soft_bounce": 1, "unrelated": 1}
+
+    after = {
+        r.recipient_email: r
+        for r in (await world.store.list_tracking(user.id, campaign.campaign_id)).items
+    }
+    assert after["alice@example.com"].replied_at is not None
+    assert after["alice@example.com"].status == TrackingStatus.SENT
+    assert after["bob@example.com"].replied_at is None
+    assert after["bob@example.com"].auto_replied_at is not None
+    assert after["carol@example.com"].status == TrackingStatus.BOUNCED
+    assert after["dave@example.com"].status == TrackingStatus.BOUNCED
+    assert after["erin@example.com"].status == TrackingStatus.SENT
+    suppressed = await world.store.suppressed_among(
+        user.id, ["carol@example.com", "dave@example.com"]
+    )
+    assert suppressed == {"carol@example.com"}  # only the hard bounce
+
+    metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert (metrics.total_sent, metrics.total_bounced, metrics.total_delivered) == (5, 2, 3)
+    assert metrics.total_replied == 1 and metrics.total_auto_replied == 1
+    assert metrics.reply_rate == 33.33 and metrics.bounce_rate == 40.0
+    events = await world.store.list_events(user.id, after["carol@example.com"].id)
+    assert events[0].details["status"] == "5.1.1" and events[0].details["bounce"] == "hard"
+
+    # The inbox is not read again within the interval, and read messages are not re-read.
+    assert await poller.poll_once() == {}
+    world.clock.advance(minutes=2)
+    assert await poller.poll_once() == {}
+    stored = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
+    assert stored.imap_last_uid is not None and stored.imap_last_uid >= 5
+    again = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert again.total_replied == 1 and again.total_bounced == 2
+    world.clock.advance(minutes=2)
+    _append(dovecot, reply(ids["erin"]))
+    assert await poller.poll_once() == {"reply": 1}
+    assert (
+        await world.store.get_tracking(user.id, after["erin@example.com"].id)
+    ).replied_at is not None  # type: ignore[union-attr]
+    assert campaign.end_time - campaign.start_time == timedelta(hours=1)
+
+
+async def test_a_wrong_imap_password_puts_the_mailbox_in_error(
+    world: World, dovecot: Dovecot
+) -> None:
+    user, mailbox = await world.sender(
+        imap_host="127.0.0.1",
+        imap_port=dovecot.port,
+        imap_security="plain",
+    )
+    poller = InboxPoller(
+        world.store,
+        world.mailboxes,
+        DefaultInboxes(allow_private_hosts=True),
+        clock=world.clock,
+    )
+    assert await poller.poll_once() == {}
+    broken = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
+    assert broken.status == "error"
+    assert "IMAP login" in (broken.status_reason or "")
