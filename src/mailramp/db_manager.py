@@ -285,6 +285,14 @@ class DatabaseManager:
         """A campaign's counters and rates (scoped to `user_id` when given)."""
         return self._run(lambda r: r.metrics.get_campaign_metrics(campaign_id, user_id=user_id))
 
+    def get_campaign_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
+        """Events per hour (open, click, reply, …; human or machine) for charts."""
+        return self._run(lambda r: r.tracking.series(user_id, campaign_id))
+
+    def recompute_campaign_metrics(self, user_id: str, campaign_id: str) -> CampaignMetrics:
+        """Rebuild a campaign's counters and rates from its tracking records."""
+        return self._run(lambda r: r.tracking.recompute(user_id, campaign_id))
+
     def list_email_tracking(
         self, user_id: str, campaign_id: str, *, offset: int = 0, limit: int = 50
     ) -> Page[EmailTracking]:
@@ -356,6 +364,8 @@ pause_campaign = _default.pause_campaign
 resume_campaign = _default.resume_campaign
 cancel_campaign = _default.cancel_campaign
 get_campaign_metrics = _default.get_campaign_metrics
+get_campaign_series = _default.get_campaign_series
+recompute_campaign_metrics = _default.recompute_campaign_metrics
 list_email_tracking = _default.list_email_tracking
 list_legacy = _default.list_legacy
 get_legacy = _default.get_legacy

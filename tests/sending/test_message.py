@@ -138,3 +138,33 @@ def test_non_ascii_subject_and_name_are_encoded() -> None:
     assert parsed["Subject"] == "Grüße, Zoë"
     assert parsed["From"] == "Ann Müller <ann@acme.com>"
     assert parsed.get_content() == "Hallo Zoë — schön!"
+
+
+def test_tracking_can_be_turned_off_per_campaign() -> None:
+    from mailramp.kit.secrets import generate_key
+    from mailramp.kit.signing import TokenSigner, derive_tracking_keys
+    from mailramp.tracking.links import TrackingLinks
+
+    links = TrackingLinks(TokenSigner(derive_tracking_keys([generate_key()])), "https://t.acme.com")
+    html = '<html><body><a href="https://acme.com/x">x</a></body></html>'
+    tracked = _campaign("Hi", html, MessageFormat.HTML)
+    quiet = tracked.model_copy(update={"track_opens": False, "track_clicks": False})
+    record = _record(first_name="Bo")
+    loud = build_message(
+        campaign=tracked, mailbox=MAILBOX, record=record, sent_at=NOW, tracking=links
+    ).as_string()
+    calm = build_message(
+        campaign=quiet, mailbox=MAILBOX, record=record, sent_at=NOW, tracking=links
+    ).as_string()
+    assert "https://t.acme.com/t/o/" in loud and "https://t.acme.com/t/c/" in loud
+    assert "https://t.acme.com/t/o/" not in calm and "https://t.acme.com/t/c/" not in calm
+    assert 'href=3D"https://acme.com/x"' in calm or 'href="https://acme.com/x"' in calm
+    assert "https://t.acme.com/t/u/" in calm  # unsubscribe is never turned off
+    text = _campaign("Hi", "See https://acme.com/x.\nBye")
+    plain = build_message(
+        campaign=text, mailbox=MAILBOX, record=record, sent_at=NOW, tracking=links
+    )
+    body = message_from_bytes(plain.as_bytes(), policy=policy.default).get_content()
+    assert "https://t.acme.com/t/c/" in body and body.count("https://acme.com/x") == 0
+    assert "/t/c/" in body.split("See ", 1)[1].split(".\n", 1)[0]  # the period stays outside
+    assert "Unsubscribe: https://t.acme.com/t/u/" in body
