@@ -1,0 +1,35 @@
+"""The tracking benchmark's server: mailramp's app, plus a bare endpoint (a GIF, no database)
+as the baseline on the same server. `python -m bench.tracking_server DATABASE_URL PORT KEY`."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+from fastapi.responses import Response
+
+from mailramp.config import Settings
+from mailramp.tracking.endpoints import NO_CACHE, PIXEL
+from mailramp.web.app import create_app
+
+
+def main() -> None:
+    database_url, port, key = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    settings = Settings(
+        database_url=database_url,
+        encryption_keys=key,
+        run_worker=False,
+        public_base_url=f"http://127.0.0.1:{port}",
+        log_level="WARNING",
+    )
+    app = create_app(settings)
+
+    async def bare() -> Response:
+        return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
+
+    app.add_api_route("/bench/bare", bare, methods=["GET"])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
