@@ -67,7 +67,8 @@ async def _add_records(runtime: Runtime, ids: tuple[str, str, str], start: int, 
             "INSERT INTO email_tracking (_id, campaign_id, user_id, mailbox_id, recipient_email,"
             " merge_variables, status, attempts, sent_at, created_at, updated_at) "
             "SELECT lpad(to_hex(i), 24, '0'), :c, :u, :m, 'r' || i || '@example.com', '{}',"
-            " 'sent', 1, :t, :t, :t FROM generate_series(:a, :b) AS i"
+            " 'sent', 1, :t, :t, :t"
+            " FROM generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS i"
         )
         params = {"t": sent}
     else:

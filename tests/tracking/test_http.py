@@ -246,6 +246,41 @@ def test_a_token_for_another_purpose_is_refused(site: Site) -> None:
     assert httpx.post(f"{site.base}/t/u/{open_token}").status_code == 404
 
 
+def test_tokens_signed_with_another_key_are_refused(site: Site) -> None:
+    from mailramp.kit.secrets import generate_key
+    from mailramp.kit.signing import Purpose, TokenSigner, derive_tracking_keys
+
+    record = site.record("p0@example.com")
+    foreign = TokenSigner(derive_tracking_keys([generate_key()]))  # another deployment's keys
+    before = site.event_count()
+    click = httpx.get(f"{site.base}/t/c/{foreign.sign(Purpose.CLICK, record.id, 0)}")
+    assert click.status_code == 404 and "location" not in click.headers
+    assert (
+        httpx.post(f"{site.base}/t/u/{foreign.sign(Purpose.UNSUBSCRIBE, record.id)}").status_code
+        == 404
+    )
+    assert httpx.get(f"{site.base}/t/o/{foreign.sign(Purpose.OPEN, record.id)}").status_code == 200
+    assert site.event_count() == before
+
+
+def test_a_click_never_leads_outside_the_stored_message(site: Site) -> None:
+    signer = site.run(lambda r: _signer(r))
+    record = site.record("p1@example.com")
+    from mailramp.kit.signing import Purpose
+
+    # A genuine token for a link index the message does not have: nothing to redirect to.
+    response = httpx.get(f"{site.base}/t/c/{signer.sign(Purpose.CLICK, record.id, 9)}")
+    assert response.status_code == 404 and "location" not in response.headers
+    allowed = {"https://acme.com/offer?e=p1@example.com", "https://acme.com/about"}
+    for index in (0, 1):
+        hop = httpx.get(f"{site.base}/t/c/{signer.sign(Purpose.CLICK, record.id, index)}")
+        assert hop.headers["location"] in allowed
+
+
+async def _signer(runtime: Runtime) -> Any:
+    return runtime.tracking._signer
+
+
 def _mutations(token: str) -> st.SearchStrategy[str]:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     flip = (
