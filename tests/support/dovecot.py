@@ -22,7 +22,7 @@ MAIL_UID = 65534
 CONFIG = """\
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -51,7 +51,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service stats {{
@@ -71,9 +72,18 @@ class Dovecot:
     root: Path
     port: int
     process: subprocess.Popen[bytes]
+    tls_port: int | None = None
 
     @classmethod
-    def start(cls, accounts: dict[str, str]) -> Dovecot:
+    def start(
+        cls,
+        accounts: dict[str, str],
+        *,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
+    ) -> Dovecot:
+        """Plain IMAP on `port`; with a certificate also STARTTLS there and implicit TLS on
+        `tls_port`."""
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
         if not Path(binary).exists():
             raise DovecotUnavailable(
@@ -89,6 +99,12 @@ class Dovecot:
             "".join(f"{user}:{{PLAIN}}{password}::::::\n" for user, password in accounts.items())
         )
         port = free_port()
+        tls_port = free_port() if cert_file else 0
+        ssl = (
+            f"ssl = yes\nssl_cert = <{cert_file}\nssl_key = <{key_file}"
+            if cert_file
+            else "ssl = no"
+        )
         is_root = os.geteuid() == 0
         config = root / "dovecot.conf"
         config.write_text(
@@ -96,6 +112,8 @@ class Dovecot:
                 root=root,
                 port=port,
                 uid=MAIL_UID,
+                ssl=ssl,
+                tls_port=tls_port,
                 login_user="dovenull" if is_root else os.environ.get("USER", "nobody"),
                 internal_user="dovecot" if is_root else os.environ.get("USER", "nobody"),
                 internal_group="dovecot" if is_root else os.environ.get("USER", "nobody"),
@@ -104,7 +122,7 @@ class Dovecot:
         process = subprocess.Popen(
             [binary, "-F", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        server = cls(root, port, process)
+        server = cls(root, port, process, tls_port or None)
         deadline = time.monotonic() + 15
         import socket
 

@@ -6,11 +6,17 @@ from __future__ import annotations
 import imaplib
 import time
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
+
+from mailramp.mailboxes.models import TransportSecurity
+from mailramp.providers.imap import ImapInbox
 from mailramp.tracking.inbox import DefaultInboxes, InboxPoller
 from mailramp.tracking.models import TrackingStatus
 from tests.sending.conftest import World
 from tests.support.dovecot import Dovecot
+from tests.support.tls import self_signed
 
 CSV = "email,first_name\n" + "".join(
     f"{name}@example.com,{name.title()}\n" for name in ("alice", "bob", "carol", "dave", "erin")
@@ -171,3 +177,35 @@ async def test_a_wrong_imap_password_puts_the_mailbox_in_error(
     broken = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
     assert broken.status == "error"
     assert "IMAP login" in (broken.status_reason or "")
+
+
+@pytest.mark.parametrize("mode", ["tls", "starttls"])
+async def test_inbox_over_tls_and_starttls(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certificate = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate.cert_file))
+    server = Dovecot.start(
+        {"ann@acme.com": "pw"}, cert_file=certificate.cert_file, key_file=certificate.key_file
+    )
+    try:
+        client = imaplib.IMAP4("127.0.0.1", server.port)
+        client.login("ann@acme.com", "pw")
+        client.append("INBOX", None, None, UNRELATED)
+        client.logout()
+        port = server.tls_port if mode == "tls" else server.port
+        inbox = ImapInbox(
+            host="127.0.0.1",
+            port=port,
+            security=TransportSecurity(mode),
+            username="ann@acme.com",
+            password="pw",
+            allow_private_hosts=True,
+        )
+        batch = await inbox.fetch_new(uid_validity=None, last_uid=None)
+        assert [uid for uid, _ in batch.messages] == [1]
+        assert b"Subject: Newsletter" in batch.messages[0][1]
+        again = await inbox.fetch_new(uid_validity=batch.uid_validity, last_uid=1)
+        assert again.messages == []
+    finally:
+        server.stop()
