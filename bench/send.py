@@ -24,8 +24,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
-from sqlalchemy import text
 from tests.support.postgres import PostgresServer, free_port
+from tests.support.scenario import make_due_now
 
 from mailramp.config import Settings
 from mailramp.kit.secrets import generate_key
@@ -139,11 +139,7 @@ async def mailramp_engine(
                 user.user_id, campaign.campaign_id, io.BytesIO(f"email,first_name\n{rows}".encode())
             )
             campaigns.append(campaign.campaign_id)
-        async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
-            await connection.execute(
-                text("UPDATE email_tracking SET scheduled_at = :now"),
-                {"now": now - timedelta(seconds=1)},
-            )
+        await make_due_now(runtime)
 
         async def total_sent() -> int:
             total = 0

@@ -7,28 +7,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import text
-
 from mailramp.config import Settings
 from mailramp.runtime import open_runtime
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
+from tests.support.scenario import make_due_now, smtp_sender
 from tests.support.smtp import SmtpServer
 
 
 async def _setup(settings: Settings, smtp_port: int) -> tuple[str, str]:
     runtime = await open_runtime(settings)
     try:
-        user = await runtime.accounts.create_user(user_name="Cli", login_id="cli")
-        mailbox = await runtime.mailboxes.create_mailbox(
-            user.user_id,
-            email="cli@acme.com",
-            provider="smtp",
-            smtp_host="127.0.0.1",
-            smtp_port=smtp_port,
-            smtp_security="plain",
-            password="pw",
-        )
+        user, mailbox = await smtp_sender(runtime, email="cli@acme.com", smtp_port=smtp_port)
         campaign = await runtime.campaigns.create_campaign(
             user.user_id,
             mailbox_id=mailbox.mailbox_id,
@@ -46,11 +36,7 @@ async def _setup(settings: Settings, smtp_port: int) -> tuple[str, str]:
 async def _make_due(settings: Settings, campaign_id: str) -> None:
     runtime = await open_runtime(settings)
     try:
-        async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
-            await connection.execute(
-                text("UPDATE email_tracking SET scheduled_at = :now WHERE campaign_id = :c"),
-                {"now": datetime.now(UTC) - timedelta(seconds=1), "c": campaign_id},
-            )
+        await make_due_now(runtime, campaign_id)
     finally:
         await runtime.close()
 

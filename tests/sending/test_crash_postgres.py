@@ -21,6 +21,7 @@ from mailramp.config import Settings
 from mailramp.kit.secrets import generate_key
 from mailramp.runtime import open_runtime
 from tests.conftest import PostgresTarget, new_postgres_database
+from tests.support.scenario import make_due_now, smtp_sender
 from tests.support.smtp import SmtpServer
 
 RECIPIENTS = 2000
@@ -33,16 +34,8 @@ async def _prepare(url: str, key: str, smtp_port: int) -> tuple[str, str]:
     settings = Settings(database_url=url, encryption_keys=key)
     runtime = await open_runtime(settings)
     try:
-        user = await runtime.accounts.create_user(user_name="Crash", login_id="crash")
-        mailbox = await runtime.mailboxes.create_mailbox(
-            user.user_id,
-            email="crash@acme.com",
-            provider="smtp",
-            smtp_host="127.0.0.1",
-            smtp_port=smtp_port,
-            smtp_security="plain",
-            password="pw",
-            daily_limit=10_000,
+        user, mailbox = await smtp_sender(
+            runtime, email="crash@acme.com", smtp_port=smtp_port, daily_limit=10_000
         )
         now = datetime.now(UTC)
         campaign = await runtime.campaigns.create_campaign(
@@ -59,12 +52,8 @@ async def _prepare(url: str, key: str, smtp_port: int) -> tuple[str, str]:
             user.user_id, campaign.campaign_id, io.BytesIO(f"email,first_name\n{rows}".encode())
         )
         assert report.accepted == RECIPIENTS
-        # Arrangement: everything due now, so the run measures crashes, not the plan's pacing.
-        async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
-            await connection.execute(
-                text("UPDATE email_tracking SET scheduled_at = :now WHERE campaign_id = :c"),
-                {"now": now - timedelta(seconds=1), "c": campaign.campaign_id},
-            )
+        # Everything due now, so the run measures crashes, not the plan's pacing.
+        await make_due_now(runtime, campaign.campaign_id)
         return user.user_id, campaign.campaign_id
     finally:
         await runtime.close()

@@ -22,6 +22,7 @@ from mailramp.config import Settings
 from mailramp.runtime import Runtime, open_runtime
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
+from tests.support.scenario import make_due_now, smtp_sender
 from tests.support.smtp import SmtpServer
 
 HTML = (
@@ -88,16 +89,7 @@ class Site:
 async def _prepare(settings: Settings, smtp: SmtpServer) -> tuple[str, str]:
     runtime = await open_runtime(settings)
     try:
-        user = await runtime.accounts.create_user(user_name="Ann", login_id="ann")
-        mailbox = await runtime.mailboxes.create_mailbox(
-            user.user_id,
-            email="ann@acme.com",
-            provider="smtp",
-            smtp_host="127.0.0.1",
-            smtp_port=smtp.port,
-            smtp_security="plain",
-            password="pw",
-        )
+        user, mailbox = await smtp_sender(runtime, email="ann@acme.com", smtp_port=smtp.port)
         campaign = await runtime.campaigns.create_campaign(
             user.user_id,
             mailbox_id=mailbox.mailbox_id,
@@ -112,11 +104,7 @@ async def _prepare(settings: Settings, smtp: SmtpServer) -> tuple[str, str]:
         await runtime.sending.import_recipients(
             user.user_id, campaign.campaign_id, io.BytesIO(rows.encode())
         )
-        async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
-            await connection.execute(
-                text("UPDATE email_tracking SET scheduled_at = :now"),
-                {"now": datetime.now(UTC) - timedelta(minutes=1)},
-            )
+        await make_due_now(runtime)
         worker = runtime.worker()
         while await worker.tick():
             pass

@@ -1,0 +1,44 @@
+"""Set-ups several tests and benchmarks share: an SMTP sender, and records made due now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from mailramp.accounts.models import User
+from mailramp.mailboxes.models import Mailbox
+from mailramp.runtime import Runtime
+
+
+async def smtp_sender(
+    runtime: Runtime, *, email: str, smtp_port: int, password: str = "pw", **fields: Any
+) -> tuple[User, Mailbox]:
+    """A user with one SMTP mailbox on a loopback server (plain, no TLS)."""
+    user = await runtime.accounts.create_user(
+        user_name=email.split("@")[0].title(), login_id=email.split("@")[0]
+    )
+    mailbox = await runtime.mailboxes.create_mailbox(
+        user.user_id,
+        email=email,
+        provider="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        smtp_security="plain",
+        password=password,
+        **fields,
+    )
+    return user, mailbox
+
+
+async def make_due_now(runtime: Runtime, campaign_id: str | None = None) -> None:
+    """Arrangement for tests of sending rather than planning: every record (of one campaign,
+    or all) becomes due a second ago."""
+    statement = "UPDATE email_tracking SET scheduled_at = :now"
+    params: dict[str, Any] = {"now": datetime.now(UTC) - timedelta(seconds=1)}
+    if campaign_id is not None:
+        statement += " WHERE campaign_id = :campaign"
+        params["campaign"] = campaign_id
+    async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
+        await connection.execute(text(statement), params)
