@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import imaplib
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -209,3 +209,79 @@ async def test_inbox_over_tls_and_starttls(
         assert again.messages == []
     finally:
         server.stop()
+
+
+def test_serve_reads_replies_by_itself(dovecot: Dovecot, tmp_path: Path) -> None:
+    import asyncio
+    import io
+
+    from mailramp.config import Settings
+    from mailramp.runtime import open_runtime
+    from tests.support.postgres import free_port
+    from tests.support.processes import clean_environment, serving
+    from tests.support.scenario import make_due_now, smtp_sender
+    from tests.support.smtp import SmtpServer
+
+    _clear(dovecot)
+    smtp = SmtpServer({"ann@acme.com": "imap-password"}).start()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'mailramp.db'}",
+        encryption_key_file=tmp_path / "mailramp.key",
+        allow_private_hosts=True,
+    )
+
+    async def send() -> tuple[str, str]:
+        runtime = await open_runtime(settings)
+        try:
+            user, mailbox = await smtp_sender(
+                runtime,
+                email="ann@acme.com",
+                smtp_port=smtp.port,
+                password="imap-password",
+                imap_host="127.0.0.1",
+                imap_port=dovecot.port,
+                imap_security="plain",
+            )
+            campaign = await runtime.campaigns.create_campaign(
+                user.user_id,
+                mailbox_id=mailbox.mailbox_id,
+                campaign_name="Serve",
+                subject="Hi",
+                message="Hello",
+                duration=2,
+                start_time=datetime.now(UTC) - timedelta(minutes=5),
+            )
+            await runtime.sending.import_recipients(
+                user.user_id, campaign.campaign_id, io.BytesIO(b"email\nzed@example.com\n")
+            )
+            await make_due_now(runtime)
+            worker = runtime.worker()
+            while await worker.tick():
+                pass
+            await worker.close()
+            page = await runtime.store.list_tracking(user.id, campaign.campaign_id)
+            return campaign.campaign_id, page.items[0].message_id or ""
+        finally:
+            await runtime.close()
+
+    async def replied(campaign_id: str) -> int:
+        runtime = await open_runtime(settings)
+        try:
+            return (await runtime.metrics.get_campaign_metrics(campaign_id)).total_replied
+        finally:
+            await runtime.close()
+
+    try:
+        campaign_id, message_id = asyncio.run(send())
+    finally:
+        smtp.stop()
+    _append(dovecot, reply(message_id))
+    port = free_port()
+    environment = clean_environment(
+        MAILRAMP_ALLOW_PRIVATE_HOSTS="true", MAILRAMP_INBOX_POLL_INTERVAL_SECONDS="1"
+    )
+    with serving(port, cwd=tmp_path, env=environment):
+        deadline = time.monotonic() + 30
+        while asyncio.run(replied(campaign_id)) == 0 and time.monotonic() < deadline:
+            time.sleep(0.3)
+    assert asyncio.run(replied(campaign_id)) == 1
