@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         "(turn off when `mailramp db upgrade` runs as a deploy step).",
     )
     log_level: str = "INFO"
+    signup_open: bool = Field(
+        default=True, description="Let anyone create a local account (turn off after yours)."
+    )
     allow_private_hosts: bool = Field(
         default=False,
         description="Let mailbox SMTP/IMAP hosts resolve to loopback or private addresses "

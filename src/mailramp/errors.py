@@ -6,6 +6,8 @@
     ├── ValidationError           422 invalid           bad input; names the field and the value
     │   ├── ImportFileError       422 invalid_file      recipient file not UTF-8 CSV with `email`
     │   └── PlanError             422 plan_does_not_fit recipients exceed window and limits
+    ├── AuthenticationError       401 unauthenticated   no valid credentials (one message)
+    ├── ForbiddenError            403 forbidden         not allowed (CSRF, closed sign-up)
     ├── NotFoundError             404 not_found         missing, or owned by someone else
     ├── ConflictError             409 conflict          the request contradicts stored state
     │   ├── DuplicateError        409 duplicate         a unique field already holds this value
@@ -84,6 +86,20 @@ class PlanError(ValidationError):
         self.wanted = wanted
         self.needed_duration_hours = needed_duration_hours
         self.needed_daily_limit = needed_daily_limit
+
+
+class AuthenticationError(MailrampError):
+    """No valid credentials. The message never says which part was wrong."""
+
+    status_code = 401
+    code = "unauthenticated"
+
+
+class ForbiddenError(MailrampError):
+    """Signed in, but this request is not allowed."""
+
+    status_code = 403
+    code = "forbidden"
 
 
 class NotFoundError(MailrampError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailramp.accounts.service import AccountService
+from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
 from mailramp.errors import ConfigurationError, SecretKeyError
@@ -52,6 +53,7 @@ class Runtime:
     sending: SendingService
     tracking: TrackingService
     tracking_links: TrackingLinks
+    auth: AuthService
     clock: Clock
 
     def worker(
@@ -123,11 +125,12 @@ async def open_runtime(
     except BaseException:
         await store.close()
         raise
+    accounts = AccountService(store, clock=clock)
     return Runtime(
         settings=settings,
         store=store,
         secrets=secrets,
-        accounts=AccountService(store, clock=clock),
+        accounts=accounts,
         mailboxes=mailboxes,
         campaigns=CampaignService(store, clock=clock),
         metrics=MetricsService(store),
@@ -135,6 +138,7 @@ async def open_runtime(
         sending=SendingService(store, clock=clock),
         tracking=TrackingService(store, signer, clock=clock),
         tracking_links=TrackingLinks(signer, settings.public_base_url),
+        auth=AuthService(store, accounts, clock=clock, signup_open=settings.signup_open),
         clock=clock,
     )
 

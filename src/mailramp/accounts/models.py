@@ -22,6 +22,8 @@ class User(Record):
     updated_at: UTCDateTime
     is_active: bool = True
     last_login: UTCDateTime | None = None
+    failed_logins: int = Field(default=0, exclude=True)
+    last_failed_login_at: UTCDateTime | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _alias_matches(self) -> User:

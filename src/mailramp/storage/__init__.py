@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from mailramp.accounts.repository import UserRepository
+from mailramp.auth.repository import AuthRepository
 from mailramp.campaigns.repository import CampaignRepository
 from mailramp.legacy.repository import LegacyRepository
 from mailramp.mailboxes.repository import MailboxRepository
@@ -23,6 +24,7 @@ class Store(
     LegacyRepository,
     SendingRepository,
     SuppressionRepository,
+    AuthRepository,
     Protocol,
 ):
     """Every repository of every domain, on one backend."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailramp import __version__
 from mailramp.config import Settings
@@ -16,6 +19,9 @@ from mailramp.errors import MailrampError
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.storage.sql.migrate import head_revision
 from mailramp.tracking.endpoints import router as tracking_router
+from mailramp.web.api import router as api_router
+
+log = logging.getLogger(__name__)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -54,10 +60,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="mailramp", version=__version__, lifespan=lifespan)
 
     app.include_router(tracking_router)
+    app.include_router(api_router)
 
+    # One error shape everywhere: {"error": {"code", "message", "field"?}}.
     @app.exception_handler(MailrampError)
     async def _domain_error(_request: Request, error: MailrampError) -> JSONResponse:
-        return JSONResponse(status_code=error.status_code, content=error.to_dict())
+        return JSONResponse(status_code=error.status_code, content={"error": error.to_dict()})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problem = error.errors()[0]
+        location = [
+            str(part) for part in problem.get("loc", ()) if part not in ("body", "query", "path")
+        ]
+        field = ".".join(location) or "body"
+        message = str(problem.get("msg", "invalid")).removeprefix("Value error, ")
+        body = {"code": "invalid", "message": f"{field}: {message}", "field": field}
+        return JSONResponse(status_code=422, content={"error": body})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(
+            status_code=error.status_code,
+            content={"error": {"code": code, "message": str(error.detail)}},
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=error)
+        body = {"code": "internal", "message": "internal error; the server log has the details"}
+        return JSONResponse(status_code=500, content={"error": body})
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(runtime: RuntimeDep) -> JSONResponse:

@@ -25,9 +25,9 @@ from mailramp.legacy.models import LegacyCollection, LegacyDocument
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
 from mailramp.metrics.models import COUNTERS, CampaignMetrics
 from mailramp.storage.sql import tables
+from mailramp.storage.sql.auth import SqlAuth
 from mailramp.storage.sql.base import changes_row, to_row
 from mailramp.storage.sql.errors import PrimaryMailboxConflict
-from mailramp.storage.sql.events import SqlTracking
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 
 PRIMARY_RETRIES = 5
@@ -39,7 +39,7 @@ _LEGACY_TABLES = {
 }
 
 
-class SqlStore(SqlTracking):
+class SqlStore(SqlAuth):
     """The Store on SQLite or PostgreSQL."""
 
     # -- users ------------------------------------------------------------------------

@@ -49,6 +49,9 @@ users = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
     Column("last_login", UTCDateTime, nullable=True),
+    # Throttling of failed local logins (docs/api.md).
+    Column("failed_logins", Integer, nullable=False, server_default=text("0")),
+    Column("last_failed_login_at", UTCDateTime, nullable=True),
     Index("uq_user_information_table_login_id", "login_id", unique=True),
     # Unique when present: many users have no email or no Clerk id (NULLs never collide).
     Index("uq_user_information_table_email", "email", unique=True),
@@ -257,4 +260,34 @@ events = Table(
     Index("ix_email_events_record_id", "record_id"),
     # The time series: a campaign's events by hour.
     Index("ix_email_events_campaign_id_occurred_at", "campaign_id", "occurred_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(20), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Index("uq_api_keys_key_hash", "key_hash", unique=True),
+    Index("ix_api_keys_user_id", "user_id"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("user_agent", String(300), nullable=True),
+    Index("uq_sessions_token_hash", "token_hash", unique=True),
+    Index("ix_sessions_user_id", "user_id"),
 )

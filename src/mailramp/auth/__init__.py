@@ -1,0 +1,1 @@
+"""Signing in: local accounts with session cookies, API keys, and (next) Clerk."""

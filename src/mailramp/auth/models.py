@@ -1,0 +1,33 @@
+"""API keys and sessions: stored as hashes, never as the secrets themselves."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from mailramp.kit.types import ObjectIdStr, Record, UTCDateTime
+
+
+class ApiKey(Record):
+    """A key for scripts. `key_hash` is SHA-256 of the full key; only `prefix` is shown."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    user_id: ObjectIdStr
+    name: str
+    prefix: str
+    key_hash: str = Field(repr=False, exclude=True)
+    created_at: UTCDateTime
+    last_used_at: UTCDateTime | None = None
+    revoked_at: UTCDateTime | None = None
+
+
+class Session(Record):
+    """A signed-in browser. `token_hash` is SHA-256 of the cookie value."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    user_id: ObjectIdStr
+    token_hash: str = Field(repr=False, exclude=True)
+    csrf_token: str = Field(repr=False, exclude=True)
+    created_at: UTCDateTime
+    expires_at: UTCDateTime
+    revoked_at: UTCDateTime | None = None
+    user_agent: str | None = None

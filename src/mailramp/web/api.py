@@ -1,0 +1,355 @@
+"""The JSON API under /api/v1. Every route acts as the signed-in user; another user's ids
+are 404s (the services scope every query)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from pydantic import BaseModel, Field, SecretStr
+
+from mailramp.auth.service import NewSession
+from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
+from mailramp.kit.types import Page
+from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
+from mailramp.web.deps import CSRF_COOKIE, SESSION_COOKIE, CallerDep, RuntimeDep
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _json(model: BaseModel) -> dict[str, Any]:
+    data: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
+    return data
+
+
+def _page(page: Page[Any]) -> dict[str, Any]:
+    return {
+        "items": [_json(item) for item in page.items],
+        "total": page.total,
+        "offset": page.offset,
+        "limit": page.limit,
+    }
+
+
+def _mailbox(mailbox: Mailbox) -> dict[str, Any]:
+    # Secrets are write-only: the API says whether they are set, never what they are.
+    return _json(mailbox) | {
+        "has_password": mailbox.has_password,
+        "has_access_token": mailbox.has_access_token,
+        "has_refresh_token": mailbox.has_refresh_token,
+    }
+
+
+# -- sign-in ------------------------------------------------------------------------------
+
+
+class SignUp(BaseModel):
+    user_name: str
+    login_id: str
+    password: SecretStr
+    email: str | None = None
+
+
+class LogIn(BaseModel):
+    login_id: str
+    password: SecretStr
+
+
+class PasswordChange(BaseModel):
+    current_password: SecretStr
+    new_password: SecretStr
+
+
+def _start_session(request: Request, response: Response, new: NewSession) -> dict[str, Any]:
+    secure = str(request.app.state.runtime.settings.public_base_url).startswith("https://")
+    max_age = int((new.session.expires_at - new.session.created_at).total_seconds())
+    response.set_cookie(
+        SESSION_COOKIE, new.token, max_age=max_age, httponly=True, samesite="lax", secure=secure
+    )
+    response.set_cookie(
+        CSRF_COOKIE, new.csrf_token, max_age=max_age, httponly=False, samesite="lax", secure=secure
+    )
+    return {"user": _json(new.user), "csrf_token": new.csrf_token}
+
+
+@router.post("/auth/signup", status_code=201, tags=["sign-in"])
+async def sign_up(
+    body: SignUp, request: Request, response: Response, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Create a local account and sign in (the session cookie is set)."""
+    new = await runtime.auth.sign_up(
+        user_name=body.user_name,
+        login_id=body.login_id,
+        password=body.password.get_secret_value(),
+        email=body.email,
+        user_agent=request.headers.get("user-agent"),
+    )
+    return _start_session(request, response, new)
+
+
+@router.post("/auth/login", tags=["sign-in"])
+async def log_in(
+    body: LogIn, request: Request, response: Response, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Sign in with login id and password (the session cookie is set)."""
+    new = await runtime.auth.log_in(
+        body.login_id,
+        body.password.get_secret_value(),
+        user_agent=request.headers.get("user-agent"),
+    )
+    return _start_session(request, response, new)
+
+
+@router.post("/auth/logout", status_code=204, tags=["sign-in"])
+async def log_out(caller: CallerDep, response: Response, runtime: RuntimeDep) -> Response:
+    """End this session."""
+    if caller.session is not None:
+        await runtime.auth.log_out(caller.session)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+@router.post("/auth/password", tags=["sign-in"])
+async def change_password(
+    body: PasswordChange, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Change the password; every other session ends."""
+    ended = await runtime.auth.change_password(
+        caller.user,
+        caller.session,
+        current=body.current_password.get_secret_value(),
+        new=body.new_password.get_secret_value(),
+    )
+    return {"ended_sessions": ended}
+
+
+@router.get("/me", tags=["account"])
+async def me(caller: CallerDep) -> dict[str, Any]:
+    """The signed-in user."""
+    return _json(caller.user)
+
+
+# -- API keys -----------------------------------------------------------------------------
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+@router.post("/api-keys", status_code=201, tags=["account"])
+async def create_api_key(
+    body: ApiKeyCreate, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """A new API key; `key` is shown this once and stored only as a hash."""
+    key, secret = await runtime.auth.create_api_key(caller.user.user_id, name=body.name)
+    return _json(key) | {"key": secret}
+
+
+@router.get("/api-keys", tags=["account"])
+async def list_api_keys(caller: CallerDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """Your keys (prefixes only)."""
+    return [_json(key) for key in await runtime.auth.list_api_keys(caller.user.user_id)]
+
+
+@router.delete("/api-keys/{key_id}", status_code=204, tags=["account"])
+async def revoke_api_key(key_id: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    """Revoke a key at once."""
+    await runtime.auth.revoke_api_key(caller.user.user_id, key_id)
+    return Response(status_code=204)
+
+
+# -- mailboxes ----------------------------------------------------------------------------
+
+
+class MailboxStatusChange(BaseModel):
+    reason: str | None = None
+
+
+@router.post("/mailboxes", status_code=201, tags=["mailboxes"])
+async def link_mailbox(
+    body: MailboxCreate, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Link a mailbox; credentials are encrypted and never returned."""
+    mailbox = await runtime.mailboxes.create_mailbox(
+        caller.user.user_id, **body.model_dump(exclude_unset=True)
+    )
+    return _mailbox(mailbox)
+
+
+@router.get("/mailboxes", tags=["mailboxes"])
+async def list_mailboxes(
+    caller: CallerDep, runtime: RuntimeDep, include_unlinked: bool = False
+) -> list[dict[str, Any]]:
+    """Your mailboxes, primary first."""
+    boxes = await runtime.mailboxes.list_mailboxes(
+        caller.user.user_id, include_unlinked=include_unlinked
+    )
+    return [_mailbox(box) for box in boxes]
+
+
+@router.get("/mailboxes/{mailbox_id}", tags=["mailboxes"])
+async def get_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """One of your mailboxes."""
+    return _mailbox(await runtime.mailboxes.get_mailbox(caller.user.user_id, mailbox_id))
+
+
+@router.patch("/mailboxes/{mailbox_id}", tags=["mailboxes"])
+async def update_mailbox(
+    mailbox_id: str, body: MailboxUpdate, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Change settings or replace credentials."""
+    mailbox = await runtime.mailboxes.update_mailbox(
+        caller.user.user_id, mailbox_id, **body.model_dump(exclude_unset=True)
+    )
+    return _mailbox(mailbox)
+
+
+@router.post("/mailboxes/{mailbox_id}/primary", tags=["mailboxes"])
+async def set_primary(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Make this your primary mailbox."""
+    return _mailbox(await runtime.mailboxes.set_primary(caller.user.user_id, mailbox_id))
+
+
+@router.post("/mailboxes/{mailbox_id}/pause", tags=["mailboxes"])
+async def pause_mailbox(
+    mailbox_id: str, caller: CallerDep, runtime: RuntimeDep, body: MailboxStatusChange | None = None
+) -> dict[str, Any]:
+    """Stop sending from this mailbox."""
+    reason = body.reason if body else None
+    return _mailbox(
+        await runtime.mailboxes.set_status(
+            caller.user.user_id, mailbox_id, "inactive", reason=reason
+        )
+    )
+
+
+@router.post("/mailboxes/{mailbox_id}/activate", tags=["mailboxes"])
+async def activate_mailbox(
+    mailbox_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Send from this mailbox again."""
+    return _mailbox(await runtime.mailboxes.set_status(caller.user.user_id, mailbox_id, "active"))
+
+
+@router.delete("/mailboxes/{mailbox_id}", tags=["mailboxes"])
+async def unlink_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Unlink: secrets erased, history kept."""
+    return _mailbox(await runtime.mailboxes.unlink_mailbox(caller.user.user_id, mailbox_id))
+
+
+# -- campaigns ----------------------------------------------------------------------------
+
+
+@router.post("/campaigns", status_code=201, tags=["campaigns"])
+async def create_campaign(
+    body: CampaignCreate, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Create a scheduled campaign (its metrics document comes with it)."""
+    campaign = await runtime.campaigns.create_campaign(caller.user.user_id, **body.model_dump())
+    return _json(campaign)
+
+
+@router.get("/campaigns", tags=["campaigns"])
+async def list_campaigns(
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    status: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    """Your campaigns, newest first."""
+    page = await runtime.campaigns.list_campaigns(
+        caller.user.user_id, status=status, offset=offset, limit=limit
+    )
+    return _page(page)
+
+
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
+async def get_campaign(campaign_id: str, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """One of your campaigns."""
+    return _json(await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id))
+
+
+@router.patch("/campaigns/{campaign_id}", tags=["campaigns"])
+async def update_campaign(
+    campaign_id: str, body: CampaignUpdate, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Edit a scheduled campaign."""
+    campaign = await runtime.campaigns.update_campaign(
+        caller.user.user_id, campaign_id, **body.model_dump(exclude_unset=True)
+    )
+    return _json(campaign)
+
+
+@router.post("/campaigns/{campaign_id}/pause", tags=["campaigns"])
+async def pause_campaign(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Stop sending until resumed."""
+    return _json(await runtime.campaigns.pause(caller.user.user_id, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/resume", tags=["campaigns"])
+async def resume_campaign(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Continue; what is left is spread over what is left of the window."""
+    return _json(await runtime.campaigns.resume(caller.user.user_id, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/cancel", tags=["campaigns"])
+async def cancel_campaign(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Stop for good."""
+    return _json(await runtime.campaigns.cancel(caller.user.user_id, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/resend-uncertain", tags=["campaigns"])
+async def resend_uncertain(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Queue `uncertain` records again (their recipients may get two copies)."""
+    queued = await runtime.sending.resend_uncertain(caller.user.user_id, campaign_id)
+    return {"queued": queued}
+
+
+@router.post("/campaigns/{campaign_id}/recipients", tags=["campaigns"])
+async def upload_recipients(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep, file: Annotated[UploadFile, File()]
+) -> dict[str, Any]:
+    """Import a CSV of recipients; the import report is the response."""
+    report = await runtime.sending.import_recipients(caller.user.user_id, campaign_id, file.file)
+    return {
+        "accepted": report.accepted,
+        "duplicates": report.duplicates,
+        "suppressed": report.suppressed,
+        "invalid_count": report.invalid_count,
+        "invalid": [
+            {"row": row.row, "value": row.value, "reason": row.reason} for row in report.invalid
+        ],
+        "rows": report.rows,
+        "total_recipients": report.total_recipients,
+    }
+
+
+@router.get("/campaigns/{campaign_id}/metrics", tags=["campaigns"])
+async def campaign_metrics(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Counters and rates (human figures included)."""
+    return _json(
+        await runtime.metrics.get_campaign_metrics(campaign_id, user_id=caller.user.user_id)
+    )
+
+
+@router.get("/campaigns/{campaign_id}/series", tags=["campaigns"])
+async def campaign_series(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> list[dict[str, Any]]:
+    """Events per hour, for charts."""
+    rows = await runtime.tracking.series(caller.user.user_id, campaign_id)
+    return [row | {"hour": row["hour"].isoformat()} for row in rows]

@@ -1,0 +1,394 @@
+"""The JSON API through the HTTP stack (`mailramp serve` on loopback): sign-in, CSRF, API
+keys, mailboxes, campaigns, the error shape, and user isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.postgres import free_port
+from tests.support.processes import clean_environment, serving
+
+PASSWORD = "correct horse battery staple"
+CANARY_PASSWORD = "smtp-CANARY-password-7f3a"
+CANARY_TOKEN = "oauth-CANARY-token-91bc"
+
+
+_OPEN: list[httpx.Client] = []
+
+
+def _client(**options: Any) -> httpx.Client:
+    """A client closed when the module's server stops (no socket left behind)."""
+    client = httpx.Client(**options)
+    _OPEN.append(client)
+    return client
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("api")
+    port = free_port()
+    environment = clean_environment(MAILRAMP_RUN_WORKER="false")
+    with serving(port, cwd=directory, env=environment):
+        yield f"http://127.0.0.1:{port}"
+        while _OPEN:
+            _OPEN.pop().close()
+
+
+class Browser:
+    """A signed-in browser: session cookie plus the CSRF header a page script would add."""
+
+    def __init__(self, base: str, login_id: str, seen: list[str]) -> None:
+        self.client = _client(base_url=base)
+        self.seen = seen
+        response = self.client.post(
+            "/api/v1/auth/signup",
+            json={"user_name": login_id.title(), "login_id": login_id, "password": PASSWORD},
+        )
+        assert response.status_code == 201, response.text
+        self.csrf = response.json()["csrf_token"]
+        self.user = response.json()["user"]
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-CSRF-Token": self.csrf} | kwargs.pop("headers", {})
+        response = self.client.request(method, path, headers=headers, **kwargs)
+        self.seen.append(response.text)
+        return response
+
+
+@pytest.fixture(scope="module")
+def seen() -> list[str]:
+    return []
+
+
+def _smtp_mailbox(email: str) -> dict[str, Any]:
+    return {
+        "email": email,
+        "provider": "smtp",
+        "smtp_host": "smtp.example.com",
+        "password": CANARY_PASSWORD,
+        "imap_host": "imap.example.com",
+    }
+
+
+def test_sign_up_sets_safe_cookies_and_me_answers(base: str, seen: list[str]) -> None:
+    client = _client(base_url=base)
+    response = client.post(
+        "/api/v1/auth/signup",
+        json={"user_name": "Cookie", "login_id": "cookie@example.com", "password": PASSWORD},
+    )
+    assert response.status_code == 201
+    cookies = response.headers.get_list("set-cookie")
+    session = next(c for c in cookies if c.startswith("mailramp_session="))
+    assert "HttpOnly" in session and "SameSite=lax" in session
+    assert "Secure" not in session  # the public URL is http here
+    me = client.get("/api/v1/me")
+    assert me.status_code == 200 and me.json()["login_id"] == "cookie@example.com"
+    assert "password" not in me.json() and "failed_logins" not in me.json()
+    assert httpx.get(f"{base}/api/v1/me").status_code == 401
+
+
+def test_cookie_requests_that_change_things_need_the_csrf_header(
+    base: str, seen: list[str]
+) -> None:
+    browser = Browser(base, "csrf@example.com", seen)
+    no_header = browser.client.post("/api/v1/api-keys", json={"name": "x"})
+    assert no_header.status_code == 403
+    assert no_header.json() == {
+        "error": {"code": "forbidden", "message": "missing or wrong X-CSRF-Token header"}
+    }
+    wrong = browser.client.post(
+        "/api/v1/api-keys", json={"name": "x"}, headers={"X-CSRF-Token": "guess"}
+    )
+    assert wrong.status_code == 403
+    assert browser.call("POST", "/api/v1/api-keys", json={"name": "x"}).status_code == 201
+
+
+def test_login_errors_are_generic_and_throttled(base: str, seen: list[str]) -> None:
+    Browser(base, "throttle@example.com", seen)
+    client = _client(base_url=base)
+    unknown = client.post(
+        "/api/v1/auth/login",
+        json={"login_id": "nobody@example.com", "password": "whatever-password"},
+    )
+    wrong = client.post(
+        "/api/v1/auth/login",
+        json={"login_id": "throttle@example.com", "password": "wrong-password!"},
+    )
+    assert unknown.status_code == wrong.status_code == 401
+    assert (
+        unknown.json()
+        == wrong.json()
+        == {"error": {"code": "unauthenticated", "message": "invalid login or password"}}
+    )
+    for _ in range(5):
+        client.post(
+            "/api/v1/auth/login",
+            json={"login_id": "throttle@example.com", "password": "wrong-password!"},
+        )
+    locked = client.post(
+        "/api/v1/auth/login", json={"login_id": "throttle@example.com", "password": PASSWORD}
+    )
+    assert locked.status_code == 401 and locked.json() == wrong.json()
+
+
+def test_password_change_ends_other_sessions_and_logout_ends_this_one(
+    base: str, seen: list[str]
+) -> None:
+    first = Browser(base, "pw@example.com", seen)
+    second = _client(base_url=base)
+    assert (
+        second.post(
+            "/api/v1/auth/login", json={"login_id": "pw@example.com", "password": PASSWORD}
+        ).status_code
+        == 200
+    )
+    assert second.get("/api/v1/me").status_code == 200
+    changed = first.call(
+        "POST",
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "an even better passphrase"},
+    )
+    assert changed.status_code == 200 and changed.json() == {"ended_sessions": 1}
+    assert second.get("/api/v1/me").status_code == 401
+    assert first.call("GET", "/api/v1/me").status_code == 200
+    bad = first.call(
+        "POST",
+        "/api/v1/auth/password",
+        json={"current_password": "not it at all", "new_password": "another passphrase!"},
+    )
+    assert bad.status_code == 401
+    assert first.call("POST", "/api/v1/auth/logout").status_code == 204
+    assert first.call("GET", "/api/v1/me").status_code == 401
+
+
+def test_api_keys_are_shown_once_and_revocable(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "keys@example.com", seen)
+    created = browser.call("POST", "/api/v1/api-keys", json={"name": "deploy script"})
+    key = created.json()["key"]
+    assert key.startswith("mr_") and created.json()["prefix"] == key[:11]
+    listed = browser.call("GET", "/api/v1/api-keys").json()
+    assert [k["name"] for k in listed] == ["deploy script"] and "key" not in listed[0]
+    assert "key_hash" not in listed[0]
+    script = _client(base_url=base, headers={"Authorization": f"Bearer {key}"})
+    assert script.get("/api/v1/me").json()["login_id"] == "keys@example.com"
+    # A key needs no CSRF header: it is not sent by browsers on their own.
+    assert (
+        script.post("/api/v1/mailboxes", json=_smtp_mailbox("script@acme.com")).status_code == 201
+    )
+    assert browser.call("DELETE", f"/api/v1/api-keys/{listed[0]['_id']}").status_code == 204
+    assert script.get("/api/v1/me").status_code == 401
+    assert (
+        httpx.get(f"{base}/api/v1/me", headers={"Authorization": "Bearer mr_forged"}).status_code
+        == 401
+    )
+    assert httpx.get(f"{base}/api/v1/me", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_mailboxes_round_trip_without_ever_returning_secrets(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "boxes@example.com", seen)
+    linked = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("ann@acme.com"))
+    assert linked.status_code == 201
+    box = linked.json()
+    assert box["has_password"] is True and "password" not in box
+    assert box["is_primary"] is True and box["mailbox_id"] == box["_id"]
+    oauth = browser.call(
+        "POST",
+        "/api/v1/mailboxes",
+        json={"email": "ann@gmail.com", "provider": "gmail", "access_token": CANARY_TOKEN},
+    )
+    second = oauth.json()
+    assert second["has_access_token"] is True and second["is_primary"] is False
+    assert browser.call("POST", f"/api/v1/mailboxes/{second['_id']}/primary").json()["is_primary"]
+    paused = browser.call(
+        "POST", f"/api/v1/mailboxes/{box['_id']}/pause", json={"reason": "warm-up"}
+    )
+    assert paused.json()["status"] == "inactive"
+    active = browser.call("POST", f"/api/v1/mailboxes/{box['_id']}/activate")
+    assert active.json()["status"] == "active"
+    patched = browser.call("PATCH", f"/api/v1/mailboxes/{box['_id']}", json={"daily_limit": 80})
+    assert patched.json()["daily_limit"] == 80
+    listed = browser.call("GET", "/api/v1/mailboxes").json()
+    assert [b["email"] for b in listed] == ["ann@gmail.com", "ann@acme.com"]
+    unlinked = browser.call("DELETE", f"/api/v1/mailboxes/{second['_id']}")
+    assert unlinked.status_code == 200 and unlinked.json()["has_access_token"] is False
+    bad = browser.call("POST", "/api/v1/mailboxes", json={"email": "x@acme.com", "provider": "aol"})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["field"] == "provider" and bad.json()["error"]["code"] == "invalid"
+    duplicate = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("ann@acme.com"))
+    assert duplicate.status_code == 409 and duplicate.json()["error"]["field"] == "email"
+
+
+CSV = "email,first_name\nalice@example.com,Alice\nbad-address,X\nbob@example.com,Bob\n"
+
+
+def _campaign(browser: Browser, mailbox_id: str, **fields: Any) -> dict[str, Any]:
+    body = {
+        "mailbox_id": mailbox_id,
+        "campaign_name": "Q1",
+        "subject": "Hi {{first_name}}",
+        "message": "Hello",
+        "duration": 48,
+        "start_time": "2030-01-07T09:00:00+00:00",
+    } | fields
+    response = browser.call("POST", "/api/v1/campaigns", json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_campaign_life_through_the_api(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "campaigns@example.com", seen)
+    box = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("c@acme.com")).json()
+    campaign = _campaign(browser, box["_id"])
+    cid = campaign["campaign_id"]
+    assert campaign["end_time"].startswith("2030-01-09T09:00:00")
+    uploaded = browser.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={"file": ("people.csv", CSV.encode(), "text/csv")},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    report = uploaded.json()
+    assert (report["accepted"], report["invalid_count"], report["total_recipients"]) == (2, 1, 2)
+    assert report["invalid"][0]["row"] == 3
+    not_csv = browser.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={"file": ("x.png", b"\x89PNG\r\n\x1a\n\x00", "image/png")},
+    )
+    assert not_csv.status_code == 422 and not_csv.json()["error"]["code"] == "invalid_file"
+    patched = browser.call(
+        "PATCH", f"/api/v1/campaigns/{cid}", json={"subject": "Hello {{first_name}}"}
+    )
+    assert patched.json()["subject"] == "Hello {{first_name}}"
+    assert browser.call("POST", f"/api/v1/campaigns/{cid}/pause").json()["status"] == "paused"
+    assert browser.call("POST", f"/api/v1/campaigns/{cid}/resume").json()["status"] == "scheduled"
+    metrics = browser.call("GET", f"/api/v1/campaigns/{cid}/metrics").json()
+    assert metrics["total_sent"] == 0 and "human_open_rate" in metrics
+    assert browser.call("GET", f"/api/v1/campaigns/{cid}/series").json() == []
+    assert browser.call("POST", f"/api/v1/campaigns/{cid}/resend-uncertain").json() == {"queued": 0}
+    second = _campaign(browser, box["_id"], campaign_name="Q2")
+    page = browser.call("GET", "/api/v1/campaigns", params={"limit": 1}).json()
+    assert page["total"] == 2 and [c["campaign_id"] for c in page["items"]] == [
+        second["campaign_id"]
+    ]
+    scheduled = browser.call("GET", "/api/v1/campaigns", params={"status": "scheduled"}).json()
+    assert scheduled["total"] == 2
+    assert browser.call("POST", f"/api/v1/campaigns/{cid}/cancel").json()["status"] == "cancelled"
+    illegal = browser.call("POST", f"/api/v1/campaigns/{cid}/pause")
+    assert illegal.status_code == 409 and illegal.json()["error"]["code"] == "invalid_transition"
+    bad = browser.call(
+        "POST",
+        "/api/v1/campaigns",
+        json={
+            "mailbox_id": box["_id"],
+            "campaign_name": "x",
+            "subject": "x",
+            "message": "x",
+            "duration": 0,
+            "start_time": "2030-01-07T09:00:00+00:00",
+        },
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "duration"
+    naive = browser.call(
+        "POST",
+        "/api/v1/campaigns",
+        json={
+            "mailbox_id": box["_id"],
+            "campaign_name": "x",
+            "subject": "x",
+            "message": "x",
+            "duration": 1,
+            "start_time": "2030-01-07T09:00:00",
+        },
+    )
+    assert naive.status_code == 422 and naive.json()["error"]["field"] == "start_time"
+    unknown_status = browser.call("GET", "/api/v1/campaigns", params={"status": "running"})
+    assert unknown_status.status_code == 422 and unknown_status.json()["error"]["field"] == "status"
+
+
+def test_user_b_gets_404_on_every_object_of_user_a(base: str, seen: list[str]) -> None:
+    alice = Browser(base, "alice@example.com", seen)
+    bob = Browser(base, "bob@example.com", seen)
+    box = alice.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("a@acme.com")).json()
+    key = alice.call("POST", "/api/v1/api-keys", json={"name": "a"}).json()
+    campaign = _campaign(alice, box["_id"])
+    mid, cid = box["_id"], campaign["campaign_id"]
+    attempts = [
+        ("GET", f"/api/v1/mailboxes/{mid}", {}),
+        ("PATCH", f"/api/v1/mailboxes/{mid}", {"json": {"daily_limit": 1}}),
+        ("POST", f"/api/v1/mailboxes/{mid}/primary", {}),
+        ("POST", f"/api/v1/mailboxes/{mid}/pause", {}),
+        ("POST", f"/api/v1/mailboxes/{mid}/activate", {}),
+        ("DELETE", f"/api/v1/mailboxes/{mid}", {}),
+        ("GET", f"/api/v1/campaigns/{cid}", {}),
+        ("PATCH", f"/api/v1/campaigns/{cid}", {"json": {"subject": "pwned"}}),
+        ("POST", f"/api/v1/campaigns/{cid}/pause", {}),
+        ("POST", f"/api/v1/campaigns/{cid}/resume", {}),
+        ("POST", f"/api/v1/campaigns/{cid}/cancel", {}),
+        ("POST", f"/api/v1/campaigns/{cid}/resend-uncertain", {}),
+        (
+            "POST",
+            f"/api/v1/campaigns/{cid}/recipients",
+            {"files": {"file": ("p.csv", b"email\nx@example.com\n", "text/csv")}},
+        ),
+        ("GET", f"/api/v1/campaigns/{cid}/metrics", {}),
+        ("GET", f"/api/v1/campaigns/{cid}/series", {}),
+        ("DELETE", f"/api/v1/api-keys/{key['_id']}", {}),
+    ]
+    for method, path, options in attempts:
+        response = bob.call(method, path, **options)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["error"]["code"] == "not_found"
+    assert (
+        bob.call(
+            "POST",
+            "/api/v1/campaigns",
+            json={
+                "mailbox_id": mid,
+                "campaign_name": "x",
+                "subject": "x",
+                "message": "x",
+                "duration": 1,
+                "start_time": "2030-01-07T09:00:00+00:00",
+            },
+        ).status_code
+        == 404
+    )
+    assert alice.call("GET", f"/api/v1/mailboxes/{mid}").json() == box | {"has_password": True}
+    unchanged = alice.call("GET", f"/api/v1/campaigns/{cid}").json()
+    assert unchanged == campaign
+    assert alice.call("GET", "/api/v1/api-keys").json()[0]["revoked_at"] is None
+    assert bob.call("GET", "/api/v1/mailboxes").json() == []
+    assert bob.call("GET", "/api/v1/campaigns").json()["total"] == 0
+
+
+def test_errors_have_one_shape_and_no_stack_traces(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "errors@example.com", seen)
+    missing = browser.call("GET", "/api/v1/campaigns/8f14e45f-ceea-467f-a0e6-1b0e1f6b0e33")
+    assert missing.status_code == 404 and set(missing.json()["error"]) == {"code", "message"}
+    malformed = browser.call("GET", "/api/v1/mailboxes/not-an-id")
+    assert malformed.status_code == 422 and malformed.json()["error"]["field"] == "mailbox_id"
+    no_route = browser.call("GET", "/api/v1/nothing-here")
+    assert no_route.status_code == 404 and no_route.json()["error"]["code"] == "not_found"
+    broken_json = browser.call(
+        "POST",
+        "/api/v1/mailboxes",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert broken_json.status_code == 422 and "error" in broken_json.json()
+    assert "Traceback" not in broken_json.text
+
+
+def test_no_response_ever_carried_a_secret(base: str, seen: list[str]) -> None:
+    # Runs last in this module: every response body the tests above received is in `seen`.
+    assert len(seen) > 40
+    for body in seen:
+        assert CANARY_PASSWORD not in body
+        assert CANARY_TOKEN not in body
+        assert "enc1:" not in body
