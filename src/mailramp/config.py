@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mailramp.errors import ConfigurationError
@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     """Everything an operator can set. Only composition roots (app, CLI, db_manager) read it."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MAILRAMP_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="MAILRAMP_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
     )
 
     database_url: str = Field(
@@ -46,6 +46,22 @@ class Settings(BaseSettings):
         "(turn off when `mailramp db upgrade` runs as a deploy step).",
     )
     log_level: str = "INFO"
+    clerk_jwt_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MAILRAMP_CLERK_JWT_KEY", "CLERK_JWT_KEY"),
+        description="Clerk's PEM public key: verifies session tokens with no network call.",
+    )
+    clerk_jwks_url: str | None = Field(
+        default=None, description="Clerk's JWKS URL (used when no PEM key is set)."
+    )
+    clerk_authorized_parties: str | None = Field(
+        default=None, description="Comma-separated origins allowed in a token's `azp` claim."
+    )
+    clerk_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MAILRAMP_CLERK_WEBHOOK_SECRET", "CLERK_WEBHOOK_SECRET"),
+        description="The Svix signing secret (whsec_…) of Clerk's webhook endpoint.",
+    )
     signup_open: bool = Field(
         default=True, description="Let anyone create a local account (turn off after yours)."
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailramp.accounts.service import AccountService
+from mailramp.auth.clerk import ClerkVerifier
 from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
@@ -54,6 +55,7 @@ class Runtime:
     tracking: TrackingService
     tracking_links: TrackingLinks
     auth: AuthService
+    clerk: ClerkVerifier | None
     clock: Clock
 
     def worker(
@@ -139,6 +141,7 @@ async def open_runtime(
         tracking=TrackingService(store, signer, clock=clock),
         tracking_links=TrackingLinks(signer, settings.public_base_url),
         auth=AuthService(store, accounts, clock=clock, signup_open=settings.signup_open),
+        clerk=clerk_verifier(settings),
         clock=clock,
     )
 
@@ -157,6 +160,15 @@ async def _has_secrets(store: Store) -> bool:
         async for _ in secrets:
             return True
     return False
+
+
+def clerk_verifier(settings: Settings) -> ClerkVerifier | None:
+    """Clerk sign-in, when a PEM key or a JWKS URL is configured."""
+    pem = settings.clerk_jwt_key.get_secret_value() if settings.clerk_jwt_key else None
+    if not pem and not settings.clerk_jwks_url:
+        return None
+    parties = [p.strip() for p in (settings.clerk_authorized_parties or "").split(",") if p.strip()]
+    return ClerkVerifier(pem_key=pem, jwks_url=settings.clerk_jwks_url, authorized_parties=parties)
 
 
 def load_key_set(settings: Settings, *, has_existing_secrets: bool) -> list[str]:

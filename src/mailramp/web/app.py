@@ -20,6 +20,7 @@ from mailramp.runtime import Runtime, open_runtime
 from mailramp.storage.sql.migrate import head_revision
 from mailramp.tracking.endpoints import router as tracking_router
 from mailramp.web.api import router as api_router
+from mailramp.web.webhooks import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(tracking_router)
     app.include_router(api_router)
+    app.include_router(webhooks_router)
 
     # One error shape everywhere: {"error": {"code", "message", "field"?}}.
     @app.exception_handler(MailrampError)

@@ -11,10 +11,12 @@ from fastapi import Depends, Request
 
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
+from mailramp.auth.service import API_KEY_PREFIX
 from mailramp.errors import AuthenticationError, ForbiddenError
 from mailramp.runtime import Runtime
 
 SESSION_COOKIE = "mailramp_session"
+CLERK_COOKIE = "__session"
 CSRF_COOKIE = "mailramp_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -37,15 +39,45 @@ class Caller:
     session: Session | None = None
 
 
+async def _clerk_user(runtime: Runtime, token: str) -> User:
+    if runtime.clerk is None:
+        raise AuthenticationError("invalid credentials")
+    identity = await runtime.clerk.verify(token)
+    # Schema migration note 3: a Clerk user who signs in is created on the spot.
+    user = await runtime.accounts.get_or_create_clerk_user(
+        identity.clerk_user_id, user_name=identity.name, email=identity.email
+    )
+    if not user.is_active:
+        raise AuthenticationError("invalid credentials")
+    return user
+
+
+def _same_origin(request: Request, runtime: Runtime) -> bool:
+    origin = request.headers.get("origin") or request.headers.get("referer") or ""
+    allowed = [runtime.settings.public_base_url]
+    allowed += [p.strip() for p in (runtime.settings.clerk_authorized_parties or "").split(",")]
+    return any(origin == a or origin.startswith(a + "/") for a in allowed if a)
+
+
 async def get_caller(request: Request, runtime: RuntimeDep) -> Caller:
     """Authenticate the request or raise 401 (403 for a cookie request without CSRF token)."""
     authorization = request.headers.get("authorization", "")
     if authorization:
         scheme, _, credential = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
-            raise AuthenticationError("use 'Authorization: Bearer <API key>'")
-        return Caller(await runtime.auth.user_for_api_key(credential.strip()))
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise AuthenticationError("use 'Authorization: Bearer <API key or session token>'")
+        if credential.startswith(API_KEY_PREFIX):
+            return Caller(await runtime.auth.user_for_api_key(credential))
+        return Caller(await _clerk_user(runtime, credential))
     cookie = request.cookies.get(SESSION_COOKIE)
+    clerk_cookie = request.cookies.get(CLERK_COOKIE)
+    if not cookie and clerk_cookie:
+        # Clerk's cookie carries no CSRF token of ours: unsafe requests must come from our
+        # own origin (or an authorised party's).
+        if request.method not in SAFE_METHODS and not _same_origin(request, runtime):
+            raise ForbiddenError("cross-origin request refused")
+        return Caller(await _clerk_user(runtime, clerk_cookie))
     if not cookie:
         raise AuthenticationError("not signed in")
     user, session = await runtime.auth.session_user(cookie)

@@ -1,0 +1,66 @@
+"""Clerk's webhooks (delivered by Svix): keep users in step with Clerk."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from svix.webhooks import Webhook, WebhookVerificationError
+
+from mailramp.errors import AuthenticationError, ForbiddenError
+from mailramp.web.deps import RuntimeDep
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+
+
+def _primary_email(data: dict[str, Any]) -> str | None:
+    primary = data.get("primary_email_address_id")
+    for address in data.get("email_addresses") or []:
+        if isinstance(address, dict) and address.get("id") == primary:
+            value = address.get("email_address")
+            return value if isinstance(value, str) else None
+    return None
+
+
+def _name(data: dict[str, Any]) -> str | None:
+    parts = [data.get("first_name"), data.get("last_name")]
+    name = " ".join(part for part in parts if isinstance(part, str) and part)
+    return name or (data.get("username") if isinstance(data.get("username"), str) else None)
+
+
+@router.post("/clerk")
+async def clerk_webhook(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    """`user.created` / `user.updated` create or update the user; `user.deleted`
+    deactivates them. The Svix signature is checked before anything is read."""
+    secret = runtime.settings.clerk_webhook_secret
+    if secret is None:
+        raise ForbiddenError("Clerk webhooks are not configured (MAILRAMP_CLERK_WEBHOOK_SECRET)")
+    body = await request.body()
+    try:
+        Webhook(secret.get_secret_value()).verify(body, dict(request.headers))
+    except WebhookVerificationError:
+        raise AuthenticationError("invalid webhook signature") from None
+    event = json.loads(body)
+    kind, data = event.get("type"), event.get("data") or {}
+    clerk_user_id = data.get("id")
+    if not isinstance(clerk_user_id, str):
+        return {"handled": False}
+    accounts = runtime.accounts
+    if kind in ("user.created", "user.updated"):
+        email, name = _primary_email(data), _name(data)
+        user = await accounts.get_or_create_clerk_user(clerk_user_id, user_name=name, email=email)
+        changes: dict[str, Any] = {}
+        if name and name != user.user_name:
+            changes["user_name"] = name
+        if email and email.lower() != user.email:
+            changes["email"] = email
+        if changes:
+            await accounts.update_user(user.user_id, **changes)
+        return {"handled": True, "user_id": user.user_id}
+    if kind == "user.deleted":
+        existing = await runtime.store.get_user_by_clerk_id(clerk_user_id)
+        if existing is not None:
+            await accounts.deactivate_user(existing.user_id)
+        return {"handled": True}
+    return {"handled": False}
