@@ -4,6 +4,7 @@ keys, mailboxes, campaigns, the error shape, and user isolation."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ CANARY_TOKEN = "oauth-CANARY-token-91bc"
 
 
 _OPEN: list[httpx.Client] = []
+DIRECTORIES: list[Path] = []
 
 
 def _client(**options: Any) -> httpx.Client:
@@ -31,7 +33,10 @@ def _client(**options: Any) -> httpx.Client:
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("api")
     port = free_port()
-    environment = clean_environment(MAILRAMP_RUN_WORKER="false")
+    environment = clean_environment(
+        MAILRAMP_RUN_WORKER="false", MAILRAMP_ALLOW_PRIVATE_HOSTS="true"
+    )
+    DIRECTORIES.append(directory)
     with serving(port, cwd=directory, env=environment):
         yield f"http://127.0.0.1:{port}"
         while _OPEN:
@@ -339,6 +344,10 @@ def test_user_b_gets_404_on_every_object_of_user_a(base: str, seen: list[str]) -
         ("GET", f"/api/v1/campaigns/{cid}/metrics", {}),
         ("GET", f"/api/v1/campaigns/{cid}/series", {}),
         ("DELETE", f"/api/v1/api-keys/{key['_id']}", {}),
+        ("POST", f"/api/v1/mailboxes/{mid}/test", {}),
+        ("GET", f"/api/v1/campaigns/{cid}/recipients", {}),
+        ("GET", f"/api/v1/campaigns/{cid}/recipients/{mid}/events", {}),
+        ("GET", f"/api/v1/campaigns/{cid}/export.csv", {}),
     ]
     for method, path, options in attempts:
         response = bob.call(method, path, **options)
@@ -385,10 +394,142 @@ def test_errors_have_one_shape_and_no_stack_traces(base: str, seen: list[str]) -
     assert "Traceback" not in broken_json.text
 
 
+def test_test_connection_logs_in_without_sending(base: str, seen: list[str], dovecot: Any) -> None:
+    from tests.support.smtp import SmtpServer
+
+    smtp = SmtpServer({"t@acme.com": "imap-password"}).start()
+    try:
+        browser = Browser(base, "tester@example.com", seen)
+        good = browser.call(
+            "POST",
+            "/api/v1/mailboxes",
+            json={
+                "email": "t@acme.com",
+                "provider": "smtp",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp.port,
+                "smtp_security": "plain",
+                "password": "imap-password",
+                "imap_host": "127.0.0.1",
+                "imap_port": dovecot.port,
+                "imap_security": "plain",
+                "imap_username": "ann@acme.com",
+            },
+        ).json()
+        result = browser.call("POST", f"/api/v1/mailboxes/{good['_id']}/test").json()
+        assert result == {"smtp": {"ok": True}, "imap": {"ok": True}}
+        assert smtp.inbox.messages == [] and smtp.inbox.logins == ["t@acme.com"]
+        bad = browser.call(
+            "POST",
+            "/api/v1/mailboxes",
+            json={
+                "email": "u@acme.com",
+                "provider": "smtp",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp.port,
+                "smtp_security": "plain",
+                "password": "wrong",
+            },
+        ).json()
+        failed = browser.call("POST", f"/api/v1/mailboxes/{bad['_id']}/test").json()
+        assert failed["smtp"]["ok"] is False and "535" in failed["smtp"]["error"]
+        assert "imap" not in failed
+    finally:
+        smtp.stop()
+
+
+def test_recipients_listing_and_a_spreadsheet_safe_export(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "export@example.com", seen)
+    box = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("e@acme.com")).json()
+    cid = _campaign(browser, box["_id"])["campaign_id"]
+    csv_text = (
+        'email,first_name,note\nann@example.com,Ann,"=HYPERLINK(""http://x"",""y"")"\n'
+        "ben@example.com,Ben,+1 555\n"
+    )
+    browser.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={"file": ("p.csv", csv_text.encode(), "text/csv")},
+    )
+    page = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients", params={"limit": 1}).json()
+    assert page["total"] == 2 and len(page["items"]) == 1
+    pending = browser.call(
+        "GET", f"/api/v1/campaigns/{cid}/recipients", params={"status": "pending"}
+    )
+    assert pending.json()["total"] == 2
+    bad_status = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients", params={"status": "x"})
+    assert bad_status.status_code == 422 and bad_status.json()["error"]["field"] == "status"
+    record = page["items"][0]
+    events = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients/{record['_id']}/events")
+    assert events.status_code == 200 and events.json() == []
+    export = browser.call("GET", f"/api/v1/campaigns/{cid}/export.csv")
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    lines = export.text.splitlines()
+    assert lines[0].startswith("recipient_email,status,") and lines[0].endswith("first_name,note")
+    assert "'=HYPERLINK" in export.text and "'+1 555" in export.text
+    assert ",=HYPERLINK" not in export.text
+
+
+def test_suppression_list_and_legacy_documents(base: str, seen: list[str]) -> None:
+    import asyncio
+
+    from mailramp.config import Settings
+    from mailramp.runtime import open_runtime
+
+    browser = Browser(base, "lists@example.com", seen)
+    added = browser.call("POST", "/api/v1/suppressions", json={"email": "Gone@Example.com"})
+    assert added.status_code == 201 and added.json() == {"email": "gone@example.com", "added": True}
+    assert (
+        browser.call("POST", "/api/v1/suppressions", json={"email": "gone@example.com"}).json()[
+            "added"
+        ]
+        is False
+    )
+    invalid = browser.call("POST", "/api/v1/suppressions", json={"email": "nope"})
+    assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "email"
+    listed = browser.call("GET", "/api/v1/suppressions").json()
+    assert [s["email"] for s in listed["items"]] == ["gone@example.com"]
+    assert listed["items"][0]["reason"] == "manual"
+    assert browser.call("DELETE", "/api/v1/suppressions/gone@example.com").status_code == 204
+    assert browser.call("DELETE", "/api/v1/suppressions/gone@example.com").status_code == 404
+
+    user_id = browser.user["_id"]
+    settings = Settings(
+        database_url=f"sqlite:///{DIRECTORIES[0] / 'mailramp.db'}",
+        encryption_key_file=DIRECTORIES[0] / "mailramp.key",
+    )
+
+    async def import_legacy() -> None:
+        runtime = await open_runtime(settings)
+        try:
+            await runtime.legacy.import_documents(
+                "email_campaigns", [{"user_id": user_id, "name": "Old one"}]
+            )
+        finally:
+            await runtime.close()
+
+    asyncio.run(import_legacy())
+    documents = browser.call("GET", "/api/v1/legacy/email_campaigns").json()
+    assert [d["document"]["name"] for d in documents["items"]] == ["Old one"]
+    one = browser.call("GET", f"/api/v1/legacy/email_campaigns/{documents['items'][0]['_id']}")
+    assert one.json()["document"]["name"] == "Old one"
+    other = Browser(base, "notmine@example.com", seen)
+    assert (
+        other.call(
+            "GET", f"/api/v1/legacy/email_campaigns/{documents['items'][0]['_id']}"
+        ).status_code
+        == 404
+    )
+    assert other.call("GET", "/api/v1/legacy/users").status_code == 422
+
+
 def test_no_response_ever_carried_a_secret(base: str, seen: list[str]) -> None:
-    # Runs last in this module: every response body the tests above received is in `seen`.
+    # Runs last in this module: every response body the tests above received is in `seen`,
+    # and the server's whole log is in serve.log.
     assert len(seen) > 40
-    for body in seen:
-        assert CANARY_PASSWORD not in body
-        assert CANARY_TOKEN not in body
-        assert "enc1:" not in body
+    log = (DIRECTORIES[0] / "serve.log").read_text()
+    for text in [*seen, log]:
+        assert CANARY_PASSWORD not in text
+        assert CANARY_TOKEN not in text
+        assert PASSWORD not in text
+        assert "enc1:" not in text

@@ -61,6 +61,19 @@ class ImapInbox:
             raise MailboxUnusableError(str(error)) from None
         return await asyncio.to_thread(self._fetch, uid_validity, last_uid)
 
+    async def check(self) -> None:
+        """Connect and log in (then leave): what "test connection" does."""
+        try:
+            await check_public_host(self._host, self._port, allow_private=self._allow_private)
+        except ForbiddenHostError as error:
+            raise MailboxUnusableError(str(error)) from None
+
+        def connect_and_leave() -> None:
+            client = self._connect()
+            client.logout()
+
+        await asyncio.to_thread(connect_and_leave)
+
     def _connect(self) -> imaplib.IMAP4:
         context = ssl.create_default_context()
         try:

@@ -96,6 +96,11 @@ class SmtpProvider:
         self._client = client
         return client
 
+    async def check(self) -> None:
+        """Connect and log in (then leave): what "test connection" does."""
+        await self._connected()
+        await self.close()
+
     async def send(self, message: Message, *, sender: str, recipient: str) -> None:
         """Send one message (MAIL, RCPT, DATA) on the mailbox's connection."""
         client = await self._connected()

@@ -3,16 +3,28 @@ are 404s (the services scope every query)."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, SecretStr
 
 from mailramp.auth.service import NewSession
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
-from mailramp.kit.types import Page
+from mailramp.errors import NotFoundError, ValidationError
+from mailramp.kit.ids import new_object_id
+from mailramp.kit.types import Page, normalize_email
+from mailramp.kit.validation import enum_arg, object_id_arg
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
+from mailramp.providers import ProviderError
+from mailramp.providers.registry import DefaultProviders
+from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.tracking.inbox import DefaultInboxes
+from mailramp.tracking.models import TrackingStatus
 from mailramp.web.deps import CSRF_COOKIE, SESSION_COOKIE, CallerDep, RuntimeDep
 
 router = APIRouter(prefix="/api/v1")
@@ -353,3 +365,199 @@ async def campaign_series(
     """Events per hour, for charts."""
     rows = await runtime.tracking.series(caller.user.user_id, campaign_id)
     return [row | {"hour": row["hour"].isoformat()} for row in rows]
+
+
+@router.post("/mailboxes/{mailbox_id}/test", tags=["mailboxes"])
+async def test_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Connect and log in to the mailbox's SMTP (and IMAP) servers; nothing is sent."""
+    mailbox = await runtime.mailboxes.get_mailbox(caller.user.user_id, mailbox_id)
+    credentials = await runtime.mailboxes.credentials(caller.user.user_id, mailbox_id)
+    allow = runtime.settings.allow_private_hosts
+    results: dict[str, Any] = {}
+    try:
+        provider = DefaultProviders(allow_private_hosts=allow)(mailbox, credentials)
+        check = getattr(provider, "check", None)
+        if check is not None:
+            await check()
+        results["smtp"] = {"ok": True}
+    except ProviderError as error:
+        results["smtp"] = {"ok": False, "error": error.message}
+    if mailbox.imap_host:
+        try:
+            inbox = DefaultInboxes(allow_private_hosts=allow)(mailbox, credentials)
+            check = getattr(inbox, "check", None)
+            if check is not None:
+                await check()
+            results["imap"] = {"ok": True}
+        except ProviderError as error:
+            results["imap"] = {"ok": False, "error": error.message}
+    return results
+
+
+# -- recipients, export -------------------------------------------------------------------
+
+
+@router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"])
+async def list_recipients(
+    campaign_id: str,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    status: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    """The campaign's recipients with their state, in send order."""
+    campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
+    wanted = enum_arg(TrackingStatus, status, field="status") if status else None
+    page = await runtime.store.list_tracking(
+        campaign.user_id, campaign.campaign_id, status=wanted, offset=offset, limit=limit
+    )
+    return _page(page)
+
+
+@router.get("/campaigns/{campaign_id}/recipients/{record_id}/events", tags=["campaigns"])
+async def recipient_events(
+    campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> list[dict[str, Any]]:
+    """What happened to one recipient's email, oldest first."""
+    campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
+    record = await runtime.store.get_tracking(
+        campaign.user_id, object_id_arg(record_id, field="record_id")
+    )
+    if record is None or record.campaign_id != campaign.campaign_id:
+        raise NotFoundError("recipient", record_id)
+    return [_json(event) for event in await runtime.store.list_events(campaign.user_id, record.id)]
+
+
+EXPORT_COLUMNS = (
+    "recipient_email",
+    "status",
+    "scheduled_at",
+    "sent_at",
+    "opened_at",
+    "clicked_at",
+    "replied_at",
+    "bounced_at",
+    "unsubscribed_at",
+    "human_opened_at",
+    "human_clicked_at",
+    "attempts",
+    "last_error",
+)
+
+
+def spreadsheet_safe(value: object) -> str:
+    """A cell a spreadsheet will not run: text starting with = + - @ or a control character
+    gets a leading apostrophe (OWASP's CSV-injection advice)."""
+    text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") else text
+
+
+@router.get("/campaigns/{campaign_id}/export.csv", tags=["campaigns"])
+async def export_recipients(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> StreamingResponse:
+    """Every recipient and what happened, as CSV (merge variables included)."""
+    campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
+
+    async def rows() -> AsyncIterator[str]:
+        offset, variables = 0, None
+        while True:
+            page = await runtime.store.list_tracking(
+                campaign.user_id, campaign.campaign_id, offset=offset, limit=1000
+            )
+            for record in page.items:
+                if variables is None:
+                    variables = sorted(record.merge_variables)
+                    yield _csv_line([*EXPORT_COLUMNS, *variables])
+                values = [getattr(record, column) for column in EXPORT_COLUMNS]
+                values += [record.merge_variables.get(name) for name in variables]
+                yield _csv_line([spreadsheet_safe(value) for value in values])
+            offset += len(page.items)
+            if offset >= page.total or not page.items:
+                if variables is None:
+                    yield _csv_line(list(EXPORT_COLUMNS))
+                return
+
+    filename = f"campaign-{campaign.campaign_id}.csv"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _csv_line(cells: list[Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(cells)
+    return buffer.getvalue()
+
+
+# -- suppression list, legacy -------------------------------------------------------------
+
+
+class SuppressionCreate(BaseModel):
+    email: str
+
+
+@router.get("/suppressions", tags=["suppression"])
+async def list_suppressions(
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    """Addresses none of your campaigns will send to."""
+    return _page(await runtime.store.list_suppressions(caller.user.id, offset=offset, limit=limit))
+
+
+@router.post("/suppressions", status_code=201, tags=["suppression"])
+async def add_suppression(
+    body: SuppressionCreate, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Never send to this address again."""
+    try:
+        email = normalize_email(body.email)
+    except ValueError as error:
+        raise ValidationError("email", str(error), value=body.email) from None
+    added = await runtime.store.add_suppression(
+        Suppression(
+            id=new_object_id(),
+            user_id=caller.user.id,
+            email=email,
+            reason=SuppressionReason.MANUAL,
+            created_at=runtime.clock(),
+        )
+    )
+    return {"email": email, "added": added}
+
+
+@router.delete("/suppressions/{email}", status_code=204, tags=["suppression"])
+async def remove_suppression(email: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    """Allow an address again."""
+    if not await runtime.store.remove_suppression(caller.user.id, email.strip().lower()):
+        raise NotFoundError("suppressed address", email)
+    return Response(status_code=204)
+
+
+@router.get("/legacy/{collection}", tags=["legacy"])
+async def list_legacy(
+    collection: str,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    """Your documents of `warm_up_emails_table` or `email_campaigns` (read-only)."""
+    page = await runtime.legacy.list_documents(
+        collection, caller.user.user_id, offset=offset, limit=limit
+    )
+    return _page(page)
+
+
+@router.get("/legacy/{collection}/{document_id}", tags=["legacy"])
+async def get_legacy(
+    collection: str, document_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """One legacy document."""
+    return _json(await runtime.legacy.get_document(collection, caller.user.user_id, document_id))
