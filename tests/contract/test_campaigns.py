@@ -99,6 +99,7 @@ async def test_mailbox_of_another_user_is_not_found_and_nothing_is_written(
         ({"message": ""}, "message"),
         ({"start_time": datetime(2026, 12, 1, 9, 0)}, "start_time"),
         ({"start_time": "tomorrow"}, "start_time"),
+        ({"start_time": datetime(2020, 1, 1, tzinfo=UTC), "duration": 24}, "start_time"),
         ({"total_recipients": -1}, "total_recipients"),
         ({"mailbox_id": "mailbox_id_string"}, "mailbox_id"),
     ],

@@ -3,7 +3,7 @@ status machine of DESIGN.md §4."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from mailramp.campaigns.models import TRANSITIONS, Campaign, CampaignStatus
@@ -34,6 +34,17 @@ def end_time_of(campaign: CampaignCreate | Campaign) -> Any:
     return campaign.start_time + timedelta(hours=campaign.duration)
 
 
+def _ends_in_the_future(end_time: datetime, now: datetime) -> None:
+    """A window that is already over could send nothing: refuse it."""
+    if end_time <= now:
+        raise ValidationError(
+            "start_time",
+            f"the campaign would end at {end_time.isoformat()}, which is in the past; "
+            "choose a later start_time or a longer duration",
+            value=end_time.isoformat(),
+        )
+
+
 class CampaignService:
     """Creates campaigns and moves them through their lives."""
 
@@ -55,6 +66,7 @@ class CampaignService:
             raise ConflictError(f"user_id: user {user_id!r} is deactivated")
         mailbox = await self._sending_mailbox(owner, data.mailbox_id)
         now = self._clock()
+        _ends_in_the_future(end_time_of(data), now)
         campaign_id = new_campaign_id()
         object_id = new_object_id()
         campaign = Campaign(
@@ -133,6 +145,7 @@ class CampaignService:
         duration = changes.get("duration", campaign.duration)
         changes["end_time"] = start + timedelta(hours=duration)
         changes["updated_at"] = self._clock()
+        _ends_in_the_future(changes["end_time"], self._clock())
         pending = await self._pending_count(campaign)
         edited = campaign.model_copy(update=changes)
         planner.check_fits(

@@ -200,7 +200,7 @@ def _needed_daily_limit(request: PlanRequest) -> int | None:
 
 
 def _needed_duration(request: PlanRequest) -> float | None:
-    hours = math.ceil((request.end - request.start).total_seconds() / 3600)
+    hours = max(math.ceil((request.end - request.start).total_seconds() / 3600), 1)
     while hours <= MAX_DURATION_HOURS:
         end = request.start + timedelta(hours=hours)
         days = _days(request, daily_limit=request.daily_limit, end=end)

@@ -269,7 +269,7 @@ async def list_campaigns(
     caller: CallerDep,
     runtime: RuntimeDep,
     status: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     """Your campaigns, newest first."""
@@ -403,7 +403,7 @@ async def list_recipients(
     caller: CallerDep,
     runtime: RuntimeDep,
     status: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     """The campaign's recipients with their state, in send order."""
@@ -504,7 +504,7 @@ class SuppressionCreate(BaseModel):
 async def list_suppressions(
     caller: CallerDep,
     runtime: RuntimeDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     """Addresses none of your campaigns will send to."""
@@ -545,7 +545,7 @@ async def list_legacy(
     collection: str,
     caller: CallerDep,
     runtime: RuntimeDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     """Your documents of `warm_up_emails_table` or `email_campaigns` (read-only)."""

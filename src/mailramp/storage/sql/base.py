@@ -28,6 +28,7 @@ from mailramp.storage.sql.errors import translate_integrity_error
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 MAX_PAGE_SIZE = 1000
+MAX_OFFSET = 2**31 - 1
 
 
 def to_row(model: BaseModel) -> dict[str, Any]:
@@ -54,8 +55,10 @@ def changes_row(changes: Mapping[str, Any]) -> dict[str, Any]:
 def _check_page(offset: int, limit: int) -> None:
     from mailramp.errors import ValidationError
 
-    if offset < 0:
-        raise ValidationError("offset", f"must be 0 or more, got {offset}", value=offset)
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError(
+            "offset", f"must be between 0 and {MAX_OFFSET}, got {offset}", value=offset
+        )
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
 
