@@ -523,6 +523,71 @@ def test_suppression_list_and_legacy_documents(base: str, seen: list[str]) -> No
     assert other.call("GET", "/api/v1/legacy/users").status_code == 422
 
 
+def test_closed_sign_up_and_secure_cookies_behind_https(tmp_path: Path) -> None:
+    import asyncio
+
+    from mailramp.config import Settings
+    from mailramp.runtime import open_runtime
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'mailramp.db'}",
+        encryption_key_file=tmp_path / "mailramp.key",
+    )
+
+    async def operator() -> None:
+        runtime = await open_runtime(settings)
+        try:
+            await runtime.accounts.create_user(user_name="Op", login_id="op", password=PASSWORD)
+        finally:
+            await runtime.close()
+
+    asyncio.run(operator())
+    port = free_port()
+    environment = clean_environment(
+        MAILRAMP_RUN_WORKER="false",
+        MAILRAMP_SIGNUP_OPEN="false",
+        MAILRAMP_PUBLIC_BASE_URL="https://mail.example.com",
+    )
+    with (
+        serving(port, cwd=tmp_path, env=environment),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        closed = client.post(
+            "/api/v1/auth/signup",
+            json={"user_name": "New", "login_id": "new", "password": PASSWORD},
+        )
+        assert (
+            closed.status_code == 403 and "sign-up is closed" in closed.json()["error"]["message"]
+        )
+        login = client.post("/api/v1/auth/login", json={"login_id": "op", "password": PASSWORD})
+        assert login.status_code == 200
+        session = next(
+            c for c in login.headers.get_list("set-cookie") if c.startswith("mailramp_session=")
+        )
+        assert "Secure" in session and "HttpOnly" in session
+
+
+def test_suppressions_are_per_user_and_exports_carry_no_secret(base: str, seen: list[str]) -> None:
+    alice = Browser(base, "sup-a@example.com", seen)
+    bob = Browser(base, "sup-b@example.com", seen)
+    alice.call("POST", "/api/v1/suppressions", json={"email": "x@example.com"})
+    assert bob.call("DELETE", "/api/v1/suppressions/x@example.com").status_code == 404
+    assert bob.call("GET", "/api/v1/suppressions").json()["total"] == 0
+    assert [s["email"] for s in alice.call("GET", "/api/v1/suppressions").json()["items"]] == [
+        "x@example.com"
+    ]
+    box = alice.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("canary@acme.com")).json()
+    cid = _campaign(alice, box["_id"])["campaign_id"]
+    imported = alice.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={"file": ("p.csv", b"email,first_name\nz@example.com,Zed\n", "text/csv")},
+    )
+    assert imported.status_code == 200, imported.text
+    export = alice.call("GET", f"/api/v1/campaigns/{cid}/export.csv")
+    assert "z@example.com" in export.text  # `seen` holds it for the canary test below
+
+
 def test_no_response_ever_carried_a_secret(base: str, seen: list[str]) -> None:
     # Runs last in this module: every response body the tests above received is in `seen`,
     # and the server's whole log is in serve.log.
