@@ -48,10 +48,10 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     document = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>body{{font-family:system-ui,sans-serif;"
-        "max-width:34rem;margin:4rem auto;padding:0 1rem;color:#222}button{font-size:1rem;"
-        "padding:.6rem 1.2rem}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+        f"<title>{html.escape(title)}</title>"
+        '<link rel="stylesheet" href="/static/app.css"></head>'
+        f'<body><main><div class="card narrow"><h1>{html.escape(title)}</h1>{body}'
+        "</div></main></body></html>"
     )
     return HTMLResponse(
         document, status_code=status, headers={**NO_CACHE, "X-Robots-Tag": "noindex"}

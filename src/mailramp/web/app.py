@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailramp import __version__
@@ -20,9 +22,16 @@ from mailramp.runtime import Runtime, open_runtime
 from mailramp.storage.sql.migrate import head_revision
 from mailramp.tracking.endpoints import router as tracking_router
 from mailramp.web.api import router as api_router
+from mailramp.web.pages import SignInRequired
+from mailramp.web.pages import router as pages_router
 from mailramp.web.webhooks import router as webhooks_router
 
 log = logging.getLogger(__name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -63,6 +72,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(api_router)
     app.include_router(webhooks_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        # Scripts and styles only from this server: no inline code, no CDN.
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(_request: Request, _error: SignInRequired) -> RedirectResponse:
+        return RedirectResponse("/signin", status_code=303)
 
     # One error shape everywhere: {"error": {"code", "message", "field"?}}.
     @app.exception_handler(MailrampError)

@@ -1,0 +1,309 @@
+"""The dashboard: server-rendered pages (Jinja2, autoescaped) on the same services as the
+API. Forms carry the session's CSRF token; errors show next to their field and keep what
+was typed."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from mailramp.accounts.models import User
+from mailramp.auth.models import Session
+from mailramp.errors import AuthenticationError, ConflictError, ForbiddenError, MailrampError
+from mailramp.errors import ValidationError as DomainValidationError
+from mailramp.web.deps import CSRF_COOKIE, SESSION_COOKIE, RuntimeDep
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=select_autoescape(["html"]),
+)
+TZ_COOKIE = "mailramp_tz"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _localtime(moment: datetime | None, zone: ZoneInfo) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+TEMPLATES.filters["localtime"] = _localtime
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in user: send them to /signin."""
+
+
+class PageUser:
+    """The signed-in user of a page request."""
+
+    def __init__(self, user: User, session: Session) -> None:
+        self.user = user
+        self.session = session
+
+
+async def page_user(request: Request, runtime: RuntimeDep) -> PageUser:
+    """The session's user, or a redirect to the sign-in page."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise SignInRequired
+    try:
+        user, session = await runtime.auth.session_user(token)
+    except AuthenticationError:
+        raise SignInRequired from None
+    return PageUser(user, session)
+
+
+PageUserDep = Annotated[PageUser, Depends(page_user)]
+
+
+def _zone(request: Request) -> ZoneInfo:
+    try:
+        return ZoneInfo(request.cookies.get(TZ_COOKIE) or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    who: PageUser | None = None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A page, with the user, their CSRF token and time zone in its context."""
+    html = TEMPLATES.get_template(template).render(
+        user=who.user if who else None,
+        csrf_token=who.session.csrf_token if who else "",
+        zone=_zone(request),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _check_csrf(who: PageUser, form: dict[str, str]) -> None:
+    if not hmac.compare_digest(
+        form.get("csrf_token", "").encode(), who.session.csrf_token.encode()
+    ):
+        raise ForbiddenError("the form expired or came from another site; reload the page")
+
+
+def _signed_in(response: Response, request: Request, token: str, csrf: str, days: int = 14) -> None:
+    secure = request.app.state.runtime.settings.public_base_url.startswith("https://")
+    for name, value, http_only in ((SESSION_COOKIE, token, True), (CSRF_COOKIE, csrf, False)):
+        response.set_cookie(
+            name, value, max_age=days * 86400, httponly=http_only, samesite="lax", secure=secure
+        )
+
+
+# -- sign-in ------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    """The campaigns page, or sign-in."""
+    target = "/campaigns" if request.cookies.get(SESSION_COOKIE) else "/signin"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/signin")
+async def signin_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    return render(
+        request,
+        "signin.html",
+        mode="signin",
+        values={},
+        errors={},
+        signup_open=runtime.settings.signup_open,
+    )
+
+
+@router.get("/signup")
+async def signup_page(request: Request) -> HTMLResponse:
+    return render(request, "signin.html", mode="signup", values={}, errors={})
+
+
+@router.post("/signin")
+async def signin(request: Request, runtime: RuntimeDep) -> Response:
+    form = await _form(request)
+    values = {"login_id": form.get("login_id", "")}
+    try:
+        new = await runtime.auth.log_in(
+            form.get("login_id", ""),
+            form.get("password", ""),
+            user_agent=request.headers.get("user-agent"),
+        )
+    except AuthenticationError as error:
+        return render(
+            request,
+            "signin.html",
+            mode="signin",
+            values=values,
+            errors={"form": error.message},
+            status=401,
+            signup_open=runtime.settings.signup_open,
+        )
+    response = RedirectResponse("/campaigns", status_code=303)
+    _signed_in(response, request, new.token, new.csrf_token)
+    return response
+
+
+@router.post("/signup")
+async def signup(request: Request, runtime: RuntimeDep) -> Response:
+    form = await _form(request)
+    values = {k: form.get(k, "") for k in ("user_name", "login_id")}
+    try:
+        new = await runtime.auth.sign_up(
+            user_name=form.get("user_name", ""),
+            login_id=form.get("login_id", ""),
+            password=form.get("password", ""),
+            user_agent=request.headers.get("user-agent"),
+        )
+    except (DomainValidationError, ConflictError, ForbiddenError) as error:
+        field = getattr(error, "field", "form")
+        message = error.message.removeprefix(f"{field}: ")
+        return render(
+            request,
+            "signin.html",
+            mode="signup",
+            values=values,
+            errors={field if field in values or field == "password" else "form": message},
+            status=error.status_code,
+        )
+    response = RedirectResponse("/mailboxes", status_code=303)
+    _signed_in(response, request, new.token, new.csrf_token)
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
+    _check_csrf(who, await _form(request))
+    await runtime.auth.log_out(who.session)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+# -- mailboxes ----------------------------------------------------------------------------
+
+MAILBOX_FIELDS = (
+    "email",
+    "display_name",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_username",
+    "password",
+    "daily_limit",
+    "imap_host",
+    "imap_port",
+)
+
+
+async def _mailboxes_page(
+    request: Request,
+    who: PageUser,
+    runtime: RuntimeDep,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
+    return render(
+        request,
+        "mailboxes.html",
+        who=who,
+        section="mailboxes",
+        mailboxes=boxes,
+        values=values or {"smtp_security": "starttls"},
+        errors=errors or {},
+        status=status,
+    )
+
+
+@router.get("/mailboxes")
+async def mailboxes_page(request: Request, who: PageUserDep, runtime: RuntimeDep) -> HTMLResponse:
+    return await _mailboxes_page(request, who, runtime)
+
+
+@router.post("/mailboxes")
+async def link_mailbox(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
+    form = await _form(request)
+    _check_csrf(who, form)
+    fields: dict[str, Any] = {
+        name: form[name].strip() for name in MAILBOX_FIELDS if form.get(name, "").strip()
+    }
+    fields["provider"] = "smtp"
+    if "imap_host" in fields:
+        fields.setdefault(
+            "imap_security", "tls" if fields.get("smtp_security") == "tls" else "starttls"
+        )
+        if fields.get("smtp_security") == "plain":
+            fields["imap_security"] = "plain"
+    try:
+        await runtime.mailboxes.create_mailbox(who.user.user_id, **fields)
+    except MailrampError as error:
+        field = getattr(error, "field", "form")
+        message = error.message.removeprefix(f"{field}: ")
+        kept = {k: v for k, v in form.items() if k in MAILBOX_FIELDS and k != "password"}
+        return await _mailboxes_page(
+            request,
+            who,
+            runtime,
+            values=kept,
+            errors={field if field in MAILBOX_FIELDS else "form": message},
+            status=error.status_code,
+        )
+    return RedirectResponse("/mailboxes", status_code=303)
+
+
+@router.post("/mailboxes/{mailbox_id}/{action}")
+async def mailbox_action(
+    mailbox_id: str, action: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    _check_csrf(who, await _form(request))
+    if action == "primary":
+        await runtime.mailboxes.set_primary(who.user.user_id, mailbox_id)
+    elif action in ("pause", "activate"):
+        status = "inactive" if action == "pause" else "active"
+        await runtime.mailboxes.set_status(who.user.user_id, mailbox_id, status)
+    else:
+        return HTMLResponse("Not found", status_code=404)
+    return RedirectResponse("/mailboxes", status_code=303)
+
+
+# -- campaigns ----------------------------------------------------------------------------
+
+
+@router.get("/campaigns")
+async def campaigns_page(request: Request, who: PageUserDep, runtime: RuntimeDep) -> HTMLResponse:
+    page = await runtime.campaigns.list_campaigns(who.user.user_id, limit=100)
+    rows = [
+        {
+            "campaign": campaign,
+            "metrics": await runtime.metrics.get_campaign_metrics(
+                campaign.campaign_id, user_id=who.user.user_id
+            ),
+        }
+        for campaign in page.items
+    ]
+    has_mailbox = bool(await runtime.mailboxes.list_mailboxes(who.user.user_id))
+    return render(
+        request, "campaigns.html", who=who, section="campaigns", rows=rows, has_mailbox=has_mailbox
+    )
