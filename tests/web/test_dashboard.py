@@ -16,20 +16,37 @@ from tests.support.smtp import SmtpServer
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "images"
 
 
+SITE_DIRECTORIES: list[Path] = []
+
+
+def in_thread(coroutine_function: Any) -> Any:
+    """Run async set-up code from a test that Playwright's sync API already runs in a loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine_function()).result()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    directory = tmp_path_factory.mktemp("dashboard")
+    SITE_DIRECTORIES.append(directory)
     environment = clean_environment(
-        MAILRAMP_RUN_WORKER="false", MAILRAMP_ALLOW_PRIVATE_HOSTS="true"
+        MAILRAMP_RUN_WORKER="false",
+        MAILRAMP_ALLOW_PRIVATE_HOSTS="true",
+        MAILRAMP_PUBLIC_BASE_URL=base,
     )
-    with serving(port, cwd=tmp_path_factory.mktemp("dashboard"), env=environment):
-        yield f"http://127.0.0.1:{port}"
+    with serving(port, cwd=directory, env=environment):
+        yield base
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(
-        timezone_id="Europe/Lisbon", viewport={"width": 1200, "height": 800}
+        timezone_id="America/New_York", viewport={"width": 1200, "height": 800}
     )
     page = context.new_page()
     # Script errors and Content-Security-Policy violations the page reported. (Error
@@ -134,3 +151,118 @@ def test_the_csp_blocks_inline_script_and_the_test_would_see_it(site: str, page:
         page.add_script_tag(content="window.injected = true")
     assert page.evaluate("window.injected === undefined")
     assert any("Content Security Policy" in problem for problem in page.problems)
+
+
+def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
+    site: str, page: Any, tmp_path: Path
+) -> None:
+    import re
+    from datetime import datetime, timedelta
+
+    import httpx
+
+    from mailramp.config import Settings
+    from mailramp.runtime import open_runtime
+    from tests.support.scenario import make_due_now
+
+    smtp = SmtpServer({"cam@acme.com": "smtp-pass"}).start()
+    try:
+        page.goto(site + "/signup")
+        page.fill("#user_name", "Cam")
+        page.fill("#login_id", "cam@example.com")
+        page.fill("#password", "a long enough passphrase")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/mailboxes")
+        page.fill("#email", "cam@acme.com")
+        page.fill("#smtp_host", "127.0.0.1")
+        page.fill("#smtp_port", str(smtp.port))
+        page.select_option("#smtp_security", "plain")
+        page.fill("#password", "smtp-pass")
+        page.click("text=Link mailbox")
+        page.click("text=Campaigns")
+        page.click("text=New campaign")
+        page.fill("#campaign_name", "Browser launch")
+        page.fill("#subject", "Hello {{first_name|there}}")
+        page.fill("#message", "Hi {{first_name|there}}, see https://acme.com/launch")
+        start = datetime.now().astimezone().astimezone(
+            __import__("zoneinfo").ZoneInfo("America/New_York")
+        ) - timedelta(minutes=5)
+        page.fill("#start_time", start.strftime("%Y-%m-%dT%H:%M"))
+        page.fill("#duration", "0")
+        page.click("text=Create campaign")
+        assert "greater than 0" in page.inner_text("#duration-error")
+        assert page.input_value("#campaign_name") == "Browser launch"
+        page.fill("#duration", "2")
+        csv_file = tmp_path / "people.csv"
+        csv_file.write_text(
+            "email,first_name\nann@example.com,<script>alert('x')</script>\n"
+            "bad-address,X\nben@example.com,Ben\n"
+        )
+        page.set_input_files("#recipients", str(csv_file))
+        page.click("text=Create campaign")
+        notice = page.inner_text("p.notice")
+        assert "2 accepted" in notice and "row 3" in notice
+        assert "2 emails from" in page.inner_text("#plan")
+        assert "EST" in page.inner_text("#plan")  # the browser's time zone, not UTC
+        assert "<script>alert('x')</script>" in page.inner_text("#recipients")  # shown as text
+        page.click("button:has-text('Pause')")
+        assert "paused" in page.inner_text("h1")
+        page.click("button:has-text('Resume')")
+        assert "active" in page.inner_text("h1")  # its start has passed
+        # Send now: the test makes the records due and runs a worker pass on the same database.
+        directory = SITE_DIRECTORIES[0]
+        settings = Settings(
+            database_url=f"sqlite:///{directory / 'mailramp.db'}",
+            encryption_key_file=directory / "mailramp.key",
+            public_base_url=site,
+            allow_private_hosts=True,
+        )
+
+        async def send() -> None:
+            runtime = await open_runtime(settings)
+            try:
+                await make_due_now(runtime)
+                worker = runtime.worker()
+                while await worker.tick():
+                    pass
+                await worker.close()
+            finally:
+                await runtime.close()
+
+        in_thread(send)
+        assert sorted(smtp.inbox.count_by_recipient()) == ["ann@example.com", "ben@example.com"]
+        page.reload()
+        assert page.inner_text("td[data-metric=sent]") == "2"
+        body = smtp.inbox.to("ben@example.com")[0].get_content()
+        click = re.search(r"https?://\S+/t/c/\S+", body)
+        assert click is not None
+        browser_agent = (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/150 Safari/537.36"
+        )
+
+        # Mark the send a minute old so the click is not "too fast" for a person.
+        async def age() -> None:
+            runtime = await open_runtime(settings)
+            try:
+                async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
+                    from sqlalchemy import text
+
+                    await connection.execute(
+                        text("UPDATE email_tracking SET sent_at = :t"),
+                        {"t": datetime.now().astimezone() - timedelta(minutes=1)},
+                    )
+            finally:
+                await runtime.close()
+
+        in_thread(age)
+        hop = httpx.get(click.group(0), headers={"User-Agent": browser_agent})
+        assert hop.status_code == 302 and hop.headers["location"] == "https://acme.com/launch"
+        page.reload()
+        assert page.inner_text("td[data-metric=clicked]").startswith("1")
+        assert page.inner_text("td[data-metric=human_opened]").startswith("1")
+        assert page.locator("svg.chart").count() == 1
+        page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)
+        assert "completed" in page.inner_text("h1")  # both sent: nothing left to send
+        assert page.problems == []
+    finally:
+        smtp.stop()

@@ -8,6 +8,7 @@ import hmac
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +19,11 @@ from mailramp.accounts.models import User
 from mailramp.auth.models import Session
 from mailramp.errors import AuthenticationError, ConflictError, ForbiddenError, MailrampError
 from mailramp.errors import ValidationError as DomainValidationError
+from mailramp.kit.ids import is_object_id
+from mailramp.sending import templates
+from mailramp.sending.message import merge_values
+from mailramp.tracking.models import TrackingStatus
+from mailramp.web.charts import events_chart
 from mailramp.web.deps import CSRF_COOKIE, SESSION_COOKIE, RuntimeDep
 
 TEMPLATES = Environment(
@@ -67,7 +73,7 @@ PageUserDep = Annotated[PageUser, Depends(page_user)]
 
 def _zone(request: Request) -> ZoneInfo:
     try:
-        return ZoneInfo(request.cookies.get(TZ_COOKIE) or "UTC")
+        return ZoneInfo(unquote(request.cookies.get(TZ_COOKIE) or "UTC"))
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
 
@@ -306,4 +312,215 @@ async def campaigns_page(request: Request, who: PageUserDep, runtime: RuntimeDep
     has_mailbox = bool(await runtime.mailboxes.list_mailboxes(who.user.user_id))
     return render(
         request, "campaigns.html", who=who, section="campaigns", rows=rows, has_mailbox=has_mailbox
+    )
+
+
+# -- new campaign and campaign detail -----------------------------------------------------
+
+CAMPAIGN_FIELDS = ("campaign_name", "mailbox_id", "subject", "message", "start_time", "duration")
+
+
+@router.get("/campaigns/new")
+async def new_campaign_page(
+    request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
+    return render(
+        request,
+        "campaign_new.html",
+        who=who,
+        section="campaigns",
+        mailboxes=boxes,
+        values={"duration": "72"},
+        errors={},
+    )
+
+
+def _error_field(error: MailrampError, known: tuple[str, ...]) -> tuple[str, str]:
+    field = getattr(error, "field", "form")
+    message = error.message.removeprefix(f"{field}: ")
+    if field == "total_recipients":
+        field = "file"
+    return (field if field in known or field == "file" else "form"), message
+
+
+@router.post("/campaigns/new")
+async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
+    form = await request.form()
+    values = {name: str(form.get(name) or "") for name in CAMPAIGN_FIELDS}
+    _check_csrf(who, {"csrf_token": str(form.get("csrf_token") or "")})
+    boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
+
+    def again(errors: dict[str, str], status: int) -> HTMLResponse:
+        return render(
+            request,
+            "campaign_new.html",
+            who=who,
+            section="campaigns",
+            mailboxes=boxes,
+            values=values,
+            errors=errors,
+            status=status,
+        )
+
+    try:
+        start = datetime.fromisoformat(values["start_time"]).replace(tzinfo=_zone(request))
+    except ValueError:
+        return again({"start_time": "choose a date and time"}, 422)
+    try:
+        campaign = await runtime.campaigns.create_campaign(
+            who.user.user_id,
+            campaign_name=values["campaign_name"],
+            mailbox_id=values["mailbox_id"],
+            subject=values["subject"],
+            message=values["message"],
+            start_time=start,
+            duration=values["duration"] or "0",
+        )
+    except MailrampError as error:
+        field, message = _error_field(error, CAMPAIGN_FIELDS)
+        return again({field: message}, error.status_code)
+    upload = form.get("recipients")
+    target = f"/campaigns/{campaign.campaign_id}"
+    if upload is not None and not isinstance(upload, str) and upload.filename:
+        return await _import(request, who, runtime, campaign.campaign_id, upload.file)
+    return RedirectResponse(target, status_code=303)
+
+
+async def _import(
+    request: Request, who: PageUser, runtime: RuntimeDep, campaign_id: str, stream: Any
+) -> Response:
+    try:
+        report = await runtime.sending.import_recipients(who.user.user_id, campaign_id, stream)
+    except MailrampError as error:
+        return await _campaign_page(
+            request, who, runtime, campaign_id, problem=error.message, status=error.status_code
+        )
+    notice = report.summary()
+    if report.invalid:
+        first = report.invalid[0]
+        notice += f" (first invalid: row {first.row}, {first.value!r}: {first.reason})"
+    # Post/redirect/get: reloading the page must not upload again.
+    return RedirectResponse(f"/campaigns/{campaign_id}?{urlencode({'notice': notice})}", 303)
+
+
+@router.post("/campaigns/{campaign_id}/recipients")
+async def upload_recipients(
+    campaign_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    form = await request.form()
+    _check_csrf(who, {"csrf_token": str(form.get("csrf_token") or "")})
+    upload = form.get("recipients")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        return await _campaign_page(
+            request, who, runtime, campaign_id, problem="choose a CSV file to upload", status=422
+        )
+    return await _import(request, who, runtime, campaign_id, upload.file)
+
+
+@router.post("/campaigns/{campaign_id}/{action}")
+async def campaign_action(
+    campaign_id: str, action: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    _check_csrf(who, await _form(request))
+    actions = {
+        "pause": runtime.campaigns.pause,
+        "resume": runtime.campaigns.resume,
+        "cancel": runtime.campaigns.cancel,
+    }
+    if action not in actions:
+        return HTMLResponse("Not found", status_code=404)
+    try:
+        await actions[action](who.user.user_id, campaign_id)
+    except MailrampError as error:
+        return await _campaign_page(
+            request, who, runtime, campaign_id, problem=error.message, status=error.status_code
+        )
+    return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
+
+
+@router.get("/campaigns/{campaign_id}")
+async def campaign_page(
+    campaign_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    notice = request.query_params.get("notice")
+    return await _campaign_page(request, who, runtime, campaign_id, notice=notice)
+
+
+async def _campaign_page(
+    request: Request,
+    who: PageUser,
+    runtime: RuntimeDep,
+    campaign_id: str,
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    user_id = who.user.user_id
+    campaign = await runtime.campaigns.get_campaign(user_id, campaign_id)
+    metrics = await runtime.metrics.get_campaign_metrics(campaign.campaign_id, user_id=user_id)
+    mailbox = await runtime.mailboxes.get_mailbox(user_id, campaign.mailbox_id)
+    wanted = request.query_params.get("status") or None
+    known = {member.value for member in TrackingStatus}
+    tracking_status = TrackingStatus(wanted) if wanted and wanted in known else None
+    recipients = await runtime.store.list_tracking(
+        campaign.user_id, campaign.campaign_id, status=tracking_status, limit=200
+    )
+    events = None
+    record_id = request.query_params.get("record")
+    if record_id and is_object_id(record_id):
+        events = await runtime.store.list_events(campaign.user_id, record_id)
+    counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
+    preview = None
+    first = recipients.items[0] if recipients.items else None
+    if first is not None:
+        values = merge_values(first)
+        preview = {
+            "recipient": first.recipient_email,
+            "subject": templates.render_header(campaign.subject, values),
+            "body": templates.render(campaign.message, values),
+        }
+    actions = [
+        a
+        for a, allowed in (
+            ("pause", campaign.status in ("scheduled", "active")),
+            ("resume", campaign.status == "paused"),
+            ("cancel", campaign.status not in ("completed", "cancelled")),
+        )
+        if allowed
+    ]
+    series = await runtime.tracking.series(user_id, campaign.campaign_id)
+    return render(
+        request,
+        "campaign.html",
+        who=who,
+        section="campaigns",
+        campaign=campaign,
+        metrics=metrics,
+        mailbox_email=mailbox.email,
+        recipients=recipients,
+        events=events,
+        status_filter=tracking_status.value if tracking_status else "",
+        statuses=[s.value for s in TrackingStatus],
+        preview=preview,
+        plan=_plan_summary(campaign, counts, _zone(request)),
+        actions=actions,
+        chart=events_chart(series),
+        notice=notice,
+        problem=problem,
+        status=status,
+    )
+
+
+def _plan_summary(campaign: Any, counts: dict[str, int], zone: ZoneInfo) -> str:
+    total = sum(counts.values())
+    if not total:
+        return "No recipients yet."
+    days = max((campaign.end_time - campaign.start_time).total_seconds() / 86400, 1 / 24)
+    per_day = total / max(days, 1)
+    return (
+        f"{total} emails from {_localtime(campaign.start_time, zone)} to "
+        f"{_localtime(campaign.end_time, zone)}, about {per_day:.0f} per day; "
+        f"{counts.get('sent', 0)} sent, {counts.get('pending', 0)} waiting."
     )
