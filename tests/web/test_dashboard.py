@@ -266,3 +266,110 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         assert page.problems == []
     finally:
         smtp.stop()
+
+
+def _sign_up(page: Any, site: str, login: str) -> None:
+    page.goto(site + "/signup")
+    page.fill("#user_name", login.split("@")[0].title())
+    page.fill("#login_id", login)
+    page.fill("#password", "a long enough passphrase")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/mailboxes")
+
+
+def test_suppression_list_and_api_keys_pages(site: str, page: Any) -> None:
+    _sign_up(page, site, "settings@example.com")
+    page.click("text=Suppression & API keys")
+    assert "No suppressed address yet" in page.inner_text("main")
+    page.fill("#email", "nope")
+    page.click("button:has-text('Suppress')")
+    assert "not a valid email address" in page.inner_text("#email-error")
+    assert page.input_value("#email") == "nope"
+    page.fill("#email", "Gone@Example.com")
+    page.click("button:has-text('Suppress')")
+    assert page.locator("tr[data-suppressed='gone@example.com']").count() == 1
+    page.click("button:has-text('Allow again')")
+    assert "No suppressed address yet" in page.inner_text("main")
+    page.fill("#name", "deploy")
+    page.click("button:has-text('Create key')")
+    key = page.inner_text("#new-key")
+    assert key.startswith("mr_")
+    page.goto(site + "/settings")
+    assert key not in page.content() and key[:11] in page.content()  # shown once only
+    page.click("button:has-text('Revoke')")
+    assert "revoked" in page.inner_text("#api-keys")
+    assert page.problems == []
+
+
+def test_hostile_names_and_user_agents_render_as_text(site: str, page: Any, tmp_path: Path) -> None:
+    import re
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    import httpx
+    from sqlalchemy import text
+
+    from mailramp.config import Settings
+    from mailramp.runtime import open_runtime
+    from tests.support.scenario import make_due_now
+
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    smtp = SmtpServer({"xss@acme.com": "smtp-pass"}).start()
+    try:
+        _sign_up(page, site, "xss@example.com")
+        page.fill("#email", "xss@acme.com")
+        page.fill("#smtp_host", "127.0.0.1")
+        page.fill("#smtp_port", str(smtp.port))
+        page.select_option("#smtp_security", "plain")
+        page.fill("#password", "smtp-pass")
+        page.click("text=Link mailbox")
+        page.goto(site + "/campaigns/new")
+        page.fill("#campaign_name", "<img src=x onerror=alert('name')>")
+        page.fill("#subject", "Hi {{first_name}}")
+        page.fill("#message", "See https://acme.com/x")
+        start = datetime.now(ZoneInfo("America/New_York")) - timedelta(minutes=5)
+        page.fill("#start_time", start.strftime("%Y-%m-%dT%H:%M"))
+        page.fill("#duration", "2")
+        people = tmp_path / "people.csv"
+        people.write_text("email,first_name\nzed@example.com,\"<script>alert('zed')</script>\"\n")
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        directory = SITE_DIRECTORIES[0]
+        settings = Settings(
+            database_url=f"sqlite:///{directory / 'mailramp.db'}",
+            encryption_key_file=directory / "mailramp.key",
+            public_base_url=site,
+            allow_private_hosts=True,
+        )
+
+        async def send() -> None:
+            runtime = await open_runtime(settings)
+            try:
+                await make_due_now(runtime)
+                worker = runtime.worker()
+                while await worker.tick():
+                    pass
+                await worker.close()
+                async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
+                    await connection.execute(
+                        text("UPDATE email_tracking SET sent_at = :t"),
+                        {"t": datetime.now(ZoneInfo("UTC")) - timedelta(minutes=1)},
+                    )
+            finally:
+                await runtime.close()
+
+        in_thread(send)
+        link = re.search(r"https?://\S+/t/c/\S+", smtp.inbox.to("zed@example.com")[0].get_content())
+        assert link is not None
+        hostile = "<script>alert('ua')</script><img src=x onerror=alert('ua2')>"
+        assert httpx.get(link.group(0), headers={"User-Agent": hostile}).status_code == 302
+        page.reload()
+        page.click("#recipients a:has-text('events')")
+        assert hostile in page.inner_text("#events")  # shown as text
+        assert "<script>alert('zed')</script>" in page.inner_text("#recipients")
+        assert "onerror=alert('name')" in page.inner_text("h1")
+        page.goto(site + "/campaigns")
+        assert dialogs == [] and page.problems == []
+    finally:
+        smtp.stop()

@@ -19,9 +19,11 @@ from mailramp.accounts.models import User
 from mailramp.auth.models import Session
 from mailramp.errors import AuthenticationError, ConflictError, ForbiddenError, MailrampError
 from mailramp.errors import ValidationError as DomainValidationError
-from mailramp.kit.ids import is_object_id
+from mailramp.kit.ids import is_object_id, new_object_id
+from mailramp.kit.types import normalize_email
 from mailramp.sending import templates
 from mailramp.sending.message import merge_values
+from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import TrackingStatus
 from mailramp.web.charts import events_chart
 from mailramp.web.deps import CSRF_COOKIE, SESSION_COOKIE, RuntimeDep
@@ -524,3 +526,100 @@ def _plan_summary(campaign: Any, counts: dict[str, int], zone: ZoneInfo) -> str:
         f"{_localtime(campaign.end_time, zone)}, about {per_day:.0f} per day; "
         f"{counts.get('sent', 0)} sent, {counts.get('pending', 0)} waiting."
     )
+
+
+# -- suppression list and API keys --------------------------------------------------------
+
+
+async def _settings_page(
+    request: Request,
+    who: PageUser,
+    runtime: RuntimeDep,
+    *,
+    new_key: str | None = None,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    suppressions = await runtime.store.list_suppressions(who.user.id, limit=500)
+    keys = await runtime.auth.list_api_keys(who.user.user_id)
+    return render(
+        request,
+        "settings.html",
+        who=who,
+        section="settings",
+        suppressions=suppressions,
+        keys=keys,
+        new_key=new_key,
+        values=values or {},
+        errors=errors or {},
+        status=status,
+    )
+
+
+@router.get("/settings")
+async def settings_page(request: Request, who: PageUserDep, runtime: RuntimeDep) -> HTMLResponse:
+    return await _settings_page(request, who, runtime)
+
+
+@router.post("/settings/suppressions")
+async def suppress(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
+    form = await _form(request)
+    _check_csrf(who, form)
+    try:
+        email = normalize_email(form.get("email", ""))
+    except ValueError as error:
+        return await _settings_page(
+            request,
+            who,
+            runtime,
+            values={"email": form.get("email", "")},
+            errors={"email": str(error)},
+            status=422,
+        )
+    await runtime.store.add_suppression(
+        Suppression(
+            id=new_object_id(),
+            user_id=who.user.id,
+            email=email,
+            reason=SuppressionReason.MANUAL,
+            created_at=runtime.clock(),
+        )
+    )
+    return RedirectResponse("/settings", status_code=303)
+
+
+@router.post("/settings/suppressions/remove")
+async def unsuppress(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
+    form = await _form(request)
+    _check_csrf(who, form)
+    await runtime.store.remove_suppression(who.user.id, form.get("email", "").strip().lower())
+    return RedirectResponse("/settings", status_code=303)
+
+
+@router.post("/settings/api-keys")
+async def create_key(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
+    form = await _form(request)
+    _check_csrf(who, form)
+    try:
+        _, secret = await runtime.auth.create_api_key(who.user.user_id, name=form.get("name", ""))
+    except MailrampError as error:
+        return await _settings_page(
+            request,
+            who,
+            runtime,
+            values={"name": form.get("name", "")},
+            errors={"name": error.message.removeprefix("name: ")},
+            status=error.status_code,
+        )
+    # Shown once, on this response only (no redirect that could put it in a URL).
+    return await _settings_page(request, who, runtime, new_key=secret)
+
+
+@router.post("/settings/api-keys/{key_id}/revoke")
+async def revoke_key(
+    key_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    _check_csrf(who, await _form(request))
+    await runtime.auth.revoke_api_key(who.user.user_id, key_id)
+    return RedirectResponse("/settings", status_code=303)
