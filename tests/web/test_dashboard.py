@@ -173,12 +173,7 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         page.fill("#password", "a long enough passphrase")
         page.click("button[type=submit]")
         page.wait_for_url("**/mailboxes")
-        page.fill("#email", "cam@acme.com")
-        page.fill("#smtp_host", "127.0.0.1")
-        page.fill("#smtp_port", str(smtp.port))
-        page.select_option("#smtp_security", "plain")
-        page.fill("#password", "smtp-pass")
-        page.click("text=Link mailbox")
+        _link_mailbox(page, "cam@acme.com", smtp.port)
         page.click("text=Campaigns")
         page.click("text=New campaign")
         page.fill("#campaign_name", "Browser launch")
@@ -268,6 +263,16 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         smtp.stop()
 
 
+def _link_mailbox(page: Any, email: str, port: int) -> None:
+    """Fill and send the link form for a plain SMTP mailbox on loopback."""
+    page.fill("#email", email)
+    page.fill("#smtp_host", "127.0.0.1")
+    page.fill("#smtp_port", str(port))
+    page.select_option("#smtp_security", "plain")
+    page.fill("#password", "smtp-pass")
+    page.click("text=Link mailbox")
+
+
 def _sign_up(page: Any, site: str, login: str) -> None:
     page.goto(site + "/signup")
     page.fill("#user_name", login.split("@")[0].title())
@@ -318,12 +323,7 @@ def test_hostile_names_and_user_agents_render_as_text(site: str, page: Any, tmp_
     smtp = SmtpServer({"xss@acme.com": "smtp-pass"}).start()
     try:
         _sign_up(page, site, "xss@example.com")
-        page.fill("#email", "xss@acme.com")
-        page.fill("#smtp_host", "127.0.0.1")
-        page.fill("#smtp_port", str(smtp.port))
-        page.select_option("#smtp_security", "plain")
-        page.fill("#password", "smtp-pass")
-        page.click("text=Link mailbox")
+        _link_mailbox(page, "xss@acme.com", smtp.port)
         page.goto(site + "/campaigns/new")
         page.fill("#campaign_name", "<img src=x onerror=alert('name')>")
         page.fill("#subject", "Hi {{first_name}}")

@@ -29,6 +29,9 @@ from mailramp.web.deps import CSRF_COOKIE, SESSION_COOKIE, CallerDep, RuntimeDep
 
 router = APIRouter(prefix="/api/v1")
 
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+
 
 def _json(model: BaseModel) -> dict[str, Any]:
     data: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
@@ -269,8 +272,8 @@ async def list_campaigns(
     caller: CallerDep,
     runtime: RuntimeDep,
     status: str | None = None,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Offset = 0,
+    limit: Limit = 50,
 ) -> dict[str, Any]:
     """Your campaigns, newest first."""
     page = await runtime.campaigns.list_campaigns(
@@ -403,8 +406,8 @@ async def list_recipients(
     caller: CallerDep,
     runtime: RuntimeDep,
     status: str | None = None,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Offset = 0,
+    limit: Limit = 50,
 ) -> dict[str, Any]:
     """The campaign's recipients with their state, in send order."""
     campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
@@ -504,8 +507,8 @@ class SuppressionCreate(BaseModel):
 async def list_suppressions(
     caller: CallerDep,
     runtime: RuntimeDep,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Offset = 0,
+    limit: Limit = 50,
 ) -> dict[str, Any]:
     """Addresses none of your campaigns will send to."""
     return _page(await runtime.store.list_suppressions(caller.user.id, offset=offset, limit=limit))
@@ -545,8 +548,8 @@ async def list_legacy(
     collection: str,
     caller: CallerDep,
     runtime: RuntimeDep,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Offset = 0,
+    limit: Limit = 50,
 ) -> dict[str, Any]:
     """Your documents of `warm_up_emails_table` or `email_campaigns` (read-only)."""
     page = await runtime.legacy.list_documents(
