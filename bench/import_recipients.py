@@ -13,10 +13,10 @@ import csv
 import tempfile
 import time
 import tracemalloc
-from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.support.postgres import PostgresServer
+from tests.support.scenario import bench_campaign
 
 from mailramp.config import Settings
 from mailramp.kit.secrets import generate_key
@@ -45,23 +45,12 @@ async def mailramp_import(database_url: str, path: Path, rows: int) -> tuple[flo
         Settings(database_url=database_url, encryption_keys=generate_key())
     )
     try:
-        user = await runtime.accounts.create_user(user_name="Bench", login_id="bench")
-        mailbox = await runtime.mailboxes.create_mailbox(
-            user.user_id,
-            email="bench@acme.com",
-            provider="smtp",
-            smtp_host="smtp.acme.com",
-            password="pw",
-            daily_limit=10_000,
-        )
-        campaign = await runtime.campaigns.create_campaign(
-            user.user_id,
-            mailbox_id=mailbox.mailbox_id,
+        user, _, campaign = await bench_campaign(
+            runtime,
             campaign_name="Import bench",
             subject="Hi {{first_name}}",
             message="Hello from {{company|us}}",
             duration=24 * 14,
-            start_time=datetime.now(UTC),
         )
         tracemalloc.start()
         started = time.perf_counter()

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import text
 from tests.support.postgres import PostgresServer, free_port
+from tests.support.scenario import bench_campaign
 
 from mailramp.config import Settings
 from mailramp.kit.secrets import generate_key
@@ -35,23 +36,11 @@ BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Ver
 
 
 async def _campaign(runtime: Runtime) -> tuple[str, str, str]:
-    user = await runtime.accounts.create_user(user_name="Bench", login_id="bench")
-    mailbox = await runtime.mailboxes.create_mailbox(
-        user.user_id,
-        email="bench@acme.com",
-        provider="smtp",
-        smtp_host="smtp.acme.com",
-        password="pw",
-        daily_limit=10_000,
-    )
-    campaign = await runtime.campaigns.create_campaign(
-        user.user_id,
-        mailbox_id=mailbox.mailbox_id,
+    user, mailbox, campaign = await bench_campaign(
+        runtime,
         campaign_name="Tracking bench",
-        subject="Hi",
         message='<a href="https://acme.com/x">x</a>',
         message_format="html",
-        duration=24,
         start_time=datetime.now(UTC) - timedelta(hours=1),
     )
     return user.user_id, mailbox.mailbox_id, campaign.campaign_id

@@ -42,3 +42,27 @@ async def make_due_now(runtime: Runtime, campaign_id: str | None = None) -> None
         params["campaign"] = campaign_id
     async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
         await connection.execute(text(statement), params)
+
+
+async def bench_campaign(runtime: Runtime, **campaign_fields: Any) -> tuple[User, Mailbox, Any]:
+    """A user, an SMTP mailbox with a high daily limit, and a campaign (for benchmarks)."""
+    user = await runtime.accounts.create_user(user_name="Bench", login_id="bench")
+    mailbox = await runtime.mailboxes.create_mailbox(
+        user.user_id,
+        email="bench@acme.com",
+        provider="smtp",
+        smtp_host="smtp.acme.com",
+        password="pw",
+        daily_limit=10_000,
+    )
+    values: dict[str, Any] = {
+        "campaign_name": "Bench",
+        "subject": "Hi",
+        "message": "Hello",
+        "duration": 24,
+        "start_time": datetime.now(UTC),
+    } | campaign_fields
+    campaign = await runtime.campaigns.create_campaign(
+        user.user_id, mailbox_id=mailbox.mailbox_id, **values
+    )
+    return user, mailbox, campaign

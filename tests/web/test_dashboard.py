@@ -28,6 +28,44 @@ def in_thread(coroutine_function: Any) -> Any:
         return pool.submit(asyncio.run, coroutine_function()).result()
 
 
+def send_everything_now(site: str) -> None:
+    """Make every record due, run a worker pass on the server's database, then date the
+    sends a minute back (so a click right after is not "too fast" for a person)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from mailramp.config import Settings
+    from mailramp.runtime import open_runtime
+    from tests.support.scenario import make_due_now
+
+    directory = SITE_DIRECTORIES[0]
+    settings = Settings(
+        database_url=f"sqlite:///{directory / 'mailramp.db'}",
+        encryption_key_file=directory / "mailramp.key",
+        public_base_url=site,
+        allow_private_hosts=True,
+    )
+
+    async def send() -> None:
+        runtime = await open_runtime(settings)
+        try:
+            await make_due_now(runtime)
+            worker = runtime.worker()
+            while await worker.tick():
+                pass
+            await worker.close()
+            async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
+                await connection.execute(
+                    text("UPDATE email_tracking SET sent_at = :t"),
+                    {"t": datetime.now(UTC) - timedelta(minutes=1)},
+                )
+        finally:
+            await runtime.close()
+
+    in_thread(send)
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
@@ -161,10 +199,6 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
 
     import httpx
 
-    from mailramp.config import Settings
-    from mailramp.runtime import open_runtime
-    from tests.support.scenario import make_due_now
-
     smtp = SmtpServer({"cam@acme.com": "smtp-pass"}).start()
     try:
         page.goto(site + "/signup")
@@ -204,27 +238,7 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         assert "paused" in page.inner_text("h1")
         page.click("button:has-text('Resume')")
         assert "active" in page.inner_text("h1")  # its start has passed
-        # Send now: the test makes the records due and runs a worker pass on the same database.
-        directory = SITE_DIRECTORIES[0]
-        settings = Settings(
-            database_url=f"sqlite:///{directory / 'mailramp.db'}",
-            encryption_key_file=directory / "mailramp.key",
-            public_base_url=site,
-            allow_private_hosts=True,
-        )
-
-        async def send() -> None:
-            runtime = await open_runtime(settings)
-            try:
-                await make_due_now(runtime)
-                worker = runtime.worker()
-                while await worker.tick():
-                    pass
-                await worker.close()
-            finally:
-                await runtime.close()
-
-        in_thread(send)
+        send_everything_now(site)
         assert sorted(smtp.inbox.count_by_recipient()) == ["ann@example.com", "ben@example.com"]
         page.reload()
         assert page.inner_text("td[data-metric=sent]") == "2"
@@ -235,21 +249,6 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/150 Safari/537.36"
         )
 
-        # Mark the send a minute old so the click is not "too fast" for a person.
-        async def age() -> None:
-            runtime = await open_runtime(settings)
-            try:
-                async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
-                    from sqlalchemy import text
-
-                    await connection.execute(
-                        text("UPDATE email_tracking SET sent_at = :t"),
-                        {"t": datetime.now().astimezone() - timedelta(minutes=1)},
-                    )
-            finally:
-                await runtime.close()
-
-        in_thread(age)
         hop = httpx.get(click.group(0), headers={"User-Agent": browser_agent})
         assert hop.status_code == 302 and hop.headers["location"] == "https://acme.com/launch"
         page.reload()
@@ -312,11 +311,6 @@ def test_hostile_names_and_user_agents_render_as_text(site: str, page: Any, tmp_
     from zoneinfo import ZoneInfo
 
     import httpx
-    from sqlalchemy import text
-
-    from mailramp.config import Settings
-    from mailramp.runtime import open_runtime
-    from tests.support.scenario import make_due_now
 
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -335,31 +329,7 @@ def test_hostile_names_and_user_agents_render_as_text(site: str, page: Any, tmp_
         people.write_text("email,first_name\nzed@example.com,\"<script>alert('zed')</script>\"\n")
         page.set_input_files("#recipients", str(people))
         page.click("text=Create campaign")
-        directory = SITE_DIRECTORIES[0]
-        settings = Settings(
-            database_url=f"sqlite:///{directory / 'mailramp.db'}",
-            encryption_key_file=directory / "mailramp.key",
-            public_base_url=site,
-            allow_private_hosts=True,
-        )
-
-        async def send() -> None:
-            runtime = await open_runtime(settings)
-            try:
-                await make_due_now(runtime)
-                worker = runtime.worker()
-                while await worker.tick():
-                    pass
-                await worker.close()
-                async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
-                    await connection.execute(
-                        text("UPDATE email_tracking SET sent_at = :t"),
-                        {"t": datetime.now(ZoneInfo("UTC")) - timedelta(minutes=1)},
-                    )
-            finally:
-                await runtime.close()
-
-        in_thread(send)
+        send_everything_now(site)
         link = re.search(r"https?://\S+/t/c/\S+", smtp.inbox.to("zed@example.com")[0].get_content())
         assert link is not None
         hostile = "<script>alert('ua')</script><img src=x onerror=alert('ua2')>"
