@@ -212,7 +212,11 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         page.click("text=New campaign")
         page.fill("#campaign_name", "Browser launch")
         page.fill("#subject", "Hello {{first_name|there}}")
-        page.fill("#message", "Hi {{first_name|there}}, see https://acme.com/launch")
+        page.select_option("#message_format", "html")
+        page.fill(
+            "#message",
+            '<p>Hi {{first_name|there}}, see <a href="https://acme.com/launch">the launch</a></p>',
+        )
         start = datetime.now().astimezone().astimezone(
             __import__("zoneinfo").ZoneInfo("America/New_York")
         ) - timedelta(minutes=5)
@@ -242,13 +246,22 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         assert sorted(smtp.inbox.count_by_recipient()) == ["ann@example.com", "ben@example.com"]
         page.reload()
         assert page.inner_text("td[data-metric=sent]") == "2"
-        body = smtp.inbox.to("ben@example.com")[0].get_content()
-        click = re.search(r"https?://\S+/t/c/\S+", body)
+        html_part = smtp.inbox.to("ben@example.com")[0].get_body(preferencelist=("html",))
+        assert html_part is not None
+        body = html_part.get_content()
+        click = re.search(r"https?://[^\"']+/t/c/[^\"']+", body)
+        pixel = re.search(r'<img src="([^"]+/t/o/[^"]+)"', body)
+        assert pixel is not None
         assert click is not None
         browser_agent = (
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/150 Safari/537.36"
         )
 
+        opened = httpx.get(pixel.group(1), headers={"User-Agent": browser_agent})
+        assert opened.status_code == 200 and opened.headers["content-type"] == "image/gif"
+        page.reload()
+        assert page.inner_text("td[data-metric=opened]").startswith("1")
+        assert page.inner_text("td[data-metric=clicked]").startswith("0")
         hop = httpx.get(click.group(0), headers={"User-Agent": browser_agent})
         assert hop.status_code == 302 and hop.headers["location"] == "https://acme.com/launch"
         page.reload()

@@ -319,7 +319,15 @@ async def campaigns_page(request: Request, who: PageUserDep, runtime: RuntimeDep
 
 # -- new campaign and campaign detail -----------------------------------------------------
 
-CAMPAIGN_FIELDS = ("campaign_name", "mailbox_id", "subject", "message", "start_time", "duration")
+CAMPAIGN_FIELDS = (
+    "campaign_name",
+    "mailbox_id",
+    "subject",
+    "message",
+    "message_format",
+    "start_time",
+    "duration",
+)
 
 
 @router.get("/campaigns/new")
@@ -377,6 +385,7 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
             subject=values["subject"],
             message=values["message"],
             start_time=start,
+            message_format=values["message_format"] or "text",
             duration=values["duration"] or "0",
         )
     except MailrampError as error:
