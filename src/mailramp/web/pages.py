@@ -182,14 +182,12 @@ async def signup(request: Request, runtime: RuntimeDep) -> Response:
             user_agent=request.headers.get("user-agent"),
         )
     except (DomainValidationError, ConflictError, ForbiddenError) as error:
-        field = getattr(error, "field", "form")
-        message = error.message.removeprefix(f"{field}: ")
         return render(
             request,
             "signin.html",
             mode="signup",
             values=values,
-            errors={field if field in values or field == "password" else "form": message},
+            errors=_form_errors(error, ("user_name", "login_id", "password")),
             status=error.status_code,
         )
     response = RedirectResponse("/mailboxes", status_code=303)
@@ -267,15 +265,13 @@ async def link_mailbox(request: Request, who: PageUserDep, runtime: RuntimeDep) 
     try:
         await runtime.mailboxes.create_mailbox(who.user.user_id, **fields)
     except MailrampError as error:
-        field = getattr(error, "field", "form")
-        message = error.message.removeprefix(f"{field}: ")
         kept = {k: v for k, v in form.items() if k in MAILBOX_FIELDS and k != "password"}
         return await _mailboxes_page(
             request,
             who,
             runtime,
             values=kept,
-            errors={field if field in MAILBOX_FIELDS else "form": message},
+            errors=_form_errors(error, MAILBOX_FIELDS),
             status=error.status_code,
         )
     return RedirectResponse("/mailboxes", status_code=303)
@@ -346,12 +342,13 @@ async def new_campaign_page(
     )
 
 
-def _error_field(error: MailrampError, known: tuple[str, ...]) -> tuple[str, str]:
+def _form_errors(error: MailrampError, known: tuple[str, ...]) -> dict[str, str]:
+    """The error placed next to its field when the form has one, else above the form."""
     field = getattr(error, "field", "form")
     message = error.message.removeprefix(f"{field}: ")
-    if field == "total_recipients":
-        field = "file"
-    return (field if field in known or field == "file" else "form"), message
+    if field == "total_recipients" and "file" in known:
+        field = "file"  # the recipients do not fit: the upload is what to change
+    return {field if field in known else "form": message}
 
 
 @router.post("/campaigns/new")
@@ -389,8 +386,7 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
             duration=values["duration"] or "0",
         )
     except MailrampError as error:
-        field, message = _error_field(error, CAMPAIGN_FIELDS)
-        return again({field: message}, error.status_code)
+        return again(_form_errors(error, (*CAMPAIGN_FIELDS, "file")), error.status_code)
     upload = form.get("recipients")
     target = f"/campaigns/{campaign.campaign_id}"
     if upload is not None and not isinstance(upload, str) and upload.filename:
