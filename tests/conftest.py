@@ -6,7 +6,6 @@ that cannot be started is a failure, never a skip.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -30,11 +29,25 @@ from mailramp.metrics.service import MetricsService
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import upgrade
 from tests.support.dovecot import Dovecot, DovecotUnavailable
+from tests.support.loops import run_blocking
 from tests.support.postgres import PostgresServer, PostgresUnavailable
 
 STRICT = os.environ.get("MAILRAMP_TEST_STRICT") == "1"
 BACKENDS = ["sqlite", "postgresql"]
 TEMPLATE_DATABASE = "mailramp_template"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests against a real external service (Clerk, Microsoft, Google, MongoDB) run only
+    when its environment variable is set; otherwise they are deselected, not skipped."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("real_service")
+        wanted = marker is None or bool(os.environ.get(marker.args[0]))
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def _unavailable(reason: str) -> None:
@@ -70,7 +83,7 @@ def postgres() -> Iterator[PostgresTarget]:
         admin_url = server.admin_url
     host_url = admin_url.rsplit("/", 1)[0]
     target = PostgresTarget(admin_url=admin_url, host_url=host_url)
-    asyncio.run(_make_template(target))
+    run_blocking(_make_template(target))
     try:
         yield target
     finally:
@@ -123,7 +136,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         finally:
             await store.close()
 
-    asyncio.run(make())
+    run_blocking(make())
     return path
 
 
@@ -135,7 +148,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         path.write_bytes(sqlite_template.read_bytes())
         return f"sqlite:///{path}"
     target: PostgresTarget = request.getfixturevalue("postgres")
-    return asyncio.run(new_postgres_database(target))
+    return run_blocking(new_postgres_database(target))
 
 
 @pytest.fixture
@@ -254,9 +267,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, driven by Playwright (no browser download)."""
+    """Debian's Chromium, driven by Playwright (no browser download). One per module:
+    Playwright's sync API keeps an event loop running in this thread while it is open."""
     import shutil
 
     from playwright.sync_api import sync_playwright

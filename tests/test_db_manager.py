@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PostgresTarget, new_postgres_database
+from tests.support.loops import run_blocking
 from tests.support.processes import clean_environment
 
 REPO = Path(__file__).parents[1]
@@ -69,7 +70,7 @@ def test_usage_examples_run_verbatim(
     environment = clean_environment()
     if backend == "postgresql":
         target: PostgresTarget = request.getfixturevalue("postgres")
-        environment["MAILRAMP_DATABASE_URL"] = asyncio.run(new_postgres_database(target))
+        environment["MAILRAMP_DATABASE_URL"] = run_blocking(new_postgres_database(target))
     completed = subprocess.run(
         [sys.executable, "-c", RUNNER, json.dumps(usage_examples())],
         cwd=tmp_path,

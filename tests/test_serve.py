@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import stat
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import httpx
 
 from mailramp.storage.sql.migrate import head_revision
 from tests.conftest import PostgresTarget, new_postgres_database
+from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
 
@@ -51,7 +51,7 @@ def test_serve_refuses_to_start_with_a_broken_setting(tmp_path: Path) -> None:
 
 
 def test_db_upgrade_then_serve_on_postgresql(tmp_path: Path, postgres: PostgresTarget) -> None:
-    empty = asyncio.run(new_postgres_database(postgres, migrated=False))
+    empty = run_blocking(new_postgres_database(postgres, migrated=False))
     environment = clean_environment(
         MAILRAMP_DATABASE_URL=empty,
         MAILRAMP_AUTO_MIGRATE="false",

@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     clerk_authorized_parties: str | None = Field(
         default=None, description="Comma-separated origins allowed in a token's `azp` claim."
     )
+    clerk_publishable_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MAILRAMP_CLERK_PUBLISHABLE_KEY", "CLERK_PUBLISHABLE_KEY"),
+        description="Clerk's publishable key (pk_live_…/pk_test_…): shows Clerk's sign-in "
+        "on /signin. Its Frontend API host is read from the key.",
+    )
+    clerk_frontend_api_url: str | None = Field(
+        default=None,
+        description="Override of the Frontend API origin read from the publishable key "
+        "(a Clerk proxy, or a stand-in in tests).",
+    )
     clerk_webhook_secret: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("MAILRAMP_CLERK_WEBHOOK_SECRET", "CLERK_WEBHOOK_SECRET"),

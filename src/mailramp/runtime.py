@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailramp.accounts.service import AccountService
-from mailramp.auth.clerk import ClerkVerifier
+from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
 from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
@@ -56,6 +56,7 @@ class Runtime:
     tracking_links: TrackingLinks
     auth: AuthService
     clerk: ClerkVerifier | None
+    clerk_frontend: ClerkFrontend | None
     clock: Clock
 
     def worker(
@@ -142,6 +143,9 @@ async def open_runtime(
         tracking_links=TrackingLinks(signer, settings.public_base_url),
         auth=AuthService(store, accounts, clock=clock, signup_open=settings.signup_open),
         clerk=clerk_verifier(settings),
+        clerk_frontend=clerk_frontend(
+            settings.clerk_publishable_key, settings.clerk_frontend_api_url
+        ),
         clock=clock,
     )
 
@@ -163,12 +167,17 @@ async def _has_secrets(store: Store) -> bool:
 
 
 def clerk_verifier(settings: Settings) -> ClerkVerifier | None:
-    """Clerk sign-in, when a PEM key or a JWKS URL is configured."""
+    """Clerk sign-in, when a PEM key, a JWKS URL or a publishable key is configured (the
+    Frontend API named by the publishable key serves the JWKS)."""
     pem = settings.clerk_jwt_key.get_secret_value() if settings.clerk_jwt_key else None
-    if not pem and not settings.clerk_jwks_url:
+    jwks_url = settings.clerk_jwks_url
+    front = clerk_frontend(settings.clerk_publishable_key, settings.clerk_frontend_api_url)
+    if not pem and not jwks_url and front is not None:
+        jwks_url = front.origin + "/.well-known/jwks.json"
+    if not pem and not jwks_url:
         return None
     parties = [p.strip() for p in (settings.clerk_authorized_parties or "").split(",") if p.strip()]
-    return ClerkVerifier(pem_key=pem, jwks_url=settings.clerk_jwks_url, authorized_parties=parties)
+    return ClerkVerifier(pem_key=pem, jwks_url=jwks_url, authorized_parties=parties)
 
 
 def load_key_set(settings: Settings, *, has_existing_secrets: bool) -> list[str]:

@@ -4,7 +4,6 @@ record must end `sent`, `bounced`, `failed` or `uncertain`."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import random
@@ -21,6 +20,7 @@ from mailramp.config import Settings
 from mailramp.kit.secrets import generate_key
 from mailramp.runtime import open_runtime
 from tests.conftest import PostgresTarget, new_postgres_database
+from tests.support.loops import run_blocking
 from tests.support.scenario import make_due_now, smtp_sender
 from tests.support.smtp import SmtpServer
 
@@ -78,7 +78,7 @@ def _start_worker(environment: dict[str, str], log: Path) -> subprocess.Popen[by
 
 
 def test_sigkilled_workers_never_send_twice(postgres: PostgresTarget, tmp_path: Path) -> None:
-    url = asyncio.run(new_postgres_database(postgres))
+    url = run_blocking(new_postgres_database(postgres))
     key = generate_key()
     server = SmtpServer(accounts={"crash@acme.com": "pw"}).start()
     server.inbox.data_delay = 0.02  # ~10 s of sending, so every kill lands mid-run
@@ -98,7 +98,7 @@ def test_sigkilled_workers_never_send_twice(postgres: PostgresTarget, tmp_path: 
     rng = random.Random()
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        user_id, campaign_id = asyncio.run(_prepare(url, key, server.port))
+        user_id, campaign_id = run_blocking(_prepare(url, key, server.port))
         workers = [_start_worker(environment, log) for _ in range(WORKERS)]
         kills = 0
         deadline = time.monotonic() + 180
@@ -113,7 +113,7 @@ def test_sigkilled_workers_never_send_twice(postgres: PostgresTarget, tmp_path: 
         assert kills == KILLS
 
         while time.monotonic() < deadline:
-            counts = asyncio.run(_counts(url, key, user_id, campaign_id))
+            counts = run_blocking(_counts(url, key, user_id, campaign_id))
             if counts["pending"] == 0 and counts["sending"] == 0:
                 break
             time.sleep(0.5)
@@ -167,7 +167,7 @@ async def _lease_holders(url: str, key: str, campaign_id: str) -> int:
 def test_sigterm_finishes_in_flight_sends_and_releases_the_rest(
     postgres: PostgresTarget, tmp_path: Path
 ) -> None:
-    url = asyncio.run(new_postgres_database(postgres))
+    url = run_blocking(new_postgres_database(postgres))
     key = generate_key()
     server = SmtpServer(accounts={"crash@acme.com": "pw"}).start()
     server.inbox.data_delay = 0.1  # slow enough that SIGTERM lands mid-batch
@@ -179,17 +179,17 @@ def test_sigterm_finishes_in_flight_sends_and_releases_the_rest(
         "MAILRAMP_WORKER_POLL_SECONDS": "0.2",
     }
     try:
-        user_id, campaign_id = asyncio.run(_prepare(url, key, server.port))
+        user_id, campaign_id = run_blocking(_prepare(url, key, server.port))
         worker = _start_worker(environment, tmp_path / "worker.log")
         while len(server.inbox.messages) < 5:
             time.sleep(0.05)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
-        counts = asyncio.run(_counts(url, key, user_id, campaign_id))
+        counts = run_blocking(_counts(url, key, user_id, campaign_id))
         assert counts["sending"] == 0 and counts["uncertain"] == 0
         assert counts["sent"] == len(server.inbox.messages)  # what was in flight finished
         assert 5 <= counts["sent"] < RECIPIENTS
         assert counts["pending"] == RECIPIENTS - counts["sent"] - counts["bounced"]
-        assert asyncio.run(_lease_holders(url, key, campaign_id)) == 0
+        assert run_blocking(_lease_holders(url, key, campaign_id)) == 0
     finally:
         server.stop()

@@ -9,23 +9,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 from tests.support.smtp import SmtpServer
-
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "images"
-
+from tests.web.conftest import screenshot
 
 SITE_DIRECTORIES: list[Path] = []
-
-
-def in_thread(coroutine_function: Any) -> Any:
-    """Run async set-up code from a test that Playwright's sync API already runs in a loop."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine_function()).result()
 
 
 def send_everything_now(site: str) -> None:
@@ -63,7 +53,7 @@ def send_everything_now(site: str) -> None:
         finally:
             await runtime.close()
 
-    in_thread(send)
+    run_blocking(send())
 
 
 @pytest.fixture(scope="module")
@@ -81,28 +71,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(
-        timezone_id="America/New_York", viewport={"width": 1200, "height": 800}
-    )
-    page = context.new_page()
-    # Script errors and Content-Security-Policy violations the page reported. (Error
-    # statuses of form posts, such as a 422, are expected and not collected.)
-    page.problems = []
-    page.on(
-        "console",
-        lambda message: (
-            "Content Security Policy" in message.text and page.problems.append(message.text)
-        ),
-    )
-    page.on("pageerror", lambda error: page.problems.append(str(error)))
-    try:
-        yield page
-    finally:
-        context.close()
-
-
 def test_sign_up_link_a_mailbox_and_see_it(site: str, page: Any, tmp_path: Path) -> None:
     smtp = SmtpServer({"ann@acme.com": "smtp-pass"}).start()
     try:
@@ -111,6 +79,7 @@ def test_sign_up_link_a_mailbox_and_see_it(site: str, page: Any, tmp_path: Path)
         assert response is not None
         csp = response.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        screenshot(page, "signin")
         page.click("text=Create an account")
         page.fill("#user_name", "Ann Example")
         page.fill("#login_id", "ann@example.com")
@@ -118,7 +87,7 @@ def test_sign_up_link_a_mailbox_and_see_it(site: str, page: Any, tmp_path: Path)
         page.click("button[type=submit]")
         page.wait_for_url("**/mailboxes")
         assert "No mailbox yet" in page.inner_text("main")
-        page.screenshot(path=str(tmp_path / "mailboxes-empty.png"), full_page=True)
+        screenshot(page, "mailboxes-empty")
 
         # A mistake: the error sits next to its field and what was typed stays.
         page.fill("#email", "not-an-address")
@@ -141,7 +110,7 @@ def test_sign_up_link_a_mailbox_and_see_it(site: str, page: Any, tmp_path: Path)
         assert "primary" in row.inner_text() and "80" in row.inner_text()
         row.locator("text=Pause").click()
         assert "inactive" in page.locator("tr[data-mailbox='ann@acme.com']").inner_text()
-        page.screenshot(path=str(tmp_path / "mailboxes.png"), full_page=True)
+        screenshot(page, "mailboxes")
 
         page.click("text=Campaigns")
         assert "No campaign yet" in page.inner_text("main")
@@ -225,6 +194,7 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         page.click("text=Create campaign")
         assert "greater than 0" in page.inner_text("#duration-error")
         assert page.input_value("#campaign_name") == "Browser launch"
+        screenshot(page, "campaign-new")
         page.fill("#duration", "2")
         csv_file = tmp_path / "people.csv"
         csv_file.write_text(
@@ -268,8 +238,12 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         assert page.inner_text("td[data-metric=clicked]").startswith("1")
         assert page.inner_text("td[data-metric=human_opened]").startswith("1")
         assert page.locator("svg.chart").count() == 1
-        page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)
+        screenshot(page, "campaign")
         assert "completed" in page.inner_text("h1")  # both sent: nothing left to send
+        page.click("text=Campaigns")
+        row = page.inner_text("main")
+        assert "Browser launch" in row and "2 / 2" in row
+        screenshot(page, "campaigns")
         assert page.problems == []
     finally:
         smtp.stop()
@@ -311,6 +285,7 @@ def test_suppression_list_and_api_keys_pages(site: str, page: Any) -> None:
     page.click("button:has-text('Create key')")
     key = page.inner_text("#new-key")
     assert key.startswith("mr_")
+    screenshot(page, "settings")
     page.goto(site + "/settings")
     assert key not in page.content() and key[:11] in page.content()  # shown once only
     page.click("button:has-text('Revoke')")

@@ -7,12 +7,13 @@ party) claim against the configured origins when there are any (Clerk's guidance
 from __future__ import annotations
 
 import asyncio
+import base64
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
-from mailramp.errors import AuthenticationError
+from mailramp.errors import AuthenticationError, ConfigurationError
 
 LEEWAY_SECONDS = 10
 
@@ -74,3 +75,68 @@ class ClerkVerifier:
             email=email if isinstance(email, str) else None,
             name=name if isinstance(name, str) else None,
         )
+
+
+# -- the front end --------------------------------------------------------------------------
+
+CLERK_JS_PATH = "/npm/@clerk/clerk-js@5/dist/clerk.browser.js"
+
+
+@dataclass(frozen=True)
+class ClerkFrontend:
+    """Where the sign-in page loads ClerkJS from, and the key it starts it with."""
+
+    publishable_key: str
+    origin: str  # the Frontend API, e.g. https://clerk.example.com
+
+    @property
+    def script_url(self) -> str:
+        return self.origin + CLERK_JS_PATH
+
+    def content_security_policy(self, base: str) -> str:
+        """`base` widened by what Clerk's documentation lists for its components: scripts
+        and API calls to the Frontend API, Cloudflare's bot check, Clerk's avatar images,
+        blob workers and the inline styles of its CSS-in-JS."""
+        extra = {
+            "script-src": f"{self.origin} https://challenges.cloudflare.com",
+            "connect-src": self.origin,
+            "img-src": "https://img.clerk.com",
+            "style-src": "'unsafe-inline'",
+            "worker-src": "blob:",
+            "frame-src": "https://challenges.cloudflare.com",
+        }
+        directives: dict[str, str] = {}
+        for part in base.split(";"):
+            name, _, value = part.strip().partition(" ")
+            if name:
+                directives[name] = value
+        for name, value in extra.items():
+            directives[name] = " ".join((directives.get(name, "'self'"), value))
+        return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+def frontend_api_origin(publishable_key: str) -> str:
+    """The Frontend API origin encoded in a publishable key: `pk_(test|live)_` followed by
+    base64 of `<host>$`."""
+    kind, _, rest = publishable_key.partition("_")
+    prefix, _, encoded = rest.partition("_")
+    try:
+        if kind != "pk" or prefix not in ("test", "live"):
+            raise ValueError
+        host = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode()
+        if not host.endswith("$") or not host[:-1] or "/" in host:
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(
+            "CLERK_PUBLISHABLE_KEY is not a Clerk publishable key (pk_test_… or pk_live_…)"
+        ) from None
+    return "https://" + host[:-1]
+
+
+def clerk_frontend(publishable_key: str | None, origin: str | None) -> ClerkFrontend | None:
+    """The front end to show on /signin, or None when Clerk's sign-in is not configured."""
+    if not publishable_key:
+        return None
+    encoded_origin = frontend_api_origin(publishable_key)  # checks the key in every case
+    resolved = (origin or "").rstrip("/") or encoded_origin
+    return ClerkFrontend(publishable_key=publishable_key, origin=resolved)

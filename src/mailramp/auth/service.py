@@ -123,7 +123,7 @@ class AuthService:
         user = await self._accounts.create_user(
             user_name=user_name, login_id=login_id, email=email, password=password
         )
-        return await self._new_session(user, user_agent)
+        return await self.start_session(user, user_agent)
 
     async def log_in(
         self, login_id: str, password: str, *, user_agent: str | None = None
@@ -144,9 +144,10 @@ class AuthService:
         if user.failed_logins:
             await self._store.reset_login_failures(user.id)
         await self._accounts.record_login(user.user_id)
-        return await self._new_session(user, user_agent)
+        return await self.start_session(user, user_agent)
 
-    async def _new_session(self, user: User, user_agent: str | None) -> NewSession:
+    async def start_session(self, user: User, user_agent: str | None) -> NewSession:
+        """A new dashboard session (cookie token and CSRF token) for an authenticated user."""
         token = secrets.token_urlsafe(32)
         csrf_token = secrets.token_urlsafe(32)
         now = self._clock()

@@ -22,16 +22,12 @@ from mailramp.runtime import Runtime, open_runtime
 from mailramp.storage.sql.migrate import head_revision
 from mailramp.tracking.endpoints import router as tracking_router
 from mailramp.web.api import router as api_router
+from mailramp.web.deps import CONTENT_SECURITY_POLICY
 from mailramp.web.pages import SignInRequired
 from mailramp.web.pages import router as pages_router
 from mailramp.web.webhooks import router as webhooks_router
 
 log = logging.getLogger(__name__)
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-)
 
 
 def get_runtime(request: Request) -> Runtime:

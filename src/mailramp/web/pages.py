@@ -12,21 +12,34 @@ from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
-from mailramp.errors import AuthenticationError, ConflictError, ForbiddenError, MailrampError
+from mailramp.errors import (
+    AuthenticationError,
+    ConflictError,
+    ForbiddenError,
+    MailrampError,
+)
 from mailramp.errors import ValidationError as DomainValidationError
 from mailramp.kit.ids import is_object_id, new_object_id
 from mailramp.kit.types import normalize_email
+from mailramp.runtime import Runtime
 from mailramp.sending import templates
 from mailramp.sending.message import merge_values
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import TrackingStatus
 from mailramp.web.charts import events_chart
-from mailramp.web.deps import CSRF_COOKIE, SESSION_COOKIE, RuntimeDep
+from mailramp.web.deps import (
+    CONTENT_SECURITY_POLICY,
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    RuntimeDep,
+    clerk_user,
+    same_origin,
+)
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),
@@ -128,16 +141,55 @@ async def home(request: Request) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-@router.get("/signin")
-async def signin_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    return render(
+def _signin_form(
+    request: Request,
+    runtime: Runtime,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> HTMLResponse:
+    front = runtime.clerk_frontend
+    response = render(
         request,
         "signin.html",
         mode="signin",
-        values={},
-        errors={},
+        values=values,
+        errors=errors,
+        status=status,
         signup_open=runtime.settings.signup_open,
+        clerk=front,
     )
+    if front is not None:
+        # Only this page runs Clerk's components; every other page keeps the strict policy.
+        policy = front.content_security_policy(CONTENT_SECURITY_POLICY)
+        response.headers["Content-Security-Policy"] = policy
+    return response
+
+
+@router.get("/signin")
+async def signin_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    return _signin_form(request, runtime, values={}, errors={})
+
+
+@router.post("/signin/clerk")
+async def signin_with_clerk(request: Request, runtime: RuntimeDep) -> Response:
+    """Trade a Clerk session token (Authorization: Bearer, sent by /static/clerk.js) for a
+    dashboard session. A bearer header cannot be attached by a cross-site form, and the
+    origin is checked as well."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if runtime.clerk is None:
+        raise AuthenticationError("Clerk sign-in is not configured on this server")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("send the Clerk session token as 'Authorization: Bearer …'")
+    if not same_origin(request, runtime):
+        raise ForbiddenError("cross-origin request refused")
+    user = await clerk_user(runtime, token.strip())
+    await runtime.accounts.record_login(user.user_id)
+    new = await runtime.auth.start_session(user, request.headers.get("user-agent"))
+    response = JSONResponse({"redirect": "/campaigns"})
+    _signed_in(response, request, new.token, new.csrf_token)
+    return response
 
 
 @router.get("/signup")
@@ -156,14 +208,8 @@ async def signin(request: Request, runtime: RuntimeDep) -> Response:
             user_agent=request.headers.get("user-agent"),
         )
     except AuthenticationError as error:
-        return render(
-            request,
-            "signin.html",
-            mode="signin",
-            values=values,
-            errors={"form": error.message},
-            status=401,
-            signup_open=runtime.settings.signup_open,
+        return _signin_form(
+            request, runtime, values=values, errors={"form": error.message}, status=401
         )
     response = RedirectResponse("/campaigns", status_code=303)
     _signed_in(response, request, new.token, new.csrf_token)
@@ -199,7 +245,9 @@ async def signup(request: Request, runtime: RuntimeDep) -> Response:
 async def signout(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
     _check_csrf(who, await _form(request))
     await runtime.auth.log_out(who.session)
-    response = RedirectResponse("/signin", status_code=303)
+    # With Clerk, its own session ends too (clerk.js signs out when it sees this flag).
+    target = "/signin?signed_out=1" if runtime.clerk_frontend else "/signin"
+    response = RedirectResponse(target, status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     response.delete_cookie(CSRF_COOKIE)
     return response
