@@ -1,25 +1,24 @@
-"""`mailramp`: serve, migrate, manage keys."""
+"""`mailramp`: the command line. Every command has --help with an example; exit codes are in
+cli/common.py and docs/cli.md."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mailramp import __version__
-from mailramp.campaigns.models import Campaign
+from mailramp.cli.accounts import mailbox_app, user_app
+from mailramp.cli.campaigns import campaign_app
+from mailramp.cli.common import fail, load_settings
+from mailramp.cli.demo import demo
 from mailramp.config import Settings
-from mailramp.errors import MailrampError, NotFoundError
+from mailramp.errors import MailrampError
 from mailramp.kit.secrets import KeyFile, generate_key
-from mailramp.kit.validation import campaign_id_arg
-from mailramp.metrics.models import CampaignMetrics
-from mailramp.runtime import Runtime, migrate_store, open_runtime, open_store
-from mailramp.sending.models import ImportReport
+from mailramp.runtime import migrate_store, open_runtime, open_store
 from mailramp.storage.sql.migrate import head_revision
 
 app = typer.Typer(
@@ -27,28 +26,30 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys for stored mailbox secrets.", no_args_is_help=True)
-campaign_app = typer.Typer(help="Campaigns: recipients and their state.", no_args_is_help=True)
+app.command()(demo)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(user_app, name="user")
+app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(campaign_app, name="campaign")
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    return settings
+def _settings(*, server: bool = False) -> Settings:
+    return load_settings(server=server)
 
 
 def _fail(error: MailrampError) -> typer.Exit:
-    typer.secho(f"error: {error.message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
+    return fail(error)
 
 
 @app.command()
 def version() -> None:
-    """Print the version."""
+    """Print the version.
+
+    Example:
+
+        mailramp version
+    """
     typer.echo(__version__)
 
 
@@ -57,12 +58,18 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
-    """Run the web app (API, and later dashboard and worker) in one process."""
+    """Run the web app: API, dashboard, tracking endpoints and (unless MAILRAMP_RUN_WORKER
+    is false) a sending worker, in one process. Stops gracefully on SIGTERM/Ctrl-C.
+
+    Example:
+
+        MAILRAMP_DATABASE_URL=postgresql://mailramp@db/mailramp mailramp serve --port 8000
+    """
     import uvicorn
 
     from mailramp.web.app import create_app
 
-    settings = _settings()
+    settings = _settings(server=True)
     try:
         # Check the database and keys before binding the port, for a clear message.
         asyncio.run(_check(settings))
@@ -83,7 +90,13 @@ async def _check(settings: Settings) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending schema migrations."""
+    """Apply pending schema migrations (run it as a deploy step with
+    MAILRAMP_AUTO_MIGRATE=false on the servers).
+
+    Example:
+
+        MAILRAMP_DATABASE_URL=postgresql://mailramp@db/mailramp mailramp db upgrade
+    """
     settings = _settings()
 
     async def run() -> str:
@@ -102,7 +115,12 @@ def db_upgrade() -> None:
 
 @db_app.command("current")
 def db_current() -> None:
-    """Print the applied schema revision and the newest one this version knows."""
+    """Print the applied schema revision and the newest one this version knows.
+
+    Example:
+
+        mailramp db current
+    """
     settings = _settings()
 
     async def run() -> str | None:
@@ -118,7 +136,12 @@ def db_current() -> None:
 
 @keys_app.command("generate")
 def keys_generate() -> None:
-    """Print a new key (for MAILRAMP_ENCRYPTION_KEYS)."""
+    """Print a new key (for MAILRAMP_ENCRYPTION_KEYS).
+
+    Example:
+
+        export MAILRAMP_ENCRYPTION_KEYS="$(mailramp keys generate)"
+    """
     typer.echo(generate_key())
 
 
@@ -135,7 +158,12 @@ def keys_rotate(
         bool, typer.Option(help="Remove the older keys from the key file once all is re-encrypted.")
     ] = False,
 ) -> None:
-    """Re-encrypt every stored secret under the newest key."""
+    """Re-encrypt every stored secret under the newest key.
+
+    Example:
+
+        mailramp keys rotate --drop-old
+    """
     settings = _settings()
     from_environment = settings.encryption_key_list() is not None
     key_file = KeyFile(Path(settings.encryption_key_file).absolute())
@@ -175,8 +203,12 @@ def worker() -> None:
     (then finish the sends in flight and stop).
 
     Run as many as you like on PostgreSQL; each record is sent by one worker at most.
+
+    Example:
+
+        MAILRAMP_DATABASE_URL=postgresql://mailramp@db/mailramp mailramp worker
     """
-    settings = _settings()
+    settings = _settings(server=True)
 
     async def run() -> None:
         runtime = await open_runtime(settings)
@@ -199,109 +231,3 @@ def worker() -> None:
         asyncio.run(run())
     except MailrampError as error:
         raise _fail(error) from None
-
-
-async def _owned_campaign(runtime: Runtime, campaign_id: str) -> Campaign:
-    # The CLI is a trusted operator tool: it finds a campaign whoever owns it, then acts as
-    # that owner through the scoped services.
-    campaign = await runtime.store.get_campaign_unscoped(campaign_id_arg(campaign_id))
-    if campaign is None:
-        raise NotFoundError("campaign", campaign_id)
-    return campaign
-
-
-@campaign_app.command("import")
-def campaign_import(
-    campaign_id: Annotated[str, typer.Argument(help="The campaign's campaign_id (a UUID).")],
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A CSV file.")
-    ],
-) -> None:
-    """Import recipients from a CSV file (header row with an `email` column)."""
-    settings = _settings()
-    size = file.stat().st_size
-
-    async def run() -> ImportReport:
-        runtime = await open_runtime(settings)
-        try:
-            campaign = await _owned_campaign(runtime, campaign_id)
-            with (
-                file.open("rb") as stream,
-                typer.progressbar(length=size, label="importing", file=sys.stderr) as bar,
-            ):
-                position = 0
-
-                def advance(offset: int) -> None:
-                    nonlocal position
-                    bar.update(max(offset - position, 0))
-                    position = max(offset, position)
-
-                return await runtime.sending.import_recipients(
-                    campaign.user_id, campaign.campaign_id, stream, on_progress=advance
-                )
-        finally:
-            await runtime.close()
-
-    try:
-        report = asyncio.run(run())
-    except MailrampError as error:
-        raise _fail(error) from None
-    typer.echo(report.summary())
-    for invalid in report.invalid[:20]:
-        typer.echo(f"  row {invalid.row}: {invalid.value!r}: {invalid.reason}")
-    if report.invalid_count > 20:
-        typer.echo(f"  … and {report.invalid_count - 20} more invalid rows")
-
-
-@campaign_app.command("show")
-def campaign_show(
-    campaign_id: Annotated[str, typer.Argument(help="The campaign's campaign_id.")],
-) -> None:
-    """Print a campaign's status, its recipients by state, and its metrics."""
-    settings = _settings()
-
-    async def run() -> tuple[Campaign, dict[str, int], CampaignMetrics]:
-        runtime = await open_runtime(settings)
-        try:
-            campaign = await _owned_campaign(runtime, campaign_id)
-            counts = await runtime.sending.status_counts(campaign.user_id, campaign.campaign_id)
-            metrics = await runtime.metrics.get_campaign_metrics(
-                campaign.campaign_id, user_id=campaign.user_id
-            )
-            return campaign, counts, metrics
-        finally:
-            await runtime.close()
-
-    try:
-        campaign, counts, metrics = asyncio.run(run())
-    except MailrampError as error:
-        raise _fail(error) from None
-    typer.echo(f"{campaign.campaign_name} ({campaign.campaign_id}): {campaign.status}")
-    typer.echo(f"  window: {campaign.start_time.isoformat()} → {campaign.end_time.isoformat()}")
-    typer.echo("  recipients: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
-    typer.echo(
-        f"  sent {metrics.total_sent}, delivered {metrics.total_delivered}, "
-        f"bounced {metrics.total_bounced} ({metrics.bounce_rate}%)"
-    )
-
-
-@campaign_app.command("resend-uncertain")
-def campaign_resend_uncertain(
-    campaign_id: Annotated[str, typer.Argument(help="The campaign's campaign_id.")],
-) -> None:
-    """Queue the campaign's `uncertain` records again (their recipients may get two copies)."""
-    settings = _settings()
-
-    async def run() -> int:
-        runtime = await open_runtime(settings)
-        try:
-            campaign = await _owned_campaign(runtime, campaign_id)
-            return await runtime.sending.resend_uncertain(campaign.user_id, campaign.campaign_id)
-        finally:
-            await runtime.close()
-
-    try:
-        queued = asyncio.run(run())
-    except MailrampError as error:
-        raise _fail(error) from None
-    typer.echo(f"queued {queued} uncertain record(s) to send again")

@@ -1,0 +1,147 @@
+"""`mailramp user …` and `mailramp mailbox …`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from mailramp.accounts.models import User
+from mailramp.cli.common import JsonOption, emit, find_user, load_settings, run
+from mailramp.mailboxes.models import Mailbox
+from mailramp.runtime import Runtime
+
+user_app = typer.Typer(help="People who sign in.", no_args_is_help=True)
+mailbox_app = typer.Typer(help="Mailboxes that send.", no_args_is_help=True)
+
+
+def _secret(value: str | None, from_stdin: bool, what: str) -> str:
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise typer.BadParameter(f"no {what} on stdin")
+        return line
+    if value:
+        return value
+    return str(typer.prompt(what.capitalize(), hide_input=True, confirmation_prompt=True))
+
+
+@user_app.command("create")
+def user_create(
+    name: Annotated[str, typer.Option("--name", help="The person's name.")],
+    login: Annotated[str, typer.Option("--login", help="Email or username to sign in with.")],
+    email: Annotated[str | None, typer.Option(help="Contact email, if not the login.")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(help="Prompted for when left out (hidden); prefer --password-stdin."),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a local account that signs in with a password.
+
+    Example:
+
+        echo "$PASSWORD" | mailramp user create --name "Ann Lee" --login ann@acme.com \\
+            --password-stdin
+    """
+    settings = load_settings()
+    secret = _secret(password, password_stdin, "password")
+
+    async def work(runtime: Runtime) -> User:
+        return await runtime.accounts.create_user(
+            user_name=name, login_id=login, email=email, password=secret
+        )
+
+    user = run(settings, work, as_json=as_json)
+    emit(as_json, user, f"created user {user.login_id} ({user.user_id})")
+
+
+@mailbox_app.command("add")
+def mailbox_add(
+    user: Annotated[str, typer.Option("--user", help="Owner: login or user _id.")],
+    email: Annotated[str, typer.Option(help="The address mail is sent from.")],
+    smtp_host: Annotated[str, typer.Option(help="SMTP server host.")],
+    smtp_port: Annotated[int, typer.Option(help="SMTP port (587 STARTTLS, 465 TLS).")] = 587,
+    smtp_security: Annotated[
+        str, typer.Option(help="starttls, tls, or plain (plain only on loopback/private nets).")
+    ] = "starttls",
+    smtp_username: Annotated[
+        str | None, typer.Option(help="SMTP login, if not the address.")
+    ] = None,
+    imap_host: Annotated[
+        str | None, typer.Option(help="IMAP host, to read replies and bounces.")
+    ] = None,
+    imap_port: Annotated[int | None, typer.Option(help="IMAP port (993 TLS).")] = None,
+    imap_security: Annotated[str | None, typer.Option(help="tls, starttls or plain.")] = None,
+    display_name: Annotated[str | None, typer.Option(help="Name shown in From.")] = None,
+    daily_limit: Annotated[int, typer.Option(help="Most emails a day from this mailbox.")] = 50,
+    password: Annotated[
+        str | None, typer.Option(help="Prompted for when left out; prefer --password-stdin.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Link an SMTP/IMAP mailbox to a user (the password is stored encrypted).
+
+    Example:
+
+        echo "$SMTP_PASSWORD" | mailramp mailbox add --user ann@acme.com \\
+            --email ann@acme.com --smtp-host smtp.acme.com --imap-host imap.acme.com \\
+            --daily-limit 40 --password-stdin
+    """
+    settings = load_settings()
+    secret = _secret(password, password_stdin, "mailbox password")
+    fields: dict[str, object] = {
+        "email": email,
+        "provider": "smtp",
+        "password": secret,
+        "smtp_host": smtp_host,
+        "smtp_port": smtp_port,
+        "smtp_security": smtp_security,
+        "smtp_username": smtp_username,
+        "imap_host": imap_host,
+        "imap_port": imap_port,
+        "imap_security": imap_security,
+        "display_name": display_name,
+        "daily_limit": daily_limit,
+    }
+
+    async def work(runtime: Runtime) -> Mailbox:
+        owner = await find_user(runtime, user)
+        given = {k: v for k, v in fields.items() if v is not None}
+        return await runtime.mailboxes.create_mailbox(owner.user_id, **given)
+
+    mailbox = run(settings, work, as_json=as_json)
+    emit(as_json, mailbox, f"linked mailbox {mailbox.email} ({mailbox.mailbox_id})")
+
+
+@mailbox_app.command("list")
+def mailbox_list(
+    user: Annotated[str, typer.Option("--user", help="Owner: login or user _id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """List a user's mailboxes with status and daily limit.
+
+    Example:
+
+        mailramp mailbox list --user ann@acme.com
+    """
+    settings = load_settings()
+
+    async def work(runtime: Runtime) -> list[Mailbox]:
+        owner = await find_user(runtime, user)
+        return await runtime.mailboxes.list_mailboxes(owner.user_id)
+
+    mailboxes = run(settings, work, as_json=as_json)
+    lines = [
+        f"{m.mailbox_id}  {m.email:<32} {m.status:<8} limit {m.daily_limit}/day"
+        + ("  primary" if m.is_primary else "")
+        for m in mailboxes
+    ] or ["no mailbox linked"]
+    emit(as_json, mailboxes, lines)

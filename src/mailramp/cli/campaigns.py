@@ -1,0 +1,349 @@
+"""`mailramp campaign …`: create, import, launch, pause, resume, cancel, stats, export."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mailramp.campaigns.models import Campaign
+from mailramp.cli.common import (
+    JsonOption,
+    emit,
+    find_campaign,
+    find_mailbox,
+    find_user,
+    load_settings,
+    progress_stream,
+    run,
+)
+from mailramp.errors import ValidationError
+from mailramp.metrics.models import CampaignMetrics
+from mailramp.runtime import Runtime
+from mailramp.sending.export import export_rows
+from mailramp.sending.models import ImportReport
+
+campaign_app = typer.Typer(help="Campaigns: create, import, run, follow.", no_args_is_help=True)
+
+CampaignId = Annotated[str, typer.Argument(help="The campaign's campaign_id (a UUID).")]
+
+
+def _start(value: str | None) -> datetime:
+    if value is None or value == "now":
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError("start", "is not an ISO 8601 time", value=value) from None
+    if moment.tzinfo is None:
+        raise ValidationError("start", "needs a UTC offset, e.g. 2026-12-01T09:00+01:00")
+    return moment
+
+
+async def _import(runtime: Runtime, campaign: Campaign, file: Path, size: int) -> ImportReport:
+    with (
+        file.open("rb") as stream,
+        typer.progressbar(length=size, label="importing", file=progress_stream()) as bar,
+    ):
+        position = 0
+
+        def advance(offset: int) -> None:
+            nonlocal position
+            bar.update(max(offset - position, 0))
+            position = max(offset, position)
+
+        return await runtime.sending.import_recipients(
+            campaign.user_id, campaign.campaign_id, stream, on_progress=advance
+        )
+
+
+def _report_lines(report: ImportReport) -> list[str]:
+    lines = [report.summary()]
+    lines += [f"  row {bad.row}: {bad.value!r}: {bad.reason}" for bad in report.invalid[:20]]
+    if report.invalid_count > 20:
+        lines.append(f"  … and {report.invalid_count - 20} more invalid rows")
+    return lines
+
+
+@campaign_app.command("create")
+def campaign_create(
+    user: Annotated[str, typer.Option("--user", help="Owner: login or user _id.")],
+    mailbox: Annotated[str, typer.Option(help="Sending mailbox: its email or _id.")],
+    name: Annotated[str, typer.Option("--name", help="Campaign name.")],
+    subject: Annotated[str, typer.Option(help="Subject; merge tags like {{first_name}}.")],
+    duration: Annotated[float, typer.Option(help="Window length in hours.")],
+    message: Annotated[str | None, typer.Option(help="The message text.")] = None,
+    message_file: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Read the message from a file."),
+    ] = None,
+    message_format: Annotated[str, typer.Option("--format", help="text or html.")] = "text",
+    start: Annotated[
+        str | None, typer.Option(help="ISO 8601 start with offset, or 'now' (default).")
+    ] = None,
+    recipients: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Import this CSV right away."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a campaign; sends are spread over [start, start + duration] within the
+    mailbox's daily limit.
+
+    Example:
+
+        mailramp campaign create --user ann@acme.com --mailbox ann@acme.com \\
+            --name "December launch" --subject "Hi {{first_name|there}}" \\
+            --message-file launch.txt --start 2026-12-01T09:00+01:00 --duration 48 \\
+            --recipients people.csv
+    """
+    settings = load_settings()
+    if (message is None) == (message_file is None):
+        raise typer.BadParameter("give exactly one of --message and --message-file")
+    body = message if message is not None else message_file.read_text()  # type: ignore[union-attr]
+    size = recipients.stat().st_size if recipients else 0
+
+    async def work(runtime: Runtime) -> tuple[Campaign, ImportReport | None]:
+        owner = await find_user(runtime, user)
+        sender = await find_mailbox(runtime, owner, mailbox)
+        campaign = await runtime.campaigns.create_campaign(
+            owner.user_id,
+            mailbox_id=sender.mailbox_id,
+            campaign_name=name,
+            subject=subject,
+            message=body,
+            message_format=message_format,
+            start_time=_start(start),
+            duration=duration,
+        )
+        report = await _import(runtime, campaign, recipients, size) if recipients else None
+        return campaign, report
+
+    campaign, report = run(settings, work, as_json=as_json)
+    lines = [f"created campaign {campaign.campaign_id} ({campaign.status})"]
+    lines += _report_lines(report) if report else []
+    emit(as_json, {"campaign": campaign, "import": report}, lines)
+
+
+@campaign_app.command("import")
+def campaign_import(
+    campaign_id: CampaignId,
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A CSV file.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Import recipients from a CSV file (a header row with an `email` column; other columns
+    become merge tags). Bad rows are reported with their row number; a file that cannot be
+    read as a whole is refused and nothing is imported.
+
+    Example:
+
+        mailramp campaign import 6f1c…  people.csv
+    """
+    settings = load_settings()
+    size = file.stat().st_size
+
+    async def work(runtime: Runtime) -> ImportReport:
+        return await _import(runtime, await find_campaign(runtime, campaign_id), file, size)
+
+    report = run(settings, work, as_json=as_json)
+    emit(as_json, report, _report_lines(report))
+
+
+def _status_command(
+    action: Callable[[Runtime, Campaign], Awaitable[Campaign]], verb: str
+) -> Callable[[str, bool], None]:
+    def command(campaign_id: CampaignId, as_json: JsonOption = False) -> None:
+        settings = load_settings()
+
+        async def work(runtime: Runtime) -> Campaign:
+            return await action(runtime, await find_campaign(runtime, campaign_id))
+
+        campaign = run(settings, work, as_json=as_json)
+        emit(as_json, campaign, f"{verb} {campaign.campaign_name}: now {campaign.status}")
+
+    return command
+
+
+def _register_status_commands() -> None:
+    actions: list[tuple[str, str, str, Callable[[Runtime, Campaign], Awaitable[Campaign]]]] = [
+        (
+            "launch",
+            "launched",
+            "Start sending now: a scheduled campaign's window moves to begin now (same\n"
+            "duration); a paused one resumes.\n\nExample:\n\n    mailramp campaign launch 6f1c…",
+            lambda r, c: r.campaigns.launch(c.user_id, c.campaign_id),
+        ),
+        (
+            "pause",
+            "paused",
+            "Stop sending until resumed (sends in flight finish).\n\n"
+            "Example:\n\n    mailramp campaign pause 6f1c…",
+            lambda r, c: r.campaigns.pause(c.user_id, c.campaign_id),
+        ),
+        (
+            "resume",
+            "resumed",
+            "Continue a paused campaign; what is left is spread over what is left of the\n"
+            "window.\n\nExample:\n\n    mailramp campaign resume 6f1c…",
+            lambda r, c: r.campaigns.resume(c.user_id, c.campaign_id),
+        ),
+        (
+            "cancel",
+            "cancelled",
+            "Stop for good: recipients not yet sent are marked cancelled.\n\n"
+            "Example:\n\n    mailramp campaign cancel 6f1c…",
+            lambda r, c: r.campaigns.cancel(c.user_id, c.campaign_id),
+        ),
+    ]
+    for name, verb, help_text, action in actions:
+        campaign_app.command(name, help=help_text)(_status_command(action, verb))
+
+
+_register_status_commands()
+
+
+def _rate_rows(m: CampaignMetrics) -> list[tuple[str, int, str]]:
+    return [
+        ("sent", m.total_sent, ""),
+        ("delivered", m.total_delivered, ""),
+        ("opened", m.total_opened, f"{m.open_rate}%"),
+        ("  by people", m.total_human_opened, f"{m.human_open_rate}%"),
+        ("clicked", m.total_clicks, f"{m.click_rate}%"),
+        ("  by people", m.total_human_clicks, f"{m.human_click_rate}%"),
+        ("replied", m.total_replied, f"{m.reply_rate}%"),
+        ("auto-replies", m.total_auto_replied, ""),
+        ("bounced", m.total_bounced, f"{m.bounce_rate}%"),
+        ("unsubscribed", m.total_unsubscribed, ""),
+    ]
+
+
+def metrics_table(metrics: CampaignMetrics) -> list[str]:
+    """The campaign's counters and rates as an aligned table."""
+    lines = [f"  {'metric':<14} {'count':>8} {'rate':>8}"]
+    lines += [f"  {name:<14} {count:>8} {rate:>8}" for name, count, rate in _rate_rows(metrics)]
+    return lines
+
+
+@campaign_app.command("stats")
+def campaign_stats(campaign_id: CampaignId, as_json: JsonOption = False) -> None:
+    """A campaign's status, its recipients by state, and its metrics with rates.
+
+    Example:
+
+        mailramp campaign stats 6f1c… --json | jq .metrics.open_rate
+    """
+    settings = load_settings()
+
+    async def work(runtime: Runtime) -> tuple[Campaign, dict[str, int], CampaignMetrics]:
+        campaign = await find_campaign(runtime, campaign_id)
+        counts = await runtime.sending.status_counts(campaign.user_id, campaign.campaign_id)
+        metrics = await runtime.metrics.get_campaign_metrics(
+            campaign.campaign_id, user_id=campaign.user_id
+        )
+        return campaign, counts, metrics
+
+    campaign, counts, metrics = run(settings, work, as_json=as_json)
+    lines = [
+        f"{campaign.campaign_name} ({campaign.campaign_id}): {campaign.status}",
+        f"  window: {campaign.start_time.isoformat()} → {campaign.end_time.isoformat()}",
+        "  recipients: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"),
+        f"  sent {metrics.total_sent}, delivered {metrics.total_delivered}, "
+        f"bounced {metrics.total_bounced} ({metrics.bounce_rate}%)",
+        *metrics_table(metrics),
+    ]
+    emit(
+        as_json,
+        {"campaign": campaign, "recipients": counts, "metrics": metrics},
+        lines,
+    )
+
+
+# `show` was the first name of `stats`; kept so existing scripts keep working.
+campaign_app.command("show", help="Same as `stats`.", hidden=True)(campaign_stats)
+
+
+@campaign_app.command("list")
+def campaign_list(
+    user: Annotated[str, typer.Option("--user", help="Owner: login or user _id.")],
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A user's campaigns, newest first.
+
+    Example:
+
+        mailramp campaign list --user ann@acme.com --status active
+    """
+    settings = load_settings()
+
+    async def work(runtime: Runtime) -> list[Campaign]:
+        owner = await find_user(runtime, user)
+        page = await runtime.campaigns.list_campaigns(owner.user_id, status=status, limit=500)
+        return list(page.items)
+
+    campaigns = run(settings, work, as_json=as_json)
+    lines = [f"{c.campaign_id}  {c.status:<10} {c.campaign_name}" for c in campaigns] or [
+        "no campaigns"
+    ]
+    emit(as_json, campaigns, lines)
+
+
+@campaign_app.command("export")
+def campaign_export(
+    campaign_id: CampaignId,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Every recipient and what happened to them, as CSV (cells a spreadsheet would run as a
+    formula are prefixed with an apostrophe).
+
+    Example:
+
+        mailramp campaign export 6f1c… -o results.csv
+    """
+    settings = load_settings()
+
+    async def work(runtime: Runtime) -> int:
+        campaign = await find_campaign(runtime, campaign_id)
+        stream: Any = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+        rows = 0
+        try:
+            writer = csv.writer(stream)
+            async for cells in export_rows(runtime.store, campaign):
+                writer.writerow(cells)
+                rows += 1
+        finally:
+            if output:
+                stream.close()
+        return rows - 1
+
+    written = run(settings, work)
+    if output:
+        typer.echo(f"wrote {written} recipient(s) to {output}", err=True)
+
+
+@campaign_app.command("resend-uncertain")
+def campaign_resend_uncertain(campaign_id: CampaignId, as_json: JsonOption = False) -> None:
+    """Queue the campaign's `uncertain` records again (their recipients may get two copies:
+    a crash came between handing the email over and recording it).
+
+    Example:
+
+        mailramp campaign resend-uncertain 6f1c…
+    """
+    settings = load_settings()
+
+    async def work(runtime: Runtime) -> int:
+        campaign = await find_campaign(runtime, campaign_id)
+        return await runtime.sending.resend_uncertain(campaign.user_id, campaign.campaign_id)
+
+    queued = run(settings, work, as_json=as_json)
+    emit(as_json, {"queued": queued}, f"queued {queued} uncertain record(s) to send again")

@@ -1,0 +1,116 @@
+"""`mailramp demo`: see the whole product work on this machine in about a minute."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from mailramp.cli.campaigns import metrics_table
+from mailramp.cli.common import (
+    EXIT_INTERRUPTED,
+    JsonOption,
+    emit,
+    fail,
+    load_settings,
+)
+from mailramp.errors import MailrampError
+
+
+def demo(
+    recipients: Annotated[
+        int, typer.Option(min=1, max=5000, help="How many simulated recipients.")
+    ] = 300,
+    minutes: Annotated[
+        float, typer.Option(min=0.1, max=60, help="The campaign window, in minutes.")
+    ] = 1.0,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port of the dashboard during the demo (default MAILRAMP_PORT, 8000)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated people (repeatable).")] = 2026,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a demo campaign end to end on the configured database (the embedded SQLite file by
+    default): a demo user and mailbox, local SMTP and IMAP servers playing the recipients,
+    a campaign of a few hundred recipients compressed into about a minute, simulated opens,
+    clicks, replies, an out-of-office answer, bounces and an unsubscribe through the real
+    tracking endpoints and inbox. The dashboard is live while it runs; the data stays, so
+    `mailramp serve` shows it afterwards with the demo login printed at the end.
+
+    Example:
+
+        mailramp demo                 # 300 recipients over one minute
+        mailramp demo --recipients 50 --minutes 0.5 --json
+    """
+    from mailramp.demo.run import DemoOptions, Progress, run_demo
+
+    settings = load_settings()
+    options = DemoOptions(
+        recipients=recipients,
+        minutes=minutes,
+        host=settings.host,
+        port=port or settings.port,
+        seed=seed,
+    )
+    interactive = sys.stderr.isatty()
+
+    def started(url: str, login: str, password: str) -> None:
+        typer.echo(
+            f"Demo running: watch it live at {url}  (sign in as {login} / {password})",
+            err=True,
+        )
+
+    def progress(now: Progress) -> None:
+        sent = sum(v for k, v in now.recipients.items() if k not in ("pending", "sending"))
+        m = now.metrics
+        line = (
+            f"[{now.elapsed:4.0f}s] {sent}/{now.total} handled · sent {m.total_sent} · "
+            f"opened {m.total_opened} (people {m.total_human_opened}) · "
+            f"clicked {m.total_clicks} (people {m.total_human_clicks}) · "
+            f"replied {m.total_replied} · bounced {m.total_bounced} · "
+            f"unsubscribed {m.total_unsubscribed}"
+        )
+        if interactive:
+            typer.echo("\r" + line.ljust(150), err=True, nl=False)
+        elif int(now.elapsed) % 10 == 0:
+            typer.echo(line, err=True)
+
+    try:
+        result = asyncio.run(run_demo(settings, options, on_start=started, on_progress=progress))
+    except MailrampError as error:
+        raise fail(error, as_json=as_json) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(code=EXIT_INTERRUPTED) from None
+    if interactive:
+        typer.echo("", err=True)
+    report = result.import_report
+    lines = [
+        f"Demo campaign {result.campaign_id}",
+        f"  import: {report.summary()}",
+        "  recipients: " + ", ".join(f"{k} {v}" for k, v in result.recipients.items() if v),
+        *metrics_table(result.metrics),
+        "  what the simulated people did: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(result.simulated.items())),
+        *[f"  problem: {problem}" for problem in result.problems],
+        "",
+        f"Dashboard: {result.dashboard_url}",
+        f"  start it again with `mailramp serve` and sign in as {result.login} / {result.password}",
+    ]
+    emit(
+        as_json,
+        {
+            "campaign_id": result.campaign_id,
+            "dashboard_url": result.dashboard_url,
+            "login": result.login,
+            "password": result.password,
+            "import": report,
+            "recipients": result.recipients,
+            "metrics": result.metrics,
+            "simulated": result.simulated,
+            "problems": result.problems,
+        },
+        lines,
+    )

@@ -1,0 +1,185 @@
+"""The command line as an operator uses it: `mailramp user|mailbox|campaign …` in a
+subprocess on a SQLite file, human and --json output, documented exit codes, and a --help
+with an example on every command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+
+from mailramp.cli.main import app
+from tests.support.processes import clean_environment, run_mailramp
+from tests.support.smtp import SmtpServer
+
+
+def _all_commands() -> list[tuple[str, Any]]:
+    root = typer.main.get_command(app)
+    found: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, command: Any) -> None:
+        if hasattr(command, "commands"):  # a group (Typer's own click, or click's)
+            for name, child in command.commands.items():
+                walk(f"{prefix} {name}".strip(), child)
+        elif not command.hidden:
+            found.append((prefix, command))
+
+    walk("", root)
+    return found
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    commands = dict(_all_commands())
+    wanted = {
+        "serve",
+        "worker",
+        "demo",
+        "db upgrade",
+        "user create",
+        "mailbox add",
+        "campaign create",
+        "campaign import",
+        "campaign launch",
+        "campaign pause",
+        "campaign resume",
+        "campaign cancel",
+        "campaign stats",
+        "campaign export",
+        "keys rotate",
+    }
+    assert wanted <= set(commands), sorted(wanted - set(commands))
+    missing = [name for name, command in commands.items() if "Example" not in (command.help or "")]
+    assert missing == [], f"commands without an example in --help: {missing}"
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    environment = clean_environment(MAILRAMP_ALLOW_PRIVATE_HOSTS="true")
+
+    def mailramp(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
+        import subprocess
+        import sys
+
+        return subprocess.run(
+            [sys.executable, "-m", "mailramp", *args],
+            cwd=tmp_path,
+            env=environment,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return mailramp
+
+
+def test_an_operator_sets_up_and_runs_a_campaign_from_the_shell(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    smtp = SmtpServer({"ann@acme.com": "smtp-pass"}).start()
+    try:
+        made = cli(
+            "user", "create", "--name", "Ann Lee", "--login", "ann@acme.com", "--password-stdin",
+            stdin="a long enough passphrase\n",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert made.stdout.startswith("created user ann@acme.com (")
+        again = cli(
+            "user", "create", "--name", "Ann", "--login", "ANN@acme.com", "--password-stdin",
+            "--json", stdin="another passphrase\n",
+        )  # fmt: skip
+        assert again.returncode == 4  # duplicate login
+        assert json.loads(again.stderr)["error"]["field"] == "login_id"
+
+        linked = cli(
+            "mailbox", "add", "--user", "ann@acme.com", "--email", "ann@acme.com",
+            "--smtp-host", "127.0.0.1", "--smtp-port", str(smtp.port), "--smtp-security",
+            "plain", "--daily-limit", "200", "--password-stdin", "--json",
+            stdin="smtp-pass\n",
+        )  # fmt: skip
+        assert linked.returncode == 0, linked.stderr
+        mailbox = json.loads(linked.stdout)
+        assert mailbox["email"] == "ann@acme.com" and mailbox["daily_limit"] == 200
+        assert "smtp-pass" not in linked.stdout and "password" not in mailbox
+
+        people = tmp_path / "people.csv"
+        people.write_text(
+            'email,first_name,company\nzoe@example.com,Zoe,=HYPERLINK("http://x")\n'
+            "not-an-address,X,Y\nyan@example.com,Yan,Acme\n"
+        )
+        created = cli(
+            "campaign", "create", "--user", "ann@acme.com", "--mailbox", "ann@acme.com",
+            "--name", "Shell launch", "--subject", "Hi {{first_name}}", "--message",
+            "Hello {{first_name}} at {{company}}", "--duration", "3",
+            "--start", "2031-01-06T09:00+01:00", "--recipients", str(people), "--json",
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        body = json.loads(created.stdout)
+        campaign_id = body["campaign"]["campaign_id"]
+        assert body["campaign"]["status"] == "scheduled"
+        assert body["import"]["accepted"] == 2 and body["import"]["invalid"][0]["row"] == 3
+
+        stats = json.loads(cli("campaign", "stats", campaign_id, "--json").stdout)
+        assert stats["recipients"]["pending"] == 2 and stats["metrics"]["total_sent"] == 0
+
+        launched = cli("campaign", "launch", campaign_id)
+        assert launched.returncode == 0, launched.stderr
+        assert launched.stdout.strip() == "launched Shell launch: now active"
+        assert "now paused" in cli("campaign", "pause", campaign_id).stdout
+        resumed = json.loads(cli("campaign", "resume", campaign_id, "--json").stdout)
+        assert resumed["status"] == "active"
+        assert resumed["start_time"] < "2031"  # the window moved to begin now
+
+        exported = cli("campaign", "export", campaign_id)
+        rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+        assert sorted(r["recipient_email"] for r in rows) == ["yan@example.com", "zoe@example.com"]
+        zoe = next(r for r in rows if r["recipient_email"] == "zoe@example.com")
+        assert zoe["company"] == '\'=HYPERLINK("http://x")'  # not a formula in a spreadsheet
+
+        cancelled = cli("campaign", "cancel", campaign_id)
+        assert "now cancelled" in cancelled.stdout
+        refused = cli("campaign", "resume", campaign_id)
+        assert refused.returncode == 4 and "cannot go from 'cancelled'" in refused.stderr
+        stats = json.loads(cli("campaign", "stats", campaign_id, "--json").stdout)
+        assert stats["campaign"]["status"] == "cancelled"
+        assert stats["recipients"]["cancelled"] == 2
+
+        listed = cli("campaign", "list", "--user", "ann@acme.com")
+        assert campaign_id in listed.stdout and "cancelled" in listed.stdout
+    finally:
+        smtp.stop()
+
+
+def test_exit_codes_name_the_problem(cli) -> None:  # type: ignore[no-untyped-def]
+    missing = cli("campaign", "stats", "8f14e45f-ceea-467f-a0e6-1b0e1f6b0e33")
+    assert missing.returncode == 3 and "not found" in missing.stderr
+    no_user = cli("mailbox", "list", "--user", "nobody@example.com", "--json")
+    assert no_user.returncode == 3
+    assert json.loads(no_user.stderr)["error"]["code"] == "not_found"
+    usage = cli("campaign", "stats")
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+    bad_id = cli("campaign", "stats", "not-a-uuid")
+    assert bad_id.returncode == 1 and "campaign_id" in bad_id.stderr
+    made = cli(
+        "user", "create", "--name", "Bo", "--login", "bo@example.com", "--password-stdin",
+        stdin="a long enough passphrase\n",
+    )  # fmt: skip
+    assert made.returncode == 0
+    no_mailbox = cli(
+        "campaign", "create", "--user", "bo@example.com", "--mailbox", "bo@example.com",
+        "--name", "x", "--subject", "y", "--message", "z", "--duration", "1",
+    )  # fmt: skip
+    assert no_mailbox.returncode == 3 and "mailbox 'bo@example.com' not found" in no_mailbox.stderr
+    bad_start = cli(
+        "user", "create", "--name", "", "--login", "x@example.com", "--password-stdin",
+        stdin="a long enough passphrase\n",
+    )  # fmt: skip
+    assert bad_start.returncode == 1 and "user_name" in bad_start.stderr
+
+
+def test_the_old_show_name_still_works(tmp_path: Path) -> None:
+    shown = run_mailramp("campaign", "show", "8f14e45f-ceea-467f-a0e6-1b0e1f6b0e33", cwd=tmp_path)
+    assert shown.returncode == 3

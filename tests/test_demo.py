@@ -1,0 +1,133 @@
+"""`mailramp demo` end to end, as a newcomer runs it: a subprocess in an empty directory on
+the embedded SQLite default. Its final numbers are checked against the database, against a
+recompute from the stored events, and against what the simulated people did; then
+`mailramp serve` shows the campaign to the printed demo login."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mailramp.config import Settings
+from mailramp.metrics.models import CampaignMetrics
+from mailramp.runtime import open_runtime
+from tests.support.loops import run_blocking
+from tests.support.postgres import free_port
+from tests.support.processes import clean_environment, run_mailramp, serving
+
+COUNTERS = (
+    "total_sent",
+    "total_delivered",
+    "total_opened",
+    "total_clicks",
+    "total_bounced",
+    "total_replied",
+    "total_unsubscribed",
+    "total_human_opened",
+    "total_human_clicks",
+    "total_auto_replied",
+)
+
+
+def _demo(directory: Path, port: int, recipients: int, minutes: float) -> dict[str, Any]:
+    finished = run_mailramp(
+        "demo", "--recipients", str(recipients), "--minutes", str(minutes),
+        "--port", str(port), "--json",
+        cwd=directory, env=clean_environment(), timeout=300,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "Demo running: watch it live at http://127.0.0.1:" in finished.stderr
+    result: dict[str, Any] = json.loads(finished.stdout)
+    return result
+
+
+async def _stored(directory: Path, campaign_id: str) -> tuple[Any, ...]:
+    settings = Settings(
+        database_url=f"sqlite:///{directory / 'mailramp.db'}",
+        encryption_key_file=directory / "mailramp.key",
+    )
+    runtime = await open_runtime(settings)
+    try:
+        campaign = await runtime.store.get_campaign_unscoped(campaign_id)
+        assert campaign is not None
+        stored = await runtime.metrics.get_campaign_metrics(campaign_id, user_id=campaign.user_id)
+        recomputed = await runtime.tracking.recompute(campaign.user_id, campaign_id)
+        counts = await runtime.sending.status_counts(campaign.user_id, campaign_id)
+        mailboxes = await runtime.mailboxes.list_mailboxes(campaign.user_id)
+        campaigns = await runtime.campaigns.list_campaigns(campaign.user_id)
+        return campaign, stored, recomputed, counts, mailboxes, campaigns.total
+    finally:
+        await runtime.close()
+
+
+def _counters(metrics: CampaignMetrics | dict[str, Any]) -> dict[str, int]:
+    data = metrics if isinstance(metrics, dict) else metrics.model_dump()
+    return {name: int(data[name]) for name in COUNTERS}
+
+
+def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(tmp_path: Path) -> None:
+    port = free_port()
+    result = _demo(tmp_path, port, recipients=80, minutes=0.3)
+    assert result["problems"] == []
+    assert result["import"]["accepted"] == 80
+    assert result["import"]["duplicates"] == 1 and result["import"]["invalid_count"] == 1
+
+    campaign, stored, recomputed, counts, mailboxes, _ = run_blocking(
+        _stored(tmp_path, result["campaign_id"])
+    )
+    printed = _counters(result["metrics"])
+    # What it printed is what is stored, and what is stored is what the events say.
+    assert printed == _counters(stored) == _counters(recomputed)
+    assert campaign.status == "completed"
+    assert counts == result["recipients"]
+    assert sum(counts.values()) == 80
+    assert {state for state, count in counts.items() if count} == {"sent", "bounced"}
+
+    # What the simulated people did is what mailramp counted.
+    did = result["simulated"]
+    refused_at_send = 80 - did["received"]
+    assert refused_at_send >= 1  # an address that does not exist: 550 at RCPT
+    assert stored.total_sent == 80
+    assert stored.total_bounced == refused_at_send + did["late_bounces"] >= 2
+    assert stored.total_delivered == 80 - stored.total_bounced
+    assert stored.total_human_opened == did["human_opens"] >= 1
+    assert stored.total_human_clicks == did["human_clicks"] >= 1
+    assert stored.total_opened >= did["human_opens"] + did["machine_opens"]
+    assert stored.total_clicks == did["human_clicks"] + did["scanner_clicks"]
+    assert stored.total_replied == did["replies"] >= 1
+    assert stored.total_auto_replied == did["auto_replies"] >= 1
+    assert stored.total_unsubscribed == did["unsubscribes"] >= 1
+    assert stored.open_rate == round(100 * stored.total_opened / stored.total_delivered, 2)
+
+    # The demo mailbox is parked: `mailramp serve` will not try its stopped servers.
+    (mailbox,) = mailboxes
+    assert mailbox.status == "inactive" and "demo" in (mailbox.status_reason or "")
+
+    # The data stays: `mailramp serve` shows it to the printed login.
+    serve_port = free_port()
+    with serving(serve_port, cwd=tmp_path, env=clean_environment(MAILRAMP_RUN_WORKER="false")):
+        base = f"http://127.0.0.1:{serve_port}"
+        with httpx.Client(base_url=base) as browser:
+            signed_in = browser.post(
+                "/signin", data={"login_id": result["login"], "password": result["password"]}
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            page = browser.get(f"/campaigns/{result['campaign_id']}")
+            assert page.status_code == 200
+            assert "Demo ·" in page.text and "completed" in page.text
+            sent_cell = re.search(r'data-metric="sent"[^>]*>(\d+)<', page.text)
+            assert sent_cell is not None and int(sent_cell.group(1)) == 80
+
+    # A second run reuses the demo user and mailbox and adds a campaign; the people who
+    # bounced or unsubscribed the first time are suppressed, not mailed again.
+    again = _demo(tmp_path, port, recipients=20, minutes=0.2)
+    assert again["problems"] == [] and again["password"] != result["password"]
+    *_, mailboxes, campaigns = run_blocking(_stored(tmp_path, again["campaign_id"]))
+    assert len(mailboxes) == 1 and campaigns == 2
+    imported = again["import"]
+    assert imported["accepted"] + imported["suppressed"] == 20
+    assert again["metrics"]["total_sent"] == imported["total_recipients"] == imported["accepted"]
