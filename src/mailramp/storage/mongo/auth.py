@@ -1,0 +1,116 @@
+"""API keys, sessions and login throttling on MongoDB.
+
+Every write is one single-document (or one `update_many`) operation: marking a key used,
+revoking, counting a failed login (`$inc`, read back in the same `find_one_and_update`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from mailramp.auth.models import ApiKey, Session
+from mailramp.storage.mongo.base import MongoBase
+from mailramp.storage.mongo.codec import API_KEYS, SESSIONS, USERS, from_document
+from mailramp.storage.mongo.tracking import maybe_oid
+
+
+class MongoAuth(MongoBase):
+    """AuthRepository."""
+
+    # -- API keys ---------------------------------------------------------------------
+
+    async def insert_api_key(self, key: ApiKey) -> ApiKey:
+        await self._insert(API_KEYS, key)
+        return key
+
+    async def list_api_keys(self, user_id: str) -> list[ApiKey]:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return []
+        cursor = (
+            self._db[API_KEYS].find({"user_id": owner}).sort([("created_at", -1), ("_id", -1)])
+        )
+        keys = [from_document(ApiKey, document) async for document in cursor]
+        return [key for key in keys if key is not None]
+
+    async def find_api_key(self, key_hash: str, *, now: datetime) -> ApiKey | None:
+        # Found and marked used in one operation; the key as it was before (as on SQL).
+        document = await self._db[API_KEYS].find_one_and_update(
+            {"key_hash": key_hash, "revoked_at": None},
+            {"$set": {"last_used_at": now}},
+            return_document=ReturnDocument.BEFORE,
+        )
+        return from_document(ApiKey, document)
+
+    async def revoke_api_key(self, user_id: str, key_id: str, *, now: datetime) -> bool:
+        owner, key = maybe_oid(user_id), maybe_oid(key_id)
+        if owner is None or key is None:
+            return False
+        result = await self._db[API_KEYS].update_one(
+            {"_id": key, "user_id": owner, "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )
+        return bool(result.matched_count == 1)
+
+    # -- sessions ---------------------------------------------------------------------
+
+    async def insert_session(self, session: Session) -> Session:
+        await self._insert(SESSIONS, session)
+        return session
+
+    async def find_session(self, token_hash: str, *, now: datetime) -> Session | None:
+        return await self._find_one(
+            SESSIONS,
+            Session,
+            {"token_hash": token_hash, "revoked_at": None, "expires_at": {"$gt": now}},
+        )
+
+    async def revoke_sessions(
+        self,
+        user_id: str,
+        *,
+        now: datetime,
+        except_id: str | None = None,
+        only_id: str | None = None,
+    ) -> int:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return 0
+        query: dict[str, Any] = {"user_id": owner, "revoked_at": None}
+        ids: dict[str, Any] = {}
+        if except_id is not None:
+            kept = maybe_oid(except_id)
+            if kept is not None:
+                ids["$ne"] = kept
+        if only_id is not None:
+            only = maybe_oid(only_id)
+            if only is None:
+                return 0
+            ids["$eq"] = only
+        if ids:
+            query["_id"] = ids
+        result = await self._db[SESSIONS].update_many(query, {"$set": {"revoked_at": now}})
+        return int(result.modified_count)
+
+    # -- login throttling -------------------------------------------------------------
+
+    async def record_login_failure(self, user_id: str, *, now: datetime) -> int:
+        user = maybe_oid(user_id)
+        if user is None:
+            return 0
+        document = await self._db[USERS].find_one_and_update(
+            {"_id": user},
+            {"$inc": {"failed_logins": 1}, "$set": {"last_failed_login_at": now}},
+            projection={"failed_logins": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return 0 if document is None else int(document["failed_logins"])
+
+    async def reset_login_failures(self, user_id: str) -> None:
+        user = maybe_oid(user_id)
+        if user is None:
+            return
+        await self._db[USERS].update_one(
+            {"_id": user}, {"$set": {"failed_logins": 0, "last_failed_login_at": None}}
+        )

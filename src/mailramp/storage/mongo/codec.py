@@ -1,0 +1,90 @@
+"""Models to documents and back, in the schema's native form: `_id` an ObjectId, the
+foreign keys the schema types as ObjectId stored as ObjectId, the `user_id`/`mailbox_id`
+aliases on their own documents kept as strings, `campaign_id` a UUID string, datetimes as
+BSON dates in UTC."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from bson import ObjectId
+from pydantic import BaseModel
+
+from mailramp.storage.rows import changes_row, to_row
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+USERS = "user_information_table"
+MAILBOXES = "linkbox_box_table"
+CAMPAIGNS = "campaign_creation_table"
+METRICS = "campaign_matrix"
+TRACKING = "email_tracking"
+EVENTS = "email_events"
+SUPPRESSIONS = "suppression_list"
+API_KEYS = "api_keys"
+SESSIONS = "sessions"
+WARM_UP_EMAILS = "warm_up_emails_table"
+EMAIL_CAMPAIGNS = "email_campaigns"
+META = "mailramp_meta"
+
+OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
+    # `user_id` here is the string alias of `_id` (schema): not converted.
+    USERS: frozenset({"_id"}),
+    # `mailbox_id` here is the string alias of `_id`; `user_id` the owner, an ObjectId.
+    MAILBOXES: frozenset({"_id", "user_id"}),
+    CAMPAIGNS: frozenset({"_id", "user_id", "mailbox_id", "created_by"}),
+    METRICS: frozenset({"_id", "user_id", "mailbox_id"}),
+    TRACKING: frozenset({"_id", "user_id", "mailbox_id"}),
+    EVENTS: frozenset({"_id", "user_id", "record_id"}),
+    SUPPRESSIONS: frozenset({"_id", "user_id"}),
+    API_KEYS: frozenset({"_id", "user_id"}),
+    SESSIONS: frozenset({"_id", "user_id"}),
+    WARM_UP_EMAILS: frozenset({"_id", "user_id"}),
+    EMAIL_CAMPAIGNS: frozenset({"_id", "user_id"}),
+}
+
+
+def oid(value: str) -> ObjectId:
+    """A 24-hex id as the ObjectId it is stored as."""
+    return ObjectId(value)
+
+
+def to_document(collection: str, model: BaseModel) -> dict[str, Any]:
+    """The document for `model` in `collection` (secret fields included, encrypted by the
+    services before they reach the store)."""
+    return encode(collection, to_row(model))
+
+
+def encode(collection: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored names and values → document values: ids the schema types as ObjectId become
+    ObjectIds."""
+    object_ids = OBJECT_ID_FIELDS[collection]
+    document = changes_row(values)
+    for name in object_ids & document.keys():
+        value = document[name]
+        if isinstance(value, str):
+            document[name] = ObjectId(value)
+    return document
+
+
+def decode(value: Any) -> Any:
+    """A document value as the models take it: ObjectIds as strings, dates aware UTC."""
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, dict):
+        return {key: decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode(item) for item in value]
+    return value
+
+
+def from_document(model: type[ModelT], document: Mapping[str, Any] | None) -> ModelT | None:
+    """The model of a stored document (fields the model does not know are left out)."""
+    if document is None:
+        return None
+    known = {field.alias or name for name, field in model.model_fields.items()}
+    return model.model_validate({k: decode(v) for k, v in document.items() if k in known})

@@ -1,0 +1,119 @@
+"""The indexes of every collection, as the schema lists them and the queries need them,
+created idempotently at start-up (create_index with an unchanged spec is a no-op).
+
+Optional unique fields (a user's email, Clerk id) get partial unique indexes over
+documents where the field is a string, so the many documents without one never collide.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from mailramp.storage.mongo.codec import (
+    API_KEYS,
+    CAMPAIGNS,
+    EMAIL_CAMPAIGNS,
+    EVENTS,
+    MAILBOXES,
+    METRICS,
+    SESSIONS,
+    SUPPRESSIONS,
+    TRACKING,
+    USERS,
+    WARM_UP_EMAILS,
+)
+
+STRING = {"$type": "string"}
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """One index: its name, keys, and whether (and where) it is unique."""
+
+    collection: str
+    name: str
+    keys: tuple[str, ...]
+    unique: bool = False
+    partial: dict[str, Any] | None = None
+    field: str | None = None  # the field a duplicate names in DuplicateError
+    kind: str = "document"  # what a duplicate is ("user", "mailbox", …)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+INDEXES: tuple[IndexSpec, ...] = (
+    # user_information_table
+    IndexSpec(USERS, "uq_user_information_table_login_id", ("login_id",), True,
+              field="login_id", kind="user"),
+    IndexSpec(USERS, "uq_user_information_table_email", ("email",), True,
+              partial={"email": STRING}, field="email", kind="user"),
+    IndexSpec(USERS, "uq_user_information_table_clerk_user_id", ("clerk_user_id",), True,
+              partial={"clerk_user_id": STRING}, field="clerk_user_id", kind="user"),
+    IndexSpec(USERS, "ix_user_information_table_created_at", ("created_at",)),
+    # linkbox_box_table
+    IndexSpec(MAILBOXES, "uq_linkbox_box_table_user_id_email", ("user_id", "email"), True,
+              field="email", kind="mailbox"),
+    # At most one primary per user, enforced by the server.
+    IndexSpec(MAILBOXES, "uq_linkbox_box_table_primary", ("user_id",), True,
+              partial={"is_primary": True}, field="is_primary", kind="primary mailbox"),
+    IndexSpec(MAILBOXES, "ix_linkbox_box_table_status", ("status",)),
+    IndexSpec(MAILBOXES, "ix_linkbox_box_table_created_at", ("created_at",)),
+    # campaign_creation_table
+    IndexSpec(CAMPAIGNS, "uq_campaign_creation_table_campaign_id", ("campaign_id",), True,
+              field="campaign_id", kind="campaign"),
+    IndexSpec(CAMPAIGNS, "ix_campaign_creation_table_user_id_created_at",
+              ("user_id", "created_at")),
+    IndexSpec(CAMPAIGNS, "ix_campaign_creation_table_mailbox_id", ("mailbox_id",)),
+    IndexSpec(CAMPAIGNS, "ix_campaign_creation_table_status_start_time",
+              ("status", "start_time")),
+    IndexSpec(CAMPAIGNS, "ix_campaign_creation_table_start_time", ("start_time",)),
+    # campaign_matrix
+    IndexSpec(METRICS, "uq_campaign_matrix_campaign_id", ("campaign_id",), True,
+              field="campaign_id", kind="campaign_matrix document"),
+    IndexSpec(METRICS, "ix_campaign_matrix_user_id", ("user_id",)),
+    IndexSpec(METRICS, "ix_campaign_matrix_mailbox_id", ("mailbox_id",)),
+    # email_tracking: one record per recipient per campaign; the send queue's claim index.
+    IndexSpec(TRACKING, "uq_email_tracking_campaign_id_recipient_email",
+              ("campaign_id", "recipient_email"), True,
+              field="recipient_email", kind="recipient"),
+    IndexSpec(TRACKING, "ix_email_tracking_status_scheduled_at", ("status", "scheduled_at")),
+    IndexSpec(TRACKING, "ix_email_tracking_message_id", ("message_id",)),
+    IndexSpec(TRACKING, "ix_email_tracking_user_id", ("user_id",)),
+    IndexSpec(TRACKING, "ix_email_tracking_mailbox_id", ("mailbox_id",)),
+    # email_events
+    IndexSpec(EVENTS, "ix_email_events_record_id", ("record_id",)),
+    IndexSpec(EVENTS, "ix_email_events_campaign_id_occurred_at", ("campaign_id", "occurred_at")),
+    # suppression_list
+    IndexSpec(SUPPRESSIONS, "uq_suppression_list_user_id_email", ("user_id", "email"), True,
+              field="email", kind="suppressed address"),
+    # api_keys, sessions
+    IndexSpec(API_KEYS, "uq_api_keys_key_hash", ("key_hash",), True,
+              field="key_hash", kind="API key"),
+    IndexSpec(API_KEYS, "ix_api_keys_user_id", ("user_id",)),
+    IndexSpec(SESSIONS, "uq_sessions_token_hash", ("token_hash",), True,
+              field="token_hash", kind="session"),
+    IndexSpec(SESSIONS, "ix_sessions_user_id", ("user_id",)),
+    # the legacy collections (read by owner, oldest first)
+    IndexSpec(WARM_UP_EMAILS, "ix_warm_up_emails_table_user_id", ("user_id",)),
+    IndexSpec(WARM_UP_EMAILS, "ix_warm_up_emails_table_created_at", ("created_at",)),
+    IndexSpec(EMAIL_CAMPAIGNS, "ix_email_campaigns_user_id", ("user_id",)),
+    IndexSpec(EMAIL_CAMPAIGNS, "ix_email_campaigns_created_at", ("created_at",)),
+)  # fmt: skip
+
+
+def unique_indexes(collection: str) -> list[IndexSpec]:
+    """The unique indexes of a collection, most specific first."""
+    return [spec for spec in INDEXES if spec.collection == collection and spec.unique]
+
+
+async def ensure_indexes(database: Any) -> int:
+    """Create every index that is missing; returns how many specs were applied."""
+    for spec in INDEXES:
+        options: dict[str, Any] = {"name": spec.name, **spec.extra}
+        if spec.unique:
+            options["unique"] = True
+        if spec.partial is not None:
+            options["partialFilterExpression"] = spec.partial
+        await database[spec.collection].create_index([(key, 1) for key in spec.keys], **options)
+    return len(INDEXES)

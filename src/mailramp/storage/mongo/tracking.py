@@ -1,0 +1,353 @@
+"""Tracking records, the event log and the counters it moves, on MongoDB.
+
+Atomicity without a replica set (no transactions): every step of `record_event` is one
+single-document operation, ordered so that what a crash can leave behind is only ever an
+under-count that `recompute_metrics` repairs from the records (the source of truth):
+
+1. the event is appended to `email_events` (the log; never read for counters);
+2. for each first-of-its-kind field, `update_one({_id, field: None}, {$set: field})` — the
+   record's own state change, atomic on one document, so of many concurrent duplicate hits
+   exactly one matches;
+3. only for the fields whose guarded update matched, the campaign_matrix counters are
+   `$inc`-ed (one `find_one_and_update`), then the derived fields (delivered, rates) are
+   written with the counters they were computed from in the filter, so a stale computation
+   never overwrites a newer one;
+4. the status change (`status $in status_from` in the filter) and the suppression (the
+   unique index refuses a second one) are single-document operations of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from mailramp.errors import DuplicateError
+from mailramp.kit.types import Page
+from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
+from mailramp.storage.mongo.base import MongoBase
+from mailramp.storage.mongo.codec import (
+    EVENTS,
+    METRICS,
+    SUPPRESSIONS,
+    TRACKING,
+    from_document,
+    oid,
+    to_document,
+)
+from mailramp.suppression.models import Suppression
+from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus
+
+FIRST_FIELDS = frozenset(
+    {
+        "opened_at",
+        "clicked_at",
+        "replied_at",
+        "bounced_at",
+        "unsubscribed_at",
+        "human_opened_at",
+        "human_clicked_at",
+        "auto_replied_at",
+        "delivered_at",
+        "sent_at",  # a reply or bounce report proves an `uncertain` message did leave
+    }
+)
+
+# Which record timestamp each counter counts (recomputation reads the records this way).
+COUNTED_BY = {
+    "total_sent": "sent_at",
+    "total_bounced": "bounced_at",
+    "total_opened": "opened_at",
+    "total_clicks": "clicked_at",
+    "total_replied": "replied_at",
+    "total_unsubscribed": "unsubscribed_at",
+    "total_human_opened": "human_opened_at",
+    "total_human_clicks": "human_clicked_at",
+    "total_auto_replied": "auto_replied_at",
+}
+
+
+def maybe_oid(value: str) -> ObjectId | None:
+    """The ObjectId a 24-hex id stands for; None for anything else (which matches nothing,
+    as an unknown id does on SQL)."""
+    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else None
+
+
+async def increment_counters(
+    database: Any, campaign_id: str, deltas: Mapping[str, int], now: datetime
+) -> dict[str, Any] | None:
+    """Add `deltas` to a campaign_matrix document's counters and rewrite its derived fields;
+    the document after, or None if the campaign has none.
+
+    The `$inc` is one atomic operation, so no increment is lost. The derived fields are then
+    `$set` with the counters they were computed from in the filter: if another writer moved
+    the counters in between, this write matches nothing — and that writer, whose `$inc` came
+    later, writes the derived fields of the newer counters itself. The last writer's
+    computation therefore always lands, and no stale one overwrites it."""
+    metrics = database[METRICS]
+    document: dict[str, Any] | None = await metrics.find_one_and_update(
+        {"campaign_id": campaign_id},
+        {"$inc": dict(deltas), "$set": {"last_updated": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if document is None:
+        return None
+    counters = {name: int(document.get(name) or 0) for name in COUNTERS}
+    derived = derived_fields(counters)
+    guard: dict[str, Any] = {"_id": document["_id"]}
+    guard |= {name: document.get(name) for name in COUNTERS}
+    await metrics.update_one(guard, {"$set": derived})
+    return document | derived
+
+
+class MongoTracking(MongoBase):
+    """TrackingRepository."""
+
+    # -- records ----------------------------------------------------------------------
+
+    async def insert_tracking(self, records: Sequence[EmailTracking]) -> int:
+        if not records:
+            return 0
+        documents = [to_document(TRACKING, record) for record in records]
+        # All or nothing without a transaction: refuse a batch holding a recipient the
+        # campaign (or the batch) already has before writing anything; should a concurrent
+        # insert win the race, the unique index refuses ours and the part of the batch
+        # already written is removed again.
+        seen: set[tuple[str, str]] = set()
+        for document in documents:
+            key = (document["campaign_id"], document["recipient_email"])
+            if key in seen:
+                raise _duplicate_recipient(key[1])
+            seen.add(key)
+        by_campaign: dict[str, list[str]] = {}
+        for campaign_id, email in seen:
+            by_campaign.setdefault(campaign_id, []).append(email)
+        for campaign_id, emails in by_campaign.items():
+            existing = await self._db[TRACKING].find_one(
+                {"campaign_id": campaign_id, "recipient_email": {"$in": emails}},
+                {"recipient_email": 1},
+            )
+            if existing is not None:
+                raise _duplicate_recipient(existing["recipient_email"])
+        try:
+            await self._db[TRACKING].insert_many(documents, ordered=True)
+        except (BulkWriteError, DuplicateKeyError) as error:
+            details: Mapping[str, Any] = error.details or {}
+            # Ordered: the documents before the refused one were written; take them back.
+            written = documents[: int(details.get("nInserted") or 0)]
+            if written:
+                await self._db[TRACKING].delete_many(
+                    {"_id": {"$in": [document["_id"] for document in written]}}
+                )
+            raise await self._refused(details, documents) from None
+        return len(documents)
+
+    async def _refused(
+        self, details: Mapping[str, Any], documents: Sequence[Mapping[str, Any]]
+    ) -> DuplicateError:
+        """The DuplicateError for a batch the unique indexes refused: the recipient, or a
+        reused `_id` (a server names the index; the test double does not, so then the
+        recipient's index is checked for another record holding the address)."""
+        errors = details.get("writeErrors") or [details]
+        first: Mapping[str, Any] = errors[0] if errors else {}
+        index = first.get("index")
+        refused: Mapping[str, Any] = (
+            documents[index] if isinstance(index, int) and 0 <= index < len(documents) else {}
+        )
+        email = refused.get("recipient_email")
+        text = str(first.get("errmsg") or "")
+        pattern = set(first.get("keyPattern") or {})
+        if "recipient_email" in text or "recipient_email" in pattern:
+            return _duplicate_recipient(email)
+        if "_id_" in text or pattern == {"_id"}:
+            return DuplicateError("_id", str(refused.get("_id")))
+        other = await self._db[TRACKING].find_one(
+            {
+                "campaign_id": refused.get("campaign_id"),
+                "recipient_email": email,
+                "_id": {"$ne": refused.get("_id")},
+            },
+            {"_id": 1},
+        )
+        if other is not None or not refused:
+            return _duplicate_recipient(email)
+        return DuplicateError("_id", str(refused.get("_id")))
+
+    async def get_tracking(self, user_id: str, tracking_id: str) -> EmailTracking | None:
+        record_id, owner = maybe_oid(tracking_id), maybe_oid(user_id)
+        if record_id is None or owner is None:
+            return None
+        return await self._find_one(
+            TRACKING, EmailTracking, {"_id": record_id, "user_id": owner}
+        )
+
+    async def list_tracking(
+        self,
+        user_id: str,
+        campaign_id: str,
+        *,
+        status: TrackingStatus | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[EmailTracking]:
+        query: dict[str, Any] = {"campaign_id": campaign_id, "user_id": maybe_oid(user_id)}
+        if status is not None:
+            query["status"] = TrackingStatus(status).value
+        order = [("scheduled_at", 1), ("_id", 1)]
+        return await self._page(TRACKING, EmailTracking, query, order, offset, limit)
+
+    async def count_tracking_by_status(self, user_id: str, campaign_id: str) -> dict[str, int]:
+        # As on SQL (and as the protocol says): statuses with no records are left out.
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return {}
+        cursor = await self._db[TRACKING].aggregate(
+            [
+                {"$match": {"campaign_id": campaign_id, "user_id": owner}},
+                {"$group": {"_id": "$status", "count": {"$sum": 1}}},
+            ]
+        )
+        return {str(row["_id"]): int(row["count"]) async for row in cursor}
+
+    async def get_tracking_unscoped(self, tracking_id: str) -> EmailTracking | None:
+        record_id = maybe_oid(tracking_id)
+        if record_id is None:
+            return None
+        return await self._find_one(TRACKING, EmailTracking, {"_id": record_id})
+
+    async def find_tracking_by_message_ids(
+        self, message_ids: Collection[str]
+    ) -> list[EmailTracking]:
+        if not message_ids:
+            return []
+        cursor = (
+            self._db[TRACKING].find({"message_id": {"$in": list(message_ids)}}).sort("_id", 1)
+        )
+        found = [from_document(EmailTracking, document) async for document in cursor]
+        return [record for record in found if record is not None]
+
+    # -- events -----------------------------------------------------------------------
+
+    async def record_event(
+        self,
+        event: EmailEvent,
+        *,
+        firsts: Mapping[str, str],
+        suppress: Suppression | None = None,
+        status_from: Collection[TrackingStatus] = (),
+        status_to: TrackingStatus | None = None,
+    ) -> dict[str, int]:
+        unknown = set(firsts) - FIRST_FIELDS
+        if unknown or set(firsts.values()) - set(COUNTERS):
+            raise ValueError(f"not event fields or counters: {sorted(firsts.items())}")
+        # The order of the writes is the module docstring's: log, record, counters.
+        await self._db[EVENTS].insert_one(to_document(EVENTS, event))
+        record_id = oid(event.record_id)
+        deltas: dict[str, int] = {}
+        for field, counter in firsts.items():
+            # Only the first event of its kind sets the field: counters count recipients.
+            # `{field: None}` matches a missing field too (documents written elsewhere).
+            changed = await self._db[TRACKING].update_one(
+                {"_id": record_id, field: None},
+                {"$set": {field: event.occurred_at, "updated_at": event.occurred_at}},
+            )
+            if changed.matched_count == 1:
+                deltas[counter] = deltas.get(counter, 0) + 1
+        if status_to is not None:
+            await self._db[TRACKING].update_one(
+                {
+                    "_id": record_id,
+                    "status": {"$in": [TrackingStatus(status).value for status in status_from]},
+                },
+                {"$set": {"status": status_to.value, "updated_at": event.occurred_at}},
+            )
+        if suppress is not None:
+            try:
+                await self._db[SUPPRESSIONS].insert_one(to_document(SUPPRESSIONS, suppress))
+            except DuplicateKeyError:
+                pass  # already suppressed: the first reason stays
+        if deltas:
+            await increment_counters(self._db, event.campaign_id, deltas, event.occurred_at)
+        return deltas
+
+    async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
+        # One pass over the campaign's records: each counter is how many have its field set.
+        group: dict[str, Any] = {"_id": None}
+        for counter, field in COUNTED_BY.items():
+            group[counter] = {"$sum": {"$cond": [{"$ifNull": [f"${field}", False]}, 1, 0]}}
+        cursor = await self._db[TRACKING].aggregate(
+            [{"$match": {"campaign_id": campaign_id}}, {"$group": group}]
+        )
+        rows = [row async for row in cursor]
+        counters = {counter: int(rows[0][counter]) if rows else 0 for counter in COUNTED_BY}
+        # total_delivered is derived; the counters this leaves out of COUNTED_BY have none.
+        full = {name: counters.get(name, 0) for name in COUNTERS}
+        values = {**counters, **derived_fields(full), "last_updated": now}
+        document = await self._db[METRICS].find_one_and_update(
+            {"campaign_id": campaign_id},
+            {"$set": values},
+            return_document=ReturnDocument.AFTER,
+        )
+        return from_document(CampaignMetrics, document)
+
+    async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return []
+        # Hours as date parts (UTC), which every server version and the test double group
+        # by; `$dateTrunc` would need MongoDB 5.0 and is not in mongomock.
+        hour = {
+            "year": {"$year": "$occurred_at"},
+            "month": {"$month": "$occurred_at"},
+            "day": {"$dayOfMonth": "$occurred_at"},
+            "hour": {"$hour": "$occurred_at"},
+        }
+        cursor = await self._db[EVENTS].aggregate(
+            [
+                {"$match": {"campaign_id": campaign_id, "user_id": owner}},
+                {
+                    "$group": {
+                        "_id": {**hour, "type": "$type", "machine": "$machine"},
+                        "count": {"$sum": 1},
+                    }
+                },
+            ]
+        )
+        series = []
+        async for row in cursor:
+            key = row["_id"]
+            series.append(
+                {
+                    "hour": datetime(
+                        key["year"], key["month"], key["day"], key["hour"], tzinfo=UTC
+                    ),
+                    "type": key["type"],
+                    "machine": bool(key["machine"]),
+                    "count": int(row["count"]),
+                }
+            )
+        series.sort(key=lambda point: (point["hour"], point["type"], point["machine"]))
+        return series
+
+    async def list_events(
+        self, user_id: str, record_id: str, *, limit: int = 100
+    ) -> list[EmailEvent]:
+        owner, record = maybe_oid(user_id), maybe_oid(record_id)
+        if owner is None or record is None:
+            return []
+        cursor = (
+            self._db[EVENTS]
+            .find({"record_id": record, "user_id": owner})
+            .sort([("occurred_at", 1), ("_id", 1)])
+            .limit(limit)
+        )
+        events = [from_document(EmailEvent, document) async for document in cursor]
+        return [event for event in events if event is not None]
+
+
+def _duplicate_recipient(email: Any) -> DuplicateError:
+    return DuplicateError("recipient_email", email, kind="recipient")
