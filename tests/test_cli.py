@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import typer.main
 
@@ -183,3 +184,43 @@ def test_exit_codes_name_the_problem(cli) -> None:  # type: ignore[no-untyped-de
 def test_the_old_show_name_still_works(tmp_path: Path) -> None:
     shown = run_mailramp("campaign", "show", "8f14e45f-ceea-467f-a0e6-1b0e1f6b0e33", cwd=tmp_path)
     assert shown.returncode == 3
+
+
+def test_worker_serves_health_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.postgres import free_port
+
+    port = free_port()
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mailramp", "worker", "--health-port", str(port)],
+        cwd=tmp_path,
+        env=clean_environment(MAILRAMP_LOG_FORMAT="json", MAILRAMP_WORKER_POLL_SECONDS="0.2"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+                assert time.monotonic() < deadline, "the worker's health port never answered"
+                time.sleep(0.1)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'mailramp_queue_depth{state="due"} 0.0' in metrics
+        assert "mailramp_claim_latency_seconds_count" in metrics
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=30)
+        log.close()
+    assert code == 0
+    lines = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)

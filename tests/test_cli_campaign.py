@@ -115,6 +115,6 @@ def test_import_show_and_the_worker_inside_serve(tmp_path: Path) -> None:
             cwd=tmp_path,
             env=environment,
         )
-        assert unknown.returncode == 1 and "not found" in unknown.stderr
+        assert unknown.returncode == 3 and "not found" in unknown.stderr  # exit code 3: not found
     finally:
         server.stop()

@@ -46,7 +46,7 @@ def test_serve_refuses_to_start_with_a_broken_setting(tmp_path: Path) -> None:
     result = run_mailramp(
         "serve", cwd=tmp_path, env=clean_environment(MAILRAMP_DATABASE_URL="mysql://x/y")
     )
-    assert result.returncode == 1
+    assert result.returncode == 5  # configuration (docs/cli.md)
     assert "unsupported scheme 'mysql'" in result.stderr
 
 
@@ -58,7 +58,7 @@ def test_db_upgrade_then_serve_on_postgresql(tmp_path: Path, postgres: PostgresT
         MAILRAMP_ENCRYPTION_KEY_FILE=str(tmp_path / "keys"),
     )
     refused = run_mailramp("serve", cwd=tmp_path, env=environment)
-    assert refused.returncode == 1
+    assert refused.returncode == 5  # configuration (docs/cli.md)
     assert "run `mailramp db upgrade`" in refused.stderr
 
     upgraded = run_mailramp("db", "upgrade", cwd=tmp_path, env=environment)

@@ -46,6 +46,16 @@ class Settings(BaseSettings):
         "(turn off when `mailramp db upgrade` runs as a deploy step).",
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text`: one human-readable line per record; `json`: one JSON object per "
+        "line (time, level, logger, message and the record's extra fields), for log collectors.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, GET /metrics (of `mailramp serve` and of a worker's health "
+        "port) requires `Authorization: Bearer <token>`; unset, /metrics is open.",
+    )
     clerk_jwt_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("MAILRAMP_CLERK_JWT_KEY", "CLERK_JWT_KEY"),

@@ -24,6 +24,7 @@ from mailramp.kit.signing import TokenSigner, derive_tracking_keys
 from mailramp.legacy.service import LegacyService
 from mailramp.mailboxes.service import MailboxService
 from mailramp.metrics.service import MetricsService
+from mailramp.observability import Telemetry
 from mailramp.providers.registry import DefaultProviders, ProviderFactory
 from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
@@ -58,6 +59,8 @@ class Runtime:
     clerk: ClerkVerifier | None
     clerk_frontend: ClerkFrontend | None
     clock: Clock
+    telemetry: Telemetry
+    """This process's Prometheus metrics (GET /metrics)."""
 
     def worker(
         self, *, providers: ProviderFactory | None = None, worker_id: str | None = None
@@ -79,6 +82,7 @@ class Runtime:
             clock=self.clock,
             worker_id=worker_id,
             tracking=self.tracking_links,
+            metrics=self.telemetry,
         )
 
     def inbox_poller(self, *, inboxes: InboxFactory | None = None) -> InboxPoller:
@@ -89,6 +93,7 @@ class Runtime:
             inboxes or DefaultInboxes(allow_private_hosts=self.settings.allow_private_hosts),
             clock=self.clock,
             interval_seconds=self.settings.inbox_poll_interval_seconds,
+            metrics=self.telemetry,
         )
 
     async def close(self) -> None:
@@ -129,6 +134,7 @@ async def open_runtime(
         await store.close()
         raise
     accounts = AccountService(store, clock=clock)
+    telemetry = Telemetry()
     return Runtime(
         settings=settings,
         store=store,
@@ -139,7 +145,7 @@ async def open_runtime(
         metrics=MetricsService(store),
         legacy=LegacyService(store),
         sending=SendingService(store, clock=clock),
-        tracking=TrackingService(store, signer, clock=clock),
+        tracking=TrackingService(store, signer, clock=clock, metrics=telemetry),
         tracking_links=TrackingLinks(signer, settings.public_base_url),
         auth=AuthService(store, accounts, clock=clock, signup_open=settings.signup_open),
         clerk=clerk_verifier(settings),
@@ -147,6 +153,7 @@ async def open_runtime(
             settings.clerk_publishable_key, settings.clerk_frontend_api_url
         ),
         clock=clock,
+        telemetry=telemetry,
     )
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.kit.ids import new_object_id
-from mailramp.sending.models import Outcome, SendResult
+from mailramp.sending.models import EXPIRY_GRACE, Outcome, SendResult
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
@@ -159,7 +159,10 @@ async def test_lifecycle_expires_completes_and_turns_stale_sends_uncertain(
     )
     report = await store.run_lifecycle(now=NOW + timedelta(minutes=3))
     assert report.uncertain_records == 1 and report.completed == 0
+    # At end_time, what was due inside the window may still go out for a grace period.
     report = await store.run_lifecycle(now=campaign.end_time)
+    assert report.expired_records == 0 and report.completed == 0
+    report = await store.run_lifecycle(now=campaign.end_time + EXPIRY_GRACE)
     assert report.expired_records == 2 and report.completed == 1
     stored = await store.get_campaign_unscoped(campaign.campaign_id)
     assert stored is not None and stored.status == "completed"
@@ -221,3 +224,16 @@ async def test_suppression_list_is_per_owner(services: Services) -> None:
     assert not await store.remove_suppression(bob.id, "x@example.com")
     assert await store.remove_suppression(alice.id, "x@example.com")
     assert await store.suppressed_among(alice.id, ["x@example.com"]) == set()
+
+
+async def test_sends_due_inside_the_window_still_go_out_just_after_it(
+    services: Services,
+) -> None:
+    store = services.store
+    campaign, _ = await _active_campaign(services, 2)
+    late = campaign.end_time + EXPIRY_GRACE - timedelta(seconds=1)
+    assert (await store.run_lifecycle(now=late)).expired_records == 0
+    claimed = await store.claim_due(
+        worker_id="w", now=late, lease_until=late + timedelta(minutes=2), limit=10
+    )
+    assert len(claimed) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
+from mailramp.sending.models import EXPIRY_GRACE
 from mailramp.tracking.models import TrackingStatus
 from tests.sending.conftest import World
 
@@ -180,11 +181,17 @@ async def test_campaign_starts_by_itself_and_unsent_records_expire_at_end(world:
     assert (
         await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
     ).status == "active"
-    # The mailbox breaks, so nothing more is sent; at end_time the rest expires.
+    # The mailbox breaks, so nothing more is sent; after end_time and its grace the rest
+    # expires.
     await world.mailboxes.set_status(
         user.user_id, mailbox.mailbox_id, "error", reason="paused by test"
     )
     world.clock.now = campaign.end_time
+    await worker.tick()
+    assert (
+        await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
+    ).status == "active"
+    world.clock.now = campaign.end_time + EXPIRY_GRACE
     await worker.tick()
     final = await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
     assert final.status == "completed"
@@ -260,3 +267,83 @@ async def test_loopback_smtp_host_is_refused_unless_allowed(world: World) -> Non
     assert "MAILRAMP_ALLOW_PRIVATE_HOSTS" in (broken.status_reason or "")
     counts = await world.sending.status_counts(user.user_id, campaign.campaign_id)
     assert counts["pending"] == 4 and world.smtp.inbox.messages == []
+
+
+async def test_an_address_suppressed_after_import_is_not_sent_to(world: World) -> None:
+    from mailramp.kit.ids import new_object_id
+    from mailramp.suppression.models import Suppression, SuppressionReason
+
+    user, mailbox = await world.sender()
+    campaign, report = await world.campaign(user, mailbox, CSV)
+    assert report.accepted == 4
+    # Bob unsubscribed from another campaign after this one was imported.
+    await world.store.add_suppression(
+        Suppression(
+            id=new_object_id(),
+            user_id=user.id,
+            email="bob@example.com",
+            reason=SuppressionReason.UNSUBSCRIBED,
+            created_at=world.clock(),
+        )
+    )
+    await world.run(world.worker(), until=campaign.end_time)
+
+    assert sorted(world.smtp.inbox.count_by_recipient()) == [
+        "alice@example.com",
+        "carol@example.com",
+        "dave@example.com",
+    ]
+    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    bob = next(r for r in records.items if r.recipient_email == "bob@example.com")
+    assert bob.status == TrackingStatus.SUPPRESSED and bob.sent_at is None
+    assert bob.message_id is None and "suppression list" in (bob.last_error or "")
+    metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert (metrics.total_sent, metrics.total_delivered) == (3, 3)
+    finished = await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
+    assert finished.status == "completed"
+
+
+async def test_a_refused_sender_stops_the_mailbox_not_the_recipients(world: World) -> None:
+    user, mailbox = await world.sender()
+    campaign, _ = await world.campaign(user, mailbox, CSV)
+    world.smtp.inbox.mail_replies["ann@acme.com"] = "550 5.7.1 Account suspended"
+    worker = world.worker()
+    world.clock.now = campaign.end_time - timedelta(minutes=1)  # everything is due
+    await worker.tick()
+    await worker.close()
+
+    broken = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
+    assert broken.status == "error"
+    assert "refused to send as ann@acme.com: 550" in (broken.status_reason or "")
+    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    assert {r.status for r in records.items} == {TrackingStatus.PENDING}
+    assert (
+        await world.store.suppressed_among(user.id, [r.recipient_email for r in records.items])
+        == set()
+    )
+    metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert (metrics.total_sent, metrics.total_bounced) == (0, 0)
+    assert world.smtp.inbox.count_by_recipient() == {}
+
+
+async def test_what_the_mailbox_sent_today_counts_against_its_daily_limit(world: World) -> None:
+    user, mailbox = await world.sender(daily_limit=3)
+    first, _ = await world.campaign(
+        user, mailbox, "email\na@example.com\nb@example.com\nc@example.com\n"
+    )
+    await world.run(world.worker(), until=first.end_time)
+    assert len(world.smtp.inbox.messages) == 3  # today's limit is used up
+    # Later the same day, a second campaign whose window is mostly today: its sends must
+    # all wait for tomorrow (the hour after midnight).
+    second, report = await world.campaign(
+        user,
+        mailbox,
+        "email\nd@example.com\ne@example.com\n",
+        campaign_name="Same day",
+        duration=14,
+    )
+    assert report.accepted == 2
+    records = await world.store.list_tracking(user.id, second.campaign_id)
+    today = world.clock().date()
+    days = [r.scheduled_at.date() for r in records.items if r.scheduled_at is not None]
+    assert len(days) == 2 and all(day > today for day in days), days

@@ -35,6 +35,8 @@ class Inbox:
     rcpt_replies: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     """Per recipient, replies to give to RCPT before accepting (consumed one per attempt);
     a reply ending in '!' is given every time."""
+    mail_replies: dict[str, str] = field(default_factory=dict)
+    """Per sender, a reply to give to every MAIL FROM (e.g. an account the server disabled)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     accounts: dict[str, str] = field(default_factory=dict)
     """Logins the server accepts (AUTH PLAIN/LOGIN, allowed without TLS on loopback)."""
@@ -58,6 +60,17 @@ class Inbox:
 class _Handler:
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any
+    ) -> str:
+        with self.inbox.lock:
+            reply = self.inbox.mail_replies.get(address)
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any

@@ -4,6 +4,7 @@ keys, mailboxes, campaigns, the error shape, and user isolation."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +284,18 @@ def test_campaign_life_through_the_api(base: str, seen: list[str]) -> None:
     ]
     scheduled = browser.call("GET", "/api/v1/campaigns", params={"status": "scheduled"}).json()
     assert scheduled["total"] == 2
+    # Launch: the window moves to begin now, same length; then the campaign is active.
+    launched = browser.call("POST", f"/api/v1/campaigns/{second['campaign_id']}/launch")
+    assert launched.status_code == 200, launched.text
+    body = launched.json()
+    assert body["status"] == "active" and body["start_time"] < "2030"
+    hours = (
+        datetime.fromisoformat(body["end_time"]) - datetime.fromisoformat(body["start_time"])
+    ).total_seconds() / 3600
+    assert hours == second["duration"]
     assert browser.call("POST", f"/api/v1/campaigns/{cid}/cancel").json()["status"] == "cancelled"
+    relaunch = browser.call("POST", f"/api/v1/campaigns/{cid}/launch")
+    assert relaunch.status_code == 409 and relaunch.json()["error"]["code"] == "invalid_transition"
     illegal = browser.call("POST", f"/api/v1/campaigns/{cid}/pause")
     assert illegal.status_code == 409 and illegal.json()["error"]["code"] == "invalid_transition"
     bad = browser.call(
@@ -332,6 +344,7 @@ def test_user_b_gets_404_on_every_object_of_user_a(base: str, seen: list[str]) -
         ("DELETE", f"/api/v1/mailboxes/{mid}", {}),
         ("GET", f"/api/v1/campaigns/{cid}", {}),
         ("PATCH", f"/api/v1/campaigns/{cid}", {"json": {"subject": "pwned"}}),
+        ("POST", f"/api/v1/campaigns/{cid}/launch", {}),
         ("POST", f"/api/v1/campaigns/{cid}/pause", {}),
         ("POST", f"/api/v1/campaigns/{cid}/resume", {}),
         ("POST", f"/api/v1/campaigns/{cid}/cancel", {}),

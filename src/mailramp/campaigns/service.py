@@ -215,6 +215,23 @@ class CampaignService:
         await self._replan(resumed)
         return resumed
 
+    async def launch(self, user_id: str, campaign_id: str) -> Campaign:
+        """Start sending now. A scheduled campaign's window moves to begin now (same
+        duration) and it becomes active; a paused one resumes."""
+        campaign = await self.get_campaign(user_id, campaign_id)
+        if campaign.status is CampaignStatus.PAUSED:
+            return await self.resume(user_id, campaign_id)
+        if campaign.status is not CampaignStatus.SCHEDULED:
+            raise InvalidTransitionError(
+                "campaign",
+                campaign.status,
+                CampaignStatus.ACTIVE,
+                sorted(s.value for s in TRANSITIONS[campaign.status]),
+            )
+        if campaign.start_time > self._clock():
+            await self.update_campaign(user_id, campaign_id, start_time=self._clock())
+        return await self.change_status(user_id, campaign_id, CampaignStatus.ACTIVE)
+
     async def cancel(self, user_id: str, campaign_id: str) -> Campaign:
         """Stop the campaign for good: what has not left is marked `cancelled` (sends already
         in flight finish)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -39,6 +38,7 @@ from mailramp.errors import (
 from mailramp.kit.ids import is_object_id
 from mailramp.kit.validation import campaign_id_arg
 from mailramp.mailboxes.models import Mailbox
+from mailramp.observability import configure_logging
 from mailramp.runtime import Runtime, open_runtime
 
 T = TypeVar("T")
@@ -61,10 +61,9 @@ def load_settings(*, server: bool = False) -> Settings:
     commands (`server=False`) log warnings and errors only, unless MAILRAMP_LOG_LEVEL is
     DEBUG, so their output is what they print."""
     settings = Settings()
-    level = settings.log_level.upper()
-    if not server and level != "DEBUG":
-        level = "WARNING"
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not server and settings.log_level.upper() != "DEBUG":
+        settings = settings.model_copy(update={"log_level": "WARNING"})
+    configure_logging(settings)
     return settings
 
 

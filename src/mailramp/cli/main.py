@@ -18,6 +18,7 @@ from mailramp.cli.demo import demo
 from mailramp.config import Settings
 from mailramp.errors import MailrampError
 from mailramp.kit.secrets import KeyFile, generate_key
+from mailramp.observability import health_server
 from mailramp.runtime import migrate_store, open_runtime, open_store
 from mailramp.storage.sql.migrate import head_revision
 
@@ -80,6 +81,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through our handler (text or JSON)
     )
 
 
@@ -198,7 +200,13 @@ def keys_rotate(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    health_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /healthz and /metrics (Prometheus) on this port; off by default."),
+    ] = None,
+    health_host: Annotated[str, typer.Option(help="Address for --health-port.")] = "127.0.0.1",
+) -> None:
     """Send due email and read inboxes for replies and bounces until SIGTERM or Ctrl-C
     (then finish the sends in flight and stop).
 
@@ -206,7 +214,7 @@ def worker() -> None:
 
     Example:
 
-        MAILRAMP_DATABASE_URL=postgresql://mailramp@db/mailramp mailramp worker
+        MAILRAMP_DATABASE_URL=postgresql://mailramp@db/mailramp mailramp worker --health-port 9101
     """
     settings = _settings(server=True)
 
@@ -223,7 +231,11 @@ def worker() -> None:
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, stop)
         try:
-            await asyncio.gather(sender.run(), poller.run())
+            if health_port is None:
+                await asyncio.gather(sender.run(), poller.run())
+            else:
+                async with health_server(runtime, host=health_host, port=health_port):
+                    await asyncio.gather(sender.run(), poller.run())
         finally:
             await runtime.close()
 

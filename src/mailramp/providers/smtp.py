@@ -109,6 +109,14 @@ class SmtpProvider:
             await client.rcpt(recipient)
         except aiosmtplib.SMTPResponseException as error:
             await self._reset(client)
+            if error.code >= 500 and not isinstance(error, aiosmtplib.SMTPRecipientRefused):
+                # The server refuses the sender, not the recipient (an account suspended or
+                # not allowed to send as this address): the mailbox is the problem, and
+                # the recipients must not be counted as bounced or suppressed.
+                raise MailboxUnusableError(
+                    f"the server refused to send as {sender}: {error.code} {error.message}",
+                    smtp_code=error.code,
+                ) from None
             raise _refusal(
                 error,
                 phase="RCPT" if isinstance(error, aiosmtplib.SMTPRecipientRefused) else "MAIL",

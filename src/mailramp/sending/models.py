@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+
+EXPIRY_GRACE = timedelta(minutes=5)
+"""How long after a campaign's end_time its records that were due inside the window are
+still sent (a worker that was a little behind); only then is what is left `expired`."""
 
 
 class Outcome(StrEnum):
@@ -15,6 +19,7 @@ class Outcome(StrEnum):
     RETRY = "retry"  # transient failure before the message left: try again later
     FAILED = "failed"  # transient failures used up every attempt
     UNCERTAIN = "uncertain"  # the connection broke while the message was being handed over
+    SUPPRESSED = "suppressed"  # the address unsubscribed or bounced after it was imported
 
 
 @dataclass(frozen=True)
@@ -78,3 +83,12 @@ class LifecycleReport:
     completed: int = 0
     expired_records: int = 0
     uncertain_records: int = 0
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """The send queue across every user, for operators: records a worker could claim now,
+    and records being handed to a provider."""
+
+    due: int = 0
+    sending: int = 0

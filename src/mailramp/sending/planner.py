@@ -55,6 +55,12 @@ def day_of(moment: datetime, window: SendingWindow | None) -> date:
     return moment.astimezone(zone).date()
 
 
+def start_of_day(moment: datetime, window: SendingWindow | None) -> datetime:
+    """Midnight (UTC) beginning the calendar day `moment` counts against."""
+    zone = window.zone if window else UTC_ZONE
+    return datetime.combine(day_of(moment, window), time(0), zone).astimezone(UTC)
+
+
 def _days(request: PlanRequest, *, daily_limit: int, end: datetime) -> list[_Day]:
     window = request.window
     zone = window.zone if window else UTC_ZONE

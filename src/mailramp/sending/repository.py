@@ -8,7 +8,7 @@ from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
 from mailramp.mailboxes.models import Mailbox
-from mailramp.sending.models import ImportCounts, LifecycleReport, SendResult
+from mailramp.sending.models import ImportCounts, LifecycleReport, QueueDepth, SendResult
 from mailramp.tracking.models import EmailTracking
 
 PlanFunction = Callable[[int], Sequence[datetime]]
@@ -46,7 +46,9 @@ class SendingRepository(Protocol):
     async def planned_times_for_mailbox(
         self, mailbox_id: str, *, exclude_campaign_id: str, start: datetime, end: datetime
     ) -> list[datetime]:
-        """Send times other campaigns of the mailbox hold in [start, end) (for the daily limit)."""
+        """The mailbox's sends in [start, end) that count against its daily limit: those
+        other campaigns have planned (pending), and those any campaign already made (sent,
+        bounced, in flight or uncertain)."""
         ...
 
     async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
@@ -92,4 +94,10 @@ class SendingRepository(Protocol):
     ) -> int:
         """Give back leased records that were never marked `sending` (all of the worker's,
         or just `record_ids`)."""
+        ...
+
+    async def queue_depth(self, *, now: datetime) -> QueueDepth:
+        """Over every user (operator metrics; unscoped): how many records the next worker
+        pass would claim — due, unleased, on a sendable mailbox, of a campaign that is
+        active or whose start came, before its end — and how many are `sending`."""
         ...

@@ -18,8 +18,12 @@ async def plan_request(
 ) -> planner.PlanRequest:
     """What a plan for `count` sends of `campaign` from `now` on must respect."""
     start = max(now, campaign.start_time)
+    # From the start of that day: what the mailbox already sent today counts too.
     taken = await store.planned_times_for_mailbox(
-        mailbox.id, exclude_campaign_id=campaign.campaign_id, start=start, end=campaign.end_time
+        mailbox.id,
+        exclude_campaign_id=campaign.campaign_id,
+        start=planner.start_of_day(start, campaign.sending_window),
+        end=campaign.end_time,
     )
     per_day = Counter(planner.day_of(moment, campaign.sending_window) for moment in taken)
     return planner.PlanRequest(

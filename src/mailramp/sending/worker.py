@@ -15,10 +15,12 @@ import logging
 import os
 import random
 import socket
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
 from mailramp.kit.clock import Clock, utc_now
@@ -56,6 +58,38 @@ class WorkerSettings:
     poll_seconds: float = 1.0
 
 
+class WorkerMetrics(Protocol):
+    """What a worker reports for monitoring (`mailramp.observability.Telemetry`)."""
+
+    def observe_claim(self, seconds: float) -> None:
+        """One claim transaction took `seconds`."""
+        ...
+
+    def observe_send(self, seconds: float) -> None:
+        """Handing one message to its provider took `seconds`."""
+        ...
+
+    def count_outcome(self, outcome: Outcome) -> None:
+        """One record's send attempt ended in `outcome`."""
+        ...
+
+
+class _Unmeasured:
+    """Metrics nobody reads."""
+
+    def observe_claim(self, seconds: float) -> None:
+        pass
+
+    def observe_send(self, seconds: float) -> None:
+        pass
+
+    def count_outcome(self, outcome: Outcome) -> None:
+        pass
+
+
+SUPPRESSED_SINCE_IMPORT = "not sent: the address is on the suppression list"
+
+
 def new_worker_id() -> str:
     """Unique per process: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{random.randrange(16**6):06x}"  # noqa: S311
@@ -74,8 +108,10 @@ class SendingWorker:
         clock: Clock = utc_now,
         worker_id: str | None = None,
         tracking: TrackingLinks | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._tracking = tracking
+        self._metrics = metrics or _Unmeasured()
         self._store = store
         self._mailboxes = mailboxes
         self._providers = providers
@@ -137,27 +173,57 @@ class SendingWorker:
 
     async def tick(self) -> int:
         """One pass: lifecycle, then lease and send what is due. Returns records handled."""
+        started = time.perf_counter()
         now = self._clock()
         await self._store.run_lifecycle(now=now)
         if self._stopping.is_set():
             return 0
+        claim_started = time.perf_counter()
         records = await self._store.claim_due(
             worker_id=self.worker_id,
             now=now,
             lease_until=now + timedelta(seconds=self._settings.lease_seconds),
             limit=self._settings.batch_size,
         )
+        self._metrics.observe_claim(time.perf_counter() - claim_started)
         if not records:
             return 0
         by_mailbox: dict[str, list[EmailTracking]] = defaultdict(list)
         for record in records:
             by_mailbox[record.mailbox_id].append(record)
+        outcomes: Counter[Outcome] = Counter()
         await asyncio.gather(
-            *(self._send_for_mailbox(mailbox_id, group) for mailbox_id, group in by_mailbox.items())
+            *(
+                self._send_for_mailbox(mailbox_id, group, outcomes)
+                for mailbox_id, group in by_mailbox.items()
+            )
         )
+        self._log_pass(len(records), outcomes, time.perf_counter() - started)
         return len(records)
 
-    async def _send_for_mailbox(self, mailbox_id: str, records: list[EmailTracking]) -> None:
+    def _log_pass(self, claimed: int, outcomes: Counter[Outcome], seconds: float) -> None:
+        # One line per pass, not per email: at 200 records a pass, per-email INFO lines
+        # would drown everything else. Records claimed but never attempted (campaign paused
+        # meanwhile, worker stopping, mailbox unusable) were given back: `released`.
+        counts = {outcome.value: outcomes[outcome] for outcome in Outcome}
+        counts["released"] = claimed - sum(outcomes.values())
+        log.info(
+            "worker %s: claimed %d, %s in %.3fs",
+            self.worker_id,
+            claimed,
+            ", ".join(f"{name} {count}" for name, count in counts.items()),
+            seconds,
+            extra={
+                "worker_id": self.worker_id,
+                "claimed": claimed,
+                **counts,
+                "duration_seconds": round(seconds, 6),
+            },
+        )
+
+    async def _send_for_mailbox(
+        self, mailbox_id: str, records: list[EmailTracking], outcomes: Counter[Outcome]
+    ) -> None:
         mailbox = await self._store.get_mailbox_unscoped(mailbox_id)
         unsent = {record.id for record in records}
         try:
@@ -170,7 +236,7 @@ class SendingWorker:
                 if self._stopping.is_set():
                     return
                 group = records[start : start + size]
-                await self._send_group(mailbox, provider, group, campaigns)
+                await self._send_group(mailbox, provider, group, campaigns, outcomes)
                 unsent -= {record.id for record in group}
             await self._mailboxes.mark_used(mailbox.user_id, mailbox.id)
         except MailboxUnusableError as error:
@@ -190,13 +256,24 @@ class SendingWorker:
         provider: Provider,
         group: Sequence[EmailTracking],
         campaigns: dict[str, Campaign | None],
+        outcomes: Counter[Outcome],
     ) -> None:
         message_ids = {record.id: message_id_for(record.id, mailbox.email) for record in group}
         allowed = await self._start.submit(message_ids)
         results: list[SendResult] = []
+        # Suppressed since the import (unsubscribed or bounced in another campaign, or added
+        # by hand): checked here, at the last moment, so nobody gets mail after opting out.
+        blocked = await self._store.suppressed_among(
+            mailbox.user_id, [r.recipient_email for r in group if r.id in allowed]
+        )
         try:
             for record in group:
                 if record.id not in allowed:
+                    continue
+                if record.recipient_email in blocked:
+                    results.append(
+                        self._result(record, Outcome.SUPPRESSED, SUPPRESSED_SINCE_IMPORT)
+                    )
                     continue
                 if record.campaign_id not in campaigns:
                     campaigns[record.campaign_id] = await self._store.get_campaign_unscoped(
@@ -217,6 +294,10 @@ class SendingWorker:
             )
             raise
         finally:
+            for result in results:
+                outcomes[result.outcome] += 1
+                self._metrics.count_outcome(result.outcome)
+                log.debug("record %s: %s", result.record_id, result.outcome.value)
             if results:
                 await self._record.submit(results)
 
@@ -230,6 +311,7 @@ class SendingWorker:
             sent_at=self._clock(),
             tracking=self._tracking,
         )
+        started = time.perf_counter()
         try:
             await provider.send(message, sender=mailbox.email, recipient=record.recipient_email)
         except PermanentSendError as error:
@@ -250,6 +332,8 @@ class SendingWorker:
                 error.message,
                 retry_at=self._clock() + timedelta(seconds=backoff),
             )
+        finally:
+            self._metrics.observe_send(time.perf_counter() - started)
         return self._result(record, Outcome.SENT)
 
     def _result(

@@ -31,6 +31,11 @@ class Store(
 
     backend: str
 
+    async def ping(self) -> None:
+        """Return once the database answered a trivial query; raise if it does not (a
+        database that is down is not an empty one, which `schema_version` reports as None)."""
+        ...
+
     async def schema_version(self) -> str | None:
         """The applied schema revision, or None on an empty database."""
         ...

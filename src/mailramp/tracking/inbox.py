@@ -18,6 +18,7 @@ from mailramp.storage import Store
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.inbound import Inbound, InboundKind, classify_inbound
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
+from mailramp.tracking.service import EventMetrics, unmeasured
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,13 @@ class InboxPoller:
         *,
         clock: Clock = utc_now,
         interval_seconds: float = 60,
+        metrics: EventMetrics | None = None,
     ) -> None:
         self._store = store
         self._mailboxes = mailboxes
         self._inboxes = inboxes
         self._clock = clock
+        self._metrics = metrics or unmeasured()
         self._interval = interval_seconds
         self._stopping = asyncio.Event()
 
@@ -196,6 +199,7 @@ class InboxPoller:
             status_from=status_from,
             status_to=status_to,
         )
+        self._metrics.count_event(event.type, source="inbox")
         return inbound.kind
 
     async def _referenced(self, mailbox: Mailbox, inbound: Inbound) -> EmailTracking | None:

@@ -4,7 +4,7 @@ count the first of each kind."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from mailramp.campaigns.models import Campaign
 from mailramp.errors import NotFoundError
@@ -21,6 +21,28 @@ from mailramp.tracking.links import click_destination
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
 
 MAX_AGENT = 500
+
+EventSource = Literal["human", "machine", "inbox"]
+"""Who made an event: a person or a machine (privacy proxy, link scanner) following a
+tracking link, or a message found in an inbox."""
+
+
+class EventMetrics(Protocol):
+    """What tracking reports for monitoring (`mailramp.observability.Telemetry`)."""
+
+    def count_event(self, event: EventType, *, source: EventSource) -> None:
+        """One tracking event was recorded."""
+        ...
+
+
+class _Unmeasured:
+    def count_event(self, event: EventType, *, source: EventSource) -> None:
+        pass
+
+
+def unmeasured() -> EventMetrics:
+    """Event metrics nobody reads."""
+    return _Unmeasured()
 
 
 @dataclass(frozen=True)
@@ -44,10 +66,18 @@ class UnsubscribeTarget:
 class TrackingService:
     """Opens, clicks and unsubscribes from signed links; replies and bounces from inboxes."""
 
-    def __init__(self, store: Store, signer: TokenSigner, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        signer: TokenSigner,
+        *,
+        clock: Clock = utc_now,
+        metrics: EventMetrics | None = None,
+    ) -> None:
         self._store = store
         self._signer = signer
         self._clock = clock
+        self._metrics = metrics or unmeasured()
 
     async def _record_for(self, token: str, purpose: Purpose) -> tuple[EmailTracking, int] | None:
         try:
@@ -82,6 +112,10 @@ class TrackingService:
             details=details,
         )
 
+    async def _record(self, event: EmailEvent, **changes: Any) -> None:
+        await self._store.record_event(event, **changes)
+        self._metrics.count_event(event.type, source="machine" if event.machine else "human")
+
     async def open(self, token: str, visitor: Visitor) -> bool:
         """Log an open from the pixel; False (and nothing logged) for a bad token."""
         found = await self._record_for(token, Purpose.OPEN)
@@ -92,7 +126,7 @@ class TrackingService:
         firsts = {"opened_at": "total_opened"}
         if machine is None:
             firsts["human_opened_at"] = "total_human_opened"
-        await self._store.record_event(
+        await self._record(
             self._event(record, EventType.OPEN, machine, self._details(visitor)), firsts=firsts
         )
         return True
@@ -126,9 +160,7 @@ class TrackingService:
                 "human_opened_at": "total_human_opened",
             }
         details = self._details(visitor, link_index=index, url=url[:2000])
-        await self._store.record_event(
-            self._event(record, EventType.CLICK, machine, details), firsts=firsts
-        )
+        await self._record(self._event(record, EventType.CLICK, machine, details), firsts=firsts)
         return url
 
     async def unsubscribe_target(self, token: str) -> UnsubscribeTarget | None:
@@ -157,7 +189,7 @@ class TrackingService:
             campaign_id=record.campaign_id,
             created_at=self._clock(),
         )
-        await self._store.record_event(
+        await self._record(
             self._event(record, EventType.UNSUBSCRIBE, None, self._details(visitor)),
             firsts={"unsubscribed_at": "total_unsubscribed"},
             suppress=suppression,

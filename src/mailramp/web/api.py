@@ -22,6 +22,7 @@ from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
 from mailramp.providers import ProviderError
 from mailramp.providers.registry import DefaultProviders
+from mailramp.sending.export import export_rows
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.inbox import DefaultInboxes
 from mailramp.tracking.models import TrackingStatus
@@ -299,6 +300,15 @@ async def update_campaign(
     return _json(campaign)
 
 
+@router.post("/campaigns/{campaign_id}/launch", tags=["campaigns"])
+async def launch_campaign(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Start sending now: a scheduled campaign's window moves to begin now (same duration);
+    a paused one resumes."""
+    return _json(await runtime.campaigns.launch(caller.user.user_id, campaign_id))
+
+
 @router.post("/campaigns/{campaign_id}/pause", tags=["campaigns"])
 async def pause_campaign(
     campaign_id: str, caller: CallerDep, runtime: RuntimeDep
@@ -432,30 +442,6 @@ async def recipient_events(
     return [_json(event) for event in await runtime.store.list_events(campaign.user_id, record.id)]
 
 
-EXPORT_COLUMNS = (
-    "recipient_email",
-    "status",
-    "scheduled_at",
-    "sent_at",
-    "opened_at",
-    "clicked_at",
-    "replied_at",
-    "bounced_at",
-    "unsubscribed_at",
-    "human_opened_at",
-    "human_clicked_at",
-    "attempts",
-    "last_error",
-)
-
-
-def spreadsheet_safe(value: object) -> str:
-    """A cell a spreadsheet will not run: text starting with = + - @ or a control character
-    gets a leading apostrophe (OWASP's CSV-injection advice)."""
-    text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") else text
-
-
 @router.get("/campaigns/{campaign_id}/export.csv", tags=["campaigns"])
 async def export_recipients(
     campaign_id: str, caller: CallerDep, runtime: RuntimeDep
@@ -464,23 +450,8 @@ async def export_recipients(
     campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
 
     async def rows() -> AsyncIterator[str]:
-        offset, variables = 0, None
-        while True:
-            page = await runtime.store.list_tracking(
-                campaign.user_id, campaign.campaign_id, offset=offset, limit=1000
-            )
-            for record in page.items:
-                if variables is None:
-                    variables = sorted(record.merge_variables)
-                    yield _csv_line([*EXPORT_COLUMNS, *variables])
-                values = [getattr(record, column) for column in EXPORT_COLUMNS]
-                values += [record.merge_variables.get(name) for name in variables]
-                yield _csv_line([spreadsheet_safe(value) for value in values])
-            offset += len(page.items)
-            if offset >= page.total or not page.items:
-                if variables is None:
-                    yield _csv_line(list(EXPORT_COLUMNS))
-                return
+        async for cells in export_rows(runtime.store, campaign):
+            yield _csv_line(cells)
 
     filename = f"campaign-{campaign.campaign_id}.csv"
     return StreamingResponse(

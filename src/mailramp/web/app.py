@@ -11,15 +11,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailramp import __version__
 from mailramp.config import Settings
 from mailramp.errors import MailrampError
+from mailramp.observability import health_report, metrics_response
 from mailramp.runtime import Runtime, open_runtime
-from mailramp.storage.sql.migrate import head_revision
 from mailramp.tracking.endpoints import router as tracking_router
 from mailramp.web.api import router as api_router
 from mailramp.web.deps import CONTENT_SECURITY_POLICY
@@ -118,19 +118,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(runtime: RuntimeDep) -> JSONResponse:
-        """Liveness and the database the process is using; 503 if its schema is behind."""
-        version = await runtime.store.schema_version()
-        head = head_revision()
-        body: dict[str, Any] = {
-            "status": "ok" if version == head else "schema_out_of_date",
-            "version": __version__,
-            "database": {
-                "backend": runtime.store.backend,
-                "schema_version": version,
-                "schema_head": head,
-                "up_to_date": version == head,
-            },
-        }
-        return JSONResponse(status_code=200 if version == head else 503, content=body)
+        """Liveness and the database the process is using; 503 if its schema is behind or
+        it does not answer."""
+        status, body = await health_report(runtime)
+        return JSONResponse(status_code=status, content=body)
+
+    # Prometheus scrapes it; not part of the API, so not in the OpenAPI schema.
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+        """Prometheus metrics (text format); behind a bearer token if MAILRAMP_METRICS_TOKEN
+        is set."""
+        return await metrics_response(runtime, request)
 
     return app

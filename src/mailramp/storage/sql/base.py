@@ -137,6 +137,10 @@ class SqlBase:
 
     # -- schema -----------------------------------------------------------------------
 
+    async def ping(self) -> None:
+        async with self._read() as connection:
+            await connection.exec_driver_sql("SELECT 1")
+
     async def schema_version(self) -> str | None:
         """The applied Alembic revision, or None when the database has never been migrated."""
         try:

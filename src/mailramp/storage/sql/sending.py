@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,7 +20,14 @@ from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.types import Page
 from mailramp.mailboxes.models import Mailbox, MailboxStatus
-from mailramp.sending.models import ImportCounts, LifecycleReport, Outcome, SendResult
+from mailramp.sending.models import (
+    EXPIRY_GRACE,
+    ImportCounts,
+    LifecycleReport,
+    Outcome,
+    QueueDepth,
+    SendResult,
+)
 from mailramp.sending.repository import PlanFunction
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.base import SqlBase, to_row
@@ -141,7 +148,7 @@ class SqlSending(SqlBase):
         self, mailbox_id: str, *, exclude_campaign_id: str, start: datetime, end: datetime
     ) -> list[datetime]:
         async with self._read() as connection:
-            rows = await connection.execute(
+            planned = await connection.execute(
                 select(T.c.scheduled_at).where(
                     T.c.mailbox_id == mailbox_id,
                     T.c.campaign_id != exclude_campaign_id,
@@ -150,7 +157,24 @@ class SqlSending(SqlBase):
                     T.c.scheduled_at < end,
                 )
             )
-            return [moment for moment in rows.scalars() if moment is not None]
+            sent = await connection.execute(
+                select(T.c.sent_at).where(
+                    T.c.mailbox_id == mailbox_id,
+                    T.c.status.in_([TrackingStatus.SENT.value, TrackingStatus.BOUNCED.value]),
+                    T.c.sent_at >= start,
+                    T.c.sent_at < end,
+                )
+            )
+            trying = await connection.execute(
+                select(T.c.scheduled_at).where(
+                    T.c.mailbox_id == mailbox_id,
+                    T.c.status.in_([TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value]),
+                    T.c.scheduled_at >= start,
+                    T.c.scheduled_at < end,
+                )
+            )
+            moments = [*planned.scalars(), *sent.scalars(), *trying.scalars()]
+            return [moment for moment in moments if moment is not None]
 
     async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
         async with self._write() as connection:
@@ -207,8 +231,9 @@ class SqlSending(SqlBase):
                 .where(C.c.status == CampaignStatus.SCHEDULED.value, C.c.start_time <= now)
                 .values(status=CampaignStatus.ACTIVE.value, updated_at=now)
             )
+            # Sends due inside the window may still go out for EXPIRY_GRACE after it.
             ended = select(C.c.campaign_id).where(
-                C.c.status == CampaignStatus.ACTIVE.value, C.c.end_time <= now
+                C.c.status == CampaignStatus.ACTIVE.value, C.c.end_time <= now - EXPIRY_GRACE
             )
             expired = await connection.execute(
                 update(T)
@@ -252,17 +277,7 @@ class SqlSending(SqlBase):
         self, *, worker_id: str, now: datetime, lease_until: datetime, limit: int
     ) -> list[EmailTracking]:
         due = (
-            select(T.c._id)
-            .join(C, C.c.campaign_id == T.c.campaign_id)
-            .join(M, M.c._id == T.c.mailbox_id)
-            .where(
-                T.c.status == TrackingStatus.PENDING.value,
-                T.c.scheduled_at <= now,
-                or_(T.c.lease_expires_at.is_(None), T.c.lease_expires_at < now),
-                C.c.status == CampaignStatus.ACTIVE.value,
-                M.c.status == MailboxStatus.ACTIVE.value,
-                M.c.unlinked_at.is_(None),
-            )
+            _due(select(T.c._id), now, campaign=C.c.status == CampaignStatus.ACTIVE.value)
             .order_by(T.c.scheduled_at)
             .limit(limit)
         )
@@ -283,6 +298,30 @@ class SqlSending(SqlBase):
                 )
             ).mappings()
             return [EmailTracking.model_validate(dict(row)) for row in rows]
+
+    async def queue_depth(self, *, now: datetime) -> QueueDepth:
+        # What the next worker pass would claim: its lifecycle step first starts campaigns
+        # whose start_time came and expires those past end_time, so count those as it will
+        # see them — and the number keeps growing while no worker runs at all.
+        # Both counts walk ix_email_tracking_status_scheduled_at: `due` ranges over
+        # (status = 'pending', scheduled_at <= now) and looks up each row's campaign and
+        # mailbox by key; `sending` is the (status = 'sending') prefix. Records planned for
+        # later and finished records are never read.
+        startable = and_(
+            C.c.status.in_([CampaignStatus.ACTIVE.value, CampaignStatus.SCHEDULED.value]),
+            C.c.start_time <= now,
+            C.c.end_time > now - EXPIRY_GRACE,  # sends due in the window still go out
+        )
+        due = _due(select(func.count()).select_from(T), now, campaign=startable).scalar_subquery()
+        sending = (
+            select(func.count())
+            .select_from(T)
+            .where(T.c.status == TrackingStatus.SENDING.value)
+            .scalar_subquery()
+        )
+        async with self._read() as connection:
+            row = (await connection.execute(select(due, sending))).one()
+        return QueueDepth(due=int(row[0]), sending=int(row[1]))
 
     async def start_sending(
         self,
@@ -338,7 +377,12 @@ class SqlSending(SqlBase):
         # its worker reports one after all; any other status means it was already recorded.
         open_states = [TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value]
         sent = [result for result in results if result.outcome is Outcome.SENT]
-        others = [result for result in results if result.outcome is not Outcome.SENT]
+        # Rows other workers may also lock (suppression entries, campaign_matrix rows) are
+        # taken in one order by every transaction, so two workers never deadlock crosswise.
+        others = sorted(
+            (result for result in results if result.outcome is not Outcome.SENT),
+            key=lambda result: (result.user_id, result.recipient_email, result.record_id),
+        )
         async with self._write() as connection:
             if sent:
                 # The common case in one statement: every accepted message of the batch.
@@ -374,8 +418,8 @@ class SqlSending(SqlBase):
                             created_at=now,
                         ),
                     )
-            for campaign_id, campaign_deltas in deltas.items():
-                await self._increment(connection, campaign_id, campaign_deltas, now)
+            for campaign_id in sorted(deltas):
+                await self._increment(connection, campaign_id, deltas[campaign_id], now)
 
     async def release_claims(
         self, *, worker_id: str, record_ids: Collection[str] | None = None
@@ -435,6 +479,23 @@ class SqlSending(SqlBase):
             return bool(result.rowcount)
 
 
+def _due(statement: Select[Any], now: datetime, *, campaign: ColumnElement[bool]) -> Select[Any]:
+    """`statement` narrowed to the records a worker may lease now: pending, due, with no live
+    lease, on a mailbox that can send, of a campaign that meets `campaign`."""
+    return (
+        statement.join(C, C.c.campaign_id == T.c.campaign_id)
+        .join(M, M.c._id == T.c.mailbox_id)
+        .where(
+            T.c.status == TrackingStatus.PENDING.value,
+            T.c.scheduled_at <= now,
+            or_(T.c.lease_expires_at.is_(None), T.c.lease_expires_at < now),
+            campaign,
+            M.c.status == MailboxStatus.ACTIVE.value,
+            M.c.unlinked_at.is_(None),
+        )
+    )
+
+
 def _outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
     cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     match result.outcome:
@@ -465,4 +526,11 @@ def _outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
             return {**cleared, "status": TrackingStatus.FAILED.value, "last_error": result.error}
         case Outcome.UNCERTAIN:
             return {**cleared, "status": TrackingStatus.UNCERTAIN.value, "last_error": result.error}
+        case Outcome.SUPPRESSED:
+            return {
+                **cleared,
+                "status": TrackingStatus.SUPPRESSED.value,
+                "message_id": None,
+                "last_error": result.error,
+            }
     raise AssertionError(result.outcome)

@@ -1,0 +1,354 @@
+"""Operating mailramp: Prometheus metrics, the health report, a small health server for
+processes without the web app (`mailramp worker`), and log lines as text or JSON.
+
+Each Runtime has its own `Telemetry`: metric objects in a `CollectorRegistry` of their own,
+never prometheus_client's global one, so several apps in one process (as in the tests)
+neither collide nor mix their numbers. docs/observability.md lists every metric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mailramp import __version__
+from mailramp.config import Settings
+from mailramp.errors import AuthenticationError, ConfigurationError
+from mailramp.sending.models import Outcome
+from mailramp.storage.sql.migrate import head_revision
+from mailramp.tracking.models import EventType
+from mailramp.tracking.service import EventSource
+
+if TYPE_CHECKING:
+    from mailramp.runtime import Runtime
+    from mailramp.storage import Store
+
+log = logging.getLogger(__name__)
+
+# No `*_created` series (a creation timestamp beside every counter and histogram): they
+# double the exposition and Prometheus does not need them. A process-wide switch — the
+# process is mailramp's.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in 0.26
+
+DATABASE_TIMEOUT_SECONDS = 5.0
+"""A database that does not answer /healthz's or /metrics' query within this is reported
+unreachable (well inside Prometheus' default 10-second scrape timeout)."""
+
+# Claims are one short transaction (milliseconds); a send is an SMTP or HTTP exchange.
+CLAIM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+# The series shown from the start (at 0), so a rate() over them is defined before the
+# first event: which source each kind of event can have.
+_EVENT_SOURCES: dict[EventType, tuple[EventSource, ...]] = {
+    EventType.OPEN: ("human", "machine"),
+    EventType.CLICK: ("human", "machine"),
+    EventType.UNSUBSCRIBE: ("human",),
+    EventType.REPLY: ("inbox",),
+    EventType.AUTO_REPLY: ("inbox",),
+    EventType.BOUNCE: ("inbox",),
+}
+
+
+class Telemetry:
+    """The metrics of one running mailramp. It is the `WorkerMetrics` of the sending worker
+    and the `EventMetrics` of tracking; the queue depth is read from the database at each
+    scrape."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self._sends = Counter(
+            "mailramp_sends",
+            "Send attempts by this process's worker, by outcome.",
+            ["result"],
+            registry=registry,
+        )
+        self._events = Counter(
+            "mailramp_tracking_events",
+            "Tracking events recorded by this process: opens, clicks and unsubscribes from "
+            "tracking links (by a person or a machine), replies and bounces from inboxes.",
+            ["event", "source"],
+            registry=registry,
+        )
+        self._queue = Gauge(
+            "mailramp_queue_depth",
+            "Send queue records over all users, read from the database at scrape time: "
+            "due (a worker could claim them now) and sending (being handed over).",
+            ["state"],
+            registry=registry,
+        )
+        self._claims = Histogram(
+            "mailramp_claim_latency_seconds",
+            "How long this process's worker took to lease due records (one transaction).",
+            buckets=CLAIM_BUCKETS,
+            registry=registry,
+        )
+        self._send_durations = Histogram(
+            "mailramp_send_duration_seconds",
+            "How long handing one message to its provider took.",
+            buckets=SEND_BUCKETS,
+            registry=registry,
+        )
+        Info("mailramp_build", "The running mailramp.", registry=registry).info(
+            {"version": __version__}
+        )
+        ProcessCollector(registry=registry)
+        for outcome in Outcome:
+            self._sends.labels(result=outcome.value)
+        for event, sources in _EVENT_SOURCES.items():
+            for source in sources:
+                self._events.labels(event=event.value, source=source)
+
+    def observe_claim(self, seconds: float) -> None:
+        """One claim transaction took `seconds`."""
+        self._claims.observe(seconds)
+
+    def observe_send(self, seconds: float) -> None:
+        """Handing one message to its provider took `seconds`."""
+        self._send_durations.observe(seconds)
+
+    def count_outcome(self, outcome: Outcome) -> None:
+        """One record's send attempt ended in `outcome`."""
+        self._sends.labels(result=outcome.value).inc()
+
+    def count_event(self, event: EventType, *, source: EventSource) -> None:
+        """One tracking event was recorded."""
+        self._events.labels(event=event.value, source=source).inc()
+
+    async def exposition(self, store: Store, *, now: datetime) -> bytes:
+        """Every metric in the Prometheus text format, with the queue depth read now."""
+        try:
+            async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
+                depth = await store.queue_depth(now=now)
+        except Exception as error:
+            # The other metrics still help when the database is down; a missing
+            # queue-depth series says so (alert on absent()), a stale number would not.
+            log.warning("metrics: cannot read the queue depth: %s", _describe(error))
+            self._queue.clear()
+        else:
+            self._queue.labels(state="due").set(depth.due)
+            self._queue.labels(state="sending").set(depth.sending)
+        return generate_latest(self.registry)
+
+
+# -- HTTP: /healthz and /metrics, for `mailramp serve` and the worker's health server -------
+
+
+async def health_report(runtime: Runtime) -> tuple[int, dict[str, Any]]:
+    """Liveness and the database the process is using, as (HTTP status, JSON body): 200 when
+    the database answers with the newest schema, 503 when its schema is behind or it does
+    not answer."""
+    head = head_revision()
+    backend = runtime.store.backend
+    try:
+        async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
+            await runtime.store.ping()
+            version = await runtime.store.schema_version()
+    except Exception as error:
+        log.warning("health: the database does not answer: %s", _describe(error))
+        body: dict[str, Any] = {
+            "status": "database_unreachable",
+            "version": __version__,
+            "database": {"backend": backend, "reachable": False, "schema_head": head},
+        }
+        return 503, body
+    body = {
+        "status": "ok" if version == head else "schema_out_of_date",
+        "version": __version__,
+        "database": {
+            "backend": backend,
+            "schema_version": version,
+            "schema_head": head,
+            "up_to_date": version == head,
+        },
+    }
+    return (200 if version == head else 503), body
+
+
+def _describe(error: BaseException) -> str:
+    # The first line only: SQLAlchemy appends the statement and a link on the next ones.
+    first_line = str(error).strip().split("\n", 1)[0]
+    return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+
+
+def _bearer_matches(authorization: str | None, token: str) -> bool:
+    scheme, _, given = (authorization or "").partition(" ")
+    # Constant-time comparison: the token must not leak through response timing.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+async def metrics_response(runtime: Runtime, request: Request) -> Response:
+    """GET /metrics: the text exposition; with MAILRAMP_METRICS_TOKEN set, only for
+    `Authorization: Bearer <token>`."""
+    token = runtime.settings.metrics_token
+    if token is not None and not _bearer_matches(
+        request.headers.get("authorization"), token.get_secret_value()
+    ):
+        error = AuthenticationError("/metrics needs `Authorization: Bearer <metrics token>`")
+        return JSONResponse(
+            status_code=error.status_code,
+            content={"error": error.to_dict()},
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    body = await runtime.telemetry.exposition(runtime.store, now=runtime.clock())
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def health_app(runtime: Runtime) -> Starlette:
+    """An ASGI app with only /healthz and /metrics, as `mailramp serve` answers them."""
+
+    async def healthz(_request: Request) -> JSONResponse:
+        status, body = await health_report(runtime)
+        return JSONResponse(body, status_code=status)
+
+    async def metrics(request: Request) -> Response:
+        return await metrics_response(runtime, request)
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
+
+
+@dataclass(frozen=True)
+class HealthServer:
+    """Where a running health server listens."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Its base URL."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+@asynccontextmanager
+async def health_server(
+    runtime: Runtime, *, host: str = "127.0.0.1", port: int
+) -> AsyncIterator[HealthServer]:
+    """Serve /healthz and /metrics of `runtime` on host:port while the block runs (port 0:
+    any free port, see `.port`). Raises ConfigurationError if the port cannot be bound.
+
+    Signals stay with the caller (the worker's SIGTERM handler): uvicorn's own handlers
+    are not installed.
+    """
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listener = socket.create_server((host, port), family=family)
+    except OSError as error:
+        raise ConfigurationError(
+            f"the health server cannot listen on {host}:{port}: {error.strerror or error}"
+        ) from None
+    config = uvicorn.Config(
+        health_app(runtime),
+        lifespan="off",
+        ws="none",
+        log_config=None,  # log through the handlers configure_logging installed
+        access_log=False,  # probes every few seconds would drown the worker's lines
+        timeout_graceful_shutdown=5,
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    try:
+        await server.startup(sockets=[listener])
+    except BaseException:
+        listener.close()
+        raise
+    bound = HealthServer(host=host, port=listener.getsockname()[1])
+    log.info("health and metrics at %s/healthz and /metrics", bound.url)
+    main_loop = asyncio.create_task(server.main_loop(), name="health-server")
+    try:
+        yield bound
+    finally:
+        server.should_exit = True
+        await main_loop
+        await server.shutdown(sockets=[listener])
+
+
+async def serve_health(runtime: Runtime, *, host: str = "127.0.0.1", port: int) -> None:
+    """Serve /healthz and /metrics of `runtime` until cancelled."""
+    async with health_server(runtime, host=host, port=port):
+        await asyncio.Event().wait()
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+HANDLER_NAME = "mailramp"
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's coloured copy of the message
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (ISO-8601, UTC), level, logger, message, then the
+    record's `extra=` fields, and `exception` with the traceback if there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = datetime.fromtimestamp(record.created, UTC)
+        entry: dict[str, Any] = {
+            "time": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES:
+                entry.setdefault(key, value)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        # default=str: a SecretStr shows as its mask, a datetime as its text.
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> logging.Handler:
+    """Send every log record at the settings' level or above to stderr (or `stream`) as
+    text or JSON lines (MAILRAMP_LOG_FORMAT). Calling it again replaces the handler it
+    installed before and leaves other handlers alone."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(HANDLER_NAME)
+    formatter = JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(previous)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    return handler
