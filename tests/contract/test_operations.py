@@ -91,3 +91,13 @@ async def test_queue_depth_counts_due_unclaimed_and_sending_records_of_every_use
     assert await store.queue_depth(now=later) == QueueDepth(due=1 + 3 + 1, sending=2)
     # Past the campaign's end what is unsent expires instead of going out.
     assert await store.queue_depth(now=NOW + timedelta(hours=5)) == QueueDepth(due=0, sending=2)
+
+
+def test_libpq_sslmode_in_a_postgresql_url_becomes_asyncpgs_ssl() -> None:
+    from mailramp.storage.sql.engine import async_url
+
+    url = async_url("postgresql://u:p@db.example.com/mailramp?sslmode=require")
+    assert url.drivername == "postgresql+asyncpg"
+    assert dict(url.query) == {"ssl": "require"}
+    kept = async_url("postgresql://u@db/mailramp?ssl=verify-full&application_name=x")
+    assert dict(kept.query) == {"ssl": "verify-full", "application_name": "x"}

@@ -347,3 +347,22 @@ async def test_what_the_mailbox_sent_today_counts_against_its_daily_limit(world:
     today = world.clock().date()
     days = [r.scheduled_at.date() for r in records.items if r.scheduled_at is not None]
     assert len(days) == 2 and all(day > today for day in days), days
+
+
+async def test_a_resume_that_no_longer_fits_changes_nothing(world: World) -> None:
+    import pytest
+
+    from mailramp.errors import PlanError
+
+    user, mailbox = await world.sender(daily_limit=2)
+    campaign, report = await world.campaign(
+        user, mailbox, CSV, duration=30
+    )  # Mon 09:00 → Tue 15:00
+    assert report.accepted == 4
+    paused = await world.campaigns.pause(user.user_id, campaign.campaign_id)
+    assert paused.status == "paused"
+    world.clock.now = campaign.start_time + timedelta(hours=25)  # Tue 10:00: room for 2
+    with pytest.raises(PlanError, match="fit"):
+        await world.campaigns.resume(user.user_id, campaign.campaign_id)
+    still = await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
+    assert still.status == "paused"

@@ -186,3 +186,22 @@ def test_networkless_pem_key(tmp_path_factory: pytest.TempPathFactory, clerk_key
         base = f"http://127.0.0.1:{port}"
         assert _me(base, clerk_key.token(sub="user_pem")).json()["clerk_user_id"] == "user_pem"
         assert _me(base, RsaKey("other").token(sub="user_pem")).status_code == 401
+
+
+def test_closed_sign_up_lets_only_existing_clerk_users_in(
+    tmp_path_factory: pytest.TempPathFactory, clerk_key: RsaKey
+) -> None:
+    port = free_port()
+    directory = tmp_path_factory.mktemp("closed")
+    base = f"http://127.0.0.1:{port}"
+    opened = clean_environment(MAILRAMP_RUN_WORKER="false", CLERK_JWT_KEY=clerk_key.public_pem())
+    with serving(port, cwd=directory, env=opened):
+        assert _me(base, clerk_key.token(sub="user_early")).status_code == 200
+    closed = opened | {"MAILRAMP_SIGNUP_OPEN": "false"}
+    with serving(port, cwd=directory, env=closed):
+        assert _me(base, clerk_key.token(sub="user_early")).status_code == 200
+        refused = _me(base, clerk_key.token(sub="user_late", email="late@example.com"))
+        assert refused.status_code == 403
+        assert "sign-up is closed" in refused.json()["error"]["message"]
+        again = _me(base, clerk_key.token(sub="user_late"))
+        assert again.status_code == 403  # and nothing was created by the refusal

@@ -211,6 +211,16 @@ class CampaignService:
             if self._clock() >= campaign.start_time
             else CampaignStatus.SCHEDULED
         )
+        # Refuse before changing anything if what is left no longer fits what is left of
+        # the window (PlanError says what would fit).
+        now = self._clock()
+        if campaign.status is CampaignStatus.PAUSED and now < campaign.end_time:
+            mailbox = await self._store.get_mailbox(campaign.user_id, campaign.mailbox_id)
+            if mailbox is not None:
+                pending = await self._pending_count(campaign)
+                planner.check_fits(
+                    await plan_request(self._store, campaign, mailbox, now=now, count=pending)
+                )
         resumed = await self.change_status(user_id, campaign_id, target)
         await self._replan(resumed)
         return resumed

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
 from mailramp.auth.service import API_KEY_PREFIX
-from mailramp.errors import AuthenticationError, ForbiddenError
+from mailramp.errors import AuthenticationError, ForbiddenError, NotFoundError
 from mailramp.runtime import Runtime
 
 SESSION_COOKIE = "mailramp_session"
@@ -49,6 +49,14 @@ async def clerk_user(runtime: Runtime, token: str) -> User:
     if runtime.clerk is None:
         raise AuthenticationError("invalid credentials")
     identity = await runtime.clerk.verify(token)
+    if not runtime.settings.signup_open:
+        # Sign-up closed: only Clerk users who already have an account here get in.
+        try:
+            await runtime.accounts.get_user_by_clerk_id(identity.clerk_user_id)
+        except NotFoundError:
+            raise ForbiddenError(
+                "sign-up is closed on this server; ask its operator for an account"
+            ) from None
     # Schema migration note 3: a Clerk user who signs in is created on the spot.
     user = await runtime.accounts.get_or_create_clerk_user(
         identity.clerk_user_id, user_name=identity.name, email=identity.email

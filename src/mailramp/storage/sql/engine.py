@@ -20,7 +20,11 @@ def async_url(database_url: str) -> URL:
     backend = backend_of(database_url)
     if backend == "sqlite":
         return url.set(drivername="sqlite+aiosqlite")
-    return url.set(drivername="postgresql+asyncpg")
+    # libpq's `sslmode` (what most providers hand out) is asyncpg's `ssl`.
+    query = dict(url.query)
+    if "sslmode" in query and "ssl" not in query:
+        query["ssl"] = query.pop("sslmode")
+    return url.set(drivername="postgresql+asyncpg", query=query)
 
 
 def sqlite_path(database_url: str) -> Path | None:
