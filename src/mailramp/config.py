@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mailramp.errors import ConfigurationError
 
-Backend = Literal["sqlite", "postgresql"]
+Backend = Literal["sqlite", "postgresql", "mongodb"]
 
 
 class Settings(BaseSettings):
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def backend(self) -> Backend:
-        """Which SQL backend the database URL names."""
+        """Which backend the database URL names (SQLite, PostgreSQL or MongoDB)."""
         return backend_of(self.database_url)
 
     def encryption_key_list(self) -> list[str] | None:
@@ -136,7 +136,9 @@ def backend_of(database_url: str) -> Backend:
         return "sqlite"
     if scheme in ("postgresql", "postgres"):
         return "postgresql"
+    if scheme == "mongodb":  # mongodb:// and mongodb+srv://
+        return "mongodb"
     raise ConfigurationError(
         f"MAILRAMP_DATABASE_URL: unsupported scheme {scheme!r}; "
-        "use sqlite:///PATH or postgresql://USER@HOST/DB"
+        "use sqlite:///PATH, postgresql://USER@HOST/DB or mongodb://HOST/DB"
     )

@@ -40,7 +40,6 @@ from mailramp import __version__
 from mailramp.config import Settings
 from mailramp.errors import AuthenticationError, ConfigurationError
 from mailramp.sending.models import Outcome
-from mailramp.storage.sql.migrate import head_revision
 from mailramp.tracking.models import EventType
 from mailramp.tracking.service import EventSource
 
@@ -164,8 +163,8 @@ async def health_report(runtime: Runtime) -> tuple[int, dict[str, Any]]:
     """Liveness and the database the process is using, as (HTTP status, JSON body): 200 when
     the database answers with the newest schema, 503 when its schema is behind or it does
     not answer."""
-    head = head_revision()
     backend = runtime.store.backend
+    head = _schema_head(backend)
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
             await runtime.store.ping()
@@ -352,3 +351,10 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     return handler
+
+
+def _schema_head(backend: str) -> str:
+    # Imported here: runtime imports this module.
+    from mailramp.runtime import schema_head
+
+    return schema_head(backend)

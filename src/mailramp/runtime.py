@@ -101,14 +101,37 @@ class Runtime:
         await self.store.close()
 
 
-def open_store(settings: Settings) -> SqlStore:
-    """The storage adapter the database URL's scheme names."""
+def open_store(settings: Settings) -> Store:
+    """The storage adapter the database URL's scheme names: SQL for sqlite:// and
+    postgresql://, MongoDB for mongodb:// and mongodb+srv://."""
+    if settings.backend == "mongodb":
+        from mailramp.storage.mongo import MongoStore
+
+        return MongoStore.from_url(settings.database_url)
     return SqlStore.from_url(settings.database_url)
 
 
-async def migrate_store(store: SqlStore) -> str:
-    """Apply pending migrations; returns the revision now in place."""
-    await upgrade(store.engine)
+def schema_head(backend: str) -> str:
+    """The newest schema revision this mailramp knows on `backend`: the Alembic head on
+    SQL, the document layout version on MongoDB."""
+    if backend == "mongodb":
+        from mailramp.storage.mongo.base import SCHEMA_VERSION
+
+        return SCHEMA_VERSION
+    return head_revision()
+
+
+async def migrate_store(store: Store) -> str:
+    """Apply pending migrations (SQL: Alembic; MongoDB: indexes and the layout version);
+    returns the revision now in place."""
+    if isinstance(store, SqlStore):
+        await upgrade(store.engine)
+    else:
+        from mailramp.storage.mongo import MongoStore
+
+        if not isinstance(store, MongoStore):
+            raise ConfigurationError(f"no migrations for the {store.backend!r} backend")
+        await store.migrate()
     version = await store.schema_version()
     assert version is not None
     return version
@@ -157,8 +180,8 @@ async def open_runtime(
     )
 
 
-async def _require_current_schema(store: SqlStore) -> None:
-    version, head = await store.schema_version(), head_revision()
+async def _require_current_schema(store: Store) -> None:
+    version, head = await store.schema_version(), schema_head(store.backend)
     if version != head:
         raise ConfigurationError(
             f"the database schema is at {version or 'nothing (empty database)'} but this "

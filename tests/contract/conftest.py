@@ -2,8 +2,9 @@
 adapter — MongoDB, through the in-process double of PyMongo's async API
 (tests/support/mongo_double.py) or, when MAILRAMP_TEST_MONGODB_URL is set, a real server.
 
-Tests that inspect SQL itself (migrations, table layout) ask for `sql_store` or skip the
-mongodb parameter by name."""
+Tests that inspect SQL itself (table layout, raw rows through `store.engine`) are listed in
+SQL_ONLY: their mongodb parameter is deselected, and test_mongo_documents.py checks the same
+things on the raw documents."""
 
 from __future__ import annotations
 
@@ -20,9 +21,38 @@ from tests.conftest import BACKENDS, PostgresTarget, new_postgres_database
 from tests.support.loops import run_blocking
 
 MONGODB_URL = os.environ.get("MAILRAMP_TEST_MONGODB_URL")
-# The MongoDB adapter joins the suite with MAILRAMP_TEST_MONGODB=1 (the double) or a URL.
-MONGODB = bool(MONGODB_URL) or os.environ.get("MAILRAMP_TEST_MONGODB") == "1"
+# MongoDB is part of the suite: on the double by default, on a server when its URL is set.
+# (MAILRAMP_TEST_MONGODB=0 leaves it out for a quicker SQL-only run.)
+MONGODB = bool(MONGODB_URL) or os.environ.get("MAILRAMP_TEST_MONGODB") != "0"
 CONTRACT_BACKENDS = [*BACKENDS, "mongodb"] if MONGODB else BACKENDS
+
+# Tests that read SQL tables themselves, with their MongoDB counterpart.
+SQL_ONLY = {
+    # table columns and Alembic metadata → test_usage_examples_write_the_schema_documents
+    "test_schema.py::test_every_schema_field_is_a_column_with_its_exact_name",
+    "test_schema.py::test_migrations_build_exactly_the_declared_tables",
+    # SQL indexes → test_every_index_is_created_with_its_options
+    "test_schema.py::test_unique_and_lookup_indexes_exist",
+    # raw rows → test_raw_documents_hold_no_plaintext_secret_and_rotation_works
+    "test_secrets.py::test_raw_database_holds_no_plaintext_secret",
+    "test_secrets.py::test_rotate_drop_old_key_and_everything_still_decrypts",
+    # → test_ciphertext_copied_to_another_document_does_not_decrypt
+    "test_secrets.py::test_ciphertext_copied_to_another_row_does_not_decrypt",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the mongodb parameter of the SQL_ONLY tests (deselected, not skipped, so
+    strict runs stay clean)."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_mongodb = callspec is not None and callspec.params.get("database_url") == "mongodb"
+        name = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        (drop if on_mongodb and name in SQL_ONLY else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(params=CONTRACT_BACKENDS)

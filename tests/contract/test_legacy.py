@@ -8,6 +8,7 @@ import pytest
 
 from mailramp.errors import NotFoundError, ValidationError
 from mailramp.kit.ids import new_object_id
+from mailramp.legacy.models import LegacyCollection
 from tests.conftest import Services, make_user
 
 
@@ -63,3 +64,18 @@ async def test_unknown_collection_is_named(services: Services) -> None:
     with pytest.raises(ValidationError) as not_object:
         await services.legacy.import_documents("email_campaigns", [{"a": 1}, "x"])  # type: ignore[list-item]
     assert not_object.value.field == "documents[2]"
+
+
+async def test_every_document_is_iterated_for_operator_tools(services: Services) -> None:
+    alice = await make_user(services)
+    bob = await make_user(services)
+    documents = [
+        {"_id": new_object_id(), "user_id": owner.id, "subject": f"#{n}"}
+        for n, owner in enumerate([alice, bob] * 3)
+    ]
+    documents.append({"subject": "no owner"})
+    assert await services.legacy.import_documents("email_campaigns", documents) == 7
+    seen = [doc async for doc in services.store.iter_legacy(LegacyCollection.EMAIL_CAMPAIGNS)]
+    assert len(seen) == 7 and [d.id for d in seen] == sorted(d.id for d in seen)
+    assert {d.document["subject"] for d in seen} == {f"#{n}" for n in range(6)} | {"no owner"}
+    assert [d async for d in services.store.iter_legacy(LegacyCollection.WARM_UP_EMAILS)] == []

@@ -23,6 +23,8 @@ async def test_ping_answers_and_a_database_that_is_not_there_raises(
     services: Services, tmp_path: Path
 ) -> None:
     await services.store.ping()
+    if services.store.backend != "sqlite":
+        return  # the unreachable database below is an SQLite one: checked once
     missing = SqlStore.from_url(f"sqlite:///{tmp_path}")  # a directory: it cannot open
     try:
         with pytest.raises(DBAPIError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -113,3 +114,6 @@ class Campaign(Record):
     sending_window: SendingWindow | None = None
     track_opens: bool = True
     track_clicks: bool = True
+    legacy_fields: dict[str, Any] | None = None
+    """Fields of the `email_campaigns` document this campaign was migrated from that have
+    no place of their own (`mailramp migrate-legacy`); None for campaigns made here."""

@@ -15,12 +15,12 @@ from mailramp.cli.accounts import mailbox_app, user_app
 from mailramp.cli.campaigns import campaign_app
 from mailramp.cli.common import fail, load_settings
 from mailramp.cli.demo import demo
+from mailramp.cli.legacy import migrate_legacy
 from mailramp.config import Settings
 from mailramp.errors import MailrampError
 from mailramp.kit.secrets import KeyFile, generate_key
 from mailramp.observability import health_server
-from mailramp.runtime import migrate_store, open_runtime, open_store
-from mailramp.storage.sql.migrate import head_revision
+from mailramp.runtime import migrate_store, open_runtime, open_store, schema_head
 
 app = typer.Typer(
     help="mailramp: self-hostable cold-email outreach.", no_args_is_help=True, add_completion=False
@@ -28,6 +28,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys for stored mailbox secrets.", no_args_is_help=True)
 app.command()(demo)
+app.command("migrate-legacy")(migrate_legacy)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
@@ -93,7 +94,8 @@ async def _check(settings: Settings) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations (run it as a deploy step with
-    MAILRAMP_AUTO_MIGRATE=false on the servers).
+    MAILRAMP_AUTO_MIGRATE=false on the servers). On MongoDB: create the indexes
+    (idempotently) and record the document layout version.
 
     Example:
 
@@ -133,7 +135,7 @@ def db_current() -> None:
             await store.close()
 
     typer.echo(f"current: {asyncio.run(run()) or '(empty database)'}")
-    typer.echo(f"head:    {head_revision()}")
+    typer.echo(f"head:    {schema_head(settings.backend)}")
 
 
 @keys_app.command("generate")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from mailramp.kit.types import Page
@@ -28,4 +28,9 @@ class LegacyRepository(Protocol):
         self, collection: LegacyCollection, user_id: str, document_id: str
     ) -> LegacyDocument | None:
         """One of the user's legacy documents."""
+        ...
+
+    def iter_legacy(self, collection: LegacyCollection) -> AsyncIterator[LegacyDocument]:
+        """Every document of a legacy collection, whoever owns it, in `_id` order, read a
+        batch at a time (unscoped: for operator tools such as `mailramp migrate-legacy`)."""
         ...

@@ -7,16 +7,18 @@ methods are the ones the protocols name so (secret scans, the inbox poller, work
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign, CampaignStatus
+from mailramp.errors import DuplicateError
 from mailramp.kit.clock import utc_now
 from mailramp.kit.types import Page
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
@@ -280,25 +282,39 @@ class MongoAccounts(MongoBase):
     # -- campaigns --------------------------------------------------------------------
 
     async def insert_campaign(self, campaign: Campaign, metrics: CampaignMetrics) -> Campaign:
-        """Two documents without a transaction. Order: the `campaign_matrix` document
-        first, then the campaign. A failed metrics insert writes nothing; a failed campaign
-        insert removes the metrics document it just wrote. A crash between the two leaves
-        at most a metrics document whose campaign never existed: invisible, since every
-        reader reaches metrics through a campaign_id only a stored campaign hands out (and
-        the SQL store's `campaign_id` uniqueness on campaign_matrix keeps a retry with the
-        same id from doubling it). A campaign is therefore never visible without metrics."""
+        """Two documents without a transaction, written in this order:
+
+        1. the `campaign_matrix` document; if refused, nothing was written;
+        2. the campaign; if refused (duplicate key), the metrics document of step 1 is
+           deleted again; on any other failure it is deleted only once the campaign is
+           known not to be there (the write may have been applied before a connection
+           dropped).
+
+        A crash between 1 and 2 leaves at most a metrics document whose campaign never
+        existed: invisible, since readers reach metrics through a campaign_id only a stored
+        campaign hands out. So a campaign is never visible without its metrics."""
         metrics_document = to_document(METRICS, metrics)
         try:
             await self._db[METRICS].insert_one(metrics_document)
         except DuplicateKeyError as error:
-            raise await self._duplicate(METRICS, metrics_document, error) from None
+            refused = await self._duplicate(METRICS, metrics_document, error)
+            if isinstance(refused, DuplicateError) and refused.field == "campaign_id":
+                # As on SQL, which inserts the campaign first: the campaign_id is taken.
+                refused = DuplicateError("campaign_id", campaign.campaign_id, kind="campaign")
+            raise refused from None
         campaign_document = to_document(CAMPAIGNS, campaign)
         try:
             await self._db[CAMPAIGNS].insert_one(campaign_document)
-        except BaseException as failure:
+        except DuplicateKeyError as error:
             await self._db[METRICS].delete_one({"_id": metrics_document["_id"]})
-            if isinstance(failure, DuplicateKeyError):
-                raise await self._duplicate(CAMPAIGNS, campaign_document, failure) from None
+            raise await self._duplicate(CAMPAIGNS, campaign_document, error) from None
+        except BaseException:
+            with contextlib.suppress(PyMongoError):
+                stored = await self._db[CAMPAIGNS].find_one(
+                    {"_id": campaign_document["_id"]}, {"_id": 1}
+                )
+                if stored is None:
+                    await self._db[METRICS].delete_one({"_id": metrics_document["_id"]})
             raise
         return campaign
 

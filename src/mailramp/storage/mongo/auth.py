@@ -29,9 +29,7 @@ class MongoAuth(MongoBase):
         owner = maybe_oid(user_id)
         if owner is None:
             return []
-        cursor = (
-            self._db[API_KEYS].find({"user_id": owner}).sort([("created_at", -1), ("_id", -1)])
-        )
+        cursor = self._db[API_KEYS].find({"user_id": owner}).sort([("created_at", -1), ("_id", -1)])
         keys = [from_document(ApiKey, document) async for document in cursor]
         return [key for key in keys if key is not None]
 

@@ -25,7 +25,7 @@ from mailramp.storage.rows import check_page
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-SCHEMA_VERSION = "mongo-0005"
+SCHEMA_VERSION = "mongo-0006"
 """The document layout this code writes (indexes, fields); kept in step with the SQL
 migrations' head so both backends hold the same data."""
 

@@ -11,7 +11,7 @@ string; documents whose `_id` is not an ObjectId cannot be addressed and are not
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from mailramp.storage.rows import check_page
 _EXTENDED_JSON = JSONOptions(tz_aware=True, tzinfo=UTC)
 _BSON_SCALARS = (str, int, float, bool, bytes, datetime, ObjectId, type(None))
 ADDRESSABLE = {"$type": "objectId"}
+LEGACY_BATCH = 500
 
 
 class MongoLegacy(MongoBase):
@@ -72,11 +73,22 @@ class MongoLegacy(MongoBase):
         query = _owned_by(user_id)
         target = self._db[LegacyCollection(collection).value]
         total = await target.count_documents(query)
-        cursor = (
-            target.find(query).sort([("created_at", 1), ("_id", 1)]).skip(offset).limit(limit)
-        )
+        cursor = target.find(query).sort([("created_at", 1), ("_id", 1)]).skip(offset).limit(limit)
         items = [_legacy_model(document) async for document in cursor]
         return Page[LegacyDocument](items=items, total=total, offset=offset, limit=limit)
+
+    async def iter_legacy(self, collection: LegacyCollection) -> AsyncIterator[LegacyDocument]:
+        target = self._db[LegacyCollection(collection).value]
+        last: ObjectId | None = None
+        while True:
+            query: dict[str, Any] = {"_id": ADDRESSABLE if last is None else {"$gt": last}}
+            cursor = target.find(query).sort([("_id", 1)]).limit(LEGACY_BATCH)
+            documents = [document async for document in cursor]
+            for document in documents:
+                yield _legacy_model(document)
+            if len(documents) < LEGACY_BATCH:
+                return
+            last = documents[-1]["_id"]
 
     async def get_legacy(
         self, collection: LegacyCollection, user_id: str, document_id: str

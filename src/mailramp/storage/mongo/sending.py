@@ -1,9 +1,623 @@
-"""The send queue and the suppression list on MongoDB."""
+"""The send queue and the suppression list on MongoDB: import, planning writes, leases,
+outcomes, lifecycle, suppression. Mirrors storage/sql/sending.py method by method.
+
+Without transactions (a standalone server has none), each step is a single-document
+atomic operation, and steps that touch several documents are ordered so that a crash in
+between leaves nothing a worker or a reader would act on wrongly:
+
+- Leases: `claim_due` reads candidate ids, then takes each with `find_one_and_update`
+  whose filter repeats "pending, lease free": of any number of concurrent claimers, the
+  server lets exactly one match a given record; the others move on to the next candidate.
+- Outcomes: each record's status change is one `find_one_and_update` guarded by its open
+  state (`sending`/`uncertain`); only the changes that matched are counted, then the
+  bounce suppressions are written, then the campaign's counters `$inc`-ed once per batch.
+  A crash after the status changes and before the `$inc` leaves the counters short (never
+  double); recomputing the metrics from the records (recompute_metrics) repairs them.
+- Import: records are inserted with no `scheduled_at` (no worker claims them, no plan
+  counts them) and only scheduled once every batch is in and the plan succeeded; if the
+  batches or the plan raise, the records this import inserted are deleted again. A crash
+  mid-import leaves its records pending and unscheduled: never sent, picked up by the next
+  import or re-plan of the campaign (both schedule every pending record), and expired with
+  the rest at the campaign's end.
+- Campaign state (active, mailbox usable) lives in other collections: the claim reads the
+  ids of active campaigns and usable mailboxes first (they are few) and filters with `$in`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from mailramp.campaigns.models import Campaign, CampaignStatus
+from mailramp.kit.ids import new_object_id
+from mailramp.kit.types import Page
+from mailramp.mailboxes.models import Mailbox, MailboxStatus
+from mailramp.metrics.models import CampaignMetrics
+from mailramp.sending.models import (
+    EXPIRY_GRACE,
+    ImportCounts,
+    LifecycleReport,
+    Outcome,
+    QueueDepth,
+    SendResult,
+)
+from mailramp.sending.repository import PlanFunction
 from mailramp.storage.mongo.base import MongoBase
+from mailramp.storage.mongo.codec import (
+    CAMPAIGNS,
+    MAILBOXES,
+    SUPPRESSIONS,
+    TRACKING,
+    decode,
+    encode,
+    from_document,
+    oid,
+    to_document,
+)
+from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.tracking.models import EmailTracking, TrackingStatus
+
+PENDING = TrackingStatus.PENDING.value
+SENDING = TrackingStatus.SENDING.value
+DUPLICATE_KEY = 11000
+
+WRITE_CONCURRENCY = 64
+"""How many single-document writes (re-planning) are in flight at once: enough to keep a
+server busy, well inside PyMongo's default pool of 100 connections."""
+
+
+class _Counters(Protocol):
+    """The metrics increment the MongoStore's accounts part provides (with `now` as
+    last_updated, as the SQL store's record_results writes it)."""
+
+    async def _increment_metrics(
+        self, campaign_id: str, deltas: Mapping[str, int], now: datetime
+    ) -> CampaignMetrics | None: ...
+
+
+def _object_ids(values: Iterable[str]) -> list[ObjectId]:
+    """The ObjectIds among `values` (an id that is not one matches nothing, as on SQL)."""
+    return [ObjectId(value) for value in values if ObjectId.is_valid(value)]
+
+
+def _lease_free(now: datetime) -> dict[str, Any]:
+    return {"$or": [{"lease_expires_at": None}, {"lease_expires_at": {"$lt": now}}]}
+
+
+async def _in_chunks(writes: Iterable[Awaitable[Any]]) -> None:
+    """Await `writes`, WRITE_CONCURRENCY at a time."""
+    chunk: list[Awaitable[Any]] = []
+    for write in writes:
+        chunk.append(write)
+        if len(chunk) >= WRITE_CONCURRENCY:
+            await asyncio.gather(*chunk)
+            chunk = []
+    if chunk:
+        await asyncio.gather(*chunk)
 
 
 class MongoSending(MongoBase):
-    """SendingRepository and SuppressionRepository."""
+    """SendingRepository and SuppressionRepository on MongoDB."""
+
+    # -- lookups for the worker -------------------------------------------------------
+
+    async def get_campaign_unscoped(self, campaign_id: str) -> Campaign | None:
+        return await self._find_one(CAMPAIGNS, Campaign, {"campaign_id": campaign_id})
+
+    async def get_mailbox_unscoped(self, mailbox_id: str) -> Mailbox | None:
+        if not ObjectId.is_valid(mailbox_id):
+            return None
+        return await self._find_one(MAILBOXES, Mailbox, {"_id": oid(mailbox_id)})
+
+    # -- import and planning ----------------------------------------------------------
+
+    async def import_recipients(
+        self,
+        campaign: Campaign,
+        batches: AsyncIterator[Sequence[EmailTracking]],
+        *,
+        plan: PlanFunction,
+    ) -> ImportCounts:
+        accepted = duplicates = suppressed = 0
+        inserted: list[ObjectId] = []
+        tracking = self._db[TRACKING]
+        try:
+            async for batch in batches:
+                if not batch:
+                    continue
+                emails = {record.recipient_email for record in batch}
+                blocked = await self.suppressed_among(campaign.user_id, emails)
+                documents = [
+                    # Unscheduled until the plan below: invisible to workers and plans.
+                    {**to_document(TRACKING, record), "scheduled_at": None}
+                    for record in batch
+                    if record.recipient_email not in blocked
+                ]
+                suppressed += len(batch) - len(documents)
+                if not documents:
+                    continue
+                refused: set[int] = set()
+                try:
+                    await tracking.insert_many(documents, ordered=False)
+                except BulkWriteError as error:
+                    errors = error.details.get("writeErrors", [])
+                    if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                        inserted += _inserted_ids(documents, {e["index"] for e in errors})
+                        raise
+                    refused = {int(e["index"]) for e in errors}
+                inserted += _inserted_ids(documents, refused)
+                accepted += len(documents) - len(refused)
+                duplicates += len(refused)
+            # The plan may refuse (PlanError) before any record is scheduled.
+            await self._schedule_pending(campaign.campaign_id, plan)
+        except BaseException:
+            # All or nothing: take back what this import inserted.
+            for start in range(0, len(inserted), 1000):
+                await tracking.delete_many({"_id": {"$in": inserted[start : start + 1000]}})
+            raise
+        total = await tracking.count_documents({"campaign_id": campaign.campaign_id})
+        await self._db[CAMPAIGNS].update_one(
+            {"campaign_id": campaign.campaign_id}, {"$set": {"total_recipients": total}}
+        )
+        return ImportCounts(
+            accepted=accepted, duplicates=duplicates, suppressed=suppressed, total_recipients=total
+        )
+
+    async def _schedule_pending(self, campaign_id: str, plan: PlanFunction) -> int:
+        tracking = self._db[TRACKING]
+        # ObjectIds grow with time, so ordering by _id keeps the import order.
+        cursor = tracking.find({"campaign_id": campaign_id, "status": PENDING}, {"_id": 1}).sort(
+            [("_id", 1)]
+        )
+        ids = [document["_id"] async for document in cursor]
+        times = list(plan(len(ids)))  # raises before anything is written
+        if len(times) != len(ids):
+            raise ValueError(f"the plan has {len(times)} times for {len(ids)} records")
+        await _in_chunks(
+            tracking.update_one(
+                {"_id": record_id}, {"$set": {"scheduled_at": when, "next_attempt_at": None}}
+            )
+            for record_id, when in zip(ids, times, strict=True)
+        )
+        return len(ids)
+
+    async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
+        return await self._schedule_pending(campaign.campaign_id, plan)
+
+    async def planned_times_for_mailbox(
+        self, mailbox_id: str, *, exclude_campaign_id: str, start: datetime, end: datetime
+    ) -> list[datetime]:
+        if not ObjectId.is_valid(mailbox_id):
+            return []
+        tracking = self._db[TRACKING]
+        mailbox = oid(mailbox_id)
+        window = {"$gte": start, "$lt": end}
+        queries: list[tuple[str, dict[str, Any]]] = [
+            (
+                "scheduled_at",
+                {
+                    "mailbox_id": mailbox,
+                    "campaign_id": {"$ne": exclude_campaign_id},
+                    "status": PENDING,
+                    "scheduled_at": window,
+                },
+            ),
+            (
+                "sent_at",
+                {
+                    "mailbox_id": mailbox,
+                    "status": {"$in": [TrackingStatus.SENT.value, TrackingStatus.BOUNCED.value]},
+                    "sent_at": window,
+                },
+            ),
+            (
+                "scheduled_at",
+                {
+                    "mailbox_id": mailbox,
+                    "status": {"$in": [SENDING, TrackingStatus.UNCERTAIN.value]},
+                    "scheduled_at": window,
+                },
+            ),
+        ]
+        moments: list[datetime] = []
+        for field, query in queries:
+            async for document in tracking.find(query, {field: 1, "_id": 0}):
+                moment = decode(document.get(field))
+                if isinstance(moment, datetime):
+                    moments.append(moment)
+        return moments
+
+    async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
+        result = await self._db[TRACKING].update_many(
+            {"campaign_id": campaign_id, "status": PENDING},
+            {
+                "$set": {
+                    "status": TrackingStatus.CANCELLED.value,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                }
+            },
+        )
+        return int(result.matched_count)
+
+    async def resend_uncertain(self, user_id: str, campaign_id: str, *, now: datetime) -> int:
+        result = await self._db[TRACKING].update_many(
+            {
+                "campaign_id": campaign_id,
+                "user_id": oid(user_id),
+                "status": TrackingStatus.UNCERTAIN.value,
+            },
+            {
+                "$set": {
+                    "status": PENDING,
+                    "scheduled_at": now,
+                    "next_attempt_at": None,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                }
+            },
+        )
+        return int(result.matched_count)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def run_lifecycle(self, *, now: datetime) -> LifecycleReport:
+        tracking, campaigns = self._db[TRACKING], self._db[CAMPAIGNS]
+        uncertain = await tracking.update_many(
+            {"status": SENDING, "lease_expires_at": {"$lt": now}},
+            {
+                "$set": {
+                    "status": TrackingStatus.UNCERTAIN.value,
+                    "last_error": "the worker's lease expired while sending: the message may "
+                    "or may not have left; not resent automatically",
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                }
+            },
+        )
+        activated = await campaigns.update_many(
+            {"status": CampaignStatus.SCHEDULED.value, "start_time": {"$lte": now}},
+            {"$set": {"status": CampaignStatus.ACTIVE.value, "updated_at": now}},
+        )
+        # Sends due inside the window may still go out for EXPIRY_GRACE after it.
+        ended = await self._campaign_ids(
+            {"status": CampaignStatus.ACTIVE.value, "end_time": {"$lte": now - EXPIRY_GRACE}}
+        )
+        expired_records = 0
+        if ended:
+            expired = await tracking.update_many(
+                {"status": PENDING, "campaign_id": {"$in": sorted(ended)}},
+                {
+                    "$set": {
+                        "status": TrackingStatus.EXPIRED.value,
+                        "lease_owner": None,
+                        "lease_expires_at": None,
+                        "updated_at": now,
+                    }
+                },
+            )
+            expired_records = int(expired.matched_count)
+        completed = await self._complete_finished(now)
+        return LifecycleReport(
+            activated=int(activated.matched_count),
+            completed=completed,
+            expired_records=expired_records,
+            uncertain_records=int(uncertain.matched_count),
+        )
+
+    async def _complete_finished(self, now: datetime) -> int:
+        """Complete active campaigns with nothing left to send: past their end, or with
+        recipients all of whom reached a final state."""
+        tracking, campaigns = self._db[TRACKING], self._db[CAMPAIGNS]
+        active: dict[str, datetime | None] = {}
+        async for document in campaigns.find(
+            {"status": CampaignStatus.ACTIVE.value}, {"campaign_id": 1, "end_time": 1}
+        ):
+            active[str(document["campaign_id"])] = decode(document.get("end_time"))
+        if not active:
+            return 0
+        unfinished = set(
+            await tracking.distinct(
+                "campaign_id",
+                {"campaign_id": {"$in": sorted(active)}, "status": {"$in": [PENDING, SENDING]}},
+            )
+        )
+        completed = 0
+        for campaign_id in sorted(set(active) - unfinished):
+            end = active[campaign_id]
+            past_end = end is not None and end <= now
+            if not past_end and await tracking.find_one({"campaign_id": campaign_id}) is None:
+                continue  # before its end with no recipients yet: recipients may still come
+            # Guarded by the status, so a pause or cancel meanwhile wins.
+            result = await campaigns.update_one(
+                {"campaign_id": campaign_id, "status": CampaignStatus.ACTIVE.value},
+                {"$set": {"status": CampaignStatus.COMPLETED.value, "updated_at": now}},
+            )
+            completed += int(result.matched_count)
+        return completed
+
+    async def _campaign_ids(self, query: dict[str, Any]) -> set[str]:
+        cursor = self._db[CAMPAIGNS].find(query, {"campaign_id": 1, "_id": 0})
+        return {str(document["campaign_id"]) async for document in cursor}
+
+    async def _usable_mailboxes(self) -> list[ObjectId]:
+        """The mailboxes that can send: active and linked."""
+        cursor = self._db[MAILBOXES].find(
+            {"status": MailboxStatus.ACTIVE.value, "unlinked_at": None}, {"_id": 1}
+        )
+        return [document["_id"] async for document in cursor]
+
+    async def _due_query(self, now: datetime, campaigns: dict[str, Any]) -> dict[str, Any] | None:
+        """The filter of records a worker may lease now: pending, due, with no live lease,
+        on a mailbox that can send, of a campaign that matches `campaigns`; None when no
+        campaign or no mailbox qualifies."""
+        campaign_ids = await self._campaign_ids(campaigns)
+        if not campaign_ids:
+            return None
+        mailboxes = await self._usable_mailboxes()
+        if not mailboxes:
+            return None
+        return {
+            "status": PENDING,
+            "scheduled_at": {"$lte": now},
+            **_lease_free(now),
+            "campaign_id": {"$in": sorted(campaign_ids)},
+            "mailbox_id": {"$in": mailboxes},
+        }
+
+    # -- leases and outcomes ----------------------------------------------------------
+
+    async def claim_due(
+        self, *, worker_id: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[EmailTracking]:
+        if limit <= 0:
+            return []
+        due = await self._due_query(now, {"status": CampaignStatus.ACTIVE.value})
+        if due is None:
+            return []
+        tracking = self._db[TRACKING]
+        lease = {"lease_owner": worker_id, "lease_expires_at": lease_until, "updated_at": now}
+        claimed: list[EmailTracking] = []
+        tried: list[ObjectId] = []
+        while len(claimed) < limit:
+            query = {**due, "_id": {"$nin": tried}} if tried else due
+            cursor = (
+                tracking.find(query, {"_id": 1})
+                .sort([("scheduled_at", 1)])
+                .limit(limit - len(claimed))
+            )
+            candidates = [document["_id"] async for document in cursor]
+            if not candidates:
+                break
+            for record_id in candidates:
+                tried.append(record_id)
+                # The filter repeats what makes the record claimable: if another worker
+                # leased it since the read above, this matches nothing and it is skipped.
+                document = await tracking.find_one_and_update(
+                    {"_id": record_id, "status": PENDING, **_lease_free(now)},
+                    {"$set": lease},
+                    return_document=ReturnDocument.AFTER,
+                )
+                record = from_document(EmailTracking, document)
+                if record is not None:
+                    claimed.append(record)
+        # Oldest first (candidate order is kept among equal times).
+        claimed.sort(key=lambda record: record.scheduled_at or now)
+        return claimed
+
+    async def queue_depth(self, *, now: datetime) -> QueueDepth:
+        # What the next worker pass would claim: its lifecycle step first starts campaigns
+        # whose start_time came and expires those past end_time, so count those as it will
+        # see them. The count walks ix_email_tracking_status_scheduled_at over
+        # (status = 'pending', scheduled_at <= now); `sending` is the (status) prefix.
+        tracking = self._db[TRACKING]
+        startable = {
+            "status": {"$in": [CampaignStatus.ACTIVE.value, CampaignStatus.SCHEDULED.value]},
+            "start_time": {"$lte": now},
+            "end_time": {"$gt": now - EXPIRY_GRACE},  # sends due in the window still go out
+        }
+        due_query = await self._due_query(now, startable)
+        due = 0 if due_query is None else await tracking.count_documents(due_query)
+        sending = await tracking.count_documents({"status": SENDING})
+        return QueueDepth(due=int(due), sending=int(sending))
+
+    async def start_sending(
+        self,
+        *,
+        worker_id: str,
+        message_ids: dict[str, str],
+        now: datetime,
+        lease_until: datetime,
+    ) -> set[str]:
+        if not message_ids:
+            return set()
+        tracking = self._db[TRACKING]
+        wanted = {
+            ObjectId(record_id): message_id
+            for record_id, message_id in message_ids.items()
+            if ObjectId.is_valid(record_id)
+        }
+        ids = list(wanted)
+        held = {"lease_owner": worker_id, "status": PENDING}
+        leased: list[tuple[ObjectId, str]] = [
+            (document["_id"], str(document["campaign_id"]))
+            async for document in tracking.find(
+                {"_id": {"$in": ids}, **held}, {"_id": 1, "campaign_id": 1}
+            )
+        ]
+        # A pause or cancel after the claim stops the send here.
+        campaign_ids = sorted({campaign_id for _, campaign_id in leased})
+        active = (
+            await self._campaign_ids(
+                {"campaign_id": {"$in": campaign_ids}, "status": CampaignStatus.ACTIVE.value}
+            )
+            if campaign_ids
+            else set()
+        )
+        for record_id, campaign_id in leased:
+            if campaign_id not in active:
+                continue
+            await tracking.update_one(
+                {"_id": record_id, **held},
+                {
+                    "$set": {
+                        "status": SENDING,
+                        "message_id": wanted[record_id],
+                        "lease_expires_at": lease_until,
+                        "updated_at": now,
+                    },
+                    "$inc": {"attempts": 1},
+                },
+            )
+        # Which records this worker now holds in `sending`: only those may leave.
+        cursor = tracking.find(
+            {"_id": {"$in": ids}, "lease_owner": worker_id, "status": SENDING}, {"_id": 1}
+        )
+        return {str(document["_id"]) async for document in cursor}
+
+    async def record_results(self, results: Sequence[SendResult], *, now: datetime) -> None:
+        if not results:
+            return
+        tracking = self._db[TRACKING]
+        deltas: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # A record turned `uncertain` by an expired lease still takes a definite outcome if
+        # its worker reports one after all; any other status means it was already recorded.
+        open_states = [SENDING, TrackingStatus.UNCERTAIN.value]
+        for result in results:
+            if not ObjectId.is_valid(result.record_id):
+                continue
+            # The record's own state change guards everything counted for it: a repeated
+            # report matches nothing here and changes nothing below.
+            document = await tracking.find_one_and_update(
+                {"_id": oid(result.record_id), "status": {"$in": open_states}},
+                {"$set": encode(TRACKING, _outcome_values(result, now))},
+                projection={"campaign_id": 1},
+            )
+            if document is None:
+                continue
+            campaign_id = str(document["campaign_id"])
+            if result.outcome is Outcome.SENT:
+                deltas[campaign_id]["total_sent"] += 1
+            elif result.outcome is Outcome.BOUNCED:
+                deltas[campaign_id]["total_sent"] += 1
+                deltas[campaign_id]["total_bounced"] += 1
+                await self._suppress(
+                    Suppression(
+                        id=new_object_id(),
+                        user_id=result.user_id,
+                        email=result.recipient_email,
+                        reason=SuppressionReason.BOUNCED,
+                        campaign_id=result.campaign_id,
+                        detail=result.error,
+                        created_at=now,
+                    )
+                )
+        # Counters last: `$inc` once per campaign for the changes that matched above (the
+        # metrics document's own increment, MongoAccounts._increment_metrics: `$inc`, then
+        # the rates compare-and-set from the counters it read back).
+        metrics = cast(_Counters, self)
+        for campaign_id in sorted(deltas):
+            await metrics._increment_metrics(campaign_id, dict(deltas[campaign_id]), now)
+
+    async def release_claims(
+        self, *, worker_id: str, record_ids: Collection[str] | None = None
+    ) -> int:
+        query: dict[str, Any] = {"lease_owner": worker_id, "status": PENDING}
+        if record_ids is not None:
+            query["_id"] = {"$in": _object_ids(record_ids)}
+        result = await self._db[TRACKING].update_many(
+            query, {"$set": {"lease_owner": None, "lease_expires_at": None}}
+        )
+        return int(result.matched_count)
+
+    # -- suppression ------------------------------------------------------------------
+
+    async def _suppress(self, suppression: Suppression) -> bool:
+        try:
+            await self._db[SUPPRESSIONS].insert_one(to_document(SUPPRESSIONS, suppression))
+        except DuplicateKeyError:
+            return False  # already suppressed: the first reason is kept
+        return True
+
+    async def add_suppression(self, suppression: Suppression) -> bool:
+        return await self._suppress(suppression)
+
+    async def suppressed_among(self, user_id: str, emails: Collection[str]) -> set[str]:
+        if not emails:
+            return set()
+        cursor = self._db[SUPPRESSIONS].find(
+            {"user_id": oid(user_id), "email": {"$in": list(emails)}}, {"email": 1, "_id": 0}
+        )
+        return {str(document["email"]) async for document in cursor}
+
+    async def list_suppressions(
+        self, user_id: str, *, offset: int = 0, limit: int = 50
+    ) -> Page[Suppression]:
+        return await self._page(
+            SUPPRESSIONS,
+            Suppression,
+            {"user_id": oid(user_id)},
+            [("created_at", -1), ("_id", -1)],
+            offset,
+            limit,
+        )
+
+    async def remove_suppression(self, user_id: str, email: str) -> bool:
+        result = await self._db[SUPPRESSIONS].delete_one({"user_id": oid(user_id), "email": email})
+        return bool(result.deleted_count)
+
+
+def _inserted_ids(documents: Sequence[dict[str, Any]], refused: Collection[int]) -> list[ObjectId]:
+    """The ids of `documents` an unordered insert_many stored (all but the `refused` indexes)."""
+    return [document["_id"] for n, document in enumerate(documents) if n not in refused]
+
+
+def _outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
+    """The record's new fields for an outcome (as storage/sql/sending.py writes them)."""
+    cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    match result.outcome:
+        case Outcome.SENT:
+            return {
+                **cleared,
+                "status": TrackingStatus.SENT.value,
+                "sent_at": now,
+                "last_error": None,
+            }
+        case Outcome.BOUNCED:
+            return {
+                **cleared,
+                "status": TrackingStatus.BOUNCED.value,
+                "sent_at": now,
+                "bounced_at": now,
+                "last_error": result.error,
+            }
+        case Outcome.RETRY:
+            return {
+                **cleared,
+                "status": TrackingStatus.PENDING.value,
+                "scheduled_at": result.retry_at,
+                "next_attempt_at": result.retry_at,
+                "last_error": result.error,
+            }
+        case Outcome.FAILED:
+            return {**cleared, "status": TrackingStatus.FAILED.value, "last_error": result.error}
+        case Outcome.UNCERTAIN:
+            return {**cleared, "status": TrackingStatus.UNCERTAIN.value, "last_error": result.error}
+        case Outcome.SUPPRESSED:
+            return {
+                **cleared,
+                "status": TrackingStatus.SUPPRESSED.value,
+                "message_id": None,
+                "last_error": result.error,
+            }
+    raise AssertionError(result.outcome)

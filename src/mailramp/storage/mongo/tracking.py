@@ -18,6 +18,7 @@ under-count that `recompute_metrics` repairs from the records (the source of tru
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -181,9 +182,7 @@ class MongoTracking(MongoBase):
         record_id, owner = maybe_oid(tracking_id), maybe_oid(user_id)
         if record_id is None or owner is None:
             return None
-        return await self._find_one(
-            TRACKING, EmailTracking, {"_id": record_id, "user_id": owner}
-        )
+        return await self._find_one(TRACKING, EmailTracking, {"_id": record_id, "user_id": owner})
 
     async def list_tracking(
         self,
@@ -194,7 +193,11 @@ class MongoTracking(MongoBase):
         offset: int = 0,
         limit: int = 50,
     ) -> Page[EmailTracking]:
-        query: dict[str, Any] = {"campaign_id": campaign_id, "user_id": maybe_oid(user_id)}
+        owner = maybe_oid(user_id)
+        # An id that is no ObjectId owns nothing: `_id: None` matches no document.
+        query: dict[str, Any] = (
+            {"campaign_id": campaign_id, "user_id": owner} if owner else {"_id": None}
+        )
         if status is not None:
             query["status"] = TrackingStatus(status).value
         order = [("scheduled_at", 1), ("_id", 1)]
@@ -224,9 +227,7 @@ class MongoTracking(MongoBase):
     ) -> list[EmailTracking]:
         if not message_ids:
             return []
-        cursor = (
-            self._db[TRACKING].find({"message_id": {"$in": list(message_ids)}}).sort("_id", 1)
-        )
+        cursor = self._db[TRACKING].find({"message_id": {"$in": list(message_ids)}}).sort("_id", 1)
         found = [from_document(EmailTracking, document) async for document in cursor]
         return [record for record in found if record is not None]
 
@@ -266,10 +267,9 @@ class MongoTracking(MongoBase):
                 {"$set": {"status": status_to.value, "updated_at": event.occurred_at}},
             )
         if suppress is not None:
-            try:
+            # Already suppressed: the unique index refuses it, the first reason stays.
+            with contextlib.suppress(DuplicateKeyError):
                 await self._db[SUPPRESSIONS].insert_one(to_document(SUPPRESSIONS, suppress))
-            except DuplicateKeyError:
-                pass  # already suppressed: the first reason stays
         if deltas:
             await increment_counters(self._db, event.campaign_id, deltas, event.occurred_at)
         return deltas

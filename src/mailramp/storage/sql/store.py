@@ -32,6 +32,7 @@ from mailramp.tracking.models import EmailTracking, TrackingStatus
 
 PRIMARY_RETRIES = 5
 SECRET_SCAN_BATCH = 500
+LEGACY_BATCH = 500
 
 _LEGACY_TABLES = {
     LegacyCollection.WARM_UP_EMAILS: tables.warm_up_emails,
@@ -452,6 +453,21 @@ class SqlStore(SqlAuth):
             return await self._page(
                 connection, LegacyDocument, table, table.c.user_id == user_id, order, offset, limit
             )
+
+    async def iter_legacy(self, collection: LegacyCollection) -> AsyncGenerator[LegacyDocument]:
+        table = _LEGACY_TABLES[collection]
+        last: str | None = None
+        while True:
+            statement = select(table).order_by(table.c._id).limit(LEGACY_BATCH)
+            if last is not None:
+                statement = statement.where(table.c._id > last)
+            async with self._read() as connection:
+                rows = (await connection.execute(statement)).mappings().all()
+            for row in rows:
+                yield LegacyDocument.model_validate(dict(row))
+            if len(rows) < LEGACY_BATCH:
+                return
+            last = rows[-1]["_id"]
 
     async def get_legacy(
         self, collection: LegacyCollection, user_id: str, document_id: str

@@ -131,6 +131,8 @@ campaigns = Table(
     Column("sending_window", json_document(), nullable=True),
     Column("track_opens", Boolean, nullable=False, server_default=text("true")),
     Column("track_clicks", Boolean, nullable=False, server_default=text("true")),
+    # A campaign migrated from `email_campaigns` keeps the fields mailramp has no place for.
+    Column("legacy_fields", json_document(), nullable=True),
     Index("uq_campaign_creation_table_campaign_id", "campaign_id", unique=True),
     # Listing a user's campaigns newest first, optionally by status.
     Index("ix_campaign_creation_table_user_id_created_at", "user_id", "created_at"),

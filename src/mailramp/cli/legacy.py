@@ -1,0 +1,76 @@
+"""`mailramp migrate-legacy`: bring `email_campaigns` documents into campaigns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mailramp.cli.common import JsonOption, emit, fail, load_settings, progress_stream, run
+from mailramp.errors import MailrampError
+from mailramp.legacy.migrate import MigrationReport, migrate, read_export
+from mailramp.legacy.models import LegacyCollection
+from mailramp.runtime import Runtime
+
+
+def migrate_legacy(
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            exists=True,
+            dir_okay=False,
+            help="A mongoexport file of email_campaigns (JSON lines or --jsonArray, Extended "
+            "JSON); without it, the configured database's email_campaigns collection.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would happen; write nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Convert legacy `email_campaigns` documents into campaigns with their metrics.
+
+    Idempotent (a second run changes nothing), originals untouched, fields without a place
+    of their own kept in the campaign's `legacy_fields`; every skipped document is reported
+    with its _id and the reason. The field mapping: docs/legacy-migration.md.
+
+    Example:
+
+        mongoexport --uri "$OLD_MONGODB_URL" -c email_campaigns -o email_campaigns.json
+        mailramp migrate-legacy --from-file email_campaigns.json --dry-run
+        mailramp migrate-legacy --from-file email_campaigns.json
+    """
+    settings = load_settings()
+    try:
+        documents: list[Mapping[str, Any]] | None = (
+            list(read_export(from_file)) if from_file is not None else None
+        )
+    except MailrampError as error:
+        raise fail(error, as_json=as_json) from None
+
+    async def work(runtime: Runtime) -> MigrationReport:
+        source = documents
+        if source is None:
+            source = [
+                legacy.document
+                async for legacy in runtime.store.iter_legacy(LegacyCollection.EMAIL_CAMPAIGNS)
+            ]
+        with typer.progressbar(
+            length=len(source), label="migrating", file=progress_stream()
+        ) as bar:
+
+            async def items() -> AsyncIterator[Mapping[str, Any]]:
+                for document in source:
+                    yield document
+
+            return await migrate(
+                runtime.store, items(), dry_run=dry_run, on_document=lambda: bar.update(1)
+            )
+
+    report = run(settings, work, as_json=as_json)
+    lines = [("dry run: " if dry_run else "") + report.summary()]
+    lines += [f"  skipped {s.document_id}: {s.reason}" for s in report.skipped]
+    emit(as_json, report, lines)

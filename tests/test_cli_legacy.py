@@ -1,0 +1,97 @@
+"""`mailramp migrate-legacy --from-file` on a mongoexport file, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bson import ObjectId
+
+from tests.support.processes import clean_environment
+
+
+def _mailramp(
+    directory: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailramp", *args],
+        cwd=directory,
+        env=clean_environment(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_mongoexport_file_migrates_once(tmp_path: Path) -> None:
+    made = _mailramp(
+        tmp_path, "user", "create", "--name", "Ann", "--login", "ann@acme.com",
+        "--password-stdin", "--json", stdin="a long enough passphrase\n",
+    )  # fmt: skip
+    user_id = json.loads(made.stdout)["_id"]
+    linked = _mailramp(
+        tmp_path, "mailbox", "add", "--user", "ann@acme.com", "--email", "ann@acme.com",
+        "--smtp-host", "smtp.example.com", "--password-stdin", "--json", stdin="pw\n",
+    )  # fmt: skip
+    assert linked.returncode == 0, linked.stderr
+    good, bad = str(ObjectId()), str(ObjectId())
+    export = tmp_path / "email_campaigns.json"
+    export.write_text(
+        json.dumps(
+            {
+                "_id": {"$oid": good},
+                "user_id": {"$oid": user_id},
+                "from_email": "ann@acme.com",
+                "subject": "Old campaign",
+                "body": "Hello",
+                "start_time": {"$date": {"$numberLong": "1709283600000"}},
+                "duration": {"$numberInt": "24"},
+                "status": "done",
+                "sent": 10,
+                "opens": 4,
+            }
+        )
+        + "\n"
+        + json.dumps({"_id": {"$oid": bad}, "user_id": {"$oid": user_id}, "subject": "x"})
+        + "\n"
+    )
+
+    dry = _mailramp(tmp_path, "migrate-legacy", "--from-file", str(export), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        "dry run: 2 document(s) read: would migrate 1, 0 already migrated, 1 skipped" in dry.stdout
+    )
+    assert f"skipped {bad}: no mailbox_id or sender address" in dry.stdout
+    assert "migrating" in dry.stderr  # the progress bar
+    listed = _mailramp(tmp_path, "campaign", "list", "--user", "ann@acme.com", "--json")
+    assert json.loads(listed.stdout) == []
+
+    done = _mailramp(tmp_path, "migrate-legacy", "--from-file", str(export), "--json")
+    report = json.loads(done.stdout)
+    assert (report["migrated"], report["already_migrated"], report["read"]) == (1, 0, 2)
+    assert report["skipped"] == [{"document_id": bad, "reason": "no mailbox_id or sender address"}]
+    (campaign,) = json.loads(
+        _mailramp(tmp_path, "campaign", "list", "--user", "ann@acme.com", "--json").stdout
+    )
+    assert campaign["_id"] == good and campaign["status"] == "completed"
+    assert campaign["start_time"].startswith("2024-03-01T09:00:00")
+    stats = json.loads(
+        _mailramp(tmp_path, "campaign", "stats", campaign["campaign_id"], "--json").stdout
+    )
+    assert (stats["metrics"]["total_sent"], stats["metrics"]["open_rate"]) == (10, 40.0)
+
+    again = json.loads(
+        _mailramp(tmp_path, "migrate-legacy", "--from-file", str(export), "--json").stdout
+    )
+    assert (again["migrated"], again["already_migrated"]) == (0, 1)
+
+
+def test_a_broken_export_file_is_refused_naming_the_line(tmp_path: Path) -> None:
+    export = tmp_path / "broken.json"
+    export.write_text('{"_id": {"$oid": "0123456789abcdef01234567"}}\n{not json\n')
+    refused = _mailramp(tmp_path, "migrate-legacy", "--from-file", str(export))
+    assert refused.returncode == 1
+    assert "line 2: not JSON" in refused.stderr
