@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from bson import ObjectId
 
 from tests.support.processes import clean_environment
@@ -95,3 +96,36 @@ def test_a_broken_export_file_is_refused_naming_the_line(tmp_path: Path) -> None
     refused = _mailramp(tmp_path, "migrate-legacy", "--from-file", str(export))
     assert refused.returncode == 1
     assert "line 2: not JSON" in refused.stderr
+
+
+async def test_documents_are_read_from_a_live_mongodb_of_the_old_app() -> None:
+    from mailramp.cli.legacy import legacy_documents
+    from mailramp.errors import ValidationError
+    from mailramp.legacy.models import LegacyCollection
+    from mailramp.storage.mongo import MongoStore
+    from mailramp.storage.sql import SqlStore
+    from tests.support.mongo_double import mock_database
+
+    old = MongoStore(mock_database("old_app"))
+    await old.import_legacy(
+        LegacyCollection.EMAIL_CAMPAIGNS,
+        [{"_id": ObjectId(), "user_id": ObjectId(), "subject": f"old {n}"} for n in range(3)],
+    )
+    opened: list[str] = []
+
+    def open_source(url: str) -> MongoStore:
+        opened.append(url)
+        return old
+
+    here = SqlStore.from_url("sqlite:///:memory:")  # mailramp's own database: not read
+    try:
+        documents = await legacy_documents(
+            here, "mongodb://old-host/old_app", open_source=open_source
+        )
+        assert opened == ["mongodb://old-host/old_app"]
+        assert sorted(d["subject"] for d in documents) == ["old 0", "old 1", "old 2"]
+        with pytest.raises(ValidationError) as refused:
+            await legacy_documents(here, "postgresql://x/y")
+        assert refused.value.field == "from_mongodb"
+    finally:
+        await here.close()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from mailramp.cli.common import JsonOption, emit, fail, load_settings, progress_stream, run
-from mailramp.errors import MailrampError
+from mailramp.errors import MailrampError, ValidationError
 from mailramp.legacy.migrate import MigrationReport, migrate, read_export
 from mailramp.legacy.models import LegacyCollection
 from mailramp.runtime import Runtime
+from mailramp.storage import Store
+
+EMAIL_CAMPAIGNS = LegacyCollection.EMAIL_CAMPAIGNS
 
 
 def migrate_legacy(
@@ -24,6 +27,14 @@ def migrate_legacy(
             dir_okay=False,
             help="A mongoexport file of email_campaigns (JSON lines or --jsonArray, Extended "
             "JSON); without it, the configured database's email_campaigns collection.",
+        ),
+    ] = None,
+    from_mongodb: Annotated[
+        str | None,
+        typer.Option(
+            "--from-mongodb",
+            help="Read email_campaigns from this live MongoDB (mongodb://…/DBNAME), e.g. the "
+            "previous deployment's database, whatever database mailramp itself runs on.",
         ),
     ] = None,
     dry_run: Annotated[
@@ -39,11 +50,13 @@ def migrate_legacy(
 
     Example:
 
+        mailramp migrate-legacy --from-mongodb "$OLD_MONGODB_URL" --dry-run
         mongoexport --uri "$OLD_MONGODB_URL" -c email_campaigns -o email_campaigns.json
-        mailramp migrate-legacy --from-file email_campaigns.json --dry-run
         mailramp migrate-legacy --from-file email_campaigns.json
     """
     settings = load_settings()
+    if from_file is not None and from_mongodb is not None:
+        raise typer.BadParameter("give --from-file or --from-mongodb, not both")
     try:
         documents: list[Mapping[str, Any]] | None = (
             list(read_export(from_file)) if from_file is not None else None
@@ -54,10 +67,7 @@ def migrate_legacy(
     async def work(runtime: Runtime) -> MigrationReport:
         source = documents
         if source is None:
-            source = [
-                legacy.document
-                async for legacy in runtime.store.iter_legacy(LegacyCollection.EMAIL_CAMPAIGNS)
-            ]
+            source = await legacy_documents(runtime.store, from_mongodb)
         with typer.progressbar(
             length=len(source), label="migrating", file=progress_stream()
         ) as bar:
@@ -74,3 +84,26 @@ def migrate_legacy(
     lines = [("dry run: " if dry_run else "") + report.summary()]
     lines += [f"  skipped {s.document_id}: {s.reason}" for s in report.skipped]
     emit(as_json, report, lines)
+
+
+async def legacy_documents(
+    store: Store,
+    from_mongodb: str | None,
+    *,
+    open_source: Callable[[str], Store] | None = None,
+) -> list[Mapping[str, Any]]:
+    """The email_campaigns documents to migrate: from a live MongoDB when its URL is given,
+    else from the database mailramp runs on."""
+    if from_mongodb is None:
+        return [legacy.document async for legacy in store.iter_legacy(EMAIL_CAMPAIGNS)]
+    if not from_mongodb.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValidationError("from_mongodb", "must be a mongodb:// or mongodb+srv:// URL")
+    if open_source is None:
+        from mailramp.storage.mongo import MongoStore
+
+        open_source = MongoStore.from_url
+    source = open_source(from_mongodb)
+    try:
+        return [legacy.document async for legacy in source.iter_legacy(EMAIL_CAMPAIGNS)]
+    finally:
+        await source.close()

@@ -48,6 +48,7 @@ from mailramp.sending.models import (
     QueueDepth,
     SendResult,
 )
+from mailramp.sending.outcomes import outcome_values
 from mailramp.sending.repository import PlanFunction
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
@@ -500,7 +501,7 @@ class MongoSending(MongoBase):
             # report matches nothing here and changes nothing below.
             document = await tracking.find_one_and_update(
                 {"_id": oid(result.record_id), "status": {"$in": open_states}},
-                {"$set": encode(TRACKING, _outcome_values(result, now))},
+                {"$set": encode(TRACKING, outcome_values(result, now))},
                 projection={"campaign_id": 1},
             )
             if document is None:
@@ -580,44 +581,3 @@ class MongoSending(MongoBase):
 def _inserted_ids(documents: Sequence[dict[str, Any]], refused: Collection[int]) -> list[ObjectId]:
     """The ids of `documents` an unordered insert_many stored (all but the `refused` indexes)."""
     return [document["_id"] for n, document in enumerate(documents) if n not in refused]
-
-
-def _outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
-    """The record's new fields for an outcome (as storage/sql/sending.py writes them)."""
-    cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
-    match result.outcome:
-        case Outcome.SENT:
-            return {
-                **cleared,
-                "status": TrackingStatus.SENT.value,
-                "sent_at": now,
-                "last_error": None,
-            }
-        case Outcome.BOUNCED:
-            return {
-                **cleared,
-                "status": TrackingStatus.BOUNCED.value,
-                "sent_at": now,
-                "bounced_at": now,
-                "last_error": result.error,
-            }
-        case Outcome.RETRY:
-            return {
-                **cleared,
-                "status": TrackingStatus.PENDING.value,
-                "scheduled_at": result.retry_at,
-                "next_attempt_at": result.retry_at,
-                "last_error": result.error,
-            }
-        case Outcome.FAILED:
-            return {**cleared, "status": TrackingStatus.FAILED.value, "last_error": result.error}
-        case Outcome.UNCERTAIN:
-            return {**cleared, "status": TrackingStatus.UNCERTAIN.value, "last_error": result.error}
-        case Outcome.SUPPRESSED:
-            return {
-                **cleared,
-                "status": TrackingStatus.SUPPRESSED.value,
-                "message_id": None,
-                "last_error": result.error,
-            }
-    raise AssertionError(result.outcome)

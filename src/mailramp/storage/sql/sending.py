@@ -28,6 +28,7 @@ from mailramp.sending.models import (
     QueueDepth,
     SendResult,
 )
+from mailramp.sending.outcomes import outcome_values
 from mailramp.sending.repository import PlanFunction
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.base import SqlBase, to_row
@@ -389,7 +390,7 @@ class SqlSending(SqlBase):
                 changed = await connection.execute(
                     update(T)
                     .where(T.c._id.in_([r.record_id for r in sent]), T.c.status.in_(open_states))
-                    .values(_outcome_values(sent[0], now))
+                    .values(outcome_values(sent[0], now))
                     .returning(T.c.campaign_id)
                 )
                 for (campaign_id,) in changed:
@@ -398,7 +399,7 @@ class SqlSending(SqlBase):
                 changed = await connection.execute(
                     update(T)
                     .where(T.c._id == result.record_id, T.c.status.in_(open_states))
-                    .values(_outcome_values(result, now))
+                    .values(outcome_values(result, now))
                     .returning(T.c._id)
                 )
                 if changed.first() is None:
@@ -494,43 +495,3 @@ def _due(statement: Select[Any], now: datetime, *, campaign: ColumnElement[bool]
             M.c.unlinked_at.is_(None),
         )
     )
-
-
-def _outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
-    cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
-    match result.outcome:
-        case Outcome.SENT:
-            return {
-                **cleared,
-                "status": TrackingStatus.SENT.value,
-                "sent_at": now,
-                "last_error": None,
-            }
-        case Outcome.BOUNCED:
-            return {
-                **cleared,
-                "status": TrackingStatus.BOUNCED.value,
-                "sent_at": now,
-                "bounced_at": now,
-                "last_error": result.error,
-            }
-        case Outcome.RETRY:
-            return {
-                **cleared,
-                "status": TrackingStatus.PENDING.value,
-                "scheduled_at": result.retry_at,
-                "next_attempt_at": result.retry_at,
-                "last_error": result.error,
-            }
-        case Outcome.FAILED:
-            return {**cleared, "status": TrackingStatus.FAILED.value, "last_error": result.error}
-        case Outcome.UNCERTAIN:
-            return {**cleared, "status": TrackingStatus.UNCERTAIN.value, "last_error": result.error}
-        case Outcome.SUPPRESSED:
-            return {
-                **cleared,
-                "status": TrackingStatus.SUPPRESSED.value,
-                "message_id": None,
-                "last_error": result.error,
-            }
-    raise AssertionError(result.outcome)

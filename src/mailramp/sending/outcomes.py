@@ -1,0 +1,50 @@
+"""What a send outcome writes to its tracking record, shared by the storage adapters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mailramp.sending.models import Outcome, SendResult
+from mailramp.tracking.models import TrackingStatus
+
+
+def outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
+    """The fields of a tracking record after a send outcome (both storage adapters)."""
+    cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    match result.outcome:
+        case Outcome.SENT:
+            return {
+                **cleared,
+                "status": TrackingStatus.SENT.value,
+                "sent_at": now,
+                "last_error": None,
+            }
+        case Outcome.BOUNCED:
+            return {
+                **cleared,
+                "status": TrackingStatus.BOUNCED.value,
+                "sent_at": now,
+                "bounced_at": now,
+                "last_error": result.error,
+            }
+        case Outcome.RETRY:
+            return {
+                **cleared,
+                "status": TrackingStatus.PENDING.value,
+                "scheduled_at": result.retry_at,
+                "next_attempt_at": result.retry_at,
+                "last_error": result.error,
+            }
+        case Outcome.FAILED:
+            return {**cleared, "status": TrackingStatus.FAILED.value, "last_error": result.error}
+        case Outcome.UNCERTAIN:
+            return {**cleared, "status": TrackingStatus.UNCERTAIN.value, "last_error": result.error}
+        case Outcome.SUPPRESSED:
+            return {
+                **cleared,
+                "status": TrackingStatus.SUPPRESSED.value,
+                "message_id": None,
+                "last_error": result.error,
+            }
+    raise AssertionError(result.outcome)
