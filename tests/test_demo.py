@@ -13,24 +13,11 @@ from typing import Any
 import httpx
 
 from mailramp.config import Settings
-from mailramp.metrics.models import CampaignMetrics
+from mailramp.metrics.models import COUNTERS, CampaignMetrics
 from mailramp.runtime import open_runtime
 from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
-
-COUNTERS = (
-    "total_sent",
-    "total_delivered",
-    "total_opened",
-    "total_clicks",
-    "total_bounced",
-    "total_replied",
-    "total_unsubscribed",
-    "total_human_opened",
-    "total_human_clicks",
-    "total_auto_replied",
-)
 
 
 def _demo(directory: Path, port: int, recipients: int, minutes: float) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import and_, select, update
 
 from mailramp.auth.models import ApiKey, Session
+from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.base import to_row
 from mailramp.storage.sql.events import SqlTracking
 
 K = tables.api_keys

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from enum import Enum
 from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel
@@ -21,46 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mailramp.kit.types import Page
 from mailramp.metrics.models import COUNTERS, derived_fields
+from mailramp.storage.rows import check_page
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.engine import create_engines
 from mailramp.storage.sql.errors import translate_integrity_error
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-MAX_PAGE_SIZE = 1000
-MAX_OFFSET = 2**31 - 1
-
-
-def to_row(model: BaseModel) -> dict[str, Any]:
-    """A model's stored fields under their stored names (aliases), including secret fields
-    that serialisation leaves out."""
-    row: dict[str, Any] = {}
-    for name, field in type(model).model_fields.items():
-        row[field.alias or name] = _plain(getattr(model, name))
-    return row
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return value
-
-
-def changes_row(changes: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _plain(value) for key, value in changes.items()}
-
-
-def _check_page(offset: int, limit: int) -> None:
-    from mailramp.errors import ValidationError
-
-    if not 0 <= offset <= MAX_OFFSET:
-        raise ValidationError(
-            "offset", f"must be between 0 and {MAX_OFFSET}, got {offset}", value=offset
-        )
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
 
 
 class SqlBase:
@@ -123,7 +88,7 @@ class SqlBase:
         offset: int,
         limit: int,
     ) -> Page[ModelT]:
-        _check_page(offset, limit)
+        check_page(offset, limit)
         total = (
             await connection.execute(select(func.count()).select_from(table).where(condition))
         ).scalar_one()

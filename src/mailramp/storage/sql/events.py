@@ -10,43 +10,21 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
+from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.base import to_row
 from mailramp.storage.sql.sending import SqlSending
 from mailramp.suppression.models import Suppression
-from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus
+from mailramp.tracking.models import (
+    COUNTED_BY,
+    FIRST_FIELDS,
+    EmailEvent,
+    EmailTracking,
+    TrackingStatus,
+)
 
 T = tables.tracking
 E = tables.events
 M = tables.metrics
-
-FIRST_FIELDS = frozenset(
-    {
-        "opened_at",
-        "clicked_at",
-        "replied_at",
-        "bounced_at",
-        "unsubscribed_at",
-        "human_opened_at",
-        "human_clicked_at",
-        "auto_replied_at",
-        "delivered_at",
-        "sent_at",  # a reply or bounce report proves an `uncertain` message did leave
-    }
-)
-
-# Which record timestamp each counter counts (recomputation reads the records this way).
-COUNTED_BY = {
-    "total_sent": "sent_at",
-    "total_bounced": "bounced_at",
-    "total_opened": "opened_at",
-    "total_clicks": "clicked_at",
-    "total_replied": "replied_at",
-    "total_unsubscribed": "unsubscribed_at",
-    "total_human_opened": "human_opened_at",
-    "total_human_clicks": "human_clicked_at",
-    "total_auto_replied": "auto_replied_at",
-}
 
 
 class SqlTracking(SqlSending):

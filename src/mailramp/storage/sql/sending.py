@@ -30,8 +30,9 @@ from mailramp.sending.models import (
 )
 from mailramp.sending.outcomes import outcome_values
 from mailramp.sending.repository import PlanFunction
+from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.base import SqlBase, to_row
+from mailramp.storage.sql.base import SqlBase
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 

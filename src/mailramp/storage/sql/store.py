@@ -24,9 +24,9 @@ from mailramp.kit.types import Page
 from mailramp.legacy.models import LegacyCollection, LegacyDocument
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
 from mailramp.metrics.models import COUNTERS, CampaignMetrics
+from mailramp.storage.rows import changes_row, to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.auth import SqlAuth
-from mailramp.storage.sql.base import changes_row, to_row
 from mailramp.storage.sql.errors import PrimaryMailboxConflict
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 
