@@ -207,6 +207,9 @@ def clerk_verifier(settings: Settings) -> ClerkVerifier | None:
     if not pem and not jwks_url:
         return None
     parties = [p.strip() for p in (settings.clerk_authorized_parties or "").split(",") if p.strip()]
+    # Without a list, only tokens issued to this server's own pages are accepted (their
+    # `azp` is its public origin): never the sessions of another site on the same instance.
+    parties = parties or [settings.public_base_url]
     return ClerkVerifier(pem_key=pem, jwks_url=jwks_url, authorized_parties=parties)
 
 

@@ -179,12 +179,18 @@ def test_webhooks_with_bad_signatures_change_nothing(jwks_base: str, clerk_key: 
 
 def test_networkless_pem_key(tmp_path_factory: pytest.TempPathFactory, clerk_key: RsaKey) -> None:
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # No MAILRAMP_CLERK_AUTHORIZED_PARTIES: only tokens issued to this server's own origin.
     environment = clean_environment(
-        MAILRAMP_RUN_WORKER="false", CLERK_JWT_KEY=clerk_key.public_pem()
+        MAILRAMP_RUN_WORKER="false",
+        CLERK_JWT_KEY=clerk_key.public_pem(),
+        MAILRAMP_PUBLIC_BASE_URL=base,
     )
     with serving(port, cwd=tmp_path_factory.mktemp("pem"), env=environment):
-        base = f"http://127.0.0.1:{port}"
-        assert _me(base, clerk_key.token(sub="user_pem")).json()["clerk_user_id"] == "user_pem"
+        mine = clerk_key.token(sub="user_pem", azp=base)
+        assert _me(base, mine).json()["clerk_user_id"] == "user_pem"
+        other_site = clerk_key.token(sub="user_pem", azp="https://other-app.example")
+        assert _me(base, other_site).status_code == 401
         assert _me(base, RsaKey("other").token(sub="user_pem")).status_code == 401
 
 
@@ -194,7 +200,11 @@ def test_closed_sign_up_lets_only_existing_clerk_users_in(
     port = free_port()
     directory = tmp_path_factory.mktemp("closed")
     base = f"http://127.0.0.1:{port}"
-    opened = clean_environment(MAILRAMP_RUN_WORKER="false", CLERK_JWT_KEY=clerk_key.public_pem())
+    opened = clean_environment(
+        MAILRAMP_RUN_WORKER="false",
+        CLERK_JWT_KEY=clerk_key.public_pem(),
+        MAILRAMP_CLERK_AUTHORIZED_PARTIES=PARTY,
+    )
     with serving(port, cwd=directory, env=opened):
         assert _me(base, clerk_key.token(sub="user_early")).status_code == 200
     closed = opened | {"MAILRAMP_SIGNUP_OPEN": "false"}

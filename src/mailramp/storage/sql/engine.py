@@ -44,7 +44,11 @@ def create_engines(database_url: str) -> tuple[AsyncEngine, AsyncEngine]:
     """
     url = async_url(database_url)
     if url.get_backend_name() != "sqlite":
-        engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        # hide_parameters: a database error's message never carries the values (addresses,
+        # message bodies, ciphertexts) into logs or tracebacks.
+        engine = create_async_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+        )
         return engine, engine
     path = sqlite_path(database_url)
     if path is not None:
@@ -55,7 +59,9 @@ def create_engines(database_url: str) -> tuple[AsyncEngine, AsyncEngine]:
 
 
 def _sqlite_engine(url: URL, *, begin: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, hide_parameters=True
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
