@@ -288,6 +288,7 @@ async def test_worker_health_server_answers_health_and_the_workers_metrics(
                 "schema_version": head_revision(),
                 "schema_head": head_revision(),
                 "up_to_date": True,
+                "schema_newer": False,
             },
         }
         assert (await client.get("/metrics")).status_code == 401
@@ -461,3 +462,38 @@ def test_text_is_the_default_and_configuring_again_replaces_the_handler() -> Non
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+async def test_health_during_a_rolling_deploy(tmp_path: Path) -> None:
+    """A schema newer than the code (a rolling deploy migrated it) keeps the old process
+    serving: 200, schema_newer. A schema behind the code cannot be served: 503."""
+    from sqlalchemy import text
+
+    from mailramp.config import Settings
+    from mailramp.observability import health_report
+    from mailramp.runtime import open_runtime
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'mailramp.db'}",
+        encryption_key_file=tmp_path / "mailramp.key",
+    )
+    runtime = await open_runtime(settings)
+    try:
+
+        async def stamp(revision: str) -> None:
+            async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
+                await connection.execute(
+                    text("UPDATE alembic_version SET version_num = :v"), {"v": revision}
+                )
+
+        await stamp("0099_from_the_future")
+        status, body = await health_report(runtime)
+        assert status == 200 and body["status"] == "ok"
+        assert body["database"]["schema_newer"] is True
+        assert body["database"]["up_to_date"] is False
+        await stamp("0005_auth")
+        status, body = await health_report(runtime)
+        assert status == 503 and body["status"] == "schema_out_of_date"
+        assert body["database"]["schema_newer"] is False
+    finally:
+        await runtime.close()

@@ -26,6 +26,7 @@ def test_serve_on_the_embedded_default_with_no_configuration(tmp_path: Path) -> 
         "schema_version": head_revision(),
         "schema_head": head_revision(),
         "up_to_date": True,
+        "schema_newer": False,
     }
     assert (tmp_path / "mailramp.db").is_file()
     key_file = tmp_path / "mailramp.key"

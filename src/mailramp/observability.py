@@ -177,17 +177,22 @@ async def health_report(runtime: Runtime) -> tuple[int, dict[str, Any]]:
             "database": {"backend": backend, "reachable": False, "schema_head": head},
         }
         return 503, body
+    # A schema newer than this code is a rolling deploy under way: this process keeps
+    # serving (200) and says so; a schema behind the code cannot serve it (503).
+    newer = version != head and _schema_is_newer(backend, version)
+    healthy = version == head or newer
     body = {
-        "status": "ok" if version == head else "schema_out_of_date",
+        "status": "ok" if healthy else "schema_out_of_date",
         "version": __version__,
         "database": {
             "backend": backend,
             "schema_version": version,
             "schema_head": head,
             "up_to_date": version == head,
+            "schema_newer": newer,
         },
     }
-    return (200 if version == head else 503), body
+    return (200 if healthy else 503), body
 
 
 def _describe(error: BaseException) -> str:
@@ -351,6 +356,12 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     return handler
+
+
+def _schema_is_newer(backend: str, version: str | None) -> bool:
+    from mailramp.runtime import schema_is_newer
+
+    return schema_is_newer(backend, version)
 
 
 def _schema_head(backend: str) -> str:

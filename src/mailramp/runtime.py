@@ -30,7 +30,7 @@ from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
-from mailramp.storage.sql.migrate import head_revision, upgrade
+from mailramp.storage.sql.migrate import head_revision, known_revisions, upgrade
 from mailramp.tracking.inbox import DefaultInboxes, InboxFactory, InboxPoller
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.service import TrackingService
@@ -119,6 +119,18 @@ def schema_head(backend: str) -> str:
 
         return SCHEMA_VERSION
     return head_revision()
+
+
+def schema_is_newer(backend: str, version: str | None) -> bool:
+    """Whether the database was migrated by a newer mailramp than this one (a revision this
+    code does not know), as during a rolling deploy."""
+    if version is None:
+        return False
+    if backend == "mongodb":
+        from mailramp.storage.mongo.base import KNOWN_VERSIONS
+
+        return version not in KNOWN_VERSIONS
+    return version not in known_revisions()
 
 
 async def migrate_store(store: Store) -> str:
