@@ -105,8 +105,60 @@ class Settings(BaseSettings):
     )
     send_max_attempts: int = Field(default=5, ge=1, le=50)
     send_retry_base_seconds: float = Field(default=60, gt=0)
+    microsoft_client_id: str | None = Field(
+        default=None,
+        description="Application (client) ID of the Azure app that links Outlook / Microsoft "
+        "365 mailboxes by OAuth; unset, Outlook linking is off.",
+    )
+    microsoft_client_secret: SecretStr | None = Field(
+        default=None, description="A client secret of that Azure app."
+    )
+    microsoft_tenant: str = Field(
+        default="common",
+        description="Which accounts may sign in: `common`, `organizations`, `consumers` or a "
+        "tenant id.",
+    )
+    microsoft_authority_url: str = Field(
+        default="https://login.microsoftonline.com",
+        description="Microsoft identity platform host; `/{tenant}/oauth2/v2.0/authorize` and "
+        "`/token` are under it (a sovereign cloud's host, or a stand-in in tests).",
+    )
+    graph_url: str = Field(
+        default="https://graph.microsoft.com/v1.0",
+        description="Microsoft Graph API base URL (with its version).",
+    )
+    google_client_id: str | None = Field(
+        default=None,
+        description="OAuth client ID (web application) of the Google Cloud project that links "
+        "Gmail / Google Workspace mailboxes; unset, Gmail linking is off.",
+    )
+    google_client_secret: SecretStr | None = Field(
+        default=None, description="The client secret of that OAuth client."
+    )
+    google_auth_url: str = Field(
+        default="https://accounts.google.com/o/oauth2/v2/auth",
+        description="Google's authorization endpoint.",
+    )
+    google_token_url: str = Field(
+        default="https://oauth2.googleapis.com/token", description="Google's token endpoint."
+    )
+    google_userinfo_url: str = Field(
+        default="https://openidconnect.googleapis.com/v1/userinfo",
+        description="Google's OpenID Connect userinfo endpoint (the linked address).",
+    )
+    gmail_url: str = Field(
+        default="https://gmail.googleapis.com", description="Gmail API base URL."
+    )
 
-    @field_validator("public_base_url")
+    @field_validator(
+        "public_base_url",
+        "microsoft_authority_url",
+        "graph_url",
+        "google_auth_url",
+        "google_token_url",
+        "google_userinfo_url",
+        "gmail_url",
+    )
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

@@ -24,6 +24,7 @@ from mailramp.kit.signing import TokenSigner, derive_tracking_keys
 from mailramp.legacy.service import LegacyService
 from mailramp.mailboxes.service import MailboxService
 from mailramp.metrics.service import MetricsService
+from mailramp.oauth import OAuthLinking, endpoints_from_settings
 from mailramp.observability import Telemetry
 from mailramp.providers.registry import DefaultProviders, ProviderFactory
 from mailramp.sending.service import SendingService
@@ -58,6 +59,7 @@ class Runtime:
     auth: AuthService
     clerk: ClerkVerifier | None
     clerk_frontend: ClerkFrontend | None
+    oauth: OAuthLinking
     clock: Clock
     telemetry: Telemetry
     """This process's Prometheus metrics (GET /metrics)."""
@@ -184,6 +186,13 @@ async def open_runtime(
         tracking_links=TrackingLinks(signer, settings.public_base_url),
         auth=AuthService(store, accounts, clock=clock, signup_open=settings.signup_open),
         clerk=clerk_verifier(settings),
+        oauth=OAuthLinking(
+            mailboxes,
+            secrets,
+            endpoints_from_settings(settings),
+            public_base_url=settings.public_base_url,
+            clock=clock,
+        ),
         clerk_frontend=clerk_frontend(
             settings.clerk_publishable_key, settings.clerk_frontend_api_url
         ),

@@ -41,6 +41,14 @@ class MailboxUnusableError(ProviderError):
     """The mailbox cannot send at all until its owner fixes it."""
 
 
+class TokenSource(Protocol):
+    """A mailbox's OAuth access token, refreshed by whoever holds the refresh token."""
+
+    async def access_token(self, *, force_refresh: bool = False) -> str:
+        """A current access token; a new one when `force_refresh` (the API refused the last)."""
+        ...
+
+
 class Provider(Protocol):
     """Sends messages from one mailbox; keeps its connection between sends."""
 

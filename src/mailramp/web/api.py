@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field, SecretStr
 
 from mailramp.auth.service import NewSession
@@ -254,6 +254,58 @@ async def activate_mailbox(
 async def unlink_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
     """Unlink: secrets erased, history kept."""
     return _mailbox(await runtime.mailboxes.unlink_mailbox(caller.user.user_id, mailbox_id))
+
+
+# -- OAuth mailboxes ----------------------------------------------------------------------
+
+
+class OAuthStart(BaseModel):
+    login_hint: str | None = Field(
+        default=None, max_length=320, description="The address to pre-fill on the sign-in page."
+    )
+
+
+@router.post("/mailboxes/oauth/{provider}/start", tags=["mailboxes"])
+async def start_oauth_link(
+    provider: str,
+    request: Request,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    body: OAuthStart | None = None,
+) -> dict[str, Any]:
+    """Begin linking an Outlook or Gmail mailbox: send the browser to `authorize_url`; the
+    provider sends it back to the callback within 10 minutes."""
+    url = runtime.oauth.start(
+        provider, caller.user.user_id, login_hint=body.login_hint if body else None
+    )
+    return {"authorize_url": url}
+
+
+@router.get("/mailboxes/oauth/{provider}/callback", tags=["mailboxes"], response_model=None)
+async def finish_oauth_link(
+    provider: str,
+    request: Request,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+) -> dict[str, Any] | RedirectResponse:
+    """Where the provider sends the browser back: link the mailbox (or refresh the tokens of
+    the one with the same address), then go to the dashboard's mailboxes (JSON when the
+    request accepts `application/json`)."""
+    mailbox = await runtime.oauth.callback(
+        provider,
+        caller.user.user_id,
+        code=code,
+        state=state,
+        error=error,
+        error_description=error_description,
+    )
+    if "application/json" in request.headers.get("accept", ""):
+        return _mailbox(mailbox)
+    return RedirectResponse("/mailboxes", status_code=303)
 
 
 # -- campaigns ----------------------------------------------------------------------------

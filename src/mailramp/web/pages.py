@@ -279,12 +279,17 @@ async def _mailboxes_page(
     status: int = 200,
 ) -> HTMLResponse:
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
+    settings = runtime.settings
     return render(
         request,
         "mailboxes.html",
         who=who,
         section="mailboxes",
         mailboxes=boxes,
+        oauth={
+            "outlook": bool(settings.microsoft_client_id),
+            "gmail": bool(settings.google_client_id),
+        },
         values=values or {"smtp_security": "starttls"},
         errors=errors or {},
         status=status,
@@ -294,6 +299,23 @@ async def _mailboxes_page(
 @router.get("/mailboxes")
 async def mailboxes_page(request: Request, who: PageUserDep, runtime: RuntimeDep) -> HTMLResponse:
     return await _mailboxes_page(request, who, runtime)
+
+
+@router.get("/mailboxes/connect/{provider}")
+async def connect_mailbox(
+    provider: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """Send the browser to Microsoft's or Google's consent page; the provider sends it back
+    to the API's OAuth callback, which returns here. A link, not a form: the policy's
+    form-action 'self' would stop a form's redirect to the provider. Starting changes
+    nothing (the state is sealed, not stored), so a forged click links nothing."""
+    try:
+        url = runtime.oauth.start(provider, who.user.user_id)
+    except MailrampError as error:
+        return await _mailboxes_page(
+            request, who, runtime, errors={"oauth": error.message}, status=error.status_code
+        )
+    return RedirectResponse(url, status_code=303)
 
 
 @router.post("/mailboxes")
