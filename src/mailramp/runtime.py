@@ -25,6 +25,7 @@ from mailramp.legacy.service import LegacyService
 from mailramp.mailboxes.service import MailboxService
 from mailramp.metrics.service import MetricsService
 from mailramp.oauth import OAuthLinking, endpoints_from_settings
+from mailramp.oauth.tokens import MailboxTokenSources
 from mailramp.observability import Telemetry
 from mailramp.providers.registry import DefaultProviders, ProviderFactory
 from mailramp.sending.service import SendingService
@@ -72,7 +73,12 @@ class Runtime:
         return SendingWorker(
             self.store,
             self.mailboxes,
-            providers or DefaultProviders(allow_private_hosts=settings.allow_private_hosts),
+            providers
+            or DefaultProviders(
+                allow_private_hosts=settings.allow_private_hosts,
+                tokens=self.oauth_tokens(),
+                graph_url=settings.graph_url,
+            ),
             settings=WorkerSettings(
                 lease_seconds=settings.worker_lease_seconds,
                 batch_size=settings.worker_batch_size,
@@ -87,12 +93,22 @@ class Runtime:
             metrics=self.telemetry,
         )
 
+    def oauth_tokens(self) -> MailboxTokenSources:
+        """Token sources for OAuth mailboxes: stored tokens, refreshed through `oauth`."""
+        return MailboxTokenSources(self.oauth, self.mailboxes, clock=self.clock)
+
     def inbox_poller(self, *, inboxes: InboxFactory | None = None) -> InboxPoller:
         """An inbox poller for replies and bounces, on this runtime's store."""
         return InboxPoller(
             self.store,
             self.mailboxes,
-            inboxes or DefaultInboxes(allow_private_hosts=self.settings.allow_private_hosts),
+            inboxes
+            or DefaultInboxes(
+                allow_private_hosts=self.settings.allow_private_hosts,
+                tokens=self.oauth_tokens(),
+                graph_url=self.settings.graph_url,
+                clock=self.clock,
+            ),
             clock=self.clock,
             interval_seconds=self.settings.inbox_poll_interval_seconds,
             metrics=self.telemetry,

@@ -22,6 +22,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -98,9 +99,20 @@ class StoredMessage:
 class GraphServer:
     """One mailbox behind a Graph-like API; start(), then point base_url at `url`."""
 
-    def __init__(self, *, tokens: set[str] | None = None, page_size: int = 10) -> None:
+    def __init__(
+        self,
+        *,
+        tokens: set[str] | None = None,
+        page_size: int = 10,
+        accepts: Callable[[str], bool] | None = None,
+        profile: dict[str, Any] | None = None,
+    ) -> None:
         self.port = free_port()
         self.tokens = set(tokens or {"token-1"})
+        # Tokens another stand-in issued (the Microsoft identity stand-in's access tokens),
+        # and the `/me` profile to answer: for flows that link a mailbox, then use Graph.
+        self.accepts = accepts
+        self.profile = profile
         self.page_size = page_size
         self.delay_seconds = 0.0
         self.sent: list[EmailMessage] = []
@@ -209,7 +221,9 @@ class GraphServer:
                 headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
                 self._error(handler, fault.status, code, "Please retry later.", headers)
                 return
-            if token not in self.tokens:
+            if token not in self.tokens and not (
+                token is not None and self.accepts is not None and self.accepts(token)
+            ):
                 self._error(
                     handler,
                     401,
@@ -231,7 +245,9 @@ class GraphServer:
         query: dict[str, str],
         body: bytes,
     ) -> None:
-        if method == "POST" and path == "/me/sendMail":
+        if method == "GET" and path == "/me" and self.profile is not None:
+            self._json(handler, self.profile)
+        elif method == "POST" and path == "/me/sendMail":
             self._send_mail(handler, body)
         elif method == "GET" and path == "/me/mailFolders/SentItems/messages":
             self._sent_items(handler, query)

@@ -6,8 +6,9 @@ from typing import Protocol
 
 from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
 from mailramp.mailboxes.service import MailboxCredentials
-from mailramp.providers import MailboxUnusableError
+from mailramp.providers import MailboxUnusableError, TokenSource
 from mailramp.providers import Provider as SendingProvider
+from mailramp.providers.graph import GRAPH_BASE_URL, GraphProvider
 from mailramp.providers.smtp import SmtpProvider
 
 
@@ -19,11 +20,28 @@ class ProviderFactory(Protocol):
         ...
 
 
-class DefaultProviders:
-    """SMTP mailboxes send through SmtpProvider."""
+class TokenSourceFactory(Protocol):
+    """Builds the TokenSource of an OAuth mailbox (`oauth.tokens.MailboxTokenSources`)."""
 
-    def __init__(self, *, allow_private_hosts: bool = False) -> None:
+    def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> TokenSource:
+        """A token source for the mailbox, refreshing (and storing) its tokens."""
+        ...
+
+
+class DefaultProviders:
+    """SMTP mailboxes send through SmtpProvider; Outlook mailboxes through GraphProvider
+    when `tokens` is given (without it they are unusable)."""
+
+    def __init__(
+        self,
+        *,
+        allow_private_hosts: bool = False,
+        tokens: TokenSourceFactory | None = None,
+        graph_url: str = GRAPH_BASE_URL,
+    ) -> None:
         self._allow_private_hosts = allow_private_hosts
+        self._tokens = tokens
+        self._graph_url = graph_url
 
     def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> SendingProvider:
         if mailbox.provider is Provider.SMTP:
@@ -37,6 +55,10 @@ class DefaultProviders:
                 username=mailbox.smtp_username or mailbox.email,
                 password=password,
                 allow_private_hosts=self._allow_private_hosts,
+            )
+        if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:
+            return GraphProvider(
+                mailbox.email, self._tokens(mailbox, credentials), base_url=self._graph_url
             )
         raise MailboxUnusableError(
             f"sending through the {mailbox.provider} API is not available in this version of "

@@ -34,6 +34,7 @@ from mailramp.providers import (
     TransientSendError,
     UncertainSendError,
 )
+from mailramp.providers.graph import GraphThrottledError
 from mailramp.providers.registry import ProviderFactory
 from mailramp.sending.message import build_message, message_id_for
 from mailramp.sending.models import Outcome, SendResult
@@ -324,8 +325,12 @@ class SendingWorker:
                 return self._result(
                     record, Outcome.FAILED, f"{error.message} (gave up after {attempts} attempts)"
                 )
-            backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
-            backoff *= random.uniform(0.8, 1.2)  # noqa: S311 - spread retries, not security
+            if isinstance(error, GraphThrottledError):
+                # The provider said when: earlier is refused again, later wastes the slot.
+                backoff = max(error.retry_after, 1.0)
+            else:
+                backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
+                backoff *= random.uniform(0.8, 1.2)  # noqa: S311 - spread retries, not security
             return self._result(
                 record,
                 Outcome.RETRY,

@@ -13,7 +13,9 @@ from mailramp.kit.ids import new_object_id
 from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
 from mailramp.mailboxes.service import MailboxCredentials, MailboxService
 from mailramp.providers import MailboxUnusableError, TransientSendError
+from mailramp.providers.graph import GRAPH_BASE_URL, GraphClient, GraphInbox
 from mailramp.providers.imap import ImapInbox, InboxBatch
+from mailramp.providers.registry import TokenSourceFactory
 from mailramp.storage import Store
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.inbound import Inbound, InboundKind, classify_inbound
@@ -40,12 +42,26 @@ class InboxFactory(Protocol):
 
 
 class DefaultInboxes:
-    """SMTP mailboxes with an IMAP host are read over IMAP."""
+    """SMTP mailboxes with an IMAP host are read over IMAP; Outlook mailboxes through
+    Graph when `tokens` is given."""
 
-    def __init__(self, *, allow_private_hosts: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private_hosts: bool = False,
+        tokens: TokenSourceFactory | None = None,
+        graph_url: str = GRAPH_BASE_URL,
+        clock: Clock = utc_now,
+    ) -> None:
         self._allow_private_hosts = allow_private_hosts
+        self._tokens = tokens
+        self._graph_url = graph_url
+        self._clock = clock
 
     def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
+        if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:
+            client = GraphClient(self._tokens(mailbox, credentials), base_url=self._graph_url)
+            return _ClosingInbox(GraphInbox(client, clock=self._clock), client)
         if mailbox.provider is not Provider.SMTP or not mailbox.imap_host:
             raise MailboxUnusableError(f"no inbox reader for {mailbox.provider} mailboxes yet")
         if credentials.password is None:
@@ -58,6 +74,21 @@ class DefaultInboxes:
             password=credentials.password.get_secret_value(),
             allow_private_hosts=self._allow_private_hosts,
         )
+
+
+class _ClosingInbox:
+    """A Graph inbox whose HTTP client is closed after each read (the poller makes a new
+    reader per check)."""
+
+    def __init__(self, inbox: GraphInbox, client: GraphClient) -> None:
+        self._inbox = inbox
+        self._client = client
+
+    async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
+        try:
+            return await self._inbox.fetch_new(uid_validity=uid_validity, last_uid=last_uid)
+        finally:
+            await self._client.close()
 
 
 # What each kind of inbound message records: first-of-kind fields → counters.

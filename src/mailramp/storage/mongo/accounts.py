@@ -248,7 +248,12 @@ class MongoAccounts(MongoBase):
 
     async def list_inbox_mailboxes(self) -> list[Mailbox]:
         cursor = self._db[MAILBOXES].find(
-            {"unlinked_at": None, "status": "active", "imap_host": {"$type": "string"}}
+            {
+                "unlinked_at": None,
+                "status": "active",
+                # IMAP hosts, and Outlook mailboxes (read through Graph).
+                "$or": [{"imap_host": {"$type": "string"}}, {"provider": "outlook"}],
+            }
         )
         boxes = [box async for box in _models(Mailbox, cursor)]
         # Never checked first, then least recently checked (as the SQL store orders them).

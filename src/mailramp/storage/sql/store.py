@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.accounts.models import User
@@ -243,7 +243,8 @@ class SqlStore(SqlAuth):
                     .where(
                         boxes.c.unlinked_at.is_(None),
                         boxes.c.status == "active",
-                        boxes.c.imap_host.is_not(None),
+                        # IMAP hosts, and Outlook mailboxes (read through Graph).
+                        or_(boxes.c.imap_host.is_not(None), boxes.c.provider == "outlook"),
                     )
                     .order_by(boxes.c.inbox_checked_at.is_not(None), boxes.c.inbox_checked_at)
                 )
