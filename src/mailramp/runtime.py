@@ -78,6 +78,7 @@ class Runtime:
                 allow_private_hosts=settings.allow_private_hosts,
                 tokens=self.oauth_tokens(),
                 graph_url=settings.graph_url,
+                gmail_url=settings.gmail_url,
             ),
             settings=WorkerSettings(
                 lease_seconds=settings.worker_lease_seconds,
@@ -107,6 +108,7 @@ class Runtime:
                 allow_private_hosts=self.settings.allow_private_hosts,
                 tokens=self.oauth_tokens(),
                 graph_url=self.settings.graph_url,
+                gmail_url=self.settings.gmail_url,
                 clock=self.clock,
             ),
             clock=self.clock,

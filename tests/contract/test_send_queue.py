@@ -147,6 +147,35 @@ async def test_outcomes_are_stored_counted_once_and_bounces_suppressed(services:
     assert retried.lease_owner is None and retried.last_error == "retry reason"
 
 
+async def test_a_sent_record_stores_the_message_id_the_provider_used(services: Services) -> None:
+    store = services.store
+    campaign, _ = await _active_campaign(services, 3)
+    lease = NOW + timedelta(minutes=2)
+    claimed = await store.claim_due(worker_id="w", now=NOW, lease_until=lease, limit=3)
+    ours = {r.id: f"<{r.id}@x>" for r in claimed}
+    await store.start_sending(worker_id="w", message_ids=ours, now=NOW, lease_until=lease)
+    # One message went out under the provider's own id (Gmail's); the others under ours.
+    results = [
+        SendResult(
+            record_id=record.id,
+            campaign_id=record.campaign_id,
+            user_id=record.user_id,
+            recipient_email=record.recipient_email,
+            outcome=Outcome.SENT,
+            message_id="<CA+1@mail.gmail.com>" if n == 1 else None,
+        )
+        for n, record in enumerate(claimed)
+    ]
+    await store.record_results(results, now=NOW)
+    stored = {
+        r.id: r.message_id
+        for r in (await store.list_tracking(campaign.user_id, campaign.campaign_id)).items
+    }
+    assert stored == ours | {claimed[1].id: "<CA+1@mail.gmail.com>"}
+    metrics = await store.get_metrics(campaign.user_id, campaign.campaign_id)
+    assert metrics is not None and metrics.total_sent == 3
+
+
 async def test_lifecycle_expires_completes_and_turns_stale_sends_uncertain(
     services: Services,
 ) -> None:

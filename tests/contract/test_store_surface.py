@@ -138,8 +138,18 @@ async def test_inbox_checks_are_claimed_once_per_interval(services: Services) ->
 
     store = services.store
     user = await make_user(services)
-    plain = await make_mailbox(services, user, provider="gmail")
-    outlook = await make_mailbox(services, user)  # read through Graph: no IMAP host needed
+    # An SMTP mailbox without an IMAP host has no inbox to read.
+    plain = await make_mailbox(
+        services,
+        user,
+        provider="smtp",
+        smtp_host="smtp.example.com",
+        password="pw",
+        access_token=None,
+    )
+    # Read through Graph and the Gmail API: no IMAP host needed.
+    outlook = await make_mailbox(services, user)
+    gmail = await make_mailbox(services, user, provider="gmail")
     with_inbox = await make_mailbox(
         services,
         user,
@@ -149,7 +159,11 @@ async def test_inbox_checks_are_claimed_once_per_interval(services: Services) ->
         imap_host="imap.example.com",
         access_token=None,
     )
-    assert {m.id for m in await store.list_inbox_mailboxes()} == {with_inbox.id, outlook.id}
+    assert {m.id for m in await store.list_inbox_mailboxes()} == {
+        with_inbox.id,
+        outlook.id,
+        gmail.id,
+    }
     now = datetime(2027, 1, 1, tzinfo=UTC)
     assert await store.claim_inbox_check(with_inbox.id, now=now, interval=60)
     assert not await store.claim_inbox_check(

@@ -250,7 +250,9 @@ async def test_a_long_graph_throttle_retries_when_graph_said(
     worker = outlook.worker()
     try:
         graph.fail_next("/me/sendMail", 429, retry_after=900)
-        campaign, _ = await world.campaign(user, mailbox, "email\nbob@example.com\n", duration=1)
+        # Three hours: the one send falls within 10-90 % of the window (the planner's
+        # jitter), so the retry 15 minutes after it is always before the window closes.
+        campaign, _ = await world.campaign(user, mailbox, "email\nbob@example.com\n", duration=3)
         # Scheduled somewhere in the window: run passes until the throttled attempt happened.
         while not graph.seen("/me/sendMail"):
             assert world.clock.now < campaign.end_time

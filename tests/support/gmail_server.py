@@ -122,9 +122,18 @@ class StoredMessage:
 class GmailServer:
     """One mailbox behind a Gmail-like API; start(), then point base_url at `url`."""
 
-    def __init__(self, *, tokens: set[str] | None = None, page_size: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        tokens: set[str] | None = None,
+        page_size: int = 100,
+        accepts: Callable[[str], bool] | None = None,
+    ) -> None:
         self.port = free_port()
         self.tokens = set(tokens or {"token-1"})
+        # Tokens another stand-in issued (the Google OAuth stand-in's access tokens): for
+        # flows that link a mailbox, then use the Gmail API.
+        self.accepts = accepts
         self.page_size = page_size
         self.delay_seconds = 0.0
         self.rewrite_message_ids = False
@@ -239,7 +248,9 @@ class GmailServer:
                     domain=domain,
                 )
                 return
-            if token not in self.tokens:
+            if token not in self.tokens and not (
+                token is not None and self.accepts is not None and self.accepts(token)
+            ):
                 self._error(
                     handler,
                     401,

@@ -58,7 +58,8 @@ class MailboxRepository(Protocol):
 
     async def list_inbox_mailboxes(self) -> list[Mailbox]:
         """Every linked, active mailbox with an IMAP inbox, and every linked, active
-        Outlook mailbox (read through Graph) — for the inbox poller only."""
+        Outlook or Gmail mailbox (read through Graph or the Gmail API) — for the inbox
+        poller only."""
         ...
 
     async def claim_inbox_check(self, mailbox_id: str, *, now: datetime, interval: float) -> bool:

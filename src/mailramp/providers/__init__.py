@@ -13,7 +13,7 @@ Errors a provider raises say what the engine should do (errors.py draws the rest
 from __future__ import annotations
 
 from email.message import Message
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class ProviderError(Exception):
@@ -27,6 +27,15 @@ class ProviderError(Exception):
 
 class TransientSendError(ProviderError):
     """The message did not leave; the same send may succeed later."""
+
+
+class ThrottledError(TransientSendError):
+    """The provider asked for a pause longer than its client waits; `retry_after` in
+    seconds: the worker retries the record then, not on its own back-off."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentSendError(ProviderError):
@@ -58,4 +67,17 @@ class Provider(Protocol):
 
     async def close(self) -> None:
         """Close any open connection."""
+        ...
+
+
+@runtime_checkable
+class ReportsSentMessageId(Protocol):
+    """A provider that may send under a Message-ID of its own (Gmail replaces ids it does
+    not accept): after a send, `last_message_id` is the provider's id of the message and
+    `sent_message_id` reads back the Message-ID it actually used."""
+
+    last_message_id: str | None
+
+    async def sent_message_id(self, provider_id: str) -> str | None:
+        """The Message-ID header of the message the provider stored under `provider_id`."""
         ...

@@ -43,6 +43,7 @@ from mailramp.kit.clock import Clock, utc_now
 from mailramp.providers import (
     MailboxUnusableError,
     PermanentSendError,
+    ThrottledError,
     TokenSource,
     TransientSendError,
     UncertainSendError,
@@ -68,13 +69,9 @@ INBOX_HEADERS = (
 )
 
 
-class GmailThrottledError(TransientSendError):
+class GmailThrottledError(ThrottledError):
     """Gmail asked for a pause longer than this client waits (or kept asking);
     `retry_after` in seconds."""
-
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class _ConnectionLost(Exception):

@@ -41,6 +41,7 @@ from mailramp.kit.clock import Clock, utc_now
 from mailramp.providers import (
     MailboxUnusableError,
     PermanentSendError,
+    ThrottledError,
     TokenSource,
     TransientSendError,
     UncertainSendError,
@@ -58,12 +59,8 @@ RECIPIENT_ERRORS = frozenset(
 GRAPH_UID_VALIDITY = 1
 
 
-class GraphThrottledError(TransientSendError):
+class GraphThrottledError(ThrottledError):
     """Graph asked for a pause longer than this client waits; `retry_after` in seconds."""
-
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class _ConnectionLost(Exception):

@@ -8,6 +8,7 @@ from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
 from mailramp.mailboxes.service import MailboxCredentials
 from mailramp.providers import MailboxUnusableError, TokenSource
 from mailramp.providers import Provider as SendingProvider
+from mailramp.providers.gmail import GMAIL_BASE_URL, GmailProvider
 from mailramp.providers.graph import GRAPH_BASE_URL, GraphProvider
 from mailramp.providers.smtp import SmtpProvider
 
@@ -30,7 +31,8 @@ class TokenSourceFactory(Protocol):
 
 class DefaultProviders:
     """SMTP mailboxes send through SmtpProvider; Outlook mailboxes through GraphProvider
-    when `tokens` is given (without it they are unusable)."""
+    and Gmail mailboxes through GmailProvider when `tokens` is given (without it they are
+    unusable)."""
 
     def __init__(
         self,
@@ -38,10 +40,12 @@ class DefaultProviders:
         allow_private_hosts: bool = False,
         tokens: TokenSourceFactory | None = None,
         graph_url: str = GRAPH_BASE_URL,
+        gmail_url: str = GMAIL_BASE_URL,
     ) -> None:
         self._allow_private_hosts = allow_private_hosts
         self._tokens = tokens
         self._graph_url = graph_url
+        self._gmail_url = gmail_url
 
     def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> SendingProvider:
         if mailbox.provider is Provider.SMTP:
@@ -59,6 +63,10 @@ class DefaultProviders:
         if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:
             return GraphProvider(
                 mailbox.email, self._tokens(mailbox, credentials), base_url=self._graph_url
+            )
+        if mailbox.provider is Provider.GMAIL and self._tokens is not None:
+            return GmailProvider(
+                mailbox.email, self._tokens(mailbox, credentials), base_url=self._gmail_url
             )
         raise MailboxUnusableError(
             f"sending through the {mailbox.provider} API is not available in this version of "

@@ -33,6 +33,9 @@ class SendResult:
     outcome: Outcome
     error: str | None = None
     retry_at: datetime | None = None
+    # The Message-ID the provider actually sent under, when it replaced ours (Gmail may):
+    # a SENT record stores it, since replies name it in In-Reply-To.
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)

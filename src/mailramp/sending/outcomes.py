@@ -14,12 +14,14 @@ def outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
     cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     match result.outcome:
         case Outcome.SENT:
-            return {
+            sent = {
                 **cleared,
                 "status": TrackingStatus.SENT.value,
                 "sent_at": now,
                 "last_error": None,
             }
+            # Only a provider's own Message-ID replaces the one stored when sending began.
+            return sent if result.message_id is None else {**sent, "message_id": result.message_id}
         case Outcome.BOUNCED:
             return {
                 **cleared,

@@ -31,10 +31,12 @@ from mailramp.providers import (
     MailboxUnusableError,
     PermanentSendError,
     Provider,
+    ProviderError,
+    ReportsSentMessageId,
+    ThrottledError,
     TransientSendError,
     UncertainSendError,
 )
-from mailramp.providers.graph import GraphThrottledError
 from mailramp.providers.registry import ProviderFactory
 from mailramp.sending.message import build_message, message_id_for
 from mailramp.sending.models import Outcome, SendResult
@@ -325,7 +327,7 @@ class SendingWorker:
                 return self._result(
                     record, Outcome.FAILED, f"{error.message} (gave up after {attempts} attempts)"
                 )
-            if isinstance(error, GraphThrottledError):
+            if isinstance(error, ThrottledError):
                 # The provider said when: earlier is refused again, later wastes the slot.
                 backoff = max(error.retry_after, 1.0)
             else:
@@ -339,7 +341,21 @@ class SendingWorker:
             )
         finally:
             self._metrics.observe_send(time.perf_counter() - started)
-        return self._result(record, Outcome.SENT)
+        return self._result(
+            record, Outcome.SENT, message_id=await self._provider_message_id(provider, record)
+        )
+
+    async def _provider_message_id(self, provider: Provider, record: EmailTracking) -> str | None:
+        """The Message-ID the provider sent under when it is not ours (Gmail may replace
+        it), else None. The message is sent: a failed read-back keeps ours, never retries."""
+        if not isinstance(provider, ReportsSentMessageId) or provider.last_message_id is None:
+            return None
+        try:
+            used = await provider.sent_message_id(provider.last_message_id)
+        except ProviderError as error:
+            log.warning("record %s: Message-ID not read back: %s", record.id, error.message)
+            return None
+        return used if used and used != record.message_id else None
 
     def _result(
         self,
@@ -348,6 +364,7 @@ class SendingWorker:
         error: str | None = None,
         *,
         retry_at: datetime | None = None,
+        message_id: str | None = None,
     ) -> SendResult:
         return SendResult(
             record_id=record.id,
@@ -357,6 +374,7 @@ class SendingWorker:
             outcome=outcome,
             error=error,
             retry_at=retry_at,
+            message_id=message_id,
         )
 
     async def _provider(self, mailbox: Mailbox) -> Provider:

@@ -13,6 +13,7 @@ from mailramp.kit.ids import new_object_id
 from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
 from mailramp.mailboxes.service import MailboxCredentials, MailboxService
 from mailramp.providers import MailboxUnusableError, TransientSendError
+from mailramp.providers.gmail import GMAIL_BASE_URL, GmailClient, GmailInbox
 from mailramp.providers.graph import GRAPH_BASE_URL, GraphClient, GraphInbox
 from mailramp.providers.imap import ImapInbox, InboxBatch
 from mailramp.providers.registry import TokenSourceFactory
@@ -43,7 +44,7 @@ class InboxFactory(Protocol):
 
 class DefaultInboxes:
     """SMTP mailboxes with an IMAP host are read over IMAP; Outlook mailboxes through
-    Graph when `tokens` is given."""
+    Graph and Gmail mailboxes through the Gmail API when `tokens` is given."""
 
     def __init__(
         self,
@@ -51,17 +52,22 @@ class DefaultInboxes:
         allow_private_hosts: bool = False,
         tokens: TokenSourceFactory | None = None,
         graph_url: str = GRAPH_BASE_URL,
+        gmail_url: str = GMAIL_BASE_URL,
         clock: Clock = utc_now,
     ) -> None:
         self._allow_private_hosts = allow_private_hosts
         self._tokens = tokens
         self._graph_url = graph_url
+        self._gmail_url = gmail_url
         self._clock = clock
 
     def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
         if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:
             client = GraphClient(self._tokens(mailbox, credentials), base_url=self._graph_url)
             return _ClosingInbox(GraphInbox(client, clock=self._clock), client)
+        if mailbox.provider is Provider.GMAIL and self._tokens is not None:
+            gmail = GmailClient(self._tokens(mailbox, credentials), base_url=self._gmail_url)
+            return _ClosingInbox(GmailInbox(gmail, clock=self._clock), gmail)
         if mailbox.provider is not Provider.SMTP or not mailbox.imap_host:
             raise MailboxUnusableError(f"no inbox reader for {mailbox.provider} mailboxes yet")
         if credentials.password is None:
@@ -77,10 +83,10 @@ class DefaultInboxes:
 
 
 class _ClosingInbox:
-    """A Graph inbox whose HTTP client is closed after each read (the poller makes a new
-    reader per check)."""
+    """A Graph or Gmail inbox whose HTTP client is closed after each read (the poller
+    makes a new reader per check)."""
 
-    def __init__(self, inbox: GraphInbox, client: GraphClient) -> None:
+    def __init__(self, inbox: Inbox, client: GraphClient | GmailClient) -> None:
         self._inbox = inbox
         self._client = client
 

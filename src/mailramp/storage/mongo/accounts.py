@@ -251,8 +251,11 @@ class MongoAccounts(MongoBase):
             {
                 "unlinked_at": None,
                 "status": "active",
-                # IMAP hosts, and Outlook mailboxes (read through Graph).
-                "$or": [{"imap_host": {"$type": "string"}}, {"provider": "outlook"}],
+                # IMAP hosts, and OAuth mailboxes (read through Graph or Gmail).
+                "$or": [
+                    {"imap_host": {"$type": "string"}},
+                    {"provider": {"$in": ["outlook", "gmail"]}},
+                ],
             }
         )
         boxes = [box async for box in _models(Mailbox, cursor)]

@@ -386,12 +386,16 @@ class SqlSending(SqlBase):
             key=lambda result: (result.user_id, result.recipient_email, result.record_id),
         )
         async with self._write() as connection:
-            if sent:
-                # The common case in one statement: every accepted message of the batch.
+            # The common case in one statement: every accepted message of the batch sent
+            # under our Message-ID; one each for those the provider sent under its own.
+            same_values = [r for r in sent if r.message_id is None]
+            batches = [same_values] if same_values else []
+            batches += [[r] for r in sent if r.message_id is not None]
+            for batch in batches:
                 changed = await connection.execute(
                     update(T)
-                    .where(T.c._id.in_([r.record_id for r in sent]), T.c.status.in_(open_states))
-                    .values(outcome_values(sent[0], now))
+                    .where(T.c._id.in_([r.record_id for r in batch]), T.c.status.in_(open_states))
+                    .values(outcome_values(batch[0], now))
                     .returning(T.c.campaign_id)
                 )
                 for (campaign_id,) in changed:

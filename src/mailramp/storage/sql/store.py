@@ -243,8 +243,11 @@ class SqlStore(SqlAuth):
                     .where(
                         boxes.c.unlinked_at.is_(None),
                         boxes.c.status == "active",
-                        # IMAP hosts, and Outlook mailboxes (read through Graph).
-                        or_(boxes.c.imap_host.is_not(None), boxes.c.provider == "outlook"),
+                        # IMAP hosts, and OAuth mailboxes (read through Graph or Gmail).
+                        or_(
+                            boxes.c.imap_host.is_not(None),
+                            boxes.c.provider.in_(("outlook", "gmail")),
+                        ),
                     )
                     .order_by(boxes.c.inbox_checked_at.is_not(None), boxes.c.inbox_checked_at)
                 )
