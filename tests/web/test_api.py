@@ -611,3 +611,16 @@ def test_no_response_ever_carried_a_secret(base: str, seen: list[str]) -> None:
         assert CANARY_TOKEN not in text
         assert PASSWORD not in text
         assert "enc1:" not in text
+
+
+def test_the_campaign_page_says_why_its_mailbox_stopped_sending(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "stopped@example.com", seen)
+    box = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("s@acme.com")).json()
+    cid = _campaign(browser, box["_id"])["campaign_id"]
+    assert 'id="mailbox-stopped"' not in browser.call("GET", f"/campaigns/{cid}").text
+    browser.call("POST", f"/api/v1/mailboxes/{box['_id']}/pause", json={"reason": "warm-up"})
+    page = browser.call("GET", f"/campaigns/{cid}").text
+    assert 'id="mailbox-stopped"' in page
+    assert "the mailbox s@acme.com cannot send (warm-up)" in page
+    browser.call("POST", f"/api/v1/mailboxes/{box['_id']}/activate")
+    assert 'id="mailbox-stopped"' not in browser.call("GET", f"/campaigns/{cid}").text

@@ -576,6 +576,11 @@ async def _campaign_page(
         campaign=campaign,
         metrics=metrics,
         mailbox_email=mailbox.email,
+        mailbox_stopped=(
+            mailbox.status_reason or "the mailbox is not active"
+            if mailbox.status != "active" and campaign.status in ("scheduled", "active")
+            else None
+        ),
         recipients=recipients,
         events=events,
         status_filter=tracking_status.value if tracking_status else "",
