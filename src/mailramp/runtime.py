@@ -27,6 +27,7 @@ from mailramp.metrics.service import MetricsService
 from mailramp.oauth import OAuthLinking, endpoints_from_settings
 from mailramp.oauth.tokens import MailboxTokenSources
 from mailramp.observability import Telemetry
+from mailramp.providers.check import check_mailbox
 from mailramp.providers.registry import DefaultProviders, ProviderFactory
 from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
@@ -73,13 +74,7 @@ class Runtime:
         return SendingWorker(
             self.store,
             self.mailboxes,
-            providers
-            or DefaultProviders(
-                allow_private_hosts=settings.allow_private_hosts,
-                tokens=self.oauth_tokens(),
-                graph_url=settings.graph_url,
-                gmail_url=settings.gmail_url,
-            ),
+            providers or self.providers(),
             settings=WorkerSettings(
                 lease_seconds=settings.worker_lease_seconds,
                 batch_size=settings.worker_batch_size,
@@ -94,6 +89,35 @@ class Runtime:
             metrics=self.telemetry,
         )
 
+    def providers(self) -> DefaultProviders:
+        """What sends for each mailbox: SMTP, Graph or the Gmail API, as configured."""
+        settings = self.settings
+        return DefaultProviders(
+            allow_private_hosts=settings.allow_private_hosts,
+            tokens=self.oauth_tokens(),
+            graph_url=settings.graph_url,
+            gmail_url=settings.gmail_url,
+        )
+
+    def inboxes(self) -> DefaultInboxes:
+        """What reads each mailbox's inbox: IMAP, Graph or the Gmail API."""
+        settings = self.settings
+        return DefaultInboxes(
+            allow_private_hosts=settings.allow_private_hosts,
+            tokens=self.oauth_tokens(),
+            graph_url=settings.graph_url,
+            gmail_url=settings.gmail_url,
+            clock=self.clock,
+        )
+
+    async def check_mailbox(self, user_id: str, mailbox_id: str) -> dict[str, dict[str, object]]:
+        """ "Test connection": log in to the mailbox's servers or API, send nothing."""
+        mailbox = await self.mailboxes.get_mailbox(user_id, mailbox_id)
+        credentials = await self.mailboxes.credentials(user_id, mailbox_id)
+        return await check_mailbox(
+            mailbox, credentials, providers=self.providers(), inboxes=self.inboxes()
+        )
+
     def oauth_tokens(self) -> MailboxTokenSources:
         """Token sources for OAuth mailboxes: stored tokens, refreshed through `oauth`."""
         return MailboxTokenSources(self.oauth, self.mailboxes, clock=self.clock)
@@ -103,14 +127,7 @@ class Runtime:
         return InboxPoller(
             self.store,
             self.mailboxes,
-            inboxes
-            or DefaultInboxes(
-                allow_private_hosts=self.settings.allow_private_hosts,
-                tokens=self.oauth_tokens(),
-                graph_url=self.settings.graph_url,
-                gmail_url=self.settings.gmail_url,
-                clock=self.clock,
-            ),
+            inboxes or self.inboxes(),
             clock=self.clock,
             interval_seconds=self.settings.inbox_poll_interval_seconds,
             metrics=self.telemetry,

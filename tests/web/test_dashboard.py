@@ -331,3 +331,62 @@ def test_hostile_names_and_user_agents_render_as_text(site: str, page: Any, tmp_
         assert dialogs == [] and page.problems == []
     finally:
         smtp.stop()
+
+
+def test_test_and_edit_a_mailbox(site: str, page: Any, dovecot: Any) -> None:
+    """Test connection logs in to SMTP and IMAP and shows each answer on the mailbox's row;
+    Edit changes settings, keeps the stored password when the field is left empty, puts an
+    error next to its field and keeps what was typed."""
+    smtp = SmtpServer({"ann@acme.com": "imap-password"}).start()
+    try:
+        page.goto(site + "/signup")
+        page.fill("#user_name", "Edith Edit")
+        page.fill("#login_id", "edith@example.com")
+        page.fill("#password", "a long enough passphrase")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/mailboxes")
+        page.fill("#email", "ann@acme.com")
+        page.fill("#smtp_host", "127.0.0.1")
+        page.fill("#smtp_port", str(smtp.port))
+        page.select_option("#smtp_security", "plain")
+        page.fill("#password", "imap-password")
+        page.fill("#imap_host", "127.0.0.1")
+        page.fill("#imap_port", str(dovecot.port))
+        page.select_option("#imap_security", "plain")
+        page.click("text=Link mailbox")
+        row = page.locator("tr[data-mailbox='ann@acme.com']")
+        row.locator("text=Test").click()
+        check = page.locator("tr[data-mailbox='ann@acme.com'] ul.check")
+        assert check.inner_text().splitlines() == ["SMTP: works", "IMAP: works"]
+        assert smtp.inbox.logins == ["ann@acme.com"] and smtp.inbox.messages == []
+
+        page.locator("tr[data-mailbox='ann@acme.com'] >> text=Edit").click()
+        assert page.input_value("#smtp_port") == str(smtp.port)
+        assert page.input_value("#imap_security") == "plain"
+        assert page.input_value("#password") == ""  # the stored one is never shown
+        page.fill("#daily_limit", "0")
+        page.fill("#display_name", "Ann at Acme")
+        page.click("text=Save")
+        assert "greater than or equal to 1" in page.inner_text("#daily_limit-error")
+        assert page.input_value("#display_name") == "Ann at Acme"  # what was typed stays
+
+        page.fill("#daily_limit", "120")
+        page.click("text=Save")  # the password field is empty: the stored one stays
+        page.wait_for_url("**/mailboxes")
+        row = page.locator("tr[data-mailbox='ann@acme.com']")
+        assert "120" in row.inner_text()
+        row.locator("text=Test").click()
+        assert "SMTP: works" in page.inner_text("tr[data-mailbox='ann@acme.com'] ul.check")
+
+        page.locator("tr[data-mailbox='ann@acme.com'] >> text=Edit").click()
+        page.fill("#password", "a wrong password")
+        page.fill("#imap_host", "")
+        page.click("text=Save")
+        page.wait_for_url("**/mailboxes")
+        page.locator("tr[data-mailbox='ann@acme.com'] >> text=Test").click()
+        lines = page.inner_text("tr[data-mailbox='ann@acme.com'] ul.check").splitlines()
+        assert len(lines) == 1 and lines[0].startswith("SMTP: ") and "535" in lines[0]
+        screenshot(page, "mailbox-test")
+        assert page.problems == []
+    finally:
+        smtp.stop()

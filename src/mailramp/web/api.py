@@ -20,11 +20,8 @@ from mailramp.kit.types import Page, normalize_email
 from mailramp.kit.validation import enum_arg, object_id_arg
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
-from mailramp.providers import ProviderError
-from mailramp.providers.registry import DefaultProviders
 from mailramp.sending.export import export_rows
 from mailramp.suppression.models import Suppression, SuppressionReason
-from mailramp.tracking.inbox import DefaultInboxes
 from mailramp.tracking.models import TrackingStatus
 from mailramp.web.deps import CSRF_COOKIE, SESSION_COOKIE, CallerDep, RuntimeDep
 
@@ -434,29 +431,9 @@ async def campaign_series(
 
 @router.post("/mailboxes/{mailbox_id}/test", tags=["mailboxes"])
 async def test_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
-    """Connect and log in to the mailbox's SMTP (and IMAP) servers; nothing is sent."""
-    mailbox = await runtime.mailboxes.get_mailbox(caller.user.user_id, mailbox_id)
-    credentials = await runtime.mailboxes.credentials(caller.user.user_id, mailbox_id)
-    allow = runtime.settings.allow_private_hosts
-    results: dict[str, Any] = {}
-    try:
-        provider = DefaultProviders(allow_private_hosts=allow)(mailbox, credentials)
-        check = getattr(provider, "check", None)
-        if check is not None:
-            await check()
-        results["smtp"] = {"ok": True}
-    except ProviderError as error:
-        results["smtp"] = {"ok": False, "error": error.message}
-    if mailbox.imap_host:
-        try:
-            inbox = DefaultInboxes(allow_private_hosts=allow)(mailbox, credentials)
-            check = getattr(inbox, "check", None)
-            if check is not None:
-                await check()
-            results["imap"] = {"ok": True}
-        except ProviderError as error:
-            results["imap"] = {"ok": False, "error": error.message}
-    return results
+    """Connect and log in to the mailbox's SMTP (and IMAP) servers, or for Outlook and Gmail
+    mailboxes get a working token and read the account's profile; nothing is sent."""
+    return await runtime.check_mailbox(caller.user.user_id, mailbox_id)
 
 
 # -- recipients, export -------------------------------------------------------------------

@@ -26,6 +26,7 @@ from mailramp.errors import (
 from mailramp.errors import ValidationError as DomainValidationError
 from mailramp.kit.ids import is_object_id, new_object_id
 from mailramp.kit.types import normalize_email
+from mailramp.mailboxes.models import Mailbox
 from mailramp.runtime import Runtime
 from mailramp.sending import templates
 from mailramp.sending.message import merge_values
@@ -44,6 +45,15 @@ from mailramp.web.deps import (
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),
     autoescape=select_autoescape(["html"]),
+)
+TEMPLATES.globals.update(
+    SMTP_SECURITY=[("starttls", "starttls"), ("tls", "tls"), ("plain", "plain")],
+    IMAP_SECURITY=[
+        ("", "as for SMTP"),
+        ("tls", "tls"),
+        ("starttls", "starttls"),
+        ("plain", "plain"),
+    ],
 )
 TZ_COOKIE = "mailramp_tz"
 
@@ -266,7 +276,10 @@ MAILBOX_FIELDS = (
     "daily_limit",
     "imap_host",
     "imap_port",
+    "imap_security",
 )
+# What the edit form changes: the address and the kind of mailbox stay.
+EDIT_FIELDS = tuple(name for name in MAILBOX_FIELDS if name != "email")
 
 
 async def _mailboxes_page(
@@ -276,6 +289,7 @@ async def _mailboxes_page(
     *,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    checks: dict[str, dict[str, dict[str, object]]] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
@@ -292,6 +306,7 @@ async def _mailboxes_page(
         },
         values=values or {"smtp_security": "starttls"},
         errors=errors or {},
+        checks=checks or {},
         status=status,
     )
 
@@ -326,12 +341,7 @@ async def link_mailbox(request: Request, who: PageUserDep, runtime: RuntimeDep) 
         name: form[name].strip() for name in MAILBOX_FIELDS if form.get(name, "").strip()
     }
     fields["provider"] = "smtp"
-    if "imap_host" in fields:
-        fields.setdefault(
-            "imap_security", "tls" if fields.get("smtp_security") == "tls" else "starttls"
-        )
-        if fields.get("smtp_security") == "plain":
-            fields["imap_security"] = "plain"
+    _imap_security_as_for_smtp(fields)
     try:
         await runtime.mailboxes.create_mailbox(who.user.user_id, **fields)
     except MailrampError as error:
@@ -342,6 +352,85 @@ async def link_mailbox(request: Request, who: PageUserDep, runtime: RuntimeDep) 
             runtime,
             values=kept,
             errors=_form_errors(error, MAILBOX_FIELDS),
+            status=error.status_code,
+        )
+    return RedirectResponse("/mailboxes", status_code=303)
+
+
+def _imap_security_as_for_smtp(fields: dict[str, Any]) -> None:
+    """ "As for SMTP" (no choice made): implicit TLS when SMTP uses it or is STARTTLS on a
+    normal server, plain only with a plain SMTP server (a local test server)."""
+    if fields.get("imap_host") and not fields.get("imap_security"):
+        smtp = fields.get("smtp_security")
+        fields["imap_security"] = (
+            "plain" if smtp == "plain" else "tls" if smtp == "tls" else "starttls"
+        )
+
+
+@router.post("/mailboxes/{mailbox_id}/test")
+async def test_mailbox(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    """Log in to the mailbox's servers (or API) and show what each answered, on its row."""
+    _check_csrf(who, await _form(request))
+    results = await runtime.check_mailbox(who.user.user_id, mailbox_id)
+    return await _mailboxes_page(request, who, runtime, checks={mailbox_id: results})
+
+
+def _edit_values(mailbox: Mailbox) -> dict[str, str]:
+    values = {name: getattr(mailbox, name, None) for name in EDIT_FIELDS if name != "password"}
+    return {name: "" if value is None else str(value) for name, value in values.items()}
+
+
+@router.get("/mailboxes/{mailbox_id}/edit")
+async def edit_mailbox_page(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    mailbox = await runtime.mailboxes.get_mailbox(who.user.user_id, mailbox_id)
+    return render(
+        request,
+        "mailbox_edit.html",
+        who=who,
+        section="mailboxes",
+        mailbox=mailbox,
+        values=_edit_values(mailbox),
+        errors={},
+    )
+
+
+@router.post("/mailboxes/{mailbox_id}/edit")
+async def edit_mailbox(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """Change the mailbox's settings; an empty password keeps the stored one. An emptied
+    optional field (sender name, login, IMAP host or port) is cleared."""
+    form = await _form(request)
+    _check_csrf(who, form)
+    mailbox = await runtime.mailboxes.get_mailbox(who.user.user_id, mailbox_id)
+    editable = EDIT_FIELDS if mailbox.provider == "smtp" else ("display_name", "daily_limit")
+    fields: dict[str, Any] = {}
+    for name in editable:
+        value = form.get(name, "").strip()
+        if value:
+            fields[name] = value
+        elif name in ("display_name", "smtp_username", "imap_host", "imap_port", "imap_security"):
+            fields[name] = None
+    if mailbox.provider == "smtp":
+        _imap_security_as_for_smtp(fields)
+        if not fields.get("imap_host"):
+            fields["imap_port"] = fields["imap_security"] = None
+    try:
+        await runtime.mailboxes.update_mailbox(who.user.user_id, mailbox_id, **fields)
+    except MailrampError as error:
+        kept = {k: v for k, v in form.items() if k in EDIT_FIELDS and k != "password"}
+        return render(
+            request,
+            "mailbox_edit.html",
+            who=who,
+            section="mailboxes",
+            mailbox=mailbox,
+            values=kept,
+            errors=_form_errors(error, EDIT_FIELDS),
             status=error.status_code,
         )
     return RedirectResponse("/mailboxes", status_code=303)
