@@ -25,6 +25,19 @@ class Settings(BaseSettings):
         default="sqlite:///mailramp.db",
         description="sqlite:///PATH (relative to the working directory) or postgresql://…",
     )
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Connections each process keeps open to PostgreSQL (MongoDB: with "
+        "MAILRAMP_DB_MAX_OVERFLOW, the client's maxPoolSize unless the URL sets it).",
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="Connections a process may open beyond the pool under load, closed again.",
+    )
     encryption_keys: SecretStr | None = Field(
         default=None,
         description="Comma-separated Fernet keys, newest first. Overrides the key file.",

@@ -144,8 +144,14 @@ def open_store(settings: Settings) -> Store:
     if settings.backend == "mongodb":
         from mailramp.storage.mongo import MongoStore
 
-        return MongoStore.from_url(settings.database_url)
-    return SqlStore.from_url(settings.database_url)
+        return MongoStore.from_url(
+            settings.database_url, max_pool_size=settings.db_pool_size + settings.db_max_overflow
+        )
+    return SqlStore.from_url(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
 
 
 def schema_head(backend: str) -> str:

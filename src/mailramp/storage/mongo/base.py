@@ -41,9 +41,9 @@ class MongoBase:
         self._client = client
 
     @classmethod
-    def from_url(cls, database_url: str) -> Self:
+    def from_url(cls, database_url: str, *, max_pool_size: int = 100) -> Self:
         """A store on the database a mongodb:// or mongodb+srv:// URL names."""
-        client, database = open_database(database_url)
+        client, database = open_database(database_url, max_pool_size=max_pool_size)
         return cls(database, client=client)
 
     @property

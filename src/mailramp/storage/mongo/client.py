@@ -17,12 +17,16 @@ def database_name(url: str) -> str:
     return path.split("/", 1)[0] or DEFAULT_DATABASE
 
 
-def open_database(url: str) -> tuple[Any, Any]:
+def open_database(url: str, *, max_pool_size: int = 100) -> tuple[Any, Any]:
     """(client, database) for `url`. Dates come back timezone-aware (UTC); UUIDs are not
-    stored as BSON binary (campaign_id is a string, as the schema says)."""
+    stored as BSON binary (campaign_id is a string, as the schema says). A maxPoolSize in
+    the URL wins over `max_pool_size`."""
     try:
         from pymongo import AsyncMongoClient
     except ImportError as missing:  # pragma: no cover - pymongo is a dependency
         raise ConfigurationError("MongoDB support needs pymongo>=4.13") from missing
-    client: Any = AsyncMongoClient(url, tz_aware=True, uuidRepresentation="standard")
+    options: dict[str, Any] = {"tz_aware": True, "uuidRepresentation": "standard"}
+    if "maxpoolsize=" not in urlsplit(url).query.lower():
+        options["maxPoolSize"] = max_pool_size
+    client: Any = AsyncMongoClient(url, **options)
     return client, client[database_name(url)]

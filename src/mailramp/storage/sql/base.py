@@ -41,9 +41,11 @@ class SqlBase:
         self._write_lock = asyncio.Lock() if self.backend == "sqlite" else None
 
     @classmethod
-    def from_url(cls, database_url: str) -> Self:
+    def from_url(cls, database_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Self:
         """A store on the database the URL names (sqlite:///… or postgresql://…)."""
-        writer, reader = create_engines(database_url)
+        writer, reader = create_engines(
+            database_url, pool_size=pool_size, max_overflow=max_overflow
+        )
         return cls(writer, reader)
 
     @property

@@ -35,19 +35,26 @@ def sqlite_path(database_url: str) -> Path | None:
     return Path(url.database)
 
 
-def create_engines(database_url: str) -> tuple[AsyncEngine, AsyncEngine]:
+def create_engines(
+    database_url: str, *, pool_size: int = 10, max_overflow: int = 10
+) -> tuple[AsyncEngine, AsyncEngine]:
     """A (writer, reader) pair of engines. On PostgreSQL they are the same engine.
 
     SQLite allows one writer at a time. Write transactions start with BEGIN IMMEDIATE so they
     queue on the database lock (busy_timeout) instead of failing when a read transaction
     tries to upgrade to a write; reads use plain BEGIN and run beside the writer (WAL).
+    The pool sizes apply to PostgreSQL (SQLite opens a connection per use).
     """
     url = async_url(database_url)
     if url.get_backend_name() != "sqlite":
         # hide_parameters: a database error's message never carries the values (addresses,
         # message bodies, ciphertexts) into logs or tracebacks.
         engine = create_async_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            hide_parameters=True,
         )
         return engine, engine
     path = sqlite_path(database_url)
