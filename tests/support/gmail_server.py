@@ -12,32 +12,26 @@
 Bodies and errors follow Gmail's documentation: `{"error": {"code", "message", "errors":
 [{"domain", "reason", "message"}], "status"}}`, 401 authError for a bearer token it does
 not know, and injectable 429 / 403 rateLimitExceeded (with or without Retry-After), other
-statuses, or a connection dropped after the request arrived. When `rewrite_message_ids` is
-set, send replaces the message's Message-ID with one of its own, as Gmail does with ids it
-does not accept. It records every request's arrival time and the most requests it ever
-served at once.
+statuses, or a connection dropped after the request arrived (see api_stand_in). A daily
+sending limit (`limit_sending`) answers every send before the time it lifts, by `clock`,
+with 429 "User-rate limit exceeded.  Retry after <time> (Mail sending)", as Gmail does.
+When `rewrite_message_ids` is set, send replaces the message's Message-ID with one of its
+own, as Gmail does with ids it does not accept.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import json
 import re
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from email.utils import getaddresses
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from tests.support.postgres import free_port
+from tests.support.api_stand_in import ApiStandIn, Fault, StoredMessage, parse, recipients
 
 PREFIX = "/gmail/v1/users/me"
 STATUS_NAMES = {
@@ -52,40 +46,9 @@ STATUS_NAMES = {
 
 
 @dataclass
-class Seen:
-    """One request as it arrived."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    at: float  # time.monotonic()
-    token: str | None
-
-
-@dataclass
-class Fault:
-    """An answer given instead of the real one to the next `count` matching requests."""
-
-    path_contains: str
-    status: int = 429
-    reason: str = "rateLimitExceeded"
-    retry_after: int | None = None
-    drop: bool = False  # read the request, then close without answering
-    count: int = 1
-
-
-@dataclass
-class StoredMessage:
-    id: str
-    raw: bytes
+class GmailMessage(StoredMessage):
     internal_date: datetime
     labels: list[str]
-    parsed: EmailMessage = field(init=False)
-
-    def __post_init__(self) -> None:
-        parsed = message_from_bytes(self.raw, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.parsed = parsed
 
     @property
     def internal_ms(self) -> int:
@@ -119,8 +82,13 @@ class StoredMessage:
         return base
 
 
-class GmailServer:
+class GmailServer(ApiStandIn):
     """One mailbox behind a Gmail-like API; start(), then point base_url at `url`."""
+
+    prefix = PREFIX
+    send_path = "/messages/send"
+    json_type = "application/json; charset=UTF-8"
+    first_id = 0x18C0000000
 
     def __init__(
         self,
@@ -129,146 +97,56 @@ class GmailServer:
         page_size: int = 100,
         accepts: Callable[[str], bool] | None = None,
     ) -> None:
-        self.port = free_port()
-        self.tokens = set(tokens or {"token-1"})
-        # Tokens another stand-in issued (the Google OAuth stand-in's access tokens): for
-        # flows that link a mailbox, then use the Gmail API.
-        self.accepts = accepts
+        super().__init__(tokens=tokens, accepts=accepts)
         self.page_size = page_size
-        self.delay_seconds = 0.0
         self.rewrite_message_ids = False
-        self.sent: list[EmailMessage] = []
-        self.messages: list[StoredMessage] = []
-        self.invalid_recipients: set[str] = set()
-        self.requests: list[Seen] = []
-        self.faults: list[Fault] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-        self._ids = itertools.count(0x18C0000000)
-        server = self
+        self.messages: list[GmailMessage] = []
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.sending_limited_until: datetime | None = None
+        self.sending_limit_status = 429
+        self.address: str | None = None  # users.getProfile's emailAddress, when set
+        self.garble_send_answers = 0  # how many sends get a 200 whose body is not JSON
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def limit_sending(self, *, until: datetime, status: int = 429) -> None:
+        """Refuse every send before `until` (by `clock`) as over the daily sending limit."""
+        self.sending_limited_until = until
+        self.sending_limit_status = status
 
-            def do_GET(self) -> None:
-                server._handle(self, "GET")
+    def set_account(self, address: str) -> None:
+        self.address = address
 
-            def do_POST(self) -> None:
-                server._handle(self, "POST")
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> GmailServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def fail_next(
-        self,
-        path_contains: str,
-        status: int = 429,
-        *,
-        reason: str = "rateLimitExceeded",
-        retry_after: int | None = None,
-        drop: bool = False,
-        count: int = 1,
-    ) -> None:
-        """Answer the next `count` requests whose path contains `path_contains` with
-        `status` and error `reason` (and Retry-After), or drop their connections."""
-        with self._lock:
-            self.faults.append(Fault(path_contains, status, reason, retry_after, drop, count))
-
-    def deliver(self, raw: bytes, *, received_at: datetime) -> StoredMessage:
+    def deliver(self, raw: bytes, *, received_at: datetime) -> GmailMessage:
         """Put a message in the INBOX, received at `received_at`."""
-        stored = StoredMessage(self._new_id(), raw, received_at.astimezone(UTC), ["INBOX"])
+        stored = GmailMessage(self._new_id(), raw, received_at.astimezone(UTC), ["INBOX"])
         with self._lock:
             self.messages.append(stored)
         return stored
 
-    def seen(self, path_contains: str, method: str | None = None) -> list[Seen]:
-        """The requests that arrived for a path, in order."""
-        with self._lock:
-            return [
-                r
-                for r in self.requests
-                if path_contains in r.path and (method is None or r.method == method)
-            ]
+    def format_id(self, number: int) -> str:
+        return f"{number:016x}"
 
-    def _new_id(self) -> str:
-        return f"{next(self._ids):016x}"
+    def answer_fault(self, handler: BaseHTTPRequestHandler, fault: Fault) -> None:
+        reason = fault.reason or _FAULT_REASON.get(fault.status, "rateLimitExceeded")
+        self._error(
+            handler,
+            fault.status,
+            reason,
+            fault.message or _FAULT_TEXT.get(reason, "Error"),
+            {} if fault.retry_after is None else {"Retry-After": fault.retry_after},
+            domain="usageLimits" if "RateLimit" in reason else "global",
+        )
 
-    # The request side, run on the server's threads.
+    def refuse_token(self, handler: BaseHTTPRequestHandler) -> None:
+        self._error(
+            handler,
+            401,
+            "authError",
+            "Invalid Credentials",
+            {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+            location="Authorization",
+        )
 
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        parts = urlsplit(handler.path)
-        query = parse_qs(parts.query)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        auth = handler.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
-        with self._lock:
-            self.requests.append(Seen(method, parts.path, query, time.monotonic(), token))
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            fault = next((f for f in self.faults if f.path_contains in parts.path), None)
-            if fault is not None:
-                fault.count -= 1
-                if fault.count <= 0:
-                    self.faults.remove(fault)
-        try:
-            if self.delay_seconds:
-                time.sleep(self.delay_seconds)
-            if fault is not None and fault.drop:
-                handler.close_connection = True
-                return
-            if fault is not None:
-                headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
-                domain = "usageLimits" if "RateLimit" in fault.reason else "global"
-                self._error(
-                    handler,
-                    fault.status,
-                    fault.reason,
-                    _FAULT_TEXT.get(fault.reason, "Error"),
-                    headers,
-                    domain=domain,
-                )
-                return
-            if token not in self.tokens and not (
-                token is not None and self.accepts is not None and self.accepts(token)
-            ):
-                self._error(
-                    handler,
-                    401,
-                    "authError",
-                    "Invalid Credentials",
-                    {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
-                    location="Authorization",
-                )
-                return
-            if not parts.path.startswith(PREFIX):
-                self._error(handler, 404, "notFound", "Not Found")
-                return
-            self._route(handler, method, parts.path.removeprefix(PREFIX), query, body)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def _route(
+    def route(
         self,
         handler: BaseHTTPRequestHandler,
         method: str,
@@ -278,6 +156,10 @@ class GmailServer:
     ) -> None:
         if method == "POST" and path == "/messages/send":
             self._send(handler, body)
+        elif method == "GET" and path == "/profile" and self.address is not None:
+            total = len(self.messages)
+            profile = {"emailAddress": self.address, "messagesTotal": total, "historyId": "1"}
+            self._json(handler, profile | {"threadsTotal": total})
         elif method == "GET" and path == "/messages":
             self._list(handler, query)
         elif method == "GET" and (found := re.fullmatch(r"/messages/([0-9a-f]+)", path)):
@@ -300,29 +182,42 @@ class GmailServer:
                 " or uploading message via /upload/* URL required",
             )
             return
-        message = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        recipients = [
-            address.lower()
-            for _, address in getaddresses(
-                [str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])]
-            )
-            if address
-        ]
-        if not recipients:
+        message = parse(raw)
+        addressed = [address for address in recipients(message) if address]
+        if not addressed:
             self._error(handler, 400, "invalidArgument", "Recipient address required")
             return
-        if any(r in self.invalid_recipients or "@" not in r for r in recipients):
+        if any(r in self.refused_recipients or "@" not in r for r in addressed):
             self._error(handler, 400, "invalidArgument", "Invalid To header")
+            return
+        limited_until = self.sending_limited_until
+        if limited_until is not None and self.clock() < limited_until:
+            stamp = limited_until.astimezone(UTC).isoformat(timespec="milliseconds")
+            self._error(
+                handler,
+                self.sending_limit_status,
+                "rateLimitExceeded",
+                f"User-rate limit exceeded.  Retry after {stamp.replace('+00:00', 'Z')}"
+                " (Mail sending)",
+                domain="usageLimits",
+            )
             return
         if self.rewrite_message_ids or not message.get("Message-ID"):
             del message["Message-ID"]
             message["Message-ID"] = f"<CA+{self._new_id()}@mail.gmail.com>"
             raw = message.as_bytes()
-        stored = StoredMessage(self._new_id(), raw, datetime.now(UTC), ["SENT"])
+        stored = GmailMessage(self._new_id(), raw, datetime.now(UTC), ["SENT"])
         with self._lock:
             self.sent.append(message)
             self.messages.append(stored)
+        if self.garble_send_answers:  # a proxy in between mangled the 200's body
+            self.garble_send_answers -= 1
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html")
+            handler.send_header("Content-Length", "15")
+            handler.end_headers()
+            handler.wfile.write(b"<html>OK</html>")
+            return
         self._json(handler, {"id": stored.id, "threadId": stored.id, "labelIds": ["SENT"]})
 
     def _list(self, handler: BaseHTTPRequestHandler, query: dict[str, list[str]]) -> None:
@@ -359,14 +254,6 @@ class GmailServer:
             return
         self._json(handler, stored.resource(fmt, query.get("metadataHeaders", [])))
 
-    def _json(self, handler: BaseHTTPRequestHandler, document: dict[str, Any]) -> None:
-        data = json.dumps(document).encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json; charset=UTF-8")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
     def _error(
         self,
         handler: BaseHTTPRequestHandler,
@@ -381,25 +268,16 @@ class GmailServer:
         detail: dict[str, Any] = {"domain": domain, "reason": reason, "message": message}
         if location:
             detail |= {"location": location, "locationType": "header"}
-        data = json.dumps(
-            {
-                "error": {
-                    "code": status,
-                    "message": message,
-                    "errors": [detail],
-                    "status": STATUS_NAMES.get(status, "UNKNOWN"),
-                }
-            }
-        ).encode()
-        handler.send_response(status)
-        for name, value in (headers or {}).items():
-            handler.send_header(name, str(value))
-        handler.send_header("Content-Type", "application/json; charset=UTF-8")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        error = {
+            "code": status,
+            "message": message,
+            "errors": [detail],
+            "status": STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+        self._answer(handler, status, {"error": error}, headers)
 
 
+_FAULT_REASON = {500: "backendError", 503: "backendError"}
 _FAULT_TEXT = {
     "rateLimitExceeded": "Rate Limit Exceeded",
     "userRateLimitExceeded": "User Rate Limit Exceeded",
@@ -408,7 +286,7 @@ _FAULT_TEXT = {
 }
 
 
-def _matcher(q: str) -> Callable[[StoredMessage], bool]:
+def _matcher(q: str) -> Callable[[GmailMessage], bool]:
     """A predicate for the search operators the stand-in knows; others are ValueError."""
     labels: list[str] = []
     after: list[datetime] = []
@@ -429,7 +307,7 @@ def _matcher(q: str) -> Callable[[StoredMessage], bool]:
         else:
             raise ValueError(term)
 
-    def matches(message: StoredMessage) -> bool:
+    def matches(message: GmailMessage) -> bool:
         sender = str(message.parsed.get("From", "")).lower()
         return (
             all(label in message.labels for label in labels)

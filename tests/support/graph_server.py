@@ -9,71 +9,37 @@
 
 Bodies and errors follow Graph's documentation: `{"error": {"code", "message"}}`, 401
 InvalidAuthenticationToken for a bearer token it does not know, and injectable 429/503
-with Retry-After or a connection dropped after the request arrived. It records every
-request's arrival time and the most requests it ever served at once.
+with Retry-After or a connection dropped after the request arrived (see api_stand_in).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import itertools
-import json
 import re
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from email.utils import getaddresses, make_msgid, parseaddr
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.utils import make_msgid, parseaddr
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
-from tests.support.postgres import free_port
+from tests.support.api_stand_in import ApiStandIn, Fault, StoredMessage, parse, recipients
 
 PREFIX = "/v1.0"
 
 
 @dataclass
-class Seen:
-    """One request as it arrived."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    at: float  # time.monotonic()
-    token: str | None
-
-
-@dataclass
-class Fault:
-    """An answer given instead of the real one to the next `count` matching requests."""
-
-    path_contains: str
-    status: int = 429
-    retry_after: int | None = None
-    drop: bool = False  # read the request, then close without answering
-    count: int = 1
-
-
-@dataclass
-class StoredMessage:
-    id: str
-    raw: bytes
+class GraphMessage(StoredMessage):
     received_at: datetime
     headers_available: bool = True
     internet_message_id: str = ""
-    parsed: EmailMessage = field(init=False)
 
     def __post_init__(self) -> None:
-        parsed = message_from_bytes(self.raw, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.parsed = parsed
+        super().__post_init__()
         if not self.internet_message_id:
-            self.internet_message_id = str(parsed.get("Message-ID", "")).strip()
+            self.internet_message_id = str(self.parsed.get("Message-ID", "")).strip()
 
     def resource(self, select: set[str]) -> dict[str, Any]:
         name, address = parseaddr(str(self.parsed.get("From", "")))
@@ -96,8 +62,13 @@ class StoredMessage:
         return {key: value for key, value in full.items() if key in keep}
 
 
-class GraphServer:
+class GraphServer(ApiStandIn):
     """One mailbox behind a Graph-like API; start(), then point base_url at `url`."""
+
+    prefix = PREFIX
+    url_path = PREFIX
+    send_path = "/me/sendMail"
+    json_type = "application/json; odata.metadata=minimal"
 
     def __init__(
         self,
@@ -107,137 +78,47 @@ class GraphServer:
         accepts: Callable[[str], bool] | None = None,
         profile: dict[str, Any] | None = None,
     ) -> None:
-        self.port = free_port()
-        self.tokens = set(tokens or {"token-1"})
-        # Tokens another stand-in issued (the Microsoft identity stand-in's access tokens),
-        # and the `/me` profile to answer: for flows that link a mailbox, then use Graph.
-        self.accepts = accepts
-        self.profile = profile
+        super().__init__(tokens=tokens, accepts=accepts)
+        self.profile = profile  # the `/me` profile to answer, for flows that link a mailbox
         self.page_size = page_size
-        self.delay_seconds = 0.0
-        self.sent: list[EmailMessage] = []
-        self.sent_items: list[StoredMessage] = []
-        self.inbox: list[StoredMessage] = []
-        self.rejected_recipients: set[str] = set()
-        self.requests: list[Seen] = []
-        self.faults: list[Fault] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        server = self
+        self.sent_items: list[GraphMessage] = []
+        self.inbox: list[GraphMessage] = []
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                server._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                server._handle(self, "POST")
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PREFIX}"
-
-    def start(self) -> GraphServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def fail_next(
-        self,
-        path_contains: str,
-        status: int = 429,
-        *,
-        retry_after: int | None = None,
-        drop: bool = False,
-        count: int = 1,
-    ) -> None:
-        """Answer the next `count` requests whose path contains `path_contains` with
-        `status` (and Retry-After), or drop their connections."""
-        with self._lock:
-            self.faults.append(Fault(path_contains, status, retry_after, drop, count))
+    def set_account(self, address: str) -> None:
+        self.profile = {"mail": address, "userPrincipalName": address, "displayName": "Ann"}
 
     def deliver(
         self, raw: bytes, *, received_at: datetime, headers_available: bool = True
-    ) -> StoredMessage:
+    ) -> GraphMessage:
         """Put a message in the Inbox; without headers like a report Exchange made itself."""
-        stored = StoredMessage(self._new_id(), raw, received_at.astimezone(UTC), headers_available)
+        stored = GraphMessage(self._new_id(), raw, received_at.astimezone(UTC), headers_available)
         with self._lock:
             self.inbox.append(stored)
         return stored
 
-    def seen(self, path_contains: str, method: str | None = None) -> list[Seen]:
-        """The requests that arrived for a path, in order."""
-        with self._lock:
-            return [
-                r
-                for r in self.requests
-                if path_contains in r.path and (method is None or r.method == method)
-            ]
+    def format_id(self, number: int) -> str:
+        return f"AAMkAG{number:08d}="
 
-    def _new_id(self) -> str:
-        return f"AAMkAG{next(self._ids):08d}="
+    def read_query(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        return {key: values[0] for key, values in query.items()}
 
-    # The request side, run on the server's threads.
+    def answer_fault(self, handler: BaseHTTPRequestHandler, fault: Fault) -> None:
+        code = fault.reason or (
+            "ApplicationThrottled" if fault.status == 429 else "ServiceUnavailable"
+        )
+        headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+        self._error(handler, fault.status, code, fault.message or "Please retry later.", headers)
 
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        parts = urlsplit(handler.path)
-        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        auth = handler.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
-        with self._lock:
-            self.requests.append(Seen(method, parts.path, query, time.monotonic(), token))
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            fault = next((f for f in self.faults if f.path_contains in parts.path), None)
-            if fault is not None:
-                fault.count -= 1
-                if fault.count <= 0:
-                    self.faults.remove(fault)
-        try:
-            if self.delay_seconds:
-                time.sleep(self.delay_seconds)
-            if fault is not None and fault.drop:
-                handler.close_connection = True
-                return
-            if fault is not None:
-                code = "ApplicationThrottled" if fault.status == 429 else "ServiceUnavailable"
-                headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
-                self._error(handler, fault.status, code, "Please retry later.", headers)
-                return
-            if token not in self.tokens and not (
-                token is not None and self.accepts is not None and self.accepts(token)
-            ):
-                self._error(
-                    handler,
-                    401,
-                    "InvalidAuthenticationToken",
-                    "Access token has expired or is not yet valid.",
-                    {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
-                )
-                return
-            self._route(handler, method, parts.path.removeprefix(PREFIX), query, body)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+    def refuse_token(self, handler: BaseHTTPRequestHandler) -> None:
+        self._error(
+            handler,
+            401,
+            "InvalidAuthenticationToken",
+            "Access token has expired or is not yet valid.",
+            {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
+        )
 
-    def _route(
+    def route(
         self,
         handler: BaseHTTPRequestHandler,
         method: str,
@@ -272,20 +153,14 @@ class GraphServer:
                 "Invalid base64 string for MIME content.",
             )
             return
-        message = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        recipients = [
-            address.lower()
-            for _, address in getaddresses(
-                [str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])]
-            )
-        ]
-        if not recipients:
+        message = parse(raw)
+        addressed = recipients(message)
+        if not addressed:
             self._error(
                 handler, 400, "ErrorInvalidRecipients", "At least one recipient is not valid."
             )
             return
-        refused = [r for r in recipients if r in self.rejected_recipients]
+        refused = [r for r in addressed if r in self.refused_recipients]
         if refused:
             self._error(
                 handler,
@@ -298,7 +173,7 @@ class GraphServer:
         with self._lock:
             self.sent.append(message)
             self.sent_items.append(
-                StoredMessage(
+                GraphMessage(
                     self._new_id(), raw, datetime.now(UTC), internet_message_id=internet_id
                 )
             )
@@ -375,14 +250,6 @@ class GraphServer:
     def _context(self, folder: str) -> str:
         return f"{self.url}/$metadata#users('me')/mailFolders('{folder}')/messages"
 
-    def _json(self, handler: BaseHTTPRequestHandler, document: dict[str, Any]) -> None:
-        data = json.dumps(document).encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json; odata.metadata=minimal")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
     def _error(
         self,
         handler: BaseHTTPRequestHandler,
@@ -391,25 +258,15 @@ class GraphServer:
         message: str,
         headers: dict[str, Any] | None = None,
     ) -> None:
-        data = json.dumps(
-            {
-                "error": {
-                    "code": code,
-                    "message": message,
-                    "innerError": {
-                        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                        "request-id": f"{next(self._ids):08d}-0000-0000-0000-000000000000",
-                    },
-                }
-            }
-        ).encode()
-        handler.send_response(status)
-        for name, value in (headers or {}).items():
-            handler.send_header(name, str(value))
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        error = {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "request-id": f"{next(self._ids):08d}-0000-0000-0000-000000000000",
+            },
+        }
+        self._answer(handler, status, {"error": error}, headers, content_type="application/json")
 
 
 def _select(query: dict[str, str]) -> set[str]:

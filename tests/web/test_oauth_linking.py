@@ -378,3 +378,22 @@ def test_the_dashboard_connects_outlook_through_the_consent_page(world: World) -
     assert "dash@contoso.example" in listed and "outlook" in listed
     unknown = browser.call("GET", "/mailboxes/connect/yahoo")
     assert unknown.status_code == 422 and "provider" in unknown.text
+
+
+def test_test_connection_of_an_outlook_mailbox_and_of_a_revoked_one(world: World) -> None:
+    """POST /mailboxes/{id}/test on an OAuth mailbox asks Graph's /me with the stored token;
+    once the user revoked the app, the refresh fails and the answer says what to do."""
+    browser = Browser(world, "check-outlook@example.com")
+    email = "check@contoso.example"
+    mailbox_id = browser.link("outlook", email).json()["mailbox_id"]
+    answer = browser.call("POST", f"/api/v1/mailboxes/{mailbox_id}/test")
+    assert answer.status_code == 200 and answer.json() == {"graph": {"ok": True}}
+
+    world.microsoft.revoke(email)
+    failed = browser.call("POST", f"/api/v1/mailboxes/{mailbox_id}/test").json()
+    assert failed["graph"]["ok"] is False
+    assert "invalid_grant" in failed["graph"]["error"]
+    assert failed["graph"]["error"].endswith("reconnect this mailbox to keep sending from it")
+    mailbox = browser.call("GET", f"/api/v1/mailboxes/{mailbox_id}").json()
+    assert mailbox["status"] == "error" and "reconnect this mailbox" in mailbox["status_reason"]
+    _assert_no_token_leaked(world)
