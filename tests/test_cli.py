@@ -106,6 +106,17 @@ def test_an_operator_sets_up_and_runs_a_campaign_from_the_shell(cli, tmp_path: P
         assert mailbox["email"] == "ann@acme.com" and mailbox["daily_limit"] == 200
         assert "smtp-pass" not in linked.stdout and "password" not in mailbox
 
+        broken = tmp_path / "broken.csv"
+        broken.write_text('email,first_name\nzoe@example.com,"Zoe\nyan@example.com,Yan\n')
+        refused = cli(
+            "campaign", "create", "--user", "ann@acme.com", "--mailbox", "ann@acme.com",
+            "--name", "Half made", "--subject", "Hi", "--message", "Hello", "--duration", "3",
+            "--recipients", str(broken),
+        )  # fmt: skip
+        assert refused.returncode == 1 and "row 2" in refused.stderr, refused.stderr
+        listed = json.loads(cli("campaign", "list", "--user", "ann@acme.com", "--json").stdout)
+        assert listed == []  # a refused file creates no campaign
+
         people = tmp_path / "people.csv"
         people.write_text(
             'email,first_name,company\nzoe@example.com,Zoe,=HYPERLINK("http://x")\n'

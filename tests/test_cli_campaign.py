@@ -75,7 +75,7 @@ def test_import_show_and_the_worker_inside_serve(tmp_path: Path) -> None:
             env=environment,
         )
         assert refused.returncode == 2 and "does not exist" in refused.stderr
-        (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x01")
+        (tmp_path / "binary.csv").write_bytes(b"email\nann@example.com\n\xc3\x28@example.com\n")
         binary = run_mailramp(
             "campaign",
             "import",
@@ -84,7 +84,7 @@ def test_import_show_and_the_worker_inside_serve(tmp_path: Path) -> None:
             cwd=tmp_path,
             env=environment,
         )
-        assert binary.returncode == 1 and "not UTF-8" in binary.stderr
+        assert binary.returncode == 1 and "not UTF-8" in binary.stderr and "row 3" in binary.stderr
 
         asyncio.run(_make_due(settings, campaign_id))
         port = free_port()

@@ -52,7 +52,8 @@ def test_rotate_and_drop_old_keys(tmp_path: Path) -> None:
 
     result = run_mailramp("keys", "rotate", "--drop-old", cwd=tmp_path, env=clean_environment())
     assert result.returncode == 0, result.stderr
-    assert "re-encrypted 2 secret(s) under the newest key" in result.stdout
+    # The two OAuth tokens and the tracking links' signing keys.
+    assert "re-encrypted 3 secret(s) under the newest key" in result.stdout
     assert "removed 1 older key(s)" in result.stdout
     new_keys = [line for line in key_file.read_text().splitlines() if not line.startswith("#")]
     assert len(new_keys) == 1 and new_keys != old_keys
@@ -69,7 +70,7 @@ def test_rotate_with_environment_keys_needs_the_new_key_first(tmp_path: Path) ->
     assert "put the new key first" in refused.stderr
     accepted = run_mailramp("keys", "rotate", "--no-new-key", cwd=tmp_path, env=environment)
     assert accepted.returncode == 0, accepted.stderr
-    assert "re-encrypted 0 secret(s)" in accepted.stdout
+    assert "re-encrypted 1 secret(s)" in accepted.stdout  # the tracking keys, made at start
 
 
 def run_key(tmp_path: Path) -> str:

@@ -53,6 +53,17 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    max_request_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body (JSON, forms) the web server accepts; a larger "
+        "one is answered 413 before it is read.",
+    )
+    max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024,
+        description="The largest multipart upload (a recipients CSV) the web server accepts.",
+    )
     auto_migrate: bool = Field(
         default=True,
         description="Apply pending database migrations at start-up "
@@ -104,6 +115,11 @@ class Settings(BaseSettings):
         description="Let mailbox SMTP/IMAP hosts resolve to loopback or private addresses "
         "(a mail server on your own network).",
     )
+    allow_cleartext_login: bool = Field(
+        default=False,
+        description="Let mailboxes with `plain` transport log in to hosts on the public "
+        "internet, sending the password unencrypted.",
+    )
     run_worker: bool = Field(
         default=True, description="Run a sending worker inside `mailramp serve`."
     )
@@ -118,6 +134,13 @@ class Settings(BaseSettings):
     )
     send_max_attempts: int = Field(default=5, ge=1, le=50)
     send_retry_base_seconds: float = Field(default=60, gt=0)
+    smtp_timeout_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=600,
+        description="How long a send waits for a mailbox's SMTP server to connect and for "
+        "each of its answers before giving up on that attempt.",
+    )
     microsoft_client_id: str | None = Field(
         default=None,
         description="Application (client) ID of the Azure app that links Outlook / Microsoft "

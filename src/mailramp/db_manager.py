@@ -326,7 +326,7 @@ class DatabaseManager:
 
     def rotate_keys(self) -> int:
         """Re-encrypt every stored secret under the newest key; returns how many."""
-        return self._run(lambda r: r.mailboxes.rotate_secrets()).rotated
+        return self._run(lambda r: r.rotate_secrets())
 
 
 _default = DatabaseManager()

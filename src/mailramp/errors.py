@@ -14,6 +14,7 @@
     │   ├── InvalidTransitionError 409 invalid_transition  status change the state machine forbids
     │   └── NotEditableError      409 not_editable      the object's state forbids the change
     ├── SecretIntegrityError      500 secret_integrity  a ciphertext moved to another row or field
+    ├── DatabaseUnavailableError  503 database_unavailable  down, unreachable or login refused
     └── ConfigurationError        500 configuration     settings or keys that cannot work
         └── SecretKeyError        500 secret_key        encryption keys missing or unable to decrypt
 
@@ -162,6 +163,14 @@ class SecretIntegrityError(MailrampError):
     """A ciphertext that does not belong where it was found (copied from another row or field)."""
 
     code = "secret_integrity"
+
+
+class DatabaseUnavailableError(MailrampError):
+    """The database cannot be used right now: nothing answers, the connection broke, or it
+    refused the login. Requests answer 503; workers wait and try again; commands exit 5."""
+
+    status_code = 503
+    code = "database_unavailable"
 
 
 class ConfigurationError(MailrampError):

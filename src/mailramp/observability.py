@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -71,6 +73,7 @@ _EVENT_SOURCES: dict[EventType, tuple[EventSource, ...]] = {
     EventType.REPLY: ("inbox",),
     EventType.AUTO_REPLY: ("inbox",),
     EventType.BOUNCE: ("inbox",),
+    EventType.DELAY: ("inbox",),
 }
 
 
@@ -319,6 +322,81 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
 }
 
 
+class AccessLogRedaction(logging.Filter):
+    """Keeps credentials and full client addresses out of uvicorn's access log, which
+    otherwise writes every request's client address, path and query string: query values
+    become `[redacted]` (an OAuth callback's `code` and `state`, any token a client put in a
+    URL), tracking tokens in `/t/o|c|u/<token>` become `[token]` (one is enough to record a
+    click or unsubscribe its recipient), and client addresses are cut to their network
+    (IPv4 /24, IPv6 /48), without the port."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access line: '%s - "%s %s HTTP/%s" %d' (client, method, target, version,
+        # status); anything else passes as it is.
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            client, method, target, version, status = args
+            record.args = (
+                redact_client(str(client)),
+                method,
+                redact_target(str(target)),
+                version,
+                status,
+            )
+        return True
+
+
+_TRACKING_TOKEN = re.compile(r"^(/t/[ocu]/)[^/]+")
+
+
+def redact_target(target: str) -> str:
+    """A request target (path and query string) fit for a log line: no tracking token, no
+    query value."""
+    path, question, query = target.partition("?")
+    path = _TRACKING_TOKEN.sub(r"\1[token]", path)
+    if not question:
+        return path
+    parts = [part.partition("=") for part in query.split("&") if part]
+    return (
+        path + "?" + "&".join(name + ("=[redacted]" if equals else "") for name, equals, _ in parts)
+    )
+
+
+def redact_client(client: str) -> str:
+    """A client address as uvicorn writes it (`host:port`) cut to its network, without the
+    port: 203.0.113.0, 2001:db8:1::."""
+    host, _, port = client.rpartition(":")
+    if not port.isdigit():
+        host = client
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return "-" if client else ""  # a Unix socket: nothing to cut, nothing to show
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+ACCESS_LOG_REDACTION = AccessLogRedaction(name="mailramp-redaction")
+
+# Libraries whose DEBUG lines write what mailramp must not log: aiosqlite logs every call
+# it runs for SQLAlchemy with the statement's parameters (message texts, recipients, and
+# the values of any column), at a volume no one reads. SQLAlchemy's own statement log
+# (logger sqlalchemy.engine) stays available for investigating.
+QUIET_LIBRARIES = {"aiosqlite": logging.INFO}
+
+
+def install_log_redaction() -> None:
+    """Put the access log's redaction on uvicorn's access logger (once) and keep the
+    libraries of QUIET_LIBRARIES above their debug level, whatever the root level."""
+    access = logging.getLogger("uvicorn.access")
+    if ACCESS_LOG_REDACTION not in access.filters:
+        access.addFilter(ACCESS_LOG_REDACTION)
+    for name, level in QUIET_LIBRARIES.items():
+        library = logging.getLogger(name)
+        if library.level == logging.NOTSET or library.level < level:
+            library.setLevel(level)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (ISO-8601, UTC), level, logger, message, then the
     record's `extra=` fields, and `exception` with the traceback if there is one."""
@@ -355,6 +433,7 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
         root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    install_log_redaction()
     return handler
 
 

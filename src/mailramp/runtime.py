@@ -19,8 +19,8 @@ from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
 from mailramp.errors import ConfigurationError, SecretKeyError
 from mailramp.kit.clock import Clock, utc_now
-from mailramp.kit.secrets import KeyFile, SecretBox
-from mailramp.kit.signing import TokenSigner, derive_tracking_keys
+from mailramp.kit.secrets import InstanceSecrets, KeyFile, SecretBox
+from mailramp.kit.signing import TRACKING_KEYS, TokenSigner, load_tracking_keys
 from mailramp.legacy.service import LegacyService
 from mailramp.mailboxes.service import MailboxService
 from mailramp.metrics.service import MetricsService
@@ -94,9 +94,12 @@ class Runtime:
         settings = self.settings
         return DefaultProviders(
             allow_private_hosts=settings.allow_private_hosts,
+            allow_cleartext_login=settings.allow_cleartext_login,
             tokens=self.oauth_tokens(),
             graph_url=settings.graph_url,
             gmail_url=settings.gmail_url,
+            smtp_timeout_seconds=settings.smtp_timeout_seconds,
+            clock=self.clock,
         )
 
     def inboxes(self) -> DefaultInboxes:
@@ -104,6 +107,7 @@ class Runtime:
         settings = self.settings
         return DefaultInboxes(
             allow_private_hosts=settings.allow_private_hosts,
+            allow_cleartext_login=settings.allow_cleartext_login,
             tokens=self.oauth_tokens(),
             graph_url=settings.graph_url,
             gmail_url=settings.gmail_url,
@@ -132,6 +136,13 @@ class Runtime:
             interval_seconds=self.settings.inbox_poll_interval_seconds,
             metrics=self.telemetry,
         )
+
+    async def rotate_secrets(self) -> int:
+        """Re-encrypt every stored secret under the newest key — mailbox passwords and
+        tokens, and the tracking links' signing keys; returns how many were re-encrypted."""
+        report = await self.mailboxes.rotate_secrets()
+        instance = InstanceSecrets(self.store, self.secrets, clock=self.clock)
+        return report.rotated + int(await instance.rotate(TRACKING_KEYS))
 
     async def close(self) -> None:
         """Release the database connections."""
@@ -179,6 +190,9 @@ def schema_is_newer(backend: str, version: str | None) -> bool:
 async def migrate_store(store: Store) -> str:
     """Apply pending migrations (SQL: Alembic; MongoDB: indexes and the layout version);
     returns the revision now in place."""
+    # Alembic talks to the engine directly: a database that cannot be reached is reported
+    # by the store's own ping first, as the one clear error it is everywhere else.
+    await store.ping()
     if isinstance(store, SqlStore):
         await upgrade(store.engine)
     else:
@@ -207,7 +221,8 @@ async def open_runtime(
         secrets = SecretBox(keys)
         mailboxes = MailboxService(store, secrets, clock=clock)
         await mailboxes.check_secrets(sample=STARTUP_SECRET_SAMPLE)
-        signer = TokenSigner(derive_tracking_keys(keys))
+        instance = InstanceSecrets(store, secrets, clock=clock)
+        signer = TokenSigner(await load_tracking_keys(instance, encryption_keys=keys))
     except BaseException:
         await store.close()
         raise
@@ -255,7 +270,8 @@ async def _has_secrets(store: Store) -> bool:
     async with aclosing(store.iter_mailbox_secrets()) as secrets:
         async for _ in secrets:
             return True
-    return False
+    # The tracking keys too: links in mail already sent need them.
+    return await store.get_instance_secret(TRACKING_KEYS) is not None
 
 
 def clerk_verifier(settings: Settings) -> ClerkVerifier | None:
@@ -288,7 +304,7 @@ def load_key_set(settings: Settings, *, has_existing_secrets: bool) -> list[str]
         return key_file.read()
     if has_existing_secrets:
         raise SecretKeyError(
-            f"the database holds encrypted mailbox secrets but the key file {key_file.path} "
+            f"the database holds encrypted secrets but the key file {key_file.path} "
             "does not exist: restore it from your backup, or set MAILRAMP_ENCRYPTION_KEYS"
         )
     return key_file.create()

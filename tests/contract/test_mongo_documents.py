@@ -416,7 +416,9 @@ def double_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     from tests.support.mongo_double import mock_database
 
     database = mock_database("mailramp_wiring")
-    monkeypatch.setattr(MongoStore, "from_url", classmethod(lambda cls, url: cls(database)))
+    monkeypatch.setattr(
+        MongoStore, "from_url", classmethod(lambda cls, url, **_options: cls(database))
+    )
     monkeypatch.setenv("MAILRAMP_ENCRYPTION_KEY_FILE", str(tmp_path / "keys"))
     url = "mongodb://double/mailramp_wiring"
     monkeypatch.setenv("MAILRAMP_DATABASE_URL", url)

@@ -1,12 +1,17 @@
-"""Mailbox secrets at rest, on every backend: encrypted, bound to their row, rotatable."""
+"""Mailbox secrets at rest, on every backend: encrypted, bound to their row, rotatable; and
+the installation's own (the tracking keys), stored once and rotated with them."""
 
 from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, update
 
 from mailramp.errors import SecretIntegrityError, SecretKeyError
-from mailramp.kit.secrets import SecretBox, generate_key
+from mailramp.kit.secrets import InstanceSecrets, SecretBox, generate_key
+from mailramp.kit.signing import TRACKING_KEYS, derive_tracking_keys, load_tracking_keys
 from mailramp.mailboxes.service import MailboxService
 from mailramp.storage.sql import tables
 from tests.conftest import Services, make_mailbox, make_user
@@ -103,3 +108,42 @@ async def test_ciphertext_copied_to_another_row_does_not_decrypt(services: Servi
         )
     with pytest.raises(SecretIntegrityError):
         await services.mailboxes.credentials(user_id, smtp_id)
+
+
+async def test_an_instance_secret_is_stored_once_and_swapped_only_when_unchanged(
+    services: Services,
+) -> None:
+    store, now = services.store, datetime.now(UTC)
+    assert await store.get_instance_secret(TRACKING_KEYS) is None
+    assert await store.add_instance_secret(TRACKING_KEYS, "enc1:first", now=now) == "enc1:first"
+    # Another process that made its own at the same moment gets the first one back.
+    assert await store.add_instance_secret(TRACKING_KEYS, "enc1:second", now=now) == "enc1:first"
+    assert not await store.replace_instance_secret(
+        TRACKING_KEYS, old="enc1:stale", new="enc1:lost", now=now
+    )
+    assert await store.replace_instance_secret(
+        TRACKING_KEYS, old="enc1:first", new="enc1:rotated", now=now
+    )
+    assert await store.get_instance_secret(TRACKING_KEYS) == "enc1:rotated"
+
+
+async def test_tracking_keys_outlive_the_encryption_key_that_first_stored_them(
+    services: Services, key: str
+) -> None:
+    keys = await load_tracking_keys(
+        InstanceSecrets(services.store, SecretBox([key])), encryption_keys=[key]
+    )
+    # A random key signs; the one earlier versions derived from the key set still verifies.
+    assert len(keys) == 2 and keys[1] == derive_tracking_keys([key])[0]
+    stored = await services.store.get_instance_secret(TRACKING_KEYS)
+    assert stored is not None and stored.startswith("enc1:")
+    assert all(base64.b64encode(k).decode() not in stored for k in keys)
+
+    new_key = generate_key()
+    assert await InstanceSecrets(services.store, SecretBox([new_key, key])).rotate(TRACKING_KEYS)
+    only_new = InstanceSecrets(services.store, SecretBox([new_key]))
+    assert await load_tracking_keys(only_new, encryption_keys=[new_key]) == keys
+    with pytest.raises(SecretKeyError, match="instance_secrets/tracking_keys/value"):
+        await load_tracking_keys(
+            InstanceSecrets(services.store, SecretBox([key])), encryption_keys=[key]
+        )

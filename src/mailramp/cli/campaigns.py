@@ -26,6 +26,7 @@ from mailramp.errors import ValidationError
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.runtime import Runtime
 from mailramp.sending.export import export_rows
+from mailramp.sending.importer import check_file
 from mailramp.sending.models import ImportReport
 
 campaign_app = typer.Typer(help="Campaigns: create, import, run, follow.", no_args_is_help=True)
@@ -111,6 +112,12 @@ def campaign_create(
     async def work(runtime: Runtime) -> tuple[Campaign, ImportReport | None]:
         owner = await find_user(runtime, user)
         sender = await find_mailbox(runtime, owner, mailbox)
+        declared = 0
+        if recipients:
+            # All or nothing: a file the import would refuse creates no campaign, and the
+            # recipients it holds are declared, so a campaign they would not fit is refused.
+            with recipients.open("rb") as stream:
+                declared = check_file(stream, subject=subject, message=body).accepted
         campaign = await runtime.campaigns.create_campaign(
             owner.user_id,
             mailbox_id=sender.mailbox_id,
@@ -120,6 +127,7 @@ def campaign_create(
             message_format=message_format,
             start_time=_start(start),
             duration=duration,
+            total_recipients=declared,
         )
         report = await _import(runtime, campaign, recipients, size) if recipients else None
         return campaign, report

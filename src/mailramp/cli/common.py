@@ -32,6 +32,7 @@ from mailramp.config import Settings
 from mailramp.errors import (
     ConfigurationError,
     ConflictError,
+    DatabaseUnavailableError,
     MailrampError,
     NotFoundError,
 )
@@ -73,7 +74,7 @@ def exit_code(error: BaseException) -> int:
         return EXIT_NOT_FOUND
     if isinstance(error, ConflictError):
         return EXIT_CONFLICT
-    if isinstance(error, ConfigurationError):
+    if isinstance(error, ConfigurationError | DatabaseUnavailableError):
         return EXIT_CONFIGURATION
     return EXIT_REFUSED
 

@@ -134,7 +134,11 @@ def db_current() -> None:
         finally:
             await store.close()
 
-    typer.echo(f"current: {asyncio.run(run()) or '(empty database)'}")
+    try:
+        current = asyncio.run(run())
+    except MailrampError as error:
+        raise _fail(error) from None
+    typer.echo(f"current: {current or '(empty database)'}")
     typer.echo(f"head:    {schema_head(settings.backend)}")
 
 
@@ -162,7 +166,9 @@ def keys_rotate(
         bool, typer.Option(help="Remove the older keys from the key file once all is re-encrypted.")
     ] = False,
 ) -> None:
-    """Re-encrypt every stored secret under the newest key.
+    """Re-encrypt every stored secret under the newest key: mailbox passwords and tokens,
+    and the tracking links' signing keys (which stay the same, so links in mail already
+    sent keep working after --drop-old).
 
     Example:
 
@@ -186,7 +192,7 @@ def keys_rotate(
     async def run() -> int:
         runtime = await open_runtime(settings)
         try:
-            return (await runtime.mailboxes.rotate_secrets()).rotated
+            return await runtime.rotate_secrets()
         finally:
             await runtime.close()
 

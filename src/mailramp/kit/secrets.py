@@ -4,6 +4,10 @@ Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) under a MultiFernet: the
 encrypts, every key decrypts, `rotate` re-encrypts under the first. Each plaintext is
 wrapped with its *context* (table, row id, field) before encryption and the context is
 checked on decryption, so a ciphertext copied into another row or field does not decrypt.
+
+Besides the users' secrets, the installation has secrets of its own (the tracking links'
+signing keys): `InstanceSecrets` generates each once, stores it encrypted like the others
+and re-encrypts it when the key set is rotated.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from mailramp.errors import SecretIntegrityError, SecretKeyError
+from mailramp.kit.clock import Clock, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +98,61 @@ class SecretBox:
     def rotate(self, ciphertext: str, *, context: str) -> str:
         """Re-encrypt a stored value under the newest key (checking its context first)."""
         return self.encrypt(self.decrypt(ciphertext, context=context), context=context)
+
+
+INSTANCE_SECRETS_TABLE = "instance_secrets"
+
+
+class InstanceSecretRepository(Protocol):
+    """Where the installation's own secrets are stored (encrypted), by name."""
+
+    async def get_instance_secret(self, name: str) -> str | None:
+        """The stored ciphertext, or None if there is none yet."""
+        ...
+
+    async def add_instance_secret(self, name: str, value: str, *, now: datetime) -> str:
+        """Store `value` under `name` unless a value is already there; returns the value
+        stored, which is another process's when it stored one first."""
+        ...
+
+    async def replace_instance_secret(
+        self, name: str, *, old: str, new: str, now: datetime
+    ) -> bool:
+        """Swap one ciphertext for another if it is still `old` (rotation's compare-and-set)."""
+        ...
+
+
+class InstanceSecrets:
+    """The installation's secrets: generated once (by whichever process needs one first),
+    stored encrypted under the key set, shared by every process, rotated with the key set."""
+
+    def __init__(
+        self, store: InstanceSecretRepository, box: SecretBox, *, clock: Clock = utc_now
+    ) -> None:
+        self._store = store
+        self._box = box
+        self._clock = clock
+
+    async def get_or_create(self, name: str, generate: Callable[[], str]) -> str:
+        """The secret called `name`; `generate()` makes it if none is stored yet."""
+        context = secret_context(INSTANCE_SECRETS_TABLE, name, "value")
+        stored = await self._store.get_instance_secret(name)
+        if stored is None:
+            candidate = self._box.encrypt(generate(), context=context)
+            stored = await self._store.add_instance_secret(name, candidate, now=self._clock())
+        return self._box.decrypt(stored, context=context)
+
+    async def rotate(self, name: str) -> bool:
+        """Re-encrypt the secret called `name` under the newest key; False if there is none
+        (or it changed meanwhile, so it is already under the newest key)."""
+        stored = await self._store.get_instance_secret(name)
+        if stored is None:
+            return False
+        context = secret_context(INSTANCE_SECRETS_TABLE, name, "value")
+        new = self._box.rotate(stored, context=context)
+        return await self._store.replace_instance_secret(
+            name, old=stored, new=new, now=self._clock()
+        )
 
 
 @dataclass(frozen=True)

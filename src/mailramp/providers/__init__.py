@@ -4,6 +4,9 @@ Errors a provider raises say what the engine should do (errors.py draws the rest
 
     ProviderError
     ├── TransientSendError     nothing left; try again later (4xx, refused connection)
+    │   ├── ThrottledError     the provider said when to try again (`retry_after`)
+    │   └── ServerUnavailableError  the server cannot be reached or does not answer:
+    │                          nothing more is tried on it until a later pass
     ├── PermanentSendError     the recipient was refused (5xx): a bounce
     ├── UncertainSendError     the connection broke mid-handover: it may have left
     └── MailboxUnusableError   the mailbox itself cannot send (bad credentials, provider
@@ -12,6 +15,7 @@ Errors a provider raises say what the engine should do (errors.py draws the rest
 
 from __future__ import annotations
 
+from datetime import datetime
 from email.message import Message
 from typing import Protocol, runtime_checkable
 
@@ -31,11 +35,21 @@ class TransientSendError(ProviderError):
 
 class ThrottledError(TransientSendError):
     """The provider asked for a pause longer than its client waits; `retry_after` in
-    seconds: the worker retries the record then, not on its own back-off."""
+    seconds: the worker retries the record then, not on its own back-off. `retry_at` is
+    the time the provider named, when it named one (Gmail's sending limit)."""
 
-    def __init__(self, message: str, *, retry_after: float) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float, retry_at: datetime | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.retry_at = retry_at
+
+
+class ServerUnavailableError(TransientSendError):
+    """The mailbox's server refused or did not take the connection, or stopped answering
+    (a timeout) before the message went over: the same would happen to the next message, so
+    the worker puts the mailbox's other sends of this pass back instead of waiting on each."""
 
 
 class PermanentSendError(ProviderError):

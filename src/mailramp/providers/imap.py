@@ -1,16 +1,19 @@
 """Reading an inbox over IMAP (stdlib imaplib, run in a thread): implicit TLS, STARTTLS or
-plain on loopback; only messages newer than the last UID read."""
+plain; only messages newer than the last UID read. The host is resolved and checked once
+(kit/network.py) and imaplib connects to the address checked, never resolving it again."""
 
 from __future__ import annotations
 
 import asyncio
 import imaplib
+import socket
 import ssl
 from dataclasses import dataclass
 
-from mailramp.kit.network import ForbiddenHostError, check_public_host
+from mailramp.kit.network import ResolvedHost, connect_blocking
 from mailramp.mailboxes.models import TransportSecurity
 from mailramp.providers import MailboxUnusableError, TransientSendError
+from mailramp.providers.smtp import resolve_mailbox_host
 
 DEFAULT_PORTS = {
     TransportSecurity.TLS: 993,
@@ -40,6 +43,7 @@ class ImapInbox:
         username: str,
         password: str,
         allow_private_hosts: bool = False,
+        allow_cleartext_login: bool = False,
         timeout: float = 30,
     ) -> None:
         self._host = host
@@ -48,6 +52,7 @@ class ImapInbox:
         self._username = username
         self._password = password
         self._allow_private = allow_private_hosts
+        self._allow_cleartext_login = allow_cleartext_login
         self._timeout = timeout
 
     def __repr__(self) -> str:
@@ -55,34 +60,35 @@ class ImapInbox:
 
     async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
         """Messages after `last_uid` (all of them if the inbox's UIDVALIDITY changed)."""
-        try:
-            await check_public_host(self._host, self._port, allow_private=self._allow_private)
-        except ForbiddenHostError as error:
-            raise MailboxUnusableError(str(error)) from None
-        return await asyncio.to_thread(self._fetch, uid_validity, last_uid)
+        target = await self._resolve()
+        return await asyncio.to_thread(self._fetch, target, uid_validity, last_uid)
 
     async def check(self) -> None:
         """Connect and log in (then leave): what "test connection" does."""
-        try:
-            await check_public_host(self._host, self._port, allow_private=self._allow_private)
-        except ForbiddenHostError as error:
-            raise MailboxUnusableError(str(error)) from None
+        target = await self._resolve()
 
         def connect_and_leave() -> None:
-            client = self._connect()
+            client = self._connect(target)
             client.logout()
 
         await asyncio.to_thread(connect_and_leave)
 
-    def _connect(self) -> imaplib.IMAP4:
+    async def _resolve(self) -> ResolvedHost:
+        return await resolve_mailbox_host(
+            self._host,
+            self._port,
+            allow_private=self._allow_private,
+            cleartext_login=self._security is TransportSecurity.PLAIN,  # IMAP always logs in
+            allow_cleartext_login=self._allow_cleartext_login,
+        )
+
+    def _connect(self, target: ResolvedHost) -> imaplib.IMAP4:
         context = ssl.create_default_context()
         try:
             if self._security is TransportSecurity.TLS:
-                client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                    self._host, self._port, ssl_context=context, timeout=self._timeout
-                )
+                client = _PinnedIMAP4(target, timeout=self._timeout, tls=context)
             else:
-                client = imaplib.IMAP4(self._host, self._port, timeout=self._timeout)
+                client = _PinnedIMAP4(target, timeout=self._timeout)
                 if self._security is TransportSecurity.STARTTLS:
                     client.starttls(ssl_context=context)
         except (OSError, imaplib.IMAP4.error) as error:
@@ -96,8 +102,10 @@ class ImapInbox:
             raise MailboxUnusableError(f"{self._host} rejected the IMAP login: {error}") from None
         return client
 
-    def _fetch(self, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
-        client = self._connect()
+    def _fetch(
+        self, target: ResolvedHost, uid_validity: int | None, last_uid: int | None
+    ) -> InboxBatch:
+        client = self._connect(target)
         try:
             status, _ = client.select("INBOX", readonly=True)
             if status != "OK":
@@ -125,3 +133,25 @@ class ImapInbox:
                 client.logout()
             except (OSError, imaplib.IMAP4.error):
                 client.shutdown()
+
+
+class _PinnedIMAP4(imaplib.IMAP4):
+    """imaplib's client connected to the checked addresses of `target` instead of resolving
+    its name again; with `tls`, implicit TLS verified against the name (as IMAP4_SSL does)."""
+
+    def __init__(
+        self, target: ResolvedHost, *, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self._target = target
+        self._tls = tls
+        super().__init__(target.name, target.port, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        sock = connect_blocking(self._target, timeout=timeout)
+        if self._tls is None:
+            return sock
+        try:
+            return self._tls.wrap_socket(sock, server_hostname=self._target.name)
+        except BaseException:
+            sock.close()
+            raise

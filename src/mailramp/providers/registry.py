@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
+from mailramp.kit.clock import Clock, utc_now
 from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
 from mailramp.mailboxes.service import MailboxCredentials
 from mailramp.providers import MailboxUnusableError, TokenSource
@@ -38,11 +40,18 @@ class DefaultProviders:
         self,
         *,
         allow_private_hosts: bool = False,
+        allow_cleartext_login: bool = False,
         tokens: TokenSourceFactory | None = None,
         graph_url: str = GRAPH_BASE_URL,
         gmail_url: str = GMAIL_BASE_URL,
+        smtp_timeout_seconds: float = 60,
+        clock: Clock = utc_now,
     ) -> None:
+        self._clock = clock  # how far off a time Gmail names is (its sending limit)
+        self._gmail_sending_pauses: dict[str, datetime] = {}  # outlive each GmailProvider
+        self._smtp_timeout_seconds = smtp_timeout_seconds
         self._allow_private_hosts = allow_private_hosts
+        self._allow_cleartext_login = allow_cleartext_login
         self._tokens = tokens
         self._graph_url = graph_url
         self._gmail_url = gmail_url
@@ -59,6 +68,8 @@ class DefaultProviders:
                 username=mailbox.smtp_username or mailbox.email,
                 password=password,
                 allow_private_hosts=self._allow_private_hosts,
+                allow_cleartext_login=self._allow_cleartext_login,
+                timeout=self._smtp_timeout_seconds,
             )
         if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:
             return GraphProvider(
@@ -66,7 +77,11 @@ class DefaultProviders:
             )
         if mailbox.provider is Provider.GMAIL and self._tokens is not None:
             return GmailProvider(
-                mailbox.email, self._tokens(mailbox, credentials), base_url=self._gmail_url
+                mailbox.email,
+                self._tokens(mailbox, credentials),
+                base_url=self._gmail_url,
+                clock=self._clock,
+                sending_pauses=self._gmail_sending_pauses,
             )
         raise MailboxUnusableError(
             f"sending through the {mailbox.provider} API is not available in this version of "

@@ -3,7 +3,9 @@
 One connection per mailbox, reused between sends and re-opened when the server drops it.
 The SMTP phase an error happens in decides its meaning: before DATA nothing left (retry);
 a reply to DATA's end is definite (4xx retry, 5xx bounce); a broken connection after DATA
-began may have delivered the message (uncertain).
+began may have delivered the message (uncertain). Every wait for the server is bounded by
+`timeout`; a server that cannot be reached or stays silent that long before DATA is
+unavailable (ServerUnavailableError): the worker tries it again in a later pass.
 """
 
 from __future__ import annotations
@@ -14,11 +16,21 @@ from email.message import Message
 
 import aiosmtplib
 
-from mailramp.kit.network import ForbiddenHostError, check_public_host
+from mailramp.kit.network import (
+    CleartextLoginError,
+    ForbiddenHostError,
+    HostLookupError,
+    ResolvedHost,
+    UnknownHostError,
+    check_cleartext_login,
+    connect,
+    resolve_host,
+)
 from mailramp.mailboxes.models import TransportSecurity
 from mailramp.providers import (
     MailboxUnusableError,
     PermanentSendError,
+    ServerUnavailableError,
     TransientSendError,
     UncertainSendError,
 )
@@ -28,6 +40,28 @@ DEFAULT_PORTS = {
     TransportSecurity.STARTTLS: 587,
     TransportSecurity.PLAIN: 25,
 }
+
+
+async def resolve_mailbox_host(
+    host: str,
+    port: int,
+    *,
+    allow_private: bool,
+    cleartext_login: bool = False,
+    allow_cleartext_login: bool = False,
+) -> ResolvedHost:
+    """Resolve a mailbox's server once and check where it points (kit/network.py), as a
+    provider error: a forbidden or non-existent host or a refused cleartext login makes the
+    mailbox unusable until its owner acts; a resolver that failed for now is transient."""
+    try:
+        target = await resolve_host(host, port, allow_private=allow_private)
+        if cleartext_login:
+            check_cleartext_login(target, allowed=allow_cleartext_login)
+    except (ForbiddenHostError, UnknownHostError, CleartextLoginError) as error:
+        raise MailboxUnusableError(str(error)) from None
+    except HostLookupError as error:
+        raise TransientSendError(f"{error}; will try again") from None
+    return target
 
 
 class SmtpProvider:
@@ -42,6 +76,7 @@ class SmtpProvider:
         username: str | None,
         password: str | None,
         allow_private_hosts: bool = False,
+        allow_cleartext_login: bool = False,
         timeout: float = 60,
     ) -> None:
         self._host = host
@@ -50,6 +85,7 @@ class SmtpProvider:
         self._username = username
         self._password = password
         self._allow_private = allow_private_hosts
+        self._allow_cleartext_login = allow_cleartext_login
         self._timeout = timeout
         self._client: aiosmtplib.SMTP | None = None
 
@@ -59,13 +95,23 @@ class SmtpProvider:
     async def _connected(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:
             return self._client
+        logs_in = bool(self._username) and self._password is not None
+        target = await resolve_mailbox_host(
+            self._host,
+            self._port,
+            allow_private=self._allow_private,
+            cleartext_login=logs_in and self._security is TransportSecurity.PLAIN,
+            allow_cleartext_login=self._allow_cleartext_login,
+        )
         try:
-            await check_public_host(self._host, self._port, allow_private=self._allow_private)
-        except ForbiddenHostError as error:
-            raise MailboxUnusableError(str(error)) from None
+            sock = await connect(target, seconds_per_address=self._timeout)
+        except OSError as error:
+            raise ServerUnavailableError(str(error)) from None
+        # Connected to the address that was checked; the name is what TLS verifies (SNI and
+        # the certificate), for implicit TLS and STARTTLS alike.
         client = aiosmtplib.SMTP(
             hostname=self._host,
-            port=self._port,
+            sock=sock,
             use_tls=self._security is TransportSecurity.TLS,
             start_tls=self._security is TransportSecurity.STARTTLS,
             timeout=self._timeout,
@@ -73,15 +119,18 @@ class SmtpProvider:
         try:
             await client.connect()
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, OSError) as error:
-            raise TransientSendError(
-                f"cannot connect to {self._host}:{self._port}: {error}"
+            sock.close()
+            raise ServerUnavailableError(
+                f"cannot connect to {target}: {error.__cause__ or error}"
             ) from None
         except aiosmtplib.SMTPResponseException as error:
-            raise TransientSendError(
+            sock.close()
+            raise ServerUnavailableError(
                 f"{self._host} refused the connection: {error.code} {error.message}",
                 smtp_code=error.code,
             ) from None
-        if self._username and self._password is not None:
+        if logs_in:
+            assert self._username is not None and self._password is not None
             try:
                 await client.login(self._username, self._password)
             except aiosmtplib.SMTPAuthenticationError as error:
@@ -92,7 +141,7 @@ class SmtpProvider:
                 ) from None
             except aiosmtplib.SMTPException as error:
                 await _quietly_close(client)
-                raise TransientSendError(f"login to {self._host} failed: {error}") from None
+                raise ServerUnavailableError(f"login to {self._host} failed: {error}") from None
         self._client = client
         return client
 
@@ -121,7 +170,14 @@ class SmtpProvider:
                 error,
                 phase="RCPT" if isinstance(error, aiosmtplib.SMTPRecipientRefused) else "MAIL",
             ) from None
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as error:
+        except aiosmtplib.SMTPTimeoutError as error:
+            await self._drop()
+            raise ServerUnavailableError(
+                f"no answer before DATA within {self._timeout:g} s: {error}"
+            ) from None
+        except (aiosmtplib.SMTPServerDisconnected, OSError) as error:
+            # Often a reused connection the server closed while idle: the next send
+            # reconnects.
             await self._drop()
             raise TransientSendError(f"connection lost before DATA: {error}") from None
         try:

@@ -36,6 +36,9 @@ class SendResult:
     # The Message-ID the provider actually sent under, when it replaced ours (Gmail may):
     # a SENT record stores it, since replies name it in In-Reply-To.
     message_id: str | None = None
+    # A RETRY that was no attempt (never tried, or the provider said "not before <time>"):
+    # the record's attempts go back to this count, so waiting does not use them up.
+    attempts: int | None = None
 
 
 @dataclass(frozen=True)

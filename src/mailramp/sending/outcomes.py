@@ -14,10 +14,14 @@ def outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
     cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     match result.outcome:
         case Outcome.SENT:
+            # The provider said it took the message (SMTP 250 to DATA, Graph's 202, Gmail's
+            # 200): that is what `delivered_at` records. Nothing later tells whether it
+            # reached the inbox; a bounce report sets `bounced_at` and leaves this as it was.
             sent = {
                 **cleared,
                 "status": TrackingStatus.SENT.value,
                 "sent_at": now,
+                "delivered_at": now,
                 "last_error": None,
             }
             # Only a provider's own Message-ID replaces the one stored when sending began.
@@ -31,13 +35,14 @@ def outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
                 "last_error": result.error,
             }
         case Outcome.RETRY:
-            return {
+            retry = {
                 **cleared,
                 "status": TrackingStatus.PENDING.value,
                 "scheduled_at": result.retry_at,
                 "next_attempt_at": result.retry_at,
                 "last_error": result.error,
             }
+            return retry if result.attempts is None else {**retry, "attempts": result.attempts}
         case Outcome.FAILED:
             return {**cleared, "status": TrackingStatus.FAILED.value, "last_error": result.error}
         case Outcome.UNCERTAIN:

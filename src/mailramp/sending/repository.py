@@ -86,7 +86,8 @@ class SendingRepository(Protocol):
 
     async def record_results(self, results: Sequence[SendResult], *, now: datetime) -> None:
         """Store outcomes, count them in the metrics and suppress bounced addresses, in one
-        unit of work."""
+        unit of work. A retry re-queues only a record still `sending` (not one whose lease
+        ran out), and one whose campaign was cancelled meanwhile is cancelled instead."""
         ...
 
     async def release_claims(

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
+from mailramp.errors import DatabaseUnavailableError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.coalesce import Coalescer
 from mailramp.mailboxes.models import Mailbox
@@ -33,6 +34,7 @@ from mailramp.providers import (
     Provider,
     ProviderError,
     ReportsSentMessageId,
+    ServerUnavailableError,
     ThrottledError,
     TransientSendError,
     UncertainSendError,
@@ -92,6 +94,19 @@ class _Unmeasured:
 
 SUPPRESSED_SINCE_IMPORT = "not sent: the address is on the suppression list"
 
+RECORDING_PATIENCE_AFTER_STOP = 30.0
+"""Seconds a stopping worker keeps trying to store the outcomes of messages that left while
+the database is unreachable; after that those records end `uncertain` (never resent)."""
+
+
+class _ServerUnavailable(Exception):
+    """A mailbox's server did not answer (ServerUnavailableError) while sending a record:
+    carries that record's outcome so the rest of the mailbox's pass can stop."""
+
+    def __init__(self, result: SendResult, message: str) -> None:
+        super().__init__(message)
+        self.result = result
+
 
 def new_worker_id() -> str:
     """Unique per process: host, pid and a random suffix."""
@@ -123,6 +138,7 @@ class SendingWorker:
         self.worker_id = worker_id or new_worker_id()
         self._stopping = asyncio.Event()
         self._open: dict[str, tuple[Provider, object]] = {}
+        self._database_lost_at: float | None = None
         # Mailbox tasks share their small transactions (see kit.coalesce).
         self._start = Coalescer(self._start_sending_together)
         self._record = Coalescer(self._record_together)
@@ -149,24 +165,50 @@ class SendingWorker:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Send until `stop()`; survives database hiccups by waiting and trying again."""
+        """Send until `stop()`; survives database outages by waiting and trying again."""
         log.info("worker %s started", self.worker_id)
         try:
             while not self._stopping.is_set():
                 try:
                     handled = await self.tick()
+                except DatabaseUnavailableError as error:
+                    self._database_lost(error)
+                    handled = 0
                 except Exception:
                     log.exception("worker %s: pass failed; retrying", self.worker_id)
                     handled = 0
+                else:
+                    self._database_back()
                 if handled == 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
                             self._stopping.wait(), timeout=self._settings.poll_seconds
                         )
         finally:
-            await self._store.release_claims(worker_id=self.worker_id)
+            try:
+                await self._store.release_claims(worker_id=self.worker_id)
+            except DatabaseUnavailableError as error:
+                log.warning(
+                    "worker %s: claims not given back (%s); they return when their lease runs out",
+                    self.worker_id,
+                    error.message,
+                )
             await self.close()
             log.info("worker %s stopped", self.worker_id)
+
+    def _database_lost(self, error: DatabaseUnavailableError) -> None:
+        # One line when it goes and one when it is back, not a traceback every pass.
+        if self._database_lost_at is None:
+            self._database_lost_at = time.monotonic()
+            log.warning("worker %s: %s; waiting for it", self.worker_id, error.message)
+
+    def _database_back(self) -> None:
+        if self._database_lost_at is not None:
+            seconds = time.monotonic() - self._database_lost_at
+            self._database_lost_at = None
+            log.warning(
+                "worker %s: the database answers again (after %.1fs)", self.worker_id, seconds
+            )
 
     async def close(self) -> None:
         """Close every provider connection."""
@@ -195,13 +237,19 @@ class SendingWorker:
         for record in records:
             by_mailbox[record.mailbox_id].append(record)
         outcomes: Counter[Outcome] = Counter()
-        await asyncio.gather(
+        # Every mailbox's sends finish (and are recorded) before the pass ends, even when
+        # one of them fails: none is left running behind the next pass or a stop.
+        failures = await asyncio.gather(
             *(
                 self._send_for_mailbox(mailbox_id, group, outcomes)
                 for mailbox_id, group in by_mailbox.items()
-            )
+            ),
+            return_exceptions=True,
         )
         self._log_pass(len(records), outcomes, time.perf_counter() - started)
+        for failure in failures:
+            if isinstance(failure, BaseException):
+                raise failure
         return len(records)
 
     def _log_pass(self, claimed: int, outcomes: Counter[Outcome], seconds: float) -> None:
@@ -242,6 +290,9 @@ class SendingWorker:
                 await self._send_group(mailbox, provider, group, campaigns, outcomes)
                 unsent -= {record.id for record in group}
             await self._mailboxes.mark_used(mailbox.user_id, mailbox.id)
+        except _ServerUnavailable as unavailable:
+            # The rest of this pass's records are given back (finally, below).
+            log.warning("mailbox %s: %s; tried again next pass", mailbox_id, unavailable)
         except MailboxUnusableError as error:
             assert mailbox is not None
             log.warning("mailbox %s cannot send: %s", mailbox.id, error.message)
@@ -286,12 +337,41 @@ class SendingWorker:
                 assert campaign is not None
                 record = record.model_copy(update={"message_id": message_ids[record.id]})
                 results.append(await self._send_one(mailbox, provider, campaign, record))
-        except MailboxUnusableError as error:
-            # Nothing of the failing record left: put it and the rest of the group back.
+        except _ServerUnavailable as unavailable:
+            # Its other records would each wait out the same timeout: they go back to the
+            # queue untried, due after a pause; the failing one keeps its own back-off.
+            results.append(unavailable.result)
             done = {result.record_id for result in results}
             retry_at = self._clock() + timedelta(seconds=self._settings.retry_base_seconds)
             results.extend(
-                self._result(record, Outcome.RETRY, error.message, retry_at=retry_at)
+                self._result(
+                    record,
+                    Outcome.RETRY,
+                    f"not tried: {unavailable}",
+                    retry_at=retry_at,
+                    attempts=record.attempts,
+                )
+                for record in group
+                if record.id in allowed and record.id not in done
+            )
+            raise
+        except (MailboxUnusableError, DatabaseUnavailableError) as error:
+            # Nothing of the failing record left: put it and the rest of the group back —
+            # after a pause when the mailbox cannot send, due at once when the database
+            # failed (stored when it is back, below).
+            done = {result.record_id for result in results}
+            pause = self._settings.retry_base_seconds
+            if isinstance(error, DatabaseUnavailableError):
+                pause = 0
+            retry_at = self._clock() + timedelta(seconds=pause)
+            results.extend(
+                self._result(
+                    record,
+                    Outcome.RETRY,
+                    error.message,
+                    retry_at=retry_at,
+                    attempts=record.attempts,
+                )
                 for record in group
                 if record.id in allowed and record.id not in done
             )
@@ -302,7 +382,35 @@ class SendingWorker:
                 self._metrics.count_outcome(result.outcome)
                 log.debug("record %s: %s", result.record_id, result.outcome.value)
             if results:
+                await self._record_durably(results)
+
+    async def _record_durably(self, results: list[SendResult]) -> None:
+        """Store outcomes, waiting out a database outage: these messages left (or surely
+        did not), and only their outcome says so. Meanwhile the records stay `sending`, so
+        nobody sends them again; if their lease runs out first they turn `uncertain`, and
+        the outcome stored later still wins (SendingRepository.record_results)."""
+        pause = min(self._settings.poll_seconds, 1.0)
+        give_up_at: float | None = None
+        while True:
+            try:
                 await self._record.submit(results)
+            except DatabaseUnavailableError as error:
+                self._database_lost(error)
+                if self._stopping.is_set():
+                    give_up_at = give_up_at or time.monotonic() + RECORDING_PATIENCE_AFTER_STOP
+                    if time.monotonic() > give_up_at:
+                        log.error(
+                            "worker %s: stopping without storing %d outcome(s); those "
+                            "records will end uncertain",
+                            self.worker_id,
+                            len(results),
+                        )
+                        raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+            else:
+                self._database_back()
+                return
 
     async def _send_one(
         self, mailbox: Mailbox, provider: Provider, campaign: Campaign, record: EmailTracking
@@ -322,27 +430,41 @@ class SendingWorker:
         except UncertainSendError as error:
             return self._result(record, Outcome.UNCERTAIN, error.message)
         except TransientSendError as error:
-            attempts = record.attempts + 1
-            if attempts >= self._settings.max_attempts:
-                return self._result(
-                    record, Outcome.FAILED, f"{error.message} (gave up after {attempts} attempts)"
-                )
-            if isinstance(error, ThrottledError):
-                # The provider said when: earlier is refused again, later wastes the slot.
-                backoff = max(error.retry_after, 1.0)
-            else:
-                backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
-                backoff *= random.uniform(0.8, 1.2)  # noqa: S311 - spread retries, not security
-            return self._result(
-                record,
-                Outcome.RETRY,
-                error.message,
-                retry_at=self._clock() + timedelta(seconds=backoff),
-            )
+            result = self._transient_result(record, error)
+            if isinstance(error, ServerUnavailableError):
+                raise _ServerUnavailable(result, error.message) from None
+            return result
         finally:
             self._metrics.observe_send(time.perf_counter() - started)
         return self._result(
             record, Outcome.SENT, message_id=await self._provider_message_id(provider, record)
+        )
+
+    def _transient_result(self, record: EmailTracking, error: TransientSendError) -> SendResult:
+        """A retry with back-off, or `failed` once the attempts are used up. A throttling is
+        no attempt: the provider refused the mailbox's pace, not the message, and said when
+        to come back (Gmail's daily limit can say so for days running)."""
+        if isinstance(error, ThrottledError):
+            # The provider said when: earlier is refused again, later wastes the slot.
+            return self._result(
+                record,
+                Outcome.RETRY,
+                error.message,
+                retry_at=self._clock() + timedelta(seconds=max(error.retry_after, 1.0)),
+                attempts=record.attempts,
+            )
+        attempts = record.attempts + 1
+        if attempts >= self._settings.max_attempts:
+            return self._result(
+                record, Outcome.FAILED, f"{error.message} (gave up after {attempts} attempts)"
+            )
+        backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
+        backoff *= random.uniform(0.8, 1.2)  # noqa: S311 - spread retries, not security
+        return self._result(
+            record,
+            Outcome.RETRY,
+            error.message,
+            retry_at=self._clock() + timedelta(seconds=backoff),
         )
 
     async def _provider_message_id(self, provider: Provider, record: EmailTracking) -> str | None:
@@ -365,6 +487,7 @@ class SendingWorker:
         *,
         retry_at: datetime | None = None,
         message_id: str | None = None,
+        attempts: int | None = None,
     ) -> SendResult:
         return SendResult(
             record_id=record.id,
@@ -375,6 +498,7 @@ class SendingWorker:
             error=error,
             retry_at=retry_at,
             message_id=message_id,
+            attempts=attempts,
         )
 
     async def _provider(self, mailbox: Mailbox) -> Provider:

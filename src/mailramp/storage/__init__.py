@@ -7,6 +7,7 @@ from typing import Protocol
 from mailramp.accounts.repository import UserRepository
 from mailramp.auth.repository import AuthRepository
 from mailramp.campaigns.repository import CampaignRepository
+from mailramp.kit.secrets import InstanceSecretRepository
 from mailramp.legacy.repository import LegacyRepository
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.metrics.repository import MetricsRepository
@@ -25,6 +26,7 @@ class Store(
     SendingRepository,
     SuppressionRepository,
     AuthRepository,
+    InstanceSecretRepository,
     Protocol,
 ):
     """Every repository of every domain, on one backend."""

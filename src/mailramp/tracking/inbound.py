@@ -1,9 +1,17 @@
 """What a message in a sender's inbox is: a reply, an automatic reply, a bounce report, or
 something else — and which sent messages it refers to.
 
-- Bounces: RFC 3464 delivery-status reports (`multipart/report; report-type=delivery-status`).
-  Status 5.x.x is a hard bounce, 4.x.x a soft one; the original message is found through
-  the Message-ID in the returned message or its headers.
+- Delivery-status reports (RFC 3464, `multipart/report; report-type=delivery-status`), by
+  their first recipient's `Action` (RFC 3464 §2.3.3), which says whether the reporting
+  server gave up:
+  - `failed` with Status 5.x.x: a hard bounce (the address does not work);
+  - `failed` with Status 4.x.x: a soft bounce — not delivered, the server gave up on a
+    condition that may pass (4.4.7: expired in its queue); the address may still work;
+  - `delayed`: not a bounce — the server is still trying, and may yet deliver it;
+  - no `Action` at all: 5.x.x counts as failed, 4.x.x as delayed;
+  - `delivered`, `relayed`, `expanded`: nothing to record.
+  The original message is found through the Message-ID in the returned message or its
+  headers.
 - Automatic replies: RFC 3834 `Auto-Submitted` other than `no`, the de-facto `X-Autoreply`,
   `X-Autorespond`, and `Precedence: auto_reply | bulk | junk` headers.
 - Replies: `In-Reply-To` or `References` naming a message mailramp sent.
@@ -27,6 +35,7 @@ class InboundKind(StrEnum):
     AUTO_REPLY = "auto_reply"
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCE = "soft_bounce"
+    DELAYED = "delayed"
     UNRELATED = "unrelated"
 
 
@@ -91,6 +100,16 @@ def _original_ids(message: Message) -> list[str]:
     return []
 
 
+def _report_kind(status: str | None, action: str | None) -> InboundKind:
+    """What a delivery-status report says happened (see the module docstring)."""
+    status_class = (status or "")[:1]
+    if action == "delayed" or (not action and status_class == "4"):
+        return InboundKind.DELAYED
+    if action == "failed" or (not action and status_class == "5"):
+        return InboundKind.HARD_BOUNCE if status_class == "5" else InboundKind.SOFT_BOUNCE
+    return InboundKind.UNRELATED  # delivered, relayed or expanded
+
+
 def classify_inbound(raw: bytes) -> Inbound:
     """Classify one message from an inbox."""
     message = message_from_bytes(raw, policy=policy.default)
@@ -103,14 +122,8 @@ def classify_inbound(raw: bytes) -> Inbound:
     if message.get_content_type() == "multipart/report" and report_type == "delivery-status":
         status, action, recipient = _delivery_status(message)
         references = _original_ids(message) or _ids(str(message.get("In-Reply-To", "")))
-        if status and status.startswith("5"):
-            kind = InboundKind.HARD_BOUNCE
-        elif (status and status.startswith("4")) or action == "delayed":
-            kind = InboundKind.SOFT_BOUNCE
-        else:
-            kind = InboundKind.UNRELATED  # a "delivered" or "relayed" notice
         return Inbound(
-            kind,
+            _report_kind(status, action),
             references,
             status=status,
             recipient=recipient,

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from typing import Protocol
 
+from mailramp.errors import DatabaseUnavailableError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
 from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
@@ -50,12 +51,14 @@ class DefaultInboxes:
         self,
         *,
         allow_private_hosts: bool = False,
+        allow_cleartext_login: bool = False,
         tokens: TokenSourceFactory | None = None,
         graph_url: str = GRAPH_BASE_URL,
         gmail_url: str = GMAIL_BASE_URL,
         clock: Clock = utc_now,
     ) -> None:
         self._allow_private_hosts = allow_private_hosts
+        self._allow_cleartext_login = allow_cleartext_login
         self._tokens = tokens
         self._graph_url = graph_url
         self._gmail_url = gmail_url
@@ -66,7 +69,9 @@ class DefaultInboxes:
             client = GraphClient(self._tokens(mailbox, credentials), base_url=self._graph_url)
             return _ClosingInbox(GraphInbox(client, clock=self._clock), client)
         if mailbox.provider is Provider.GMAIL and self._tokens is not None:
-            gmail = GmailClient(self._tokens(mailbox, credentials), base_url=self._gmail_url)
+            gmail = GmailClient(
+                self._tokens(mailbox, credentials), base_url=self._gmail_url, clock=self._clock
+            )
             return _ClosingInbox(GmailInbox(gmail, clock=self._clock), gmail)
         if mailbox.provider is not Provider.SMTP or not mailbox.imap_host:
             raise MailboxUnusableError(f"no inbox reader for {mailbox.provider} mailboxes yet")
@@ -79,6 +84,7 @@ class DefaultInboxes:
             username=mailbox.imap_username or mailbox.smtp_username or mailbox.email,
             password=credentials.password.get_secret_value(),
             allow_private_hosts=self._allow_private_hosts,
+            allow_cleartext_login=self._allow_cleartext_login,
         )
 
 
@@ -97,18 +103,22 @@ class _ClosingInbox:
             await self._client.close()
 
 
-# What each kind of inbound message records: first-of-kind fields → counters.
+# What each kind of inbound message records: first-of-kind fields → counters. Every kind
+# proves an `uncertain` message left (sent); a delay report is not a bounce: the message
+# may still arrive.
 _FIRSTS = {
     InboundKind.REPLY: {"replied_at": "total_replied", "sent_at": "total_sent"},
     InboundKind.AUTO_REPLY: {"auto_replied_at": "total_auto_replied", "sent_at": "total_sent"},
     InboundKind.HARD_BOUNCE: {"bounced_at": "total_bounced", "sent_at": "total_sent"},
     InboundKind.SOFT_BOUNCE: {"bounced_at": "total_bounced", "sent_at": "total_sent"},
+    InboundKind.DELAYED: {"sent_at": "total_sent"},
 }
 _EVENT = {
     InboundKind.REPLY: EventType.REPLY,
     InboundKind.AUTO_REPLY: EventType.AUTO_REPLY,
     InboundKind.HARD_BOUNCE: EventType.BOUNCE,
     InboundKind.SOFT_BOUNCE: EventType.BOUNCE,
+    InboundKind.DELAYED: EventType.DELAY,
 }
 
 
@@ -139,11 +149,21 @@ class InboxPoller:
 
     async def run(self) -> None:
         """Check inboxes until stopped."""
+        database_lost = False
         while not self._stopping.is_set():
             try:
                 await self.poll_once()
+            except DatabaseUnavailableError as error:
+                # One line when it goes and one when it is back, not a traceback a poll.
+                if not database_lost:
+                    log.warning("inbox poll: %s; waiting for it", error.message)
+                database_lost = True
             except Exception:
                 log.exception("inbox poll failed; retrying")
+            else:
+                if database_lost:
+                    log.warning("inbox poll: the database answers again")
+                database_lost = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=min(self._interval, 5))
 
@@ -205,6 +225,8 @@ class InboxPoller:
         suppress = None
         status_from: tuple[TrackingStatus, ...] = (TrackingStatus.UNCERTAIN,)
         status_to = TrackingStatus.SENT
+        if inbound.kind is InboundKind.DELAYED:
+            details |= {"status": inbound.status}
         if inbound.kind in (InboundKind.HARD_BOUNCE, InboundKind.SOFT_BOUNCE):
             hard = inbound.kind is InboundKind.HARD_BOUNCE
             details |= {"status": inbound.status, "bounce": "hard" if hard else "soft"}

@@ -82,6 +82,7 @@ class EventType(StrEnum):
     REPLY = "reply"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
+    DELAY = "delay"  # a delivery-status report saying the message is delayed, not lost
 
 
 class EmailEvent(Record):

@@ -23,6 +23,7 @@ from mailramp.runtime import Runtime, open_runtime
 from mailramp.tracking.endpoints import router as tracking_router
 from mailramp.web.api import router as api_router
 from mailramp.web.deps import CONTENT_SECURITY_POLICY
+from mailramp.web.limits import BodyLimit, json_syntax_message, unparsable_body_message
 from mailramp.web.pages import SignInRequired
 from mailramp.web.pages import router as pages_router
 from mailramp.web.webhooks import router as webhooks_router
@@ -70,6 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
+    limits = settings or Settings()
+    app.add_middleware(
+        BodyLimit,
+        max_request_bytes=limits.max_request_bytes,
+        max_upload_bytes=limits.max_upload_bytes,
+    )
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: Any) -> Any:
@@ -99,14 +106,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         field = ".".join(location) or "body"
         message = str(problem.get("msg", "invalid")).removeprefix("Value error, ")
         body = {"code": "invalid", "message": f"{field}: {message}", "field": field}
+        if syntax := json_syntax_message(problem):
+            body = {"code": "invalid", "message": syntax, "field": "body"}
         return JSONResponse(status_code=422, content={"error": body})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            error.status_code, "http_error"
+        )
+        body = {"code": code, "message": str(error.detail)}
+        if unparsable := unparsable_body_message(error):
+            body = {"code": "invalid", "message": unparsable, "field": "body"}
         return JSONResponse(
             status_code=error.status_code,
-            content={"error": {"code": code, "message": str(error.detail)}},
+            content={"error": body},
             headers=getattr(error, "headers", None),
         )
 
@@ -114,7 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=error)
         body = {"code": "internal", "message": "internal error; the server log has the details"}
-        return JSONResponse(status_code=500, content={"error": body})
+        # Starlette raises the error again after this answer, and uvicorn then closes the
+        # connection: say so, or a client reusing it gets a reset instead of an answer.
+        return JSONResponse(
+            status_code=500, content={"error": body}, headers={"Connection": "close"}
+        )
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(runtime: RuntimeDep) -> JSONResponse:

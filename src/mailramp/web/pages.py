@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
@@ -29,6 +30,7 @@ from mailramp.kit.types import normalize_email
 from mailramp.mailboxes.models import Mailbox
 from mailramp.runtime import Runtime
 from mailramp.sending import templates
+from mailramp.sending.importer import check_file
 from mailramp.sending.message import merge_values
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import TrackingStatus
@@ -529,10 +531,37 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
             status=status,
         )
 
+    upload = form.get("recipients")
+    stream = None
+    if upload is not None and not isinstance(upload, str) and upload.filename:
+        stream = upload.file
+
+    def refused(error: MailrampError) -> HTMLResponse:
+        errors = _form_errors(error, (*CAMPAIGN_FIELDS, "file"))
+        if stream is not None:
+            # A browser cannot put a file back into a file input: say so, and that the
+            # campaign does not exist yet (there is no half-made draft to look for).
+            note = "Nothing was created: correct what is marked, then choose the file again."
+            errors["form"] = f"{errors['form']} {note}" if "form" in errors else note
+        return again(errors, error.status_code)
+
     try:
         start = datetime.fromisoformat(values["start_time"]).replace(tzinfo=_zone(request))
     except ValueError:
         return again({"start_time": "choose a date and time"}, 422)
+    recipients = 0
+    if stream is not None:
+        # All or nothing: the file is read through before the campaign is created, so a
+        # file the import would refuse creates nothing, and the recipients it holds are
+        # declared at creation, which refuses a campaign they would not fit.
+        try:
+            checked = await run_in_threadpool(
+                check_file, stream, subject=values["subject"], message=values["message"]
+            )
+        except MailrampError as error:
+            return refused(error)
+        recipients = checked.accepted
+        stream.seek(0)
     try:
         campaign = await runtime.campaigns.create_campaign(
             who.user.user_id,
@@ -543,24 +572,37 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
             start_time=start,
             message_format=values["message_format"] or "text",
             duration=values["duration"] or "0",
+            total_recipients=recipients,
         )
     except MailrampError as error:
-        return again(_form_errors(error, (*CAMPAIGN_FIELDS, "file")), error.status_code)
-    upload = form.get("recipients")
-    target = f"/campaigns/{campaign.campaign_id}"
-    if upload is not None and not isinstance(upload, str) and upload.filename:
-        return await _import(request, who, runtime, campaign.campaign_id, upload.file)
-    return RedirectResponse(target, status_code=303)
+        return refused(error)
+    if stream is not None:
+        return await _import(request, who, runtime, campaign.campaign_id, stream, created=True)
+    return RedirectResponse(f"/campaigns/{campaign.campaign_id}", status_code=303)
 
 
 async def _import(
-    request: Request, who: PageUser, runtime: RuntimeDep, campaign_id: str, stream: Any
+    request: Request,
+    who: PageUser,
+    runtime: RuntimeDep,
+    campaign_id: str,
+    stream: Any,
+    *,
+    created: bool = False,
 ) -> Response:
     try:
         report = await runtime.sending.import_recipients(who.user.user_id, campaign_id, stream)
     except MailrampError as error:
+        problem = error.message
+        if created:
+            # Only a change between the check and the import (another campaign taking the
+            # mailbox's capacity) lands here: the campaign exists, empty, and says so.
+            problem = (
+                f"The campaign was created, but its recipients were not imported: {problem}. "
+                "Upload a corrected file below."
+            )
         return await _campaign_page(
-            request, who, runtime, campaign_id, problem=error.message, status=error.status_code
+            request, who, runtime, campaign_id, problem=problem, status=error.status_code
         )
     notice = report.summary()
     if report.invalid:

@@ -20,6 +20,7 @@ from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.errors import DuplicateError
 from mailramp.kit.clock import utc_now
+from mailramp.kit.secrets import INSTANCE_SECRETS_TABLE
 from mailramp.kit.types import Page
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
 from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
@@ -243,6 +244,30 @@ class MongoAccounts(MongoBase):
             raise ValueError(f"{field!r} is not a secret field")
         result = await self._db[MAILBOXES].update_one(
             {"_id": oid(mailbox_id), field: old}, {"$set": {field: new}}
+        )
+        return bool(result.matched_count == 1)
+
+    # -- instance secrets ---------------------------------------------------------------
+
+    async def get_instance_secret(self, name: str) -> str | None:
+        document = await self._db[INSTANCE_SECRETS_TABLE].find_one({"_id": name})
+        return None if document is None else str(document["value"])
+
+    async def add_instance_secret(self, name: str, value: str, *, now: datetime) -> str:
+        # Several processes may start at once: the first insert wins, the others read it.
+        with contextlib.suppress(DuplicateKeyError):
+            await self._db[INSTANCE_SECRETS_TABLE].insert_one(
+                {"_id": name, "value": value, "created_at": now, "updated_at": now}
+            )
+        stored = await self.get_instance_secret(name)
+        assert stored is not None
+        return stored
+
+    async def replace_instance_secret(
+        self, name: str, *, old: str, new: str, now: datetime
+    ) -> bool:
+        result = await self._db[INSTANCE_SECRETS_TABLE].update_one(
+            {"_id": name, "value": old}, {"$set": {"value": new, "updated_at": now}}
         )
         return bool(result.matched_count == 1)
 

@@ -16,7 +16,7 @@ from typing import Any, Self, TypeVar
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from mailramp.errors import DuplicateError, MailrampError
+from mailramp.errors import DatabaseUnavailableError, DuplicateError, MailrampError
 from mailramp.kit.types import Page
 from mailramp.storage.mongo.client import open_database
 from mailramp.storage.mongo.codec import META, decode, from_document, to_document
@@ -58,13 +58,18 @@ class MongoBase:
     # -- schema -----------------------------------------------------------------------
 
     async def ping(self) -> None:
-        await self._db.command("ping")
+        try:
+            await self._db.command("ping")
+        except PyMongoError as error:
+            raise _unavailable(error) from error
 
     async def schema_version(self) -> str | None:
+        # A database never migrated has no META document (find_one answers None); an error
+        # here means the server cannot be used, which is not the same as empty.
         try:
             document = await self._db[META].find_one({"_id": "schema"})
-        except PyMongoError:
-            return None
+        except PyMongoError as error:
+            raise _unavailable(error) from error
         return None if document is None else str(document["version"])
 
     async def migrate(self) -> str:
@@ -153,3 +158,8 @@ def _matches(partial: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
 def _duplicate_of(spec: IndexSpec, document: Mapping[str, Any]) -> DuplicateError:
     field = spec.field or spec.keys[-1]
     return DuplicateError(field, decode(document.get(field)), kind=spec.kind)
+
+
+def _unavailable(error: PyMongoError) -> DatabaseUnavailableError:
+    reason = str(error).strip().split("\n", 1)[0] or type(error).__name__
+    return DatabaseUnavailableError(f"the database is unreachable (mongodb): {reason}")

@@ -494,19 +494,28 @@ class MongoSending(MongoBase):
         # A record turned `uncertain` by an expired lease still takes a definite outcome if
         # its worker reports one after all; any other status means it was already recorded.
         open_states = [SENDING, TrackingStatus.UNCERTAIN.value]
+        # A retry is no outcome: it puts the record back in the queue, which only the worker
+        # still holding it may do (see storage/sql/sending.py).
+        retry_states = [SENDING]
         for result in results:
             if not ObjectId.is_valid(result.record_id):
                 continue
+            retry = result.outcome is Outcome.RETRY
             # The record's own state change guards everything counted for it: a repeated
             # report matches nothing here and changes nothing below.
             document = await tracking.find_one_and_update(
-                {"_id": oid(result.record_id), "status": {"$in": open_states}},
+                {
+                    "_id": oid(result.record_id),
+                    "status": {"$in": retry_states if retry else open_states},
+                },
                 {"$set": encode(TRACKING, outcome_values(result, now))},
                 projection={"campaign_id": 1},
             )
             if document is None:
                 continue
             campaign_id = str(document["campaign_id"])
+            if retry:
+                await self._cancel_retry_of_cancelled(campaign_id, result.record_id, now)
             if result.outcome is Outcome.SENT:
                 deltas[campaign_id]["total_sent"] += 1
             elif result.outcome is Outcome.BOUNCED:
@@ -529,6 +538,28 @@ class MongoSending(MongoBase):
         metrics = cast(_Counters, self)
         for campaign_id in sorted(deltas):
             await metrics._increment_metrics(campaign_id, dict(deltas[campaign_id]), now)
+
+    async def _cancel_retry_of_cancelled(
+        self, campaign_id: str, record_id: str, now: datetime
+    ) -> None:
+        """A retry of a message that was in flight when its campaign was cancelled: cancel()
+        emptied the queue before this record came back to it, so it is cancelled too. The
+        campaign is read after the record was written: a cancel that ran before is seen
+        here, one that runs after finds the record pending (cancel_pending)."""
+        campaign = await self._db[CAMPAIGNS].find_one({"campaign_id": campaign_id}, {"status": 1})
+        if campaign is None or campaign.get("status") != CampaignStatus.CANCELLED.value:
+            return
+        await self._db[TRACKING].update_one(
+            {"_id": oid(record_id), "status": PENDING},
+            {
+                "$set": {
+                    "status": TrackingStatus.CANCELLED.value,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                }
+            },
+        )
 
     async def release_claims(
         self, *, worker_id: str, record_ids: Collection[str] | None = None

@@ -18,12 +18,13 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mailramp.errors import DatabaseUnavailableError
 from mailramp.kit.types import Page
 from mailramp.metrics.models import COUNTERS, derived_fields
 from mailramp.storage.rows import check_page
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.engine import create_engines
-from mailramp.storage.sql.errors import translate_integrity_error
+from mailramp.storage.sql.errors import translate_integrity_error, unavailable_error
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -63,16 +64,36 @@ class SqlBase:
     @asynccontextmanager
     async def _write(self, values: dict[str, Any] | None = None) -> AsyncIterator[AsyncConnection]:
         async with self._write_lock or contextlib.nullcontext():
+            connected = False
             try:
                 async with self._writer.begin() as connection:
+                    connected = True
                     yield connection
             except IntegrityError as error:
                 raise translate_integrity_error(error, values) from None
+            except (DBAPIError, OSError) as error:
+                if (problem := self._unavailable(error, connected)) is None:
+                    raise
+                raise problem from error
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._reader.connect() as connection:
-            yield connection
+        connected = False
+        try:
+            async with self._reader.connect() as connection:
+                connected = True
+                yield connection
+        except (DBAPIError, OSError) as error:
+            if (problem := self._unavailable(error, connected)) is None:
+                raise
+            raise problem from error
+
+    def _unavailable(
+        self, error: DBAPIError | OSError, connected: bool
+    ) -> DatabaseUnavailableError | None:
+        # A database that cannot be reached is one error everywhere (503, a worker that
+        # waits, exit code 5), whichever query hit it; any other error stays as it is.
+        return unavailable_error(error, self._writer.url, connecting=not connected)
 
     async def _one(
         self, connection: AsyncConnection, model: type[ModelT], statement: Any

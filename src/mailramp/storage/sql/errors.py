@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from mailramp.errors import ConflictError, DuplicateError, MailrampError
+from mailramp.errors import ConflictError, DatabaseUnavailableError, DuplicateError, MailrampError
 
 # (substring of the driver's message, field it means). PostgreSQL names the index;
 # SQLite names the columns. Composite and more specific entries come first.
@@ -60,3 +61,35 @@ def translate_integrity_error(
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
+
+
+# SQLSTATEs that mean "no usable connection", not "this statement is wrong": connection
+# exceptions (08), login refused (28), shutdown and start-up (57P01-57P03), a database that
+# does not exist (3D000) and max_connections reached (53300).
+_UNAVAILABLE_STATES = ("08", "28", "57P01", "57P02", "57P03", "3D000", "53300")
+
+
+def unavailable_error(
+    error: BaseException, url: URL, *, connecting: bool
+) -> DatabaseUnavailableError | None:
+    """The DatabaseUnavailableError `error` stands for, or None if it is about the statement.
+    An OSError counts only while `connecting` (the driver raises socket errors as they are
+    then; an OSError later comes from the caller's own I/O)."""
+    if isinstance(error, DBAPIError):
+        state = str(getattr(error.orig, "sqlstate", None) or "")
+        if not error.connection_invalidated and not state.startswith(_UNAVAILABLE_STATES):
+            return None
+        reason = _first_line(str(error.orig)) or type(error.orig).__name__
+    elif isinstance(error, OSError) and connecting:
+        reason = _first_line(str(error)) or type(error).__name__
+    else:
+        return None
+    return DatabaseUnavailableError(f"the database is unreachable ({where(url)}): {reason}")
+
+
+def where(url: URL) -> str:
+    """Which database a URL names, for messages (never its password)."""
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite at {url.database or ':memory:'}"
+    host = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return f"{url.get_backend_name()} at {host}/{url.database}"

@@ -378,6 +378,10 @@ class SqlSending(SqlBase):
         # A record turned `uncertain` by an expired lease still takes a definite outcome if
         # its worker reports one after all; any other status means it was already recorded.
         open_states = [TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value]
+        # A retry is no outcome: it puts the record back in the queue, which only the worker
+        # still holding it may do. Once the lease ran out the campaign may have completed
+        # around the `uncertain` record, and a `pending` one there would never leave.
+        retry_states = [TrackingStatus.SENDING.value]
         sent = [result for result in results if result.outcome is Outcome.SENT]
         # Rows other workers may also lock (suppression entries, campaign_matrix rows) are
         # taken in one order by every transaction, so two workers never deadlock crosswise.
@@ -401,14 +405,20 @@ class SqlSending(SqlBase):
                 for (campaign_id,) in changed:
                     deltas[campaign_id]["total_sent"] += 1
             for result in others:
+                retry = result.outcome is Outcome.RETRY
                 changed = await connection.execute(
                     update(T)
-                    .where(T.c._id == result.record_id, T.c.status.in_(open_states))
+                    .where(
+                        T.c._id == result.record_id,
+                        T.c.status.in_(retry_states if retry else open_states),
+                    )
                     .values(outcome_values(result, now))
                     .returning(T.c._id)
                 )
                 if changed.first() is None:
                     continue
+                if retry:
+                    await self._cancel_retry_of_cancelled(connection, result, now)
                 if result.outcome is Outcome.BOUNCED:
                     deltas[result.campaign_id]["total_sent"] += 1
                     deltas[result.campaign_id]["total_bounced"] += 1
@@ -426,6 +436,32 @@ class SqlSending(SqlBase):
                     )
             for campaign_id in sorted(deltas):
                 await self._increment(connection, campaign_id, deltas[campaign_id], now)
+
+    async def _cancel_retry_of_cancelled(
+        self, connection: AsyncConnection, result: SendResult, now: datetime
+    ) -> None:
+        """A retry of a message that was in flight when its campaign was cancelled: cancel()
+        emptied the queue before this record came back to it, so it is cancelled too.
+
+        The campaign is read after the record was written, FOR SHARE on PostgreSQL: a cancel
+        committed before is seen here; one not yet committed waits for this transaction and
+        then finds the record pending (its cancel_pending step). Share locks do not conflict
+        with each other, so workers recording retries never wait on one another here."""
+        status = select(C.c.status).where(C.c.campaign_id == result.campaign_id)
+        if self.backend == "postgresql":
+            status = status.with_for_update(read=True)
+        if (await connection.execute(status)).scalar() != CampaignStatus.CANCELLED.value:
+            return
+        await connection.execute(
+            update(T)
+            .where(T.c._id == result.record_id)
+            .values(
+                status=TrackingStatus.CANCELLED.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
 
     async def release_claims(
         self, *, worker_id: str, record_ids: Collection[str] | None = None

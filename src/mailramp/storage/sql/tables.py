@@ -293,3 +293,14 @@ sessions = Table(
     Index("uq_sessions_token_hash", "token_hash", unique=True),
     Index("ix_sessions_user_id", "user_id"),
 )
+
+# The installation's own secrets (the tracking links' signing keys), encrypted like the
+# mailboxes' (kit/secrets.py).
+instance_secrets = Table(
+    "instance_secrets",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

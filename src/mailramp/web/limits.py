@@ -1,0 +1,93 @@
+"""Bodies the server will not hold: requests over the configured size, and JSON it cannot
+parse, answered with a 4xx that says what was wrong.
+
+A body over its limit is refused with 413 before it is read when Content-Length announces
+it, or as soon as what has arrived passes the limit (chunked uploads), so no request makes
+the server hold more than the limit in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyTooLarge(HTTPException):
+    """The request body passed the limit while it was being read."""
+
+    def __init__(self, limit: int, setting: str) -> None:
+        super().__init__(413, _too_large(limit, setting))
+
+
+def _too_large(limit: int, setting: str) -> str:
+    return f"body: the request body is larger than {limit:,} bytes, this server's limit ({setting})"
+
+
+class BodyLimit:
+    """ASGI middleware: multipart uploads (CSV files) up to `max_upload_bytes`, every other
+    body up to `max_request_bytes`."""
+
+    def __init__(self, app: ASGIApp, *, max_request_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_request_bytes = max_request_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            limit, setting = self.max_upload_bytes, "MAILRAMP_MAX_UPLOAD_BYTES"
+        else:
+            limit, setting = self.max_request_bytes, "MAILRAMP_MAX_REQUEST_BYTES"
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            # Refused unread; the server closes the connection after answering.
+            body = {"error": {"code": "too_large", "message": _too_large(limit, setting)}}
+            await JSONResponse(body, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Raised inside the app, where the HTTP error handler answers it.
+                    raise BodyTooLarge(limit, setting)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def json_syntax_message(problem: dict[str, Any]) -> str | None:
+    """For a body that is not JSON at all: what is wrong and where, instead of pydantic's
+    bare 'JSON decode error' located at a character offset."""
+    if problem.get("type") != "json_invalid":
+        return None
+    detail = str((problem.get("ctx") or {}).get("error") or "JSON decode error")
+    location = problem.get("loc", ())
+    if len(location) > 1:  # ("body", offset); the decoder's own words may end in "at"
+        detail = f"{detail.removesuffix(' at')} at character {location[-1]}"
+    return f"body: not valid JSON ({detail})"
+
+
+def unparsable_body_message(error: HTTPException) -> str | None:
+    """For the 400 FastAPI answers when parsing the body fails for a reason other than bad
+    syntax: which limit the JSON broke."""
+    cause = error.__cause__
+    if error.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, RecursionError):
+        return "body: the JSON is nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return f"body: not valid JSON (not UTF-8: byte 0x{cause.object[cause.start]:02x})"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "body: a number in the JSON has more than 4,300 digits"
+    return None
