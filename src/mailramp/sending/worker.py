@@ -287,8 +287,9 @@ class SendingWorker:
                 if self._stopping.is_set():
                     return
                 group = records[start : start + size]
-                await self._send_group(mailbox, provider, group, campaigns, outcomes)
-                unsent -= {record.id for record in group}
+                # What the group did not start (its campaign paused or cancelled since the
+                # claim) stays in `unsent`: given back below, not held until the lease ends.
+                unsent -= await self._send_group(mailbox, provider, group, campaigns, outcomes)
             await self._mailboxes.mark_used(mailbox.user_id, mailbox.id)
         except _ServerUnavailable as unavailable:
             # The rest of this pass's records are given back (finally, below).
@@ -311,7 +312,9 @@ class SendingWorker:
         group: Sequence[EmailTracking],
         campaigns: dict[str, Campaign | None],
         outcomes: Counter[Outcome],
-    ) -> None:
+    ) -> set[str]:
+        """Send a group of records together; returns the ids it started (marked `sending`),
+        whose outcome it recorded."""
         message_ids = {record.id: message_id_for(record.id, mailbox.email) for record in group}
         allowed = await self._start.submit(message_ids)
         results: list[SendResult] = []
@@ -383,6 +386,7 @@ class SendingWorker:
                 log.debug("record %s: %s", result.record_id, result.outcome.value)
             if results:
                 await self._record_durably(results)
+        return set(allowed)
 
     async def _record_durably(self, results: list[SendResult]) -> None:
         """Store outcomes, waiting out a database outage: these messages left (or surely
