@@ -236,11 +236,12 @@ async def test_stop_finishes_in_flight_and_releases_the_rest(world: World) -> No
     original = worker._send_group
     calls = 0
 
-    async def stop_after_first_group(*args: object, **kwargs: object) -> None:
+    async def stop_after_first_group(*args: object, **kwargs: object) -> set[str]:
         nonlocal calls
         calls += 1
-        await original(*args, **kwargs)  # type: ignore[arg-type]
+        started = await original(*args, **kwargs)  # type: ignore[arg-type]
         worker.stop()
+        return started
 
     worker._send_group = stop_after_first_group  # type: ignore[method-assign]
     await worker.tick()
@@ -251,6 +252,61 @@ async def test_stop_finishes_in_flight_and_releases_the_rest(world: World) -> No
         user.id, campaign.campaign_id, status=TrackingStatus.PENDING
     )
     assert all(r.lease_owner is None for r in leased.items)
+
+
+async def test_records_of_a_campaign_paused_after_the_claim_are_given_back_at_once(
+    world: World,
+) -> None:
+    """Paused between the worker's claim and its send: nothing goes out, and the claimed
+    records are released then, not held until the lease runs out (so a quick resume sends
+    them at the next pass)."""
+    user, mailbox = await world.sender()
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
+    world.clock.advance(minutes=59)
+    worker = world.worker(in_flight_per_mailbox=2)
+    original = worker._send_group
+
+    async def pause_first(*args: object, **kwargs: object) -> set[str]:
+        if (await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)).status != (
+            "paused"
+        ):
+            await world.campaigns.pause(user.user_id, campaign.campaign_id)
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    worker._send_group = pause_first  # type: ignore[method-assign]
+    assert await worker.tick() == 4  # claimed
+    assert world.smtp.inbox.messages == []
+    pending = await world.store.list_tracking(
+        user.id, campaign.campaign_id, status=TrackingStatus.PENDING
+    )
+    assert pending.total == 4 and all(r.lease_owner is None for r in pending.items)
+
+    worker._send_group = original  # type: ignore[method-assign]
+    await world.campaigns.resume(user.user_id, campaign.campaign_id)
+    for _ in range(120):  # resuming spreads them over what is left of the window
+        while await worker.tick():
+            pass
+        world.clock.advance(minutes=1)
+    assert len(world.smtp.inbox.messages) == 4
+
+
+async def test_cancelling_again_finishes_a_cancel_cut_short(world: World) -> None:
+    """A crash between cancel's two steps (status, then the queue) leaves records `pending`
+    in a cancelled campaign: they are never claimed, and cancelling again finishes it."""
+    user, mailbox = await world.sender()
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
+    await world.campaigns.change_status(user.user_id, campaign.campaign_id, "cancelled")
+    world.clock.advance(minutes=59)
+    while await world.worker().tick():
+        pass
+    assert world.smtp.inbox.messages == []
+    counts = await world.sending.status_counts(user.user_id, campaign.campaign_id)
+    assert counts["pending"] == 4
+
+    again = await world.campaigns.cancel(user.user_id, campaign.campaign_id)
+    assert again.status == "cancelled"
+    counts = await world.sending.status_counts(user.user_id, campaign.campaign_id)
+    assert counts["pending"] == 0 and counts["cancelled"] == 4
 
 
 async def test_loopback_smtp_host_is_refused_unless_allowed(world: World) -> None:

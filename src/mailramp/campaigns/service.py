@@ -244,8 +244,12 @@ class CampaignService:
 
     async def cancel(self, user_id: str, campaign_id: str) -> Campaign:
         """Stop the campaign for good: what has not left is marked `cancelled` (sends already
-        in flight finish)."""
-        cancelled = await self.change_status(user_id, campaign_id, CampaignStatus.CANCELLED)
+        in flight finish). Cancelling a cancelled campaign again finishes a cancel that was
+        cut short between its two steps (a crash): nothing of it is sent meanwhile, since
+        only active campaigns' records are claimed."""
+        cancelled = await self.get_campaign(user_id, campaign_id)
+        if cancelled.status is not CampaignStatus.CANCELLED:
+            cancelled = await self.change_status(user_id, campaign_id, CampaignStatus.CANCELLED)
         await self._store.cancel_pending(cancelled.campaign_id, now=self._clock())
         return cancelled
 
