@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mailramp.mailboxes.models import TransportSecurity
-from mailramp.providers.imap import ImapInbox
-from mailramp.tracking.inbox import DefaultInboxes, InboxPoller
+from mailramp.mailboxes.models import Mailbox, TransportSecurity
+from mailramp.mailboxes.service import MailboxCredentials
+from mailramp.providers import MailboxUnusableError
+from mailramp.providers.imap import ImapInbox, InboxBatch
+from mailramp.tracking.inbox import DefaultInboxes, Inbox, InboxPoller
 from mailramp.tracking.models import TrackingStatus
 from tests.sending.conftest import World
 from tests.support.dovecot import Dovecot
@@ -179,6 +181,30 @@ async def test_a_wrong_imap_password_puts_the_mailbox_in_error(
     broken = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
     assert broken.status == "error"
     assert "IMAP login" in (broken.status_reason or "")
+
+
+async def test_a_mailbox_unlinked_while_its_inbox_is_read_does_not_stop_the_pass(
+    world: World, dovecot: Dovecot
+) -> None:
+    """Its owner unlinks a mailbox while the poller reads it: the poller goes on with the
+    others instead of dropping the pass."""
+    fields = {"imap_host": "127.0.0.1", "imap_port": dovecot.port, "imap_security": "plain"}
+    user, unlinked = await world.sender(**fields)
+    other_user, other = await world.sender(**fields)  # its IMAP password is wrong
+    real = DefaultInboxes(allow_private_hosts=True)
+
+    class UnlinkedWhileRead:
+        async def fetch_new(self, **_: object) -> InboxBatch:
+            await world.mailboxes.unlink_mailbox(user.user_id, unlinked.mailbox_id)
+            raise MailboxUnusableError("IMAP login refused")
+
+    def inboxes(mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
+        return UnlinkedWhileRead() if mailbox.id == unlinked.id else real(mailbox, credentials)
+
+    poller = InboxPoller(world.store, world.mailboxes, inboxes, clock=world.clock)
+    assert await poller.poll_once() == {}
+    checked = await world.mailboxes.get_mailbox(other_user.user_id, other.mailbox_id)
+    assert checked.status == "error" and "IMAP login" in (checked.status_reason or "")
 
 
 @pytest.mark.parametrize("mode", ["tls", "starttls"])

@@ -8,7 +8,7 @@ import contextlib
 import logging
 from typing import Protocol
 
-from mailramp.errors import DatabaseUnavailableError
+from mailramp.errors import DatabaseUnavailableError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
 from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
@@ -177,7 +177,14 @@ class InboxPoller:
                 mailbox.id, now=self._clock(), interval=self._interval
             ):
                 continue
-            for kind in await self._check(mailbox):
+            try:
+                kinds = await self._check(mailbox)
+            except NotFoundError:
+                # Unlinked by its owner while being read: nothing of it is kept, and the
+                # other mailboxes of this pass are still read.
+                log.info("mailbox %s was unlinked during its inbox check", mailbox.id)
+                continue
+            for kind in kinds:
                 seen[kind] = seen.get(kind, 0) + 1
         return seen
 
