@@ -3,6 +3,8 @@ keys, mailboxes, campaigns, the error shape, and user isolation."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -481,6 +483,25 @@ def test_recipients_listing_and_a_spreadsheet_safe_export(base: str, seen: list[
     assert lines[0].startswith("recipient_email,status,") and lines[0].endswith("first_name,note")
     assert "'=HYPERLINK" in export.text and "'+1 555" in export.text
     assert ",=HYPERLINK" not in export.text
+
+    # A later import with another column: every recipient's columns are in the export.
+    more = browser.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={
+            "file": ("more.csv", b"email,first_name,company\ncy@example.com,Cy,Acme\n", "text/csv")
+        },
+    )
+    assert more.status_code == 200, more.text
+    rows = list(
+        csv.DictReader(io.StringIO(browser.call("GET", f"/api/v1/campaigns/{cid}/export.csv").text))
+    )
+    assert {r["recipient_email"]: r["company"] for r in rows} == {
+        "ann@example.com": "",
+        "ben@example.com": "",
+        "cy@example.com": "Acme",
+    }
+    assert all("first_name" in r and "note" in r for r in rows)
 
 
 def test_suppression_list_and_legacy_documents(base: str, seen: list[str]) -> None:

@@ -3,10 +3,11 @@ API's export.csv and `mailramp campaign export`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from mailramp.campaigns.models import Campaign
 from mailramp.storage import Store
+from mailramp.tracking.models import EmailTracking
 
 EXPORT_COLUMNS = (
     "recipient_email",
@@ -33,23 +34,31 @@ def spreadsheet_safe(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") else text
 
 
-async def export_rows(store: Store, campaign: Campaign) -> AsyncIterator[list[str]]:
-    """The header, then one row per recipient (merge variables as extra columns), read a
-    page at a time."""
-    offset, variables = 0, None
+async def _pages(store: Store, campaign: Campaign) -> AsyncIterator[Sequence[EmailTracking]]:
+    offset = 0
     while True:
         page = await store.list_tracking(
             campaign.user_id, campaign.campaign_id, offset=offset, limit=PAGE_SIZE
         )
-        for record in page.items:
-            if variables is None:
-                variables = sorted(record.merge_variables)
-                yield [*EXPORT_COLUMNS, *variables]
+        if page.items:
+            yield page.items
+        offset += len(page.items)
+        if offset >= page.total or not page.items:
+            return
+
+
+async def export_rows(store: Store, campaign: Campaign) -> AsyncIterator[list[str]]:
+    """The header, then one row per recipient, read a page at a time. Every merge variable
+    of any recipient is a column (imports with other columns add theirs): a first pass
+    collects their names, so nothing a user imported is left out of the file."""
+    names: set[str] = set()
+    async for records in _pages(store, campaign):
+        for record in records:
+            names.update(record.merge_variables)
+    variables = sorted(names)
+    yield [*EXPORT_COLUMNS, *variables]
+    async for records in _pages(store, campaign):
+        for record in records:
             values = [getattr(record, column) for column in EXPORT_COLUMNS]
             values += [record.merge_variables.get(name) for name in variables]
             yield [spreadsheet_safe(value) for value in values]
-        offset += len(page.items)
-        if offset >= page.total or not page.items:
-            if variables is None:
-                yield list(EXPORT_COLUMNS)
-            return
