@@ -392,9 +392,7 @@ class LifecycleModel(RuleBasedStateMachine):
         campaign = await self._campaign(model)
         now = self.clock()
         if campaign.status is CampaignStatus.PAUSED:
-            expected = (
-                CampaignStatus.ACTIVE if now >= campaign.start_time else CampaignStatus.SCHEDULED
-            )
+            expected = CampaignStatus.ACTIVE  # "launch" starts now, paused before or not
         elif campaign.status is CampaignStatus.SCHEDULED:
             expected = CampaignStatus.ACTIVE
         else:

@@ -309,6 +309,21 @@ async def test_cancelling_again_finishes_a_cancel_cut_short(world: World) -> Non
     assert counts["pending"] == 0 and counts["cancelled"] == 4
 
 
+async def test_launching_a_campaign_paused_before_its_start_starts_it_now(world: World) -> None:
+    user, mailbox = await world.sender()
+    later = world.clock.now + timedelta(hours=2)
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1, start_time=later)
+    await world.campaigns.pause(user.user_id, campaign.campaign_id)
+    launched = await world.campaigns.launch(user.user_id, campaign.campaign_id)
+    assert launched.status == "active" and launched.start_time == world.clock.now
+    assert launched.end_time == world.clock.now + timedelta(hours=1)  # same length
+    for _ in range(61):
+        while await world.worker().tick():
+            pass
+        world.clock.advance(minutes=1)
+    assert len(world.smtp.inbox.messages) == 4  # within the hour, not two hours later
+
+
 async def test_loopback_smtp_host_is_refused_unless_allowed(world: World) -> None:
     from mailramp.providers.registry import DefaultProviders
     from mailramp.sending.worker import SendingWorker

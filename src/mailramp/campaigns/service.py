@@ -227,10 +227,13 @@ class CampaignService:
 
     async def launch(self, user_id: str, campaign_id: str) -> Campaign:
         """Start sending now. A scheduled campaign's window moves to begin now (same
-        duration) and it becomes active; a paused one resumes."""
+        duration) and it becomes active; a paused one resumes, and starts now too when it
+        was paused before its start."""
         campaign = await self.get_campaign(user_id, campaign_id)
         if campaign.status is CampaignStatus.PAUSED:
-            return await self.resume(user_id, campaign_id)
+            campaign = await self.resume(user_id, campaign_id)
+            if campaign.status is not CampaignStatus.SCHEDULED:
+                return campaign
         if campaign.status is not CampaignStatus.SCHEDULED:
             raise InvalidTransitionError(
                 "campaign",
