@@ -497,3 +497,45 @@ async def test_health_during_a_rolling_deploy(tmp_path: Path) -> None:
         assert body["database"]["schema_newer"] is False
     finally:
         await runtime.close()
+
+
+def test_the_access_log_is_redacted_when_another_asgi_server_runs_the_app(tmp_path: Path) -> None:
+    """`uvicorn --factory mailramp.web.app:create_app` (not `mailramp serve`), with
+    uvicorn's own logging: its access lines still carry no query values, no tracking token
+    and no full client address."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    environment = clean_environment(
+        MAILRAMP_DATABASE_URL=f"sqlite:///{tmp_path / 'mailramp.db'}",
+        MAILRAMP_ENCRYPTION_KEY_FILE=str(tmp_path / "mailramp.key"),
+        MAILRAMP_RUN_WORKER="false",
+    )
+    command = ["-m", "uvicorn", "--factory", "mailramp.web.app:create_app", "--port", str(port)]
+    server = subprocess.Popen(
+        [sys.executable, *command],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    token = "Q" * 40
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz?secret=canary-123")
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        httpx.get(f"http://127.0.0.1:{port}/t/c/{token}")
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    access = [line for line in output.splitlines() if '"GET /' in line]
+    assert len(access) >= 2, output
+    assert "canary-123" not in output and token not in output
+    assert "127.0.0.1" not in "\n".join(access)
+    assert any("/healthz?secret=[redacted]" in line for line in access), access
+    assert any("/t/c/[token]" in line for line in access), access

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailramp import __version__
 from mailramp.config import Settings
 from mailramp.errors import MailrampError
-from mailramp.observability import health_report, metrics_response
+from mailramp.observability import health_report, install_log_redaction, metrics_response
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.tracking.endpoints import router as tracking_router
 from mailramp.web.api import router as api_router
@@ -41,7 +41,10 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """A mailramp app; the database and keys are opened and checked at start-up."""
+    """A mailramp app; the database and keys are opened and checked at start-up. The access
+    log's redaction is installed here too, so an app run by another ASGI server (not
+    `mailramp serve`) keeps tokens, OAuth codes and full client addresses out of it."""
+    install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
