@@ -30,6 +30,7 @@ import pytest
 
 from mailramp.sending import templates
 from mailramp.sending.export import spreadsheet_safe
+from tests.support import scenario
 from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
@@ -153,36 +154,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 def send_everything_now(site: Site) -> None:
     """Make every record due and run worker passes on the server's database until nothing is
     left, then date the sends a minute back (a click right after is a person's)."""
-    from sqlalchemy import text
-
-    from mailramp.config import Settings
-    from mailramp.runtime import open_runtime
-    from tests.support.scenario import make_due_now
-
-    settings = Settings(
-        database_url=f"sqlite:///{site.directory / 'mailramp.db'}",
-        encryption_key_file=site.directory / "mailramp.key",
-        public_base_url=site.base,
-        allow_private_hosts=True,
-    )
-
-    async def send() -> None:
-        runtime = await open_runtime(settings)
-        try:
-            await make_due_now(runtime)
-            worker = runtime.worker()
-            while await worker.tick():
-                pass
-            await worker.close()
-            async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
-                await connection.execute(
-                    text("UPDATE email_tracking SET sent_at = :t WHERE sent_at IS NOT NULL"),
-                    {"t": datetime.now(UTC) - timedelta(minutes=1)},
-                )
-        finally:
-            await runtime.close()
-
-    run_blocking(send())
+    scenario.send_everything_now(site.directory, site.base)
 
 
 @dataclass

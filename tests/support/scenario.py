@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -66,3 +67,37 @@ async def bench_campaign(runtime: Runtime, **campaign_fields: Any) -> tuple[User
         user.user_id, mailbox_id=mailbox.mailbox_id, **values
     )
     return user, mailbox, campaign
+
+
+def send_everything_now(directory: Path, public_base_url: str) -> None:
+    """For a `mailramp serve` site whose files are in `directory`: make every record due,
+    run worker passes on its database until nothing is left, then date the sends a minute
+    back (so a click right after is not "too fast" for a person)."""
+    from mailramp.config import Settings
+    from mailramp.runtime import open_runtime
+    from tests.support.loops import run_blocking
+
+    settings = Settings(
+        database_url=f"sqlite:///{directory / 'mailramp.db'}",
+        encryption_key_file=directory / "mailramp.key",
+        public_base_url=public_base_url,
+        allow_private_hosts=True,
+    )
+
+    async def send() -> None:
+        runtime = await open_runtime(settings)
+        try:
+            await make_due_now(runtime)
+            worker = runtime.worker()
+            while await worker.tick():
+                pass
+            await worker.close()
+            async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
+                await connection.execute(
+                    text("UPDATE email_tracking SET sent_at = :t WHERE sent_at IS NOT NULL"),
+                    {"t": datetime.now(UTC) - timedelta(minutes=1)},
+                )
+        finally:
+            await runtime.close()
+
+    run_blocking(send())

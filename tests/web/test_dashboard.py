@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.loops import run_blocking
+from tests.support import scenario
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 from tests.support.smtp import SmtpServer
@@ -19,41 +19,8 @@ SITE_DIRECTORIES: list[Path] = []
 
 
 def send_everything_now(site: str) -> None:
-    """Make every record due, run a worker pass on the server's database, then date the
-    sends a minute back (so a click right after is not "too fast" for a person)."""
-    from datetime import UTC, datetime, timedelta
-
-    from sqlalchemy import text
-
-    from mailramp.config import Settings
-    from mailramp.runtime import open_runtime
-    from tests.support.scenario import make_due_now
-
-    directory = SITE_DIRECTORIES[0]
-    settings = Settings(
-        database_url=f"sqlite:///{directory / 'mailramp.db'}",
-        encryption_key_file=directory / "mailramp.key",
-        public_base_url=site,
-        allow_private_hosts=True,
-    )
-
-    async def send() -> None:
-        runtime = await open_runtime(settings)
-        try:
-            await make_due_now(runtime)
-            worker = runtime.worker()
-            while await worker.tick():
-                pass
-            await worker.close()
-            async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
-                await connection.execute(
-                    text("UPDATE email_tracking SET sent_at = :t"),
-                    {"t": datetime.now(UTC) - timedelta(minutes=1)},
-                )
-        finally:
-            await runtime.close()
-
-    run_blocking(send())
+    """Every record due, sent by worker passes on the server's database, dated a minute back."""
+    scenario.send_everything_now(SITE_DIRECTORIES[0], site)
 
 
 @pytest.fixture(scope="module")
