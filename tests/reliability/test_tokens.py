@@ -137,24 +137,19 @@ def _key_id(token: str) -> int:
     return int(PAYLOAD.unpack(_decode(token)[: PAYLOAD.size])[2])
 
 
+def _repacked(token: str, **changes: Any) -> tuple[bytes, dict[str, Any]]:
+    """The token's payload with `changes` (purpose, key_id, record, link_index) packed again,
+    and its fields."""
+    names = ("version", "purpose", "key_id", "record", "link_index")
+    fields = dict(zip(names, PAYLOAD.unpack(_decode(token)[: PAYLOAD.size]), strict=True))
+    fields |= changes
+    return PAYLOAD.pack(*(fields[name] for name in names)), fields
+
+
 def _forge(token: str, *, key: bytes, **changes: Any) -> str:
-    """The token's payload with `changes` (purpose, key_id, record, link_index), MACed with
-    `key` the way the server does — a key an attacker might hold, never the server's."""
-    version, purpose, key_id, record, link_index = PAYLOAD.unpack(_decode(token)[: PAYLOAD.size])
-    fields = {
-        "version": version,
-        "purpose": purpose,
-        "key_id": key_id,
-        "record": record,
-        "link_index": link_index,
-    } | changes
-    payload = PAYLOAD.pack(
-        fields["version"],
-        fields["purpose"],
-        fields["key_id"],
-        fields["record"],
-        fields["link_index"],
-    )
+    """The token's payload with `changes`, MACed with `key` the way the server does — a key
+    an attacker might hold, never the server's."""
+    payload, fields = _repacked(token, **changes)
     label = f"mailramp/{Purpose(fields['purpose']).name.lower()}/".encode()
     mac = hmac.new(key, label + payload, hashlib.sha256).digest()[:MAC_BYTES]
     return _encode(payload + mac)
@@ -162,23 +157,8 @@ def _forge(token: str, *, key: bytes, **changes: Any) -> str:
 
 def _unsigned(token: str, **changes: Any) -> str:
     """The token with payload fields changed and the original MAC kept."""
-    raw = _decode(token)
-    version, purpose, key_id, record, link_index = PAYLOAD.unpack(raw[: PAYLOAD.size])
-    fields = {
-        "version": version,
-        "purpose": purpose,
-        "key_id": key_id,
-        "record": record,
-        "link_index": link_index,
-    } | changes
-    payload = PAYLOAD.pack(
-        fields["version"],
-        fields["purpose"],
-        fields["key_id"],
-        fields["record"],
-        fields["link_index"],
-    )
-    return _encode(payload + raw[PAYLOAD.size :])
+    payload, _ = _repacked(token, **changes)
+    return _encode(payload + _decode(token)[PAYLOAD.size :])
 
 
 FOREIGN_KEY = derive_tracking_keys([generate_key()])[0]
