@@ -10,7 +10,7 @@ import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from mailramp.mailboxes.service import MailboxService
 from mailramp.metrics.service import MetricsService
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import upgrade
+from tests.support.clock import FakeClock
 from tests.support.dovecot import Dovecot, DovecotUnavailable
 from tests.support.loops import run_blocking
 from tests.support.postgres import PostgresServer, PostgresUnavailable
@@ -173,9 +174,10 @@ def secret_box(key: str) -> SecretBox:
 
 @dataclass
 class Services:
-    """Every service, on one store."""
+    """Every service, on one store, all reading the same fake clock."""
 
     store: SqlStore
+    clock: FakeClock
     accounts: AccountService
     mailboxes: MailboxService
     campaigns: CampaignService
@@ -184,15 +186,27 @@ class Services:
 
 
 @pytest.fixture
-def services(store: SqlStore, secret_box: SecretBox) -> Services:
+def clock() -> FakeClock:
+    """The services' clock: Monday 2027-03-01 09:00 UTC until the test moves it."""
+    return FakeClock()
+
+
+def services_on(store: SqlStore, secret_box: SecretBox, clock: FakeClock) -> Services:
+    """Every service on `store`, reading `clock`."""
     return Services(
         store=store,
-        accounts=AccountService(store),
-        mailboxes=MailboxService(store, secret_box),
-        campaigns=CampaignService(store),
-        metrics=MetricsService(store),
+        clock=clock,
+        accounts=AccountService(store, clock=clock),
+        mailboxes=MailboxService(store, secret_box, clock=clock),
+        campaigns=CampaignService(store, clock=clock),
+        metrics=MetricsService(store, clock=clock),
         legacy=LegacyService(store),
     )
+
+
+@pytest.fixture
+def services(store: SqlStore, secret_box: SecretBox, clock: FakeClock) -> Services:
+    return services_on(store, secret_box, clock)
 
 
 # -- builders for tests: one user / mailbox / campaign with sensible defaults ---------------
@@ -227,7 +241,7 @@ async def make_mailbox(services: Services, user: User, **fields: object) -> Mail
 async def make_campaign(
     services: Services, user: User, mailbox: Mailbox, **fields: object
 ) -> Campaign:
-    """A scheduled campaign starting in an hour, for 24 hours."""
+    """A scheduled campaign starting in an hour by the services' clock, for 24 hours."""
     n = next(_serial)
     values: dict[str, object] = {
         "mailbox_id": mailbox.mailbox_id,
@@ -235,7 +249,7 @@ async def make_campaign(
         "subject": "Hello",
         "message": "Email body",
         "duration": 24,
-        "start_time": datetime.now(UTC) + timedelta(hours=1),
+        "start_time": services.clock() + timedelta(hours=1),
         "total_recipients": 10,
     }
     values.update(fields)

@@ -17,7 +17,7 @@ from mailramp.metrics.models import COUNTERS, CampaignMetrics
 from mailramp.runtime import open_runtime
 from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
-from tests.support.processes import clean_environment, run_mailramp, serving
+from tests.support.processes import clean_environment, plain, run_mailramp, serving
 
 
 def _demo(directory: Path, port: int, recipients: int, minutes: float) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def _demo(directory: Path, port: int, recipients: int, minutes: float) -> dict[s
         cwd=directory, env=clean_environment(), timeout=300,
     )  # fmt: skip
     assert finished.returncode == 0, finished.stderr[-3000:]
-    assert "Demo running: watch it live at http://127.0.0.1:" in finished.stderr
+    assert "Demo running: watch it live at http://127.0.0.1:" in plain(finished.stderr)
     result: dict[str, Any] = json.loads(finished.stdout)
     return result
 

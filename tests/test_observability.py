@@ -64,7 +64,7 @@ async def _campaign(runtime: Runtime, smtp: SmtpServer, recipients: list[str]) -
         message='<p>Hello, see <a href="https://acme.com/offer">our offer</a>.</p>',
         message_format="html",
         duration=4,
-        start_time=datetime.now(UTC) - timedelta(minutes=5),
+        start_time=runtime.clock() - timedelta(minutes=5),
     )
     rows = "email\n" + "".join(f"{address}\n" for address in recipients)
     await runtime.sending.import_recipients(

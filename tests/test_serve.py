@@ -11,7 +11,7 @@ from mailramp.storage.sql.migrate import head_revision
 from tests.conftest import PostgresTarget, new_postgres_database
 from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
-from tests.support.processes import clean_environment, run_mailramp, serving
+from tests.support.processes import clean_environment, plain, run_mailramp, serving
 
 
 def test_serve_on_the_embedded_default_with_no_configuration(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_serve_refuses_to_start_with_a_broken_setting(tmp_path: Path) -> None:
         "serve", cwd=tmp_path, env=clean_environment(MAILRAMP_DATABASE_URL="mysql://x/y")
     )
     assert result.returncode == 5  # configuration (docs/cli.md)
-    assert "unsupported scheme 'mysql'" in result.stderr
+    assert "unsupported scheme 'mysql'" in plain(result.stderr)
 
 
 def test_db_upgrade_then_serve_on_postgresql(tmp_path: Path, postgres: PostgresTarget) -> None:
@@ -60,11 +60,11 @@ def test_db_upgrade_then_serve_on_postgresql(tmp_path: Path, postgres: PostgresT
     )
     refused = run_mailramp("serve", cwd=tmp_path, env=environment)
     assert refused.returncode == 5  # configuration (docs/cli.md)
-    assert "run `mailramp db upgrade`" in refused.stderr
+    assert "run `mailramp db upgrade`" in plain(refused.stderr)
 
     upgraded = run_mailramp("db", "upgrade", cwd=tmp_path, env=environment)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert f"database at revision {head_revision()} (postgresql)" in upgraded.stdout
+    assert f"database at revision {head_revision()} (postgresql)" in plain(upgraded.stdout)
     again = run_mailramp("db", "upgrade", cwd=tmp_path, env=environment)
     assert again.returncode == 0
 

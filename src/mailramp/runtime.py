@@ -235,7 +235,7 @@ async def open_runtime(
         accounts=accounts,
         mailboxes=mailboxes,
         campaigns=CampaignService(store, clock=clock),
-        metrics=MetricsService(store),
+        metrics=MetricsService(store, clock=clock),
         legacy=LegacyService(store),
         sending=SendingService(store, clock=clock),
         tracking=TrackingService(store, signer, clock=clock, metrics=telemetry),

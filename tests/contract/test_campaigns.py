@@ -24,7 +24,9 @@ from tests.conftest import Services, make_campaign, make_mailbox, make_user
 async def test_create_campaign_computes_end_time_and_creates_metrics(services: Services) -> None:
     user = await make_user(services)
     box = await make_mailbox(services, user)
-    start = datetime(2026, 12, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    # The day after the services' clock, 09:30 at UTC+2.
+    start = datetime(2027, 3, 2, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert start > services.clock()
     campaign = await services.campaigns.create_campaign(
         user.user_id,
         mailbox_id=box.mailbox_id,
@@ -36,9 +38,9 @@ async def test_create_campaign_computes_end_time_and_creates_metrics(services: S
         total_recipients=100,
     )
     assert is_uuid4(campaign.campaign_id)
-    assert campaign.start_time == datetime(2026, 12, 1, 7, 30, tzinfo=UTC)
+    assert campaign.start_time == datetime(2027, 3, 2, 7, 30, tzinfo=UTC)
     assert campaign.start_time.utcoffset() == timedelta(0)
-    assert campaign.end_time == datetime(2026, 12, 2, 19, 30, tzinfo=UTC)
+    assert campaign.end_time == datetime(2027, 3, 3, 19, 30, tzinfo=UTC)
     assert campaign.status == "scheduled"
     assert campaign.created_by == user.id and campaign.mailbox_id == box.id
     assert campaign.total_recipients == 100
@@ -97,9 +99,10 @@ async def test_mailbox_of_another_user_is_not_found_and_nothing_is_written(
         ({"campaign_name": "  "}, "campaign_name"),
         ({"subject": ""}, "subject"),
         ({"message": ""}, "message"),
-        ({"start_time": datetime(2026, 12, 1, 9, 0)}, "start_time"),
+        ({"start_time": datetime(2027, 3, 2, 9, 0)}, "start_time"),  # naive
         ({"start_time": "tomorrow"}, "start_time"),
-        ({"start_time": datetime(2020, 1, 1, tzinfo=UTC), "duration": 24}, "start_time"),
+        # ends before the services' clock (2027-03-01 09:00 UTC)
+        ({"start_time": datetime(2027, 2, 27, 9, 0, tzinfo=UTC), "duration": 24}, "start_time"),
         ({"total_recipients": -1}, "total_recipients"),
         ({"mailbox_id": "mailbox_id_string"}, "mailbox_id"),
     ],
@@ -119,7 +122,7 @@ async def test_naive_start_time_error_says_how_to_fix_it(services: Services) -> 
     user = await make_user(services)
     box = await make_mailbox(services, user)
     with pytest.raises(ValidationError) as caught:
-        await make_campaign(services, user, box, start_time=datetime(2026, 12, 1, 9, 0))
+        await make_campaign(services, user, box, start_time=datetime(2027, 3, 2, 9, 0))
     assert "timezone-aware" in str(caught.value)
 
 
@@ -154,7 +157,7 @@ async def test_update_while_scheduled_recomputes_end_time(services: Services) ->
     box = await make_mailbox(services, user)
     other_box = await make_mailbox(services, user)
     campaign = await make_campaign(services, user, box)
-    start = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)
+    start = services.clock() + timedelta(days=3, hours=-1)
     updated = await services.campaigns.update_campaign(
         user.user_id,
         campaign.campaign_id,
@@ -163,7 +166,8 @@ async def test_update_while_scheduled_recomputes_end_time(services: Services) ->
         subject="New subject",
         mailbox_id=other_box.mailbox_id,
     )
-    assert updated.end_time == datetime(2027, 1, 4, 10, 30, tzinfo=UTC)
+    assert updated.end_time == start + timedelta(hours=2.5)
+    assert updated.end_time == datetime(2027, 3, 4, 10, 30, tzinfo=UTC)
     assert updated.subject == "New subject" and updated.mailbox_id == other_box.id
     metrics = await services.metrics.get_campaign_metrics(campaign.campaign_id)
     assert metrics.mailbox_id == other_box.id
@@ -246,7 +250,7 @@ async def test_resume_goes_back_to_scheduled_before_start_and_active_after(
     box = await make_mailbox(services, user)
     future = await make_campaign(services, user, box)
     past = await make_campaign(
-        services, user, box, start_time=datetime.now(UTC) - timedelta(hours=1)
+        services, user, box, start_time=services.clock() - timedelta(hours=1)
     )
     for campaign in (future, past):
         await services.campaigns.pause(user.user_id, campaign.campaign_id)

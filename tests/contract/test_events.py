@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,8 +12,9 @@ from mailramp.sending.models import Outcome, SendResult
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
+from tests.support.clock import MONDAY_MORNING
 
-NOW = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
+NOW = MONDAY_MORNING  # where the services' clock stands (tests/conftest.py)
 
 FIRSTS = {
     "open": {"opened_at": "total_opened"},

@@ -54,9 +54,11 @@ async def test_concurrent_increments_are_not_lost(services: Services) -> None:
 async def test_unknown_counters_and_campaigns(services: Services) -> None:
     campaign_id = await _campaign_id(services)
     with pytest.raises(ValueError, match="total_delivered"):
-        await services.store.increment_metrics(campaign_id, {"total_delivered": 1})
+        await services.store.increment_metrics(
+            campaign_id, {"total_delivered": 1}, at=services.clock()
+        )
     with pytest.raises(ValueError, match="open_rate"):
-        await services.store.increment_metrics(campaign_id, {"open_rate": 1})
+        await services.store.increment_metrics(campaign_id, {"open_rate": 1}, at=services.clock())
     missing = new_campaign_id()
     with pytest.raises(NotFoundError):
         await services.metrics.count(missing, {"total_sent": 1})

@@ -256,7 +256,9 @@ async def test_counters_stay_numbers_and_rates_floats_after_increments(
 ) -> None:
     results = await run_usage_examples(store)
     campaign_id = results["campaign_id"].campaign_id
-    await store.increment_metrics(campaign_id, {"total_sent": 3, "total_opened": 1})
+    await store.increment_metrics(
+        campaign_id, {"total_sent": 3, "total_opened": 1}, at=results["campaign_id"].created_at
+    )
     document = await store.database[METRICS].find_one({"campaign_id": campaign_id})
     assert document is not None
     check_document(METRICS, document)

@@ -3,7 +3,7 @@ answer, and what is due and sending in the send queue."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,9 @@ from mailramp.sending.models import QueueDepth
 from mailramp.storage.sql import SqlStore
 from mailramp.tracking.models import EmailTracking
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
+from tests.support.clock import MONDAY_MORNING
 
-NOW = datetime(2027, 5, 3, 12, 0, tzinfo=UTC)
+NOW = MONDAY_MORNING  # where the services' clock stands (tests/conftest.py)
 
 
 async def test_ping_answers_and_a_database_that_is_not_there_raises(

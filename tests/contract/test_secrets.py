@@ -4,7 +4,6 @@ the installation's own (the tracking keys), stored once and rotated with them.""
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, update
@@ -113,7 +112,7 @@ async def test_ciphertext_copied_to_another_row_does_not_decrypt(services: Servi
 async def test_an_instance_secret_is_stored_once_and_swapped_only_when_unchanged(
     services: Services,
 ) -> None:
-    store, now = services.store, datetime.now(UTC)
+    store, now = services.store, services.clock()
     assert await store.get_instance_secret(TRACKING_KEYS) is None
     assert await store.add_instance_secret(TRACKING_KEYS, "enc1:first", now=now) == "enc1:first"
     # Another process that made its own at the same moment gets the first one back.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.kit.ids import new_object_id
@@ -11,8 +11,9 @@ from mailramp.sending.models import EXPIRY_GRACE, Outcome, SendResult
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
+from tests.support.clock import MONDAY_MORNING
 
-NOW = datetime(2027, 5, 3, 12, 0, tzinfo=UTC)
+NOW = MONDAY_MORNING  # where the services' clock stands (tests/conftest.py)
 
 
 def _record(campaign: Campaign, n: int, *, minutes: int = 0) -> EmailTracking:

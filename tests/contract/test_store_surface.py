@@ -35,7 +35,9 @@ async def test_missing_rows_are_none(services: Services) -> None:
         is None
     )
     assert await store.get_metrics(user.id, new_campaign_id()) is None
-    assert await store.increment_metrics(new_campaign_id(), {"total_sent": 1}) is None
+    missing_campaign = new_campaign_id()
+    at = services.clock()
+    assert await store.increment_metrics(missing_campaign, {"total_sent": 1}, at=at) is None
     assert await store.get_tracking(user.id, MISSING) is None
     assert await store.get_legacy(LegacyCollection.EMAIL_CAMPAIGNS, user.id, MISSING) is None
     assert await store.import_legacy(LegacyCollection.EMAIL_CAMPAIGNS, []) == 0
@@ -134,7 +136,7 @@ def _methods_the_services_call() -> set[str]:
 
 
 async def test_inbox_checks_are_claimed_once_per_interval(services: Services) -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     store = services.store
     user = await make_user(services)
@@ -164,7 +166,7 @@ async def test_inbox_checks_are_claimed_once_per_interval(services: Services) ->
         outlook.id,
         gmail.id,
     }
-    now = datetime(2027, 1, 1, tzinfo=UTC)
+    now = services.clock()
     assert await store.claim_inbox_check(with_inbox.id, now=now, interval=60)
     assert not await store.claim_inbox_check(
         with_inbox.id, now=now + timedelta(seconds=30), interval=60

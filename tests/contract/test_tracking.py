@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from tests.conftest import Services, make_campaign, make_mailbox, make_user
 
 
 def record(campaign: Campaign, email: str, *, minutes: int, **fields: object) -> EmailTracking:
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = campaign.created_at
     return EmailTracking.model_validate(
         {
             "_id": new_object_id(),

@@ -14,7 +14,7 @@ from mailramp.providers import MailboxUnusableError
 from mailramp.providers.gmail import GMAIL_UID_VALIDITY, GmailThrottledError
 from mailramp.tracking.inbound import classify_inbound
 from tests.providers.apis import Api, assert_headers_intact, assert_mixed_inbox_read
-from tests.sending.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tests.support.gmail_server import GmailServer
 from tests.support.provider_mail import GOOGLE, dsn, newsletter, reply
 

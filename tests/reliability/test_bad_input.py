@@ -35,6 +35,7 @@ from tests.support.bad_inputs import (
     big_csv_bad_rows,
     recipient_row,
 )
+from tests.support.clock import next_monday, system_now
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 from tests.support.smtp import SmtpServer
@@ -80,7 +81,7 @@ class Site:
                 "subject": "Hello {{first_name|there}}",
                 "message": "Hi {{first_name|there}} at {{company|your company}}",
                 "duration": 24 * 60,
-                "start_time": "2031-01-06T09:00:00Z",
+                "start_time": next_monday(system_now(), weeks=4).isoformat(),
             }
             | fields,
         )
@@ -444,7 +445,7 @@ def test_malformed_json_gets_a_4xx_naming_the_problem(site: Site) -> None:
     mailbox_id = site.mailbox("json@acme.com")
     campaigns_before = site.client.get("/api/v1/campaigns").json()["total"]
     headers = {"Content-Type": "application/json"}
-    cases = bad_campaign_bodies(mailbox_id)
+    cases = bad_campaign_bodies(mailbox_id, start=next_monday(system_now()))
     print(f"\n{len(cases)} malformed bodies on POST /api/v1/campaigns:")
     for case in cases:
         answer = site.client.post("/api/v1/campaigns", content=case.body, headers=headers)

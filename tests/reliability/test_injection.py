@@ -31,6 +31,7 @@ import pytest
 from mailramp.sending import templates
 from mailramp.sending.export import spreadsheet_safe
 from tests.support import scenario
+from tests.support.clock import next_monday, system_now
 from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
@@ -311,7 +312,7 @@ def test_script_payloads_render_as_text_on_every_page(
             for selector, value in typed.items():
                 tab.fill(selector, value)
             tab.fill("#duration", "0")
-            tab.fill("#start_time", "2031-01-06T09:00")
+            tab.fill("#start_time", f"{next_monday(system_now(), weeks=4):%Y-%m-%dT%H:%M}")
             tab.click("text=Create campaign")
         browsers.check(
             "new campaign, refused",

@@ -44,7 +44,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -91,6 +91,7 @@ from mailramp.tracking.models import (
 )
 from mailramp.tracking.service import TrackingService, Visitor
 from tests.conftest import PostgresTarget, new_postgres_database
+from tests.support.clock import MONDAY_MORNING, FakeClock
 from tests.support.loops import run_blocking
 from tests.support.smtp import SmtpServer
 from tests.support.worker_faults import FaultyStore, SendHooks, WorkerKilled, hooked
@@ -113,7 +114,7 @@ the MongoDB double on two shared cores."""
 
 # -- the world ----------------------------------------------------------------------------
 
-START = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # a Monday
+START = MONDAY_MORNING
 SENDER = "ann@acme.com"
 SMTP_PASSWORD = "smtp-password"
 LEASE_SECONDS = 120
@@ -147,19 +148,6 @@ FIGURES: Counter[str] = Counter()
 """What the examples of the current test did (printed at its end, for docs/reliability.md)."""
 
 UNSUBSCRIBER = Visitor(user_agent="Mozilla/5.0", ip="198.51.100.7", method="POST")
-
-
-class FakeClock:
-    """Time that moves only when a step says so."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass
@@ -281,7 +269,7 @@ class LifecycleModel(RuleBasedStateMachine):
         self.signer = TokenSigner([b"lifecycle-model-tracking-key-000"])
         self.campaign_service = CampaignService(self.store, clock=self.clock)
         self.sending = SendingService(self.store, clock=self.clock)
-        self.metrics = MetricsService(self.store)
+        self.metrics = MetricsService(self.store, clock=self.clock)
         self.tracking = TrackingService(self.store, self.signer, clock=self.clock)
         self.models: dict[str, CampaignModel] = {}
         self.by_id: dict[str, CampaignModel] = {}

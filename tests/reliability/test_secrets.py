@@ -567,7 +567,7 @@ async def _link_and_send(settings: Settings, smtp: SmtpServer) -> Sent:
             message=MESSAGE,
             message_format="html",
             duration=2,
-            start_time=datetime.now(UTC) - timedelta(minutes=5),
+            start_time=runtime.clock() - timedelta(minutes=5),
         )
         rows = "email,first_name\nbo@example.com,Bo\ncy@example.com,Cy\n"
         await runtime.sending.import_recipients(

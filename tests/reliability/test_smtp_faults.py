@@ -35,7 +35,8 @@ import pytest
 from mailramp.config import Settings
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.tracking.models import EmailTracking, TrackingStatus
-from tests.sending.conftest import START, FakeClock
+from tests.sending.conftest import START
+from tests.support.clock import FakeClock
 from tests.support.faulty_smtp import (
     STALLS,
     TRANSIENT,

@@ -314,7 +314,7 @@ async def sending_mailbox(
         subject="Hello",
         message="Hello there",
         duration=4,
-        start_time=datetime.datetime.now(UTC) - timedelta(minutes=5),
+        start_time=runtime.clock() - timedelta(minutes=5),
     )
     await runtime.sending.import_recipients(
         user.user_id, campaign.campaign_id, io.BytesIO(f"email\nbo{number}@example.com\n".encode())

@@ -233,7 +233,7 @@ async def prepare(target: Target, smtp_port: int, recipients: int) -> tuple[str,
             message_format="html",
             # Long enough for the plan to fit the mailbox's 10,000 a day, whatever the count.
             duration=24 * (recipients // 10_000 + 1),
-            start_time=datetime.now(UTC) - timedelta(minutes=1),
+            start_time=runtime.clock() - timedelta(minutes=1),
         )
         rows = "".join(f"{recipient(n)},R{n}\n" for n in range(recipients))
         report = await runtime.sending.import_recipients(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -23,23 +23,10 @@ from mailramp.sending.models import ImportReport
 from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage.sql import SqlStore
+from tests.support.clock import MONDAY_MORNING, FakeClock
 from tests.support.smtp import SmtpServer
 
-START = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # a Monday
-
-
-class FakeClock:
-    """Time that moves only when the test says so."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
+START = MONDAY_MORNING
 
 
 @pytest.fixture
@@ -128,5 +115,5 @@ def world(store: SqlStore, secret_box: SecretBox, smtp_server: SmtpServer) -> Wo
         mailboxes=mailboxes,
         campaigns=CampaignService(store, clock=clock),
         sending=SendingService(store, clock=clock),
-        metrics=MetricsService(store),
+        metrics=MetricsService(store, clock=clock),
     )

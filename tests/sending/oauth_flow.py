@@ -31,8 +31,9 @@ from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.tracking.inbox import DefaultInboxes, InboxPoller
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import EmailTracking, TrackingStatus
-from tests.sending.conftest import START, FakeClock, World
+from tests.sending.conftest import START, World
 from tests.support.api_stand_in import ApiStandIn
+from tests.support.clock import FakeClock
 from tests.support.oauth_servers import GoogleStandIn, MicrosoftStandIn, OAuthStandIn
 from tests.support.provider_mail import dsn, reply
 

@@ -14,19 +14,13 @@ worker A queues on it, then worker B (in the batch's order) takes the second and
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from sqlalchemy import text
 
-from mailramp.accounts.service import AccountService
 from mailramp.campaigns.models import Campaign
-from mailramp.campaigns.service import CampaignService
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox, generate_key
-from mailramp.legacy.service import LegacyService
-from mailramp.mailboxes.service import MailboxService
-from mailramp.metrics.service import MetricsService
 from mailramp.sending.models import Outcome, SendResult
 from mailramp.storage.sql import SqlStore
 from mailramp.tracking.models import EmailTracking, TrackingStatus
@@ -37,20 +31,11 @@ from tests.conftest import (
     make_mailbox,
     make_user,
     new_postgres_database,
+    services_on,
 )
+from tests.support.clock import MONDAY_MORNING, FakeClock
 
-NOW = datetime(2027, 5, 3, 12, 0, tzinfo=UTC)
-
-
-def _services(store: SqlStore) -> Services:
-    return Services(
-        store=store,
-        accounts=AccountService(store),
-        mailboxes=MailboxService(store, SecretBox([generate_key()])),
-        campaigns=CampaignService(store),
-        metrics=MetricsService(store),
-        legacy=LegacyService(store),
-    )
+NOW = MONDAY_MORNING
 
 
 async def _sending_records(services: Services, campaign: Campaign, names: list[str]) -> list[str]:
@@ -91,17 +76,14 @@ class _World:
         self.database = url.rsplit("/", 1)[1]
         self.dsn = url.replace("postgresql://", "postgres://")
         self.store = SqlStore.from_url(url)
-        self.services = _services(self.store)
+        self.services = services_on(self.store, SecretBox([generate_key()]), FakeClock(NOW))
 
     async def __aenter__(self) -> _World:
         self.admin = await asyncpg.connect(self.dsn)
         self.holder = await asyncpg.connect(self.dsn)
         user = await make_user(self.services)
         mailbox = await make_mailbox(self.services, user)
-        start = datetime.now(UTC) + timedelta(hours=1)
-        made = [
-            await make_campaign(self.services, user, mailbox, start_time=start) for _ in range(2)
-        ]
+        made = [await make_campaign(self.services, user, mailbox) for _ in range(2)]
         self.first, self.second = sorted(made, key=lambda campaign: campaign.campaign_id)
         return self
 

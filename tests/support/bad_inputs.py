@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 HEADER = "email,first_name,company\n"
 
@@ -232,15 +233,17 @@ class BadBody:
     field: str | None = None
 
 
-def bad_campaign_bodies(mailbox_id: str) -> list[BadBody]:
-    """Malformed and hostile bodies for POST /api/v1/campaigns."""
+def bad_campaign_bodies(mailbox_id: str, *, start: datetime) -> list[BadBody]:
+    """Malformed and hostile bodies for POST /api/v1/campaigns; `start` is a start time the
+    server would accept (in the future by its clock), so only the named flaw is wrong."""
+    start_time = start.isoformat()
     good = (
         '{"mailbox_id": "%s", "campaign_name": "c", "subject": "s", "message": "m", '
-        '"duration": %s, "start_time": "2031-01-01T00:00:00Z"%s}'
+        '"duration": %s, "start_time": "%s"%s}'
     )
 
     def campaign(duration: str = "1", extra: str = "") -> bytes:
-        return (good % (mailbox_id, duration, extra)).encode()
+        return (good % (mailbox_id, duration, start_time, extra)).encode()
 
     deep = 100_000
     return [
@@ -252,7 +255,7 @@ def bad_campaign_bodies(mailbox_id: str) -> list[BadBody]:
             "wrong-types",
             (
                 b'{"mailbox_id": 5, "campaign_name": ["c"], "subject": "s", "message": "m",'
-                b' "duration": "soon", "start_time": "2031-01-01T00:00:00Z"}'
+                b' "duration": "soon", "start_time": "%s"}' % start_time.encode()
             ),
             422,
             ("mailbox_id",),

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.clock import real_time_environment
 from tests.support.postgres import free_port
 
 MAIL_UID = 65534
@@ -120,7 +121,10 @@ class Dovecot:
             )
         )
         process = subprocess.Popen(
-            [binary, "-F", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [binary, "-F", "-c", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=real_time_environment(),
         )
         server = cls(root, port, process, tls_port or None)
         deadline = time.monotonic() + 15

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,18 @@ from pathlib import Path
 import httpx
 
 MAILRAMP = [sys.executable, "-m", "mailramp"]
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_BOX_DRAWING = re.compile(r"[\u2500-\u257f]")
+
+
+def plain(output: str) -> str:
+    """What a command printed, as words: colour codes, box lines and line breaks gone, runs
+    of spaces made one. Typer's error panels (Rich) wrap at the terminal's width, so a
+    phrase may be split across lines; check phrases against `plain(result.stderr)` and the
+    test holds whatever COLUMNS, TERM or NO_COLOR say (CI runs the CLI tests at 40 columns)."""
+    text = _BOX_DRAWING.sub(" ", _ANSI_ESCAPE.sub("", output))
+    return " ".join(text.split())
 
 
 def clean_environment(**overrides: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,9 @@ async def smtp_sender(
 
 async def make_due_now(runtime: Runtime, campaign_id: str | None = None) -> None:
     """Arrangement for tests of sending rather than planning: every record (of one campaign,
-    or all) becomes due a second ago."""
+    or all) becomes due a second ago by the runtime's clock."""
     statement = "UPDATE email_tracking SET scheduled_at = :now"
-    params: dict[str, Any] = {"now": datetime.now(UTC) - timedelta(seconds=1)}
+    params: dict[str, Any] = {"now": runtime.clock() - timedelta(seconds=1)}
     if campaign_id is not None:
         statement += " WHERE campaign_id = :campaign"
         params["campaign"] = campaign_id
@@ -61,7 +61,7 @@ async def bench_campaign(runtime: Runtime, **campaign_fields: Any) -> tuple[User
         "subject": "Hi",
         "message": "Hello",
         "duration": 24,
-        "start_time": datetime.now(UTC),
+        "start_time": runtime.clock(),
     } | campaign_fields
     campaign = await runtime.campaigns.create_campaign(
         user.user_id, mailbox_id=mailbox.mailbox_id, **values
@@ -95,7 +95,7 @@ def send_everything_now(directory: Path, public_base_url: str) -> None:
             async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
                 await connection.execute(
                     text("UPDATE email_tracking SET sent_at = :t WHERE sent_at IS NOT NULL"),
-                    {"t": datetime.now(UTC) - timedelta(minutes=1)},
+                    {"t": runtime.clock() - timedelta(minutes=1)},
                 )
         finally:
             await runtime.close()

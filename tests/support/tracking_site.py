@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -235,7 +235,7 @@ async def _send_all(settings: Settings, smtp: SmtpServer, senders: list[SenderSp
                 message=f"<html><body><p>Hi {{{{first_name}}}},</p>{anchors}</body></html>",
                 message_format="html",
                 duration=4,
-                start_time=datetime.now(UTC) - timedelta(minutes=5),
+                start_time=runtime.clock() - timedelta(minutes=5),
             )
             rows = "email,first_name\n" + "".join(
                 f"{address},{address.split('@')[0].title()}\n" for address in spec.recipients

@@ -8,7 +8,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -98,7 +98,7 @@ async def _prepare(settings: Settings, smtp: SmtpServer) -> tuple[str, str]:
             message=HTML,
             message_format="html",
             duration=4,
-            start_time=datetime.now(UTC) - timedelta(minutes=5),
+            start_time=runtime.clock() - timedelta(minutes=5),
         )
         rows = "email,first_name\n" + "".join(f"p{n}@example.com,P{n}\n" for n in range(6))
         await runtime.sending.import_recipients(
@@ -114,7 +114,7 @@ async def _prepare(settings: Settings, smtp: SmtpServer) -> tuple[str, str]:
         async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
             await connection.execute(
                 text("UPDATE email_tracking SET sent_at = :then"),
-                {"then": datetime.now(UTC) - timedelta(minutes=2)},
+                {"then": runtime.clock() - timedelta(minutes=2)},
             )
         return user.user_id, campaign.campaign_id
     finally:

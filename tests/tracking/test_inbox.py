@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import imaplib
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -277,7 +277,7 @@ def test_serve_reads_replies_by_itself(dovecot: Dovecot, tmp_path: Path) -> None
                 subject="Hi",
                 message="Hello",
                 duration=2,
-                start_time=datetime.now(UTC) - timedelta(minutes=5),
+                start_time=runtime.clock() - timedelta(minutes=5),
             )
             await runtime.sending.import_recipients(
                 user.user_id, campaign.campaign_id, io.BytesIO(b"email\nzed@example.com\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol
 
 from mailramp.metrics.models import CampaignMetrics
@@ -20,7 +21,8 @@ class MetricsRepository(Protocol):
         ...
 
     async def increment_metrics(
-        self, campaign_id: str, deltas: Mapping[str, int]
+        self, campaign_id: str, deltas: Mapping[str, int], *, at: datetime
     ) -> CampaignMetrics | None:
-        """Add `deltas` to counters and recompute delivered and the rates, atomically."""
+        """Add `deltas` to counters and recompute delivered and the rates, atomically;
+        `at` is the new `last_updated`."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mailramp.errors import NotFoundError
+from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.validation import campaign_id_arg, object_id_arg
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.metrics.repository import MetricsRepository
@@ -13,8 +14,9 @@ from mailramp.metrics.repository import MetricsRepository
 class MetricsService:
     """Per-campaign counters and rates."""
 
-    def __init__(self, metrics: MetricsRepository) -> None:
+    def __init__(self, metrics: MetricsRepository, *, clock: Clock = utc_now) -> None:
         self._metrics = metrics
+        self._clock = clock
 
     async def get_campaign_metrics(
         self, campaign_id: str, *, user_id: str | None = None
@@ -33,7 +35,9 @@ class MetricsService:
 
     async def count(self, campaign_id: str, deltas: Mapping[str, int]) -> CampaignMetrics:
         """Add to a campaign's counters; delivered and the rates follow."""
-        metrics = await self._metrics.increment_metrics(campaign_id_arg(campaign_id), deltas)
+        metrics = await self._metrics.increment_metrics(
+            campaign_id_arg(campaign_id), deltas, at=self._clock()
+        )
         if metrics is None:
             raise NotFoundError("campaign metrics", campaign_id)
         return metrics

@@ -19,7 +19,6 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.errors import DuplicateError
-from mailramp.kit.clock import utc_now
 from mailramp.kit.secrets import INSTANCE_SECRETS_TABLE
 from mailramp.kit.types import Page
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
@@ -421,12 +420,12 @@ class MongoAccounts(MongoBase):
         return await self._find_one(METRICS, CampaignMetrics, {"campaign_id": campaign_id})
 
     async def increment_metrics(
-        self, campaign_id: str, deltas: Mapping[str, int]
+        self, campaign_id: str, deltas: Mapping[str, int], *, at: datetime
     ) -> CampaignMetrics | None:
         unknown = set(deltas) - set(COUNTERS) | ({"total_delivered"} & set(deltas))
         if unknown:
             raise ValueError(f"not incrementable counters: {sorted(unknown)}")
-        return await self._increment_metrics(campaign_id, deltas, utc_now())
+        return await self._increment_metrics(campaign_id, deltas, at)
 
     async def _increment_metrics(
         self, campaign_id: str, deltas: Mapping[str, int], now: datetime

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign, CampaignStatus
-from mailramp.kit.clock import utc_now
 from mailramp.kit.ids import is_object_id, new_object_id
 from mailramp.kit.types import Page
 from mailramp.legacy.models import LegacyCollection, LegacyDocument
@@ -407,14 +406,14 @@ class SqlStore(SqlAuth):
             )
 
     async def increment_metrics(
-        self, campaign_id: str, deltas: Mapping[str, int]
+        self, campaign_id: str, deltas: Mapping[str, int], *, at: datetime
     ) -> CampaignMetrics | None:
         unknown = set(deltas) - set(COUNTERS) | ({"total_delivered"} & set(deltas))
         if unknown:
             raise ValueError(f"not incrementable counters: {sorted(unknown)}")
         metrics = tables.metrics
         async with self._write() as connection:
-            if not await self._increment(connection, campaign_id, deltas, utc_now()):
+            if not await self._increment(connection, campaign_id, deltas, at):
                 return None
             return await self._one(
                 connection,
