@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Addresses (or networks, or `*`) of the reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed: the client address that sign-in "
+        "limits, the open/click classifier and the event log see.",
+    )
     max_request_bytes: int = Field(
         default=8 * 1024 * 1024,
         ge=1024,

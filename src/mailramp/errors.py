@@ -9,12 +9,14 @@
     ├── AuthenticationError       401 unauthenticated   no valid credentials (one message)
     ├── ForbiddenError            403 forbidden         not allowed (CSRF, closed sign-up)
     ├── NotFoundError             404 not_found         missing, or owned by someone else
+    ├── TooManyAttemptsError      429 too_many_attempts  an address's sign-ins over the limit
     ├── ConflictError             409 conflict          the request contradicts stored state
     │   ├── DuplicateError        409 duplicate         a unique field already holds this value
     │   ├── InvalidTransitionError 409 invalid_transition  status change the state machine forbids
     │   └── NotEditableError      409 not_editable      the object's state forbids the change
     ├── SecretIntegrityError      500 secret_integrity  a ciphertext moved to another row or field
     ├── DatabaseUnavailableError  503 database_unavailable  down, unreachable or login refused
+    ├── BusyError                 503 busy              too much work queued (sign-ins); retry soon
     └── ConfigurationError        500 configuration     settings or keys that cannot work
         └── SecretKeyError        500 secret_key        encryption keys missing or unable to decrypt
 
@@ -115,6 +117,17 @@ class NotFoundError(MailrampError):
         self.identifier = identifier
 
 
+class TooManyAttemptsError(MailrampError):
+    """Too many sign-in attempts from one client address; answered 429 with Retry-After."""
+
+    status_code = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class ConflictError(MailrampError):
     """The request contradicts what is stored."""
 
@@ -171,6 +184,15 @@ class DatabaseUnavailableError(MailrampError):
 
     status_code = 503
     code = "database_unavailable"
+
+
+class BusyError(MailrampError):
+    """Too much of one kind of work is already waiting (password hashing); nothing was done.
+    Answered 503 with Retry-After."""
+
+    status_code = 503
+    code = "busy"
+    retry_after_seconds = 2
 
 
 class ConfigurationError(MailrampError):

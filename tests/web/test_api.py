@@ -163,7 +163,8 @@ def test_password_change_ends_other_sessions_and_logout_ends_this_one(
         "/api/v1/auth/password",
         json={"current_password": PASSWORD, "new_password": "an even better passphrase"},
     )
-    assert changed.status_code == 200 and changed.json() == {"ended_sessions": 1}
+    assert changed.status_code == 200
+    assert changed.json() == {"ended_sessions": 1, "revoked_api_keys": 0}
     assert second.get("/api/v1/me").status_code == 401
     assert first.call("GET", "/api/v1/me").status_code == 200
     bad = first.call(

@@ -10,7 +10,7 @@ from mailramp.accounts.schemas import UserCreate, UserUpdate
 from mailramp.errors import DuplicateError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
-from mailramp.kit.passwords import hash_password, needs_rehash, verify_password
+from mailramp.kit.passwords import PASSWORDS, Passwords, needs_rehash
 from mailramp.kit.types import parse_input
 from mailramp.kit.validation import object_id_arg
 
@@ -18,9 +18,12 @@ from mailramp.kit.validation import object_id_arg
 class AccountService:
     """Creates and changes users."""
 
-    def __init__(self, users: UserRepository, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, users: UserRepository, *, clock: Clock = utc_now, passwords: Passwords = PASSWORDS
+    ) -> None:
         self._users = users
         self._clock = clock
+        self._passwords = passwords
 
     async def create_user(
         self,
@@ -44,12 +47,13 @@ class AccountService:
         )
         now = self._clock()
         user_id = new_object_id()
+        secret = data.password.get_secret_value() if data.password else None
         user = User(
             id=user_id,
             user_id=user_id,
             user_name=data.user_name,
             login_id=data.login_id,
-            password=hash_password(data.password.get_secret_value()) if data.password else None,
+            password=await self._passwords.hash(secret) if secret else None,
             email=data.email,
             clerk_user_id=data.clerk_user_id,
             created_at=now,
@@ -116,7 +120,11 @@ class AccountService:
         for field in data.model_fields_set:
             value = getattr(data, field)
             if field == "password":
-                value = hash_password(value.get_secret_value()) if value is not None else None
+                value = (
+                    await self._passwords.hash(value.get_secret_value())
+                    if value is not None
+                    else None
+                )
             values[field] = value
         if "user_name" in values and values["user_name"] is None:
             del values["user_name"]
@@ -139,15 +147,27 @@ class AccountService:
         return await self._set_active(user_id, active=True)
 
     async def authenticate(self, login_id: str, password: str) -> User | None:
-        """The active user whose login id and password match, or None."""
+        """The active user whose login id and password match, or None. Not throttled: for
+        trusted in-process callers; sign-in goes through AuthService.log_in."""
         user = await self._users.get_user_by_login_id(login_id.strip().lower())
-        if user is None or user.password is None or not user.is_active:
+        if user is None or not user.is_active or not await self.password_matches(user, password):
             return None
-        if not verify_password(user.password, password):
-            return None
-        if needs_rehash(user.password):
-            await self._users.update_user(user.id, {"password": hash_password(password)})
         return user
+
+    async def password_matches(self, user: User, password: str) -> bool:
+        """Whether `password` is the user's; a match hashed with weaker parameters than
+        today's is hashed again."""
+        if user.password is None or not await self._passwords.verify(user.password, password):
+            return False
+        if needs_rehash(user.password):
+            rehashed = await self._passwords.hash(password)
+            await self._users.update_user(user.id, {"password": rehashed})
+        return True
+
+    async def spend_password_check(self, password: str) -> None:
+        """The work of one password check, against no account: a refusal for an unknown or
+        locked account then takes as long as one for a wrong password."""
+        await self._passwords.verify(self._passwords.dummy_hash, password)
 
     async def _set_active(self, user_id: str, *, active: bool) -> User:
         user = await self.get_user(user_id)

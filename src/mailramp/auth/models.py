@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 
 from mailramp.kit.types import ObjectIdStr, Record, UTCDateTime
@@ -31,3 +33,8 @@ class Session(Record):
     expires_at: UTCDateTime
     revoked_at: UTCDateTime | None = None
     user_agent: str | None = None
+
+
+WEBHOOK_MEMORY = timedelta(days=7)
+"""How long a processed webhook delivery's id is remembered: far past Svix's five-minute
+signature window, so a captured delivery replayed within that window changes nothing."""

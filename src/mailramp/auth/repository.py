@@ -27,6 +27,21 @@ class AuthRepository(Protocol):
         """Revoke one of the user's keys; False if there is no such key."""
         ...
 
+    async def revoke_api_keys(self, user_id: str, *, now: datetime) -> int:
+        """Revoke every key of the user; returns how many were live."""
+        ...
+
+    async def remember_webhook_delivery(
+        self, delivery_id: str, *, now: datetime, forget_before: datetime
+    ) -> bool:
+        """Note a webhook delivery as processed; False if it already was. Deliveries
+        received before `forget_before` are forgotten."""
+        ...
+
+    async def forget_webhook_delivery(self, delivery_id: str) -> None:
+        """Forget a delivery whose processing failed, so its retry is processed."""
+        ...
+
     async def insert_session(self, session: Session) -> Session:
         """Store a new session."""
         ...
@@ -46,10 +61,13 @@ class AuthRepository(Protocol):
         """End the user's sessions: one (`only_id`), or all but one (`except_id`), or all."""
         ...
 
-    async def record_login_failure(self, user_id: str, *, now: datetime) -> int:
-        """Count a failed login; returns the failures in a row."""
+    async def reserve_login_attempt(
+        self, user_id: str, *, seen_failures: int, now: datetime
+    ) -> bool:
+        """Count one password attempt before it is checked, only if the user's count is
+        still `seen_failures`; False if another attempt took that place first."""
         ...
 
     async def reset_login_failures(self, user_id: str) -> None:
-        """A successful login clears the count."""
+        """A successful login clears the count (its own reserved attempt included)."""
         ...

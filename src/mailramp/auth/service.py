@@ -7,32 +7,44 @@ throttled per account with one generic error, whether or not the account exists.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from mailramp.accounts.models import User
 from mailramp.accounts.service import AccountService
-from mailramp.auth.models import ApiKey, Session
-from mailramp.errors import AuthenticationError, ForbiddenError, NotFoundError, ValidationError
+from mailramp.auth.models import WEBHOOK_MEMORY, ApiKey, Session
+from mailramp.auth.throttle import AddressThrottle, account_locked_until
+from mailramp.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    NotFoundError,
+    TooManyAttemptsError,
+    ValidationError,
+)
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
-from mailramp.kit.passwords import hash_password, verify_password
 from mailramp.kit.validation import object_id_arg
 from mailramp.storage import Store
 
 API_KEY_PREFIX = "mr_"
 SESSION_DAYS = 14
-FREE_FAILURES = 5
-MAX_LOCK = timedelta(minutes=15)
 INVALID_LOGIN = "invalid login or password"
+RESERVE_TRIES = 10
 
 
 def digest(secret: str) -> str:
     """SHA-256 of a handed-out secret (high-entropy, so no slow hash is needed)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChangedPassword:
+    """What a password change ended."""
+
+    sessions_ended: int
+    api_keys_revoked: int
 
 
 @dataclass(frozen=True)
@@ -55,16 +67,29 @@ class AuthService:
         *,
         clock: Clock = utc_now,
         signup_open: bool = True,
+        addresses: AddressThrottle | None = None,
     ) -> None:
         self._store = store
         self._accounts = accounts
         self._clock = clock
         self._signup_open = signup_open
+        self._addresses = addresses or AddressThrottle()
 
     # -- API keys ---------------------------------------------------------------------
 
-    async def create_api_key(self, user_id: str, *, name: str) -> tuple[ApiKey, str]:
-        """A new key for the user; the full key is returned this once, never again."""
+    async def create_api_key(
+        self, user_id: str, *, name: str, confirm_password: str | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new key for the user; the full key is returned this once, never again. With
+        `confirm_password` (a caller signed in with an API key), the user's password must
+        match: a leaked key cannot mint keys that outlive its own revocation."""
+        if confirm_password is not None:
+            user = await self._store.get_user(object_id_arg(user_id, field="user_id"))
+            if user is None or not await self._password_is(user, confirm_password):
+                raise ForbiddenError(
+                    "password: an API key can make another key only with the account's "
+                    "password; send the right `password`, or make keys in the dashboard"
+                )
         name = name.strip()
         if not name or len(name) > 100:
             raise ValidationError("name", "must be 1 to 100 characters", value=name)
@@ -126,25 +151,90 @@ class AuthService:
         return await self.start_session(user, user_agent)
 
     async def log_in(
-        self, login_id: str, password: str, *, user_agent: str | None = None
+        self,
+        login_id: str,
+        password: str,
+        *,
+        user_agent: str | None = None,
+        client_address: str | None = None,
     ) -> NewSession:
-        """Check a password; throttled after repeated failures, one message for every failure."""
+        """Check a password. Every refusal — unknown account, locked account, wrong password
+        — takes one password check and has one message; attempts are counted before the
+        check (auth/throttle.py), per account and per client address."""
         now = self._clock()
+        if not self._addresses.reserve(client_address, now):
+            minutes = int(self._addresses.window.total_seconds() // 60)
+            raise TooManyAttemptsError(
+                f"too many sign-in attempts from your address; try again in {minutes} minutes",
+                retry_after_seconds=int(self._addresses.window.total_seconds()),
+            )
         user = await self._store.get_user_by_login_id(login_id.strip().lower())
-        if user is None or user.password is None or not user.is_active:
-            verify_password(_dummy_hash(), password)  # same work whether or not the user exists
+        if user is None or not user.is_active:
+            await self._accounts.spend_password_check(password)
             raise AuthenticationError(INVALID_LOGIN)
-        if user.failed_logins >= FREE_FAILURES and user.last_failed_login_at is not None:
-            wait = min(timedelta(seconds=30 * 2 ** (user.failed_logins - FREE_FAILURES)), MAX_LOCK)
-            if now < user.last_failed_login_at + wait:
-                raise AuthenticationError(INVALID_LOGIN)
-        if not verify_password(user.password, password):
-            await self._store.record_login_failure(user.id, now=now)
+        if not await self._password_is(user, password):
             raise AuthenticationError(INVALID_LOGIN)
-        if user.failed_logins:
-            await self._store.reset_login_failures(user.id)
+        self._addresses.forgive(client_address)
         await self._accounts.record_login(user.user_id)
         return await self.start_session(user, user_agent)
+
+    async def _password_is(self, user: User, password: str) -> bool:
+        """One throttled password check on an account: the attempt is reserved first; a
+        locked account or one without a password costs the same check and says False."""
+        if user.password is None or not await self._reserve_attempt(user, self._clock()):
+            await self._accounts.spend_password_check(password)
+            return False
+        if not await self._accounts.password_matches(user, password):
+            return False  # the reserved attempt stays counted
+        await self._store.reset_login_failures(user.id)
+        return True
+
+    async def _reserve_attempt(self, user: User, now: datetime) -> bool:
+        """Take one attempt on the account unless it is locked. Attempts racing on the same
+        count retry on the count that won; one that keeps losing is refused."""
+        seen = user
+        for _ in range(RESERVE_TRIES):
+            locked_until = account_locked_until(seen.failed_logins, seen.last_failed_login_at)
+            if locked_until is not None and now < locked_until:
+                return False
+            if await self._store.reserve_login_attempt(
+                seen.id, seen_failures=seen.failed_logins, now=now
+            ):
+                return True
+            fresh = await self._store.get_user(seen.id)
+            if fresh is None:
+                return False
+            seen = fresh
+        return False
+
+    async def clerk_account(
+        self, clerk_user_id: str, *, user_name: str | None, email: str | None
+    ) -> User:
+        """The user a Clerk identity is here (from a verified session token or webhook).
+        While sign-up is open, one is created on the spot (schema migration note 3); while it
+        is closed, only a Clerk user who already has an account gets one — by no door."""
+        if not self._signup_open:
+            existing = await self._store.get_user_by_clerk_id(clerk_user_id)
+            if existing is None:
+                raise ForbiddenError(
+                    "sign-up is closed on this server; ask its operator for an account"
+                )
+            return existing
+        return await self._accounts.get_or_create_clerk_user(
+            clerk_user_id, user_name=user_name, email=email
+        )
+
+    async def first_delivery(self, delivery_id: str) -> bool:
+        """Whether this webhook delivery (its Svix message id) is seen for the first time;
+        it is remembered for WEBHOOK_MEMORY."""
+        now = self._clock()
+        return await self._store.remember_webhook_delivery(
+            delivery_id, now=now, forget_before=now - WEBHOOK_MEMORY
+        )
+
+    async def delivery_failed(self, delivery_id: str) -> None:
+        """Processing the delivery failed: its retry must not count as a replay."""
+        await self._store.forget_webhook_delivery(delivery_id)
 
     async def start_session(self, user: User, user_agent: str | None) -> NewSession:
         """A new dashboard session (cookie token and CSRF token) for an authenticated user."""
@@ -177,22 +267,16 @@ class AuthService:
 
     async def change_password(
         self, user: User, session: Session | None, *, current: str, new: str
-    ) -> int:
-        """Change the password and end every other session; returns how many ended."""
+    ) -> ChangedPassword:
+        """Change the password; every other session ends and every API key is revoked (a
+        key made with a stolen session must not outlive the change)."""
         stored = await self._store.get_user(user.id)
-        if (
-            stored is None
-            or stored.password is None
-            or not verify_password(stored.password, current)
-        ):
+        if stored is None or not await self._accounts.password_matches(stored, current):
             raise AuthenticationError("the current password is not right")
         await self._accounts.update_user(user.user_id, password=new)
-        return await self._store.revoke_sessions(
-            user.id, now=self._clock(), except_id=session.id if session else None
+        now = self._clock()
+        sessions = await self._store.revoke_sessions(
+            user.id, now=now, except_id=session.id if session else None
         )
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A real argon2id hash to verify against when the login id is unknown."""
-    return hash_password(secrets.token_hex(16))
+        keys = await self._store.revoke_api_keys(user.id, now=now)
+        return ChangedPassword(sessions_ended=sessions, api_keys_revoked=keys)

@@ -29,9 +29,18 @@ from mailramp.tracking.models import TrackingStatus
 STATUS_CHANGE_RETRIES = 3
 
 
-def end_time_of(campaign: CampaignCreate | Campaign) -> Any:
-    """`start_time + duration hours`."""
-    return campaign.start_time + timedelta(hours=campaign.duration)
+def end_time_of(start_time: datetime, duration: float) -> datetime:
+    """`start_time + duration hours`; a window past the last representable date (year 9999)
+    is a ValidationError, not an overflow."""
+    try:
+        return start_time + timedelta(hours=duration)
+    except OverflowError:
+        raise ValidationError(
+            "duration",
+            f"start_time {start_time.isoformat()} plus {duration:g} hours ends after the "
+            "year 9999; choose an earlier start_time or a shorter duration",
+            value=duration,
+        ) from None
 
 
 def _ends_in_the_future(end_time: datetime, now: datetime) -> None:
@@ -66,7 +75,8 @@ class CampaignService:
             raise ConflictError(f"user_id: user {user_id!r} is deactivated")
         mailbox = await self._sending_mailbox(owner, data.mailbox_id)
         now = self._clock()
-        _ends_in_the_future(end_time_of(data), now)
+        end_time = end_time_of(data.start_time, data.duration)
+        _ends_in_the_future(end_time, now)
         campaign_id = new_campaign_id()
         object_id = new_object_id()
         campaign = Campaign(
@@ -79,7 +89,7 @@ class CampaignService:
             message=data.message,
             duration=data.duration,
             start_time=data.start_time,
-            end_time=end_time_of(data),
+            end_time=end_time,
             status=CampaignStatus.SCHEDULED,
             total_recipients=data.total_recipients,
             message_format=data.message_format,
@@ -143,7 +153,7 @@ class CampaignService:
         )
         start = changes.get("start_time", campaign.start_time)
         duration = changes.get("duration", campaign.duration)
-        changes["end_time"] = start + timedelta(hours=duration)
+        changes["end_time"] = end_time_of(start, duration)
         changes["updated_at"] = self._clock()
         _ends_in_the_future(changes["end_time"], self._clock())
         pending = await self._pending_count(campaign)

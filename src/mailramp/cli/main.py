@@ -83,6 +83,8 @@ def serve(
         port=port or settings.port,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's lines go through our handler (text or JSON)
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
 
 

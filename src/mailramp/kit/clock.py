@@ -35,4 +35,9 @@ def ensure_utc(moment: datetime, *, field: str) -> datetime:
             "pass e.g. datetime.now(timezone.utc) or a value with an explicit offset",
             value=moment.isoformat(),
         )
-    return truncate(moment.astimezone(UTC))
+    try:
+        return truncate(moment.astimezone(UTC))
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before the first UTC date
+        raise ValidationError(
+            field, "is outside the dates this server can store", value=moment.isoformat()
+        ) from None

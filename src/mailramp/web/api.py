@@ -110,6 +110,7 @@ async def log_in(
         body.login_id,
         body.password.get_secret_value(),
         user_agent=request.headers.get("user-agent"),
+        client_address=request.client.host if request.client else None,
     )
     return _start_session(request, response, new)
 
@@ -129,14 +130,14 @@ async def log_out(caller: CallerDep, response: Response, runtime: RuntimeDep) ->
 async def change_password(
     body: PasswordChange, caller: CallerDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    """Change the password; every other session ends."""
-    ended = await runtime.auth.change_password(
+    """Change the password; every other session ends and every API key is revoked."""
+    changed = await runtime.auth.change_password(
         caller.user,
         caller.session,
         current=body.current_password.get_secret_value(),
         new=body.new_password.get_secret_value(),
     )
-    return {"ended_sessions": ended}
+    return {"ended_sessions": changed.sessions_ended, "revoked_api_keys": changed.api_keys_revoked}
 
 
 @router.get("/me", tags=["account"])
@@ -150,14 +151,23 @@ async def me(caller: CallerDep) -> dict[str, Any]:
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
+    password: SecretStr | None = Field(
+        default=None, description="The account's password; required when you call with an API key."
+    )
 
 
 @router.post("/api-keys", status_code=201, tags=["account"])
 async def create_api_key(
     body: ApiKeyCreate, caller: CallerDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    """A new API key; `key` is shown this once and stored only as a hash."""
-    key, secret = await runtime.auth.create_api_key(caller.user.user_id, name=body.name)
+    """A new API key; `key` is shown this once and stored only as a hash. Called with an
+    API key, it needs the account's `password` too."""
+    confirm = None
+    if caller.api_key:
+        confirm = body.password.get_secret_value() if body.password else ""
+    key, secret = await runtime.auth.create_api_key(
+        caller.user.user_id, name=body.name, confirm_password=confirm
+    )
     return _json(key) | {"key": secret}
 
 

@@ -17,13 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailramp import __version__
 from mailramp.config import Settings
-from mailramp.errors import MailrampError
+from mailramp.errors import BusyError, MailrampError, TooManyAttemptsError
 from mailramp.observability import health_report, install_log_redaction, metrics_response
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.tracking.endpoints import router as tracking_router
 from mailramp.web.api import router as api_router
 from mailramp.web.deps import CONTENT_SECURITY_POLICY
 from mailramp.web.limits import BodyLimit, json_syntax_message, unparsable_body_message
+from mailramp.web.origin import CrossOriginGuard, trusted_origins
 from mailramp.web.pages import SignInRequired
 from mailramp.web.pages import router as pages_router
 from mailramp.web.webhooks import router as webhooks_router
@@ -80,6 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_request_bytes=limits.max_request_bytes,
         max_upload_bytes=limits.max_upload_bytes,
     )
+    app.add_middleware(
+        CrossOriginGuard,
+        trusted=trusted_origins(limits.public_base_url, limits.clerk_authorized_parties),
+    )
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: Any) -> Any:
@@ -98,7 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # One error shape everywhere: {"error": {"code", "message", "field"?}}.
     @app.exception_handler(MailrampError)
     async def _domain_error(_request: Request, error: MailrampError) -> JSONResponse:
-        return JSONResponse(status_code=error.status_code, content={"error": error.to_dict()})
+        headers = {}
+        if isinstance(error, BusyError | TooManyAttemptsError):
+            headers["Retry-After"] = str(error.retry_after_seconds)
+        return JSONResponse(
+            status_code=error.status_code, content={"error": error.to_dict()}, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
 from mailramp.auth.service import API_KEY_PREFIX
-from mailramp.errors import AuthenticationError, ForbiddenError, NotFoundError
+from mailramp.errors import AuthenticationError, ForbiddenError
 from mailramp.runtime import Runtime
 
 SESSION_COOKIE = "mailramp_session"
@@ -39,26 +39,19 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 @dataclass(frozen=True)
 class Caller:
-    """The signed-in user, and their session when they came with a cookie."""
+    """The signed-in user, their session when they came with a cookie, and whether they
+    came with an API key."""
 
     user: User
     session: Session | None = None
+    api_key: bool = False
 
 
 async def clerk_user(runtime: Runtime, token: str) -> User:
     if runtime.clerk is None:
         raise AuthenticationError("invalid credentials")
     identity = await runtime.clerk.verify(token)
-    if not runtime.settings.signup_open:
-        # Sign-up closed: only Clerk users who already have an account here get in.
-        try:
-            await runtime.accounts.get_user_by_clerk_id(identity.clerk_user_id)
-        except NotFoundError:
-            raise ForbiddenError(
-                "sign-up is closed on this server; ask its operator for an account"
-            ) from None
-    # Schema migration note 3: a Clerk user who signs in is created on the spot.
-    user = await runtime.accounts.get_or_create_clerk_user(
+    user = await runtime.auth.clerk_account(
         identity.clerk_user_id, user_name=identity.name, email=identity.email
     )
     if not user.is_active:
@@ -82,7 +75,7 @@ async def get_caller(request: Request, runtime: RuntimeDep) -> Caller:
         if scheme.lower() != "bearer" or not credential:
             raise AuthenticationError("use 'Authorization: Bearer <API key or session token>'")
         if credential.startswith(API_KEY_PREFIX):
-            return Caller(await runtime.auth.user_for_api_key(credential))
+            return Caller(await runtime.auth.user_for_api_key(credential), api_key=True)
         return Caller(await clerk_user(runtime, credential))
     cookie = request.cookies.get(SESSION_COOKIE)
     clerk_cookie = request.cookies.get(CLERK_COOKIE)

@@ -20,9 +20,11 @@ from mailramp.accounts.models import User
 from mailramp.auth.models import Session
 from mailramp.errors import (
     AuthenticationError,
+    BusyError,
     ConflictError,
     ForbiddenError,
     MailrampError,
+    TooManyAttemptsError,
 )
 from mailramp.errors import ValidationError as DomainValidationError
 from mailramp.kit.ids import is_object_id, new_object_id
@@ -218,10 +220,15 @@ async def signin(request: Request, runtime: RuntimeDep) -> Response:
             form.get("login_id", ""),
             form.get("password", ""),
             user_agent=request.headers.get("user-agent"),
+            client_address=request.client.host if request.client else None,
         )
-    except AuthenticationError as error:
+    except (AuthenticationError, TooManyAttemptsError, BusyError) as error:
         return _signin_form(
-            request, runtime, values=values, errors={"form": error.message}, status=401
+            request,
+            runtime,
+            values=values,
+            errors={"form": error.message},
+            status=error.status_code,
         )
     response = RedirectResponse("/campaigns", status_code=303)
     _signed_in(response, request, new.token, new.csrf_token)

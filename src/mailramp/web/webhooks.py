@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from mailramp.errors import AuthenticationError, ForbiddenError
+from mailramp.runtime import Runtime
 from mailramp.web.deps import RuntimeDep
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -41,7 +42,19 @@ async def clerk_webhook(request: Request, runtime: RuntimeDep) -> dict[str, Any]
         Webhook(secret.get_secret_value()).verify(body, dict(request.headers))
     except WebhookVerificationError:
         raise AuthenticationError("invalid webhook signature") from None
-    event = json.loads(body)
+    # Svix signs each delivery with its message id; a delivery replayed within the
+    # signature's five minutes is still validly signed, so it is recognised by the id.
+    delivery = request.headers.get("svix-id", "")
+    if not await runtime.auth.first_delivery(delivery):
+        return {"handled": False, "reason": "this delivery was already processed"}
+    try:
+        return await _process(json.loads(body), runtime)
+    except BaseException:
+        await runtime.auth.delivery_failed(delivery)
+        raise
+
+
+async def _process(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
     kind, data = event.get("type"), event.get("data") or {}
     clerk_user_id = data.get("id")
     if not isinstance(clerk_user_id, str):
@@ -49,7 +62,11 @@ async def clerk_webhook(request: Request, runtime: RuntimeDep) -> dict[str, Any]
     accounts = runtime.accounts
     if kind in ("user.created", "user.updated"):
         email, name = _primary_email(data), _name(data)
-        user = await accounts.get_or_create_clerk_user(clerk_user_id, user_name=name, email=email)
+        try:
+            user = await runtime.auth.clerk_account(clerk_user_id, user_name=name, email=email)
+        except ForbiddenError as closed:
+            # Answered 200: Svix would otherwise deliver it again and again.
+            return {"handled": False, "reason": closed.message}
         changes: dict[str, Any] = {}
         if name and name != user.user_name:
             changes["user_name"] = name

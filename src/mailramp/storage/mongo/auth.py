@@ -9,10 +9,17 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from mailramp.auth.models import ApiKey, Session
 from mailramp.storage.mongo.base import MongoBase
-from mailramp.storage.mongo.codec import API_KEYS, SESSIONS, USERS, from_document
+from mailramp.storage.mongo.codec import (
+    API_KEYS,
+    SESSIONS,
+    USERS,
+    WEBHOOK_DELIVERIES,
+    from_document,
+)
 from mailramp.storage.mongo.tracking import maybe_oid
 
 
@@ -50,6 +57,30 @@ class MongoAuth(MongoBase):
             {"_id": key, "user_id": owner, "revoked_at": None}, {"$set": {"revoked_at": now}}
         )
         return bool(result.matched_count == 1)
+
+    async def revoke_api_keys(self, user_id: str, *, now: datetime) -> int:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return 0
+        result = await self._db[API_KEYS].update_many(
+            {"user_id": owner, "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )
+        return int(result.modified_count)
+
+    async def remember_webhook_delivery(
+        self, delivery_id: str, *, now: datetime, forget_before: datetime
+    ) -> bool:
+        # The TTL index forgets old deliveries on the server's schedule; the delete keeps
+        # the answer right between its passes (and on the test double, which has no TTL).
+        await self._db[WEBHOOK_DELIVERIES].delete_many({"received_at": {"$lt": forget_before}})
+        try:
+            await self._db[WEBHOOK_DELIVERIES].insert_one({"_id": delivery_id, "received_at": now})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def forget_webhook_delivery(self, delivery_id: str) -> None:
+        await self._db[WEBHOOK_DELIVERIES].delete_one({"_id": delivery_id})
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -93,17 +124,20 @@ class MongoAuth(MongoBase):
 
     # -- login throttling -------------------------------------------------------------
 
-    async def record_login_failure(self, user_id: str, *, now: datetime) -> int:
+    async def reserve_login_attempt(
+        self, user_id: str, *, seen_failures: int, now: datetime
+    ) -> bool:
+        # Compare-and-set on the count the caller saw (see the SQL adapter).
         user = maybe_oid(user_id)
         if user is None:
-            return 0
-        document = await self._db[USERS].find_one_and_update(
-            {"_id": user},
-            {"$inc": {"failed_logins": 1}, "$set": {"last_failed_login_at": now}},
-            projection={"failed_logins": 1},
-            return_document=ReturnDocument.AFTER,
+            return False
+        # A document written before the field existed has no count: that is a count of 0.
+        seen: Any = seen_failures if seen_failures else {"$in": [0, None]}
+        result = await self._db[USERS].update_one(
+            {"_id": user, "failed_logins": seen},
+            {"$set": {"failed_logins": seen_failures + 1, "last_failed_login_at": now}},
         )
-        return 0 if document is None else int(document["failed_logins"])
+        return bool(result.modified_count == 1)
 
     async def reset_login_failures(self, user_id: str) -> None:
         user = maybe_oid(user_id)

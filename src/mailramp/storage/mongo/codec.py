@@ -27,6 +27,7 @@ API_KEYS = "api_keys"
 SESSIONS = "sessions"
 WARM_UP_EMAILS = "warm_up_emails_table"
 EMAIL_CAMPAIGNS = "email_campaigns"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
 META = "mailramp_meta"
 
 OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {

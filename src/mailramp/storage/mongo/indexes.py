@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from mailramp.auth.models import WEBHOOK_MEMORY
 from mailramp.storage.mongo.codec import (
     API_KEYS,
     CAMPAIGNS,
@@ -23,6 +24,7 @@ from mailramp.storage.mongo.codec import (
     TRACKING,
     USERS,
     WARM_UP_EMAILS,
+    WEBHOOK_DELIVERIES,
 )
 
 STRING = {"$type": "string"}
@@ -94,6 +96,9 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(SESSIONS, "uq_sessions_token_hash", ("token_hash",), True,
               field="token_hash", kind="session"),
     IndexSpec(SESSIONS, "ix_sessions_user_id", ("user_id",)),
+    # webhook deliveries already processed, forgotten by the server after WEBHOOK_MEMORY
+    IndexSpec(WEBHOOK_DELIVERIES, "ix_webhook_deliveries_received_at", ("received_at",),
+              extra={"expireAfterSeconds": int(WEBHOOK_MEMORY.total_seconds())}),
     # the legacy collections (read by owner, oldest first)
     IndexSpec(WARM_UP_EMAILS, "ix_warm_up_emails_table_user_id", ("user_id",)),
     IndexSpec(WARM_UP_EMAILS, "ix_warm_up_emails_table_created_at", ("created_at",)),

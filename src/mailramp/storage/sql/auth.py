@@ -54,6 +54,37 @@ class SqlAuth(SqlTracking):
             )
             return bool(result.rowcount == 1)
 
+    async def revoke_api_keys(self, user_id: str, *, now: datetime) -> int:
+        async with self._write() as connection:
+            result = await connection.execute(
+                update(K)
+                .where(K.c.user_id == user_id, K.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            return int(result.rowcount)
+
+    async def remember_webhook_delivery(
+        self, delivery_id: str, *, now: datetime, forget_before: datetime
+    ) -> bool:
+        deliveries = tables.webhook_deliveries
+        async with self._write() as connection:
+            await connection.execute(
+                deliveries.delete().where(deliveries.c.received_at < forget_before)
+            )
+            result = await connection.execute(
+                self._insert(deliveries)
+                .values(delivery_id=delivery_id, received_at=now)
+                .on_conflict_do_nothing(index_elements=["delivery_id"])
+            )
+            return bool(result.rowcount == 1)
+
+    async def forget_webhook_delivery(self, delivery_id: str) -> None:
+        deliveries = tables.webhook_deliveries
+        async with self._write() as connection:
+            await connection.execute(
+                deliveries.delete().where(deliveries.c.delivery_id == delivery_id)
+            )
+
     async def insert_session(self, session: Session) -> Session:
         async with self._write() as connection:
             await connection.execute(S.insert().values(to_row(session)))
@@ -86,16 +117,18 @@ class SqlAuth(SqlTracking):
             result = await connection.execute(update(S).where(condition).values(revoked_at=now))
             return int(result.rowcount)
 
-    async def record_login_failure(self, user_id: str, *, now: datetime) -> int:
+    async def reserve_login_attempt(
+        self, user_id: str, *, seen_failures: int, now: datetime
+    ) -> bool:
+        # Compare-and-set on the count the caller saw: of attempts racing on one count,
+        # exactly one wins, so parallel guesses cannot all pass the same check.
         async with self._write() as connection:
             result = await connection.execute(
                 update(U)
-                .where(U.c._id == user_id)
-                .values(failed_logins=U.c.failed_logins + 1, last_failed_login_at=now)
-                .returning(U.c.failed_logins)
+                .where(U.c._id == user_id, U.c.failed_logins == seen_failures)
+                .values(failed_logins=seen_failures + 1, last_failed_login_at=now)
             )
-            row = result.first()
-            return int(row[0]) if row else 0
+            return bool(result.rowcount)
 
     async def reset_login_failures(self, user_id: str) -> None:
         async with self._write() as connection:

@@ -304,3 +304,14 @@ instance_secrets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Webhook deliveries already processed (their Svix message ids), so a replayed delivery
+# changes nothing; kept for WEBHOOK_MEMORY (auth/repository.py), far past Svix's 5-minute
+# signature window.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", String(200), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_webhook_deliveries_received_at", "received_at"),
+)

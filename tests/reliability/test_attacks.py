@@ -1,0 +1,535 @@
+"""The second attack review (issue 26), each attack performed as it was found, against
+`mailramp serve` on loopback with real HTTP and real argon2, and shown to fail now.
+
+| row | attack                                                   | test |
+|-----|----------------------------------------------------------|------|
+| 1   | sign-in / sign-up posted from another site's page        | test_login_csrf_… |
+| 2   | 100 parallel guesses at one account                      | test_parallel_guesses_… |
+| 3   | 60 sign-ins for unknown users stall every request        | test_sign_ins_in_flight_… |
+| 4   | 60 MB bodies claiming multipart to any route             | test_big_bodies_… |
+| 5   | Clerk's user.created webhook while sign-up is closed     | test_closed_sign_up_… |
+| 7   | timing and answers of locked, unknown and wrong           | test_locked_unknown_… |
+| 8   | a captured webhook delivery replayed                     | test_a_replayed_webhook_… |
+| 9   | API keys outliving a password change; keys minting keys  | test_api_keys_… |
+| 10  | dates at the ends of the calendar                        | test_dates_out_of_range_… |
+| +   | guesses spread over accounts from one address            | test_one_address_… |
+
+Row 6 (a long import holding SQLite's write lock) has its own test in test_bad_input.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from svix.webhooks import Webhook
+
+from tests.support.clock import next_monday, system_now
+from tests.support.jwks import RsaKey
+from tests.support.loops import run_blocking
+from tests.support.memory import PeakMemory
+from tests.support.postgres import free_port
+from tests.support.processes import clean_environment, run_mailramp, serving
+from tests.support.raw_http import raw_post
+
+pytestmark = pytest.mark.reliability
+
+PASSWORD = "the attack review passphrase"
+WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+MB = 1024 * 1024
+
+
+@dataclass
+class Site:
+    base: str
+    directory: Path
+    pid: int
+
+    def client(self, **options: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=60, **options)
+
+    def user(self, login: str) -> dict[str, Any]:
+        """Sign up `login` (from its own address, so no test spends another's limit)."""
+        with self.client() as client:
+            answer = client.post(
+                "/api/v1/auth/signup",
+                json={"user_name": login.title(), "login_id": login, "password": PASSWORD},
+                headers={"X-Forwarded-For": _address(hash(login) % 250)},
+            )
+            assert answer.status_code == 201, answer.text
+            signed_up: dict[str, Any] = answer.json()
+            return signed_up
+
+    def row(self, login: str) -> tuple[int, str | None]:
+        """The account's stored (failed_logins, last_failed_login_at)."""
+        with sqlite3.connect(self.directory / "mailramp.db") as database:
+            found = database.execute(
+                "SELECT failed_logins, last_failed_login_at FROM user_information_table "
+                "WHERE login_id = ?",
+                (login,),
+            ).fetchone()
+        assert found is not None, login
+        return int(found[0]), found[1]
+
+    def age_last_attempt(self, login: str, seconds: float) -> None:
+        """Arrangement standing for time passing: the last attempt `seconds` earlier."""
+        _, last = self.row(login)
+        assert last is not None
+        earlier = datetime.fromisoformat(last) - timedelta(seconds=seconds)
+        with sqlite3.connect(self.directory / "mailramp.db") as database:
+            database.execute(
+                "UPDATE user_information_table SET last_failed_login_at = ? WHERE login_id = ?",
+                (earlier.isoformat(sep=" "), login),
+            )
+
+
+def _address(n: int, block: int = 0) -> str:
+    return f"198.51.{100 + block}.{n % 250 + 1}"
+
+
+@pytest.fixture(scope="module")
+def clerk_key() -> RsaKey:
+    return RsaKey("ins_attacks")
+
+
+def _site(directory: Path, **settings: str) -> Iterator[Site]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    environment = clean_environment(
+        MAILRAMP_RUN_WORKER="false",
+        MAILRAMP_ALLOW_PRIVATE_HOSTS="true",
+        MAILRAMP_PUBLIC_BASE_URL=base,
+        **settings,
+    )
+    with serving(port, cwd=directory, env=environment) as process:
+        yield Site(base, directory, process.pid)
+    log = (directory / "serve.log").read_text()
+    assert "Traceback" not in log and "unexpected error" not in log, log[-4000:]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, clerk_key: RsaKey) -> Iterator[Site]:
+    """Sign-up open; the test client is the trusted proxy (127.0.0.1), so X-Forwarded-For
+    names the client address, as behind nginx."""
+    yield from _site(
+        tmp_path_factory.mktemp("attacks"),
+        CLERK_JWT_KEY=clerk_key.public_pem(),
+        CLERK_WEBHOOK_SECRET=WEBHOOK_SECRET,
+    )
+
+
+@pytest.fixture(scope="module")
+def closed_site(tmp_path_factory: pytest.TempPathFactory, clerk_key: RsaKey) -> Iterator[Site]:
+    """Sign-up closed, Clerk configured; only 192.0.2.1 is a trusted proxy, so this client's
+    X-Forwarded-For is ignored."""
+    yield from _site(
+        tmp_path_factory.mktemp("attacks-closed"),
+        CLERK_JWT_KEY=clerk_key.public_pem(),
+        CLERK_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        MAILRAMP_SIGNUP_OPEN="false",
+        MAILRAMP_TRUSTED_PROXIES="192.0.2.1",
+    )
+
+
+# -- row 1: login CSRF --------------------------------------------------------------------
+
+
+class _EvilPage(http.server.BaseHTTPRequestHandler):
+    """A page on another origin that posts the attacker's login to mailramp on load."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        page = (
+            f'<form id="f" method="post" action="{self.target}/signin">'
+            '<input name="login_id" value="attacker"><input name="password" '
+            f'value="{PASSWORD}"></form><script>document.getElementById("f").submit()</script>'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_login_csrf_from_another_site_is_refused_and_signs_no_one_in(
+    site: Site, browser: Any
+) -> None:
+    site.user("attacker")
+    form = {"login_id": "attacker", "password": PASSWORD}
+    with site.client() as client:
+        for path, body in (
+            ("/signin", {"data": form}),
+            ("/signup", {"data": form | {"user_name": "A"}}),
+            ("/api/v1/auth/login", {"json": form}),
+            ("/api/v1/auth/signup", {"json": form | {"user_name": "A"}}),
+        ):
+            for headers in (
+                {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+                {"Origin": "https://evil.example"},  # a browser without Fetch Metadata
+                {"Origin": "null"},  # a sandboxed frame
+                {"Sec-Fetch-Site": "same-site"},  # a sibling subdomain
+            ):
+                refused = client.post(path, headers=headers, **body)  # type: ignore[arg-type]
+                assert refused.status_code == 403, (path, headers, refused.text)
+                assert "cross-origin request refused" in refused.json()["error"]["message"]
+                assert "set-cookie" not in refused.headers, (path, headers)
+        own_page = client.post(
+            "/signin", data=form, headers={"Origin": site.base, "Sec-Fetch-Site": "same-origin"}
+        )
+        assert own_page.status_code == 303 and "mailramp_session=" in own_page.headers["set-cookie"]
+
+    # The attack as a victim's browser lives it: a page on another origin submits the form.
+    _EvilPage.target = site.base
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EvilPage)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        with tab.expect_response(lambda r: r.url.endswith("/signin")) as posted:
+            tab.goto(f"http://localhost:{evil.server_address[1]}/")
+        assert posted.value.status == 403
+        assert not [c for c in context.cookies() if c["name"] == "mailramp_session"]
+        tab.goto(site.base + "/campaigns")
+        assert tab.url.endswith("/signin")  # still signed out
+    finally:
+        context.close()
+        evil.shutdown()
+        evil.server_close()
+
+
+# -- row 2: racing the throttle -------------------------------------------------------------
+
+
+async def _sign_ins(site: Site, attempts: list[tuple[str, str, str]]) -> list[httpx.Response]:
+    """(login, password, client address) sign-ins, all in flight at once."""
+    limits = httpx.Limits(max_connections=len(attempts))
+    async with httpx.AsyncClient(base_url=site.base, timeout=120, limits=limits) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    "/api/v1/auth/login",
+                    json={"login_id": login, "password": password},
+                    headers={"X-Forwarded-For": address},
+                )
+                for login, password, address in attempts
+            )
+        )
+
+
+def test_parallel_guesses_check_the_password_at_most_five_times(site: Site) -> None:
+    site.user("target")
+    guesses = [("target", f"guess {n}", _address(n, block=1)) for n in range(100)]
+    answers = run_blocking(_sign_ins(site, guesses))
+    refused = [a for a in answers if a.status_code == 401]
+    busy = [a for a in answers if a.status_code == 503]
+    assert len(refused) + len(busy) == 100
+    assert {a.json()["error"]["message"] for a in refused} == {"invalid login or password"}
+    # Beyond what the hashing threads have queued, a flood is told to come back (quickly,
+    # without any work).
+    assert all(a.json()["error"]["code"] == "busy" and a.headers["Retry-After"] for a in busy)
+    # Each attempt checked against the account's hash was reserved first: the count is the
+    # number of checks.
+    assert site.row("target")[0] == 5
+    print(
+        f"\n100 parallel guesses: {len(refused)} refused, {len(busy)} told to retry, "
+        f"{site.row('target')[0]} checked against the account's hash"
+    )
+
+    site.age_last_attempt("target", 31)  # the 30-second lock is over
+    again = [("target", f"late guess {n}", _address(n, block=2)) for n in range(50)]
+    assert {a.status_code for a in run_blocking(_sign_ins(site, again))} <= {401, 503}
+    assert site.row("target")[0] == 6  # one of the 50 got the one attempt
+    site.age_last_attempt("target", 61)
+    right = run_blocking(_sign_ins(site, [("target", PASSWORD, _address(7, block=3))]))
+    assert right[0].status_code == 200
+    assert site.row("target") == (0, None)
+
+
+def test_one_address_is_held_to_30_attempts_across_accounts(site: Site, closed_site: Site) -> None:
+    spread = [(f"nobody{n}", PASSWORD, "203.0.113.50") for n in range(31)]
+    answers = run_blocking(_sign_ins(site, spread))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [401] * 30 + [429]
+    held = next(a for a in answers if a.status_code == 429)
+    assert held.json()["error"]["code"] == "too_many_attempts"
+    assert int(held.headers["Retry-After"]) == 600
+    other = run_blocking(_sign_ins(site, [("nobody", PASSWORD, "203.0.113.51")]))
+    assert other[0].status_code == 401
+    # Where the connecting address is not a trusted proxy, X-Forwarded-For is ignored:
+    # changing it does not buy more attempts.
+    varied = [(f"nobody{n}", PASSWORD, _address(n, block=4)) for n in range(31)]
+    statuses = sorted(a.status_code for a in run_blocking(_sign_ins(closed_site, varied)))
+    assert statuses == [401] * 30 + [429]
+
+
+# -- row 3: stalls anyone can cause ---------------------------------------------------------
+
+
+def test_sign_ins_in_flight_do_not_stall_other_requests(site: Site) -> None:
+    async def scenario() -> tuple[list[httpx.Response], list[float]]:
+        sign_ins = asyncio.create_task(
+            _sign_ins(site, [(f"unknown{n}", PASSWORD, _address(n, block=5)) for n in range(60)])
+        )
+        latencies = []
+        async with httpx.AsyncClient(base_url=site.base, timeout=30) as client:
+            await asyncio.sleep(0.05)  # the sign-ins are in
+            while not sign_ins.done():
+                started = time.perf_counter()
+                answer = await client.get("/healthz")
+                latencies.append(time.perf_counter() - started)
+                assert answer.status_code == 200
+                await asyncio.sleep(0.01)
+        return await sign_ins, latencies
+
+    answers, latencies = run_blocking(scenario())
+    assert {a.status_code for a in answers} == {401}
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    print(f"\n/healthz during 60 sign-ins: {len(latencies)} requests, p99 {p99 * 1000:.0f} ms")
+    assert len(latencies) >= 20  # the sign-ins were in flight long enough to measure
+    assert p99 < 0.2
+
+
+# -- row 4: bodies the server reads before refusing -----------------------------------------
+
+
+def test_big_bodies_are_refused_unread_whatever_they_claim(site: Site) -> None:
+    port = int(site.base.rsplit(":", 1)[1])
+    multipart = {"Content-Type": "multipart/form-data; boundary=x"}
+
+    def sixty_megabytes() -> Iterator[bytes]:
+        for _ in range(60):
+            yield b"x" * MB
+
+    def eight_at_once(path: str, *, chunked: bool) -> list[tuple[int, dict[str, Any], int]]:
+        headers = multipart if chunked else multipart | {"Content-Length": str(60 * MB)}
+        with ThreadPoolExecutor(8) as senders:
+            return list(
+                senders.map(
+                    lambda _: raw_post(port, path, headers, sixty_megabytes(), chunked=chunked),
+                    range(8),
+                )
+            )
+
+    with PeakMemory(site.pid) as memory:
+        answers = {
+            "webhook, Content-Length": eight_at_once("/api/v1/webhooks/clerk", chunked=False),
+            "webhook, chunked": eight_at_once("/api/v1/webhooks/clerk", chunked=True),
+            "sign-in, chunked": eight_at_once("/signin", chunked=True),
+            "upload without credential": eight_at_once(
+                "/api/v1/campaigns/any/recipients", chunked=False
+            ),
+        }
+    print(f"\n32 bodies of 60 MB: the server grew by {memory.growth_kib / 1024:.1f} MB")
+    for name, results in answers.items():
+        statuses = {status for status, _, _ in results}
+        expected = 401 if name.startswith("upload") else 413
+        assert statuses == {expected}, (name, statuses)
+        body = results[0][1]
+        if expected == 413:
+            assert "larger than 65,536 bytes" in body["error"]["message"], body
+    assert memory.growth_kib < 50 * 1024
+
+
+# -- rows 5 and 8: Clerk's webhooks ---------------------------------------------------------
+
+
+def _delivery(payload: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    import json
+
+    body = json.dumps(payload)
+    message_id = f"msg_{time.time_ns()}"
+    timestamp = system_now()
+    headers = {
+        "svix-id": message_id,
+        "svix-timestamp": str(int(timestamp.timestamp())),
+        "svix-signature": Webhook(WEBHOOK_SECRET).sign(message_id, timestamp, body),
+        "content-type": "application/json",
+    }
+    return body, headers
+
+
+def _user_event(kind: str, clerk_id: str, first: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "data": {
+            "id": clerk_id,
+            "first_name": first,
+            "primary_email_address_id": "idn_1",
+            "email_addresses": [{"id": "idn_1", "email_address": f"{clerk_id}@example.com"}],
+        },
+    }
+
+
+def test_closed_sign_up_is_not_bypassed_by_clerks_webhook(
+    closed_site: Site, clerk_key: RsaKey
+) -> None:
+    body, headers = _delivery(_user_event("user.created", "user_newcomer", "New"))
+    with closed_site.client() as client:
+        delivered = client.post("/api/v1/webhooks/clerk", content=body, headers=headers)
+        assert delivered.status_code == 200  # Svix must not retry it
+        assert delivered.json()["handled"] is False
+        assert "sign-up is closed" in delivered.json()["reason"]
+        token = clerk_key.token(sub="user_newcomer", azp=closed_site.base)
+        me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 403 and "sign-up is closed" in me.json()["error"]["message"]
+
+
+def test_a_replayed_webhook_delivery_changes_nothing(site: Site, clerk_key: RsaKey) -> None:
+    url = "/api/v1/webhooks/clerk"
+    first_body, first_headers = _delivery(_user_event("user.updated", "user_replay", "Old"))
+    with site.client() as client:
+        assert client.post(url, content=first_body, headers=first_headers).json()["handled"]
+        body, headers = _delivery(_user_event("user.updated", "user_replay", "Current"))
+        assert client.post(url, content=body, headers=headers).json()["handled"]
+        replayed = client.post(url, content=first_body, headers=first_headers)
+        assert replayed.status_code == 200
+        assert replayed.json() == {
+            "handled": False,
+            "reason": "this delivery was already processed",
+        }
+        token = clerk_key.token(sub="user_replay", azp=site.base)
+        me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me["user_name"] == "Current"
+
+
+# -- row 7: equal timing and answers ----------------------------------------------------------
+
+
+def test_locked_unknown_and_wrong_take_the_same_time_and_say_the_same(site: Site) -> None:
+    site.user("locked-one")
+    site.user("wrong-one")
+    lock = [("locked-one", f"bad {n}", _address(n, block=6)) for n in range(5)]
+    run_blocking(_sign_ins(site, lock))
+    assert site.row("locked-one")[0] == 5
+    cases = {"locked": "locked-one", "unknown": "no-such-one", "wrong": "wrong-one"}
+    times: dict[str, list[float]] = {case: [] for case in cases}
+    bodies: dict[str, set[str]] = {case: set() for case in cases}
+    with site.client() as client:
+        for round_ in range(12):  # interleaved, so load on the machine falls on all three
+            for case, login in cases.items():
+                password = PASSWORD if case != "wrong" else f"wrong {round_}"
+                if case == "wrong":
+                    _reset(site, login)  # wrong, but never locked
+                started = time.perf_counter()
+                answer = client.post(
+                    "/api/v1/auth/login",
+                    json={"login_id": login, "password": password},
+                    headers={"X-Forwarded-For": _address(round_ * 3 + len(case), block=7)},
+                )
+                times[case].append(time.perf_counter() - started)
+                bodies[case].add(f"{answer.status_code} {answer.text}")
+    medians = {case: statistics.median(spent) for case, spent in times.items()}
+    print("\nmedian answer: " + ", ".join(f"{c} {m * 1000:.0f} ms" for c, m in medians.items()))
+    assert max(medians.values()) <= 1.2 * min(medians.values()), medians
+    answers = set().union(*bodies.values())
+    assert answers == {
+        '401 {"error":{"code":"unauthenticated","message":"invalid login or password"}}'
+    }
+
+
+def _reset(site: Site, login: str) -> None:
+    with sqlite3.connect(site.directory / "mailramp.db") as database:
+        database.execute(
+            "UPDATE user_information_table SET failed_logins = 0 WHERE login_id = ?", (login,)
+        )
+
+
+# -- row 9: API keys and password changes -----------------------------------------------------
+
+
+def test_api_keys_end_with_a_password_change_and_cannot_mint_keys_alone(site: Site) -> None:
+    signed_up = site.user("keyholder")
+    with site.client() as browser:
+        browser.post(
+            "/api/v1/auth/login", json={"login_id": "keyholder", "password": PASSWORD}
+        ).raise_for_status()
+        csrf = browser.cookies["mailramp_csrf"]
+        made = browser.post(
+            "/api/v1/api-keys", json={"name": "made in a session"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert made.status_code == 201
+        key = made.json()["key"]
+        with site.client(headers={"Authorization": f"Bearer {key}"}) as script:
+            for body in ({"name": "minted"}, {"name": "minted", "password": "not it at all"}):
+                refused = script.post("/api/v1/api-keys", json=body)
+                assert refused.status_code == 403, refused.text
+                assert "password" in refused.json()["error"]["message"]
+            minted = script.post("/api/v1/api-keys", json={"name": "minted", "password": PASSWORD})
+            assert minted.status_code == 201
+            changed = browser.post(
+                "/api/v1/auth/password",
+                json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+                headers={"X-CSRF-Token": csrf},
+            )
+            assert changed.json() == {"ended_sessions": 1, "revoked_api_keys": 2}
+            assert script.get("/api/v1/me").status_code == 401
+            other = {"Authorization": f"Bearer {minted.json()['key']}"}
+            assert script.get("/api/v1/me", headers=other).status_code == 401
+        assert browser.get("/api/v1/me").json()["_id"] == signed_up["user"]["_id"]
+
+
+# -- row 10: dates at the ends of the calendar --------------------------------------------------
+
+
+def test_dates_out_of_range_are_422_naming_the_field(site: Site) -> None:
+    site.user("calendar")
+    with site.client() as client:
+        token = client.post(
+            "/api/v1/auth/login", json={"login_id": "calendar", "password": PASSWORD}
+        ).json()["csrf_token"]
+        headers = {"X-CSRF-Token": token}
+        mailbox = client.post(
+            "/api/v1/mailboxes",
+            json={"email": "c@acme.com", "provider": "smtp", "smtp_host": "127.0.0.1",
+                  "password": "pw"},
+            headers=headers,
+        ).json()  # fmt: skip
+        base = {
+            "mailbox_id": mailbox["_id"],
+            "campaign_name": "Calendar",
+            "subject": "Hi",
+            "message": "Hello",
+        }
+        created = client.post(
+            "/api/v1/campaigns",
+            json=base | {"duration": 24, "start_time": next_monday(system_now()).isoformat()},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        campaign_id = created.json()["campaign_id"]
+        cases = [
+            ("POST", "/api/v1/campaigns",
+             base | {"duration": 1, "start_time": "0001-01-01T00:00+01:00"}, "start_time"),
+            ("PATCH", f"/api/v1/campaigns/{campaign_id}",
+             {"start_time": "9999-12-31T23:00Z", "duration": 8784}, "duration"),
+            ("POST", "/api/v1/campaigns",
+             base | {"duration": 8784, "start_time": "9999-12-31T23:00Z"}, "duration"),
+        ]  # fmt: skip
+        for method, path, body, field in cases:
+            answer = client.request(method, path, json=body, headers=headers)
+            assert answer.status_code == 422, (body, answer.text)
+            assert answer.json()["error"]["field"] == field, answer.text
+        assert client.get(f"/api/v1/campaigns/{campaign_id}").json() == created.json()
+
+
+def test_the_attacks_left_no_trace_of_a_crash(site: Site) -> None:
+    log = (site.directory / "serve.log").read_text()
+    assert '" 500' not in log and "Traceback" not in log
+    assert run_mailramp("--help", cwd=site.directory).returncode == 0
