@@ -12,6 +12,7 @@ from mailramp.auth.service import AuthService
 from mailramp.auth.throttle import FREE_FAILURES, AddressThrottle
 from mailramp.errors import (
     AuthenticationError,
+    ConflictError,
     ForbiddenError,
     NotFoundError,
     TooManyAttemptsError,
@@ -213,3 +214,24 @@ async def test_clerk_accounts_while_sign_up_is_closed(services: Services) -> Non
     with pytest.raises(ForbiddenError, match="sign-up is closed"):
         await closed.clerk_account("user_late", user_name="Late", email="late@example.com")
     assert await services.store.get_user_by_clerk_id("user_late") is None
+
+
+async def test_an_address_typed_at_sign_up_cannot_lock_its_owner_out_of_clerk(
+    services: Services,
+) -> None:
+    auth = _auth(services)
+    squatter = await auth.sign_up(
+        user_name="Squatter", login_id="squat", password=PASSWORD, email="owner@example.com"
+    )
+    owner = await auth.clerk_account("user_owner", user_name="Owner", email="owner@example.com")
+    assert owner.email == "owner@example.com" and owner.clerk_user_id == "user_owner"
+    released = await services.store.get_user(squatter.user.id)
+    assert released is not None and released.email is None
+    # Now the address is proven: a sign-up naming it is refused without saying whose it is.
+    with pytest.raises(ConflictError) as refused:
+        await auth.sign_up(
+            user_name="Again", login_id="again", password=PASSWORD, email="Owner@Example.com"
+        )
+    assert refused.value.status_code == 409
+    assert "owner@example.com" not in refused.value.message.lower()
+    assert await services.store.get_user_by_login_id("again") is None

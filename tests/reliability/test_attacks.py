@@ -8,13 +8,12 @@
 | 3   | 60 sign-ins for unknown users stall every request        | test_sign_ins_in_flight_… |
 | 4   | 60 MB bodies claiming multipart to any route             | test_big_bodies_… |
 | 5   | Clerk's user.created webhook while sign-up is closed     | test_closed_sign_up_… |
+| 6   | a 600,000-row import while another user signs in         | test_a_600k_row_import_… |
 | 7   | timing and answers of locked, unknown and wrong           | test_locked_unknown_… |
 | 8   | a captured webhook delivery replayed                     | test_a_replayed_webhook_… |
 | 9   | API keys outliving a password change; keys minting keys  | test_api_keys_… |
 | 10  | dates at the ends of the calendar                        | test_dates_out_of_range_… |
 | +   | guesses spread over accounts from one address            | test_one_address_… |
-
-Row 6 (a long import holding SQLite's write lock) has its own test in test_bad_input.py.
 """
 
 from __future__ import annotations
@@ -34,8 +33,9 @@ from typing import Any
 
 import httpx
 import pytest
-from svix.webhooks import Webhook
 
+from tests.support.bad_inputs import big_csv
+from tests.support.clerk_webhooks import WEBHOOK_SECRET, signed_delivery, user_event
 from tests.support.clock import next_monday, system_now
 from tests.support.jwks import RsaKey
 from tests.support.loops import run_blocking
@@ -47,7 +47,6 @@ from tests.support.raw_http import raw_post
 pytestmark = pytest.mark.reliability
 
 PASSWORD = "the attack review passphrase"
-WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MB = 1024 * 1024
 
 
@@ -58,7 +57,7 @@ class Site:
     pid: int
 
     def client(self, **options: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.base, timeout=60, **options)
+        return httpx.Client(base_url=self.base, **({"timeout": 60} | options))
 
     def user(self, login: str) -> dict[str, Any]:
         """Sign up `login` (from its own address, so no test spends another's limit)."""
@@ -339,48 +338,101 @@ def test_big_bodies_are_refused_unread_whatever_they_claim(site: Site) -> None:
     print(f"\n32 bodies of 60 MB: the server grew by {memory.growth_kib / 1024:.1f} MB")
     for name, results in answers.items():
         statuses = {status for status, _, _ in results}
-        expected = 401 if name.startswith("upload") else 413
-        assert statuses == {expected}, (name, statuses)
+        expected = {401} if name.startswith("upload") else {413}
+        if name == "sign-in, chunked":
+            # The form parser may find the x's are not multipart (400) before the limit
+            # cuts the body off (413): refused either way, with nothing held.
+            assert statuses <= {400, 413}, (name, statuses)
+            continue
+        assert statuses == expected, (name, statuses)
         body = results[0][1]
-        if expected == 413:
+        if expected == {413}:
             assert "larger than 65,536 bytes" in body["error"]["message"], body
     assert memory.growth_kib < 50 * 1024
+
+
+# -- row 6: a long import and everyone else -----------------------------------------------------
+
+
+def test_a_600k_row_import_does_not_hold_up_other_users(site: Site) -> None:
+    site.user("importer")
+    with site.client() as client:
+        client.post(
+            "/api/v1/auth/login", json={"login_id": "importer", "password": PASSWORD}
+        ).raise_for_status()
+        csrf = client.cookies["mailramp_csrf"]
+        headers = {"X-CSRF-Token": csrf}
+        mailbox = client.post(
+            "/api/v1/mailboxes",
+            json={"email": "bulk@acme.com", "provider": "smtp", "smtp_host": "127.0.0.1",
+                  "password": "pw", "daily_limit": 10_000},
+            headers=headers,
+        ).json()  # fmt: skip
+        campaign = client.post(
+            "/api/v1/campaigns",
+            json={"mailbox_id": mailbox["_id"], "campaign_name": "Bulk", "subject": "Hi",
+                  "message": "Hello", "duration": 24 * 90,
+                  "start_time": next_monday(system_now()).isoformat()},
+            headers=headers,
+        ).json()  # fmt: skip
+        key = client.post("/api/v1/api-keys", json={"name": "bulk"}, headers=headers).json()["key"]
+    other = site.user("bystander")["user"]
+    with site.client() as client:
+        client.post(
+            "/api/v1/auth/login", json={"login_id": "bystander", "password": PASSWORD}
+        ).raise_for_status()
+        other_key = client.post(
+            "/api/v1/api-keys",
+            json={"name": "bystander"},
+            headers={"X-CSRF-Token": client.cookies["mailramp_csrf"]},
+        ).json()["key"]
+    data = big_csv(600_000)
+
+    def upload() -> httpx.Response:
+        with site.client(headers={"Authorization": f"Bearer {key}"}, timeout=900) as uploader:
+            return uploader.post(
+                f"/api/v1/campaigns/{campaign['campaign_id']}/recipients",
+                files={"file": ("people.csv", data, "text/csv")},
+            )
+
+    latencies: dict[str, list[float]] = {"sign-in": [], "API key": []}
+    with ThreadPoolExecutor(1) as background:
+        imported = background.submit(upload)
+        time.sleep(2)  # the import is under way
+        with site.client() as bystander:
+            while not imported.done():
+                started = time.perf_counter()
+                signed_in = bystander.post(
+                    "/api/v1/auth/login", json={"login_id": "bystander", "password": PASSWORD}
+                )
+                latencies["sign-in"].append(time.perf_counter() - started)
+                assert signed_in.status_code == 200, signed_in.text
+                started = time.perf_counter()
+                me = bystander.get("/api/v1/me", headers={"Authorization": f"Bearer {other_key}"})
+                latencies["API key"].append(time.perf_counter() - started)
+                assert me.json()["_id"] == other["_id"]
+        answer = imported.result()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == 600_000
+    figures = {}
+    for name, spent in latencies.items():
+        ordered = sorted(spent)
+        figures[name] = (len(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))])
+    print(
+        "\nduring a 600,000-row import: "
+        + ", ".join(f"{n} {c} requests, p99 {p * 1000:.0f} ms" for n, (c, p) in figures.items())
+    )
+    assert all(count >= 20 for count, _ in figures.values()), figures
+    assert all(p99 < 1.0 for _, p99 in figures.values()), figures
 
 
 # -- rows 5 and 8: Clerk's webhooks ---------------------------------------------------------
 
 
-def _delivery(payload: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    import json
-
-    body = json.dumps(payload)
-    message_id = f"msg_{time.time_ns()}"
-    timestamp = system_now()
-    headers = {
-        "svix-id": message_id,
-        "svix-timestamp": str(int(timestamp.timestamp())),
-        "svix-signature": Webhook(WEBHOOK_SECRET).sign(message_id, timestamp, body),
-        "content-type": "application/json",
-    }
-    return body, headers
-
-
-def _user_event(kind: str, clerk_id: str, first: str) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "data": {
-            "id": clerk_id,
-            "first_name": first,
-            "primary_email_address_id": "idn_1",
-            "email_addresses": [{"id": "idn_1", "email_address": f"{clerk_id}@example.com"}],
-        },
-    }
-
-
 def test_closed_sign_up_is_not_bypassed_by_clerks_webhook(
     closed_site: Site, clerk_key: RsaKey
 ) -> None:
-    body, headers = _delivery(_user_event("user.created", "user_newcomer", "New"))
+    body, headers = signed_delivery(user_event("user.created", "user_newcomer", "New"))
     with closed_site.client() as client:
         delivered = client.post("/api/v1/webhooks/clerk", content=body, headers=headers)
         assert delivered.status_code == 200  # Svix must not retry it
@@ -393,10 +445,10 @@ def test_closed_sign_up_is_not_bypassed_by_clerks_webhook(
 
 def test_a_replayed_webhook_delivery_changes_nothing(site: Site, clerk_key: RsaKey) -> None:
     url = "/api/v1/webhooks/clerk"
-    first_body, first_headers = _delivery(_user_event("user.updated", "user_replay", "Old"))
+    first_body, first_headers = signed_delivery(user_event("user.updated", "user_replay", "Old"))
     with site.client() as client:
         assert client.post(url, content=first_body, headers=first_headers).json()["handled"]
-        body, headers = _delivery(_user_event("user.updated", "user_replay", "Current"))
+        body, headers = signed_delivery(user_event("user.updated", "user_replay", "Current"))
         assert client.post(url, content=body, headers=headers).json()["handled"]
         replayed = client.post(url, content=first_body, headers=first_headers)
         assert replayed.status_code == 200
@@ -406,7 +458,7 @@ def test_a_replayed_webhook_delivery_changes_nothing(site: Site, clerk_key: RsaK
         }
         token = clerk_key.token(sub="user_replay", azp=site.base)
         me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
-    assert me["user_name"] == "Current"
+    assert me["user_name"] == "Current Hook"
 
 
 # -- row 7: equal timing and answers ----------------------------------------------------------

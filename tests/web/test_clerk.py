@@ -6,18 +6,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-from svix.webhooks import Webhook
 
+from tests.support.clerk_webhooks import WEBHOOK_SECRET, signed_delivery, user_event
 from tests.support.jwks import JwksServer, RsaKey
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 
 PARTY = "http://localhost:3000"
-WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.fixture(scope="module")
@@ -115,60 +113,31 @@ def test_clerk_cookie_needs_our_origin_for_changes(jwks_base: str, clerk_key: Rs
     assert ours.status_code == 201
 
 
-def _signed(
-    payload: dict[str, object], secret: str = WEBHOOK_SECRET
-) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(payload)
-    msg_id = f"msg_{time.time_ns()}"
-    timestamp = datetime.now(UTC)
-    signature = Webhook(secret).sign(msg_id, timestamp, body)
-    headers = {
-        "svix-id": msg_id,
-        "svix-timestamp": str(int(timestamp.timestamp())),
-        "svix-signature": signature,
-        "content-type": "application/json",
-    }
-    return body.encode(), headers
-
-
-def _user_event(kind: str, clerk_id: str, first: str) -> dict[str, object]:
-    return {
-        "type": kind,
-        "data": {
-            "id": clerk_id,
-            "first_name": first,
-            "last_name": "Hook",
-            "primary_email_address_id": "idn_1",
-            "email_addresses": [{"id": "idn_1", "email_address": f"{first.lower()}@example.com"}],
-        },
-    }
-
-
 def test_webhooks_keep_users_in_sync(jwks_base: str, clerk_key: RsaKey) -> None:
     url = f"{jwks_base}/api/v1/webhooks/clerk"
-    body, headers = _signed(_user_event("user.created", "user_hooked", "Webby"))
+    body, headers = signed_delivery(user_event("user.created", "user_hooked", "Webby"))
     created = httpx.post(url, content=body, headers=headers)
     assert created.status_code == 200 and created.json()["handled"] is True
     me = _me(jwks_base, clerk_key.token(sub="user_hooked")).json()
     assert me["user_name"] == "Webby Hook" and me["email"] == "webby@example.com"
 
-    body, headers = _signed(_user_event("user.updated", "user_hooked", "Renamed"))
+    body, headers = signed_delivery(user_event("user.updated", "user_hooked", "Renamed"))
     assert httpx.post(url, content=body, headers=headers).status_code == 200
     assert _me(jwks_base, clerk_key.token(sub="user_hooked")).json()["user_name"] == "Renamed Hook"
 
-    body, headers = _signed({"type": "user.deleted", "data": {"id": "user_hooked"}})
+    body, headers = signed_delivery({"type": "user.deleted", "data": {"id": "user_hooked"}})
     assert httpx.post(url, content=body, headers=headers).status_code == 200
     assert _me(jwks_base, clerk_key.token(sub="user_hooked")).status_code == 401
 
 
 def test_webhooks_with_bad_signatures_change_nothing(jwks_base: str, clerk_key: RsaKey) -> None:
     url = f"{jwks_base}/api/v1/webhooks/clerk"
-    body, headers = _signed(
-        _user_event("user.created", "user_forged", "Forged"),
+    body, headers = signed_delivery(
+        user_event("user.created", "user_forged", "Forged"),
         secret="whsec_" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     )
     assert httpx.post(url, content=body, headers=headers).status_code == 401
-    good_body, good_headers = _signed(_user_event("user.created", "user_forged", "Forged"))
+    good_body, good_headers = signed_delivery(user_event("user.created", "user_forged", "Forged"))
     tampered = good_body.replace(b"Forged", b"Evil")
     assert httpx.post(url, content=tampered, headers=good_headers).status_code == 401
     assert httpx.post(url, content=good_body, headers={}).status_code == 401

@@ -27,6 +27,10 @@ class UserRepository(Protocol):
         """The user linked to this Clerk user id."""
         ...
 
+    async def get_user_by_email(self, email: str) -> User | None:
+        """The user with this (normalised) email."""
+        ...
+
     async def update_user(self, user_id: str, changes: Mapping[str, Any]) -> User | None:
         """Apply `changes` (stored field names) and return the user, or None if missing."""
         ...

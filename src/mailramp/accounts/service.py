@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mailramp.accounts.models import User
@@ -11,8 +12,10 @@ from mailramp.errors import DuplicateError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.passwords import PASSWORDS, Passwords, needs_rehash
-from mailramp.kit.types import parse_input
+from mailramp.kit.types import normalize_email, parse_input
 from mailramp.kit.validation import object_id_arg
+
+log = logging.getLogger(__name__)
 
 
 class AccountService:
@@ -95,6 +98,8 @@ class AccountService:
         existing = await self._users.get_user_by_clerk_id(clerk_user_id)
         if existing is not None:
             return existing
+        if email:
+            await self._release_unverified_email(email)
         name = user_name or email or clerk_user_id
         login_ids = [email, clerk_user_id] if email else [clerk_user_id]
         for login_id in login_ids:
@@ -111,6 +116,18 @@ class AccountService:
                 if error.field != "login_id" or login_id == clerk_user_id:
                     raise
         raise AssertionError("unreachable: the last login id either succeeds or raises")
+
+    async def _release_unverified_email(self, email: str) -> None:
+        """Clerk has verified that `email` is this person's. A local account that merely
+        typed the address at sign-up (never proven) gives it up, so no one can squat an
+        address and lock its owner out of a Clerk sign-in."""
+        holder = await self._users.get_user_by_email(normalize_email(email))
+        if holder is not None and holder.clerk_user_id is None:
+            log.warning(
+                "email of local account %s released to a Clerk sign-in that proved it",
+                holder.user_id,
+            )
+            await self._users.update_user(holder.id, {"email": None, "updated_at": self._clock()})
 
     async def update_user(self, user_id: str, **changes: Any) -> User:
         """Change the user's name, email or password; fields not given stay."""

@@ -19,8 +19,12 @@ class AuthRepository(Protocol):
         """The user's keys, newest first, revoked ones included."""
         ...
 
-    async def find_api_key(self, key_hash: str, *, now: datetime) -> ApiKey | None:
-        """The unrevoked key with this hash, marking it used."""
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The unrevoked key with this hash."""
+        ...
+
+    async def mark_api_key_used(self, key_id: str, *, now: datetime) -> None:
+        """Set the key's `last_used_at`."""
         ...
 
     async def revoke_api_key(self, user_id: str, key_id: str, *, now: datetime) -> bool:

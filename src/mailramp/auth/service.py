@@ -18,6 +18,8 @@ from mailramp.auth.models import WEBHOOK_MEMORY, ApiKey, Session
 from mailramp.auth.throttle import AddressThrottle, account_locked_until
 from mailramp.errors import (
     AuthenticationError,
+    ConflictError,
+    DuplicateError,
     ForbiddenError,
     NotFoundError,
     TooManyAttemptsError,
@@ -31,6 +33,8 @@ from mailramp.storage import Store
 API_KEY_PREFIX = "mr_"
 SESSION_DAYS = 14
 INVALID_LOGIN = "invalid login or password"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""How exactly an API key's `last_used_at` follows its use."""
 RESERVE_TRIES = 10
 
 
@@ -123,10 +127,14 @@ class AuthService:
         """The active user an API key belongs to."""
         if not presented.startswith(API_KEY_PREFIX):
             raise AuthenticationError("invalid API key")
-        key = await self._store.find_api_key(digest(presented), now=self._clock())
+        key = await self._store.find_api_key(digest(presented))
         user = await self._store.get_user(key.user_id) if key else None
-        if user is None or not user.is_active:
+        if key is None or user is None or not user.is_active:
             raise AuthenticationError("invalid API key")
+        now = self._clock()
+        # A write at most once per LAST_USED_RESOLUTION: requests with a key stay reads.
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            await self._store.mark_api_key_used(key.id, now=now)
         return user
 
     # -- local accounts ---------------------------------------------------------------
@@ -145,9 +153,20 @@ class AuthService:
             raise ForbiddenError("sign-up is closed on this server; ask its operator")
         if not password:
             raise ValidationError("password", "is required")
-        user = await self._accounts.create_user(
-            user_name=user_name, login_id=login_id, email=email, password=password
-        )
+        try:
+            user = await self._accounts.create_user(
+                user_name=user_name, login_id=login_id, email=email, password=password
+            )
+        except DuplicateError as taken:
+            if taken.field != "email":
+                raise
+            # Not "a user with email … exists": the answer does not repeat whose address it
+            # is, and an address typed here is never proven (a Clerk sign-in that proves it
+            # takes it back: AccountService.get_or_create_clerk_user).
+            raise ConflictError(
+                "email: this address cannot be used for a new account; sign in, or leave "
+                "the email empty"
+            ) from None
         return await self.start_session(user, user_agent)
 
     async def log_in(

@@ -70,6 +70,9 @@ class MongoAccounts(MongoBase):
     async def get_user_by_login_id(self, login_id: str) -> User | None:
         return await self._find_one(USERS, User, {"login_id": login_id})
 
+    async def get_user_by_email(self, email: str) -> User | None:
+        return await self._find_one(USERS, User, {"email": email})
+
     async def get_user_by_clerk_id(self, clerk_user_id: str) -> User | None:
         return await self._find_one(USERS, User, {"clerk_user_id": clerk_user_id})
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from mailramp.auth.models import ApiKey, Session
@@ -40,14 +39,14 @@ class MongoAuth(MongoBase):
         keys = [from_document(ApiKey, document) async for document in cursor]
         return [key for key in keys if key is not None]
 
-    async def find_api_key(self, key_hash: str, *, now: datetime) -> ApiKey | None:
-        # Found and marked used in one operation; the key as it was before (as on SQL).
-        document = await self._db[API_KEYS].find_one_and_update(
-            {"key_hash": key_hash, "revoked_at": None},
-            {"$set": {"last_used_at": now}},
-            return_document=ReturnDocument.BEFORE,
-        )
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        document = await self._db[API_KEYS].find_one({"key_hash": key_hash, "revoked_at": None})
         return from_document(ApiKey, document)
+
+    async def mark_api_key_used(self, key_id: str, *, now: datetime) -> None:
+        key = maybe_oid(key_id)
+        if key is not None:
+            await self._db[API_KEYS].update_one({"_id": key}, {"$set": {"last_used_at": now}})
 
     async def revoke_api_key(self, user_id: str, key_id: str, *, now: datetime) -> bool:
         owner, key = maybe_oid(user_id), maybe_oid(key_id)

@@ -35,15 +35,15 @@ class SqlAuth(SqlTracking):
             ).mappings()
             return [ApiKey.model_validate(dict(row)) for row in rows]
 
-    async def find_api_key(self, key_hash: str, *, now: datetime) -> ApiKey | None:
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        # A read: a request with an API key does not queue behind writers (an import).
         condition = and_(K.c.key_hash == key_hash, K.c.revoked_at.is_(None))
+        async with self._read() as connection:
+            return await self._one(connection, ApiKey, select(K).where(condition))
+
+    async def mark_api_key_used(self, key_id: str, *, now: datetime) -> None:
         async with self._write() as connection:
-            key = await self._one(connection, ApiKey, select(K).where(condition))
-            if key is not None:
-                await connection.execute(
-                    update(K).where(K.c._id == key.id).values(last_used_at=now)
-                )
-            return key
+            await connection.execute(update(K).where(K.c._id == key_id).values(last_used_at=now))
 
     async def revoke_api_key(self, user_id: str, key_id: str, *, now: datetime) -> bool:
         async with self._write() as connection:

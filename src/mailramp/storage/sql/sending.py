@@ -72,34 +72,63 @@ class SqlSending(SqlBase):
         *,
         plan: PlanFunction,
     ) -> ImportCounts:
+        # Each batch is a short transaction of its own, so a long file never holds the
+        # write lock (on SQLite: the whole database) for more than one batch; parsing runs
+        # outside any transaction. New records stay unscheduled (scheduled_at NULL: no
+        # worker claims them, no plan counts them) until the whole file is in and the plan
+        # fits. A refusal — a bad row, a plan that does not fit, an error — takes back
+        # what this import inserted: all or nothing, by compensation.
         accepted = duplicates = suppressed = 0
-        async with self._write() as connection:
+        inserted: list[str] = []
+        try:
             async for batch in batches:
                 if not batch:
                     continue
-                emails = {record.recipient_email for record in batch}
-                blocked = await self._suppressed_in(connection, campaign.user_id, emails)
-                rows = [to_row(r) for r in batch if r.recipient_email not in blocked]
-                suppressed += len(batch) - len(rows)
-                if rows:
+                async with self._write() as connection:
+                    emails = {record.recipient_email for record in batch}
+                    blocked = await self._suppressed_in(connection, campaign.user_id, emails)
+                    rows = [
+                        to_row(r) | {"scheduled_at": None}
+                        for r in batch
+                        if r.recipient_email not in blocked
+                    ]
+                    suppressed += len(batch) - len(rows)
+                    if not rows:
+                        continue
                     statement = (
                         self._insert(T)
                         .on_conflict_do_nothing(index_elements=["campaign_id", "recipient_email"])
                         .returning(T.c._id)
                     )
-                    inserted = len((await connection.execute(statement, rows)).all())
-                    accepted += inserted
-                    duplicates += len(rows) - inserted
+                    ids = list((await connection.execute(statement, rows)).scalars().all())
+                inserted += ids
+                accepted += len(ids)
+                duplicates += len(rows) - len(ids)
+            await self._schedule_pending(campaign.campaign_id, plan)
+        except BaseException:
+            await self._take_back(inserted)
+            raise
+        async with self._write() as connection:
             total = await self._count_records(connection, campaign.campaign_id)
             await connection.execute(
                 update(C)
                 .where(C.c.campaign_id == campaign.campaign_id)
                 .values(total_recipients=total)
             )
-            await self._schedule_pending(connection, campaign.campaign_id, plan)
         return ImportCounts(
             accepted=accepted, duplicates=duplicates, suppressed=suppressed, total_recipients=total
         )
+
+    async def _take_back(self, record_ids: list[str]) -> None:
+        """Delete what a refused import inserted (only records still waiting to be sent)."""
+        for start in range(0, len(record_ids), UPDATE_BATCH):
+            async with self._write() as connection:
+                await connection.execute(
+                    delete(T).where(
+                        T.c._id.in_(record_ids[start : start + UPDATE_BATCH]),
+                        T.c.status == TrackingStatus.PENDING.value,
+                    )
+                )
 
     async def _count_records(self, connection: AsyncConnection, campaign_id: str) -> int:
         count = await connection.execute(
@@ -107,27 +136,31 @@ class SqlSending(SqlBase):
         )
         return int(count.scalar_one())
 
-    async def _schedule_pending(
-        self, connection: AsyncConnection, campaign_id: str, plan: PlanFunction
-    ) -> int:
-        # ObjectIds grow with time, so ordering by _id keeps the import order.
-        ids = (
-            (
-                await connection.execute(
-                    select(T.c._id)
-                    .where(
-                        T.c.campaign_id == campaign_id, T.c.status == TrackingStatus.PENDING.value
+    async def _schedule_pending(self, campaign_id: str, plan: PlanFunction) -> int:
+        """Spread the campaign's pending records over the plan's times, in import order.
+        The plan is computed (and may refuse) before anything is written; the writes go in
+        short transactions of UPDATE_BATCH records, each touching only records still pending
+        (a worker may claim the first ones meanwhile)."""
+        async with self._read() as connection:
+            # ObjectIds grow with time, so ordering by _id keeps the import order.
+            ids = (
+                (
+                    await connection.execute(
+                        select(T.c._id)
+                        .where(
+                            T.c.campaign_id == campaign_id,
+                            T.c.status == TrackingStatus.PENDING.value,
+                        )
+                        .order_by(T.c._id)
                     )
-                    .order_by(T.c._id)
                 )
+                .scalars()
+                .all()
             )
-            .scalars()
-            .all()
-        )
         times = plan(len(ids))
         statement = (
             update(T)
-            .where(T.c._id == bindparam("record_id"))
+            .where(T.c._id == bindparam("record_id"), T.c.status == TrackingStatus.PENDING.value)
             .values(scheduled_at=bindparam("when"), next_attempt_at=None)
         )
         for start in range(0, len(ids), UPDATE_BATCH):
@@ -139,12 +172,12 @@ class SqlSending(SqlBase):
                     strict=True,
                 )
             ]
-            await connection.execute(statement, chunk)
+            async with self._write() as connection:
+                await connection.execute(statement, chunk)
         return len(ids)
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
-        async with self._write() as connection:
-            return await self._schedule_pending(connection, campaign.campaign_id, plan)
+        return await self._schedule_pending(campaign.campaign_id, plan)
 
     async def planned_times_for_mailbox(
         self, mailbox_id: str, *, exclude_campaign_id: str, start: datetime, end: datetime

@@ -62,6 +62,12 @@ class SqlStore(SqlAuth):
                 connection, User, select(tables.users).where(tables.users.c.login_id == login_id)
             )
 
+    async def get_user_by_email(self, email: str) -> User | None:
+        async with self._read() as connection:
+            return await self._one(
+                connection, User, select(tables.users).where(tables.users.c.email == email)
+            )
+
     async def get_user_by_clerk_id(self, clerk_user_id: str) -> User | None:
         async with self._read() as connection:
             return await self._one(
