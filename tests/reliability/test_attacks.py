@@ -4,7 +4,7 @@
 | row | attack                                                   | test |
 |-----|----------------------------------------------------------|------|
 | 1   | sign-in / sign-up posted from another site's page        | test_login_csrf_… |
-| 2   | 100 parallel guesses at one account                      | test_parallel_guesses_… |
+| 2   | 100 parallel guesses at one account (SQLite, PostgreSQL) | test_parallel_guesses_… |
 | 3   | 60 sign-ins for unknown users stall every request        | test_sign_ins_in_flight_… |
 | 4   | 60 MB bodies claiming multipart to any route             | test_big_bodies_… |
 | 5   | Clerk's user.created webhook while sign-up is closed     | test_closed_sign_up_… |
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import sqlite3
 import statistics
 import threading
 import time
@@ -33,7 +32,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
+from mailramp.storage.sql import SqlStore, tables
+from tests.conftest import PostgresTarget, new_postgres_database
 from tests.support.bad_inputs import big_csv
 from tests.support.clerk_webhooks import WEBHOOK_SECRET, signed_delivery, user_event
 from tests.support.clock import next_monday, system_now
@@ -55,6 +57,7 @@ class Site:
     base: str
     directory: Path
     pid: int
+    database_url: str
 
     def client(self, **options: Any) -> httpx.Client:
         return httpx.Client(base_url=self.base, **({"timeout": 60} | options))
@@ -71,27 +74,45 @@ class Site:
             signed_up: dict[str, Any] = answer.json()
             return signed_up
 
-    def row(self, login: str) -> tuple[int, str | None]:
+    def _sql(self, statement: Any) -> list[Any]:
+        """Run one statement on the site's database, beside the server."""
+
+        async def run() -> list[Any]:
+            store = SqlStore.from_url(self.database_url)
+            try:
+                async with store.engine.begin() as connection:
+                    result = await connection.execute(statement)
+                    return list(result.all()) if result.returns_rows else []
+            finally:
+                await store.close()
+
+        return run_blocking(run())
+
+    def row(self, login: str) -> tuple[int, datetime | None]:
         """The account's stored (failed_logins, last_failed_login_at)."""
-        with sqlite3.connect(self.directory / "mailramp.db") as database:
-            found = database.execute(
-                "SELECT failed_logins, last_failed_login_at FROM user_information_table "
-                "WHERE login_id = ?",
-                (login,),
-            ).fetchone()
-        assert found is not None, login
-        return int(found[0]), found[1]
+        users = tables.users
+        found = self._sql(
+            select(users.c.failed_logins, users.c.last_failed_login_at).where(
+                users.c.login_id == login
+            )
+        )
+        assert found, login
+        return int(found[0][0]), found[0][1]
 
     def age_last_attempt(self, login: str, seconds: float) -> None:
         """Arrangement standing for time passing: the last attempt `seconds` earlier."""
         _, last = self.row(login)
         assert last is not None
-        earlier = datetime.fromisoformat(last) - timedelta(seconds=seconds)
-        with sqlite3.connect(self.directory / "mailramp.db") as database:
-            database.execute(
-                "UPDATE user_information_table SET last_failed_login_at = ? WHERE login_id = ?",
-                (earlier.isoformat(sep=" "), login),
-            )
+        users = tables.users
+        self._sql(
+            update(users)
+            .where(users.c.login_id == login)
+            .values(last_failed_login_at=last - timedelta(seconds=seconds))
+        )
+
+    def reset_failures(self, login: str) -> None:
+        users = tables.users
+        self._sql(update(users).where(users.c.login_id == login).values(failed_logins=0))
 
 
 def _address(n: int, block: int = 0) -> str:
@@ -103,17 +124,19 @@ def clerk_key() -> RsaKey:
     return RsaKey("ins_attacks")
 
 
-def _site(directory: Path, **settings: str) -> Iterator[Site]:
+def _site(directory: Path, database_url: str | None = None, **settings: str) -> Iterator[Site]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    database_url = database_url or f"sqlite:///{directory / 'mailramp.db'}"
     environment = clean_environment(
         MAILRAMP_RUN_WORKER="false",
         MAILRAMP_ALLOW_PRIVATE_HOSTS="true",
         MAILRAMP_PUBLIC_BASE_URL=base,
+        MAILRAMP_DATABASE_URL=database_url,
         **settings,
     )
     with serving(port, cwd=directory, env=environment) as process:
-        yield Site(base, directory, process.pid)
+        yield Site(base, directory, process.pid, database_url)
     log = (directory / "serve.log").read_text()
     assert "Traceback" not in log and "unexpected error" not in log, log[-4000:]
 
@@ -127,6 +150,15 @@ def site(tmp_path_factory: pytest.TempPathFactory, clerk_key: RsaKey) -> Iterato
         CLERK_JWT_KEY=clerk_key.public_pem(),
         CLERK_WEBHOOK_SECRET=WEBHOOK_SECRET,
     )
+
+
+@pytest.fixture(scope="module")
+def postgres_site(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresTarget
+) -> Iterator[Site]:
+    """Sign-up open, on PostgreSQL: where attempts race for real, in parallel transactions."""
+    database_url = run_blocking(new_postgres_database(postgres))
+    yield from _site(tmp_path_factory.mktemp("attacks-postgres"), database_url)
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +263,11 @@ async def _sign_ins(site: Site, attempts: list[tuple[str, str, str]]) -> list[ht
         )
 
 
-def test_parallel_guesses_check_the_password_at_most_five_times(site: Site) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_parallel_guesses_check_the_password_at_most_five_times(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    site: Site = request.getfixturevalue("site" if backend == "sqlite" else "postgres_site")
     site.user("target")
     guesses = [("target", f"guess {n}", _address(n, block=1)) for n in range(100)]
     answers = run_blocking(_sign_ins(site, guesses))
@@ -246,7 +282,7 @@ def test_parallel_guesses_check_the_password_at_most_five_times(site: Site) -> N
     # number of checks.
     assert site.row("target")[0] == 5
     print(
-        f"\n100 parallel guesses: {len(refused)} refused, {len(busy)} told to retry, "
+        f"\n100 parallel guesses ({backend}): {len(refused)} refused, {len(busy)} told to retry, "
         f"{site.row('target')[0]} checked against the account's hash"
     )
 
@@ -478,7 +514,7 @@ def test_locked_unknown_and_wrong_take_the_same_time_and_say_the_same(site: Site
             for case, login in cases.items():
                 password = PASSWORD if case != "wrong" else f"wrong {round_}"
                 if case == "wrong":
-                    _reset(site, login)  # wrong, but never locked
+                    site.reset_failures(login)  # wrong, but never locked
                 started = time.perf_counter()
                 answer = client.post(
                     "/api/v1/auth/login",
@@ -494,13 +530,6 @@ def test_locked_unknown_and_wrong_take_the_same_time_and_say_the_same(site: Site
     assert answers == {
         '401 {"error":{"code":"unauthenticated","message":"invalid login or password"}}'
     }
-
-
-def _reset(site: Site, login: str) -> None:
-    with sqlite3.connect(site.directory / "mailramp.db") as database:
-        database.execute(
-            "UPDATE user_information_table SET failed_logins = 0 WHERE login_id = ?", (login,)
-        )
 
 
 # -- row 9: API keys and password changes -----------------------------------------------------

@@ -120,7 +120,9 @@ class DemoInbox:
             "-c",
             "from pymap.main import main; main()",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "dict", "--demo-user", self.login, "--demo-password", self.password,
+            # `--option=value`: a random password may begin with "-", which argparse would
+            # take for an option of its own (the demo then failed about 1 run in 64).
+            "dict", f"--demo-user={self.login}", f"--demo-password={self.password}",
         ]  # fmt: skip
         quiet, pipe = subprocess.DEVNULL, subprocess.PIPE
         self._process = subprocess.Popen(command, stdout=quiet, stderr=pipe)  # noqa: S603
@@ -159,3 +161,5 @@ class DemoInbox:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        if self._process is not None and self._process.stderr is not None:
+            self._process.stderr.close()
