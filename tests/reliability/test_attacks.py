@@ -385,6 +385,10 @@ def test_big_bodies_are_refused_unread_whatever_they_claim(site: Site) -> None:
         if expected == {413}:
             assert "larger than 65,536 bytes" in body["error"]["message"], body
     assert memory.growth_kib < 50 * 1024
+    # A page of an upload route, fetched without a body, is still a page.
+    with site.client() as visitor:
+        page = visitor.get("/campaigns/new")
+    assert page.status_code == 303 and page.headers["location"] == "/signin"
 
 
 # -- row 6: a long import and everyone else -----------------------------------------------------

@@ -73,7 +73,7 @@ class BodyLimit:
         refusal: tuple[int, str, str] | None = None
         if declared.isdigit() and int(declared) > limit:
             refusal = (413, "too_large", _too_large(limit, setting))
-        elif limit > self.max_request_bytes and not _has_credential(headers):
+        elif limit > self.max_request_bytes and _has_body(headers) and not _has_credential(headers):
             refusal = (401, "unauthenticated", "not signed in")
         if refusal is not None:
             # Refused unread; the server closes the connection after answering.
@@ -94,6 +94,12 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+def _has_body(headers: Headers) -> bool:
+    """Whether the request says a body follows (a page fetched with GET does not)."""
+    declared = headers.get("content-length", "")
+    return (declared.isdigit() and int(declared) > 0) or "transfer-encoding" in headers
 
 
 def _has_credential(headers: Headers) -> bool:
