@@ -23,10 +23,11 @@ from pydantic import SecretStr
 from mailramp import __version__
 from mailramp.config import Settings
 from mailramp.errors import ConfigurationError
-from mailramp.observability import configure_logging, health_server, serve_health
+from mailramp.observability import configure_logging
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.storage.sql.migrate import head_revision
 from mailramp.web.app import create_app
+from mailramp.web.health import health_server, serve_health
 from tests.conftest import PostgresTarget, _admin, new_postgres_database
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
@@ -470,8 +471,8 @@ async def test_health_during_a_rolling_deploy(tmp_path: Path) -> None:
     from sqlalchemy import text
 
     from mailramp.config import Settings
-    from mailramp.observability import health_report
     from mailramp.runtime import open_runtime
+    from mailramp.web.health import health_report
 
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'mailramp.db'}",

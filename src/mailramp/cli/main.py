@@ -19,8 +19,8 @@ from mailramp.cli.legacy import migrate_legacy
 from mailramp.config import Settings
 from mailramp.errors import MailrampError
 from mailramp.kit.secrets import KeyFile, generate_key
-from mailramp.observability import health_server
 from mailramp.runtime import migrate_store, open_runtime, open_store, schema_head
+from mailramp.web.health import health_server
 
 app = typer.Typer(
     help="mailramp: self-hostable cold-email outreach.", no_args_is_help=True, add_completion=False

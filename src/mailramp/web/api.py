@@ -23,7 +23,13 @@ from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
 from mailramp.sending.export import export_rows
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import TrackingStatus
-from mailramp.web.deps import CSRF_COOKIE, SESSION_COOKIE, CallerDep, RuntimeDep
+from mailramp.web.deps import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    CallerDep,
+    RuntimeDep,
+    set_session_cookies,
+)
 
 router = APIRouter(prefix="/api/v1")
 
@@ -75,14 +81,7 @@ class PasswordChange(BaseModel):
 
 
 def _start_session(request: Request, response: Response, new: NewSession) -> dict[str, Any]:
-    secure = str(request.app.state.runtime.settings.public_base_url).startswith("https://")
-    max_age = int((new.session.expires_at - new.session.created_at).total_seconds())
-    response.set_cookie(
-        SESSION_COOKIE, new.token, max_age=max_age, httponly=True, samesite="lax", secure=secure
-    )
-    response.set_cookie(
-        CSRF_COOKIE, new.csrf_token, max_age=max_age, httponly=False, samesite="lax", secure=secure
-    )
+    set_session_cookies(response, request, new)
     return {"user": _json(new.user), "csrf_token": new.csrf_token}
 
 

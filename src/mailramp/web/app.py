@@ -18,11 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailramp import __version__
 from mailramp.config import Settings
 from mailramp.errors import BusyError, MailrampError, TooManyAttemptsError
-from mailramp.observability import health_report, install_log_redaction, metrics_response
+from mailramp.observability import install_log_redaction
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.tracking.endpoints import router as tracking_router
 from mailramp.web.api import router as api_router
 from mailramp.web.deps import CONTENT_SECURITY_POLICY
+from mailramp.web.health import health_report, metrics_response
 from mailramp.web.limits import BodyLimit, json_syntax_message, unparsable_body_message
 from mailramp.web.origin import CrossOriginGuard, trusted_origins
 from mailramp.web.pages import SignInRequired

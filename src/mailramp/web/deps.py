@@ -7,11 +7,11 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
-from mailramp.auth.service import API_KEY_PREFIX
+from mailramp.auth.service import API_KEY_PREFIX, NewSession
 from mailramp.errors import AuthenticationError, ForbiddenError
 from mailramp.runtime import Runtime
 
@@ -26,6 +26,22 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+
+
+def set_session_cookies(response: Response, request: Request, new: NewSession) -> None:
+    """The new session's cookies: the token (HttpOnly) and the CSRF token (readable by the
+    page's script), both SameSite=Lax, Secure when the public URL is https, for the
+    session's lifetime."""
+    runtime: Runtime = request.app.state.runtime
+    secure = str(runtime.settings.public_base_url).startswith("https://")
+    max_age = int((new.session.expires_at - new.session.created_at).total_seconds())
+    for name, value, http_only in (
+        (SESSION_COOKIE, new.token, True),
+        (CSRF_COOKIE, new.csrf_token, False),
+    ):
+        response.set_cookie(
+            name, value, max_age=max_age, httponly=http_only, samesite="lax", secure=secure
+        )
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -44,6 +44,7 @@ from mailramp.web.deps import (
     RuntimeDep,
     clerk_user,
     same_origin,
+    set_session_cookies,
 )
 
 TEMPLATES = Environment(
@@ -137,14 +138,6 @@ def _check_csrf(who: PageUser, form: dict[str, str]) -> None:
         raise ForbiddenError("the form expired or came from another site; reload the page")
 
 
-def _signed_in(response: Response, request: Request, token: str, csrf: str, days: int = 14) -> None:
-    secure = request.app.state.runtime.settings.public_base_url.startswith("https://")
-    for name, value, http_only in ((SESSION_COOKIE, token, True), (CSRF_COOKIE, csrf, False)):
-        response.set_cookie(
-            name, value, max_age=days * 86400, httponly=http_only, samesite="lax", secure=secure
-        )
-
-
 # -- sign-in ------------------------------------------------------------------------------
 
 
@@ -202,7 +195,7 @@ async def signin_with_clerk(request: Request, runtime: RuntimeDep) -> Response:
     await runtime.accounts.record_login(user.user_id)
     new = await runtime.auth.start_session(user, request.headers.get("user-agent"))
     response = JSONResponse({"redirect": "/campaigns"})
-    _signed_in(response, request, new.token, new.csrf_token)
+    set_session_cookies(response, request, new)
     return response
 
 
@@ -231,7 +224,7 @@ async def signin(request: Request, runtime: RuntimeDep) -> Response:
             status=error.status_code,
         )
     response = RedirectResponse("/campaigns", status_code=303)
-    _signed_in(response, request, new.token, new.csrf_token)
+    set_session_cookies(response, request, new)
     return response
 
 
@@ -256,7 +249,7 @@ async def signup(request: Request, runtime: RuntimeDep) -> Response:
             status=error.status_code,
         )
     response = RedirectResponse("/mailboxes", status_code=303)
-    _signed_in(response, request, new.token, new.csrf_token)
+    set_session_cookies(response, request, new)
     return response
 
 
