@@ -18,7 +18,7 @@ from mailramp.errors import (
     TooManyAttemptsError,
     ValidationError,
 )
-from mailramp.kit.passwords import Passwords
+from mailramp.kit.passwords import Passwords, needs_rehash
 from tests.conftest import Services, make_user
 
 PASSWORD = "correct horse battery staple"
@@ -235,3 +235,19 @@ async def test_an_address_typed_at_sign_up_cannot_lock_its_owner_out_of_clerk(
     assert refused.value.status_code == 409
     assert "owner@example.com" not in refused.value.message.lower()
     assert await services.store.get_user_by_login_id("again") is None
+
+
+async def test_signing_in_upgrades_a_hash_made_with_weaker_parameters(
+    services: Services,
+) -> None:
+    auth = _auth(services)
+    made = await auth.sign_up(user_name="Old", login_id="old-hash", password=PASSWORD)
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    await services.store.update_user(made.user.id, {"password": weak})
+    assert needs_rehash(weak)
+
+    await auth.log_in("old-hash", PASSWORD)
+    stored = await services.store.get_user(made.user.id)
+    assert stored is not None and stored.password not in (weak, made.user.password)
+    assert stored.password is not None and not needs_rehash(stored.password)
+    assert (await auth.log_in("old-hash", PASSWORD)).user.id == made.user.id

@@ -8,7 +8,7 @@ methods are the ones the protocols name so (secret scans, the inbox poller, work
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from mailramp.errors import DuplicateError
 from mailramp.kit.secrets import INSTANCE_SECRETS_TABLE
 from mailramp.kit.types import Page
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
+from mailramp.mailboxes.primary import PRIMARY_RETRIES, PrimaryMailboxConflict, retry_primary
 from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
@@ -35,16 +36,11 @@ from mailramp.storage.mongo.codec import (
     to_document,
 )
 
-PRIMARY_RETRIES = 5
 SECRET_SCAN_BATCH = 500
 PRIMARY_INDEX = "uq_linkbox_box_table_primary"
 
 ResultT = TypeVar("ResultT")
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class PrimaryMailboxConflict(Exception):
-    """Another writer made a primary mailbox for the user at the same moment: retry."""
 
 
 def _is_primary_conflict(error: DuplicateKeyError) -> bool:
@@ -116,15 +112,6 @@ class MongoAccounts(MongoBase):
                 continue  # someone else promoted one: look again
             # The oldest may have been unlinked in between (no match): look again.
 
-    async def _retry_primary(self, operation: Callable[[], Awaitable[ResultT]]) -> ResultT:
-        for attempt in range(PRIMARY_RETRIES):
-            try:
-                return await operation()
-            except PrimaryMailboxConflict:
-                if attempt == PRIMARY_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
-
     def _mailbox_of(self, user_id: str, mailbox_id: str) -> dict[str, Any]:
         return {"_id": oid(mailbox_id), "user_id": oid(user_id)}
 
@@ -181,7 +168,7 @@ class MongoAccounts(MongoBase):
             await self._restore_primary(user_id)
             return await self._find_one(MAILBOXES, Mailbox, query)
 
-        return await self._retry_primary(apply)
+        return await retry_primary(apply)
 
     async def set_primary_mailbox(self, user_id: str, mailbox_id: str) -> Mailbox | None:
         """Two single-document steps (no transaction): clear the user's other primary, then

@@ -6,6 +6,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from mailramp.errors import ConflictError, DatabaseUnavailableError, DuplicateError, MailrampError
+from mailramp.mailboxes.primary import PrimaryMailboxConflict
 
 # (substring of the driver's message, field it means). PostgreSQL names the index;
 # SQLite names the columns. Composite and more specific entries come first.
@@ -30,10 +31,6 @@ PRIMARY_INDEX_MARKERS = (
     "uq_linkbox_box_table_primary",
     "UNIQUE constraint failed: linkbox_box_table.user_id",
 )
-
-
-class PrimaryMailboxConflict(Exception):
-    """Two transactions tried to make a primary mailbox for one user at once: retry."""
 
 
 def translate_integrity_error(

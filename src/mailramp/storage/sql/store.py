@@ -22,14 +22,13 @@ from mailramp.kit.ids import is_object_id, new_object_id
 from mailramp.kit.types import Page
 from mailramp.legacy.models import LegacyCollection, LegacyDocument
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
+from mailramp.mailboxes.primary import retry_primary
 from mailramp.metrics.models import COUNTERS, CampaignMetrics
 from mailramp.storage.rows import changes_row, to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.auth import SqlAuth
-from mailramp.storage.sql.errors import PrimaryMailboxConflict
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 
-PRIMARY_RETRIES = 5
 SECRET_SCAN_BATCH = 500
 LEGACY_BATCH = 500
 
@@ -101,17 +100,6 @@ class SqlStore(SqlAuth):
                 update(boxes).where(boxes.c._id == rows[0]._id).values(is_primary=True)
             )
 
-    async def _retry_primary(self, operation: Any) -> Any:
-        # Two transactions linking a user's first mailboxes at once may both promote one to
-        # primary; the partial unique index refuses the second, which then simply retries.
-        for attempt in range(PRIMARY_RETRIES):
-            try:
-                return await operation()
-            except PrimaryMailboxConflict:
-                if attempt == PRIMARY_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
-
     async def insert_mailbox(self, mailbox: Mailbox) -> Mailbox:
         row = to_row(mailbox) | {"is_primary": False}
         boxes = tables.mailboxes
@@ -126,8 +114,7 @@ class SqlStore(SqlAuth):
             assert stored is not None
             return stored
 
-        result: Mailbox = await self._retry_primary(insert)
-        return result
+        return await retry_primary(insert)
 
     def _mailbox_of(self, user_id: str, mailbox_id: str) -> Any:
         boxes = tables.mailboxes
@@ -176,7 +163,7 @@ class SqlStore(SqlAuth):
                 await self._restore_primary(connection, user_id)
                 return await self._one(connection, Mailbox, select(boxes).where(condition))
 
-        result: Mailbox | None = await self._retry_primary(apply)
+        result: Mailbox | None = await retry_primary(apply)
         return result
 
     async def set_primary_mailbox(self, user_id: str, mailbox_id: str) -> Mailbox | None:
