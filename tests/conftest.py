@@ -18,14 +18,12 @@ import asyncpg
 import pytest
 
 from mailramp.accounts.models import User
-from mailramp.accounts.service import AccountService
 from mailramp.campaigns.models import Campaign
-from mailramp.campaigns.service import CampaignService
 from mailramp.kit.secrets import SecretBox, generate_key
-from mailramp.legacy.service import LegacyService
+from mailramp.kit.signing import TokenSigner
 from mailramp.mailboxes.models import Mailbox
-from mailramp.mailboxes.service import MailboxService
-from mailramp.metrics.service import MetricsService
+from mailramp.runtime import Services, build_services
+from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import upgrade
 from tests.support.clock import FakeClock
@@ -36,6 +34,7 @@ from tests.support.postgres import PostgresServer, PostgresUnavailable
 STRICT = os.environ.get("MAILRAMP_TEST_STRICT") == "1"
 BACKENDS = ["sqlite", "postgresql"]
 TEMPLATE_DATABASE = "mailramp_template"
+TRACKING_KEY = b"tests-tracking-signing-key-00000"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -172,36 +171,15 @@ def secret_box(key: str) -> SecretBox:
     return SecretBox([key])
 
 
-@dataclass
-class Services:
-    """Every service, on one store, all reading the same fake clock."""
-
-    store: SqlStore
-    clock: FakeClock
-    accounts: AccountService
-    mailboxes: MailboxService
-    campaigns: CampaignService
-    metrics: MetricsService
-    legacy: LegacyService
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     """The services' clock: Monday 2027-03-01 09:00 UTC until the test moves it."""
     return FakeClock()
 
 
-def services_on(store: SqlStore, secret_box: SecretBox, clock: FakeClock) -> Services:
-    """Every service on `store`, reading `clock`."""
-    return Services(
-        store=store,
-        clock=clock,
-        accounts=AccountService(store, clock=clock),
-        mailboxes=MailboxService(store, secret_box, clock=clock),
-        campaigns=CampaignService(store, clock=clock),
-        metrics=MetricsService(store, clock=clock),
-        legacy=LegacyService(store),
-    )
+def services_on(store: Store, secret_box: SecretBox, clock: FakeClock) -> Services:
+    """Every service on `store`, reading `clock`, wired as the app wires them."""
+    return build_services(store, secret_box, TokenSigner([TRACKING_KEY]), clock=clock)
 
 
 @pytest.fixture

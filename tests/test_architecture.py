@@ -1,4 +1,6 @@
-"""The shape of src/mailramp: no import cycle between modules.
+"""The shape of src/mailramp (docs/architecture.md): no import cycle between modules or
+between packages, no package importing one in a layer above it, and concrete adapters built
+by the composition root alone.
 
 Imports are read from the source (ast), as Python would run them: an import inside a
 function counts (it runs when the function does); one under `if TYPE_CHECKING:` does not.
@@ -118,6 +120,89 @@ def test_no_import_cycle_between_modules() -> None:
     graph = import_graph()
     assert len(graph) > 100  # the whole package was read
     assert cycles(graph) == []
+
+
+# Lowest first; a package may import its own layer's packages (acyclically) and those below.
+LAYERS = (
+    ("kit", "errors", "config"),
+    (
+        "accounts",
+        "auth",
+        "mailboxes",
+        "metrics",
+        "suppression",
+        "campaigns",
+        "tracking",
+        "sending",
+        "legacy",
+    ),
+    ("storage", "providers", "oauth", "observability"),
+    ("runtime",),
+    ("web", "cli", "db_manager", "demo", "__main__"),
+)
+# The adapters: only the composition root (and the adapters themselves) import them.
+ADAPTERS = (
+    "mailramp.storage.sql",
+    "mailramp.storage.mongo",
+    "mailramp.providers",
+    "mailramp.oauth",
+)
+COMPOSITION_ROOT = {"mailramp.runtime"}
+
+
+def package_of(module: str) -> str:
+    """mailramp.sending.worker → mailramp.sending (a top-level module is its own package)."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph with each module folded into its package."""
+    folded: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if module == PACKAGE:
+            continue
+        source = package_of(module)
+        edges = folded.setdefault(source, set())
+        edges.update(package_of(t) for t in targets if package_of(t) not in (source, PACKAGE))
+    return folded
+
+
+def test_no_import_cycle_between_packages() -> None:
+    packages = package_graph(import_graph())
+    assert len(packages) >= 20
+    assert cycles(packages) == []
+
+
+def test_no_package_imports_a_higher_layer() -> None:
+    layer = {f"{PACKAGE}.{name}": level for level, names in enumerate(LAYERS) for name in names}
+    packages = package_graph(import_graph())
+    assert set(packages) <= set(layer), f"packages without a layer: {set(packages) - set(layer)}"
+    upward = sorted(
+        f"{source} -> {target}"
+        for source, targets in packages.items()
+        for target in targets
+        if layer[target] > layer[source]
+    )
+    assert upward == []
+
+
+def test_only_the_composition_root_imports_adapters() -> None:
+    def is_adapter(module: str) -> bool:
+        return any(module == a or module.startswith(a + ".") for a in ADAPTERS)
+
+    outside = sorted(
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        if module not in COMPOSITION_ROOT and not is_adapter(module)
+        for target in targets
+        if is_adapter(target)
+    )
+    assert outside == []
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    graph = {"mailramp.sending.worker": {"mailramp.storage.sql.store", "mailramp.kit.clock"}}
+    assert package_graph(graph) == {"mailramp.sending": {"mailramp.storage", "mailramp.kit"}}
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

@@ -297,11 +297,8 @@ class DatabaseManager:
         self, user_id: str, campaign_id: str, *, offset: int = 0, limit: int = 50
     ) -> Page[EmailTracking]:
         """A campaign's per-recipient records."""
-        campaign = self.get_campaign(user_id, campaign_id)
         return self._run(
-            lambda r: r.store.list_tracking(
-                campaign.user_id, campaign.campaign_id, offset=offset, limit=limit
-            )
+            lambda r: r.tracking.list_recipients(user_id, campaign_id, offset=offset, limit=limit)
         )
 
     # -- legacy collections -----------------------------------------------------------

@@ -31,8 +31,8 @@ from prometheus_client import (
 from mailramp import __version__
 from mailramp.config import Settings
 from mailramp.sending.models import Outcome
+from mailramp.tracking.events import EVENT_SOURCES, EventSource
 from mailramp.tracking.models import EventType
-from mailramp.tracking.service import EventSource
 
 if TYPE_CHECKING:
     from mailramp.storage import Store
@@ -51,18 +51,6 @@ unreachable (well inside Prometheus' default 10-second scrape timeout)."""
 # Claims are one short transaction (milliseconds); a send is an SMTP or HTTP exchange.
 CLAIM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-
-# The series shown from the start (at 0), so a rate() over them is defined before the
-# first event: which source each kind of event can have.
-_EVENT_SOURCES: dict[EventType, tuple[EventSource, ...]] = {
-    EventType.OPEN: ("human", "machine"),
-    EventType.CLICK: ("human", "machine"),
-    EventType.UNSUBSCRIBE: ("human",),
-    EventType.REPLY: ("inbox",),
-    EventType.AUTO_REPLY: ("inbox",),
-    EventType.BOUNCE: ("inbox",),
-    EventType.DELAY: ("inbox",),
-}
 
 
 class Telemetry:
@@ -111,7 +99,7 @@ class Telemetry:
         ProcessCollector(registry=registry)
         for outcome in Outcome:
             self._sends.labels(result=outcome.value)
-        for event, sources in _EVENT_SOURCES.items():
+        for event, sources in EVENT_SOURCES.items():
             for source in sources:
                 self._events.labels(event=event.value, source=source)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mailramp.accounts.service import AccountService
@@ -23,20 +23,22 @@ from mailramp.kit.secrets import InstanceSecrets, KeyFile, SecretBox
 from mailramp.kit.signing import TRACKING_KEYS, TokenSigner, load_tracking_keys
 from mailramp.legacy.service import LegacyService
 from mailramp.mailboxes.service import MailboxService
+from mailramp.mailboxes.transport import InboxFactory, ProviderFactory
 from mailramp.metrics.service import MetricsService
 from mailramp.oauth import OAuthLinking, endpoints_from_settings
 from mailramp.oauth.tokens import MailboxTokenSources
 from mailramp.observability import Telemetry
 from mailramp.providers.check import check_mailbox
-from mailramp.providers.registry import DefaultProviders, ProviderFactory
+from mailramp.providers.registry import DefaultInboxes, DefaultProviders
 from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import head_revision, known_revisions, upgrade
-from mailramp.tracking.inbox import DefaultInboxes, InboxFactory, InboxPoller
+from mailramp.suppression.service import SuppressionService
+from mailramp.tracking.inbox import InboxPoller
 from mailramp.tracking.links import TrackingLinks
-from mailramp.tracking.service import TrackingService
+from mailramp.tracking.service import EventMetrics, TrackingService, unmeasured
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +46,60 @@ STARTUP_SECRET_SAMPLE = 20
 
 
 @dataclass
-class Runtime:
-    """A running mailramp: one store and the services built on it."""
+class Services:
+    """Every domain service, on one store and one clock. `build_services` is the one place
+    they are wired together (the app, the CLI, db_manager and the tests all use it)."""
 
-    settings: Settings
     store: Store
-    secrets: SecretBox
+    clock: Clock
     accounts: AccountService
     mailboxes: MailboxService
     campaigns: CampaignService
     metrics: MetricsService
     legacy: LegacyService
     sending: SendingService
+    suppression: SuppressionService
     tracking: TrackingService
-    tracking_links: TrackingLinks
     auth: AuthService
+
+
+def build_services(
+    store: Store,
+    secrets: SecretBox,
+    signer: TokenSigner,
+    *,
+    clock: Clock = utc_now,
+    events: EventMetrics | None = None,
+    signup_open: bool = True,
+) -> Services:
+    """The services on `store`, reading `clock`; `events` counts tracking events."""
+    accounts = AccountService(store, clock=clock)
+    campaigns = CampaignService(store, clock=clock)
+    return Services(
+        store=store,
+        clock=clock,
+        accounts=accounts,
+        mailboxes=MailboxService(store, secrets, in_use=campaigns, clock=clock),
+        campaigns=campaigns,
+        metrics=MetricsService(store, clock=clock),
+        legacy=LegacyService(store),
+        sending=SendingService(store, clock=clock),
+        suppression=SuppressionService(store, clock=clock),
+        tracking=TrackingService(store, signer, clock=clock, metrics=events or unmeasured()),
+        auth=AuthService(store, accounts, clock=clock, signup_open=signup_open),
+    )
+
+
+@dataclass
+class Runtime(Services):
+    """A running mailramp: its settings, keys and adapters around the services."""
+
+    settings: Settings
+    secrets: SecretBox
+    tracking_links: TrackingLinks
     clerk: ClerkVerifier | None
     clerk_frontend: ClerkFrontend | None
     oauth: OAuthLinking
-    clock: Clock
     telemetry: Telemetry
     """This process's Prometheus metrics (GET /metrics)."""
 
@@ -137,6 +174,21 @@ class Runtime:
             metrics=self.telemetry,
         )
 
+    @property
+    def backend(self) -> str:
+        """The database kind: sqlite, postgresql or mongodb."""
+        return self.store.backend
+
+    async def database_version(self) -> str | None:
+        """The applied schema revision once the database answered (None: empty); raises if
+        it does not answer."""
+        await self.store.ping()
+        return await self.store.schema_version()
+
+    async def metrics_exposition(self) -> bytes:
+        """This process's Prometheus metrics, with the queue depth read now."""
+        return await self.telemetry.exposition(self.store, now=self.clock())
+
     async def rotate_secrets(self) -> int:
         """Re-encrypt every stored secret under the newest key — mailbox passwords and
         tokens, and the tracking links' signing keys; returns how many were re-encrypted."""
@@ -147,6 +199,14 @@ class Runtime:
     async def close(self) -> None:
         """Release the database connections."""
         await self.store.close()
+
+
+def open_mongodb(url: str) -> Store:
+    """A MongoDB database other than the one mailramp runs on (the previous application's,
+    to migrate its legacy campaigns from)."""
+    from mailramp.storage.mongo import MongoStore
+
+    return MongoStore.from_url(url)
 
 
 def open_store(settings: Settings) -> Store:
@@ -206,6 +266,11 @@ async def migrate_store(store: Store) -> str:
     return version
 
 
+def mailbox_service(store: Store, secrets: SecretBox, *, clock: Clock = utc_now) -> MailboxService:
+    """The MailboxService, told which campaigns still send from a mailbox."""
+    return MailboxService(store, secrets, in_use=CampaignService(store, clock=clock), clock=clock)
+
+
 async def open_runtime(
     settings: Settings | None = None, *, migrate: bool | None = None, clock: Clock = utc_now
 ) -> Runtime:
@@ -219,31 +284,30 @@ async def open_runtime(
             await _require_current_schema(store)
         keys = load_key_set(settings, has_existing_secrets=await _has_secrets(store))
         secrets = SecretBox(keys)
-        mailboxes = MailboxService(store, secrets, clock=clock)
+        mailboxes = mailbox_service(store, secrets, clock=clock)
         await mailboxes.check_secrets(sample=STARTUP_SECRET_SAMPLE)
         instance = InstanceSecrets(store, secrets, clock=clock)
         signer = TokenSigner(await load_tracking_keys(instance, encryption_keys=keys))
     except BaseException:
         await store.close()
         raise
-    accounts = AccountService(store, clock=clock)
     telemetry = Telemetry()
+    services = build_services(
+        store,
+        secrets,
+        signer,
+        clock=clock,
+        events=telemetry,
+        signup_open=settings.signup_open,
+    )
     return Runtime(
+        **{field.name: getattr(services, field.name) for field in fields(Services)},
         settings=settings,
-        store=store,
         secrets=secrets,
-        accounts=accounts,
-        mailboxes=mailboxes,
-        campaigns=CampaignService(store, clock=clock),
-        metrics=MetricsService(store, clock=clock),
-        legacy=LegacyService(store),
-        sending=SendingService(store, clock=clock),
-        tracking=TrackingService(store, signer, clock=clock, metrics=telemetry),
         tracking_links=TrackingLinks(signer, settings.public_base_url),
-        auth=AuthService(store, accounts, clock=clock, signup_open=settings.signup_open),
         clerk=clerk_verifier(settings),
         oauth=OAuthLinking(
-            mailboxes,
+            services.mailboxes,
             secrets,
             endpoints_from_settings(settings),
             public_base_url=settings.public_base_url,
@@ -252,7 +316,6 @@ async def open_runtime(
         clerk_frontend=clerk_frontend(
             settings.clerk_publishable_key, settings.clerk_frontend_api_url
         ),
-        clock=clock,
         telemetry=telemetry,
     )
 

@@ -29,9 +29,9 @@ from mailramp.errors import SecretIntegrityError
 from mailramp.kit.ids import is_uuid4
 from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.mailboxes.models import Mailbox
-from mailramp.mailboxes.service import MailboxService
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.metrics.service import MetricsService
+from mailramp.runtime import mailbox_service
 from mailramp.storage.mongo import MongoStore
 from mailramp.storage.mongo.base import SCHEMA_VERSION
 from mailramp.storage.mongo.codec import CAMPAIGNS, MAILBOXES, META, METRICS, USERS
@@ -128,7 +128,7 @@ class DbManagerShim:
 
     def create_mailbox(self, user_id: str, **fields: Any) -> Mailbox:
         box = SecretBox([generate_key()])
-        return self._run(lambda: MailboxService(self.store, box).create_mailbox(user_id, **fields))
+        return self._run(lambda: mailbox_service(self.store, box).create_mailbox(user_id, **fields))
 
     def create_campaign(self, user_id: str, **fields: Any) -> Campaign:
         return self._run(lambda: CampaignService(self.store).create_campaign(user_id, **fields))
@@ -339,7 +339,7 @@ async def raw_documents_text(store: MongoStore) -> str:
 
 async def link_with_secrets(store: MongoStore, box: SecretBox) -> tuple[str, str, str]:
     user = await AccountService(store).create_user(user_name="Sec", login_id="sec@example.com")
-    mailboxes = MailboxService(store, box)
+    mailboxes = mailbox_service(store, box)
     smtp = await mailboxes.create_mailbox(
         user.id,
         email="smtp@example.com",
@@ -367,9 +367,9 @@ async def test_raw_documents_hold_no_plaintext_secret_and_rotation_works(
     for plaintext in PLAINTEXTS:
         assert plaintext not in raw and plaintext.encode().hex() not in raw
 
-    report = await MailboxService(store, SecretBox([new_key, key])).rotate_secrets()
+    report = await mailbox_service(store, SecretBox([new_key, key])).rotate_secrets()
     assert report.rotated == 3 and report.skipped_changed == 0
-    only_new = MailboxService(store, SecretBox([new_key]))
+    only_new = mailbox_service(store, SecretBox([new_key]))
     assert await only_new.check_secrets(sample=None) == 3
     smtp = await only_new.credentials(user_id, smtp_id)
     oauth = await only_new.credentials(user_id, oauth_id)
@@ -386,10 +386,10 @@ async def test_ciphertext_copied_to_another_document_does_not_decrypt(store: Mon
     stolen = (await boxes.find_one({"_id": ObjectId(smtp_id)}))["password"]
     await boxes.update_one({"_id": ObjectId(oauth_id)}, {"$set": {"password": stolen}})
     with pytest.raises(SecretIntegrityError):
-        await MailboxService(store, box).credentials(user_id, oauth_id)
+        await mailbox_service(store, box).credentials(user_id, oauth_id)
     await boxes.update_one({"_id": ObjectId(smtp_id)}, {"$set": {"access_token": stolen}})
     with pytest.raises(SecretIntegrityError):
-        await MailboxService(store, box).credentials(user_id, smtp_id)
+        await mailbox_service(store, box).credentials(user_id, smtp_id)
 
 
 # -- wiring: a mongodb:// URL runs mailramp on MongoDB ------------------------------------

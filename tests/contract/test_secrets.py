@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from mailramp.errors import SecretIntegrityError, SecretKeyError
 from mailramp.kit.secrets import InstanceSecrets, SecretBox, generate_key
 from mailramp.kit.signing import TRACKING_KEYS, derive_tracking_keys, load_tracking_keys
-from mailramp.mailboxes.service import MailboxService
+from mailramp.runtime import mailbox_service
 from mailramp.storage.sql import tables
 from tests.conftest import Services, make_mailbox, make_user
 
@@ -59,11 +59,11 @@ async def test_rotate_drop_old_key_and_everything_still_decrypts(
     user_id, smtp_id, oauth_id = await link_with_secrets(services)
     old_raw = await raw_database_text(services)
     new_key = generate_key()
-    rotating = MailboxService(services.store, SecretBox([new_key, key]))
+    rotating = mailbox_service(services.store, SecretBox([new_key, key]))
     report = await rotating.rotate_secrets()
     assert report.rotated == 3 and report.skipped_changed == 0
 
-    only_new = MailboxService(services.store, SecretBox([new_key]))
+    only_new = mailbox_service(services.store, SecretBox([new_key]))
     assert await only_new.check_secrets(sample=None) == 3
     smtp = await only_new.credentials(user_id, smtp_id)
     oauth = await only_new.credentials(user_id, oauth_id)
@@ -74,7 +74,7 @@ async def test_rotate_drop_old_key_and_everything_still_decrypts(
     assert oauth.refresh_token.get_secret_value() == PLAINTEXTS[2]
     assert await raw_database_text(services) != old_raw
 
-    only_old = MailboxService(services.store, SecretBox([key]))
+    only_old = mailbox_service(services.store, SecretBox([key]))
     with pytest.raises(SecretKeyError) as caught:
         await only_old.check_secrets(sample=None)
     assert "linkbox_box_table/" in str(caught.value)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mailramp.errors import DuplicateError, NotFoundError, ValidationError
+from mailramp.errors import AuthenticationError, DuplicateError, NotFoundError, ValidationError
 from tests.conftest import Services, make_user
 
 
@@ -103,9 +103,12 @@ async def test_password_is_stored_as_argon2id_and_authenticates(services: Servic
     assert stored.password.startswith("$argon2id$")
     assert "correct horse" not in stored.password
     assert "password" not in user.model_dump() and "correct" not in repr(user)
-    assert await services.accounts.authenticate(user.login_id, "correct horse battery") == user
-    assert await services.accounts.authenticate(user.login_id, "wrong horse battery") is None
-    assert await services.accounts.authenticate("nobody@example.com", "x" * 12) is None
+    assert await services.accounts.password_matches(stored, "correct horse battery")
+    assert not await services.accounts.password_matches(stored, "wrong horse battery")
+    session = await services.auth.log_in(user.login_id, "correct horse battery")
+    assert session.user.user_id == user.user_id
+    with pytest.raises(AuthenticationError):
+        await services.auth.log_in("nobody@example.com", "x" * 12)
 
 
 async def test_update_record_login_and_deactivate(services: Services) -> None:
@@ -130,10 +133,11 @@ async def test_update_record_login_and_deactivate(services: Services) -> None:
     assert unknown.value.field == "login_id"
 
 
-async def test_deactivated_user_cannot_authenticate(services: Services) -> None:
+async def test_deactivated_user_cannot_sign_in(services: Services) -> None:
     user = await make_user(services, password="correct horse battery")
     await services.accounts.deactivate_user(user.user_id)
-    assert await services.accounts.authenticate(user.login_id, "correct horse battery") is None
+    with pytest.raises(AuthenticationError):
+        await services.auth.log_in(user.login_id, "correct horse battery")
 
 
 async def test_unknown_and_malformed_user_ids(services: Services) -> None:

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from mailramp.providers import ThrottledError
+from mailramp.errors import ThrottledError
+from mailramp.mailboxes.transport import InboxBatch
 from mailramp.providers.gmail import GmailInbox, GmailProvider
 from mailramp.providers.graph import GraphInbox, GraphProvider
-from mailramp.providers.imap import InboxBatch
 from mailramp.tracking.inbound import InboundKind, classify_inbound
 from tests.support.api_stand_in import ApiStandIn
 from tests.support.provider_mail import (

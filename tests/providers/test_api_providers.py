@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from mailramp.providers import (
+from mailramp.errors import (
     MailboxUnusableError,
     PermanentSendError,
     ThrottledError,

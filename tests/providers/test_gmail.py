@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from mailramp.providers import MailboxUnusableError
+from mailramp.errors import MailboxUnusableError
 from mailramp.providers.gmail import GMAIL_UID_VALIDITY, GmailThrottledError
 from mailramp.tracking.inbound import classify_inbound
 from tests.providers.apis import Api, assert_headers_intact, assert_mixed_inbox_read

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from mailramp.sending import templates
+from mailramp.campaigns import templates
 from mailramp.sending.export import spreadsheet_safe
 from tests.support import scenario
 from tests.support.clock import next_monday, system_now

@@ -65,31 +65,28 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from mailramp.accounts.service import AccountService
 from mailramp.campaigns import service as campaign_service_module
 from mailramp.campaigns.models import FINAL_STATUSES, TRANSITIONS, Campaign, CampaignStatus
-from mailramp.campaigns.service import CampaignService
 from mailramp.errors import ConflictError, InvalidTransitionError, PlanError
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.kit.signing import Purpose, TokenSigner
-from mailramp.mailboxes.service import MailboxService
+from mailramp.mailboxes.transport import ProviderFactory
 from mailramp.metrics.models import derived_fields
-from mailramp.metrics.service import MetricsService
-from mailramp.providers.registry import DefaultProviders, ProviderFactory
+from mailramp.providers.registry import DefaultProviders
+from mailramp.runtime import build_services
 from mailramp.sending.message import message_id_for
 from mailramp.sending.models import EXPIRY_GRACE
-from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage.sql import SqlStore
 from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.tracking.events import COUNTED_BY
 from mailramp.tracking.models import (
-    COUNTED_BY,
     FINAL_TRACKING_STATUSES,
     EmailTracking,
     TrackingStatus,
 )
-from mailramp.tracking.service import TrackingService, Visitor
+from mailramp.tracking.service import Visitor
 from tests.conftest import PostgresTarget, new_postgres_database
 from tests.support.clock import MONDAY_MORNING, FakeClock
 from tests.support.loops import run_blocking
@@ -267,10 +264,11 @@ class LifecycleModel(RuleBasedStateMachine):
         self.clock = FakeClock(START)
         self.secret_box = SecretBox([generate_key()])
         self.signer = TokenSigner([b"lifecycle-model-tracking-key-000"])
-        self.campaign_service = CampaignService(self.store, clock=self.clock)
-        self.sending = SendingService(self.store, clock=self.clock)
-        self.metrics = MetricsService(self.store, clock=self.clock)
-        self.tracking = TrackingService(self.store, self.signer, clock=self.clock)
+        self.services = build_services(self.store, self.secret_box, self.signer, clock=self.clock)
+        self.campaign_service = self.services.campaigns
+        self.sending = self.services.sending
+        self.metrics = self.services.metrics
+        self.tracking = self.services.tracking
         self.models: dict[str, CampaignModel] = {}
         self.by_id: dict[str, CampaignModel] = {}
         self.suppressed: set[str] = set()  # by hand or unsubscribed (bounces come on top)
@@ -299,10 +297,8 @@ class LifecycleModel(RuleBasedStateMachine):
         return self._run(self._campaign(self.models[label]))
 
     async def _sign_up(self) -> tuple[str, str]:
-        accounts = AccountService(self.store, clock=self.clock)
-        mailboxes = MailboxService(self.store, self.secret_box, clock=self.clock)
-        user = await accounts.create_user(user_name="Ann", login_id="ann")
-        mailbox = await mailboxes.create_mailbox(
+        user = await self.services.accounts.create_user(user_name="Ann", login_id="ann")
+        mailbox = await self.services.mailboxes.create_mailbox(
             user.user_id,
             email=SENDER,
             provider="smtp",
@@ -321,7 +317,7 @@ class LifecycleModel(RuleBasedStateMachine):
             providers = hooked(providers, hooks)
         return SendingWorker(
             store,
-            MailboxService(store, self.secret_box, clock=self.clock),
+            build_services(store, self.secret_box, self.signer, clock=self.clock).mailboxes,
             providers,
             settings=WORKER,
             clock=self.clock,

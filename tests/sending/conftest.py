@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 import pytest
 
 from mailramp.accounts.models import User
-from mailramp.accounts.service import AccountService
 from mailramp.campaigns.models import Campaign
-from mailramp.campaigns.service import CampaignService
 from mailramp.kit.secrets import SecretBox
 from mailramp.mailboxes.models import Mailbox
-from mailramp.mailboxes.service import MailboxService
-from mailramp.metrics.service import MetricsService
 from mailramp.providers.registry import DefaultProviders
+from mailramp.runtime import Services
 from mailramp.sending.models import ImportReport
-from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage.sql import SqlStore
+from tests.conftest import services_on
 from tests.support.clock import MONDAY_MORNING, FakeClock
 from tests.support.smtp import SmtpServer
 
@@ -39,15 +36,10 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 
 @dataclass
-class World:
-    store: SqlStore
-    clock: FakeClock
+class World(Services):
+    """The services (as the app wires them) and the SMTP server their mailboxes use."""
+
     smtp: SmtpServer
-    accounts: AccountService
-    mailboxes: MailboxService
-    campaigns: CampaignService
-    sending: SendingService
-    metrics: MetricsService
 
     def worker(self, **settings: float) -> SendingWorker:
         values = {"retry_base_seconds": 60.0, "lease_seconds": 120.0} | settings
@@ -105,15 +97,5 @@ class World:
 
 @pytest.fixture
 def world(store: SqlStore, secret_box: SecretBox, smtp_server: SmtpServer) -> World:
-    clock = FakeClock(START)
-    mailboxes = MailboxService(store, secret_box, clock=clock)
-    return World(
-        store=store,
-        clock=clock,
-        smtp=smtp_server,
-        accounts=AccountService(store, clock=clock),
-        mailboxes=mailboxes,
-        campaigns=CampaignService(store, clock=clock),
-        sending=SendingService(store, clock=clock),
-        metrics=MetricsService(store, clock=clock),
-    )
+    services = services_on(store, secret_box, FakeClock(START))
+    return World(**{f.name: getattr(services, f.name) for f in fields(Services)}, smtp=smtp_server)

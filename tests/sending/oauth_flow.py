@@ -25,10 +25,10 @@ from mailramp.mailboxes.models import Mailbox, MailboxStatus
 from mailramp.mailboxes.service import MailboxCredentials
 from mailramp.oauth import OAuthLinking, endpoints_from_settings
 from mailramp.oauth.tokens import MailboxTokenSources
-from mailramp.providers.registry import DefaultProviders
+from mailramp.providers.registry import DefaultInboxes, DefaultProviders
 from mailramp.runtime import open_runtime
 from mailramp.sending.worker import SendingWorker, WorkerSettings
-from mailramp.tracking.inbox import DefaultInboxes, InboxPoller
+from mailramp.tracking.inbox import InboxPoller
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 from tests.sending.conftest import START, World

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
+from mailramp.campaigns import templates
 from mailramp.campaigns.models import Campaign, MessageFormat
 from mailramp.kit.ids import new_campaign_id, new_object_id
 from mailramp.mailboxes.models import Mailbox
-from mailramp.sending import templates
 from mailramp.sending.message import build_message, html_to_text, message_id_for
 from mailramp.tracking.models import EmailTracking
 

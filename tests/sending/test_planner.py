@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailramp.campaigns.models import SendingWindow
+from mailramp.campaigns.planner import PlanRequest, capacity, day_of, plan
 from mailramp.errors import PlanError
-from mailramp.sending.planner import PlanRequest, capacity, day_of, plan
 
 MONDAY = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mailramp.errors import MailboxUnusableError, PermanentSendError, TransientSendError
 from mailramp.mailboxes.models import TransportSecurity
-from mailramp.providers import MailboxUnusableError, PermanentSendError, TransientSendError
 from mailramp.providers.smtp import SmtpProvider
 from tests.support.postgres import free_port
 from tests.support.smtp import SmtpServer

@@ -23,8 +23,8 @@ from typing import Any, NoReturn
 
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.service import MailboxCredentials
-from mailramp.providers import Provider
-from mailramp.providers.registry import ProviderFactory
+from mailramp.mailboxes.transport import ProviderFactory
+from mailramp.mailboxes.transport import SendingProvider as Provider
 
 StoreHook = Callable[[Any], Awaitable[None]]
 """Runs around one store call; given the call's result (None before the call)."""

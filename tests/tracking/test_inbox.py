@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from mailramp.errors import MailboxUnusableError
 from mailramp.mailboxes.models import Mailbox, TransportSecurity
 from mailramp.mailboxes.service import MailboxCredentials
-from mailramp.providers import MailboxUnusableError
-from mailramp.providers.imap import ImapInbox, InboxBatch
-from mailramp.tracking.inbox import DefaultInboxes, Inbox, InboxPoller
+from mailramp.mailboxes.transport import Inbox, InboxBatch
+from mailramp.providers.imap import ImapInbox
+from mailramp.providers.registry import DefaultInboxes
+from mailramp.tracking.inbox import InboxPoller
 from mailramp.tracking.models import TrackingStatus
 from tests.sending.conftest import World
 from tests.support.dovecot import Dovecot

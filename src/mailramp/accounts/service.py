@@ -163,14 +163,6 @@ class AccountService:
         """Let a deactivated user sign in again."""
         return await self._set_active(user_id, active=True)
 
-    async def authenticate(self, login_id: str, password: str) -> User | None:
-        """The active user whose login id and password match, or None. Not throttled: for
-        trusted in-process callers; sign-in goes through AuthService.log_in."""
-        user = await self._users.get_user_by_login_id(login_id.strip().lower())
-        if user is None or not user.is_active or not await self.password_matches(user, password):
-            return None
-        return user
-
     async def password_matches(self, user: User, password: str) -> bool:
         """Whether `password` is the user's; a match hashed with weaker parameters than
         today's is hashed again."""

@@ -11,10 +11,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from mailramp.accounts.models import User
+from mailramp.accounts.repository import UserRepository
 from mailramp.accounts.service import AccountService
 from mailramp.auth.models import WEBHOOK_MEMORY, ApiKey, Session
+from mailramp.auth.repository import AuthRepository
 from mailramp.auth.throttle import AddressThrottle, account_locked_until
 from mailramp.errors import (
     AuthenticationError,
@@ -28,7 +31,6 @@ from mailramp.errors import (
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.validation import object_id_arg
-from mailramp.storage import Store
 
 API_KEY_PREFIX = "mr_"
 SESSION_DAYS = 14
@@ -61,12 +63,16 @@ class NewSession:
     csrf_token: str
 
 
+class AuthStore(AuthRepository, UserRepository, Protocol):
+    """What AuthService reads and writes."""
+
+
 class AuthService:
     """Signs people and scripts in."""
 
     def __init__(
         self,
-        store: Store,
+        store: AuthStore,
         accounts: AccountService,
         *,
         clock: Clock = utc_now,
@@ -164,8 +170,8 @@ class AuthService:
             # is, and an address typed here is never proven (a Clerk sign-in that proves it
             # takes it back: AccountService.get_or_create_clerk_user).
             raise ConflictError(
-                "email: this address cannot be used for a new account; sign in, or leave "
-                "the email empty"
+                "this address cannot be used for a new account; sign in, or leave the email empty",
+                field="email",
             ) from None
         return await self.start_session(user, user_agent)
 

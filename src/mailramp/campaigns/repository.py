@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
+
+PlanFunction = Callable[[int], Sequence[datetime]]
+"""Given how many pending records a campaign has, their send times (or PlanError)."""
 
 
 class CampaignRepository(Protocol):
@@ -20,6 +24,10 @@ class CampaignRepository(Protocol):
 
     async def get_campaign(self, user_id: str, campaign_id: str) -> Campaign | None:
         """The user's campaign with this campaign_id."""
+        ...
+
+    async def get_campaign_unscoped(self, campaign_id: str) -> Campaign | None:
+        """A campaign whoever owns it (worker, signed tracking requests, CLI)."""
         ...
 
     async def list_campaigns(
@@ -44,4 +52,29 @@ class CampaignRepository(Protocol):
     ) -> Campaign | None:
         """Apply `changes` only if the campaign is still in `expected_status` (compare-and-set);
         None when it is missing or its status moved on."""
+        ...
+
+
+class CampaignQueue(Protocol):
+    """What the campaign rules ask of the send queue when a campaign's window, mailbox or
+    status changes (the queue itself is `sending.repository.SendingRepository`)."""
+
+    async def count_pending(self, user_id: str, campaign_id: str) -> int:
+        """How many of the campaign's emails wait to be sent (`pending`)."""
+        ...
+
+    async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
+        """Reschedule the campaign's pending records with `plan`; returns how many."""
+        ...
+
+    async def planned_times_for_mailbox(
+        self, mailbox_id: str, *, exclude_campaign_id: str, start: datetime, end: datetime
+    ) -> list[datetime]:
+        """The mailbox's sends in [start, end) that count against its daily limit: those
+        other campaigns have planned (pending), and those any campaign already made (sent,
+        bounced, in flight or uncertain)."""
+        ...
+
+    async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
+        """Mark the campaign's records that have not left `cancelled`."""
         ...

@@ -4,9 +4,13 @@ status machine of DESIGN.md §4."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from mailramp.campaigns.models import TRANSITIONS, Campaign, CampaignStatus
+from mailramp.accounts.repository import UserRepository
+from mailramp.campaigns import planner
+from mailramp.campaigns.models import RUNNING_STATUSES, TRANSITIONS, Campaign, CampaignStatus
+from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
+from mailramp.campaigns.scheduling import plan_function, plan_request
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
 from mailramp.errors import (
     ConflictError,
@@ -20,11 +24,8 @@ from mailramp.kit.ids import new_campaign_id, new_object_id
 from mailramp.kit.types import Page, parse_input
 from mailramp.kit.validation import campaign_id_arg, enum_arg, object_id_arg
 from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.metrics.models import CampaignMetrics
-from mailramp.sending import planner
-from mailramp.sending.scheduling import plan_function, plan_request
-from mailramp.storage import Store
-from mailramp.tracking.models import TrackingStatus
 
 STATUS_CHANGE_RETRIES = 3
 
@@ -54,10 +55,24 @@ def _ends_in_the_future(end_time: datetime, now: datetime) -> None:
         )
 
 
+async def owned_campaign(store: CampaignRepository, user_id: str, campaign_id: str) -> Campaign:
+    """The user's campaign (ids checked); another user's is 'not found', as a missing one."""
+    campaign = await store.get_campaign(
+        object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
+    )
+    if campaign is None:
+        raise NotFoundError("campaign", campaign_id)
+    return campaign
+
+
+class CampaignStore(CampaignRepository, CampaignQueue, MailboxRepository, UserRepository, Protocol):
+    """What CampaignService reads and writes."""
+
+
 class CampaignService:
     """Creates campaigns and moves them through their lives."""
 
-    def __init__(self, store: Store, *, clock: Clock = utc_now) -> None:
+    def __init__(self, store: CampaignStore, *, clock: Clock = utc_now) -> None:
         self._store = store
         self._clock = clock
 
@@ -72,7 +87,7 @@ class CampaignService:
         if user is None:
             raise NotFoundError("user", user_id)
         if not user.is_active:
-            raise ConflictError(f"user_id: user {user_id!r} is deactivated")
+            raise ConflictError(f"user {user_id!r} is deactivated", field="user_id")
         mailbox = await self._sending_mailbox(owner, data.mailbox_id)
         now = self._clock()
         end_time = end_time_of(data.start_time, data.duration)
@@ -116,9 +131,12 @@ class CampaignService:
 
     async def get_campaign(self, user_id: str, campaign_id: str) -> Campaign:
         """The user's campaign; another user's is 'not found'."""
-        campaign = await self._store.get_campaign(
-            object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
-        )
+        return await owned_campaign(self._store, user_id, campaign_id)
+
+    async def get_campaign_of_anyone(self, campaign_id: str) -> Campaign:
+        """A campaign whoever owns it: for the operator's CLI, which then acts through the
+        owner-scoped methods as that owner."""
+        campaign = await self._store.get_campaign_unscoped(campaign_id_arg(campaign_id))
         if campaign is None:
             raise NotFoundError("campaign", campaign_id)
         return campaign
@@ -146,7 +164,8 @@ class CampaignService:
             changes[name] = value
         if campaign.status is not CampaignStatus.SCHEDULED:
             raise NotEditableError(
-                f"status: only a scheduled campaign can be edited; this one is {campaign.status}"
+                f"only a scheduled campaign can be edited; this one is {campaign.status}",
+                field="status",
             )
         mailbox = await self._sending_mailbox(
             campaign.user_id, changes.get("mailbox_id", campaign.mailbox_id)
@@ -169,7 +188,7 @@ class CampaignService:
         )
         if updated is None:
             raise NotEditableError(
-                "status: the campaign left 'scheduled' while it was being edited"
+                "the campaign left 'scheduled' while it was being edited", field="status"
             )
         if pending:
             await self._replan(updated)
@@ -192,11 +211,10 @@ class CampaignService:
             if updated is not None:
                 return updated
             # Someone else changed the status between our read and write: judge again.
-        raise ConflictError("status: the campaign's status keeps changing; try again")
+        raise ConflictError("the campaign's status keeps changing; try again", field="status")
 
     async def _pending_count(self, campaign: Campaign) -> int:
-        counts = await self._store.count_tracking_by_status(campaign.user_id, campaign.campaign_id)
-        return counts.get(TrackingStatus.PENDING.value, 0)
+        return await self._store.count_pending(campaign.user_id, campaign.campaign_id)
 
     async def _replan(self, campaign: Campaign) -> None:
         now = self._clock()
@@ -266,6 +284,16 @@ class CampaignService:
         await self._store.cancel_pending(cancelled.campaign_id, now=self._clock())
         return cancelled
 
+    async def running_on_mailbox(
+        self, user_id: str, mailbox_id: str, *, limit: int
+    ) -> tuple[int, list[str]]:
+        """How many of the user's campaigns that are not finished send from the mailbox,
+        and the names of the first `limit` (MailboxService refuses to unlink it then)."""
+        running = await self._store.list_campaigns(
+            user_id, statuses=RUNNING_STATUSES, mailbox_id=mailbox_id, limit=limit
+        )
+        return running.total, [campaign.campaign_name for campaign in running.items]
+
     async def _sending_mailbox(self, owner: str, mailbox_id: str) -> Mailbox:
         mailbox = await self._store.get_mailbox(owner, mailbox_id)
         if mailbox is None or not mailbox.is_linked:
@@ -273,7 +301,8 @@ class CampaignService:
         if not mailbox.can_send:
             reason = f" ({mailbox.status_reason})" if mailbox.status_reason else ""
             raise ConflictError(
-                f"mailbox_id: mailbox {mailbox.email} is {mailbox.status}{reason}; "
-                "only an active mailbox can send a campaign"
+                f"mailbox {mailbox.email} is {mailbox.status}{reason}; "
+                "only an active mailbox can send a campaign",
+                field="mailbox_id",
             )
         return mailbox

@@ -25,7 +25,6 @@ from mailramp.cli.common import (
 from mailramp.errors import ValidationError
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.runtime import Runtime
-from mailramp.sending.export import export_rows
 from mailramp.sending.importer import check_file
 from mailramp.sending.models import ImportReport
 
@@ -325,7 +324,7 @@ def campaign_export(
         rows = 0
         try:
             writer = csv.writer(stream)
-            async for cells in export_rows(runtime.store, campaign):
+            async for cells in runtime.sending.export_rows(campaign):
                 writer.writerow(cells)
                 rows += 1
         finally:

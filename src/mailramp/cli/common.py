@@ -37,7 +37,6 @@ from mailramp.errors import (
     NotFoundError,
 )
 from mailramp.kit.ids import is_object_id
-from mailramp.kit.validation import campaign_id_arg
 from mailramp.mailboxes.models import Mailbox
 from mailramp.observability import configure_logging
 from mailramp.runtime import Runtime, open_runtime
@@ -165,7 +164,4 @@ async def find_mailbox(runtime: Runtime, user: User, which: str) -> Mailbox:
 async def find_campaign(runtime: Runtime, campaign_id: str) -> Campaign:
     """A campaign by campaign_id, whoever owns it: the CLI is the operator's tool; what it
     then does goes through the owner-scoped services as that owner."""
-    campaign = await runtime.store.get_campaign_unscoped(campaign_id_arg(campaign_id))
-    if campaign is None:
-        raise NotFoundError("campaign", campaign_id)
-    return campaign
+    return await runtime.campaigns.get_campaign_of_anyone(campaign_id)

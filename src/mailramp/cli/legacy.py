@@ -12,7 +12,7 @@ from mailramp.cli.common import JsonOption, emit, fail, load_settings, progress_
 from mailramp.errors import MailrampError, ValidationError
 from mailramp.legacy.migrate import MigrationReport, migrate, read_export
 from mailramp.legacy.models import LegacyCollection
-from mailramp.runtime import Runtime
+from mailramp.runtime import Runtime, open_mongodb
 from mailramp.storage import Store
 
 EMAIL_CAMPAIGNS = LegacyCollection.EMAIL_CAMPAIGNS
@@ -98,11 +98,7 @@ async def legacy_documents(
         return [legacy.document async for legacy in store.iter_legacy(EMAIL_CAMPAIGNS)]
     if not from_mongodb.startswith(("mongodb://", "mongodb+srv://")):
         raise ValidationError("from_mongodb", "must be a mongodb:// or mongodb+srv:// URL")
-    if open_source is None:
-        from mailramp.storage.mongo import MongoStore
-
-        open_source = MongoStore.from_url
-    source = open_source(from_mongodb)
+    source = (open_source or open_mongodb)(from_mongodb)
     try:
         return [legacy.document async for legacy in source.iter_legacy(EMAIL_CAMPAIGNS)]
     finally:

@@ -199,7 +199,7 @@ async def run_demo(
             duration=options.minutes / 60,
         )
         # Addresses that unsubscribed or bounced in an earlier demo are suppressed now.
-        suppressed = await runtime.store.suppressed_among(user.id, [p.email for p in people])
+        suppressed = await runtime.suppression.suppressed_among(user.id, [p.email for p in people])
         audience_left = [p for p in people if p.email not in suppressed]
         report = await runtime.sending.import_recipients(
             user.user_id, campaign.campaign_id, io.BytesIO(csv_file(people))

@@ -7,14 +7,8 @@ reserved or unspecified, also when wrapped in an IPv6 address), unless the opera
 private hosts (MAILRAMP_ALLOW_PRIVATE_HOSTS). Clients then connect to those very addresses
 (`connect`, `connect_blocking`) and never resolve the name again: a DNS server that answers
 differently the second time (DNS rebinding) cannot send them elsewhere. The name itself is
-kept for TLS (SNI and the certificate's host name).
-
-    HostError
-    ├── ForbiddenHostError    resolves to a non-public address: its owner must change it
-    ├── UnknownHostError      the name does not exist (NXDOMAIN) or has no address
-    ├── HostLookupError       the resolver failed for now (no answer, SERVFAIL): try later
-    └── CleartextLoginError   a password would go unencrypted to a public host
-"""
+kept for TLS (SNI and the certificate's host name). What it raises is drawn in
+`errors.py` (`HostError`)."""
 
 from __future__ import annotations
 
@@ -23,6 +17,13 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import Any
+
+from mailramp.errors import (
+    CleartextLoginError,
+    ForbiddenHostError,
+    HostLookupError,
+    UnknownHostError,
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -38,26 +39,6 @@ _NO_SUCH_HOST = {
     if code is not None
 }
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-class HostError(Exception):
-    """A user-given host that must not, or cannot now, be connected to."""
-
-
-class ForbiddenHostError(HostError):
-    """The host resolves to an address outbound connections must not reach."""
-
-
-class UnknownHostError(HostError):
-    """The host name does not exist, or has no address: it will not start working by itself."""
-
-
-class HostLookupError(HostError):
-    """The name could not be resolved right now (the resolver did not answer or failed)."""
-
-
-class CleartextLoginError(HostError):
-    """A password would be sent unencrypted to a host on the public internet."""
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:

@@ -20,15 +20,18 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId, json_util
 
+from mailramp.accounts.repository import UserRepository
 from mailramp.campaigns.models import MAX_DURATION_HOURS, Campaign, CampaignStatus, MessageFormat
+from mailramp.campaigns.repository import CampaignRepository
 from mailramp.errors import ImportFileError
 from mailramp.kit.ids import is_object_id, new_object_id
+from mailramp.legacy.repository import LegacyRepository
+from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
-from mailramp.storage import Store
 
 LEGACY_NAMESPACE = uuid.UUID("6f0d7a52-3a4e-4c33-9d4f-6a0e2b1c9e11")
 
@@ -102,6 +105,12 @@ class MigrationReport:
 
 class NotMigrated(Exception):
     """Why one document cannot become a campaign."""
+
+
+class LegacyStore(
+    LegacyRepository, CampaignRepository, MailboxRepository, UserRepository, Protocol
+):
+    """What the migration of legacy campaigns reads and writes."""
 
 
 def campaign_id_for(legacy_id: str) -> str:
@@ -186,7 +195,7 @@ def _plain(value: Any) -> Any:
 
 
 async def convert(
-    store: Store, document: Mapping[str, Any], *, now: datetime
+    store: LegacyStore, document: Mapping[str, Any], *, now: datetime
 ) -> tuple[Campaign, CampaignMetrics]:
     """The campaign and metrics a legacy document becomes; NotMigrated says why not."""
     legacy_id = _id_text(document.get("_id"))
@@ -283,7 +292,7 @@ async def convert(
 
 
 async def migrate(
-    store: Store,
+    store: LegacyStore,
     documents: AsyncIterator[Mapping[str, Any]],
     *,
     dry_run: bool = False,

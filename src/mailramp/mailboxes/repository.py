@@ -25,6 +25,10 @@ class MailboxRepository(Protocol):
         """The user's mailbox with this id, linked or not."""
         ...
 
+    async def get_mailbox_unscoped(self, mailbox_id: str) -> Mailbox | None:
+        """A mailbox whoever owns it (the worker)."""
+        ...
+
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         """The user's mailbox with this address, linked or not."""
         ...

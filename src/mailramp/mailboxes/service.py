@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from mailramp.campaigns.models import RUNNING_STATUSES
+from mailramp.accounts.repository import UserRepository
 from mailramp.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
@@ -17,8 +17,8 @@ from mailramp.kit.secrets import SecretBox, secret_context
 from mailramp.kit.types import parse_input
 from mailramp.kit.validation import enum_arg, object_id_arg
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, MailboxStatus
+from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
-from mailramp.storage import Store
 
 TABLE = "linkbox_box_table"
 
@@ -42,12 +42,34 @@ class RotationReport:
     skipped_changed: int
 
 
+class MailboxStore(MailboxRepository, UserRepository, Protocol):
+    """What MailboxService reads and writes."""
+
+
+class MailboxUsers(Protocol):
+    """Who still sends from a mailbox: the campaigns domain answers (`CampaignService`)."""
+
+    async def running_on_mailbox(
+        self, user_id: str, mailbox_id: str, *, limit: int
+    ) -> tuple[int, list[str]]:
+        """How many unfinished campaigns send from the mailbox, and the first names."""
+        ...
+
+
 class MailboxService:
     """Links and manages a user's mailboxes."""
 
-    def __init__(self, store: Store, secrets: SecretBox, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: MailboxStore,
+        secrets: SecretBox,
+        *,
+        in_use: MailboxUsers,
+        clock: Clock = utc_now,
+    ) -> None:
         self._store = store
         self._secrets = secrets
+        self._in_use = in_use
         self._clock = clock
 
     # -- linking ----------------------------------------------------------------------
@@ -185,14 +207,15 @@ class MailboxService:
         """Unlink the mailbox: its secrets are erased, it can no longer send, and another
         linked mailbox becomes primary. Refused while a campaign that is not finished uses it."""
         mailbox = await self._linked(user_id, mailbox_id)
-        running = await self._store.list_campaigns(
-            mailbox.user_id, statuses=RUNNING_STATUSES, mailbox_id=mailbox.id, limit=5
+        total, first_names = await self._in_use.running_on_mailbox(
+            mailbox.user_id, mailbox.id, limit=5
         )
-        if running.total:
-            names = ", ".join(repr(c.campaign_name) for c in running.items)
+        if total:
+            names = ", ".join(repr(name) for name in first_names)
             raise ConflictError(
-                f"mailbox_id: {running.total} campaign(s) still use this mailbox ({names}); "
-                "cancel them or let them complete before unlinking it"
+                f"{total} campaign(s) still use this mailbox ({names}); "
+                "cancel them or let them complete before unlinking it",
+                field="mailbox_id",
             )
         now = self._clock()
         changes: dict[str, Any] = dict.fromkeys(SECRET_FIELDS)
@@ -241,7 +264,7 @@ class MailboxService:
         if user is None:
             raise NotFoundError("user", user_id)
         if not user.is_active:
-            raise ConflictError(f"user_id: user {user_id!r} is deactivated")
+            raise ConflictError(f"user {user_id!r} is deactivated", field="user_id")
         return owner
 
     async def _linked(self, user_id: str, mailbox_id: str) -> Mailbox:

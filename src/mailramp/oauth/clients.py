@@ -13,13 +13,8 @@ import httpx
 from pydantic import SecretStr
 
 from mailramp.config import Settings
+from mailramp.errors import OAuthGrantRevoked, OAuthNotConfigured, OAuthTokenError, OAuthUnavailable
 from mailramp.mailboxes.models import Provider
-from mailramp.oauth.errors import (
-    OAuthGrantRevoked,
-    OAuthNotConfigured,
-    OAuthTokenError,
-    OAuthUnavailable,
-)
 
 TIMEOUT_SECONDS = 20
 

@@ -8,14 +8,19 @@ from typing import Any
 
 import httpx
 
-from mailramp.errors import ConflictError, ValidationError
+from mailramp.errors import (
+    ConflictError,
+    OAuthGrantRevoked,
+    OAuthTokenError,
+    OAuthUnavailable,
+    ValidationError,
+)
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.secrets import SecretBox
 from mailramp.kit.types import normalize_email
 from mailramp.mailboxes.models import Mailbox, MailboxStatus, Provider
 from mailramp.mailboxes.service import MailboxCredentials, MailboxService
 from mailramp.oauth.clients import OAuthClient, OAuthEndpoints
-from mailramp.oauth.errors import OAuthGrantRevoked, OAuthTokenError, OAuthUnavailable
 from mailramp.oauth.state import LinkState, StateSealer
 
 OAUTH_PROVIDERS = (Provider.OUTLOOK, Provider.GMAIL)
@@ -111,8 +116,9 @@ class OAuthLinking:
             )
         if existing.provider is not endpoints.provider:
             raise ConflictError(
-                f"email: {email} is already linked as a {existing.provider} mailbox; unlink it "
-                f"before linking it through {endpoints.label}"
+                f"{email} is already linked as a {existing.provider} mailbox; unlink it "
+                f"before linking it through {endpoints.label}",
+                field="email",
             )
         await self._mailboxes.update_mailbox(user_id, existing.id, **fields)
         return await self._mailboxes.set_status(user_id, existing.id, MailboxStatus.ACTIVE)

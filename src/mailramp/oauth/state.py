@@ -15,10 +15,9 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from mailramp.errors import SecretIntegrityError, SecretKeyError
+from mailramp.errors import OAuthStateError, SecretIntegrityError, SecretKeyError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.secrets import PREFIX, SecretBox
-from mailramp.oauth.errors import OAuthStateError
 
 STATE_LIFETIME = timedelta(minutes=10)
 MAX_STATE_LENGTH = 2048
@@ -83,7 +82,7 @@ class StateSealer:
         """The state if this server issued it for `provider` to `user_id` less than the
         lifetime ago and it was not used before; OAuthStateError otherwise."""
         if not sealed or len(sealed) > MAX_STATE_LENGTH:
-            raise OAuthStateError("state: missing or malformed; start linking again")
+            raise OAuthStateError("missing or malformed; start linking again", field="state")
         try:
             payload = json.loads(self._box.decrypt(PREFIX + sealed, context=_context(provider)))
             state = LinkState(
@@ -95,19 +94,19 @@ class StateSealer:
             )
         except (SecretKeyError, SecretIntegrityError, ValueError, KeyError, TypeError):
             raise OAuthStateError(
-                "state: not issued by this server for this provider; start linking again"
+                "not issued by this server for this provider; start linking again", field="state"
             ) from None
         now = self._clock()
         if now - state.issued_at > self._lifetime:
             minutes = int(self._lifetime.total_seconds() // 60)
             raise OAuthStateError(
-                f"state: expired (linking must finish within {minutes} minutes); "
-                "start linking again"
+                f"expired (linking must finish within {minutes} minutes); start linking again",
+                field="state",
             )
         if state.user_id != user_id:
             raise OAuthStateError(
-                "state: linking was started by another user; sign in as that user or start "
-                "linking again"
+                "linking was started by another user; sign in as that user or start linking again",
+                field="state",
             )
         self._use(state.nonce, now)
         return state
@@ -117,5 +116,5 @@ class StateSealer:
         with self._lock:
             self._used = {n: at for n, at in self._used.items() if now - at <= self._lifetime}
             if nonce in self._used:
-                raise OAuthStateError("state: already used; start linking again")
+                raise OAuthStateError("already used; start linking again", field="state")
             self._used[nonce] = now

@@ -17,17 +17,19 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from mailramp.kit.clock import Clock, utc_now
-from mailramp.mailboxes.models import Mailbox
-from mailramp.mailboxes.service import MailboxCredentials, MailboxService
-from mailramp.oauth.errors import (
+from mailramp.errors import (
+    MailboxUnusableError,
     OAuthGrantRevoked,
     OAuthNotConfigured,
     OAuthTokenError,
     OAuthUnavailable,
+    TransientSendError,
 )
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.service import MailboxCredentials, MailboxService
+from mailramp.mailboxes.transport import TokenSource
 from mailramp.oauth.service import OAuthLinking
-from mailramp.providers import MailboxUnusableError, TokenSource, TransientSendError
 
 # A token this close to its expiry is refreshed first: a send must not start with a token
 # that expires on the way.

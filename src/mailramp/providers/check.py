@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from mailramp.errors import ProviderError
 from mailramp.mailboxes.models import Mailbox, Provider
 from mailramp.mailboxes.service import MailboxCredentials
-from mailramp.providers import ProviderError
-from mailramp.providers.registry import ProviderFactory
-from mailramp.tracking.inbox import InboxFactory
+from mailramp.mailboxes.transport import InboxFactory, ProviderFactory
 
 
 @runtime_checkable

@@ -33,8 +33,9 @@ from typing import Any
 
 import httpx
 
+from mailramp.errors import ThrottledError, TransientSendError
 from mailramp.kit.clock import Clock, utc_now
-from mailramp.providers import ThrottledError, TokenSource, TransientSendError
+from mailramp.mailboxes.transport import InboxBatch, TokenSource
 from mailramp.providers.http import (
     MAX_CONCURRENCY,
     ApiClient,
@@ -46,7 +47,6 @@ from mailramp.providers.http import (
     mime_for,
     retry_after_seconds,
 )
-from mailramp.providers.imap import InboxBatch
 
 GMAIL_BASE_URL = "https://gmail.googleapis.com"
 API = "/gmail/v1/users/me"

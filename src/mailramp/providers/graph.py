@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mailramp.providers import ThrottledError, TokenSource, TransientSendError
+from mailramp.errors import ThrottledError, TransientSendError
+from mailramp.mailboxes.transport import InboxBatch, TokenSource
 from mailramp.providers.http import (
     MAX_CONCURRENCY,
     ApiClient,
@@ -41,7 +42,6 @@ from mailramp.providers.http import (
     mime_for,
     retry_after_seconds,
 )
-from mailramp.providers.imap import InboxBatch
 
 GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 # Graph's error codes for a sendMail whose recipients Exchange refuses outright.

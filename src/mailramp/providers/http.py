@@ -37,16 +37,16 @@ from typing import Any, ClassVar
 
 import httpx
 
-from mailramp.kit.clock import Clock, utc_now
-from mailramp.providers import (
+from mailramp.errors import (
     MailboxUnusableError,
     PermanentSendError,
     ProviderError,
     ThrottledError,
-    TokenSource,
     TransientSendError,
     UncertainSendError,
 )
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.mailboxes.transport import TokenSource
 
 MAX_CONCURRENCY = 4
 RECONNECT = "reconnect this mailbox"

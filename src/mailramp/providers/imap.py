@@ -8,11 +8,11 @@ import asyncio
 import imaplib
 import socket
 import ssl
-from dataclasses import dataclass
 
+from mailramp.errors import MailboxUnusableError, TransientSendError
 from mailramp.kit.network import ResolvedHost, connect_blocking
 from mailramp.mailboxes.models import TransportSecurity
-from mailramp.providers import MailboxUnusableError, TransientSendError
+from mailramp.mailboxes.transport import InboxBatch
 from mailramp.providers.smtp import resolve_mailbox_host
 
 DEFAULT_PORTS = {
@@ -21,14 +21,6 @@ DEFAULT_PORTS = {
     TransportSecurity.PLAIN: 143,
 }
 BATCH = 200
-
-
-@dataclass(frozen=True)
-class InboxBatch:
-    """Messages newer than the position asked for, and the inbox's UIDVALIDITY."""
-
-    uid_validity: int
-    messages: list[tuple[int, bytes]]
 
 
 class ImapInbox:

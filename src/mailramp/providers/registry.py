@@ -1,34 +1,19 @@
-"""Which Provider sends for a mailbox."""
+"""Which adapter sends from a mailbox, and which reads its inbox (the protocols are in
+`mailboxes/transport.py`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
 
+from mailramp.errors import MailboxUnusableError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
 from mailramp.mailboxes.service import MailboxCredentials
-from mailramp.providers import MailboxUnusableError, TokenSource
-from mailramp.providers import Provider as SendingProvider
-from mailramp.providers.gmail import GMAIL_BASE_URL, GmailProvider
-from mailramp.providers.graph import GRAPH_BASE_URL, GraphProvider
+from mailramp.mailboxes.transport import Inbox, InboxBatch, SendingProvider, TokenSourceFactory
+from mailramp.providers.gmail import GMAIL_BASE_URL, GmailClient, GmailInbox, GmailProvider
+from mailramp.providers.graph import GRAPH_BASE_URL, GraphClient, GraphInbox, GraphProvider
+from mailramp.providers.imap import ImapInbox
 from mailramp.providers.smtp import SmtpProvider
-
-
-class ProviderFactory(Protocol):
-    """Builds the Provider for a mailbox from its settings and decrypted credentials."""
-
-    def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> SendingProvider:
-        """A provider ready to connect on first send."""
-        ...
-
-
-class TokenSourceFactory(Protocol):
-    """Builds the TokenSource of an OAuth mailbox (`oauth.tokens.MailboxTokenSources`)."""
-
-    def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> TokenSource:
-        """A token source for the mailbox, refreshing (and storing) its tokens."""
-        ...
 
 
 class DefaultProviders:
@@ -87,3 +72,63 @@ class DefaultProviders:
             f"sending through the {mailbox.provider} API is not available in this version of "
             "mailramp; link the mailbox as an SMTP account to send from it"
         )
+
+
+class DefaultInboxes:
+    """SMTP mailboxes with an IMAP host are read over IMAP; Outlook mailboxes through
+    Graph and Gmail mailboxes through the Gmail API when `tokens` is given."""
+
+    def __init__(
+        self,
+        *,
+        allow_private_hosts: bool = False,
+        allow_cleartext_login: bool = False,
+        tokens: TokenSourceFactory | None = None,
+        graph_url: str = GRAPH_BASE_URL,
+        gmail_url: str = GMAIL_BASE_URL,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._allow_private_hosts = allow_private_hosts
+        self._allow_cleartext_login = allow_cleartext_login
+        self._tokens = tokens
+        self._graph_url = graph_url
+        self._gmail_url = gmail_url
+        self._clock = clock
+
+    def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
+        if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:
+            client = GraphClient(self._tokens(mailbox, credentials), base_url=self._graph_url)
+            return _ClosingInbox(GraphInbox(client, clock=self._clock), client)
+        if mailbox.provider is Provider.GMAIL and self._tokens is not None:
+            gmail = GmailClient(
+                self._tokens(mailbox, credentials), base_url=self._gmail_url, clock=self._clock
+            )
+            return _ClosingInbox(GmailInbox(gmail, clock=self._clock), gmail)
+        if mailbox.provider is not Provider.SMTP or not mailbox.imap_host:
+            raise MailboxUnusableError(f"no inbox reader for {mailbox.provider} mailboxes yet")
+        if credentials.password is None:
+            raise MailboxUnusableError("the mailbox has no password for IMAP")
+        return ImapInbox(
+            host=mailbox.imap_host,
+            port=mailbox.imap_port,
+            security=mailbox.imap_security or TransportSecurity.TLS,
+            username=mailbox.imap_username or mailbox.smtp_username or mailbox.email,
+            password=credentials.password.get_secret_value(),
+            allow_private_hosts=self._allow_private_hosts,
+            allow_cleartext_login=self._allow_cleartext_login,
+        )
+
+
+class _ClosingInbox:
+    """A Graph or Gmail inbox whose HTTP client is closed after each read (the poller
+    makes a new reader per check)."""
+
+    def __init__(self, inbox: Inbox, client: GraphClient | GmailClient) -> None:
+        self._inbox = inbox
+        self._client = client
+
+    async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
+        try:
+            return await self._inbox.fetch_new(uid_validity=uid_validity, last_uid=last_uid)
+        finally:
+            await self._client.close()

@@ -16,24 +16,19 @@ from email.message import Message
 
 import aiosmtplib
 
-from mailramp.kit.network import (
+from mailramp.errors import (
     CleartextLoginError,
     ForbiddenHostError,
     HostLookupError,
-    ResolvedHost,
-    UnknownHostError,
-    check_cleartext_login,
-    connect,
-    resolve_host,
-)
-from mailramp.mailboxes.models import TransportSecurity
-from mailramp.providers import (
     MailboxUnusableError,
     PermanentSendError,
     ServerUnavailableError,
     TransientSendError,
     UncertainSendError,
+    UnknownHostError,
 )
+from mailramp.kit.network import ResolvedHost, check_cleartext_login, connect, resolve_host
+from mailramp.mailboxes.models import TransportSecurity
 
 DEFAULT_PORTS = {
     TransportSecurity.TLS: 465,

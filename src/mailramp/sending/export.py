@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from mailramp.campaigns.models import Campaign
-from mailramp.storage import Store
 from mailramp.tracking.models import EmailTracking
+from mailramp.tracking.repository import TrackingRepository
 
 EXPORT_COLUMNS = (
     "recipient_email",
@@ -34,7 +34,9 @@ def spreadsheet_safe(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") else text
 
 
-async def _pages(store: Store, campaign: Campaign) -> AsyncIterator[Sequence[EmailTracking]]:
+async def _pages(
+    store: TrackingRepository, campaign: Campaign
+) -> AsyncIterator[Sequence[EmailTracking]]:
     offset = 0
     while True:
         page = await store.list_tracking(
@@ -47,7 +49,7 @@ async def _pages(store: Store, campaign: Campaign) -> AsyncIterator[Sequence[Ema
             return
 
 
-async def export_rows(store: Store, campaign: Campaign) -> AsyncIterator[list[str]]:
+async def export_rows(store: TrackingRepository, campaign: Campaign) -> AsyncIterator[list[str]]:
     """The header, then one row per recipient, read a page at a time. Every merge variable
     of any recipient is a column (imports with other columns add theirs): a first pass
     collects their names, so nothing a user imported is left out of the file."""

@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from typing import BinaryIO
 
+from mailramp.campaigns import templates
 from mailramp.campaigns.models import Campaign
 from mailramp.errors import ImportFileError, ValidationError
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.types import normalize_email
-from mailramp.sending import templates
 from mailramp.sending.models import ImportReport, InvalidRow
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 

@@ -12,9 +12,9 @@ from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 from html.parser import HTMLParser
 
+from mailramp.campaigns import templates
 from mailramp.campaigns.models import Campaign, MessageFormat
 from mailramp.mailboxes.models import Mailbox
-from mailramp.sending import templates
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import EmailTracking
 
@@ -24,11 +24,6 @@ def message_id_for(record_id: str, sender: str) -> str:
     or bounce finds its way back."""
     domain = sender.rsplit("@", 1)[-1]
     return f"<{record_id}.mailramp@{domain}>"
-
-
-def merge_values(record: EmailTracking) -> dict[str, object]:
-    """What placeholders can name: the CSV columns, and `email`."""
-    return {**record.merge_variables, "email": record.recipient_email}
 
 
 def build_message(
@@ -46,7 +41,7 @@ def build_message(
     made safe here instead: rendered values have no line breaks, and non-ASCII text is
     RFC 2047-encoded.
     """
-    values = merge_values(record)
+    values = record.merge_values()
     template = tracking.instrument(campaign, record.id) if tracking else campaign.message
     if campaign.message_format is MessageFormat.HTML:
         body = templates.render(template, values, escape_html=True)

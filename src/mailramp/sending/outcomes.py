@@ -1,25 +1,59 @@
-"""What a send outcome writes to its tracking record, shared by the storage adapters."""
+"""What a send outcome does: the fields it writes to its tracking record, the states it may
+leave, the counters it moves and the address it suppresses. Both storage adapters run these
+rules in their `record_results`; they only choose how to query."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from mailramp.sending.lifecycle import released
 from mailramp.sending.models import Outcome, SendResult
+from mailramp.suppression.models import Suppression
+from mailramp.tracking.events import HARD_BOUNCE, SENT_FIRSTS
 from mailramp.tracking.models import TrackingStatus
+
+# A record turned `uncertain` by an expired lease still takes a definite outcome if its
+# worker reports one after all; any other status means it was already recorded.
+OPEN_STATES = (TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value)
+# A retry is no outcome: it puts the record back in the queue, which only the worker still
+# holding it may do. Once the lease ran out the campaign may have completed around the
+# `uncertain` record, and a `pending` one there would never leave.
+RETRY_STATES = (TrackingStatus.SENDING.value,)
+
+
+def states_it_may_leave(result: SendResult) -> list[str]:
+    """The record states this outcome may be written over (anything else: already recorded)."""
+    return list(RETRY_STATES if result.outcome is Outcome.RETRY else OPEN_STATES)
+
+
+def counter_deltas(result: SendResult) -> dict[str, int]:
+    """What the outcome adds to its campaign's counters, once its record changed: a sent
+    message counts as sent; a refused recipient is a hard bounce (sent and bounced)."""
+    match result.outcome:
+        case Outcome.SENT:
+            return dict.fromkeys(SENT_FIRSTS.values(), 1)
+        case Outcome.BOUNCED:
+            return dict.fromkeys(HARD_BOUNCE.firsts.values(), 1)
+    return {}
+
+
+def suppression_for(result: SendResult, now: datetime) -> Suppression | None:
+    """The address a refused recipient puts on its user's suppression list."""
+    if result.outcome is not Outcome.BOUNCED:
+        return None
+    return HARD_BOUNCE.suppression(result, now=now, detail=result.error)
 
 
 def outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
     """The fields of a tracking record after a send outcome (both storage adapters)."""
-    cleared = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     match result.outcome:
         case Outcome.SENT:
             # The provider said it took the message (SMTP 250 to DATA, Graph's 202, Gmail's
             # 200): that is what `delivered_at` records. Nothing later tells whether it
             # reached the inbox; a bounce report sets `bounced_at` and leaves this as it was.
             sent = {
-                **cleared,
-                "status": TrackingStatus.SENT.value,
+                **released(TrackingStatus.SENT, now),
                 "sent_at": now,
                 "delivered_at": now,
                 "last_error": None,
@@ -28,29 +62,26 @@ def outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
             return sent if result.message_id is None else {**sent, "message_id": result.message_id}
         case Outcome.BOUNCED:
             return {
-                **cleared,
-                "status": TrackingStatus.BOUNCED.value,
+                **released(TrackingStatus.BOUNCED, now),
                 "sent_at": now,
                 "bounced_at": now,
                 "last_error": result.error,
             }
         case Outcome.RETRY:
             retry = {
-                **cleared,
-                "status": TrackingStatus.PENDING.value,
+                **released(TrackingStatus.PENDING, now),
                 "scheduled_at": result.retry_at,
                 "next_attempt_at": result.retry_at,
                 "last_error": result.error,
             }
             return retry if result.attempts is None else {**retry, "attempts": result.attempts}
         case Outcome.FAILED:
-            return {**cleared, "status": TrackingStatus.FAILED.value, "last_error": result.error}
+            return {**released(TrackingStatus.FAILED, now), "last_error": result.error}
         case Outcome.UNCERTAIN:
-            return {**cleared, "status": TrackingStatus.UNCERTAIN.value, "last_error": result.error}
+            return {**released(TrackingStatus.UNCERTAIN, now), "last_error": result.error}
         case Outcome.SUPPRESSED:
             return {
-                **cleared,
-                "status": TrackingStatus.SUPPRESSED.value,
+                **released(TrackingStatus.SUPPRESSED, now),
                 "message_id": None,
                 "last_error": result.error,
             }

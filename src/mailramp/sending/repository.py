@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
-from mailramp.mailboxes.models import Mailbox
+from mailramp.campaigns.repository import PlanFunction
 from mailramp.sending.models import ImportCounts, LifecycleReport, QueueDepth, SendResult
 from mailramp.tracking.models import EmailTracking
-
-PlanFunction = Callable[[int], Sequence[datetime]]
-"""Given how many pending records a campaign has, their send times (or PlanError)."""
 
 
 class SendingRepository(Protocol):
     """The send queue. Methods without a user are for the worker and say so."""
-
-    async def get_campaign_unscoped(self, campaign_id: str) -> Campaign | None:
-        """A campaign whoever owns it (worker, CLI)."""
-        ...
-
-    async def get_mailbox_unscoped(self, mailbox_id: str) -> Mailbox | None:
-        """A mailbox whoever owns it (worker)."""
-        ...
 
     async def import_recipients(
         self,
@@ -37,22 +26,6 @@ class SendingRepository(Protocol):
         of recipients already in the campaign skipped), set `total_recipients` to the exact
         count, and schedule every pending record with `plan`. If the batches or the plan
         raise, nothing is stored."""
-        ...
-
-    async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
-        """Reschedule the campaign's pending records with `plan`; returns how many."""
-        ...
-
-    async def planned_times_for_mailbox(
-        self, mailbox_id: str, *, exclude_campaign_id: str, start: datetime, end: datetime
-    ) -> list[datetime]:
-        """The mailbox's sends in [start, end) that count against its daily limit: those
-        other campaigns have planned (pending), and those any campaign already made (sent,
-        bounced, in flight or uncertain)."""
-        ...
-
-    async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
-        """Mark the campaign's records that have not left `cancelled`."""
         ...
 
     async def resend_uncertain(self, user_id: str, campaign_id: str, *, now: datetime) -> int:

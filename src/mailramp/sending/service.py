@@ -1,35 +1,45 @@
-"""Recipients in, send queue out: importing, re-planning, cancelling and resending."""
+"""Recipients in, send queue out: importing, counting and resending."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import AsyncIterator, Callable
+from typing import BinaryIO, Protocol
 
 from mailramp.campaigns.models import FINAL_STATUSES, Campaign
+from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
+from mailramp.campaigns.scheduling import plan_function
+from mailramp.campaigns.service import owned_campaign
 from mailramp.errors import ConflictError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
-from mailramp.kit.validation import campaign_id_arg, object_id_arg
+from mailramp.mailboxes.repository import MailboxRepository
+from mailramp.sending.export import export_rows
 from mailramp.sending.importer import RecipientReader
 from mailramp.sending.models import ImportReport
-from mailramp.sending.scheduling import plan_function
-from mailramp.storage import Store
+from mailramp.sending.repository import SendingRepository
 from mailramp.tracking.models import TrackingStatus
+from mailramp.tracking.repository import TrackingRepository
+
+
+class RecipientStore(
+    SendingRepository,
+    CampaignRepository,
+    CampaignQueue,
+    MailboxRepository,
+    TrackingRepository,
+    Protocol,
+):
+    """What SendingService reads and writes."""
 
 
 class SendingService:
     """What users do to a campaign's recipients."""
 
-    def __init__(self, store: Store, *, clock: Clock = utc_now) -> None:
+    def __init__(self, store: RecipientStore, *, clock: Clock = utc_now) -> None:
         self._store = store
         self._clock = clock
 
     async def _campaign(self, user_id: str, campaign_id: str) -> Campaign:
-        campaign = await self._store.get_campaign(
-            object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
-        )
-        if campaign is None:
-            raise NotFoundError("campaign", campaign_id)
-        return campaign
+        return await owned_campaign(self._store, user_id, campaign_id)
 
     async def import_recipients(
         self,
@@ -49,7 +59,7 @@ class SendingService:
         campaign = await self._campaign(user_id, campaign_id)
         if campaign.status in FINAL_STATUSES:
             raise ConflictError(
-                f"status: the campaign is {campaign.status}; recipients cannot be added"
+                f"the campaign is {campaign.status}; recipients cannot be added", field="status"
             )
         mailbox = await self._store.get_mailbox(campaign.user_id, campaign.mailbox_id)
         if mailbox is None:
@@ -71,26 +81,6 @@ class SendingService:
         report.total_recipients = counts.total_recipients
         return report
 
-    async def replan(self, user_id: str, campaign_id: str) -> int:
-        """Spread the pending recipients across what is left of the window."""
-        campaign = await self._campaign(user_id, campaign_id)
-        return await self.replan_campaign(campaign)
-
-    async def replan_campaign(self, campaign: Campaign) -> int:
-        """Re-plan an already-loaded campaign (after a resume or an edit)."""
-        now = self._clock()
-        if now >= campaign.end_time:
-            return 0  # nothing can be scheduled; the lifecycle expires what is left
-        mailbox = await self._store.get_mailbox(campaign.user_id, campaign.mailbox_id)
-        if mailbox is None:
-            raise NotFoundError("mailbox", campaign.mailbox_id)
-        plan = await plan_function(self._store, campaign, mailbox, now=now)
-        return await self._store.replan_pending(campaign, plan=plan)
-
-    async def cancel_pending(self, campaign: Campaign) -> int:
-        """Mark every record that has not left `cancelled`."""
-        return await self._store.cancel_pending(campaign.campaign_id, now=self._clock())
-
     async def resend_uncertain(self, user_id: str, campaign_id: str) -> int:
         """Queue the campaign's uncertain records again — only when the user asks, since the
         recipient may already have the message."""
@@ -104,3 +94,8 @@ class SendingService:
         campaign = await self._campaign(user_id, campaign_id)
         counts = await self._store.count_tracking_by_status(campaign.user_id, campaign.campaign_id)
         return {status.value: counts.get(status.value, 0) for status in TrackingStatus}
+
+    def export_rows(self, campaign: Campaign) -> AsyncIterator[list[str]]:
+        """The campaign's recipients and what happened to each, as spreadsheet-safe CSV
+        rows, header first (the caller fetched `campaign` as its owner)."""
+        return export_rows(self._store, campaign)

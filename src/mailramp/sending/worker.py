@@ -23,26 +23,28 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
-from mailramp.errors import DatabaseUnavailableError
-from mailramp.kit.clock import Clock, utc_now
-from mailramp.kit.coalesce import Coalescer
-from mailramp.mailboxes.models import Mailbox
-from mailramp.mailboxes.service import MailboxService
-from mailramp.providers import (
+from mailramp.campaigns.repository import CampaignRepository
+from mailramp.errors import (
+    DatabaseUnavailableError,
     MailboxUnusableError,
     PermanentSendError,
-    Provider,
     ProviderError,
-    ReportsSentMessageId,
     ServerUnavailableError,
     ThrottledError,
     TransientSendError,
     UncertainSendError,
 )
-from mailramp.providers.registry import ProviderFactory
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.coalesce import Coalescer
+from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.repository import MailboxRepository
+from mailramp.mailboxes.service import MailboxService
+from mailramp.mailboxes.transport import ProviderFactory, ReportsSentMessageId
+from mailramp.mailboxes.transport import SendingProvider as Provider
 from mailramp.sending.message import build_message, message_id_for
 from mailramp.sending.models import Outcome, SendResult
-from mailramp.storage import Store
+from mailramp.sending.repository import SendingRepository
+from mailramp.suppression.repository import SuppressionRepository
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import EmailTracking
 
@@ -113,12 +115,19 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{random.randrange(16**6):06x}"  # noqa: S311
 
 
+class SendQueue(
+    SendingRepository, CampaignRepository, MailboxRepository, SuppressionRepository, Protocol
+):
+    """What the worker needs: the queue, the campaigns and mailboxes it sends for, and the
+    suppression list it checks last."""
+
+
 class SendingWorker:
     """One worker loop. `tick()` does one pass; `run()` loops until told to stop."""
 
     def __init__(
         self,
-        store: Store,
+        store: SendQueue,
         mailboxes: MailboxService,
         providers: ProviderFactory,
         *,
@@ -389,7 +398,7 @@ class SendingWorker:
         return set(allowed)
 
     async def _record_durably(self, results: list[SendResult]) -> None:
-        """Store outcomes, waiting out a database outage: these messages left (or surely
+        """SendQueue outcomes, waiting out a database outage: these messages left (or surely
         did not), and only their outcome says so. Meanwhile the records stay `sending`, so
         nobody sends them again; if their lease runs out first they turn `uncertain`, and
         the outcome stored later still wins (SendingRepository.record_results)."""

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from mailramp.accounts.repository import UserRepository
 from mailramp.auth.repository import AuthRepository
-from mailramp.campaigns.repository import CampaignRepository
+from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
 from mailramp.kit.secrets import InstanceSecretRepository
 from mailramp.legacy.repository import LegacyRepository
 from mailramp.mailboxes.repository import MailboxRepository
@@ -20,6 +20,7 @@ class Store(
     UserRepository,
     MailboxRepository,
     CampaignRepository,
+    CampaignQueue,
     MetricsRepository,
     TrackingRepository,
     LegacyRepository,

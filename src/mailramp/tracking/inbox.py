@@ -8,118 +8,29 @@ import contextlib
 import logging
 from typing import Protocol
 
-from mailramp.errors import DatabaseUnavailableError, NotFoundError
+from mailramp.errors import (
+    DatabaseUnavailableError,
+    MailboxUnusableError,
+    NotFoundError,
+    TransientSendError,
+)
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
-from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
-from mailramp.mailboxes.service import MailboxCredentials, MailboxService
-from mailramp.providers import MailboxUnusableError, TransientSendError
-from mailramp.providers.gmail import GMAIL_BASE_URL, GmailClient, GmailInbox
-from mailramp.providers.graph import GRAPH_BASE_URL, GraphClient, GraphInbox
-from mailramp.providers.imap import ImapInbox, InboxBatch
-from mailramp.providers.registry import TokenSourceFactory
-from mailramp.storage import Store
-from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.repository import MailboxRepository
+from mailramp.mailboxes.service import MailboxService
+from mailramp.mailboxes.transport import InboxFactory
+from mailramp.tracking.events import EVENT_KINDS, HARD_BOUNCE
 from mailramp.tracking.inbound import Inbound, InboundKind, classify_inbound
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
+from mailramp.tracking.repository import TrackingRepository
 from mailramp.tracking.service import EventMetrics, unmeasured
 
 log = logging.getLogger(__name__)
 
 
-class Inbox(Protocol):
-    """New messages of one mailbox's inbox."""
-
-    async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
-        """Messages after `last_uid` under `uid_validity`."""
-        ...
-
-
-class InboxFactory(Protocol):
-    """The Inbox of a mailbox."""
-
-    def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
-        """An inbox reader for the mailbox."""
-        ...
-
-
-class DefaultInboxes:
-    """SMTP mailboxes with an IMAP host are read over IMAP; Outlook mailboxes through
-    Graph and Gmail mailboxes through the Gmail API when `tokens` is given."""
-
-    def __init__(
-        self,
-        *,
-        allow_private_hosts: bool = False,
-        allow_cleartext_login: bool = False,
-        tokens: TokenSourceFactory | None = None,
-        graph_url: str = GRAPH_BASE_URL,
-        gmail_url: str = GMAIL_BASE_URL,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._allow_private_hosts = allow_private_hosts
-        self._allow_cleartext_login = allow_cleartext_login
-        self._tokens = tokens
-        self._graph_url = graph_url
-        self._gmail_url = gmail_url
-        self._clock = clock
-
-    def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
-        if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:
-            client = GraphClient(self._tokens(mailbox, credentials), base_url=self._graph_url)
-            return _ClosingInbox(GraphInbox(client, clock=self._clock), client)
-        if mailbox.provider is Provider.GMAIL and self._tokens is not None:
-            gmail = GmailClient(
-                self._tokens(mailbox, credentials), base_url=self._gmail_url, clock=self._clock
-            )
-            return _ClosingInbox(GmailInbox(gmail, clock=self._clock), gmail)
-        if mailbox.provider is not Provider.SMTP or not mailbox.imap_host:
-            raise MailboxUnusableError(f"no inbox reader for {mailbox.provider} mailboxes yet")
-        if credentials.password is None:
-            raise MailboxUnusableError("the mailbox has no password for IMAP")
-        return ImapInbox(
-            host=mailbox.imap_host,
-            port=mailbox.imap_port,
-            security=mailbox.imap_security or TransportSecurity.TLS,
-            username=mailbox.imap_username or mailbox.smtp_username or mailbox.email,
-            password=credentials.password.get_secret_value(),
-            allow_private_hosts=self._allow_private_hosts,
-            allow_cleartext_login=self._allow_cleartext_login,
-        )
-
-
-class _ClosingInbox:
-    """A Graph or Gmail inbox whose HTTP client is closed after each read (the poller
-    makes a new reader per check)."""
-
-    def __init__(self, inbox: Inbox, client: GraphClient | GmailClient) -> None:
-        self._inbox = inbox
-        self._client = client
-
-    async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
-        try:
-            return await self._inbox.fetch_new(uid_validity=uid_validity, last_uid=last_uid)
-        finally:
-            await self._client.close()
-
-
-# What each kind of inbound message records: first-of-kind fields → counters. Every kind
-# proves an `uncertain` message left (sent); a delay report is not a bounce: the message
-# may still arrive.
-_FIRSTS = {
-    InboundKind.REPLY: {"replied_at": "total_replied", "sent_at": "total_sent"},
-    InboundKind.AUTO_REPLY: {"auto_replied_at": "total_auto_replied", "sent_at": "total_sent"},
-    InboundKind.HARD_BOUNCE: {"bounced_at": "total_bounced", "sent_at": "total_sent"},
-    InboundKind.SOFT_BOUNCE: {"bounced_at": "total_bounced", "sent_at": "total_sent"},
-    InboundKind.DELAYED: {"sent_at": "total_sent"},
-}
-_EVENT = {
-    InboundKind.REPLY: EventType.REPLY,
-    InboundKind.AUTO_REPLY: EventType.AUTO_REPLY,
-    InboundKind.HARD_BOUNCE: EventType.BOUNCE,
-    InboundKind.SOFT_BOUNCE: EventType.BOUNCE,
-    InboundKind.DELAYED: EventType.DELAY,
-}
+class InboxStore(TrackingRepository, MailboxRepository, Protocol):
+    """What the inbox poller reads and writes."""
 
 
 class InboxPoller:
@@ -127,7 +38,7 @@ class InboxPoller:
 
     def __init__(
         self,
-        store: Store,
+        store: InboxStore,
         mailboxes: MailboxService,
         inboxes: InboxFactory,
         *,
@@ -229,39 +140,29 @@ class InboxPoller:
             "subject": inbound.subject,
             "message_id": inbound.message_id,
         }
-        suppress = None
+        kind = EVENT_KINDS[inbound.kind.value]
         status_from: tuple[TrackingStatus, ...] = (TrackingStatus.UNCERTAIN,)
         status_to = TrackingStatus.SENT
         if inbound.kind is InboundKind.DELAYED:
             details |= {"status": inbound.status}
-        if inbound.kind in (InboundKind.HARD_BOUNCE, InboundKind.SOFT_BOUNCE):
-            hard = inbound.kind is InboundKind.HARD_BOUNCE
+        if kind.type is EventType.BOUNCE:
+            hard = kind is HARD_BOUNCE
             details |= {"status": inbound.status, "bounce": "hard" if hard else "soft"}
             status_from = (TrackingStatus.SENT, TrackingStatus.UNCERTAIN)
             status_to = TrackingStatus.BOUNCED
-            if hard:
-                suppress = Suppression(
-                    id=new_object_id(),
-                    user_id=record.user_id,
-                    email=record.recipient_email,
-                    reason=SuppressionReason.BOUNCED,
-                    campaign_id=record.campaign_id,
-                    detail=f"delivery status {inbound.status}",
-                    created_at=now,
-                )
         event = EmailEvent(
             id=new_object_id(),
             record_id=record.id,
             campaign_id=record.campaign_id,
             user_id=record.user_id,
-            type=_EVENT[inbound.kind],
+            type=kind.type,
             occurred_at=now,
             details={key: value for key, value in details.items() if value is not None},
         )
         await self._store.record_event(
             event,
-            firsts=_FIRSTS[inbound.kind],
-            suppress=suppress,
+            firsts=kind.firsts_for(human=False),
+            suppress=kind.suppression(record, now=now, detail=f"delivery status {inbound.status}"),
             status_from=status_from,
             status_to=status_to,
         )

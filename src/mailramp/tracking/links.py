@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+from mailramp.campaigns import templates
 from mailramp.campaigns.models import Campaign, MessageFormat
 from mailramp.kit.signing import Purpose, TokenSigner
-from mailramp.sending import templates
 
 HTML_LINK = re.compile(
     r"""(?P<lead>\bhref\s*=\s*)(?P<quote>["'])(?P<url>https?://[^"'<>\s]+)(?P=quote)""",

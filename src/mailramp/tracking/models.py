@@ -72,6 +72,10 @@ class EmailTracking(Record):
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
+    def merge_values(self) -> dict[str, object]:
+        """What a message's placeholders can name: the CSV columns, and `email`."""
+        return {**self.merge_variables, "email": self.recipient_email}
+
 
 class EventType(StrEnum):
     """What can happen to a sent email."""
@@ -98,33 +102,3 @@ class EmailEvent(Record):
     machine: bool = False
     machine_reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
-
-
-# The record timestamps set by the first event of a kind (never overwritten).
-FIRST_FIELDS = frozenset(
-    {
-        "opened_at",
-        "clicked_at",
-        "replied_at",
-        "bounced_at",
-        "unsubscribed_at",
-        "human_opened_at",
-        "human_clicked_at",
-        "auto_replied_at",
-        "delivered_at",
-        "sent_at",  # a reply or bounce report proves an `uncertain` message did leave
-    }
-)
-
-# Which record timestamp each counter counts (recomputation reads the records this way).
-COUNTED_BY = {
-    "total_sent": "sent_at",
-    "total_bounced": "bounced_at",
-    "total_opened": "opened_at",
-    "total_clicks": "clicked_at",
-    "total_replied": "replied_at",
-    "total_unsubscribed": "unsubscribed_at",
-    "total_human_opened": "human_opened_at",
-    "total_human_clicks": "human_clicked_at",
-    "total_auto_replied": "auto_replied_at",
-}

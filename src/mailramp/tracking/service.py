@@ -4,27 +4,25 @@ count the first of each kind."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.repository import CampaignRepository
+from mailramp.campaigns.service import owned_campaign
 from mailramp.errors import NotFoundError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.signing import InvalidToken, Purpose, TokenSigner
-from mailramp.kit.validation import campaign_id_arg, object_id_arg
+from mailramp.kit.types import Page
+from mailramp.kit.validation import enum_arg, object_id_arg
 from mailramp.metrics.models import CampaignMetrics
-from mailramp.sending.message import merge_values
-from mailramp.storage import Store
-from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.classify import classify_click, classify_open
+from mailramp.tracking.events import CLICK, OPEN, UNSUBSCRIBE, EventSource
 from mailramp.tracking.links import click_destination
-from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
+from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
+from mailramp.tracking.repository import TrackingRepository
 
 MAX_AGENT = 500
-
-EventSource = Literal["human", "machine", "inbox"]
-"""Who made an event: a person or a machine (privacy proxy, link scanner) following a
-tracking link, or a message found in an inbox."""
 
 
 class EventMetrics(Protocol):
@@ -63,12 +61,16 @@ class UnsubscribeTarget:
     already: bool
 
 
+class TrackingStore(TrackingRepository, CampaignRepository, Protocol):
+    """What TrackingService reads and writes."""
+
+
 class TrackingService:
     """Opens, clicks and unsubscribes from signed links; replies and bounces from inboxes."""
 
     def __init__(
         self,
-        store: Store,
+        store: TrackingStore,
         signer: TokenSigner,
         *,
         clock: Clock = utc_now,
@@ -123,11 +125,9 @@ class TrackingService:
             return False
         record, _ = found
         machine = classify_open(user_agent=visitor.user_agent, ip=visitor.ip)
-        firsts = {"opened_at": "total_opened"}
-        if machine is None:
-            firsts["human_opened_at"] = "total_human_opened"
         await self._record(
-            self._event(record, EventType.OPEN, machine, self._details(visitor)), firsts=firsts
+            self._event(record, OPEN.type, machine, self._details(visitor)),
+            firsts=OPEN.firsts_for(human=machine is None),
         )
         return True
 
@@ -141,7 +141,7 @@ class TrackingService:
         campaign = await self._store.get_campaign_unscoped(record.campaign_id)
         if campaign is None:
             return None
-        url = click_destination(campaign, index, merge_values(record))
+        url = click_destination(campaign, index, record.merge_values())
         if url is None:
             return None
         now = self._clock()
@@ -152,15 +152,11 @@ class TrackingService:
             sent_at=record.sent_at,
             now=now,
         )
-        firsts = {"clicked_at": "total_clicks", "opened_at": "total_opened"}
-        if machine is None:
-            # A person's click shows the message was opened, even with images blocked.
-            firsts |= {
-                "human_clicked_at": "total_human_clicks",
-                "human_opened_at": "total_human_opened",
-            }
         details = self._details(visitor, link_index=index, url=url[:2000])
-        await self._record(self._event(record, EventType.CLICK, machine, details), firsts=firsts)
+        await self._record(
+            self._event(record, CLICK.type, machine, details),
+            firsts=CLICK.firsts_for(human=machine is None),
+        )
         return url
 
     async def unsubscribe_target(self, token: str) -> UnsubscribeTarget | None:
@@ -181,28 +177,16 @@ class TrackingService:
         if target is None:
             return None
         record = target.record
-        suppression = Suppression(
-            id=new_object_id(),
-            user_id=record.user_id,
-            email=record.recipient_email,
-            reason=SuppressionReason.UNSUBSCRIBED,
-            campaign_id=record.campaign_id,
-            created_at=self._clock(),
-        )
         await self._record(
-            self._event(record, EventType.UNSUBSCRIBE, None, self._details(visitor)),
-            firsts={"unsubscribed_at": "total_unsubscribed"},
-            suppress=suppression,
+            self._event(record, UNSUBSCRIBE.type, None, self._details(visitor)),
+            firsts=UNSUBSCRIBE.firsts_for(human=True),
+            suppress=UNSUBSCRIBE.suppression(record, now=self._clock()),
         )
         return target
 
     async def recompute(self, user_id: str, campaign_id: str) -> CampaignMetrics:
         """Rebuild the user's campaign's counters from its records."""
-        campaign = await self._store.get_campaign(
-            object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
-        )
-        if campaign is None:
-            raise NotFoundError("campaign", campaign_id)
+        campaign = await owned_campaign(self._store, user_id, campaign_id)
         metrics = await self._store.recompute_metrics(campaign.campaign_id, now=self._clock())
         if metrics is None:
             raise NotFoundError("campaign metrics", campaign_id)
@@ -210,9 +194,35 @@ class TrackingService:
 
     async def series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
         """Events per hour for the user's campaign."""
-        campaign = await self._store.get_campaign(
-            object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
-        )
-        if campaign is None:
-            raise NotFoundError("campaign", campaign_id)
+        campaign = await owned_campaign(self._store, user_id, campaign_id)
         return await self._store.event_series(campaign.user_id, campaign.campaign_id)
+
+    async def list_recipients(
+        self,
+        user_id: str,
+        campaign_id: str,
+        *,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[EmailTracking]:
+        """The user's campaign's recipients with their state, in send order, optionally of
+        one status."""
+        campaign = await owned_campaign(self._store, user_id, campaign_id)
+        wanted = enum_arg(TrackingStatus, status, field="status") if status else None
+        return await self._store.list_tracking(
+            campaign.user_id, campaign.campaign_id, status=wanted, offset=offset, limit=limit
+        )
+
+    async def recipient_events(
+        self, user_id: str, campaign_id: str, record_id: str
+    ) -> tuple[EmailTracking, list[EmailEvent]]:
+        """One recipient of the user's campaign and what happened to their email, oldest
+        first."""
+        campaign = await owned_campaign(self._store, user_id, campaign_id)
+        record = await self._store.get_tracking(
+            campaign.user_id, object_id_arg(record_id, field="record_id")
+        )
+        if record is None or record.campaign_id != campaign.campaign_id:
+            raise NotFoundError("recipient", record_id)
+        return record, await self._store.list_events(campaign.user_id, record.id)

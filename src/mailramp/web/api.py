@@ -14,15 +14,9 @@ from pydantic import BaseModel, Field, SecretStr
 
 from mailramp.auth.service import NewSession
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
-from mailramp.errors import NotFoundError, ValidationError
-from mailramp.kit.ids import new_object_id
-from mailramp.kit.types import Page, normalize_email
-from mailramp.kit.validation import enum_arg, object_id_arg
+from mailramp.kit.types import Page
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
-from mailramp.sending.export import export_rows
-from mailramp.suppression.models import Suppression, SuppressionReason
-from mailramp.tracking.models import TrackingStatus
 from mailramp.web.deps import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -458,10 +452,8 @@ async def list_recipients(
     limit: Limit = 50,
 ) -> dict[str, Any]:
     """The campaign's recipients with their state, in send order."""
-    campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
-    wanted = enum_arg(TrackingStatus, status, field="status") if status else None
-    page = await runtime.store.list_tracking(
-        campaign.user_id, campaign.campaign_id, status=wanted, offset=offset, limit=limit
+    page = await runtime.tracking.list_recipients(
+        caller.user.user_id, campaign_id, status=status, offset=offset, limit=limit
     )
     return _page(page)
 
@@ -471,13 +463,8 @@ async def recipient_events(
     campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
 ) -> list[dict[str, Any]]:
     """What happened to one recipient's email, oldest first."""
-    campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
-    record = await runtime.store.get_tracking(
-        campaign.user_id, object_id_arg(record_id, field="record_id")
-    )
-    if record is None or record.campaign_id != campaign.campaign_id:
-        raise NotFoundError("recipient", record_id)
-    return [_json(event) for event in await runtime.store.list_events(campaign.user_id, record.id)]
+    _, events = await runtime.tracking.recipient_events(caller.user.user_id, campaign_id, record_id)
+    return [_json(event) for event in events]
 
 
 @router.get("/campaigns/{campaign_id}/export.csv", tags=["campaigns"])
@@ -488,7 +475,7 @@ async def export_recipients(
     campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
 
     async def rows() -> AsyncIterator[str]:
-        async for cells in export_rows(runtime.store, campaign):
+        async for cells in runtime.sending.export_rows(campaign):
             yield _csv_line(cells)
 
     filename = f"campaign-{campaign.campaign_id}.csv"
@@ -520,7 +507,10 @@ async def list_suppressions(
     limit: Limit = 50,
 ) -> dict[str, Any]:
     """Addresses none of your campaigns will send to."""
-    return _page(await runtime.store.list_suppressions(caller.user.id, offset=offset, limit=limit))
+    page = await runtime.suppression.list_suppressions(
+        caller.user.user_id, offset=offset, limit=limit
+    )
+    return _page(page)
 
 
 @router.post("/suppressions", status_code=201, tags=["suppression"])
@@ -528,27 +518,14 @@ async def add_suppression(
     body: SuppressionCreate, caller: CallerDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Never send to this address again."""
-    try:
-        email = normalize_email(body.email)
-    except ValueError as error:
-        raise ValidationError("email", str(error), value=body.email) from None
-    added = await runtime.store.add_suppression(
-        Suppression(
-            id=new_object_id(),
-            user_id=caller.user.id,
-            email=email,
-            reason=SuppressionReason.MANUAL,
-            created_at=runtime.clock(),
-        )
-    )
+    email, added = await runtime.suppression.add(caller.user.user_id, body.email)
     return {"email": email, "added": added}
 
 
 @router.delete("/suppressions/{email}", status_code=204, tags=["suppression"])
 async def remove_suppression(email: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
     """Allow an address again."""
-    if not await runtime.store.remove_suppression(caller.user.id, email.strip().lower()):
-        raise NotFoundError("suppressed address", email)
+    await runtime.suppression.remove(caller.user.user_id, email)
     return Response(status_code=204)
 
 

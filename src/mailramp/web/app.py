@@ -20,7 +20,6 @@ from mailramp.config import Settings
 from mailramp.errors import BusyError, MailrampError, TooManyAttemptsError
 from mailramp.observability import install_log_redaction
 from mailramp.runtime import Runtime, open_runtime
-from mailramp.tracking.endpoints import router as tracking_router
 from mailramp.web.api import router as api_router
 from mailramp.web.deps import CONTENT_SECURITY_POLICY
 from mailramp.web.health import health_report, metrics_response
@@ -28,6 +27,7 @@ from mailramp.web.limits import BodyLimit, json_syntax_message, unparsable_body_
 from mailramp.web.origin import CrossOriginGuard, trusted_origins
 from mailramp.web.pages import SignInRequired
 from mailramp.web.pages import router as pages_router
+from mailramp.web.tracking.public import router as tracking_router
 from mailramp.web.webhooks import router as webhooks_router
 
 log = logging.getLogger(__name__)

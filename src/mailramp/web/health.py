@@ -31,12 +31,11 @@ async def health_report(runtime: Runtime) -> tuple[int, dict[str, Any]]:
     """Liveness and the database the process is using, as (HTTP status, JSON body): 200 when
     the database answers with the newest schema, 503 when its schema is behind or it does
     not answer."""
-    backend = runtime.store.backend
+    backend = runtime.backend
     head = schema_head(backend)
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
-            await runtime.store.ping()
-            version = await runtime.store.schema_version()
+            version = await runtime.database_version()
     except Exception as error:
         log.warning("health: the database does not answer: %s", describe_error(error))
         body: dict[str, Any] = {
@@ -84,7 +83,7 @@ async def metrics_response(runtime: Runtime, request: Request) -> Response:
             content={"error": error.to_dict()},
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
-    body = await runtime.telemetry.exposition(runtime.store, now=runtime.clock())
+    body = await runtime.metrics_exposition()
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

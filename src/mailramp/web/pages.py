@@ -4,6 +4,7 @@ was typed."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from datetime import datetime
 from pathlib import Path
@@ -18,23 +19,21 @@ from starlette.concurrency import run_in_threadpool
 
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
+from mailramp.campaigns import templates
 from mailramp.errors import (
     AuthenticationError,
     BusyError,
     ConflictError,
     ForbiddenError,
     MailrampError,
+    NotFoundError,
     TooManyAttemptsError,
 )
 from mailramp.errors import ValidationError as DomainValidationError
-from mailramp.kit.ids import is_object_id, new_object_id
-from mailramp.kit.types import normalize_email
+from mailramp.kit.ids import is_object_id
 from mailramp.mailboxes.models import Mailbox
 from mailramp.runtime import Runtime
-from mailramp.sending import templates
 from mailramp.sending.importer import check_file
-from mailramp.sending.message import merge_values
-from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import TrackingStatus
 from mailramp.web.charts import events_chart
 from mailramp.web.deps import (
@@ -505,8 +504,7 @@ async def new_campaign_page(
 
 def _form_errors(error: MailrampError, known: tuple[str, ...]) -> dict[str, str]:
     """The error placed next to its field when the form has one, else above the form."""
-    field = getattr(error, "field", "form")
-    message = error.message.removeprefix(f"{field}: ")
+    field, message = error.field or "form", error.detail
     if field == "total_recipients" and "file" in known:
         field = "file"  # the recipients do not fit: the upload is what to change
     return {field if field in known else "form": message}
@@ -671,19 +669,21 @@ async def _campaign_page(
     mailbox = await runtime.mailboxes.get_mailbox(user_id, campaign.mailbox_id)
     wanted = request.query_params.get("status") or None
     known = {member.value for member in TrackingStatus}
-    tracking_status = TrackingStatus(wanted) if wanted and wanted in known else None
-    recipients = await runtime.store.list_tracking(
-        campaign.user_id, campaign.campaign_id, status=tracking_status, limit=200
+    recipients = await runtime.tracking.list_recipients(
+        user_id, campaign.campaign_id, status=wanted if wanted in known else None, limit=200
     )
     events = None
     record_id = request.query_params.get("record")
     if record_id and is_object_id(record_id):
-        events = await runtime.store.list_events(campaign.user_id, record_id)
+        with contextlib.suppress(NotFoundError):
+            _, events = await runtime.tracking.recipient_events(
+                user_id, campaign.campaign_id, record_id
+            )
     counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
     preview = None
     first = recipients.items[0] if recipients.items else None
     if first is not None:
-        values = merge_values(first)
+        values = first.merge_values()
         preview = {
             "recipient": first.recipient_email,
             "subject": templates.render_header(campaign.subject, values),
@@ -714,7 +714,7 @@ async def _campaign_page(
         ),
         recipients=recipients,
         events=events,
-        status_filter=tracking_status.value if tracking_status else "",
+        status_filter=wanted if wanted in known else "",
         statuses=[s.value for s in TrackingStatus],
         preview=preview,
         plan=_plan_summary(campaign, counts, _zone(request)),
@@ -752,7 +752,7 @@ async def _settings_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    suppressions = await runtime.store.list_suppressions(who.user.id, limit=500)
+    suppressions = await runtime.suppression.list_suppressions(who.user.user_id, limit=500)
     keys = await runtime.auth.list_api_keys(who.user.user_id)
     return render(
         request,
@@ -778,25 +778,16 @@ async def suppress(request: Request, who: PageUserDep, runtime: RuntimeDep) -> R
     form = await _form(request)
     _check_csrf(who, form)
     try:
-        email = normalize_email(form.get("email", ""))
-    except ValueError as error:
+        await runtime.suppression.add(who.user.user_id, form.get("email", ""))
+    except DomainValidationError as error:
         return await _settings_page(
             request,
             who,
             runtime,
             values={"email": form.get("email", "")},
-            errors={"email": str(error)},
+            errors={error.field: error.detail},
             status=422,
         )
-    await runtime.store.add_suppression(
-        Suppression(
-            id=new_object_id(),
-            user_id=who.user.id,
-            email=email,
-            reason=SuppressionReason.MANUAL,
-            created_at=runtime.clock(),
-        )
-    )
     return RedirectResponse("/settings", status_code=303)
 
 
@@ -804,7 +795,8 @@ async def suppress(request: Request, who: PageUserDep, runtime: RuntimeDep) -> R
 async def unsuppress(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
     form = await _form(request)
     _check_csrf(who, form)
-    await runtime.store.remove_suppression(who.user.id, form.get("email", "").strip().lower())
+    with contextlib.suppress(NotFoundError):
+        await runtime.suppression.remove(who.user.user_id, form.get("email", ""))
     return RedirectResponse("/settings", status_code=303)
 
 
@@ -820,7 +812,7 @@ async def create_key(request: Request, who: PageUserDep, runtime: RuntimeDep) ->
             who,
             runtime,
             values={"name": form.get("name", "")},
-            errors={"name": error.message.removeprefix("name: ")},
+            errors={error.field or "name": error.detail},
             status=error.status_code,
         )
     # Shown once, on this response only (no redirect that could put it in a URL).

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from mailramp.errors import AuthenticationError, ForbiddenError
+from mailramp.errors import AuthenticationError, ForbiddenError, NotFoundError
 from mailramp.runtime import Runtime
 from mailramp.web.deps import RuntimeDep
 
@@ -76,8 +77,8 @@ async def _process(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
             await accounts.update_user(user.user_id, **changes)
         return {"handled": True, "user_id": user.user_id}
     if kind == "user.deleted":
-        existing = await runtime.store.get_user_by_clerk_id(clerk_user_id)
-        if existing is not None:
+        with contextlib.suppress(NotFoundError):
+            existing = await accounts.get_user_by_clerk_id(clerk_user_id)
             await accounts.deactivate_user(existing.user_id)
         return {"handled": True}
     return {"handled": False}

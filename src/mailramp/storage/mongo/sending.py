@@ -26,7 +26,7 @@ between leaves nothing a worker or a reader would act on wrongly:
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
@@ -36,10 +36,18 @@ from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
-from mailramp.kit.ids import new_object_id
+from mailramp.campaigns.repository import PlanFunction
 from mailramp.kit.types import Page
 from mailramp.mailboxes.models import Mailbox, MailboxStatus
 from mailramp.metrics.models import CampaignMetrics
+from mailramp.sending.lifecycle import (
+    UNFINISHED_STATES,
+    campaign_completed,
+    campaign_started,
+    cancelled_pending,
+    lease_expired,
+    window_closed,
+)
 from mailramp.sending.models import (
     EXPIRY_GRACE,
     ImportCounts,
@@ -48,8 +56,12 @@ from mailramp.sending.models import (
     QueueDepth,
     SendResult,
 )
-from mailramp.sending.outcomes import outcome_values
-from mailramp.sending.repository import PlanFunction
+from mailramp.sending.outcomes import (
+    counter_deltas,
+    outcome_values,
+    states_it_may_leave,
+    suppression_for,
+)
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
@@ -62,7 +74,7 @@ from mailramp.storage.mongo.codec import (
     oid,
     to_document,
 )
-from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.suppression.models import Suppression
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 
 PENDING = TrackingStatus.PENDING.value
@@ -238,14 +250,7 @@ class MongoSending(MongoBase):
     async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
         result = await self._db[TRACKING].update_many(
             {"campaign_id": campaign_id, "status": PENDING},
-            {
-                "$set": {
-                    "status": TrackingStatus.CANCELLED.value,
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "updated_at": now,
-                }
-            },
+            {"$set": cancelled_pending(now)},
         )
         return int(result.matched_count)
 
@@ -275,20 +280,11 @@ class MongoSending(MongoBase):
         tracking, campaigns = self._db[TRACKING], self._db[CAMPAIGNS]
         uncertain = await tracking.update_many(
             {"status": SENDING, "lease_expires_at": {"$lt": now}},
-            {
-                "$set": {
-                    "status": TrackingStatus.UNCERTAIN.value,
-                    "last_error": "the worker's lease expired while sending: the message may "
-                    "or may not have left; not resent automatically",
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "updated_at": now,
-                }
-            },
+            {"$set": lease_expired(now)},
         )
         activated = await campaigns.update_many(
             {"status": CampaignStatus.SCHEDULED.value, "start_time": {"$lte": now}},
-            {"$set": {"status": CampaignStatus.ACTIVE.value, "updated_at": now}},
+            {"$set": campaign_started(now)},
         )
         # Sends due inside the window may still go out for EXPIRY_GRACE after it.
         ended = await self._campaign_ids(
@@ -298,14 +294,7 @@ class MongoSending(MongoBase):
         if ended:
             expired = await tracking.update_many(
                 {"status": PENDING, "campaign_id": {"$in": sorted(ended)}},
-                {
-                    "$set": {
-                        "status": TrackingStatus.EXPIRED.value,
-                        "lease_owner": None,
-                        "lease_expires_at": None,
-                        "updated_at": now,
-                    }
-                },
+                {"$set": window_closed(now)},
             )
             expired_records = int(expired.matched_count)
         completed = await self._complete_finished(now)
@@ -330,7 +319,10 @@ class MongoSending(MongoBase):
         unfinished = set(
             await tracking.distinct(
                 "campaign_id",
-                {"campaign_id": {"$in": sorted(active)}, "status": {"$in": [PENDING, SENDING]}},
+                {
+                    "campaign_id": {"$in": sorted(active)},
+                    "status": {"$in": list(UNFINISHED_STATES)},
+                },
             )
         )
         completed = 0
@@ -342,7 +334,7 @@ class MongoSending(MongoBase):
             # Guarded by the status, so a pause or cancel meanwhile wins.
             result = await campaigns.update_one(
                 {"campaign_id": campaign_id, "status": CampaignStatus.ACTIVE.value},
-                {"$set": {"status": CampaignStatus.COMPLETED.value, "updated_at": now}},
+                {"$set": campaign_completed(now)},
             )
             completed += int(result.matched_count)
         return completed
@@ -490,23 +482,16 @@ class MongoSending(MongoBase):
         if not results:
             return
         tracking = self._db[TRACKING]
-        deltas: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        # A record turned `uncertain` by an expired lease still takes a definite outcome if
-        # its worker reports one after all; any other status means it was already recorded.
-        open_states = [SENDING, TrackingStatus.UNCERTAIN.value]
-        # A retry is no outcome: it puts the record back in the queue, which only the worker
-        # still holding it may do (see storage/sql/sending.py).
-        retry_states = [SENDING]
+        deltas: dict[str, Counter[str]] = defaultdict(Counter)
         for result in results:
             if not ObjectId.is_valid(result.record_id):
                 continue
-            retry = result.outcome is Outcome.RETRY
             # The record's own state change guards everything counted for it: a repeated
             # report matches nothing here and changes nothing below.
             document = await tracking.find_one_and_update(
                 {
                     "_id": oid(result.record_id),
-                    "status": {"$in": retry_states if retry else open_states},
+                    "status": {"$in": states_it_may_leave(result)},
                 },
                 {"$set": encode(TRACKING, outcome_values(result, now))},
                 projection={"campaign_id": 1},
@@ -514,24 +499,13 @@ class MongoSending(MongoBase):
             if document is None:
                 continue
             campaign_id = str(document["campaign_id"])
-            if retry:
+            if result.outcome is Outcome.RETRY:
                 await self._cancel_retry_of_cancelled(campaign_id, result.record_id, now)
-            if result.outcome is Outcome.SENT:
-                deltas[campaign_id]["total_sent"] += 1
-            elif result.outcome is Outcome.BOUNCED:
-                deltas[campaign_id]["total_sent"] += 1
-                deltas[campaign_id]["total_bounced"] += 1
-                await self._suppress(
-                    Suppression(
-                        id=new_object_id(),
-                        user_id=result.user_id,
-                        email=result.recipient_email,
-                        reason=SuppressionReason.BOUNCED,
-                        campaign_id=result.campaign_id,
-                        detail=result.error,
-                        created_at=now,
-                    )
-                )
+            if counted := counter_deltas(result):
+                deltas[campaign_id].update(counted)
+            suppression = suppression_for(result, now)
+            if suppression is not None:
+                await self._suppress(suppression)
         # Counters last: `$inc` once per campaign for the changes that matched above (the
         # metrics document's own increment, MongoAccounts._increment_metrics: `$inc`, then
         # the rates compare-and-set from the counters it read back).
@@ -551,14 +525,7 @@ class MongoSending(MongoBase):
             return
         await self._db[TRACKING].update_one(
             {"_id": oid(record_id), "status": PENDING},
-            {
-                "$set": {
-                    "status": TrackingStatus.CANCELLED.value,
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "updated_at": now,
-                }
-            },
+            {"$set": cancelled_pending(now)},
         )
 
     async def release_claims(

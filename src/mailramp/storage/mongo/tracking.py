@@ -41,9 +41,8 @@ from mailramp.storage.mongo.codec import (
     to_document,
 )
 from mailramp.suppression.models import Suppression
+from mailramp.tracking.events import COUNTED_BY, FIRST_FIELDS
 from mailramp.tracking.models import (
-    COUNTED_BY,
-    FIRST_FIELDS,
     EmailEvent,
     EmailTracking,
     TrackingStatus,
@@ -193,6 +192,17 @@ class MongoTracking(MongoBase):
             ]
         )
         return {str(row["_id"]): int(row["count"]) async for row in cursor}
+
+    async def count_pending(self, user_id: str, campaign_id: str) -> int:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return 0
+        query = {
+            "campaign_id": campaign_id,
+            "user_id": owner,
+            "status": TrackingStatus.PENDING.value,
+        }
+        return int(await self._db[TRACKING].count_documents(query))
 
     async def get_tracking_unscoped(self, tracking_id: str) -> EmailTracking | None:
         record_id = maybe_oid(tracking_id)

@@ -14,9 +14,8 @@ from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.sending import SqlSending
 from mailramp.suppression.models import Suppression
+from mailramp.tracking.events import COUNTED_BY, FIRST_FIELDS
 from mailramp.tracking.models import (
-    COUNTED_BY,
-    FIRST_FIELDS,
     EmailEvent,
     EmailTracking,
     TrackingStatus,

@@ -7,7 +7,7 @@ IMMEDIATE), which gives the same guarantee for workers on one machine.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,9 +17,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
-from mailramp.kit.ids import new_object_id
+from mailramp.campaigns.repository import PlanFunction
 from mailramp.kit.types import Page
 from mailramp.mailboxes.models import Mailbox, MailboxStatus
+from mailramp.sending.lifecycle import (
+    UNFINISHED_STATES,
+    campaign_completed,
+    campaign_started,
+    cancelled_pending,
+    lease_expired,
+    window_closed,
+)
 from mailramp.sending.models import (
     EXPIRY_GRACE,
     ImportCounts,
@@ -28,12 +36,16 @@ from mailramp.sending.models import (
     QueueDepth,
     SendResult,
 )
-from mailramp.sending.outcomes import outcome_values
-from mailramp.sending.repository import PlanFunction
+from mailramp.sending.outcomes import (
+    counter_deltas,
+    outcome_values,
+    states_it_may_leave,
+    suppression_for,
+)
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.base import SqlBase
-from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.suppression.models import Suppression
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 
 T = tables.tracking
@@ -216,12 +228,7 @@ class SqlSending(SqlBase):
             result = await connection.execute(
                 update(T)
                 .where(T.c.campaign_id == campaign_id, T.c.status == TrackingStatus.PENDING.value)
-                .values(
-                    status=TrackingStatus.CANCELLED.value,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
+                .values(cancelled_pending(now))
             )
             return int(result.rowcount)
 
@@ -252,19 +259,12 @@ class SqlSending(SqlBase):
             uncertain = await connection.execute(
                 update(T)
                 .where(T.c.status == TrackingStatus.SENDING.value, T.c.lease_expires_at < now)
-                .values(
-                    status=TrackingStatus.UNCERTAIN.value,
-                    last_error="the worker's lease expired while sending: the message may or "
-                    "may not have left; not resent automatically",
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
+                .values(lease_expired(now))
             )
             activated = await connection.execute(
                 update(C)
                 .where(C.c.status == CampaignStatus.SCHEDULED.value, C.c.start_time <= now)
-                .values(status=CampaignStatus.ACTIVE.value, updated_at=now)
+                .values(campaign_started(now))
             )
             # Sends due inside the window may still go out for EXPIRY_GRACE after it.
             ended = select(C.c.campaign_id).where(
@@ -276,18 +276,13 @@ class SqlSending(SqlBase):
                     T.c.status == TrackingStatus.PENDING.value,
                     T.c.campaign_id.in_(ended.scalar_subquery()),
                 )
-                .values(
-                    status=TrackingStatus.EXPIRED.value,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
+                .values(window_closed(now))
             )
             # Complete active campaigns with nothing left to send: past their end, or with
             # recipients all of whom reached a final state.
             unfinished = select(T.c._id).where(
                 T.c.campaign_id == C.c.campaign_id,
-                T.c.status.in_([TrackingStatus.PENDING.value, TrackingStatus.SENDING.value]),
+                T.c.status.in_(UNFINISHED_STATES),
             )
             has_records = select(T.c._id).where(T.c.campaign_id == C.c.campaign_id)
             completed = await connection.execute(
@@ -297,7 +292,7 @@ class SqlSending(SqlBase):
                     ~unfinished.exists(),
                     or_(C.c.end_time <= now, has_records.exists()),
                 )
-                .values(status=CampaignStatus.COMPLETED.value, updated_at=now)
+                .values(campaign_completed(now))
             )
         return LifecycleReport(
             activated=int(activated.rowcount),
@@ -407,14 +402,7 @@ class SqlSending(SqlBase):
     async def record_results(self, results: Sequence[SendResult], *, now: datetime) -> None:
         if not results:
             return
-        deltas: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        # A record turned `uncertain` by an expired lease still takes a definite outcome if
-        # its worker reports one after all; any other status means it was already recorded.
-        open_states = [TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value]
-        # A retry is no outcome: it puts the record back in the queue, which only the worker
-        # still holding it may do. Once the lease ran out the campaign may have completed
-        # around the `uncertain` record, and a `pending` one there would never leave.
-        retry_states = [TrackingStatus.SENDING.value]
+        deltas: dict[str, Counter[str]] = defaultdict(Counter)
         sent = [result for result in results if result.outcome is Outcome.SENT]
         # Rows other workers may also lock (suppression entries, campaign_matrix rows) are
         # taken in one order by every transaction, so two workers never deadlock crosswise.
@@ -431,42 +419,31 @@ class SqlSending(SqlBase):
             for batch in batches:
                 changed = await connection.execute(
                     update(T)
-                    .where(T.c._id.in_([r.record_id for r in batch]), T.c.status.in_(open_states))
+                    .where(
+                        T.c._id.in_([r.record_id for r in batch]),
+                        T.c.status.in_(states_it_may_leave(batch[0])),
+                    )
                     .values(outcome_values(batch[0], now))
                     .returning(T.c.campaign_id)
                 )
                 for (campaign_id,) in changed:
-                    deltas[campaign_id]["total_sent"] += 1
+                    deltas[campaign_id].update(counter_deltas(batch[0]))
             for result in others:
-                retry = result.outcome is Outcome.RETRY
                 changed = await connection.execute(
                     update(T)
-                    .where(
-                        T.c._id == result.record_id,
-                        T.c.status.in_(retry_states if retry else open_states),
-                    )
+                    .where(T.c._id == result.record_id, T.c.status.in_(states_it_may_leave(result)))
                     .values(outcome_values(result, now))
                     .returning(T.c._id)
                 )
                 if changed.first() is None:
                     continue
-                if retry:
+                if result.outcome is Outcome.RETRY:
                     await self._cancel_retry_of_cancelled(connection, result, now)
-                if result.outcome is Outcome.BOUNCED:
-                    deltas[result.campaign_id]["total_sent"] += 1
-                    deltas[result.campaign_id]["total_bounced"] += 1
-                    await self._suppress(
-                        connection,
-                        Suppression(
-                            id=new_object_id(),
-                            user_id=result.user_id,
-                            email=result.recipient_email,
-                            reason=SuppressionReason.BOUNCED,
-                            campaign_id=result.campaign_id,
-                            detail=result.error,
-                            created_at=now,
-                        ),
-                    )
+                if counted := counter_deltas(result):
+                    deltas[result.campaign_id].update(counted)
+                suppression = suppression_for(result, now)
+                if suppression is not None:
+                    await self._suppress(connection, suppression)
             for campaign_id in sorted(deltas):
                 await self._increment(connection, campaign_id, deltas[campaign_id], now)
 
@@ -486,14 +463,7 @@ class SqlSending(SqlBase):
         if (await connection.execute(status)).scalar() != CampaignStatus.CANCELLED.value:
             return
         await connection.execute(
-            update(T)
-            .where(T.c._id == result.record_id)
-            .values(
-                status=TrackingStatus.CANCELLED.value,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
+            update(T).where(T.c._id == result.record_id).values(cancelled_pending(now))
         )
 
     async def release_claims(

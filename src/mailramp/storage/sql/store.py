@@ -464,6 +464,18 @@ class SqlStore(SqlAuth):
             )
             return {str(status): int(count) for status, count in rows}
 
+    async def count_pending(self, user_id: str, campaign_id: str) -> int:
+        tracking = tables.tracking
+        async with self._read() as connection:
+            count = await connection.scalar(
+                select(func.count()).where(
+                    tracking.c.campaign_id == campaign_id,
+                    tracking.c.user_id == user_id,
+                    tracking.c.status == TrackingStatus.PENDING,
+                )
+            )
+            return int(count or 0)
+
     # -- legacy -----------------------------------------------------------------------
 
     async def import_legacy(

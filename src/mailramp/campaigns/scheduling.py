@@ -7,14 +7,14 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
+from mailramp.campaigns import planner
 from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.repository import CampaignQueue, PlanFunction
 from mailramp.mailboxes.models import Mailbox
-from mailramp.sending import planner
-from mailramp.sending.repository import PlanFunction, SendingRepository
 
 
 async def plan_request(
-    store: SendingRepository, campaign: Campaign, mailbox: Mailbox, *, now: datetime, count: int
+    store: CampaignQueue, campaign: Campaign, mailbox: Mailbox, *, now: datetime, count: int
 ) -> planner.PlanRequest:
     """What a plan for `count` sends of `campaign` from `now` on must respect."""
     start = max(now, campaign.start_time)
@@ -38,7 +38,7 @@ async def plan_request(
 
 
 async def plan_function(
-    store: SendingRepository, campaign: Campaign, mailbox: Mailbox, *, now: datetime
+    store: CampaignQueue, campaign: Campaign, mailbox: Mailbox, *, now: datetime
 ) -> PlanFunction:
     """A PlanFunction for the store: times for however many records are pending."""
     base = await plan_request(store, campaign, mailbox, now=now, count=0)

@@ -1,0 +1,56 @@
+"""The send queue's transitions that are not a send's outcome (those are in `outcomes.py`):
+a lease that ran out mid-send, a window that closed, a campaign cancelled, a campaign with
+nothing left to send. Both storage adapters write exactly these values; they only choose
+how to find the records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mailramp.campaigns.models import CampaignStatus
+from mailramp.tracking.models import TrackingStatus
+
+LEASE_EXPIRED = (
+    "the worker's lease expired while sending: the message may or may not have left; "
+    "not resent automatically"
+)
+
+# A campaign whose records are all past these states has nothing left to send.
+UNFINISHED_STATES = (TrackingStatus.PENDING.value, TrackingStatus.SENDING.value)
+
+
+def released(status: TrackingStatus, now: datetime) -> dict[str, Any]:
+    """A record put in `status` with no worker holding it any more."""
+    return {
+        "status": status.value,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+
+
+def lease_expired(now: datetime) -> dict[str, Any]:
+    """A `sending` record whose worker's lease ran out: it may or may not have left, so it
+    becomes `uncertain` and is never resent automatically."""
+    return {**released(TrackingStatus.UNCERTAIN, now), "last_error": LEASE_EXPIRED}
+
+
+def window_closed(now: datetime) -> dict[str, Any]:
+    """A pending record of a campaign whose window closed (after EXPIRY_GRACE)."""
+    return released(TrackingStatus.EXPIRED, now)
+
+
+def cancelled_pending(now: datetime) -> dict[str, Any]:
+    """A pending record of a cancelled campaign."""
+    return released(TrackingStatus.CANCELLED, now)
+
+
+def campaign_started(now: datetime) -> dict[str, Any]:
+    """A scheduled campaign whose start_time came."""
+    return {"status": CampaignStatus.ACTIVE.value, "updated_at": now}
+
+
+def campaign_completed(now: datetime) -> dict[str, Any]:
+    """An active campaign with nothing left to send."""
+    return {"status": CampaignStatus.COMPLETED.value, "updated_at": now}

@@ -1,0 +1,163 @@
+"""The registry of event kinds: what each kind of event is and what it does.
+
+Everything that records, counts, suppresses or reports an event reads this table: the
+tracking service (opens, clicks, unsubscribes), the inbox poller (replies, automatic
+replies, bounces, delay reports), the send outcomes (a refused recipient is a hard bounce),
+metrics recomputation, telemetry and the storage tables. A new kind is one entry here (and,
+if it feeds a new counter, that counter in `metrics.models.COUNTERS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Literal, Protocol
+
+from mailramp.kit.ids import new_object_id
+from mailramp.suppression.models import Suppression, SuppressionReason
+from mailramp.tracking.models import EventType
+
+EventSource = Literal["human", "machine", "inbox"]
+"""Who made an event: a person or a machine (privacy proxy, link scanner) following a
+tracking link, or a message found in an inbox."""
+
+
+class AddressedEmail(Protocol):
+    """Which email an event is about: a tracking record, or a send's result."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def campaign_id(self) -> str: ...
+    @property
+    def recipient_email(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """One kind of event.
+
+    `firsts` maps each record timestamp the first such event sets (never overwritten) to the
+    `campaign_matrix` counter it feeds (unique recipients); `human_firsts` are set too when a
+    person, not a machine, made it. `suppresses` puts the address on the user's suppression
+    list; `stops_sequence` ends the person's sequence (no later step is sent).
+    """
+
+    name: str
+    type: EventType
+    firsts: Mapping[str, str]
+    human_firsts: Mapping[str, str] = field(default_factory=dict)
+    suppresses: SuppressionReason | None = None
+    stops_sequence: bool = False
+    sources: tuple[EventSource, ...] = ("inbox",)
+
+    def firsts_for(self, *, human: bool) -> dict[str, str]:
+        """The timestamps (→ counters) an event of this kind sets first, by a person or not."""
+        return {**self.firsts, **self.human_firsts} if human else dict(self.firsts)
+
+    def suppression(
+        self, record: AddressedEmail, *, now: datetime, detail: str | None = None
+    ) -> Suppression | None:
+        """The suppression an event of this kind adds for the email's address, if any."""
+        if self.suppresses is None:
+            return None
+        return Suppression(
+            id=new_object_id(),
+            user_id=record.user_id,
+            email=record.recipient_email,
+            reason=self.suppresses,
+            campaign_id=record.campaign_id,
+            detail=detail,
+            created_at=now,
+        )
+
+
+# Every inbound kind proves an `uncertain` message did leave: it sets `sent_at` too.
+_SENT = {"sent_at": "total_sent"}
+
+OPEN = EventKind(
+    "open",
+    EventType.OPEN,
+    firsts={"opened_at": "total_opened"},
+    human_firsts={"human_opened_at": "total_human_opened"},
+    sources=("human", "machine"),
+)
+CLICK = EventKind(
+    "click",
+    EventType.CLICK,
+    # A click shows the message was opened, whether or not its pixel loaded.
+    firsts={"clicked_at": "total_clicks", "opened_at": "total_opened"},
+    human_firsts={
+        "human_clicked_at": "total_human_clicks",
+        "human_opened_at": "total_human_opened",
+    },
+    sources=("human", "machine"),
+)
+UNSUBSCRIBE = EventKind(
+    "unsubscribe",
+    EventType.UNSUBSCRIBE,
+    firsts={"unsubscribed_at": "total_unsubscribed"},
+    suppresses=SuppressionReason.UNSUBSCRIBED,
+    stops_sequence=True,
+    sources=("human",),
+)
+REPLY = EventKind(
+    "reply",
+    EventType.REPLY,
+    firsts={"replied_at": "total_replied", **_SENT},
+    stops_sequence=True,
+)
+AUTO_REPLY = EventKind(
+    "auto_reply", EventType.AUTO_REPLY, firsts={"auto_replied_at": "total_auto_replied", **_SENT}
+)
+HARD_BOUNCE = EventKind(
+    "hard_bounce",
+    EventType.BOUNCE,
+    firsts={"bounced_at": "total_bounced", **_SENT},
+    suppresses=SuppressionReason.BOUNCED,
+    stops_sequence=True,
+)
+# A soft bounce (mailbox full, greylisted for too long) is counted as a bounce but the
+# address stays: the next message may arrive.
+SOFT_BOUNCE = EventKind(
+    "soft_bounce", EventType.BOUNCE, firsts={"bounced_at": "total_bounced", **_SENT}
+)
+# A delay report is not a bounce: the message may still arrive.
+DELAYED = EventKind("delayed", EventType.DELAY, firsts=dict(_SENT))
+
+EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
+    {
+        kind.name: kind
+        for kind in (OPEN, CLICK, UNSUBSCRIBE, REPLY, AUTO_REPLY, HARD_BOUNCE, SOFT_BOUNCE, DELAYED)
+    }
+)
+
+# What the send outcome `sent` records: the provider took the message. `delivered_at`
+# feeds no counter of its own: `total_delivered` is sent minus bounced (metrics.models).
+SENT_FIRSTS: Mapping[str, str] = MappingProxyType(dict(_SENT))
+SENT_AT_HANDOVER = "delivered_at"
+
+
+def _all_firsts() -> dict[str, str]:
+    firsts: dict[str, str] = dict(SENT_FIRSTS)
+    for kind in EVENT_KINDS.values():
+        firsts |= {**kind.firsts, **kind.human_firsts}
+    return firsts
+
+
+_FIRSTS = _all_firsts()
+
+FIRST_FIELDS = frozenset({*_FIRSTS, SENT_AT_HANDOVER})
+"""The record timestamps set by the first event of a kind (never overwritten)."""
+
+COUNTED_BY: Mapping[str, str] = MappingProxyType(
+    {counter: first for first, counter in _FIRSTS.items()}
+)
+"""Which record timestamp each counter counts (recomputation reads the records this way)."""
+
+EVENT_SOURCES: Mapping[EventType, tuple[EventSource, ...]] = MappingProxyType(
+    {kind.type: kind.sources for kind in EVENT_KINDS.values()}
+)
+"""Which sources each type of event can have (telemetry shows every pair from the start)."""

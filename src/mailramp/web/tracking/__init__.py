@@ -1,0 +1,1 @@
+"""The tracking endpoints mail clients and people reach: pixel, click, unsubscribe."""
