@@ -78,14 +78,14 @@ async def test_replace_secret_only_when_unchanged(services: Services) -> None:
 async def test_secret_scan_pages_through_many_mailboxes(services: Services) -> None:
     user = await make_user(services)
     ids = {(await make_mailbox(services, user)).id for _ in range(7)}
-    from mailramp.storage.sql import store as sql_store
+    from mailramp.storage.sql import mailboxes as sql_mailboxes
 
-    original = sql_store.SECRET_SCAN_BATCH
-    sql_store.SECRET_SCAN_BATCH = 3
+    original = sql_mailboxes.SECRET_SCAN_BATCH
+    sql_mailboxes.SECRET_SCAN_BATCH = 3
     try:
         seen = [mailbox_id async for mailbox_id, _, _ in services.store.iter_mailbox_secrets()]
     finally:
-        sql_store.SECRET_SCAN_BATCH = original
+        sql_mailboxes.SECRET_SCAN_BATCH = original
     assert sorted(seen) == sorted(ids)
 
 

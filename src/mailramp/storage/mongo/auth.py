@@ -18,8 +18,8 @@ from mailramp.storage.mongo.codec import (
     USERS,
     WEBHOOK_DELIVERIES,
     from_document,
+    maybe_oid,
 )
-from mailramp.storage.mongo.tracking import maybe_oid
 
 
 class MongoAuth(MongoBase):

@@ -47,6 +47,12 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+def maybe_oid(value: str) -> ObjectId | None:
+    """The ObjectId a 24-hex id stands for; None for anything else (which matches nothing,
+    as an unknown id does on SQL)."""
+    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else None
+
+
 def oid(value: str) -> ObjectId:
     """A 24-hex id as the ObjectId it is stored as."""
     return ObjectId(value)

@@ -24,8 +24,7 @@ from mailramp.errors import DuplicateError
 from mailramp.kit.types import Page
 from mailramp.legacy.models import LegacyCollection, LegacyDocument
 from mailramp.storage.mongo.base import MongoBase
-from mailramp.storage.mongo.codec import decode
-from mailramp.storage.mongo.tracking import maybe_oid
+from mailramp.storage.mongo.codec import decode, maybe_oid
 from mailramp.storage.rows import check_page
 
 _EXTENDED_JSON = JSONOptions(tz_aware=True, tzinfo=UTC)

@@ -19,29 +19,32 @@ under-count that `recompute_metrics` repairs from the records (the source of tru
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import (
+    Collection,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime
 from typing import Any
 
-from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mailramp.errors import DuplicateError
 from mailramp.kit.types import Page
-from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
-from mailramp.storage.mongo.base import MongoBase
+from mailramp.metrics.models import COUNTERS
 from mailramp.storage.mongo.codec import (
     EVENTS,
-    METRICS,
     SUPPRESSIONS,
     TRACKING,
     from_document,
+    maybe_oid,
     oid,
     to_document,
 )
+from mailramp.storage.mongo.metrics import MongoMetrics
+from mailramp.storage.mongo.suppression import MongoSuppression
 from mailramp.suppression.models import Suppression
-from mailramp.tracking.events import COUNTED_BY, FIRST_FIELDS
+from mailramp.tracking.events import FIRST_FIELDS
 from mailramp.tracking.models import (
     EmailEvent,
     EmailTracking,
@@ -49,43 +52,12 @@ from mailramp.tracking.models import (
 )
 
 
-def maybe_oid(value: str) -> ObjectId | None:
-    """The ObjectId a 24-hex id stands for; None for anything else (which matches nothing,
-    as an unknown id does on SQL)."""
-    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else None
+def _duplicate_recipient(email: Any) -> DuplicateError:
+    return DuplicateError("recipient_email", email, kind="recipient")
 
 
-async def increment_counters(
-    database: Any, campaign_id: str, deltas: Mapping[str, int], now: datetime
-) -> dict[str, Any] | None:
-    """Add `deltas` to a campaign_matrix document's counters and rewrite its derived fields;
-    the document after, or None if the campaign has none.
-
-    The `$inc` is one atomic operation, so no increment is lost. The derived fields are then
-    `$set` with the counters they were computed from in the filter: if another writer moved
-    the counters in between, this write matches nothing — and that writer, whose `$inc` came
-    later, writes the derived fields of the newer counters itself. The last writer's
-    computation therefore always lands, and no stale one overwrites it."""
-    metrics = database[METRICS]
-    document: dict[str, Any] | None = await metrics.find_one_and_update(
-        {"campaign_id": campaign_id},
-        {"$inc": dict(deltas), "$set": {"last_updated": now}},
-        return_document=ReturnDocument.AFTER,
-    )
-    if document is None:
-        return None
-    counters = {name: int(document.get(name) or 0) for name in COUNTERS}
-    derived = derived_fields(counters)
-    guard: dict[str, Any] = {"_id": document["_id"]}
-    guard |= {name: document.get(name) for name in COUNTERS}
-    await metrics.update_one(guard, {"$set": derived})
-    return document | derived
-
-
-class MongoTracking(MongoBase):
-    """TrackingRepository."""
-
-    # -- records ----------------------------------------------------------------------
+class MongoTracking(MongoSuppression, MongoMetrics):
+    """TrackingRepository on MongoDB."""
 
     async def insert_tracking(self, records: Sequence[EmailTracking]) -> int:
         if not records:
@@ -161,6 +133,12 @@ class MongoTracking(MongoBase):
             return None
         return await self._find_one(TRACKING, EmailTracking, {"_id": record_id, "user_id": owner})
 
+    async def get_tracking_unscoped(self, tracking_id: str) -> EmailTracking | None:
+        record_id = maybe_oid(tracking_id)
+        if record_id is None:
+            return None
+        return await self._find_one(TRACKING, EmailTracking, {"_id": record_id})
+
     async def list_tracking(
         self,
         user_id: str,
@@ -193,23 +171,6 @@ class MongoTracking(MongoBase):
         )
         return {str(row["_id"]): int(row["count"]) async for row in cursor}
 
-    async def count_pending(self, user_id: str, campaign_id: str) -> int:
-        owner = maybe_oid(user_id)
-        if owner is None:
-            return 0
-        query = {
-            "campaign_id": campaign_id,
-            "user_id": owner,
-            "status": TrackingStatus.PENDING.value,
-        }
-        return int(await self._db[TRACKING].count_documents(query))
-
-    async def get_tracking_unscoped(self, tracking_id: str) -> EmailTracking | None:
-        record_id = maybe_oid(tracking_id)
-        if record_id is None:
-            return None
-        return await self._find_one(TRACKING, EmailTracking, {"_id": record_id})
-
     async def find_tracking_by_message_ids(
         self, message_ids: Collection[str]
     ) -> list[EmailTracking]:
@@ -218,8 +179,6 @@ class MongoTracking(MongoBase):
         cursor = self._db[TRACKING].find({"message_id": {"$in": list(message_ids)}}).sort("_id", 1)
         found = [from_document(EmailTracking, document) async for document in cursor]
         return [record for record in found if record is not None]
-
-    # -- events -----------------------------------------------------------------------
 
     async def record_event(
         self,
@@ -259,28 +218,8 @@ class MongoTracking(MongoBase):
             with contextlib.suppress(DuplicateKeyError):
                 await self._db[SUPPRESSIONS].insert_one(to_document(SUPPRESSIONS, suppress))
         if deltas:
-            await increment_counters(self._db, event.campaign_id, deltas, event.occurred_at)
+            await self._increment_metrics(event.campaign_id, deltas, event.occurred_at)
         return deltas
-
-    async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
-        # One pass over the campaign's records: each counter is how many have its field set.
-        group: dict[str, Any] = {"_id": None}
-        for counter, field in COUNTED_BY.items():
-            group[counter] = {"$sum": {"$cond": [{"$ifNull": [f"${field}", False]}, 1, 0]}}
-        cursor = await self._db[TRACKING].aggregate(
-            [{"$match": {"campaign_id": campaign_id}}, {"$group": group}]
-        )
-        rows = [row async for row in cursor]
-        counters = {counter: int(rows[0][counter]) if rows else 0 for counter in COUNTED_BY}
-        # total_delivered is derived; the counters this leaves out of COUNTED_BY have none.
-        full = {name: counters.get(name, 0) for name in COUNTERS}
-        values = {**counters, **derived_fields(full), "last_updated": now}
-        document = await self._db[METRICS].find_one_and_update(
-            {"campaign_id": campaign_id},
-            {"$set": values},
-            return_document=ReturnDocument.AFTER,
-        )
-        return from_document(CampaignMetrics, document)
 
     async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
         owner = maybe_oid(user_id)
@@ -335,7 +274,3 @@ class MongoTracking(MongoBase):
         )
         events = [from_document(EmailEvent, document) async for document in cursor]
         return [event for event in events if event is not None]
-
-
-def _duplicate_recipient(email: Any) -> DuplicateError:
-    return DuplicateError("recipient_email", email, kind="recipient")

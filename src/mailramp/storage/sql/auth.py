@@ -9,14 +9,14 @@ from sqlalchemy import and_, select, update
 from mailramp.auth.models import ApiKey, Session
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.events import SqlTracking
+from mailramp.storage.sql.base import SqlBase
 
 K = tables.api_keys
 S = tables.sessions
 U = tables.users
 
 
-class SqlAuth(SqlTracking):
+class SqlAuth(SqlBase):
     """AuthRepository on SQL."""
 
     async def insert_api_key(self, key: ApiKey) -> ApiKey:

@@ -15,6 +15,7 @@ from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -124,6 +125,11 @@ class SqlBase:
         return Page[model](items=items, total=total, offset=offset, limit=limit)  # type: ignore[valid-type]
 
     # -- schema -----------------------------------------------------------------------
+
+    def _insert(self, table: Any) -> Any:
+        """An INSERT in this dialect (for its ON CONFLICT clauses)."""
+        dialect = postgresql if self.backend == "postgresql" else sqlite
+        return dialect.insert(table)
 
     async def ping(self) -> None:
         async with self._read() as connection:

@@ -1,4 +1,5 @@
-"""The send queue on SQL: import, planning writes, leases, outcomes, lifecycle, suppression.
+"""The send queue on SQL: import, planning writes, leases, outcomes and the lifecycle (the
+rules themselves are in `sending/outcomes.py` and `sending/lifecycle.py`).
 
 Leasing: PostgreSQL selects due rows `FOR UPDATE SKIP LOCKED`, so any number of workers
 claim disjoint rows without waiting on each other; SQLite has one writer at a time (BEGIN
@@ -13,13 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.campaigns.repository import PlanFunction
-from mailramp.kit.types import Page
-from mailramp.mailboxes.models import Mailbox, MailboxStatus
+from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending.lifecycle import (
     UNFINISHED_STATES,
     campaign_completed,
@@ -44,38 +43,43 @@ from mailramp.sending.outcomes import (
 )
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.base import SqlBase
-from mailramp.suppression.models import Suppression
-from mailramp.tracking.models import EmailTracking, TrackingStatus
+from mailramp.storage.sql.suppression import SqlSuppression
+from mailramp.tracking.models import (
+    EmailTracking,
+    TrackingStatus,
+)
 
 T = tables.tracking
+
+
 C = tables.campaigns
-M = tables.mailboxes
-S = tables.suppressions
+
 
 UPDATE_BATCH = 1000
 
 
-class SqlSending(SqlBase):
-    """SendingRepository and SuppressionRepository on SQL."""
+def _due(statement: Select[Any], now: datetime, *, campaign: ColumnElement[bool]) -> Select[Any]:
+    """`statement` narrowed to the records a worker may lease now: pending, due, with no live
+    lease, on a mailbox that can send, of a campaign that meets `campaign`."""
+    return (
+        statement.join(C, C.c.campaign_id == T.c.campaign_id)
+        .join(M, M.c._id == T.c.mailbox_id)
+        .where(
+            T.c.status == TrackingStatus.PENDING.value,
+            T.c.scheduled_at <= now,
+            or_(T.c.lease_expires_at.is_(None), T.c.lease_expires_at < now),
+            campaign,
+            M.c.status == MailboxStatus.ACTIVE.value,
+            M.c.unlinked_at.is_(None),
+        )
+    )
 
-    def _insert(self, table: Any) -> Any:
-        dialect = postgresql if self.backend == "postgresql" else sqlite
-        return dialect.insert(table)
 
-    # -- lookups for the worker -------------------------------------------------------
+M = tables.mailboxes
 
-    async def get_campaign_unscoped(self, campaign_id: str) -> Campaign | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection, Campaign, select(C).where(C.c.campaign_id == campaign_id)
-            )
 
-    async def get_mailbox_unscoped(self, mailbox_id: str) -> Mailbox | None:
-        async with self._read() as connection:
-            return await self._one(connection, Mailbox, select(M).where(M.c._id == mailbox_id))
-
-    # -- import and planning ----------------------------------------------------------
+class SqlQueue(SqlSuppression):
+    """SendingRepository and CampaignQueue on SQL."""
 
     async def import_recipients(
         self,
@@ -188,6 +192,18 @@ class SqlSending(SqlBase):
                 await connection.execute(statement, chunk)
         return len(ids)
 
+    async def count_pending(self, user_id: str, campaign_id: str) -> int:
+        tracking = tables.tracking
+        async with self._read() as connection:
+            count = await connection.scalar(
+                select(func.count()).where(
+                    tracking.c.campaign_id == campaign_id,
+                    tracking.c.user_id == user_id,
+                    tracking.c.status == TrackingStatus.PENDING,
+                )
+            )
+            return int(count or 0)
+
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)
 
@@ -252,8 +268,6 @@ class SqlSending(SqlBase):
             )
             return int(result.rowcount)
 
-    # -- lifecycle --------------------------------------------------------------------
-
     async def run_lifecycle(self, *, now: datetime) -> LifecycleReport:
         async with self._write() as connection:
             uncertain = await connection.execute(
@@ -300,8 +314,6 @@ class SqlSending(SqlBase):
             expired_records=int(expired.rowcount),
             uncertain_records=int(uncertain.rowcount),
         )
-
-    # -- leases and outcomes ----------------------------------------------------------
 
     async def claim_due(
         self, *, worker_id: str, now: datetime, lease_until: datetime, limit: int
@@ -477,65 +489,3 @@ class SqlSending(SqlBase):
                 update(T).where(condition).values(lease_owner=None, lease_expires_at=None)
             )
             return int(result.rowcount)
-
-    # -- suppression ------------------------------------------------------------------
-
-    async def _suppressed_in(
-        self, connection: AsyncConnection, user_id: str, emails: Collection[str]
-    ) -> set[str]:
-        if not emails:
-            return set()
-        rows = await connection.execute(
-            select(S.c.email).where(S.c.user_id == user_id, S.c.email.in_(list(emails)))
-        )
-        return set(rows.scalars())
-
-    async def _suppress(self, connection: AsyncConnection, suppression: Suppression) -> bool:
-        result = await connection.execute(
-            self._insert(S)
-            .on_conflict_do_nothing(index_elements=["user_id", "email"])
-            .returning(S.c._id),
-            [to_row(suppression)],
-        )
-        return bool(result.all())
-
-    async def add_suppression(self, suppression: Suppression) -> bool:
-        async with self._write() as connection:
-            return await self._suppress(connection, suppression)
-
-    async def suppressed_among(self, user_id: str, emails: Collection[str]) -> set[str]:
-        async with self._read() as connection:
-            return await self._suppressed_in(connection, user_id, emails)
-
-    async def list_suppressions(
-        self, user_id: str, *, offset: int = 0, limit: int = 50
-    ) -> Page[Suppression]:
-        order = (S.c.created_at.desc(), S.c._id.desc())
-        async with self._read() as connection:
-            return await self._page(
-                connection, Suppression, S, S.c.user_id == user_id, order, offset, limit
-            )
-
-    async def remove_suppression(self, user_id: str, email: str) -> bool:
-        async with self._write() as connection:
-            result = await connection.execute(
-                delete(S).where(and_(S.c.user_id == user_id, S.c.email == email))
-            )
-            return bool(result.rowcount)
-
-
-def _due(statement: Select[Any], now: datetime, *, campaign: ColumnElement[bool]) -> Select[Any]:
-    """`statement` narrowed to the records a worker may lease now: pending, due, with no live
-    lease, on a mailbox that can send, of a campaign that meets `campaign`."""
-    return (
-        statement.join(C, C.c.campaign_id == T.c.campaign_id)
-        .join(M, M.c._id == T.c.mailbox_id)
-        .where(
-            T.c.status == TrackingStatus.PENDING.value,
-            T.c.scheduled_at <= now,
-            or_(T.c.lease_expires_at.is_(None), T.c.lease_expires_at < now),
-            campaign,
-            M.c.status == MailboxStatus.ACTIVE.value,
-            M.c.unlinked_at.is_(None),
-        )
-    )

@@ -1,20 +1,20 @@
-"""Tracking events on SQL: the event log, first-event counters, recomputation, time series."""
+"""Tracking records and the event log on SQL."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, func, select, update
 
-from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
+from mailramp.kit.types import Page
+from mailramp.metrics.models import COUNTERS
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.sending import SqlSending
+from mailramp.storage.sql.suppression import SqlSuppression
 from mailramp.suppression.models import Suppression
-from mailramp.tracking.events import COUNTED_BY, FIRST_FIELDS
+from mailramp.tracking.events import FIRST_FIELDS
 from mailramp.tracking.models import (
     EmailEvent,
     EmailTracking,
@@ -22,18 +22,67 @@ from mailramp.tracking.models import (
 )
 
 T = tables.tracking
+
+
 E = tables.events
-M = tables.metrics
 
 
-class SqlTracking(SqlSending):
-    """Tracking on SQL."""
+class SqlTracking(SqlSuppression):
+    """TrackingRepository on SQL."""
+
+    async def insert_tracking(self, records: Sequence[EmailTracking]) -> int:
+        if not records:
+            return 0
+        rows = [to_row(record) for record in records]
+        async with self._write() as connection:
+            await connection.execute(tables.tracking.insert(), rows)
+        return len(rows)
+
+    async def get_tracking(self, user_id: str, tracking_id: str) -> EmailTracking | None:
+        tracking = tables.tracking
+        async with self._read() as connection:
+            return await self._one(
+                connection,
+                EmailTracking,
+                select(tracking).where(
+                    tracking.c._id == tracking_id, tracking.c.user_id == user_id
+                ),
+            )
 
     async def get_tracking_unscoped(self, tracking_id: str) -> EmailTracking | None:
         async with self._read() as connection:
             return await self._one(
                 connection, EmailTracking, select(T).where(T.c._id == tracking_id)
             )
+
+    async def list_tracking(
+        self,
+        user_id: str,
+        campaign_id: str,
+        *,
+        status: TrackingStatus | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[EmailTracking]:
+        tracking = tables.tracking
+        condition = and_(tracking.c.campaign_id == campaign_id, tracking.c.user_id == user_id)
+        if status is not None:
+            condition = and_(condition, tracking.c.status == status.value)
+        order = (tracking.c.scheduled_at, tracking.c._id)
+        async with self._read() as connection:
+            return await self._page(
+                connection, EmailTracking, tracking, condition, order, offset, limit
+            )
+
+    async def count_tracking_by_status(self, user_id: str, campaign_id: str) -> dict[str, int]:
+        tracking = tables.tracking
+        async with self._read() as connection:
+            rows = await connection.execute(
+                select(tracking.c.status, func.count())
+                .where(tracking.c.campaign_id == campaign_id, tracking.c.user_id == user_id)
+                .group_by(tracking.c.status)
+            )
+            return {str(status): int(count) for status, count in rows}
 
     async def find_tracking_by_message_ids(
         self, message_ids: Collection[str]
@@ -84,38 +133,6 @@ class SqlTracking(SqlSending):
             if deltas:
                 await self._increment(connection, event.campaign_id, deltas, event.occurred_at)
         return deltas
-
-    async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
-        async with self._write() as connection:
-            return await self._recompute(connection, campaign_id, now)
-
-    async def _recompute(
-        self, connection: AsyncConnection, campaign_id: str, now: datetime
-    ) -> CampaignMetrics | None:
-        counts = (
-            (
-                await connection.execute(
-                    select(
-                        *(
-                            func.count(T.c[field]).label(counter)
-                            for counter, field in COUNTED_BY.items()
-                        )
-                    ).where(T.c.campaign_id == campaign_id)
-                )
-            )
-            .mappings()
-            .one()
-        )
-        counters = {counter: int(counts[counter]) for counter in COUNTED_BY}
-        values = {**counters, **derived_fields(counters), "last_updated": now}
-        result = await connection.execute(
-            update(M).where(M.c.campaign_id == campaign_id).values(values)
-        )
-        if result.rowcount != 1:
-            return None
-        return await self._one(
-            connection, CampaignMetrics, select(M).where(M.c.campaign_id == campaign_id)
-        )
 
     async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
         if self.backend == "postgresql":

@@ -1,5 +1,6 @@
-"""The send queue and the suppression list on MongoDB: import, planning writes, leases,
-outcomes, lifecycle, suppression. Mirrors storage/sql/sending.py method by method.
+"""The send queue on MongoDB: import, planning writes, leases, outcomes, lifecycle.
+Mirrors storage/sql/queue.py method by method (the rules are in `sending/outcomes.py` and
+`sending/lifecycle.py`).
 
 Without transactions (a standalone server has none), each step is a single-document
 atomic operation, and steps that touch several documents are ordered so that a crash in
@@ -27,19 +28,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Collection,
+    Iterable,
+    Sequence,
+)
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.campaigns.repository import PlanFunction
-from mailramp.kit.types import Page
-from mailramp.mailboxes.models import Mailbox, MailboxStatus
-from mailramp.metrics.models import CampaignMetrics
+from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending.lifecycle import (
     UNFINISHED_STATES,
     campaign_completed,
@@ -62,37 +67,31 @@ from mailramp.sending.outcomes import (
     states_it_may_leave,
     suppression_for,
 )
-from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
     MAILBOXES,
-    SUPPRESSIONS,
     TRACKING,
     decode,
     encode,
     from_document,
+    maybe_oid,
     oid,
     to_document,
 )
-from mailramp.suppression.models import Suppression
-from mailramp.tracking.models import EmailTracking, TrackingStatus
+from mailramp.storage.mongo.metrics import MongoMetrics
+from mailramp.storage.mongo.suppression import MongoSuppression
+from mailramp.tracking.models import (
+    EmailTracking,
+    TrackingStatus,
+)
 
 PENDING = TrackingStatus.PENDING.value
+
+
 SENDING = TrackingStatus.SENDING.value
+
+
 DUPLICATE_KEY = 11000
-
-WRITE_CONCURRENCY = 64
-"""How many single-document writes (re-planning) are in flight at once: enough to keep a
-server busy, well inside PyMongo's default pool of 100 connections."""
-
-
-class _Counters(Protocol):
-    """The metrics increment the MongoStore's accounts part provides (with `now` as
-    last_updated, as the SQL store's record_results writes it)."""
-
-    async def _increment_metrics(
-        self, campaign_id: str, deltas: Mapping[str, int], now: datetime
-    ) -> CampaignMetrics | None: ...
 
 
 def _object_ids(values: Iterable[str]) -> list[ObjectId]:
@@ -116,20 +115,19 @@ async def _in_chunks(writes: Iterable[Awaitable[Any]]) -> None:
         await asyncio.gather(*chunk)
 
 
-class MongoSending(MongoBase):
-    """SendingRepository and SuppressionRepository on MongoDB."""
+def _inserted_ids(documents: Sequence[dict[str, Any]], refused: Collection[int]) -> list[ObjectId]:
+    """The ids of `documents` an unordered insert_many stored (all but the `refused` indexes)."""
+    return [document["_id"] for n, document in enumerate(documents) if n not in refused]
 
-    # -- lookups for the worker -------------------------------------------------------
 
-    async def get_campaign_unscoped(self, campaign_id: str) -> Campaign | None:
-        return await self._find_one(CAMPAIGNS, Campaign, {"campaign_id": campaign_id})
+WRITE_CONCURRENCY = 64
 
-    async def get_mailbox_unscoped(self, mailbox_id: str) -> Mailbox | None:
-        if not ObjectId.is_valid(mailbox_id):
-            return None
-        return await self._find_one(MAILBOXES, Mailbox, {"_id": oid(mailbox_id)})
+"""How many single-document writes (re-planning) are in flight at once: enough to keep a
+server busy, well inside PyMongo's default pool of 100 connections."""
 
-    # -- import and planning ----------------------------------------------------------
+
+class MongoQueue(MongoSuppression, MongoMetrics):
+    """SendingRepository and CampaignQueue on MongoDB."""
 
     async def import_recipients(
         self,
@@ -200,6 +198,17 @@ class MongoSending(MongoBase):
             for record_id, when in zip(ids, times, strict=True)
         )
         return len(ids)
+
+    async def count_pending(self, user_id: str, campaign_id: str) -> int:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return 0
+        query = {
+            "campaign_id": campaign_id,
+            "user_id": owner,
+            "status": TrackingStatus.PENDING.value,
+        }
+        return int(await self._db[TRACKING].count_documents(query))
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)
@@ -273,8 +282,6 @@ class MongoSending(MongoBase):
             },
         )
         return int(result.matched_count)
-
-    # -- lifecycle --------------------------------------------------------------------
 
     async def run_lifecycle(self, *, now: datetime) -> LifecycleReport:
         tracking, campaigns = self._db[TRACKING], self._db[CAMPAIGNS]
@@ -367,8 +374,6 @@ class MongoSending(MongoBase):
             "campaign_id": {"$in": sorted(campaign_ids)},
             "mailbox_id": {"$in": mailboxes},
         }
-
-    # -- leases and outcomes ----------------------------------------------------------
 
     async def claim_due(
         self, *, worker_id: str, now: datetime, lease_until: datetime, limit: int
@@ -509,9 +514,8 @@ class MongoSending(MongoBase):
         # Counters last: `$inc` once per campaign for the changes that matched above (the
         # metrics document's own increment, MongoAccounts._increment_metrics: `$inc`, then
         # the rates compare-and-set from the counters it read back).
-        metrics = cast(_Counters, self)
         for campaign_id in sorted(deltas):
-            await metrics._increment_metrics(campaign_id, dict(deltas[campaign_id]), now)
+            await self._increment_metrics(campaign_id, dict(deltas[campaign_id]), now)
 
     async def _cancel_retry_of_cancelled(
         self, campaign_id: str, record_id: str, now: datetime
@@ -538,44 +542,3 @@ class MongoSending(MongoBase):
             query, {"$set": {"lease_owner": None, "lease_expires_at": None}}
         )
         return int(result.matched_count)
-
-    # -- suppression ------------------------------------------------------------------
-
-    async def _suppress(self, suppression: Suppression) -> bool:
-        try:
-            await self._db[SUPPRESSIONS].insert_one(to_document(SUPPRESSIONS, suppression))
-        except DuplicateKeyError:
-            return False  # already suppressed: the first reason is kept
-        return True
-
-    async def add_suppression(self, suppression: Suppression) -> bool:
-        return await self._suppress(suppression)
-
-    async def suppressed_among(self, user_id: str, emails: Collection[str]) -> set[str]:
-        if not emails:
-            return set()
-        cursor = self._db[SUPPRESSIONS].find(
-            {"user_id": oid(user_id), "email": {"$in": list(emails)}}, {"email": 1, "_id": 0}
-        )
-        return {str(document["email"]) async for document in cursor}
-
-    async def list_suppressions(
-        self, user_id: str, *, offset: int = 0, limit: int = 50
-    ) -> Page[Suppression]:
-        return await self._page(
-            SUPPRESSIONS,
-            Suppression,
-            {"user_id": oid(user_id)},
-            [("created_at", -1), ("_id", -1)],
-            offset,
-            limit,
-        )
-
-    async def remove_suppression(self, user_id: str, email: str) -> bool:
-        result = await self._db[SUPPRESSIONS].delete_one({"user_id": oid(user_id), "email": email})
-        return bool(result.deleted_count)
-
-
-def _inserted_ids(documents: Sequence[dict[str, Any]], refused: Collection[int]) -> list[ObjectId]:
-    """The ids of `documents` an unordered insert_many stored (all but the `refused` indexes)."""
-    return [document["_id"] for n, document in enumerate(documents) if n not in refused]

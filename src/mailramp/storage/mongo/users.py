@@ -1,0 +1,53 @@
+"""Users on MongoDB."""
+
+from __future__ import annotations
+
+from collections.abc import (
+    Mapping,
+)
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from mailramp.accounts.models import User
+from mailramp.storage.mongo.base import MongoBase
+from mailramp.storage.mongo.codec import (
+    USERS,
+    encode,
+    from_document,
+    oid,
+)
+
+
+class MongoUsers(MongoBase):
+    """UserRepository on MongoDB."""
+
+    async def insert_user(self, user: User) -> User:
+        await self._insert(USERS, user)
+        return user
+
+    async def get_user(self, user_id: str) -> User | None:
+        return await self._find_one(USERS, User, {"_id": oid(user_id)})
+
+    async def get_user_by_login_id(self, login_id: str) -> User | None:
+        return await self._find_one(USERS, User, {"login_id": login_id})
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        return await self._find_one(USERS, User, {"email": email})
+
+    async def get_user_by_clerk_id(self, clerk_user_id: str) -> User | None:
+        return await self._find_one(USERS, User, {"clerk_user_id": clerk_user_id})
+
+    async def update_user(self, user_id: str, changes: Mapping[str, Any]) -> User | None:
+        values = encode(USERS, changes)
+        query = {"_id": oid(user_id)}
+        if not values:
+            return await self._find_one(USERS, User, query)
+        try:
+            document = await self._db[USERS].find_one_and_update(
+                query, {"$set": values}, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError as error:
+            raise await self._duplicate(USERS, {"_id": query["_id"], **values}, error) from None
+        return from_document(User, document)

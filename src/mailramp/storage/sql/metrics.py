@@ -1,0 +1,92 @@
+"""The campaign_matrix documents on SQL: counters moved in the unit of work that changed a
+record, and recomputed from the records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
+from mailramp.storage.sql import tables
+from mailramp.storage.sql.base import SqlBase
+from mailramp.tracking.events import COUNTED_BY
+
+T = tables.tracking
+
+
+MT = tables.metrics
+
+
+class SqlMetrics(SqlBase):
+    """MetricsRepository on SQL."""
+
+    async def get_metrics(self, user_id: str, campaign_id: str) -> CampaignMetrics | None:
+        metrics = tables.metrics
+        async with self._read() as connection:
+            return await self._one(
+                connection,
+                CampaignMetrics,
+                select(metrics).where(
+                    metrics.c.campaign_id == campaign_id, metrics.c.user_id == user_id
+                ),
+            )
+
+    async def get_metrics_unscoped(self, campaign_id: str) -> CampaignMetrics | None:
+        metrics = tables.metrics
+        async with self._read() as connection:
+            return await self._one(
+                connection,
+                CampaignMetrics,
+                select(metrics).where(metrics.c.campaign_id == campaign_id),
+            )
+
+    async def increment_metrics(
+        self, campaign_id: str, deltas: Mapping[str, int], *, at: datetime
+    ) -> CampaignMetrics | None:
+        unknown = set(deltas) - set(COUNTERS) | ({"total_delivered"} & set(deltas))
+        if unknown:
+            raise ValueError(f"not incrementable counters: {sorted(unknown)}")
+        metrics = tables.metrics
+        async with self._write() as connection:
+            if not await self._increment(connection, campaign_id, deltas, at):
+                return None
+            return await self._one(
+                connection,
+                CampaignMetrics,
+                select(metrics).where(metrics.c.campaign_id == campaign_id),
+            )
+
+    async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
+        async with self._write() as connection:
+            return await self._recompute(connection, campaign_id, now)
+
+    async def _recompute(
+        self, connection: AsyncConnection, campaign_id: str, now: datetime
+    ) -> CampaignMetrics | None:
+        counts = (
+            (
+                await connection.execute(
+                    select(
+                        *(
+                            func.count(T.c[field]).label(counter)
+                            for counter, field in COUNTED_BY.items()
+                        )
+                    ).where(T.c.campaign_id == campaign_id)
+                )
+            )
+            .mappings()
+            .one()
+        )
+        counters = {counter: int(counts[counter]) for counter in COUNTED_BY}
+        values = {**counters, **derived_fields(counters), "last_updated": now}
+        result = await connection.execute(
+            update(MT).where(MT.c.campaign_id == campaign_id).values(values)
+        )
+        if result.rowcount != 1:
+            return None
+        return await self._one(
+            connection, CampaignMetrics, select(MT).where(MT.c.campaign_id == campaign_id)
+        )
