@@ -64,3 +64,23 @@ async def test_unknown_counters_and_campaigns(services: Services) -> None:
         await services.metrics.count(missing, {"total_sent": 1})
     with pytest.raises(NotFoundError):
         await services.metrics.get_campaign_metrics(missing)
+
+
+async def test_a_list_page_reads_every_campaigns_metrics_at_once(services: Services) -> None:
+    ann = await make_user(services)
+    box = await make_mailbox(services, ann)
+    first = await make_campaign(services, ann, box)
+    second = await make_campaign(services, ann, box)
+    await services.metrics.count(second.campaign_id, {"total_sent": 4, "total_opened": 1})
+    bob = await make_user(services)
+    bobs = await make_campaign(services, bob, await make_mailbox(services, bob))
+    wanted = [first.campaign_id, second.campaign_id, bobs.campaign_id, new_campaign_id()]
+
+    found = await services.metrics.metrics_of(ann.user_id, wanted)
+
+    # Ann's two campaigns, not Bob's, and nothing for an id that does not exist.
+    assert set(found) == {first.campaign_id, second.campaign_id}
+    assert found[second.campaign_id].total_sent == 4
+    assert found[second.campaign_id].open_rate == 25.0
+    assert found[first.campaign_id].total_sent == 0
+    assert await services.metrics.metrics_of(ann.user_id, []) == {}

@@ -218,7 +218,11 @@ def test_a_state_is_used_once(world: World) -> None:
 
 
 def _callback(browser: Browser, provider: str, **query: str) -> httpx.Response:
-    return browser.come_back(f"/api/v1/mailboxes/oauth/{provider}/callback?{urlencode(query)}")
+    return browser.call(
+        "GET",
+        f"/api/v1/mailboxes/oauth/{provider}/callback?{urlencode(query)}",
+        headers={"Accept": "application/json"},
+    )
 
 
 def test_forged_expired_and_foreign_states_are_refused_and_nothing_is_stored(

@@ -9,17 +9,22 @@ from pydantic import Field
 from mailramp.kit.types import ObjectIdStr, Record, UTCDateTime
 
 
-class ApiKey(Record):
-    """A key for scripts. `key_hash` is SHA-256 of the full key; only `prefix` is shown."""
+class ApiKeyFields(Record):
+    """What may be shown of an API key: its name and `prefix`, never the key or its hash."""
 
     id: ObjectIdStr = Field(alias="_id")
     user_id: ObjectIdStr
     name: str
     prefix: str
-    key_hash: str = Field(repr=False, exclude=True)
     created_at: UTCDateTime
     last_used_at: UTCDateTime | None = None
     revoked_at: UTCDateTime | None = None
+
+
+class ApiKey(ApiKeyFields):
+    """A key for scripts. `key_hash` is SHA-256 of the full key; only `prefix` is shown."""
+
+    key_hash: str = Field(repr=False, exclude=True)
 
 
 class Session(Record):

@@ -42,6 +42,26 @@ RUNNING_STATUSES = frozenset(
     {CampaignStatus.SCHEDULED, CampaignStatus.ACTIVE, CampaignStatus.PAUSED}
 )
 """Campaigns that still hold their mailbox: it cannot be unlinked under them."""
+SENDING_STATUSES = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.ACTIVE})
+"""Campaigns that send (now or once their start comes) unless someone stops them."""
+
+
+def campaign_actions(status: CampaignStatus) -> list[str]:
+    """What a person may do to a campaign in `status`, read from the state machine: the
+    buttons the dashboard shows and the actions its forms may post."""
+    allowed = TRANSITIONS[status]
+    actions = []
+    if CampaignStatus.PAUSED in allowed:
+        actions.append("pause")
+    if status is CampaignStatus.PAUSED and allowed & {
+        CampaignStatus.SCHEDULED,
+        CampaignStatus.ACTIVE,
+    }:
+        actions.append("resume")
+    if CampaignStatus.CANCELLED in allowed:
+        actions.append("cancel")
+    return actions
+
 
 MAX_DURATION_HOURS = 24 * 366
 

@@ -113,7 +113,7 @@ async def _demo_mailbox(
     for mailbox in await runtime.mailboxes.list_mailboxes(user.user_id):
         if mailbox.email == DEMO_MAILBOX:
             await runtime.mailboxes.update_mailbox(user.user_id, mailbox.mailbox_id, **ports)
-            return await runtime.mailboxes.set_status(user.user_id, mailbox.mailbox_id, "active")
+            return await runtime.mailboxes.activate(user.user_id, mailbox.mailbox_id)
     return await runtime.mailboxes.create_mailbox(
         user.user_id, email=DEMO_MAILBOX, provider="smtp", display_name="Demo Outreach", **ports
     )

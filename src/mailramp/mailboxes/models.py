@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import Field, model_validator
 
@@ -11,6 +11,13 @@ from mailramp.kit.types import ObjectIdStr, Record, UTCDateTime
 
 SECRET_FIELDS = ("password", "access_token", "refresh_token")
 """Mailbox fields stored encrypted, bound to their mailbox and field."""
+
+
+def check_secret_field(field: str) -> None:
+    """ValueError unless `field` is one of the mailbox's encrypted fields."""
+    if field not in SECRET_FIELDS:
+        raise ValueError(f"{field!r} is not a secret field")
+
 
 DEFAULT_DAILY_LIMIT = 50
 
@@ -39,17 +46,13 @@ class TransportSecurity(StrEnum):
     PLAIN = "plain"  # only sensible on loopback or a trusted network
 
 
-class Mailbox(Record):
-    """A mailbox a user linked. The secret fields hold ciphertext (see `SECRET_FIELDS`); they
-    are excluded from `repr` and serialisation, and only the mailbox service decrypts them."""
+class MailboxFields(Record):
+    """What may be shown of a mailbox: everything but its encrypted secrets."""
 
     id: ObjectIdStr = Field(alias="_id")
     mailbox_id: ObjectIdStr
     user_id: ObjectIdStr
     email: str
-    password: str | None = Field(default=None, repr=False, exclude=True)
-    access_token: str | None = Field(default=None, repr=False, exclude=True)
-    refresh_token: str | None = Field(default=None, repr=False, exclude=True)
     token_expires_at: UTCDateTime | None = None
     provider: Provider
     user_profile: dict[str, Any] = Field(default_factory=dict)
@@ -76,10 +79,30 @@ class Mailbox(Record):
     inbox_checked_at: UTCDateTime | None = None
 
     @model_validator(mode="after")
-    def _alias_matches(self) -> Mailbox:
+    def _alias_matches(self) -> Self:
         if self.mailbox_id != self.id:
             raise ValueError("mailbox_id must equal _id")
         return self
+
+    @property
+    def is_linked(self) -> bool:
+        """False once the user unlinked it (the row stays for the campaigns that used it)."""
+        return self.unlinked_at is None
+
+    @property
+    def status_action(self) -> str:
+        """The status change a person may ask for: pause an active mailbox, activate any
+        other (an `error` one after its owner fixed the cause)."""
+        return "pause" if self.status is MailboxStatus.ACTIVE else "activate"
+
+
+class Mailbox(MailboxFields):
+    """A mailbox a user linked. The secret fields hold ciphertext (see `SECRET_FIELDS`); they
+    are excluded from `repr` and serialisation, and only the mailbox service decrypts them."""
+
+    password: str | None = Field(default=None, repr=False, exclude=True)
+    access_token: str | None = Field(default=None, repr=False, exclude=True)
+    refresh_token: str | None = Field(default=None, repr=False, exclude=True)
 
     @property
     def has_password(self) -> bool:
@@ -95,11 +118,6 @@ class Mailbox(Record):
     def has_refresh_token(self) -> bool:
         """Whether an OAuth refresh token is stored."""
         return self.refresh_token is not None
-
-    @property
-    def is_linked(self) -> bool:
-        """False once the user unlinked it (the row stays for the campaigns that used it)."""
-        return self.unlinked_at is None
 
     @property
     def can_send(self) -> bool:

@@ -181,6 +181,24 @@ class MailboxService:
             raise NotFoundError("mailbox", mailbox_id)
         return result
 
+    async def pause(self, user_id: str, mailbox_id: str, *, reason: str | None = None) -> Mailbox:
+        """Stop sending from the mailbox until it is activated again."""
+        return await self.set_status(user_id, mailbox_id, MailboxStatus.INACTIVE, reason=reason)
+
+    async def activate(self, user_id: str, mailbox_id: str) -> Mailbox:
+        """Send from the mailbox again."""
+        return await self.set_status(user_id, mailbox_id, MailboxStatus.ACTIVE)
+
+    async def apply_action(self, user_id: str, mailbox_id: str, action: str) -> Mailbox:
+        """Do what a mailbox's status button (`Mailbox.status_action`) or the API names:
+        `pause` or `activate`."""
+        match action:
+            case "pause":
+                return await self.pause(user_id, mailbox_id)
+            case "activate":
+                return await self.activate(user_id, mailbox_id)
+        raise NotFoundError("mailbox action", action)
+
     async def set_status(
         self, user_id: str, mailbox_id: str, status: str, *, reason: str | None = None
     ) -> Mailbox:

@@ -32,6 +32,14 @@ RATES = (
 )
 
 
+def check_increments(deltas: Mapping[str, int]) -> None:
+    """ValueError unless every name is a counter that increments (`total_delivered` is
+    derived from sent and bounced, never incremented)."""
+    unknown = set(deltas) - set(COUNTERS) | ({"total_delivered"} & set(deltas))
+    if unknown:
+        raise ValueError(f"not incrementable counters: {sorted(unknown)}")
+
+
 class CampaignMetrics(Record):
     """Counters of unique recipients per event, and rates in percent with 2 decimals."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -14,6 +14,12 @@ class MetricsRepository(Protocol):
 
     async def get_metrics(self, user_id: str, campaign_id: str) -> CampaignMetrics | None:
         """The user's campaign's metrics."""
+        ...
+
+    async def list_metrics(
+        self, user_id: str, campaign_ids: Collection[str]
+    ) -> list[CampaignMetrics]:
+        """The user's metrics of these campaigns, in one query (list pages)."""
         ...
 
     async def get_metrics_unscoped(self, campaign_id: str) -> CampaignMetrics | None:

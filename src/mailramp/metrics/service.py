@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from mailramp.errors import NotFoundError
 from mailramp.kit.clock import Clock, utc_now
@@ -32,6 +32,18 @@ class MetricsService:
         if metrics is None:
             raise NotFoundError("campaign metrics", campaign_id)
         return metrics
+
+    async def metrics_of(
+        self, user_id: str, campaign_ids: Collection[str]
+    ) -> dict[str, CampaignMetrics]:
+        """The user's campaigns' metrics by campaign_id, in one query (list pages); a
+        campaign of another user's is simply absent."""
+        owner = object_id_arg(user_id, field="user_id")
+        wanted = [campaign_id_arg(campaign_id) for campaign_id in campaign_ids]
+        if not wanted:
+            return {}
+        found = await self._metrics.list_metrics(owner, wanted)
+        return {metrics.campaign_id: metrics for metrics in found}
 
     async def count(self, campaign_id: str, deltas: Mapping[str, int]) -> CampaignMetrics:
         """Add to a campaign's counters; delivered and the rates follow."""

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Literal, Protocol
 
 from mailramp.kit.ids import new_object_id
+from mailramp.metrics.models import COUNTERS
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EventType
 
@@ -161,3 +162,9 @@ EVENT_SOURCES: Mapping[EventType, tuple[EventSource, ...]] = MappingProxyType(
     {kind.type: kind.sources for kind in EVENT_KINDS.values()}
 )
 """Which sources each type of event can have (telemetry shows every pair from the start)."""
+
+
+def check_firsts(firsts: Mapping[str, str]) -> None:
+    """ValueError unless `firsts` maps record timestamps an event sets to counters."""
+    if set(firsts) - FIRST_FIELDS or set(firsts.values()) - set(COUNTERS):
+        raise ValueError(f"not event fields or counters: {sorted(firsts.items())}")

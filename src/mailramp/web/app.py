@@ -20,15 +20,38 @@ from mailramp.config import Settings
 from mailramp.errors import BusyError, MailrampError, TooManyAttemptsError
 from mailramp.observability import install_log_redaction
 from mailramp.runtime import Runtime, open_runtime
-from mailramp.web.api import router as api_router
+from mailramp.web.account import api as account_api
+from mailramp.web.account import pages as account_pages
+from mailramp.web.account import webhooks as account_webhooks
+from mailramp.web.campaigns import api as campaigns_api
+from mailramp.web.campaigns import pages as campaigns_pages
+from mailramp.web.dashboard import SignInRequired
 from mailramp.web.deps import CONTENT_SECURITY_POLICY
 from mailramp.web.health import health_report, metrics_response
+from mailramp.web.legacy import api as legacy_api
 from mailramp.web.limits import BodyLimit, json_syntax_message, unparsable_body_message
+from mailramp.web.mailboxes import api as mailboxes_api
+from mailramp.web.mailboxes import pages as mailboxes_pages
 from mailramp.web.origin import CrossOriginGuard, trusted_origins
-from mailramp.web.pages import SignInRequired
-from mailramp.web.pages import router as pages_router
-from mailramp.web.tracking.public import router as tracking_router
-from mailramp.web.webhooks import router as webhooks_router
+from mailramp.web.suppression import api as suppression_api
+from mailramp.web.suppression import pages as suppression_pages
+from mailramp.web.tracking import public as tracking_public
+
+# One convention: each domain's JSON routes in web/<domain>/api.py, its dashboard pages in
+# web/<domain>/pages.py, and what strangers reach (tracking links, webhooks) beside them.
+ROUTERS = (
+    tracking_public.router,
+    account_api.router,
+    mailboxes_api.router,
+    campaigns_api.router,
+    suppression_api.router,
+    legacy_api.router,
+    account_webhooks.router,
+    account_pages.router,
+    mailboxes_pages.router,
+    campaigns_pages.router,
+    suppression_pages.router,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="mailramp", version=__version__, lifespan=lifespan)
 
-    app.include_router(tracking_router)
-    app.include_router(api_router)
-    app.include_router(webhooks_router)
-    app.include_router(pages_router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     limits = settings or Settings()
     app.add_middleware(

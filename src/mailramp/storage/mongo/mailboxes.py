@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
+from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, check_secret_field
 from mailramp.mailboxes.primary import PRIMARY_RETRIES, PrimaryMailboxConflict, retry_primary
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
@@ -203,8 +203,7 @@ class MongoMailboxes(MongoBase):
     async def replace_mailbox_secret(
         self, mailbox_id: str, field: str, *, old: str, new: str
     ) -> bool:
-        if field not in SECRET_FIELDS:
-            raise ValueError(f"{field!r} is not a secret field")
+        check_secret_field(field)
         result = await self._db[MAILBOXES].update_one(
             {"_id": oid(mailbox_id), field: old}, {"$set": {field: new}}
         )

@@ -3,20 +3,19 @@ with compare-and-set, and recomputation from the records."""
 
 from __future__ import annotations
 
-from collections.abc import (
-    Mapping,
-)
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument
 
-from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
+from mailramp.metrics.models import COUNTERS, CampaignMetrics, check_increments, derived_fields
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
     METRICS,
     TRACKING,
     from_document,
+    maybe_oid,
     oid,
 )
 from mailramp.tracking.events import COUNTED_BY
@@ -30,15 +29,26 @@ class MongoMetrics(MongoBase):
             METRICS, CampaignMetrics, {"campaign_id": campaign_id, "user_id": oid(user_id)}
         )
 
+    async def list_metrics(
+        self, user_id: str, campaign_ids: Collection[str]
+    ) -> list[CampaignMetrics]:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return []
+        query = {"user_id": owner, "campaign_id": {"$in": sorted(campaign_ids)}}
+        found = [
+            from_document(CampaignMetrics, document)
+            async for document in self._db[METRICS].find(query)
+        ]
+        return [metrics for metrics in found if metrics is not None]
+
     async def get_metrics_unscoped(self, campaign_id: str) -> CampaignMetrics | None:
         return await self._find_one(METRICS, CampaignMetrics, {"campaign_id": campaign_id})
 
     async def increment_metrics(
         self, campaign_id: str, deltas: Mapping[str, int], *, at: datetime
     ) -> CampaignMetrics | None:
-        unknown = set(deltas) - set(COUNTERS) | ({"total_delivered"} & set(deltas))
-        if unknown:
-            raise ValueError(f"not incrementable counters: {sorted(unknown)}")
+        check_increments(deltas)
         return await self._increment_metrics(campaign_id, deltas, at)
 
     async def _increment_metrics(

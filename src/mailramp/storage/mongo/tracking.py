@@ -31,7 +31,6 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mailramp.errors import DuplicateError
 from mailramp.kit.types import Page
-from mailramp.metrics.models import COUNTERS
 from mailramp.storage.mongo.codec import (
     EVENTS,
     SUPPRESSIONS,
@@ -44,7 +43,7 @@ from mailramp.storage.mongo.codec import (
 from mailramp.storage.mongo.metrics import MongoMetrics
 from mailramp.storage.mongo.suppression import MongoSuppression
 from mailramp.suppression.models import Suppression
-from mailramp.tracking.events import FIRST_FIELDS
+from mailramp.tracking.events import check_firsts
 from mailramp.tracking.models import (
     EmailEvent,
     EmailTracking,
@@ -189,9 +188,7 @@ class MongoTracking(MongoSuppression, MongoMetrics):
         status_from: Collection[TrackingStatus] = (),
         status_to: TrackingStatus | None = None,
     ) -> dict[str, int]:
-        unknown = set(firsts) - FIRST_FIELDS
-        if unknown or set(firsts.values()) - set(COUNTERS):
-            raise ValueError(f"not event fields or counters: {sorted(firsts.items())}")
+        check_firsts(firsts)
         # The order of the writes is the module docstring's: log, record, counters.
         await self._db[EVENTS].insert_one(to_document(EVENTS, event))
         record_id = oid(event.record_id)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox
+from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, check_secret_field
 from mailramp.mailboxes.primary import retry_primary
 from mailramp.storage.rows import changes_row, to_row
 from mailramp.storage.sql import tables
@@ -158,8 +158,7 @@ class SqlMailboxes(SqlBase):
     async def replace_mailbox_secret(
         self, mailbox_id: str, field: str, *, old: str, new: str
     ) -> bool:
-        if field not in SECRET_FIELDS:
-            raise ValueError(f"{field!r} is not a secret field")
+        check_secret_field(field)
         boxes = tables.mailboxes
         async with self._write() as connection:
             result = await connection.execute(

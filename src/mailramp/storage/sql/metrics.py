@@ -3,13 +3,13 @@ record, and recomputed from the records."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mailramp.metrics.models import COUNTERS, CampaignMetrics, derived_fields
+from mailramp.metrics.models import CampaignMetrics, check_increments, derived_fields
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.base import SqlBase
 from mailramp.tracking.events import COUNTED_BY
@@ -34,6 +34,17 @@ class SqlMetrics(SqlBase):
                 ),
             )
 
+    async def list_metrics(
+        self, user_id: str, campaign_ids: Collection[str]
+    ) -> list[CampaignMetrics]:
+        metrics = tables.metrics
+        query = select(metrics).where(
+            metrics.c.user_id == user_id, metrics.c.campaign_id.in_(list(campaign_ids))
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [CampaignMetrics.model_validate(dict(row)) for row in rows]
+
     async def get_metrics_unscoped(self, campaign_id: str) -> CampaignMetrics | None:
         metrics = tables.metrics
         async with self._read() as connection:
@@ -46,9 +57,7 @@ class SqlMetrics(SqlBase):
     async def increment_metrics(
         self, campaign_id: str, deltas: Mapping[str, int], *, at: datetime
     ) -> CampaignMetrics | None:
-        unknown = set(deltas) - set(COUNTERS) | ({"total_delivered"} & set(deltas))
-        if unknown:
-            raise ValueError(f"not incrementable counters: {sorted(unknown)}")
+        check_increments(deltas)
         metrics = tables.metrics
         async with self._write() as connection:
             if not await self._increment(connection, campaign_id, deltas, at):

@@ -9,12 +9,11 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 
 from mailramp.kit.types import Page
-from mailramp.metrics.models import COUNTERS
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.suppression import SqlSuppression
 from mailramp.suppression.models import Suppression
-from mailramp.tracking.events import FIRST_FIELDS
+from mailramp.tracking.events import check_firsts
 from mailramp.tracking.models import (
     EmailEvent,
     EmailTracking,
@@ -104,9 +103,7 @@ class SqlTracking(SqlSuppression):
         status_from: Collection[TrackingStatus] = (),
         status_to: TrackingStatus | None = None,
     ) -> dict[str, int]:
-        unknown = set(firsts) - FIRST_FIELDS
-        if unknown or set(firsts.values()) - set(COUNTERS):
-            raise ValueError(f"not event fields or counters: {sorted(firsts.items())}")
+        check_firsts(firsts)
         deltas: dict[str, int] = {}
         async with self._write() as connection:
             await connection.execute(E.insert().values(to_row(event)))

@@ -44,7 +44,7 @@ def _visitor(request: Request) -> Visitor:
     )
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def page_of(title: str, body: str, status: int = 200) -> HTMLResponse:
     document = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
@@ -59,7 +59,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 
 def _not_found() -> HTMLResponse:
-    return _page("Link not valid", "<p>This link is not valid or has expired.</p>", 404)
+    return page_of("Link not valid", "<p>This link is not valid or has expired.</p>", 404)
 
 
 def _sender(target: UnsubscribeTarget) -> str:
@@ -90,8 +90,8 @@ async def unsubscribe_page(token: str, runtime: RuntimeDep) -> Response:
         return _not_found()
     email = html.escape(target.record.recipient_email)
     if target.already:
-        return _page("You are unsubscribed", f"<p>{email} will not get these emails again.</p>")
-    return _page(
+        return page_of("You are unsubscribed", f"<p>{email} will not get these emails again.</p>")
+    return page_of(
         "Unsubscribe?",
         f"<p>Stop emails like “{_sender(target)}” to <strong>{email}</strong>?</p>"
         '<form method=post><input type=hidden name="List-Unsubscribe" value="One-Click">'
@@ -106,4 +106,4 @@ async def unsubscribe(token: str, request: Request, runtime: RuntimeDep) -> Resp
     if target is None:
         return _not_found()
     email = html.escape(target.record.recipient_email)
-    return _page("You are unsubscribed", f"<p>{email} will not get these emails again.</p>")
+    return page_of("You are unsubscribed", f"<p>{email} will not get these emails again.</p>")

@@ -1,0 +1,1 @@
+"""The account routes: JSON API (api.py) and dashboard pages (pages.py)."""

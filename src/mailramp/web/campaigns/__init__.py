@@ -1,0 +1,1 @@
+"""The campaigns routes: JSON API (api.py) and dashboard pages (pages.py)."""

@@ -1,0 +1,227 @@
+"""Campaigns over JSON: create, edit, move through their lives, recipients, metrics and
+export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, UploadFile
+from fastapi.responses import StreamingResponse
+
+from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
+from mailramp.metrics.models import CampaignMetrics
+from mailramp.tracking.models import EmailEvent, EmailTracking
+from mailramp.web.deps import (
+    CallerDep,
+    RuntimeDep,
+)
+from mailramp.web.responses import Limit, Offset, PagePublic, Public
+
+router = APIRouter(prefix="/api/v1")
+
+
+class CampaignPublic(Campaign, Public):
+    """A campaign as the API shows it."""
+
+
+class MetricsPublic(CampaignMetrics, Public):
+    """A campaign's `campaign_matrix`: counters of unique recipients, and rates in percent
+    (the human figures leave out privacy proxies and link scanners)."""
+
+
+class RecipientPublic(EmailTracking, Public):
+    """One recipient of a campaign and what happened to their email."""
+
+
+class EventPublic(EmailEvent, Public):
+    """One entry of an email's event log (`details` is what the request or message said:
+    untrusted)."""
+
+
+class InvalidRowPublic(Public):
+    """A row of the file that was skipped, and why."""
+
+    row: int
+    value: str
+    reason: str
+
+
+class ImportReportPublic(Public):
+    """What an import did with the file's rows."""
+
+    accepted: int
+    duplicates: int
+    suppressed: int
+    invalid_count: int
+    invalid: list[InvalidRowPublic]
+    rows: int
+    total_recipients: int
+
+
+class Requeued(Public):
+    """How many uncertain emails were queued again."""
+
+    queued: int
+
+
+@router.post("/campaigns", status_code=201, tags=["campaigns"])
+async def create_campaign(
+    body: CampaignCreate, caller: CallerDep, runtime: RuntimeDep
+) -> CampaignPublic:
+    """Create a scheduled campaign (its metrics document comes with it)."""
+    campaign = await runtime.campaigns.create_campaign(caller.user.user_id, **body.model_dump())
+    return CampaignPublic.of(campaign)
+
+
+@router.get("/campaigns", tags=["campaigns"])
+async def list_campaigns(
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    status: str | None = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> PagePublic[CampaignPublic]:
+    """Your campaigns, newest first."""
+    page = await runtime.campaigns.list_campaigns(
+        caller.user.user_id, status=status, offset=offset, limit=limit
+    )
+    return PagePublic[CampaignPublic].of(page)
+
+
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
+async def get_campaign(campaign_id: str, caller: CallerDep, runtime: RuntimeDep) -> CampaignPublic:
+    """One of your campaigns."""
+    return CampaignPublic.of(await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id))
+
+
+@router.patch("/campaigns/{campaign_id}", tags=["campaigns"])
+async def update_campaign(
+    campaign_id: str, body: CampaignUpdate, caller: CallerDep, runtime: RuntimeDep
+) -> CampaignPublic:
+    """Edit a scheduled campaign."""
+    campaign = await runtime.campaigns.update_campaign(
+        caller.user.user_id, campaign_id, **body.model_dump(exclude_unset=True)
+    )
+    return CampaignPublic.of(campaign)
+
+
+@router.post("/campaigns/{campaign_id}/launch", tags=["campaigns"])
+async def launch_campaign(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> CampaignPublic:
+    """Start sending now: a scheduled campaign's window moves to begin now (same duration);
+    a paused one resumes."""
+    return CampaignPublic.of(await runtime.campaigns.launch(caller.user.user_id, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/pause", tags=["campaigns"])
+async def pause_campaign(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> CampaignPublic:
+    """Stop sending until resumed."""
+    return CampaignPublic.of(await runtime.campaigns.pause(caller.user.user_id, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/resume", tags=["campaigns"])
+async def resume_campaign(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> CampaignPublic:
+    """Continue; what is left is spread over what is left of the window."""
+    return CampaignPublic.of(await runtime.campaigns.resume(caller.user.user_id, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/cancel", tags=["campaigns"])
+async def cancel_campaign(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> CampaignPublic:
+    """Stop for good."""
+    return CampaignPublic.of(await runtime.campaigns.cancel(caller.user.user_id, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/resend-uncertain", tags=["campaigns"])
+async def resend_uncertain(campaign_id: str, caller: CallerDep, runtime: RuntimeDep) -> Requeued:
+    """Queue `uncertain` records again (their recipients may get two copies)."""
+    queued = await runtime.sending.resend_uncertain(caller.user.user_id, campaign_id)
+    return Requeued(queued=queued)
+
+
+@router.post("/campaigns/{campaign_id}/recipients", tags=["campaigns"])
+async def upload_recipients(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep, file: Annotated[UploadFile, File()]
+) -> ImportReportPublic:
+    """Import a CSV of recipients; the import report is the response."""
+    report = await runtime.sending.import_recipients(caller.user.user_id, campaign_id, file.file)
+    return ImportReportPublic.of(report)
+
+
+@router.get("/campaigns/{campaign_id}/metrics", tags=["campaigns"])
+async def campaign_metrics(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> MetricsPublic:
+    """Counters and rates (human figures included)."""
+    return MetricsPublic.of(
+        await runtime.metrics.get_campaign_metrics(campaign_id, user_id=caller.user.user_id)
+    )
+
+
+@router.get("/campaigns/{campaign_id}/series", tags=["campaigns"])
+async def campaign_series(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> list[dict[str, Any]]:
+    """Events per hour, for charts."""
+    rows = await runtime.tracking.series(caller.user.user_id, campaign_id)
+    return [row | {"hour": row["hour"].isoformat()} for row in rows]
+
+
+@router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"])
+async def list_recipients(
+    campaign_id: str,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    status: str | None = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> PagePublic[RecipientPublic]:
+    """The campaign's recipients with their state, in send order."""
+    page = await runtime.tracking.list_recipients(
+        caller.user.user_id, campaign_id, status=status, offset=offset, limit=limit
+    )
+    return PagePublic[RecipientPublic].of(page)
+
+
+@router.get("/campaigns/{campaign_id}/recipients/{record_id}/events", tags=["campaigns"])
+async def recipient_events(
+    campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> list[EventPublic]:
+    """What happened to one recipient's email, oldest first."""
+    _, events = await runtime.tracking.recipient_events(caller.user.user_id, campaign_id, record_id)
+    return [EventPublic.of(event) for event in events]
+
+
+@router.get("/campaigns/{campaign_id}/export.csv", tags=["campaigns"])
+async def export_recipients(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> StreamingResponse:
+    """Every recipient and what happened, as CSV (merge variables included)."""
+    campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
+
+    async def rows() -> AsyncIterator[str]:
+        async for cells in runtime.sending.export_rows(campaign):
+            yield _csv_line(cells)
+
+    filename = f"campaign-{campaign.campaign_id}.csv"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _csv_line(cells: list[Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(cells)
+    return buffer.getvalue()

@@ -1,0 +1,305 @@
+"""The campaigns pages: the list, a new campaign, one campaign with its recipients."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from mailramp.campaigns import templates
+from mailramp.campaigns.models import SENDING_STATUSES, campaign_actions
+from mailramp.errors import (
+    MailrampError,
+    NotFoundError,
+)
+from mailramp.kit.ids import is_object_id
+from mailramp.sending.importer import check_file
+from mailramp.tracking.models import TrackingStatus
+from mailramp.web.charts import events_chart
+from mailramp.web.dashboard import (
+    PageUser,
+    PageUserDep,
+    check_csrf,
+    form_errors,
+    localtime,
+    page_zone,
+    read_form,
+    render,
+)
+from mailramp.web.deps import (
+    RuntimeDep,
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/campaigns")
+async def campaigns_page(request: Request, who: PageUserDep, runtime: RuntimeDep) -> HTMLResponse:
+    page = await runtime.campaigns.list_campaigns(who.user.user_id, limit=100)
+    # One query for every row's metrics, not one per campaign.
+    metrics = await runtime.metrics.metrics_of(
+        who.user.user_id, [campaign.campaign_id for campaign in page.items]
+    )
+    rows = [
+        {"campaign": campaign, "metrics": metrics.get(campaign.campaign_id)}
+        for campaign in page.items
+    ]
+    has_mailbox = bool(await runtime.mailboxes.list_mailboxes(who.user.user_id))
+    return render(
+        request, "campaigns.html", who=who, section="campaigns", rows=rows, has_mailbox=has_mailbox
+    )
+
+
+CAMPAIGN_FIELDS = (
+    "campaign_name",
+    "mailbox_id",
+    "subject",
+    "message",
+    "message_format",
+    "start_time",
+    "duration",
+)
+
+
+@router.get("/campaigns/new")
+async def new_campaign_page(
+    request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
+    return render(
+        request,
+        "campaign_new.html",
+        who=who,
+        section="campaigns",
+        mailboxes=boxes,
+        values={"duration": "72"},
+        errors={},
+    )
+
+
+@router.post("/campaigns/new")
+async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
+    form = await request.form()
+    values = {name: str(form.get(name) or "") for name in CAMPAIGN_FIELDS}
+    check_csrf(who, {"csrf_token": str(form.get("csrf_token") or "")})
+    boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
+
+    def again(errors: dict[str, str], status: int) -> HTMLResponse:
+        return render(
+            request,
+            "campaign_new.html",
+            who=who,
+            section="campaigns",
+            mailboxes=boxes,
+            values=values,
+            errors=errors,
+            status=status,
+        )
+
+    upload = form.get("recipients")
+    stream = None
+    if upload is not None and not isinstance(upload, str) and upload.filename:
+        stream = upload.file
+
+    def refused(error: MailrampError) -> HTMLResponse:
+        errors = form_errors(error, (*CAMPAIGN_FIELDS, "file"))
+        if stream is not None:
+            # A browser cannot put a file back into a file input: say so, and that the
+            # campaign does not exist yet (there is no half-made draft to look for).
+            note = "Nothing was created: correct what is marked, then choose the file again."
+            errors["form"] = f"{errors['form']} {note}" if "form" in errors else note
+        return again(errors, error.status_code)
+
+    try:
+        start = datetime.fromisoformat(values["start_time"]).replace(tzinfo=page_zone(request))
+    except ValueError:
+        return again({"start_time": "choose a date and time"}, 422)
+    recipients = 0
+    if stream is not None:
+        # All or nothing: the file is read through before the campaign is created, so a
+        # file the import would refuse creates nothing, and the recipients it holds are
+        # declared at creation, which refuses a campaign they would not fit.
+        try:
+            checked = await run_in_threadpool(
+                check_file, stream, subject=values["subject"], message=values["message"]
+            )
+        except MailrampError as error:
+            return refused(error)
+        recipients = checked.accepted
+        stream.seek(0)
+    try:
+        campaign = await runtime.campaigns.create_campaign(
+            who.user.user_id,
+            campaign_name=values["campaign_name"],
+            mailbox_id=values["mailbox_id"],
+            subject=values["subject"],
+            message=values["message"],
+            start_time=start,
+            message_format=values["message_format"] or "text",
+            duration=values["duration"] or "0",
+            total_recipients=recipients,
+        )
+    except MailrampError as error:
+        return refused(error)
+    if stream is not None:
+        return await _import(request, who, runtime, campaign.campaign_id, stream, created=True)
+    return RedirectResponse(f"/campaigns/{campaign.campaign_id}", status_code=303)
+
+
+async def _import(
+    request: Request,
+    who: PageUser,
+    runtime: RuntimeDep,
+    campaign_id: str,
+    stream: Any,
+    *,
+    created: bool = False,
+) -> Response:
+    try:
+        report = await runtime.sending.import_recipients(who.user.user_id, campaign_id, stream)
+    except MailrampError as error:
+        problem = error.message
+        if created:
+            # Only a change between the check and the import (another campaign taking the
+            # mailbox's capacity) lands here: the campaign exists, empty, and says so.
+            problem = (
+                f"The campaign was created, but its recipients were not imported: {problem}. "
+                "Upload a corrected file below."
+            )
+        return await _campaign_page(
+            request, who, runtime, campaign_id, problem=problem, status=error.status_code
+        )
+    notice = report.summary()
+    if report.invalid:
+        first = report.invalid[0]
+        notice += f" (first invalid: row {first.row}, {first.value!r}: {first.reason})"
+    # Post/redirect/get: reloading the page must not upload again.
+    return RedirectResponse(f"/campaigns/{campaign_id}?{urlencode({'notice': notice})}", 303)
+
+
+@router.post("/campaigns/{campaign_id}/recipients")
+async def upload_recipients(
+    campaign_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    form = await request.form()
+    check_csrf(who, {"csrf_token": str(form.get("csrf_token") or "")})
+    upload = form.get("recipients")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        return await _campaign_page(
+            request, who, runtime, campaign_id, problem="choose a CSV file to upload", status=422
+        )
+    return await _import(request, who, runtime, campaign_id, upload.file)
+
+
+@router.post("/campaigns/{campaign_id}/{action}")
+async def campaign_action(
+    campaign_id: str, action: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    check_csrf(who, await read_form(request))
+    actions = {
+        "pause": runtime.campaigns.pause,
+        "resume": runtime.campaigns.resume,
+        "cancel": runtime.campaigns.cancel,
+    }
+    if action not in actions:
+        return HTMLResponse("Not found", status_code=404)
+    # Only what the state machine offers from where the campaign is (a stale page's button
+    # gets the same clear refusal as the API's).
+    try:
+        await actions[action](who.user.user_id, campaign_id)
+    except MailrampError as error:
+        return await _campaign_page(
+            request, who, runtime, campaign_id, problem=error.message, status=error.status_code
+        )
+    return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
+
+
+@router.get("/campaigns/{campaign_id}")
+async def campaign_page(
+    campaign_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    notice = request.query_params.get("notice")
+    return await _campaign_page(request, who, runtime, campaign_id, notice=notice)
+
+
+async def _campaign_page(
+    request: Request,
+    who: PageUser,
+    runtime: RuntimeDep,
+    campaign_id: str,
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    user_id = who.user.user_id
+    campaign = await runtime.campaigns.get_campaign(user_id, campaign_id)
+    metrics = await runtime.metrics.get_campaign_metrics(campaign.campaign_id, user_id=user_id)
+    mailbox = await runtime.mailboxes.get_mailbox(user_id, campaign.mailbox_id)
+    wanted = request.query_params.get("status") or None
+    known = {member.value for member in TrackingStatus}
+    recipients = await runtime.tracking.list_recipients(
+        user_id, campaign.campaign_id, status=wanted if wanted in known else None, limit=200
+    )
+    events = None
+    record_id = request.query_params.get("record")
+    if record_id and is_object_id(record_id):
+        with contextlib.suppress(NotFoundError):
+            _, events = await runtime.tracking.recipient_events(
+                user_id, campaign.campaign_id, record_id
+            )
+    counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
+    preview = None
+    first = recipients.items[0] if recipients.items else None
+    if first is not None:
+        values = first.merge_values()
+        preview = {
+            "recipient": first.recipient_email,
+            "subject": templates.render_header(campaign.subject, values),
+            "body": templates.render(campaign.message, values),
+        }
+    series = await runtime.tracking.series(user_id, campaign.campaign_id)
+    return render(
+        request,
+        "campaign.html",
+        who=who,
+        section="campaigns",
+        campaign=campaign,
+        metrics=metrics,
+        mailbox_email=mailbox.email,
+        mailbox_stopped=(
+            mailbox.status_reason or "the mailbox is not active"
+            if not mailbox.can_send and campaign.status in SENDING_STATUSES
+            else None
+        ),
+        recipients=recipients,
+        events=events,
+        status_filter=wanted if wanted in known else "",
+        statuses=[s.value for s in TrackingStatus],
+        preview=preview,
+        plan=_plan_summary(campaign, counts, page_zone(request)),
+        actions=campaign_actions(campaign.status),
+        chart=events_chart(series),
+        notice=notice,
+        problem=problem,
+        status=status,
+    )
+
+
+def _plan_summary(campaign: Any, counts: dict[str, int], zone: ZoneInfo) -> str:
+    total = sum(counts.values())
+    if not total:
+        return "No recipients yet."
+    days = max((campaign.end_time - campaign.start_time).total_seconds() / 86400, 1 / 24)
+    per_day = total / max(days, 1)
+    return (
+        f"{total} emails from {localtime(campaign.start_time, zone)} to "
+        f"{localtime(campaign.end_time, zone)}, about {per_day:.0f} per day; "
+        f"{counts.get('sent', 0)} sent, {counts.get('pending', 0)} waiting."
+    )

@@ -1,0 +1,1 @@
+"""The legacy routes: JSON API (api.py) and dashboard pages (pages.py)."""

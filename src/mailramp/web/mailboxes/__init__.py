@@ -1,0 +1,1 @@
+"""The mailboxes routes: JSON API (api.py) and dashboard pages (pages.py)."""

@@ -1,0 +1,164 @@
+"""Linking and managing mailboxes over JSON, OAuth included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field
+
+from mailramp.mailboxes.models import MailboxFields
+from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
+from mailramp.web.deps import (
+    CallerDep,
+    RuntimeDep,
+)
+from mailramp.web.responses import Public
+
+router = APIRouter(prefix="/api/v1")
+
+
+class MailboxPublic(MailboxFields, Public):
+    """A mailbox as the API shows it: secrets are write-only, so it says whether each is
+    set, never what it is."""
+
+    has_password: bool
+    has_access_token: bool
+    has_refresh_token: bool
+
+
+class OAuthStarted(Public):
+    """Where to send the browser to link the mailbox."""
+
+    authorize_url: str
+
+
+class MailboxStatusChange(BaseModel):
+    reason: str | None = None
+
+
+@router.post("/mailboxes", status_code=201, tags=["mailboxes"])
+async def link_mailbox(
+    body: MailboxCreate, caller: CallerDep, runtime: RuntimeDep
+) -> MailboxPublic:
+    """Link a mailbox; credentials are encrypted and never returned."""
+    mailbox = await runtime.mailboxes.create_mailbox(
+        caller.user.user_id, **body.model_dump(exclude_unset=True)
+    )
+    return MailboxPublic.of(mailbox)
+
+
+@router.get("/mailboxes", tags=["mailboxes"])
+async def list_mailboxes(
+    caller: CallerDep, runtime: RuntimeDep, include_unlinked: bool = False
+) -> list[MailboxPublic]:
+    """Your mailboxes, primary first."""
+    boxes = await runtime.mailboxes.list_mailboxes(
+        caller.user.user_id, include_unlinked=include_unlinked
+    )
+    return [MailboxPublic.of(box) for box in boxes]
+
+
+@router.get("/mailboxes/{mailbox_id}", tags=["mailboxes"])
+async def get_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> MailboxPublic:
+    """One of your mailboxes."""
+    return MailboxPublic.of(await runtime.mailboxes.get_mailbox(caller.user.user_id, mailbox_id))
+
+
+@router.patch("/mailboxes/{mailbox_id}", tags=["mailboxes"])
+async def update_mailbox(
+    mailbox_id: str, body: MailboxUpdate, caller: CallerDep, runtime: RuntimeDep
+) -> MailboxPublic:
+    """Change settings or replace credentials."""
+    mailbox = await runtime.mailboxes.update_mailbox(
+        caller.user.user_id, mailbox_id, **body.model_dump(exclude_unset=True)
+    )
+    return MailboxPublic.of(mailbox)
+
+
+@router.post("/mailboxes/{mailbox_id}/primary", tags=["mailboxes"])
+async def set_primary(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> MailboxPublic:
+    """Make this your primary mailbox."""
+    return MailboxPublic.of(await runtime.mailboxes.set_primary(caller.user.user_id, mailbox_id))
+
+
+@router.post("/mailboxes/{mailbox_id}/pause", tags=["mailboxes"])
+async def pause_mailbox(
+    mailbox_id: str, caller: CallerDep, runtime: RuntimeDep, body: MailboxStatusChange | None = None
+) -> MailboxPublic:
+    """Stop sending from this mailbox."""
+    reason = body.reason if body else None
+    return MailboxPublic.of(
+        await runtime.mailboxes.pause(caller.user.user_id, mailbox_id, reason=reason)
+    )
+
+
+@router.post("/mailboxes/{mailbox_id}/activate", tags=["mailboxes"])
+async def activate_mailbox(
+    mailbox_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> MailboxPublic:
+    """Send from this mailbox again."""
+    return MailboxPublic.of(await runtime.mailboxes.activate(caller.user.user_id, mailbox_id))
+
+
+@router.delete("/mailboxes/{mailbox_id}", tags=["mailboxes"])
+async def unlink_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> MailboxPublic:
+    """Unlink: secrets erased, history kept."""
+    return MailboxPublic.of(await runtime.mailboxes.unlink_mailbox(caller.user.user_id, mailbox_id))
+
+
+@router.post("/mailboxes/{mailbox_id}/test", tags=["mailboxes"])
+async def test_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Connect and log in to the mailbox's SMTP (and IMAP) servers, or for Outlook and Gmail
+    mailboxes get a working token and read the account's profile; nothing is sent."""
+    return await runtime.check_mailbox(caller.user.user_id, mailbox_id)
+
+
+class OAuthStart(BaseModel):
+    login_hint: str | None = Field(
+        default=None, max_length=320, description="The address to pre-fill on the sign-in page."
+    )
+
+
+@router.post("/mailboxes/oauth/{provider}/start", tags=["mailboxes"])
+async def start_oauth_link(
+    provider: str,
+    request: Request,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    body: OAuthStart | None = None,
+) -> OAuthStarted:
+    """Begin linking an Outlook or Gmail mailbox: send the browser to `authorize_url`; the
+    provider sends it back to the callback within 10 minutes."""
+    url = runtime.oauth.start(
+        provider, caller.user.user_id, login_hint=body.login_hint if body else None
+    )
+    return OAuthStarted(authorize_url=url)
+
+
+@router.get("/mailboxes/oauth/{provider}/callback", tags=["mailboxes"], response_model=None)
+async def finish_oauth_link(
+    provider: str,
+    request: Request,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+) -> MailboxPublic | RedirectResponse:
+    """Where the provider sends the browser back: link the mailbox (or refresh the tokens of
+    the one with the same address), then go to the dashboard's mailboxes (JSON when the
+    request accepts `application/json`)."""
+    mailbox = await runtime.oauth.callback(
+        provider,
+        caller.user.user_id,
+        code=code,
+        state=state,
+        error=error,
+        error_description=error_description,
+    )
+    if "application/json" in request.headers.get("accept", ""):
+        return MailboxPublic.of(mailbox)
+    return RedirectResponse("/mailboxes", status_code=303)

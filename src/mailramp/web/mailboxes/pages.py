@@ -1,0 +1,211 @@
+"""The mailboxes pages: list, link, edit, test and the status buttons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from mailramp.errors import MailrampError, NotFoundError
+from mailramp.mailboxes.models import Mailbox
+from mailramp.web.dashboard import (
+    PageUser,
+    PageUserDep,
+    check_csrf,
+    form_errors,
+    read_form,
+    render,
+)
+from mailramp.web.deps import (
+    RuntimeDep,
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+MAILBOX_FIELDS = (
+    "email",
+    "display_name",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_username",
+    "password",
+    "daily_limit",
+    "imap_host",
+    "imap_port",
+    "imap_security",
+)
+
+# What the edit form changes: the address and the kind of mailbox stay.
+EDIT_FIELDS = tuple(name for name in MAILBOX_FIELDS if name != "email")
+
+
+async def _mailboxes_page(
+    request: Request,
+    who: PageUser,
+    runtime: RuntimeDep,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    checks: dict[str, dict[str, dict[str, object]]] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
+    settings = runtime.settings
+    return render(
+        request,
+        "mailboxes.html",
+        who=who,
+        section="mailboxes",
+        mailboxes=boxes,
+        oauth={
+            "outlook": bool(settings.microsoft_client_id),
+            "gmail": bool(settings.google_client_id),
+        },
+        values=values or {"smtp_security": "starttls"},
+        errors=errors or {},
+        checks=checks or {},
+        status=status,
+    )
+
+
+@router.get("/mailboxes")
+async def mailboxes_page(request: Request, who: PageUserDep, runtime: RuntimeDep) -> HTMLResponse:
+    return await _mailboxes_page(request, who, runtime)
+
+
+@router.get("/mailboxes/connect/{provider}")
+async def connect_mailbox(
+    provider: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """Send the browser to Microsoft's or Google's consent page; the provider sends it back
+    to the API's OAuth callback, which returns here. A link, not a form: the policy's
+    form-action 'self' would stop a form's redirect to the provider. Starting changes
+    nothing (the state is sealed, not stored), so a forged click links nothing."""
+    try:
+        url = runtime.oauth.start(provider, who.user.user_id)
+    except MailrampError as error:
+        return await _mailboxes_page(
+            request, who, runtime, errors={"oauth": error.message}, status=error.status_code
+        )
+    return RedirectResponse(url, status_code=303)
+
+
+@router.post("/mailboxes")
+async def link_mailbox(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
+    form = await read_form(request)
+    check_csrf(who, form)
+    fields: dict[str, Any] = {
+        name: form[name].strip() for name in MAILBOX_FIELDS if form.get(name, "").strip()
+    }
+    fields["provider"] = "smtp"
+    _imap_security_as_for_smtp(fields)
+    try:
+        await runtime.mailboxes.create_mailbox(who.user.user_id, **fields)
+    except MailrampError as error:
+        kept = {k: v for k, v in form.items() if k in MAILBOX_FIELDS and k != "password"}
+        return await _mailboxes_page(
+            request,
+            who,
+            runtime,
+            values=kept,
+            errors=form_errors(error, MAILBOX_FIELDS),
+            status=error.status_code,
+        )
+    return RedirectResponse("/mailboxes", status_code=303)
+
+
+def _imap_security_as_for_smtp(fields: dict[str, Any]) -> None:
+    """ "As for SMTP" (no choice made): implicit TLS when SMTP uses it or is STARTTLS on a
+    normal server, plain only with a plain SMTP server (a local test server)."""
+    if fields.get("imap_host") and not fields.get("imap_security"):
+        smtp = fields.get("smtp_security")
+        fields["imap_security"] = (
+            "plain" if smtp == "plain" else "tls" if smtp == "tls" else "starttls"
+        )
+
+
+@router.post("/mailboxes/{mailbox_id}/test")
+async def test_mailbox(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    """Log in to the mailbox's servers (or API) and show what each answered, on its row."""
+    check_csrf(who, await read_form(request))
+    results = await runtime.check_mailbox(who.user.user_id, mailbox_id)
+    return await _mailboxes_page(request, who, runtime, checks={mailbox_id: results})
+
+
+def _edit_values(mailbox: Mailbox) -> dict[str, str]:
+    values = {name: getattr(mailbox, name, None) for name in EDIT_FIELDS if name != "password"}
+    return {name: "" if value is None else str(value) for name, value in values.items()}
+
+
+@router.get("/mailboxes/{mailbox_id}/edit")
+async def edit_mailbox_page(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    mailbox = await runtime.mailboxes.get_mailbox(who.user.user_id, mailbox_id)
+    return render(
+        request,
+        "mailbox_edit.html",
+        who=who,
+        section="mailboxes",
+        mailbox=mailbox,
+        values=_edit_values(mailbox),
+        errors={},
+    )
+
+
+@router.post("/mailboxes/{mailbox_id}/edit")
+async def edit_mailbox(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """Change the mailbox's settings; an empty password keeps the stored one. An emptied
+    optional field (sender name, login, IMAP host or port) is cleared."""
+    form = await read_form(request)
+    check_csrf(who, form)
+    mailbox = await runtime.mailboxes.get_mailbox(who.user.user_id, mailbox_id)
+    editable = EDIT_FIELDS if mailbox.provider == "smtp" else ("display_name", "daily_limit")
+    fields: dict[str, Any] = {}
+    for name in editable:
+        value = form.get(name, "").strip()
+        if value:
+            fields[name] = value
+        elif name in ("display_name", "smtp_username", "imap_host", "imap_port", "imap_security"):
+            fields[name] = None
+    if mailbox.provider == "smtp":
+        _imap_security_as_for_smtp(fields)
+        if not fields.get("imap_host"):
+            fields["imap_port"] = fields["imap_security"] = None
+    try:
+        await runtime.mailboxes.update_mailbox(who.user.user_id, mailbox_id, **fields)
+    except MailrampError as error:
+        kept = {k: v for k, v in form.items() if k in EDIT_FIELDS and k != "password"}
+        return render(
+            request,
+            "mailbox_edit.html",
+            who=who,
+            section="mailboxes",
+            mailbox=mailbox,
+            values=kept,
+            errors=form_errors(error, EDIT_FIELDS),
+            status=error.status_code,
+        )
+    return RedirectResponse("/mailboxes", status_code=303)
+
+
+@router.post("/mailboxes/{mailbox_id}/{action}")
+async def mailbox_action(
+    mailbox_id: str, action: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    check_csrf(who, await read_form(request))
+    try:
+        if action == "primary":
+            await runtime.mailboxes.set_primary(who.user.user_id, mailbox_id)
+        else:
+            await runtime.mailboxes.apply_action(who.user.user_id, mailbox_id, action)
+    except NotFoundError:
+        return HTMLResponse("Not found", status_code=404)
+    return RedirectResponse("/mailboxes", status_code=303)
