@@ -5,7 +5,7 @@ same suite against a real one).
 PyMongo's AsyncCollection methods are coroutines, except `find`, which returns a cursor
 to iterate with `async for` (as here). mongomock runs each call to completion inside the
 event loop's thread, so every single-document operation is atomic, as on a server; what
-the double cannot show is listed in tests/contract/MONGODB.md.
+the double cannot show is listed in tests/storage/MONGODB.md.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from mailramp.storage.mongo import MongoStore
 from mailramp.storage.mongo.base import SCHEMA_VERSION
 from mailramp.storage.mongo.codec import CAMPAIGNS, MAILBOXES, META, METRICS, USERS
 from mailramp.storage.mongo.indexes import INDEXES
-from tests.contract.conftest import MONGODB_URL
+from tests.storage.conftest import MONGODB_URL
 
 SCHEMA = Path(__file__).parents[2] / "docs" / "schema.md"
 T = TypeVar("T")
