@@ -11,6 +11,7 @@ import logging
 from contextlib import aclosing
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from mailramp.accounts.service import AccountService
 from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
@@ -128,28 +129,23 @@ class Runtime(Services):
 
     def providers(self) -> DefaultProviders:
         """What sends for each mailbox: SMTP, Graph or the Gmail API, as configured."""
-        settings = self.settings
-        return DefaultProviders(
-            allow_private_hosts=settings.allow_private_hosts,
-            allow_cleartext_login=settings.allow_cleartext_login,
-            tokens=self.oauth_tokens(),
-            graph_url=settings.graph_url,
-            gmail_url=settings.gmail_url,
-            smtp_timeout_seconds=settings.smtp_timeout_seconds,
-            clock=self.clock,
-        )
+        return DefaultProviders(**self._adapter_options())
 
     def inboxes(self) -> DefaultInboxes:
         """What reads each mailbox's inbox: IMAP, Graph or the Gmail API."""
+        return DefaultInboxes(**self._adapter_options())
+
+    def _adapter_options(self) -> dict[str, Any]:
         settings = self.settings
-        return DefaultInboxes(
-            allow_private_hosts=settings.allow_private_hosts,
-            allow_cleartext_login=settings.allow_cleartext_login,
-            tokens=self.oauth_tokens(),
-            graph_url=settings.graph_url,
-            gmail_url=settings.gmail_url,
-            clock=self.clock,
-        )
+        return {
+            "allow_private_hosts": settings.allow_private_hosts,
+            "allow_cleartext_login": settings.allow_cleartext_login,
+            "tokens": self.oauth_tokens(),
+            "graph_url": settings.graph_url,
+            "gmail_url": settings.gmail_url,
+            "smtp_timeout_seconds": settings.smtp_timeout_seconds,
+            "clock": self.clock,
+        }
 
     async def check_mailbox(self, user_id: str, mailbox_id: str) -> dict[str, dict[str, object]]:
         """ "Test connection": log in to the mailbox's servers or API, send nothing."""

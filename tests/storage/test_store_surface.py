@@ -108,7 +108,7 @@ def test_the_contract_suite_calls_every_store_method() -> None:
     # The contract suite, and the sending and tracking suites that run on every backend too.
     tests = Path(__file__).parents[1]
     files = [tests / "conftest.py"]
-    for folder in ("contract", "sending", "tracking"):
+    for folder in ("storage", "sending", "tracking"):
         files += (tests / folder).glob("*.py")
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -36,17 +36,7 @@ import httpx
 from mailramp.errors import ThrottledError, TransientSendError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.mailboxes.transport import InboxBatch, TokenSource
-from mailramp.providers.http import (
-    MAX_CONCURRENCY,
-    ApiClient,
-    ApiInbox,
-    ApiProvider,
-    Throttle,
-    error_body,
-    header_block,
-    mime_for,
-    retry_after_seconds,
-)
+from mailramp.providers import http as api
 
 GMAIL_BASE_URL = "https://gmail.googleapis.com"
 API = "/gmail/v1/users/me"
@@ -72,7 +62,7 @@ class GmailThrottledError(ThrottledError):
     `retry_after` in seconds, `retry_at` when Gmail named the time."""
 
 
-class GmailClient(ApiClient):
+class GmailClient(api.ApiClient):
     """Authenticated Gmail API requests (paths under `/gmail/v1/users/me`) for one mailbox
     (see providers.http); without a time to wait for, a rate limit backs off exponentially
     from `backoff_seconds` up to `backoff_cap_seconds`."""
@@ -88,7 +78,7 @@ class GmailClient(ApiClient):
         *,
         base_url: str = GMAIL_BASE_URL,
         http: httpx.AsyncClient | None = None,
-        max_concurrency: int = MAX_CONCURRENCY,
+        max_concurrency: int = api.MAX_CONCURRENCY,
         max_wait_seconds: float = 30,
         max_attempts: int = 4,
         backoff_seconds: float = 1.0,
@@ -111,7 +101,7 @@ class GmailClient(ApiClient):
         """A path under `/gmail/v1/users/me`."""
         return self.base_url + API + url
 
-    def throttle(self, response: httpx.Response, *, attempt: int) -> Throttle | None:
+    def throttle(self, response: httpx.Response, *, attempt: int) -> api.Throttle | None:
         """A 429, or a 403 whose reason is a rate limit. A named time in the past, or one
         that cannot be read, counts as none."""
         if response.status_code != 429 and not (
@@ -120,15 +110,15 @@ class GmailClient(ApiClient):
             return None
         until = retry_at(response)
         if until is not None and (seconds := (until - self.clock()).total_seconds()) > 0:
-            return Throttle(seconds, until)
-        seconds_asked = retry_after_seconds(response)
+            return api.Throttle(seconds, until)
+        seconds_asked = api.retry_after_seconds(response)
         if seconds_asked is not None:
-            return Throttle(seconds_asked)
-        return Throttle(min(self._backoff * 2 ** (attempt - 1), self._backoff_cap))
+            return api.Throttle(seconds_asked)
+        return api.Throttle(min(self._backoff * 2 ** (attempt - 1), self._backoff_cap))
 
     def error_code(self, response: httpx.Response) -> str:
         """The reason of Gmail's first `error.errors` entry."""
-        errors = error_body(response).get("errors")
+        errors = api.error_body(response).get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return str(errors[0].get("reason", ""))
         return ""
@@ -140,7 +130,7 @@ class GmailClient(ApiClient):
         return None
 
 
-class GmailProvider(ApiProvider):
+class GmailProvider(api.ApiProvider):
     """A Provider for one Gmail / Google Workspace mailbox linked by OAuth."""
 
     client: GmailClient
@@ -154,7 +144,7 @@ class GmailProvider(ApiProvider):
         *,
         base_url: str = GMAIL_BASE_URL,
         http: httpx.AsyncClient | None = None,
-        max_concurrency: int = MAX_CONCURRENCY,
+        max_concurrency: int = api.MAX_CONCURRENCY,
         max_wait_seconds: float = 30,
         backoff_seconds: float = 1.0,
         clock: Clock = utc_now,
@@ -184,7 +174,7 @@ class GmailProvider(ApiProvider):
     async def send(self, message: Message, *, sender: str, recipient: str) -> None:
         """Send one message through `users.messages.send` with the raw message; the Gmail
         id of what was sent is left in `last_message_id`."""
-        raw = base64.urlsafe_b64encode(mime_for(message, recipient=recipient)).decode("ascii")
+        raw = base64.urlsafe_b64encode(api.mime_for(message, recipient=recipient)).decode("ascii")
         self._check_not_paused()
         try:
             response = await self.client.send_request(
@@ -236,8 +226,8 @@ class GmailProvider(ApiProvider):
         )
 
 
-class GmailInbox(ApiInbox):
-    """The INBOX of one Gmail mailbox, read by `internalDate` (see ApiInbox for how far).
+class GmailInbox(api.ApiInbox):
+    """The INBOX of one Gmail mailbox, read by `internalDate` (see http.ApiInbox for how far).
 
     Position: the Inbox protocol's `last_uid` is the newest message's internalDate (epoch
     milliseconds). `messages.list` searches with whole seconds (`after:`), so it asks from
@@ -324,7 +314,7 @@ class GmailInbox(ApiInbox):
             if full is not None and isinstance(full.get("raw"), str):
                 return _b64url_decode(full["raw"])
         payload = item.get("payload")
-        return header_block((payload.get("headers") or []) if isinstance(payload, dict) else [])
+        return api.header_block((payload.get("headers") or []) if isinstance(payload, dict) else [])
 
     async def _read_if_found(
         self, path: str, params: Mapping[str, str | Sequence[str]]
@@ -356,7 +346,7 @@ def _b64url_decode(text: str) -> bytes:
 def retry_at(response: httpx.Response) -> datetime | None:
     """The time a rate-limit answer says to retry after ("Retry after <RFC 3339 time>" in
     its message, as Gmail answers when a sending limit is reached), or None."""
-    error = error_body(response)
+    error = api.error_body(response)
     texts = [error.get("message")]
     if isinstance(errors := error.get("errors"), list):
         texts += [item.get("message") for item in errors if isinstance(item, dict)]

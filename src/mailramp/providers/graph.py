@@ -31,17 +31,7 @@ import httpx
 
 from mailramp.errors import ThrottledError, TransientSendError
 from mailramp.mailboxes.transport import InboxBatch, TokenSource
-from mailramp.providers.http import (
-    MAX_CONCURRENCY,
-    ApiClient,
-    ApiInbox,
-    ApiProvider,
-    Throttle,
-    error_body,
-    header_block,
-    mime_for,
-    retry_after_seconds,
-)
+from mailramp.providers import http as api
 
 GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 # Graph's error codes for a sendMail whose recipients Exchange refuses outright.
@@ -56,7 +46,7 @@ class GraphThrottledError(ThrottledError):
     """Graph asked for a pause longer than this client waits; `retry_after` in seconds."""
 
 
-class GraphClient(ApiClient):
+class GraphClient(api.ApiClient):
     """Authenticated Graph requests for one mailbox (see providers.http): Retry-After on a
     429 or 503 is honoured up to `max_wait_seconds`, and a URL Graph gave us (a nextLink)
     is followed only to Graph's own host."""
@@ -75,15 +65,15 @@ class GraphClient(ApiClient):
             raise TransientSendError(f"Graph pointed to another host: {parts.netloc}")
         return target
 
-    def throttle(self, response: httpx.Response, *, attempt: int) -> Throttle | None:
+    def throttle(self, response: httpx.Response, *, attempt: int) -> api.Throttle | None:
         """A 429 or 503 with Retry-After (an unreadable one: at once)."""
         if response.status_code in (429, 503) and "Retry-After" in response.headers:
-            return Throttle(retry_after_seconds(response) or 0.0)
+            return api.Throttle(api.retry_after_seconds(response) or 0.0)
         return None
 
     def error_code(self, response: httpx.Response) -> str:
         """Graph's `error.code`."""
-        return str(error_body(response).get("code", ""))
+        return str(api.error_body(response).get("code", ""))
 
     def refusal(self, response: httpx.Response, *, recipient: str) -> str | None:
         """Exchange refused the recipient outright."""
@@ -96,7 +86,7 @@ class GraphClient(ApiClient):
         return response.status_code in (403, 404) and url.startswith("/me/mailFolders")
 
 
-class GraphProvider(ApiProvider):
+class GraphProvider(api.ApiProvider):
     """A Provider for one Outlook / Microsoft 365 mailbox linked by OAuth."""
 
     client: GraphClient
@@ -111,7 +101,7 @@ class GraphProvider(ApiProvider):
         *,
         base_url: str = GRAPH_BASE_URL,
         http: httpx.AsyncClient | None = None,
-        max_concurrency: int = MAX_CONCURRENCY,
+        max_concurrency: int = api.MAX_CONCURRENCY,
         max_wait_seconds: float = 30,
     ) -> None:
         client = GraphClient(
@@ -129,7 +119,7 @@ class GraphProvider(ApiProvider):
 
     async def send(self, message: Message, *, sender: str, recipient: str) -> None:
         """Send one message through `POST /me/sendMail` in MIME form."""
-        mime = mime_for(message, recipient=recipient)
+        mime = api.mime_for(message, recipient=recipient)
         response = await self.client.send_request(
             "POST",
             "/me/sendMail",
@@ -159,8 +149,8 @@ class GraphProvider(ApiProvider):
         return None
 
 
-class GraphInbox(ApiInbox):
-    """The Inbox of one Graph mailbox, read by `receivedDateTime` (see ApiInbox for how far).
+class GraphInbox(api.ApiInbox):
+    """The Inbox of one Graph mailbox, read by `receivedDateTime` (see http.ApiInbox for how far).
 
     Position: the Inbox protocol's `last_uid` is the last message's receivedDateTime in
     epoch milliseconds. Graph gives whole seconds, so the newest `settle_seconds` are left
@@ -219,7 +209,7 @@ class GraphInbox(ApiInbox):
         )
         if not headers or content_type.lower().startswith("multipart/report"):
             return (await self._client.read(f"/me/messages/{item['id']}/$value")).content
-        return header_block(headers)
+        return api.header_block(headers)
 
 
 def _position(item: Mapping[str, Any]) -> int | None:

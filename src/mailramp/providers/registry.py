@@ -16,10 +16,10 @@ from mailramp.providers.imap import ImapInbox
 from mailramp.providers.smtp import SmtpProvider
 
 
-class DefaultProviders:
-    """SMTP mailboxes send through SmtpProvider; Outlook mailboxes through GraphProvider
-    and Gmail mailboxes through GmailProvider when `tokens` is given (without it they are
-    unusable)."""
+class _MailboxAdapters:
+    """What both registries are told: where connections may go (private hosts, cleartext
+    passwords), the OAuth token sources (Outlook and Gmail mailboxes are unusable without
+    them), the API base URLs, the SMTP timeout and the clock."""
 
     def __init__(
         self,
@@ -32,14 +32,21 @@ class DefaultProviders:
         smtp_timeout_seconds: float = 60,
         clock: Clock = utc_now,
     ) -> None:
-        self._clock = clock  # how far off a time Gmail names is (its sending limit)
-        self._gmail_sending_pauses: dict[str, datetime] = {}  # outlive each GmailProvider
-        self._smtp_timeout_seconds = smtp_timeout_seconds
         self._allow_private_hosts = allow_private_hosts
         self._allow_cleartext_login = allow_cleartext_login
         self._tokens = tokens
         self._graph_url = graph_url
         self._gmail_url = gmail_url
+        self._smtp_timeout_seconds = smtp_timeout_seconds
+        self._clock = clock  # how far off a time Gmail names is (its sending limit)
+        # Gmail's "not before" times outlive each GmailProvider the registry builds.
+        self._gmail_sending_pauses: dict[str, datetime] = {}
+
+
+class DefaultProviders(_MailboxAdapters):
+    """SMTP mailboxes send through SmtpProvider; Outlook mailboxes through GraphProvider
+    and Gmail mailboxes through GmailProvider when `tokens` is given (without it they are
+    unusable)."""
 
     def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> SendingProvider:
         if mailbox.provider is Provider.SMTP:
@@ -74,26 +81,9 @@ class DefaultProviders:
         )
 
 
-class DefaultInboxes:
+class DefaultInboxes(_MailboxAdapters):
     """SMTP mailboxes with an IMAP host are read over IMAP; Outlook mailboxes through
     Graph and Gmail mailboxes through the Gmail API when `tokens` is given."""
-
-    def __init__(
-        self,
-        *,
-        allow_private_hosts: bool = False,
-        allow_cleartext_login: bool = False,
-        tokens: TokenSourceFactory | None = None,
-        graph_url: str = GRAPH_BASE_URL,
-        gmail_url: str = GMAIL_BASE_URL,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._allow_private_hosts = allow_private_hosts
-        self._allow_cleartext_login = allow_cleartext_login
-        self._tokens = tokens
-        self._graph_url = graph_url
-        self._gmail_url = gmail_url
-        self._clock = clock
 
     def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
         if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:

@@ -6,21 +6,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from mailramp.campaigns.models import Campaign
-from mailramp.tracking.models import EmailTracking
+from mailramp.tracking.models import EVENT_TIMESTAMPS, EmailTracking
 from mailramp.tracking.repository import TrackingRepository
 
+# What a spreadsheet wants of each recipient: the address, where it is, every timestamp of
+# what happened to it but the two a reader never asks for (`delivered_at` repeats
+# `sent_at`; automatic replies are counted apart), and the attempts.
 EXPORT_COLUMNS = (
     "recipient_email",
     "status",
     "scheduled_at",
-    "sent_at",
-    "opened_at",
-    "clicked_at",
-    "replied_at",
-    "bounced_at",
-    "unsubscribed_at",
-    "human_opened_at",
-    "human_clicked_at",
+    *(name for name in EVENT_TIMESTAMPS if name not in ("delivered_at", "auto_replied_at")),
     "attempts",
     "last_error",
 )

@@ -42,6 +42,22 @@ FINAL_TRACKING_STATUSES = frozenset(
 )
 
 
+EVENT_TIMESTAMPS = (
+    "sent_at",
+    "delivered_at",
+    "opened_at",
+    "clicked_at",
+    "replied_at",
+    "bounced_at",
+    "unsubscribed_at",
+    "human_opened_at",
+    "human_clicked_at",
+    "auto_replied_at",
+)
+"""A record's timestamps of what happened to its email, each set once, by the first event
+of its kind (tracking/events.py says which)."""
+
+
 class EmailTracking(Record):
     """One recipient of one campaign."""
 

@@ -45,14 +45,7 @@ from pymongo.errors import BulkWriteError
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.campaigns.repository import PlanFunction
 from mailramp.mailboxes.models import MailboxStatus
-from mailramp.sending.lifecycle import (
-    UNFINISHED_STATES,
-    campaign_completed,
-    campaign_started,
-    cancelled_pending,
-    lease_expired,
-    window_closed,
-)
+from mailramp.sending import lifecycle, outcomes
 from mailramp.sending.models import (
     EXPIRY_GRACE,
     ImportCounts,
@@ -60,12 +53,6 @@ from mailramp.sending.models import (
     Outcome,
     QueueDepth,
     SendResult,
-)
-from mailramp.sending.outcomes import (
-    counter_deltas,
-    outcome_values,
-    states_it_may_leave,
-    suppression_for,
 )
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
@@ -259,7 +246,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
     async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
         result = await self._db[TRACKING].update_many(
             {"campaign_id": campaign_id, "status": PENDING},
-            {"$set": cancelled_pending(now)},
+            {"$set": lifecycle.cancelled_pending(now)},
         )
         return int(result.matched_count)
 
@@ -287,11 +274,11 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         tracking, campaigns = self._db[TRACKING], self._db[CAMPAIGNS]
         uncertain = await tracking.update_many(
             {"status": SENDING, "lease_expires_at": {"$lt": now}},
-            {"$set": lease_expired(now)},
+            {"$set": lifecycle.lease_expired(now)},
         )
         activated = await campaigns.update_many(
             {"status": CampaignStatus.SCHEDULED.value, "start_time": {"$lte": now}},
-            {"$set": campaign_started(now)},
+            {"$set": lifecycle.campaign_started(now)},
         )
         # Sends due inside the window may still go out for EXPIRY_GRACE after it.
         ended = await self._campaign_ids(
@@ -301,7 +288,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         if ended:
             expired = await tracking.update_many(
                 {"status": PENDING, "campaign_id": {"$in": sorted(ended)}},
-                {"$set": window_closed(now)},
+                {"$set": lifecycle.window_closed(now)},
             )
             expired_records = int(expired.matched_count)
         completed = await self._complete_finished(now)
@@ -328,7 +315,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
                 "campaign_id",
                 {
                     "campaign_id": {"$in": sorted(active)},
-                    "status": {"$in": list(UNFINISHED_STATES)},
+                    "status": {"$in": list(lifecycle.UNFINISHED_STATES)},
                 },
             )
         )
@@ -341,7 +328,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             # Guarded by the status, so a pause or cancel meanwhile wins.
             result = await campaigns.update_one(
                 {"campaign_id": campaign_id, "status": CampaignStatus.ACTIVE.value},
-                {"$set": campaign_completed(now)},
+                {"$set": lifecycle.campaign_completed(now)},
             )
             completed += int(result.matched_count)
         return completed
@@ -496,9 +483,9 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             document = await tracking.find_one_and_update(
                 {
                     "_id": oid(result.record_id),
-                    "status": {"$in": states_it_may_leave(result)},
+                    "status": {"$in": outcomes.states_it_may_leave(result)},
                 },
-                {"$set": encode(TRACKING, outcome_values(result, now))},
+                {"$set": encode(TRACKING, outcomes.outcome_values(result, now))},
                 projection={"campaign_id": 1},
             )
             if document is None:
@@ -506,9 +493,9 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             campaign_id = str(document["campaign_id"])
             if result.outcome is Outcome.RETRY:
                 await self._cancel_retry_of_cancelled(campaign_id, result.record_id, now)
-            if counted := counter_deltas(result):
+            if counted := outcomes.counter_deltas(result):
                 deltas[campaign_id].update(counted)
-            suppression = suppression_for(result, now)
+            suppression = outcomes.suppression_for(result, now)
             if suppression is not None:
                 await self._suppress(suppression)
         # Counters last: `$inc` once per campaign for the changes that matched above (the
@@ -529,7 +516,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             return
         await self._db[TRACKING].update_one(
             {"_id": oid(record_id), "status": PENDING},
-            {"$set": cancelled_pending(now)},
+            {"$set": lifecycle.cancelled_pending(now)},
         )
 
     async def release_claims(

@@ -19,14 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.campaigns.repository import PlanFunction
 from mailramp.mailboxes.models import MailboxStatus
-from mailramp.sending.lifecycle import (
-    UNFINISHED_STATES,
-    campaign_completed,
-    campaign_started,
-    cancelled_pending,
-    lease_expired,
-    window_closed,
-)
+from mailramp.sending import lifecycle, outcomes
 from mailramp.sending.models import (
     EXPIRY_GRACE,
     ImportCounts,
@@ -34,12 +27,6 @@ from mailramp.sending.models import (
     Outcome,
     QueueDepth,
     SendResult,
-)
-from mailramp.sending.outcomes import (
-    counter_deltas,
-    outcome_values,
-    states_it_may_leave,
-    suppression_for,
 )
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
@@ -244,7 +231,7 @@ class SqlQueue(SqlSuppression):
             result = await connection.execute(
                 update(T)
                 .where(T.c.campaign_id == campaign_id, T.c.status == TrackingStatus.PENDING.value)
-                .values(cancelled_pending(now))
+                .values(lifecycle.cancelled_pending(now))
             )
             return int(result.rowcount)
 
@@ -273,12 +260,12 @@ class SqlQueue(SqlSuppression):
             uncertain = await connection.execute(
                 update(T)
                 .where(T.c.status == TrackingStatus.SENDING.value, T.c.lease_expires_at < now)
-                .values(lease_expired(now))
+                .values(lifecycle.lease_expired(now))
             )
             activated = await connection.execute(
                 update(C)
                 .where(C.c.status == CampaignStatus.SCHEDULED.value, C.c.start_time <= now)
-                .values(campaign_started(now))
+                .values(lifecycle.campaign_started(now))
             )
             # Sends due inside the window may still go out for EXPIRY_GRACE after it.
             ended = select(C.c.campaign_id).where(
@@ -290,13 +277,13 @@ class SqlQueue(SqlSuppression):
                     T.c.status == TrackingStatus.PENDING.value,
                     T.c.campaign_id.in_(ended.scalar_subquery()),
                 )
-                .values(window_closed(now))
+                .values(lifecycle.window_closed(now))
             )
             # Complete active campaigns with nothing left to send: past their end, or with
             # recipients all of whom reached a final state.
             unfinished = select(T.c._id).where(
                 T.c.campaign_id == C.c.campaign_id,
-                T.c.status.in_(UNFINISHED_STATES),
+                T.c.status.in_(lifecycle.UNFINISHED_STATES),
             )
             has_records = select(T.c._id).where(T.c.campaign_id == C.c.campaign_id)
             completed = await connection.execute(
@@ -306,7 +293,7 @@ class SqlQueue(SqlSuppression):
                     ~unfinished.exists(),
                     or_(C.c.end_time <= now, has_records.exists()),
                 )
-                .values(campaign_completed(now))
+                .values(lifecycle.campaign_completed(now))
             )
         return LifecycleReport(
             activated=int(activated.rowcount),
@@ -433,27 +420,30 @@ class SqlQueue(SqlSuppression):
                     update(T)
                     .where(
                         T.c._id.in_([r.record_id for r in batch]),
-                        T.c.status.in_(states_it_may_leave(batch[0])),
+                        T.c.status.in_(outcomes.states_it_may_leave(batch[0])),
                     )
-                    .values(outcome_values(batch[0], now))
+                    .values(outcomes.outcome_values(batch[0], now))
                     .returning(T.c.campaign_id)
                 )
                 for (campaign_id,) in changed:
-                    deltas[campaign_id].update(counter_deltas(batch[0]))
+                    deltas[campaign_id].update(outcomes.counter_deltas(batch[0]))
             for result in others:
                 changed = await connection.execute(
                     update(T)
-                    .where(T.c._id == result.record_id, T.c.status.in_(states_it_may_leave(result)))
-                    .values(outcome_values(result, now))
+                    .where(
+                        T.c._id == result.record_id,
+                        T.c.status.in_(outcomes.states_it_may_leave(result)),
+                    )
+                    .values(outcomes.outcome_values(result, now))
                     .returning(T.c._id)
                 )
                 if changed.first() is None:
                     continue
                 if result.outcome is Outcome.RETRY:
                     await self._cancel_retry_of_cancelled(connection, result, now)
-                if counted := counter_deltas(result):
+                if counted := outcomes.counter_deltas(result):
                     deltas[result.campaign_id].update(counted)
-                suppression = suppression_for(result, now)
+                suppression = outcomes.suppression_for(result, now)
                 if suppression is not None:
                     await self._suppress(connection, suppression)
             for campaign_id in sorted(deltas):
@@ -475,7 +465,7 @@ class SqlQueue(SqlSuppression):
         if (await connection.execute(status)).scalar() != CampaignStatus.CANCELLED.value:
             return
         await connection.execute(
-            update(T).where(T.c._id == result.record_id).values(cancelled_pending(now))
+            update(T).where(T.c._id == result.record_id).values(lifecycle.cancelled_pending(now))
         )
 
     async def release_claims(

@@ -23,6 +23,7 @@ from sqlalchemy import (
 
 from mailramp.metrics.models import COUNTERS, RATES
 from mailramp.storage.sql.types import UTCDateTime, json_document
+from mailramp.tracking.models import EVENT_TIMESTAMPS
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -141,18 +142,27 @@ campaigns = Table(
     Index("ix_campaign_creation_table_start_time", "start_time"),
 )
 
+
+def _of_a_campaign() -> list[Column[str]]:
+    """The keys of a row that belongs to one campaign (deleted with it), its owner and the
+    mailbox it sends from."""
+    return [
+        Column(
+            "campaign_id",
+            String(36),
+            ForeignKey(campaigns.c.campaign_id, ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+        Column("mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
+    ]
+
+
 metrics = Table(
     "campaign_matrix",
     metadata,
     Column("_id", ObjectIdColumn, primary_key=True),
-    Column(
-        "campaign_id",
-        String(36),
-        ForeignKey(campaigns.c.campaign_id, ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
-    Column("mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
+    *_of_a_campaign(),
     *(Column(name, Integer, nullable=False, server_default=text("0")) for name in COUNTERS),
     *(Column(name, Float, nullable=False, server_default=text("0")) for name in RATES),
     Column("created_at", UTCDateTime, nullable=False),
@@ -166,14 +176,7 @@ tracking = Table(
     "email_tracking",
     metadata,
     Column("_id", ObjectIdColumn, primary_key=True),
-    Column(
-        "campaign_id",
-        String(36),
-        ForeignKey(campaigns.c.campaign_id, ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
-    Column("mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
+    *_of_a_campaign(),
     Column("recipient_email", String(254), nullable=False),
     Column("merge_variables", json_document(), nullable=False),
     Column("status", String(20), nullable=False),
@@ -184,21 +187,7 @@ tracking = Table(
     Column("lease_expires_at", UTCDateTime, nullable=True),
     Column("message_id", String(250), nullable=True),
     Column("last_error", Text, nullable=True),
-    *(
-        Column(name, UTCDateTime, nullable=True)
-        for name in (
-            "sent_at",
-            "delivered_at",
-            "opened_at",
-            "clicked_at",
-            "replied_at",
-            "bounced_at",
-            "unsubscribed_at",
-            "human_opened_at",
-            "human_clicked_at",
-            "auto_replied_at",
-        )
-    ),
+    *(Column(name, UTCDateTime, nullable=True) for name in EVENT_TIMESTAMPS),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
@@ -109,37 +109,34 @@ async def update_campaign(
     return CampaignPublic.of(campaign)
 
 
-@router.post("/campaigns/{campaign_id}/launch", tags=["campaigns"])
-async def launch_campaign(
-    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
-) -> CampaignPublic:
-    """Start sending now: a scheduled campaign's window moves to begin now (same duration);
-    a paused one resumes."""
-    return CampaignPublic.of(await runtime.campaigns.launch(caller.user.user_id, campaign_id))
+# The status changes a campaign's state machine offers, one route each.
+CAMPAIGN_ACTIONS = {
+    "launch": "Start sending now: a scheduled campaign's window moves to begin now (same "
+    "duration); a paused one resumes.",
+    "pause": "Stop sending until resumed.",
+    "resume": "Continue; what is left is spread over what is left of the window.",
+    "cancel": "Stop for good.",
+}
 
 
-@router.post("/campaigns/{campaign_id}/pause", tags=["campaigns"])
-async def pause_campaign(
-    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
-) -> CampaignPublic:
-    """Stop sending until resumed."""
-    return CampaignPublic.of(await runtime.campaigns.pause(caller.user.user_id, campaign_id))
+def _campaign_action(action: str) -> Callable[..., Awaitable[CampaignPublic]]:
+    async def change(campaign_id: str, caller: CallerDep, runtime: RuntimeDep) -> CampaignPublic:
+        act = getattr(runtime.campaigns, action)
+        return CampaignPublic.of(await act(caller.user.user_id, campaign_id))
+
+    return change
 
 
-@router.post("/campaigns/{campaign_id}/resume", tags=["campaigns"])
-async def resume_campaign(
-    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
-) -> CampaignPublic:
-    """Continue; what is left is spread over what is left of the window."""
-    return CampaignPublic.of(await runtime.campaigns.resume(caller.user.user_id, campaign_id))
-
-
-@router.post("/campaigns/{campaign_id}/cancel", tags=["campaigns"])
-async def cancel_campaign(
-    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
-) -> CampaignPublic:
-    """Stop for good."""
-    return CampaignPublic.of(await runtime.campaigns.cancel(caller.user.user_id, campaign_id))
+for _action, _summary in CAMPAIGN_ACTIONS.items():
+    router.add_api_route(
+        f"/campaigns/{{campaign_id}}/{_action}",
+        _campaign_action(_action),
+        methods=["POST"],
+        name=f"{_action}_campaign",
+        description=_summary,
+        tags=["campaigns"],
+        response_model=CampaignPublic,
+    )
 
 
 @router.post("/campaigns/{campaign_id}/resend-uncertain", tags=["campaigns"])

@@ -1,32 +1,22 @@
-"""initial schema
-
-Revision ID: 0001_initial
-Revises:
-Create Date: 2026-11-25
-"""
+"""Initial schema (written 2026-11-25)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from mailramp.storage.sql.migrations.columns import JSON_DOCUMENT, id_column, time_column
 
 revision = "0001_initial"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-# JSONB on PostgreSQL, JSON text on SQLite. Datetimes are timestamptz on PostgreSQL and
-# naive-UTC text on SQLite (the app's UTCDateTime type does the conversion).
-JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
     op.create_table(
         "email_campaigns",
-        sa.Column("_id", sa.String(length=24), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
+        id_column("_id", nullable=False),
+        id_column("user_id", nullable=True),
+        time_column("created_at", nullable=True),
         sa.Column("document", JSON_DOCUMENT, nullable=False),
         sa.PrimaryKeyConstraint("_id", name=op.f("pk_email_campaigns")),
     )
@@ -36,17 +26,17 @@ def upgrade() -> None:
 
     op.create_table(
         "user_information_table",
-        sa.Column("_id", sa.String(length=24), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=False),
+        id_column("_id", nullable=False),
+        id_column("user_id", nullable=False),
         sa.Column("user_name", sa.String(length=200), nullable=False),
         sa.Column("login_id", sa.String(length=254), nullable=False),
         sa.Column("password", sa.Text(), nullable=True),
         sa.Column("email", sa.String(length=254), nullable=True),
         sa.Column("clerk_user_id", sa.String(length=200), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        time_column("created_at", nullable=False),
+        time_column("updated_at", nullable=False),
         sa.Column("is_active", sa.Boolean(), server_default=sa.true(), nullable=False),
-        sa.Column("last_login", sa.DateTime(timezone=True), nullable=True),
+        time_column("last_login", nullable=True),
         sa.PrimaryKeyConstraint("_id", name=op.f("pk_user_information_table")),
     )
     with op.batch_alter_table("user_information_table", schema=None) as batch_op:
@@ -59,9 +49,9 @@ def upgrade() -> None:
 
     op.create_table(
         "warm_up_emails_table",
-        sa.Column("_id", sa.String(length=24), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
+        id_column("_id", nullable=False),
+        id_column("user_id", nullable=True),
+        time_column("created_at", nullable=True),
         sa.Column("document", JSON_DOCUMENT, nullable=False),
         sa.PrimaryKeyConstraint("_id", name=op.f("pk_warm_up_emails_table")),
     )
@@ -71,23 +61,23 @@ def upgrade() -> None:
 
     op.create_table(
         "linkbox_box_table",
-        sa.Column("_id", sa.String(length=24), nullable=False),
-        sa.Column("mailbox_id", sa.String(length=24), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=False),
+        id_column("_id", nullable=False),
+        id_column("mailbox_id", nullable=False),
+        id_column("user_id", nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("password", sa.Text(), nullable=True),
         sa.Column("access_token", sa.Text(), nullable=True),
         sa.Column("refresh_token", sa.Text(), nullable=True),
-        sa.Column("token_expires_at", sa.DateTime(timezone=True), nullable=True),
+        time_column("token_expires_at", nullable=True),
         sa.Column("provider", sa.String(length=20), nullable=False),
         sa.Column("user_profile", JSON_DOCUMENT, nullable=False),
         sa.Column("is_primary", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("is_active", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("status_reason", sa.Text(), nullable=True),
-        sa.Column("last_used", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        time_column("last_used", nullable=True),
+        time_column("created_at", nullable=False),
+        time_column("updated_at", nullable=False),
         sa.Column("display_name", sa.String(length=200), nullable=True),
         sa.Column("daily_limit", sa.Integer(), nullable=False),
         sa.Column("smtp_host", sa.String(length=253), nullable=True),
@@ -98,7 +88,7 @@ def upgrade() -> None:
         sa.Column("imap_port", sa.Integer(), nullable=True),
         sa.Column("imap_security", sa.String(length=10), nullable=True),
         sa.Column("imap_username", sa.String(length=254), nullable=True),
-        sa.Column("unlinked_at", sa.DateTime(timezone=True), nullable=True),
+        time_column("unlinked_at", nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user_information_table._id"],
@@ -122,21 +112,21 @@ def upgrade() -> None:
 
     op.create_table(
         "campaign_creation_table",
-        sa.Column("_id", sa.String(length=24), nullable=False),
+        id_column("_id", nullable=False),
         sa.Column("campaign_id", sa.String(length=36), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=False),
-        sa.Column("mailbox_id", sa.String(length=24), nullable=False),
+        id_column("user_id", nullable=False),
+        id_column("mailbox_id", nullable=False),
         sa.Column("campaign_name", sa.String(length=200), nullable=False),
         sa.Column("subject", sa.Text(), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("duration", sa.Float(), nullable=False),
-        sa.Column("start_time", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("end_time", sa.DateTime(timezone=True), nullable=False),
+        time_column("start_time", nullable=False),
+        time_column("end_time", nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("total_recipients", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("created_by", sa.String(length=24), nullable=False),
+        time_column("created_at", nullable=False),
+        time_column("updated_at", nullable=False),
+        id_column("created_by", nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by"],
             ["user_information_table._id"],
@@ -169,10 +159,10 @@ def upgrade() -> None:
 
     op.create_table(
         "campaign_matrix",
-        sa.Column("_id", sa.String(length=24), nullable=False),
+        id_column("_id", nullable=False),
         sa.Column("campaign_id", sa.String(length=36), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=False),
-        sa.Column("mailbox_id", sa.String(length=24), nullable=False),
+        id_column("user_id", nullable=False),
+        id_column("mailbox_id", nullable=False),
         sa.Column("total_sent", sa.Integer(), server_default="0", nullable=False),
         sa.Column("total_delivered", sa.Integer(), server_default="0", nullable=False),
         sa.Column("total_opened", sa.Integer(), server_default="0", nullable=False),
@@ -184,8 +174,8 @@ def upgrade() -> None:
         sa.Column("click_rate", sa.Float(), server_default="0", nullable=False),
         sa.Column("bounce_rate", sa.Float(), server_default="0", nullable=False),
         sa.Column("reply_rate", sa.Float(), server_default="0", nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_updated", sa.DateTime(timezone=True), nullable=False),
+        time_column("created_at", nullable=False),
+        time_column("last_updated", nullable=False),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
             ["campaign_creation_table.campaign_id"],
@@ -211,29 +201,29 @@ def upgrade() -> None:
 
     op.create_table(
         "email_tracking",
-        sa.Column("_id", sa.String(length=24), nullable=False),
+        id_column("_id", nullable=False),
         sa.Column("campaign_id", sa.String(length=36), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=False),
-        sa.Column("mailbox_id", sa.String(length=24), nullable=False),
+        id_column("user_id", nullable=False),
+        id_column("mailbox_id", nullable=False),
         sa.Column("recipient_email", sa.String(length=254), nullable=False),
         sa.Column("merge_variables", JSON_DOCUMENT, nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=True),
+        time_column("scheduled_at", nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        time_column("next_attempt_at", nullable=True),
         sa.Column("lease_owner", sa.String(length=100), nullable=True),
-        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        time_column("lease_expires_at", nullable=True),
         sa.Column("message_id", sa.String(length=250), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("clicked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("replied_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("bounced_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("unsubscribed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        time_column("sent_at", nullable=True),
+        time_column("delivered_at", nullable=True),
+        time_column("opened_at", nullable=True),
+        time_column("clicked_at", nullable=True),
+        time_column("replied_at", nullable=True),
+        time_column("bounced_at", nullable=True),
+        time_column("unsubscribed_at", nullable=True),
+        time_column("created_at", nullable=False),
+        time_column("updated_at", nullable=False),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
             ["campaign_creation_table.campaign_id"],

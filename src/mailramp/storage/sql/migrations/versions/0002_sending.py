@@ -1,34 +1,26 @@
-"""sending: suppression list, message format, sending window
-
-Revision ID: 0002_sending
-Revises: 0001_initial
-Create Date: 2026-11-25
-"""
+"""Sending: suppression list, message format, sending window (written 2026-11-25)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from mailramp.storage.sql.migrations.columns import JSON_DOCUMENT, id_column, time_column
 
 revision = "0002_sending"
 down_revision = "0001_initial"
-branch_labels = None
-depends_on = None
-
-JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
     op.create_table(
         "suppression_list",
-        sa.Column("_id", sa.String(length=24), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=False),
+        id_column("_id", nullable=False),
+        id_column("user_id", nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("reason", sa.String(length=20), nullable=False),
         sa.Column("campaign_id", sa.String(length=36), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        time_column("created_at", nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user_information_table._id"],

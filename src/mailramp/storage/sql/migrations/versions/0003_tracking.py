@@ -1,33 +1,25 @@
-"""tracking: event log, human engagement, tracking flags
-
-Revision ID: 0003_tracking
-Revises: 0002_sending
-Create Date: 2026-11-25
-"""
+"""Tracking: event log, human engagement, tracking flags (written 2026-11-25)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from mailramp.storage.sql.migrations.columns import JSON_DOCUMENT, id_column, time_column
 
 revision = "0003_tracking"
 down_revision = "0002_sending"
-branch_labels = None
-depends_on = None
-
-JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
     op.create_table(
         "email_events",
-        sa.Column("_id", sa.String(length=24), nullable=False),
-        sa.Column("record_id", sa.String(length=24), nullable=False),
+        id_column("_id", nullable=False),
+        id_column("record_id", nullable=False),
         sa.Column("campaign_id", sa.String(length=36), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=False),
+        id_column("user_id", nullable=False),
         sa.Column("type", sa.String(length=20), nullable=False),
-        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        time_column("occurred_at", nullable=False),
         sa.Column("machine", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("machine_reason", sa.String(length=50), nullable=True),
         sa.Column("details", JSON_DOCUMENT, nullable=False),
@@ -71,11 +63,9 @@ def upgrade() -> None:
         )
 
     with op.batch_alter_table("email_tracking", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("human_opened_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(
-            sa.Column("human_clicked_at", sa.DateTime(timezone=True), nullable=True)
-        )
-        batch_op.add_column(sa.Column("auto_replied_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(time_column("human_opened_at", nullable=True))
+        batch_op.add_column(time_column("human_clicked_at", nullable=True))
+        batch_op.add_column(time_column("auto_replied_at", nullable=True))
 
 
 def downgrade() -> None:

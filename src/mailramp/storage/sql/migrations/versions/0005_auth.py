@@ -1,32 +1,27 @@
-"""auth: api keys, sessions, login throttling
-
-Revision ID: 0005_auth
-Revises: 0004_inbox
-Create Date: 2026-11-25
-"""
+"""Auth: api keys, sessions, login throttling (written 2026-11-25)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
+from mailramp.storage.sql.migrations.columns import id_column, time_column
+
 revision = "0005_auth"
 down_revision = "0004_inbox"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
         "api_keys",
-        sa.Column("_id", sa.String(length=24), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=False),
+        id_column("_id", nullable=False),
+        id_column("user_id", nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("prefix", sa.String(length=20), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        time_column("created_at", nullable=False),
+        time_column("last_used_at", nullable=True),
+        time_column("revoked_at", nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user_information_table._id"],
@@ -40,13 +35,13 @@ def upgrade() -> None:
 
     op.create_table(
         "sessions",
-        sa.Column("_id", sa.String(length=24), nullable=False),
-        sa.Column("user_id", sa.String(length=24), nullable=False),
+        id_column("_id", nullable=False),
+        id_column("user_id", nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("csrf_token", sa.String(length=64), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        time_column("created_at", nullable=False),
+        time_column("expires_at", nullable=False),
+        time_column("revoked_at", nullable=True),
         sa.Column("user_agent", sa.String(length=300), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
@@ -63,9 +58,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("failed_logins", sa.Integer(), server_default="0", nullable=False)
         )
-        batch_op.add_column(
-            sa.Column("last_failed_login_at", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(time_column("last_failed_login_at", nullable=True))
 
 
 def downgrade() -> None:

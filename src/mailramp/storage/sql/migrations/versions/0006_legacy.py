@@ -1,22 +1,15 @@
-"""legacy migration: fields of an email_campaigns document mailramp has no column for
-
-Revision ID: 0006_legacy
-Revises: 0005_auth
-Create Date: 2026-11-25
-"""
+"""Legacy migration: fields of an email_campaigns document mailramp has no column for (written
+2026-11-25)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from mailramp.storage.sql.migrations.columns import JSON_DOCUMENT
 
 revision = "0006_legacy"
 down_revision = "0005_auth"
-branch_labels = None
-depends_on = None
-
-JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:

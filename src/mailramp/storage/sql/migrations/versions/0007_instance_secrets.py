@@ -1,19 +1,14 @@
-"""instance secrets: the tracking links' signing keys, stored encrypted
-
-Revision ID: 0007_instance_secrets
-Revises: 0006_legacy
-Create Date: 2026-11-25
-"""
+"""Instance secrets: the tracking links' signing keys, stored encrypted (written 2026-11-25)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
+from mailramp.storage.sql.migrations.columns import time_column
+
 revision = "0007_instance_secrets"
 down_revision = "0006_legacy"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -21,8 +16,8 @@ def upgrade() -> None:
         "instance_secrets",
         sa.Column("name", sa.String(length=50), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        time_column("created_at", nullable=False),
+        time_column("updated_at", nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_instance_secrets")),
     )
 
