@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from mailramp.campaigns.repository import CampaignQuery
 from mailramp.kit.ids import new_object_id
 from mailramp.legacy.migrate import campaign_id_for, migrate
 from mailramp.legacy.models import LegacyCollection
@@ -123,7 +124,7 @@ async def test_legacy_campaigns_migrate_once_with_a_report(services: Services) -
 
     again = await migrate(store, _each(documents), now=NOW)
     assert (again.migrated, again.already_migrated, len(again.skipped)) == (0, 3, 7)
-    page = await store.list_campaigns(ann.id, statuses=None, offset=0, limit=50)
+    page = await store.list_campaigns(ann.id, CampaignQuery())
     assert page.total == 3
 
 

@@ -29,24 +29,14 @@ from mailramp.config import Settings
 from mailramp.kit.signing import TokenSigner
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.storage.sql import SqlStore
+from mailramp.tracking.models import EVENT_TIMESTAMPS
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 from tests.support.scenario import make_due_now, smtp_sender
 from tests.support.smtp import SmtpServer
 
 URL = re.compile(r"""https?://[^\s"'<>)]+""")
-EVENT_TIMES = (
-    "sent_at",
-    "delivered_at",
-    "opened_at",
-    "clicked_at",
-    "replied_at",
-    "bounced_at",
-    "unsubscribed_at",
-    "human_opened_at",
-    "human_clicked_at",
-    "auto_replied_at",
-)
+EVENT_TIMES = EVENT_TIMESTAMPS  # the columns a snapshot reads, in table order
 COUNTERS = (
     "total_sent",
     "total_delivered",

@@ -54,15 +54,12 @@ class AuthRepository(Protocol):
         """The live (unrevoked, unexpired) session with this hash."""
         ...
 
-    async def revoke_sessions(
-        self,
-        user_id: str,
-        *,
-        now: datetime,
-        except_id: str | None = None,
-        only_id: str | None = None,
-    ) -> int:
-        """End the user's sessions: one (`only_id`), or all but one (`except_id`), or all."""
+    async def revoke_session(self, user_id: str, session_id: str, *, now: datetime) -> bool:
+        """End one of the user's sessions; False if it was not open."""
+        ...
+
+    async def revoke_sessions(self, user_id: str, *, now: datetime, keep: str | None = None) -> int:
+        """End all the user's sessions, but `keep` (the one changing the password)."""
         ...
 
     async def reserve_login_attempt(

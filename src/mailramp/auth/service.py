@@ -288,7 +288,7 @@ class AuthService:
 
     async def log_out(self, session: Session) -> None:
         """End this session."""
-        await self._store.revoke_sessions(session.user_id, now=self._clock(), only_id=session.id)
+        await self._store.revoke_session(session.user_id, session.id, now=self._clock())
 
     async def change_password(
         self, user: User, session: Session | None, *, current: str, new: str
@@ -301,7 +301,7 @@ class AuthService:
         await self._accounts.update_user(user.user_id, password=new)
         now = self._clock()
         sessions = await self._store.revoke_sessions(
-            user.id, now=now, except_id=session.id if session else None
+            user.id, now=now, keep=session.id if session else None
         )
         keys = await self._store.revoke_api_keys(user.id, now=now)
         return ChangedPassword(sessions_ended=sessions, api_keys_revoked=keys)

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
+
+
+@dataclass(frozen=True)
+class CampaignQuery:
+    """Which of a user's campaigns a list shows: of these statuses (all if None), sending
+    from this mailbox (any if None), one page of them."""
+
+    statuses: Collection[CampaignStatus] | None = None
+    mailbox_id: str | None = None
+    offset: int = 0
+    limit: int = 50
+
 
 PlanFunction = Callable[[int], Sequence[datetime]]
 """Given how many pending records a campaign has, their send times (or PlanError)."""
@@ -30,16 +43,8 @@ class CampaignRepository(Protocol):
         """A campaign whoever owns it (worker, signed tracking requests, CLI)."""
         ...
 
-    async def list_campaigns(
-        self,
-        user_id: str,
-        *,
-        statuses: Collection[CampaignStatus] | None = None,
-        mailbox_id: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> Page[Campaign]:
-        """The user's campaigns, newest first, optionally filtered."""
+    async def list_campaigns(self, user_id: str, query: CampaignQuery) -> Page[Campaign]:
+        """The user's campaigns that `query` selects, newest first."""
         ...
 
     async def update_campaign(

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from mailramp.accounts.repository import UserRepository
 from mailramp.campaigns import planner
 from mailramp.campaigns.models import RUNNING_STATUSES, TRANSITIONS, Campaign, CampaignStatus
-from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
+from mailramp.campaigns.repository import CampaignQuery, CampaignQueue, CampaignRepository
 from mailramp.campaigns.scheduling import plan_function, plan_request
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
 from mailramp.errors import (
@@ -148,9 +148,8 @@ class CampaignService:
         statuses = None
         if status is not None:
             statuses = [enum_arg(CampaignStatus, status, field="status")]
-        return await self._store.list_campaigns(
-            object_id_arg(user_id, field="user_id"), statuses=statuses, offset=offset, limit=limit
-        )
+        query = CampaignQuery(statuses=statuses, offset=offset, limit=limit)
+        return await self._store.list_campaigns(object_id_arg(user_id, field="user_id"), query)
 
     async def update_campaign(self, user_id: str, campaign_id: str, **fields: Any) -> Campaign:
         """Edit a campaign that has not started; `end_time` follows start and duration."""
@@ -289,9 +288,8 @@ class CampaignService:
     ) -> tuple[int, list[str]]:
         """How many of the user's campaigns that are not finished send from the mailbox,
         and the names of the first `limit` (MailboxService refuses to unlink it then)."""
-        running = await self._store.list_campaigns(
-            user_id, statuses=RUNNING_STATUSES, mailbox_id=mailbox_id, limit=limit
-        )
+        query = CampaignQuery(statuses=RUNNING_STATUSES, mailbox_id=mailbox_id, limit=limit)
+        running = await self._store.list_campaigns(user_id, query)
         return running.total, [campaign.campaign_name for campaign in running.items]
 
     async def _sending_mailbox(self, owner: str, mailbox_id: str) -> Mailbox:

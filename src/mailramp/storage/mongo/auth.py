@@ -94,29 +94,20 @@ class MongoAuth(MongoBase):
             {"token_hash": token_hash, "revoked_at": None, "expires_at": {"$gt": now}},
         )
 
-    async def revoke_sessions(
-        self,
-        user_id: str,
-        *,
-        now: datetime,
-        except_id: str | None = None,
-        only_id: str | None = None,
-    ) -> int:
+    async def revoke_session(self, user_id: str, session_id: str, *, now: datetime) -> bool:
+        session = maybe_oid(session_id)
+        return session is not None and await self._revoke(user_id, {"$eq": session}, now) > 0
+
+    async def revoke_sessions(self, user_id: str, *, now: datetime, keep: str | None = None) -> int:
+        kept = maybe_oid(keep) if keep is not None else None
+        return await self._revoke(user_id, {"$ne": kept} if kept is not None else None, now)
+
+    async def _revoke(self, user_id: str, ids: dict[str, Any] | None, now: datetime) -> int:
         owner = maybe_oid(user_id)
         if owner is None:
             return 0
         query: dict[str, Any] = {"user_id": owner, "revoked_at": None}
-        ids: dict[str, Any] = {}
-        if except_id is not None:
-            kept = maybe_oid(except_id)
-            if kept is not None:
-                ids["$ne"] = kept
-        if only_id is not None:
-            only = maybe_oid(only_id)
-            if only is None:
-                return 0
-            ids["$eq"] = only
-        if ids:
+        if ids is not None:
             query["_id"] = ids
         result = await self._db[SESSIONS].update_many(query, {"$set": {"revoked_at": now}})
         return int(result.modified_count)

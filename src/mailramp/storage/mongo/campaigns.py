@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import (
-    Collection,
     Mapping,
 )
 from typing import Any
@@ -13,6 +12,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
+from mailramp.campaigns.repository import CampaignQuery
 from mailramp.errors import DuplicateError
 from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
@@ -76,22 +76,14 @@ class MongoCampaigns(MongoBase):
     async def get_campaign_unscoped(self, campaign_id: str) -> Campaign | None:
         return await self._find_one(CAMPAIGNS, Campaign, {"campaign_id": campaign_id})
 
-    async def list_campaigns(
-        self,
-        user_id: str,
-        *,
-        statuses: Collection[CampaignStatus] | None = None,
-        mailbox_id: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> Page[Campaign]:
-        query: dict[str, Any] = {"user_id": oid(user_id)}
-        if statuses is not None:
-            query["status"] = {"$in": [str(status) for status in statuses]}
-        if mailbox_id is not None:
-            query["mailbox_id"] = oid(mailbox_id)
+    async def list_campaigns(self, user_id: str, query: CampaignQuery) -> Page[Campaign]:
+        found: dict[str, Any] = {"user_id": oid(user_id)}
+        if query.statuses is not None:
+            found["status"] = {"$in": [str(status) for status in query.statuses]}
+        if query.mailbox_id is not None:
+            found["mailbox_id"] = oid(query.mailbox_id)
         order = [("created_at", -1), ("_id", -1)]
-        return await self._page(CAMPAIGNS, Campaign, query, order, offset, limit)
+        return await self._page(CAMPAIGNS, Campaign, found, order, query.offset, query.limit)
 
     async def update_campaign(
         self,

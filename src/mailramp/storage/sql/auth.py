@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 
 from mailramp.auth.models import ApiKey, Session
 from mailramp.storage.rows import to_row
@@ -100,21 +100,20 @@ class SqlAuth(SqlBase):
                 ),
             )
 
-    async def revoke_sessions(
-        self,
-        user_id: str,
-        *,
-        now: datetime,
-        except_id: str | None = None,
-        only_id: str | None = None,
-    ) -> int:
-        condition = and_(S.c.user_id == user_id, S.c.revoked_at.is_(None))
-        if except_id is not None:
-            condition = and_(condition, S.c._id != except_id)
-        if only_id is not None:
-            condition = and_(condition, S.c._id == only_id)
+    async def revoke_session(self, user_id: str, session_id: str, *, now: datetime) -> bool:
+        return await self._revoke(and_(S.c.user_id == user_id, S.c._id == session_id), now) > 0
+
+    async def revoke_sessions(self, user_id: str, *, now: datetime, keep: str | None = None) -> int:
+        condition = S.c.user_id == user_id
+        if keep is not None:
+            condition = and_(condition, S.c._id != keep)
+        return await self._revoke(condition, now)
+
+    async def _revoke(self, condition: ColumnElement[bool], now: datetime) -> int:
         async with self._write() as connection:
-            result = await connection.execute(update(S).where(condition).values(revoked_at=now))
+            result = await connection.execute(
+                update(S).where(condition, S.c.revoked_at.is_(None)).values(revoked_at=now)
+            )
             return int(result.rowcount)
 
     async def reserve_login_attempt(

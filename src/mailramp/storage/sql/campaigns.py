@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import and_, select, update
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
+from mailramp.campaigns.repository import CampaignQuery
 from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.storage.rows import changes_row, to_row
@@ -45,25 +46,18 @@ class SqlCampaigns(SqlBase):
                 connection, Campaign, select(C).where(C.c.campaign_id == campaign_id)
             )
 
-    async def list_campaigns(
-        self,
-        user_id: str,
-        *,
-        statuses: Collection[CampaignStatus] | None = None,
-        mailbox_id: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> Page[Campaign]:
+    async def list_campaigns(self, user_id: str, query: CampaignQuery) -> Page[Campaign]:
         campaigns = tables.campaigns
         condition = campaigns.c.user_id == user_id
-        if statuses is not None:
-            condition = and_(condition, campaigns.c.status.in_([str(s) for s in statuses]))
-        if mailbox_id is not None:
-            condition = and_(condition, campaigns.c.mailbox_id == mailbox_id)
+        if query.statuses is not None:
+            wanted = [str(status) for status in query.statuses]
+            condition = and_(condition, campaigns.c.status.in_(wanted))
+        if query.mailbox_id is not None:
+            condition = and_(condition, campaigns.c.mailbox_id == query.mailbox_id)
         order = (campaigns.c.created_at.desc(), campaigns.c._id.desc())
         async with self._read() as connection:
             return await self._page(
-                connection, Campaign, campaigns, condition, order, offset, limit
+                connection, Campaign, campaigns, condition, order, query.offset, query.limit
             )
 
     async def update_campaign(

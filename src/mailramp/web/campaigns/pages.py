@@ -19,6 +19,7 @@ from mailramp.errors import (
     NotFoundError,
 )
 from mailramp.kit.ids import is_object_id
+from mailramp.mailboxes.models import Mailbox
 from mailramp.sending.importer import check_file
 from mailramp.tracking.models import TrackingStatus
 from mailramp.web.charts import events_chart
@@ -72,14 +73,28 @@ async def new_campaign_page(
     request: Request, who: PageUserDep, runtime: RuntimeDep
 ) -> HTMLResponse:
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
+    return _new_campaign_form(request, who, boxes, values={"duration": "72"}, errors={})
+
+
+def _new_campaign_form(
+    request: Request,
+    who: PageUser,
+    boxes: list[Mailbox],
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> HTMLResponse:
+    """The new-campaign form: what was typed kept, each error beside its field."""
     return render(
         request,
         "campaign_new.html",
         who=who,
         section="campaigns",
         mailboxes=boxes,
-        values={"duration": "72"},
-        errors={},
+        values=values,
+        errors=errors,
+        status=status,
     )
 
 
@@ -91,16 +106,7 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
 
     def again(errors: dict[str, str], status: int) -> HTMLResponse:
-        return render(
-            request,
-            "campaign_new.html",
-            who=who,
-            section="campaigns",
-            mailboxes=boxes,
-            values=values,
-            errors=errors,
-            status=status,
-        )
+        return _new_campaign_form(request, who, boxes, values=values, errors=errors, status=status)
 
     upload = form.get("recipients")
     stream = None
