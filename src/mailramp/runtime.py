@@ -83,7 +83,7 @@ def build_services(
         mailboxes=MailboxService(store, secrets, in_use=campaigns, clock=clock),
         campaigns=campaigns,
         metrics=MetricsService(store, clock=clock),
-        legacy=LegacyService(store),
+        legacy=LegacyService(store, clock=clock),
         sending=SendingService(store, clock=clock),
         suppression=SuppressionService(store, clock=clock),
         tracking=TrackingService(store, signer, clock=clock, metrics=events or unmeasured()),

@@ -101,6 +101,7 @@ async def test_documents_are_read_from_a_live_mongodb_of_the_old_app() -> None:
     from mailramp.cli.legacy import legacy_documents
     from mailramp.errors import ValidationError
     from mailramp.legacy.models import LegacyCollection
+    from mailramp.legacy.service import LegacyService
     from mailramp.storage.mongo import MongoStore
     from mailramp.storage.sql import SqlStore
     from tests.support.mongo_double import mock_database
@@ -119,12 +120,12 @@ async def test_documents_are_read_from_a_live_mongodb_of_the_old_app() -> None:
     here = SqlStore.from_url("sqlite:///:memory:")  # mailramp's own database: not read
     try:
         documents = await legacy_documents(
-            here, "mongodb://old-host/old_app", open_source=open_source
+            LegacyService(here), "mongodb://old-host/old_app", open_source=open_source
         )
         assert opened == ["mongodb://old-host/old_app"]
         assert sorted(d["subject"] for d in documents) == ["old 0", "old 1", "old 2"]
         with pytest.raises(ValidationError) as refused:
-            await legacy_documents(here, "postgresql://x/y")
+            await legacy_documents(LegacyService(here), "postgresql://x/y")
         assert refused.value.field == "from_mongodb"
     finally:
         await here.close()

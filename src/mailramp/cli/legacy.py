@@ -10,8 +10,9 @@ import typer
 
 from mailramp.cli.common import JsonOption, emit, fail, load_settings, progress_stream, run
 from mailramp.errors import MailrampError, ValidationError
-from mailramp.legacy.migrate import MigrationReport, migrate, read_export
+from mailramp.legacy.migrate import MigrationReport, read_export
 from mailramp.legacy.models import LegacyCollection
+from mailramp.legacy.service import LegacyService
 from mailramp.runtime import Runtime, open_mongodb
 from mailramp.storage import Store
 
@@ -67,7 +68,7 @@ def migrate_legacy(
     async def work(runtime: Runtime) -> MigrationReport:
         source = documents
         if source is None:
-            source = await legacy_documents(runtime.store, from_mongodb)
+            source = await legacy_documents(runtime.legacy, from_mongodb)
         with typer.progressbar(
             length=len(source), label="migrating", file=progress_stream()
         ) as bar:
@@ -76,8 +77,8 @@ def migrate_legacy(
                 for document in source:
                     yield document
 
-            return await migrate(
-                runtime.store, items(), dry_run=dry_run, on_document=lambda: bar.update(1)
+            return await runtime.legacy.migrate_campaigns(
+                items(), dry_run=dry_run, on_document=lambda: bar.update(1)
             )
 
     report = run(settings, work, as_json=as_json)
@@ -87,7 +88,7 @@ def migrate_legacy(
 
 
 async def legacy_documents(
-    store: Store,
+    legacy: LegacyService,
     from_mongodb: str | None,
     *,
     open_source: Callable[[str], Store] | None = None,
@@ -95,11 +96,11 @@ async def legacy_documents(
     """The email_campaigns documents to migrate: from a live MongoDB when its URL is given,
     else from the database mailramp runs on."""
     if from_mongodb is None:
-        return [legacy.document async for legacy in store.iter_legacy(EMAIL_CAMPAIGNS)]
+        return await legacy.email_campaigns()
     if not from_mongodb.startswith(("mongodb://", "mongodb+srv://")):
         raise ValidationError("from_mongodb", "must be a mongodb:// or mongodb+srv:// URL")
     source = (open_source or open_mongodb)(from_mongodb)
     try:
-        return [legacy.document async for legacy in source.iter_legacy(EMAIL_CAMPAIGNS)]
+        return await LegacyService(source).email_campaigns()
     finally:
         await source.close()

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from mailramp.errors import NotFoundError, ValidationError
+from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.types import Page
 from mailramp.kit.validation import enum_arg, object_id_arg
+from mailramp.legacy.migrate import LegacyStore, MigrationReport, migrate
 from mailramp.legacy.models import LegacyCollection, LegacyDocument
-from mailramp.legacy.repository import LegacyRepository
 
 
 class LegacyService:
     """Read access to `warm_up_emails_table` and `email_campaigns`; no new writes go there."""
 
-    def __init__(self, legacy: LegacyRepository) -> None:
+    def __init__(self, legacy: LegacyStore, *, clock: Clock = utc_now) -> None:
         self._legacy = legacy
+        self._clock = clock
 
     async def list_documents(
         self, collection: str, user_id: str, *, offset: int = 0, limit: int = 50
@@ -49,3 +51,22 @@ class LegacyService:
                     f"documents[{row}]", f"must be an object, got {type(document).__name__}"
                 )
         return await self._legacy.import_legacy(target, documents)
+
+    async def email_campaigns(self) -> list[Mapping[str, Any]]:
+        """Every `email_campaigns` document of this database, whoever owns it: what the
+        operator's migration reads."""
+        documents = self._legacy.iter_legacy(LegacyCollection.EMAIL_CAMPAIGNS)
+        return [legacy.document async for legacy in documents]
+
+    async def migrate_campaigns(
+        self,
+        documents: AsyncIterator[Mapping[str, Any]],
+        *,
+        dry_run: bool = False,
+        on_document: Callable[[], None] = lambda: None,
+    ) -> MigrationReport:
+        """Bring legacy `email_campaigns` documents over as campaigns with their metrics,
+        once each (legacy/migrate.py has the mapping)."""
+        return await migrate(
+            self._legacy, documents, dry_run=dry_run, now=self._clock(), on_document=on_document
+        )
