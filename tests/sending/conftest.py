@@ -4,6 +4,7 @@ SMTP server on loopback, and SMTP mailboxes pointed at it."""
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from tests.support.clock import MONDAY_MORNING, FakeClock
 from tests.support.smtp import SmtpServer
 
 START = MONDAY_MORNING
+SENDERS = itertools.count(1)  # one login id per sender a test signs up
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ class World(Services):
         )
 
     async def sender(self, **mailbox_fields: object) -> tuple[User, Mailbox]:
-        user = await self.accounts.create_user(user_name="Ann", login_id=f"ann{id(object())}")
+        user = await self.accounts.create_user(user_name="Ann", login_id=f"ann{next(SENDERS)}")
         fields: dict[str, object] = {
             "email": "ann@acme.com",
             "provider": "smtp",

@@ -13,7 +13,7 @@ from mailramp.errors import MailboxUnusableError, TransientSendError
 from mailramp.kit.network import ResolvedHost, connect_blocking
 from mailramp.mailboxes.models import TransportSecurity
 from mailramp.mailboxes.transport import InboxBatch
-from mailramp.providers.smtp import resolve_mailbox_host
+from mailramp.providers.smtp import MailServer
 
 DEFAULT_PORTS = {
     TransportSecurity.TLS: 993,
@@ -23,56 +23,26 @@ DEFAULT_PORTS = {
 BATCH = 200
 
 
-class ImapInbox:
-    """One mailbox's INBOX."""
+class ImapInbox(MailServer):
+    """One mailbox's INBOX (IMAP always logs in)."""
 
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int | None,
-        security: TransportSecurity,
-        username: str,
-        password: str,
-        allow_private_hosts: bool = False,
-        allow_cleartext_login: bool = False,
-        timeout: float = 30,
-    ) -> None:
-        self._host = host
-        self._port = port or DEFAULT_PORTS[security]
-        self._security = security
-        self._username = username
-        self._password = password
-        self._allow_private = allow_private_hosts
-        self._allow_cleartext_login = allow_cleartext_login
-        self._timeout = timeout
-
-    def __repr__(self) -> str:
-        return f"ImapInbox({self._host}:{self._port}, {self._security})"
+    DEFAULT_PORTS = DEFAULT_PORTS
+    DEFAULT_TIMEOUT = 30
 
     async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
         """Messages after `last_uid` (all of them if the inbox's UIDVALIDITY changed)."""
-        target = await self._resolve()
+        target = await self._resolve(logs_in=True)
         return await asyncio.to_thread(self._fetch, target, uid_validity, last_uid)
 
     async def check(self) -> None:
         """Connect and log in (then leave): what "test connection" does."""
-        target = await self._resolve()
+        target = await self._resolve(logs_in=True)
 
         def connect_and_leave() -> None:
             client = self._connect(target)
             client.logout()
 
         await asyncio.to_thread(connect_and_leave)
-
-    async def _resolve(self) -> ResolvedHost:
-        return await resolve_mailbox_host(
-            self._host,
-            self._port,
-            allow_private=self._allow_private,
-            cleartext_login=self._security is TransportSecurity.PLAIN,  # IMAP always logs in
-            allow_cleartext_login=self._allow_cleartext_login,
-        )
 
     def _connect(self, target: ResolvedHost) -> imaplib.IMAP4:
         context = ssl.create_default_context()
@@ -88,7 +58,7 @@ class ImapInbox:
                 f"cannot connect to {self._host}:{self._port}: {error}"
             ) from None
         try:
-            client.login(self._username, self._password)
+            client.login(self._username or "", self._password or "")  # the registry gives both
         except imaplib.IMAP4.error as error:
             client.shutdown()
             raise MailboxUnusableError(f"{self._host} rejected the IMAP login: {error}") from None

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from email.message import Message
+from typing import ClassVar
 
 import aiosmtplib
 
@@ -59,8 +61,12 @@ async def resolve_mailbox_host(
     return target
 
 
-class SmtpProvider:
-    """A Provider for one SMTP mailbox."""
+class MailServer:
+    """A mailbox's account on an SMTP or IMAP server: where it is, how the connection is
+    protected, the login, and where connections may go (private hosts, cleartext logins)."""
+
+    DEFAULT_PORTS: ClassVar[Mapping[TransportSecurity, int]] = DEFAULT_PORTS
+    DEFAULT_TIMEOUT: ClassVar[float] = 60
 
     def __init__(
         self,
@@ -72,32 +78,41 @@ class SmtpProvider:
         password: str | None,
         allow_private_hosts: bool = False,
         allow_cleartext_login: bool = False,
-        timeout: float = 60,
+        timeout: float | None = None,
     ) -> None:
         self._host = host
-        self._port = port or DEFAULT_PORTS[security]
+        self._port = port or self.DEFAULT_PORTS[security]
         self._security = security
         self._username = username
         self._password = password
         self._allow_private = allow_private_hosts
         self._allow_cleartext_login = allow_cleartext_login
-        self._timeout = timeout
-        self._client: aiosmtplib.SMTP | None = None
+        self._timeout = self.DEFAULT_TIMEOUT if timeout is None else timeout
 
     def __repr__(self) -> str:
-        return f"SmtpProvider({self._host}:{self._port}, {self._security})"
+        return f"{type(self).__name__}({self._host}:{self._port}, {self._security})"
 
-    async def _connected(self) -> aiosmtplib.SMTP:
-        if self._client is not None and self._client.is_connected:
-            return self._client
-        logs_in = bool(self._username) and self._password is not None
-        target = await resolve_mailbox_host(
+    async def _resolve(self, *, logs_in: bool) -> ResolvedHost:
+        """The server's checked addresses; a login over a plain connection must be allowed."""
+        return await resolve_mailbox_host(
             self._host,
             self._port,
             allow_private=self._allow_private,
             cleartext_login=logs_in and self._security is TransportSecurity.PLAIN,
             allow_cleartext_login=self._allow_cleartext_login,
         )
+
+
+class SmtpProvider(MailServer):
+    """A Provider for one SMTP mailbox."""
+
+    _client: aiosmtplib.SMTP | None = None
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        logs_in = bool(self._username) and self._password is not None
+        target = await self._resolve(logs_in=logs_in)
         try:
             sock = await connect(target, seconds_per_address=self._timeout)
         except OSError as error:
