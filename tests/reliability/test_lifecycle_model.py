@@ -86,6 +86,7 @@ from mailramp.tracking.models import (
     EmailTracking,
     TrackingStatus,
 )
+from mailramp.tracking.repository import RecipientQuery
 from mailramp.tracking.service import Visitor
 from tests.conftest import PostgresTarget, new_postgres_database
 from tests.support.clock import MONDAY_MORNING, FakeClock
@@ -343,7 +344,9 @@ class LifecycleModel(RuleBasedStateMachine):
         return await self.campaign_service.get_campaign(self.user_id, model.campaign_id)
 
     async def _records(self, model: CampaignModel) -> list[EmailTracking]:
-        page = await self.store.list_tracking(self.user_id, model.campaign_id, limit=1000)
+        page = await self.store.list_tracking(
+            self.user_id, RecipientQuery(model.campaign_id, limit=1000)
+        )
         return page.items
 
     async def _all_records(self) -> list[EmailTracking]:

@@ -35,6 +35,7 @@ import pytest
 from mailramp.config import Settings
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.tracking.models import EmailTracking, TrackingStatus
+from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import START
 from tests.support.clock import FakeClock
 from tests.support.faulty_smtp import (
@@ -127,7 +128,7 @@ async def _campaign(runtime: Runtime, smtp_port: int, recipients: list[str]) -> 
 
 
 async def _records(runtime: Runtime, user_id: str, campaign_id: str) -> dict[str, EmailTracking]:
-    page = await runtime.store.list_tracking(user_id, campaign_id, limit=1000)
+    page = await runtime.store.list_tracking(user_id, RecipientQuery(campaign_id, limit=1000))
     return {record.recipient_email: record for record in page.items}
 
 
@@ -141,7 +142,7 @@ async def _drain(runtime: Runtime, clock: FakeClock, user_id: str, campaign_id: 
             while await worker.tick():
                 passes += 1
             waiting = await runtime.store.list_tracking(
-                user_id, campaign_id, status=TrackingStatus.PENDING, limit=1000
+                user_id, RecipientQuery(campaign_id, status=TrackingStatus.PENDING, limit=1000)
             )
             if not waiting.items:
                 await worker.tick()  # the lifecycle pass that completes the campaign

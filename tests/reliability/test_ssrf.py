@@ -43,6 +43,7 @@ from mailramp.kit.secrets import generate_key
 from mailramp.mailboxes.models import Mailbox, MailboxStatus
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.tracking.models import EmailTracking, TrackingStatus
+from mailramp.tracking.repository import RecipientQuery
 from mailramp.web.app import create_app
 from tests.support.dovecot import Dovecot
 from tests.support.postgres import free_port
@@ -338,7 +339,7 @@ async def seen_by_user(runtime: Runtime, user: User, mailbox: Mailbox) -> Mailbo
 
 async def record_of(runtime: Runtime, user: User, campaign_id: str) -> EmailTracking:
     page = await runtime.store.list_tracking(
-        user.user_id, campaign_id, status=None, offset=0, limit=10
+        user.user_id, RecipientQuery(campaign_id, status=None, offset=0, limit=10)
     )
     (record,) = page.items
     return record

@@ -31,6 +31,7 @@ from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.tracking.inbox import InboxPoller
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import EmailTracking, TrackingStatus
+from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import START, World
 from tests.support.api_stand_in import ApiStandIn
 from tests.support.clock import FakeClock
@@ -185,7 +186,9 @@ class OAuthMailboxes:
         return InboxPoller(self.world.store, self.world.mailboxes, inboxes, clock=self.world.clock)
 
     async def records(self, linked: Linked, campaign_id: str) -> list[EmailTracking]:
-        return (await self.world.store.list_tracking(linked.user.id, campaign_id)).items
+        return (
+            await self.world.store.list_tracking(linked.user.id, RecipientQuery(campaign_id))
+        ).items
 
     def refreshes(self) -> int:
         """How many times the identity stand-in was asked to refresh a token."""
@@ -351,7 +354,9 @@ async def the_runtime_sends_and_reads(
             await worker.close()
         assert [str(m["To"]) for m in api.sent] == ["bob@example.com"]
         assert api.sent[0]["List-Unsubscribe"]
-        [record] = (await runtime.store.list_tracking(user.id, campaign.campaign_id)).items
+        [record] = (
+            await runtime.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+        ).items
         assert record.status is TrackingStatus.SENT
         assert record.message_id == str(api.sent[0]["Message-ID"])
 

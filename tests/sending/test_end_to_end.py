@@ -8,6 +8,7 @@ from email.utils import parsedate_to_datetime
 
 from mailramp.sending.models import EXPIRY_GRACE
 from mailramp.tracking.models import TrackingStatus
+from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import World
 
 CSV = """email,first_name,company
@@ -42,7 +43,7 @@ async def test_every_recipient_gets_exactly_one_personalised_email(world: World)
     sent_date = parsedate_to_datetime(alice["Date"])
     assert campaign.start_time <= sent_date < campaign.end_time
 
-    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     by_email = {record.recipient_email: record for record in records.items}
     assert {record.status for record in records.items} == {TrackingStatus.SENT}
     assert alice["Message-ID"] == by_email["alice@example.com"].message_id
@@ -83,7 +84,7 @@ async def test_a_451_then_250_gets_the_mail_on_retry(world: World) -> None:
     campaign, _ = await world.campaign(user, mailbox, CSV)
     await world.run(world.worker(), until=campaign.end_time)
     assert world.smtp.inbox.count_by_recipient()["bob@example.com"] == 1
-    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     bob = next(r for r in records.items if r.recipient_email == "bob@example.com")
     assert bob.status == TrackingStatus.SENT and bob.attempts == 2
     metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
@@ -96,7 +97,7 @@ async def test_a_550_recipient_is_bounced_and_suppressed(world: World) -> None:
     campaign, _ = await world.campaign(user, mailbox, CSV)
     await world.run(world.worker(), until=campaign.end_time)
     assert "carol@example.com" not in world.smtp.inbox.count_by_recipient()
-    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     carol = next(r for r in records.items if r.recipient_email == "carol@example.com")
     assert carol.status == TrackingStatus.BOUNCED and carol.bounced_at is not None
     assert carol.last_error is not None and "550" in carol.last_error
@@ -118,7 +119,7 @@ async def test_transient_failures_give_up_after_the_last_attempt(world: World) -
     rows = "email,first_name\ndave@example.com,Dave\nerin@example.com,Erin\n"
     campaign, _ = await world.campaign(user, mailbox, rows, duration=6)
     await world.run(world.worker(max_attempts=3), until=campaign.end_time, step_minutes=10)
-    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     dave = next(r for r in records.items if r.recipient_email == "dave@example.com")
     assert dave.status == TrackingStatus.FAILED and dave.attempts == 3
     assert "gave up after 3 attempts" in (dave.last_error or "")
@@ -144,7 +145,7 @@ async def test_pause_stops_sending_resume_replans_cancel_marks_the_rest(world: W
     resumed = await world.campaigns.resume(user.user_id, campaign.campaign_id)
     assert resumed.status == "active"
     pending = await world.store.list_tracking(
-        user.id, campaign.campaign_id, status=TrackingStatus.PENDING
+        user.id, RecipientQuery(campaign.campaign_id, status=TrackingStatus.PENDING)
     )
     assert pending.total == 10 - sent_before_pause
     # Re-planned across what is left of the window: nothing scheduled in the past.
@@ -249,7 +250,7 @@ async def test_stop_finishes_in_flight_and_releases_the_rest(world: World) -> No
     counts = await world.sending.status_counts(user.user_id, campaign.campaign_id)
     assert counts["sent"] == 2 and counts["pending"] == 2
     leased = await world.store.list_tracking(
-        user.id, campaign.campaign_id, status=TrackingStatus.PENDING
+        user.id, RecipientQuery(campaign.campaign_id, status=TrackingStatus.PENDING)
     )
     assert all(r.lease_owner is None for r in leased.items)
 
@@ -277,7 +278,7 @@ async def test_records_of_a_campaign_paused_after_the_claim_are_given_back_at_on
     assert await worker.tick() == 4  # claimed
     assert world.smtp.inbox.messages == []
     pending = await world.store.list_tracking(
-        user.id, campaign.campaign_id, status=TrackingStatus.PENDING
+        user.id, RecipientQuery(campaign.campaign_id, status=TrackingStatus.PENDING)
     )
     assert pending.total == 4 and all(r.lease_owner is None for r in pending.items)
 
@@ -364,7 +365,7 @@ async def test_an_address_suppressed_after_import_is_not_sent_to(world: World) -
         "carol@example.com",
         "dave@example.com",
     ]
-    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     bob = next(r for r in records.items if r.recipient_email == "bob@example.com")
     assert bob.status == TrackingStatus.SUPPRESSED and bob.sent_at is None
     assert bob.message_id is None and "suppression list" in (bob.last_error or "")
@@ -386,7 +387,7 @@ async def test_a_refused_sender_stops_the_mailbox_not_the_recipients(world: Worl
     broken = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
     assert broken.status == "error"
     assert "refused to send as ann@acme.com: 550" in (broken.status_reason or "")
-    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     assert {r.status for r in records.items} == {TrackingStatus.PENDING}
     assert (
         await world.store.suppressed_among(user.id, [r.recipient_email for r in records.items])
@@ -414,7 +415,7 @@ async def test_what_the_mailbox_sent_today_counts_against_its_daily_limit(world:
         duration=14,
     )
     assert report.accepted == 2
-    records = await world.store.list_tracking(user.id, second.campaign_id)
+    records = await world.store.list_tracking(user.id, RecipientQuery(second.campaign_id))
     today = world.clock().date()
     days = [r.scheduled_at.date() for r in records.items if r.scheduled_at is not None]
     assert len(days) == 2 and all(day > today for day in days), days

@@ -10,6 +10,7 @@ import pytest
 from mailramp.errors import ImportFileError, PlanError, ValidationError
 from mailramp.sending.importer import BATCH_SIZE, RecipientReader
 from mailramp.sending.models import ImportReport
+from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import World
 
 
@@ -62,7 +63,7 @@ async def test_report_counts_accepted_duplicates_invalid_and_suppressed(world: W
     assert report.total_recipients == 3
     stored = await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
     assert stored.total_recipients == 3
-    records = await world.store.list_tracking(user.id, campaign.campaign_id)
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     new = next(r for r in records.items if r.recipient_email == "new@example.com")
     assert new.merge_variables == {"first_name": "New", "company": "Acme"}
     assert all(r.scheduled_at is not None for r in records.items)

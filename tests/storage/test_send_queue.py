@@ -10,6 +10,7 @@ from mailramp.kit.ids import new_object_id
 from mailramp.sending.models import EXPIRY_GRACE, Outcome, SendResult
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EmailTracking, TrackingStatus
+from mailramp.tracking.repository import RecipientQuery
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
 from tests.support.clock import MONDAY_MORNING
 
@@ -102,7 +103,7 @@ async def test_start_sending_needs_the_lease_and_an_active_campaign(services: Se
         == set()
     )
     sending = await store.list_tracking(
-        campaign.user_id, campaign.campaign_id, status=TrackingStatus.SENDING
+        campaign.user_id, RecipientQuery(campaign.campaign_id, status=TrackingStatus.SENDING)
     )
     assert {r.message_id for r in sending.items} == set(first_two.values())
     assert all(r.attempts == 1 for r in sending.items)
@@ -170,7 +171,9 @@ async def test_a_sent_record_stores_the_message_id_the_provider_used(services: S
     await store.record_results(results, now=NOW)
     stored = {
         r.id: r.message_id
-        for r in (await store.list_tracking(campaign.user_id, campaign.campaign_id)).items
+        for r in (
+            await store.list_tracking(campaign.user_id, RecipientQuery(campaign.campaign_id))
+        ).items
     }
     assert stored == ours | {claimed[1].id: "<CA+1@mail.gmail.com>"}
     metrics = await store.get_metrics(campaign.user_id, campaign.campaign_id)

@@ -10,6 +10,7 @@ from mailramp.campaigns.models import Campaign
 from mailramp.errors import DuplicateError
 from mailramp.kit.ids import new_object_id
 from mailramp.tracking.models import EmailTracking, TrackingStatus
+from mailramp.tracking.repository import RecipientQuery
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
 
 
@@ -56,11 +57,13 @@ async def test_insert_get_list_and_count(services: Services) -> None:
     assert got == records[0]
     assert got is not None and got.merge_variables == {"first_name": "C"}
 
-    page = await services.store.list_tracking(campaign.user_id, campaign.campaign_id, limit=2)
+    page = await services.store.list_tracking(
+        campaign.user_id, RecipientQuery(campaign.campaign_id, limit=2)
+    )
     assert page.total == 3
     assert [r.recipient_email for r in page.items] == ["a@example.com", "b@example.com"]
     sent = await services.store.list_tracking(
-        campaign.user_id, campaign.campaign_id, status=TrackingStatus.SENT
+        campaign.user_id, RecipientQuery(campaign.campaign_id, status=TrackingStatus.SENT)
     )
     assert [r.message_id for r in sent.items] == ["<x@mailramp>"]
     counts = await services.store.count_tracking_by_status(campaign.user_id, campaign.campaign_id)
@@ -77,7 +80,9 @@ async def test_a_duplicate_recipient_stores_none_of_the_batch(services: Services
     with pytest.raises(DuplicateError) as caught:
         await services.store.insert_tracking(batch)
     assert caught.value.field == "recipient_email"
-    page = await services.store.list_tracking(campaign.user_id, campaign.campaign_id)
+    page = await services.store.list_tracking(
+        campaign.user_id, RecipientQuery(campaign.campaign_id)
+    )
     assert [r.recipient_email for r in page.items] == ["dup@example.com"]
 
 
@@ -87,5 +92,7 @@ async def test_records_are_scoped_to_their_owner(services: Services) -> None:
     mine = record(campaign, "x@example.com", minutes=1)
     await services.store.insert_tracking([mine])
     assert await services.store.get_tracking(other.id, mine.id) is None
-    assert (await services.store.list_tracking(other.id, campaign.campaign_id)).total == 0
+    assert (
+        await services.store.list_tracking(other.id, RecipientQuery(campaign.campaign_id))
+    ).total == 0
     assert await services.store.count_tracking_by_status(other.id, campaign.campaign_id) == {}

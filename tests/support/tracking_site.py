@@ -30,6 +30,7 @@ from mailramp.kit.signing import TokenSigner
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.storage.sql import SqlStore
 from mailramp.tracking.models import EVENT_TIMESTAMPS
+from mailramp.tracking.repository import RecipientQuery
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 from tests.support.scenario import make_due_now, smtp_sender
@@ -241,7 +242,9 @@ async def _send_all(settings: Settings, smtp: SmtpServer, senders: list[SenderSp
         await worker.close()
         records = {}
         for login, (user_id, campaign_id) in made.items():
-            page = await runtime.store.list_tracking(user_id, campaign_id, limit=1000)
+            page = await runtime.store.list_tracking(
+                user_id, RecipientQuery(campaign_id, limit=1000)
+            )
             for record in page.items:
                 records[record.recipient_email] = (login, user_id, campaign_id, record.id)
         return made, records

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from mailramp.config import Settings
 from mailramp.runtime import Runtime, open_runtime
+from mailramp.tracking.repository import RecipientQuery
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 from tests.support.scenario import make_due_now, smtp_sender
@@ -66,7 +67,9 @@ class Site:
 
     def record(self, recipient: str) -> Any:
         async def find(runtime: Runtime) -> Any:
-            page = await runtime.store.list_tracking(self.user_id, self.campaign_id, limit=100)
+            page = await runtime.store.list_tracking(
+                self.user_id, RecipientQuery(self.campaign_id, limit=100)
+            )
             return next(r for r in page.items if r.recipient_email == recipient)
 
         return self.run(find)

@@ -18,6 +18,7 @@ from mailramp.providers.imap import ImapInbox
 from mailramp.providers.registry import DefaultInboxes
 from mailramp.tracking.inbox import InboxPoller
 from mailramp.tracking.models import TrackingStatus
+from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import World
 from tests.support.dovecot import Dovecot
 from tests.support.tls import self_signed
@@ -100,7 +101,9 @@ async def test_replies_auto_replies_and_bounces_are_told_apart(
     await world.run(world.worker(), until=campaign.end_time)
     records = {
         r.recipient_email: r
-        for r in (await world.store.list_tracking(user.id, campaign.campaign_id)).items
+        for r in (
+            await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+        ).items
     }
     assert {r.status for r in records.values()} == {TrackingStatus.SENT}
     ids = {email.split("@")[0]: r.message_id or "" for email, r in records.items()}
@@ -125,7 +128,9 @@ async def test_replies_auto_replies_and_bounces_are_told_apart(
 
     after = {
         r.recipient_email: r
-        for r in (await world.store.list_tracking(user.id, campaign.campaign_id)).items
+        for r in (
+            await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+        ).items
     }
     assert after["alice@example.com"].replied_at is not None
     assert after["alice@example.com"].status == TrackingStatus.SENT
@@ -289,7 +294,7 @@ def test_serve_reads_replies_by_itself(dovecot: Dovecot, tmp_path: Path) -> None
             while await worker.tick():
                 pass
             await worker.close()
-            page = await runtime.store.list_tracking(user.id, campaign.campaign_id)
+            page = await runtime.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
             return campaign.campaign_id, page.items[0].message_id or ""
         finally:
             await runtime.close()

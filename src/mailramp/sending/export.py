@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from mailramp.campaigns.models import Campaign
 from mailramp.tracking.models import EVENT_TIMESTAMPS, EmailTracking
-from mailramp.tracking.repository import TrackingRepository
+from mailramp.tracking.repository import RecipientQuery, TrackingRepository
 
 # What a spreadsheet wants of each recipient: the address, where it is, every timestamp of
 # what happened to it but the two a reader never asks for (`delivered_at` repeats
@@ -36,7 +36,7 @@ async def _pages(
     offset = 0
     while True:
         page = await store.list_tracking(
-            campaign.user_id, campaign.campaign_id, offset=offset, limit=PAGE_SIZE
+            campaign.user_id, RecipientQuery(campaign.campaign_id, offset=offset, limit=PAGE_SIZE)
         )
         if page.items:
             yield page.items

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -10,6 +11,16 @@ from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.suppression.models import Suppression
 from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus
+
+
+@dataclass(frozen=True)
+class RecipientQuery:
+    """Which records of one campaign a list shows: of one status (all if None), one page."""
+
+    campaign_id: str
+    status: TrackingStatus | None = None
+    offset: int = 0
+    limit: int = 50
 
 
 class TrackingRepository(Protocol):
@@ -24,16 +35,8 @@ class TrackingRepository(Protocol):
         """The user's record with this id."""
         ...
 
-    async def list_tracking(
-        self,
-        user_id: str,
-        campaign_id: str,
-        *,
-        status: TrackingStatus | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> Page[EmailTracking]:
-        """A campaign's records in scheduled order."""
+    async def list_tracking(self, user_id: str, query: RecipientQuery) -> Page[EmailTracking]:
+        """The user's records `query` selects (of one campaign), in scheduled order."""
         ...
 
     async def count_tracking_by_status(self, user_id: str, campaign_id: str) -> dict[str, int]:

@@ -20,7 +20,7 @@ from mailramp.tracking.classify import classify_click, classify_open
 from mailramp.tracking.events import CLICK, OPEN, UNSUBSCRIBE, EventSource
 from mailramp.tracking.links import click_destination
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
-from mailramp.tracking.repository import TrackingRepository
+from mailramp.tracking.repository import RecipientQuery, TrackingRepository
 
 MAX_AGENT = 500
 
@@ -211,7 +211,8 @@ class TrackingService:
         campaign = await owned_campaign(self._store, user_id, campaign_id)
         wanted = enum_arg(TrackingStatus, status, field="status") if status else None
         return await self._store.list_tracking(
-            campaign.user_id, campaign.campaign_id, status=wanted, offset=offset, limit=limit
+            campaign.user_id,
+            RecipientQuery(campaign.campaign_id, status=wanted, offset=offset, limit=limit),
         )
 
     async def recipient_events(

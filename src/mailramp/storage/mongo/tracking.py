@@ -49,6 +49,7 @@ from mailramp.tracking.models import (
     EmailTracking,
     TrackingStatus,
 )
+from mailramp.tracking.repository import RecipientQuery
 
 
 def _duplicate_recipient(email: Any) -> DuplicateError:
@@ -138,24 +139,16 @@ class MongoTracking(MongoSuppression, MongoMetrics):
             return None
         return await self._find_one(TRACKING, EmailTracking, {"_id": record_id})
 
-    async def list_tracking(
-        self,
-        user_id: str,
-        campaign_id: str,
-        *,
-        status: TrackingStatus | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> Page[EmailTracking]:
+    async def list_tracking(self, user_id: str, query: RecipientQuery) -> Page[EmailTracking]:
         owner = maybe_oid(user_id)
         # An id that is no ObjectId owns nothing: `_id: None` matches no document.
-        query: dict[str, Any] = (
-            {"campaign_id": campaign_id, "user_id": owner} if owner else {"_id": None}
+        found: dict[str, Any] = (
+            {"campaign_id": query.campaign_id, "user_id": owner} if owner else {"_id": None}
         )
-        if status is not None:
-            query["status"] = TrackingStatus(status).value
+        if query.status is not None:
+            found["status"] = TrackingStatus(query.status).value
         order = [("scheduled_at", 1), ("_id", 1)]
-        return await self._page(TRACKING, EmailTracking, query, order, offset, limit)
+        return await self._page(TRACKING, EmailTracking, found, order, query.offset, query.limit)
 
     async def count_tracking_by_status(self, user_id: str, campaign_id: str) -> dict[str, int]:
         # As on SQL (and as the protocol says): statuses with no records are left out.

@@ -19,6 +19,7 @@ from mailramp.tracking.models import (
     EmailTracking,
     TrackingStatus,
 )
+from mailramp.tracking.repository import RecipientQuery
 
 T = tables.tracking
 
@@ -54,23 +55,15 @@ class SqlTracking(SqlSuppression):
                 connection, EmailTracking, select(T).where(T.c._id == tracking_id)
             )
 
-    async def list_tracking(
-        self,
-        user_id: str,
-        campaign_id: str,
-        *,
-        status: TrackingStatus | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> Page[EmailTracking]:
+    async def list_tracking(self, user_id: str, query: RecipientQuery) -> Page[EmailTracking]:
         tracking = tables.tracking
-        condition = and_(tracking.c.campaign_id == campaign_id, tracking.c.user_id == user_id)
-        if status is not None:
-            condition = and_(condition, tracking.c.status == status.value)
+        condition = and_(tracking.c.campaign_id == query.campaign_id, tracking.c.user_id == user_id)
+        if query.status is not None:
+            condition = and_(condition, tracking.c.status == query.status.value)
         order = (tracking.c.scheduled_at, tracking.c._id)
         async with self._read() as connection:
             return await self._page(
-                connection, EmailTracking, tracking, condition, order, offset, limit
+                connection, EmailTracking, tracking, condition, order, query.offset, query.limit
             )
 
     async def count_tracking_by_status(self, user_id: str, campaign_id: str) -> dict[str, int]:
