@@ -72,12 +72,8 @@ async def test_only_active_campaigns_on_sendable_mailboxes_are_claimed(services:
     await services.campaigns.pause(campaign.user_id, campaign.campaign_id)
     lease = NOW + timedelta(minutes=2)
     assert await store.claim_due(worker_id="w", now=NOW, lease_until=lease, limit=10) == []
-    await services.store.update_campaign(
-        campaign.user_id,
-        campaign.campaign_id,
-        {"status": "active"},
-        expected_status=CampaignStatus.PAUSED,
-    )
+    paused = campaign.model_copy(update={"status": CampaignStatus.PAUSED})
+    await services.store.update_campaign(paused, {"status": "active"})
     await services.mailboxes.set_status(campaign.user_id, campaign.mailbox_id, "error", reason="x")
     assert await store.claim_due(worker_id="w", now=NOW, lease_until=lease, limit=10) == []
 

@@ -28,12 +28,9 @@ async def test_missing_rows_are_none(services: Services) -> None:
     assert await store.update_mailbox(user.id, MISSING, {"daily_limit": 3}) is None
     assert await store.set_primary_mailbox(user.id, MISSING) is None
     assert await store.get_campaign(user.id, new_campaign_id()) is None
-    assert (
-        await store.update_campaign(
-            user.id, new_campaign_id(), {"subject": "x"}, expected_status=CampaignStatus.SCHEDULED
-        )
-        is None
-    )
+    known = await make_campaign(services, user, await make_mailbox(services, user))
+    missing = known.model_copy(update={"campaign_id": new_campaign_id()})
+    assert await store.update_campaign(missing, {"subject": "x"}) is None
     assert await store.get_metrics(user.id, new_campaign_id()) is None
     missing_campaign = new_campaign_id()
     at = services.clock()
@@ -46,16 +43,10 @@ async def test_missing_rows_are_none(services: Services) -> None:
 async def test_update_campaign_is_compare_and_set_on_status(services: Services) -> None:
     user = await make_user(services)
     campaign = await make_campaign(services, user, await make_mailbox(services, user))
-    stale = await services.store.update_campaign(
-        user.id, campaign.campaign_id, {"subject": "late"}, expected_status=CampaignStatus.ACTIVE
-    )
+    read_as_active = campaign.model_copy(update={"status": CampaignStatus.ACTIVE})
+    stale = await services.store.update_campaign(read_as_active, {"subject": "late"})
     assert stale is None
-    fresh = await services.store.update_campaign(
-        user.id,
-        campaign.campaign_id,
-        {"subject": "on time"},
-        expected_status=CampaignStatus.SCHEDULED,
-    )
+    fresh = await services.store.update_campaign(campaign, {"subject": "on time"})
     assert fresh is not None and fresh.subject == "on time"
 
 

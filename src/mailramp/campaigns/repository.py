@@ -47,16 +47,9 @@ class CampaignRepository(Protocol):
         """The user's campaigns that `query` selects, newest first."""
         ...
 
-    async def update_campaign(
-        self,
-        user_id: str,
-        campaign_id: str,
-        changes: Mapping[str, Any],
-        *,
-        expected_status: CampaignStatus,
-    ) -> Campaign | None:
-        """Apply `changes` only if the campaign is still in `expected_status` (compare-and-set);
-        None when it is missing or its status moved on."""
+    async def update_campaign(self, read: Campaign, changes: Mapping[str, Any]) -> Campaign | None:
+        """Apply `changes` to the campaign `read` was read from, only if its status is still
+        `read.status` (compare-and-set); None when it is missing or its status moved on."""
         ...
 
 

@@ -179,12 +179,7 @@ class CampaignService:
         planner.check_fits(
             await plan_request(self._store, edited, mailbox, now=self._clock(), count=pending)
         )
-        updated = await self._store.update_campaign(
-            campaign.user_id,
-            campaign.campaign_id,
-            changes,
-            expected_status=CampaignStatus.SCHEDULED,
-        )
+        updated = await self._store.update_campaign(campaign, changes)  # still scheduled
         if updated is None:
             raise NotEditableError(
                 "the campaign left 'scheduled' while it was being edited", field="status"
@@ -204,9 +199,7 @@ class CampaignService:
                     "campaign", campaign.status, target, sorted(s.value for s in allowed)
                 )
             changes = {"status": target, "updated_at": self._clock()}
-            updated = await self._store.update_campaign(
-                campaign.user_id, campaign.campaign_id, changes, expected_status=campaign.status
-            )
+            updated = await self._store.update_campaign(campaign, changes)
             if updated is not None:
                 return updated
             # Someone else changed the status between our read and write: judge again.

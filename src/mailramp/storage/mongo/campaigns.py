@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from mailramp.campaigns.models import Campaign, CampaignStatus
+from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.repository import CampaignQuery
 from mailramp.errors import DuplicateError
 from mailramp.kit.types import Page
@@ -85,14 +85,8 @@ class MongoCampaigns(MongoBase):
         order = [("created_at", -1), ("_id", -1)]
         return await self._page(CAMPAIGNS, Campaign, found, order, query.offset, query.limit)
 
-    async def update_campaign(
-        self,
-        user_id: str,
-        campaign_id: str,
-        changes: Mapping[str, Any],
-        *,
-        expected_status: CampaignStatus,
-    ) -> Campaign | None:
+    async def update_campaign(self, read: Campaign, changes: Mapping[str, Any]) -> Campaign | None:
+        user_id, campaign_id, expected_status = read.user_id, read.campaign_id, read.status
         values = encode(CAMPAIGNS, changes)
         query = self._campaign_of(user_id, campaign_id)
         # Compare-and-set on the status in one single-document update.

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import and_, select, update
 
-from mailramp.campaigns.models import Campaign, CampaignStatus
+from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.repository import CampaignQuery
 from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
@@ -60,14 +60,8 @@ class SqlCampaigns(SqlBase):
                 connection, Campaign, campaigns, condition, order, query.offset, query.limit
             )
 
-    async def update_campaign(
-        self,
-        user_id: str,
-        campaign_id: str,
-        changes: Mapping[str, Any],
-        *,
-        expected_status: CampaignStatus,
-    ) -> Campaign | None:
+    async def update_campaign(self, read: Campaign, changes: Mapping[str, Any]) -> Campaign | None:
+        user_id, campaign_id, expected_status = read.user_id, read.campaign_id, read.status
         values = changes_row(changes)
         campaigns = tables.campaigns
         condition = self._campaign_of(user_id, campaign_id)
