@@ -11,6 +11,7 @@ from mailramp.kit.ids import new_object_id
 from mailramp.sending.models import Outcome, SendResult
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
+from mailramp.tracking.repository import EventChange
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
 from tests.support.clock import MONDAY_MORNING
 
@@ -100,12 +101,16 @@ async def test_only_the_first_event_of_a_kind_counts(services: Services) -> None
     store = services.store
     records = await _sent_records(services, 4)
     first = records[0]
-    assert await store.record_event(_event(first, "open", NOW), firsts=FIRSTS["open"]) == {
-        "total_opened": 1
-    }
-    assert await store.record_event(_event(first, "open", NOW), firsts=FIRSTS["open"]) == {}
+    assert await store.record_event(
+        _event(first, "open", NOW), EventChange(firsts=FIRSTS["open"])
+    ) == {"total_opened": 1}
+    assert (
+        await store.record_event(_event(first, "open", NOW), EventChange(firsts=FIRSTS["open"]))
+        == {}
+    )
     deltas = await store.record_event(
-        _event(first, "human_click", NOW + timedelta(minutes=5)), firsts=FIRSTS["human_click"]
+        _event(first, "human_click", NOW + timedelta(minutes=5)),
+        EventChange(firsts=FIRSTS["human_click"]),
     )
     assert deltas == {"total_clicks": 1, "total_human_clicks": 1, "total_human_opened": 1}
     metrics = await store.get_metrics_unscoped(first.campaign_id)
@@ -134,10 +139,12 @@ async def test_bounce_event_moves_status_and_suppresses(services: Services) -> N
     )
     await store.record_event(
         _event(record, "bounce", NOW),
-        firsts=FIRSTS["bounce"],
-        suppress=suppression,
-        status_from=[TrackingStatus.SENT],
-        status_to=TrackingStatus.BOUNCED,
+        EventChange(
+            firsts=FIRSTS["bounce"],
+            suppress=suppression,
+            status_from=[TrackingStatus.SENT],
+            status_to=TrackingStatus.BOUNCED,
+        ),
     )
     stored = await store.get_tracking_unscoped(record.id)
     assert stored is not None and stored.status == "bounced"
@@ -157,7 +164,8 @@ async def test_series_counts_events_per_hour(services: Services) -> None:
     records = await _sent_records(services, 3)
     for minutes, kind in ((5, "open"), (20, "human_open"), (70, "human_click"), (75, "click")):
         await store.record_event(
-            _event(records[0], kind, NOW + timedelta(minutes=minutes)), firsts=FIRSTS[kind]
+            _event(records[0], kind, NOW + timedelta(minutes=minutes)),
+            EventChange(firsts=FIRSTS[kind]),
         )
     series = await store.event_series(records[0].user_id, records[0].campaign_id)
     assert series == [
@@ -190,7 +198,8 @@ async def test_any_event_sequence_leaves_counters_equal_to_the_recompute(
     records = await _sent_records(services, 6)
     for index, kind, minutes in script:  # duplicates and out-of-order times included
         await store.record_event(
-            _event(records[index], kind, NOW + timedelta(minutes=minutes)), firsts=FIRSTS[kind]
+            _event(records[index], kind, NOW + timedelta(minutes=minutes)),
+            EventChange(firsts=FIRSTS[kind]),
         )
     counted = await store.get_metrics_unscoped(records[0].campaign_id)
     rebuilt = await store.recompute_metrics(records[0].campaign_id, now=NOW)

@@ -23,7 +23,7 @@ from mailramp.mailboxes.transport import InboxFactory
 from mailramp.tracking.events import EVENT_KINDS, HARD_BOUNCE
 from mailramp.tracking.inbound import Inbound, InboundKind, classify_inbound
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
-from mailramp.tracking.repository import TrackingRepository
+from mailramp.tracking.repository import EventChange, TrackingRepository
 from mailramp.tracking.service import EventMetrics, unmeasured
 
 log = logging.getLogger(__name__)
@@ -159,13 +159,13 @@ class InboxPoller:
             occurred_at=now,
             details={key: value for key, value in details.items() if value is not None},
         )
-        await self._store.record_event(
-            event,
+        change = EventChange(
             firsts=kind.firsts_for(human=False),
             suppress=kind.suppression(record, now=now, detail=f"delivery status {inbound.status}"),
             status_from=status_from,
             status_to=status_to,
         )
+        await self._store.record_event(event, change)
         self._metrics.count_event(event.type, source="inbox")
         return inbound.kind
 

@@ -23,6 +23,18 @@ class RecipientQuery:
     limit: int = 50
 
 
+@dataclass(frozen=True)
+class EventChange:
+    """What recording one event changes beside appending it: the record timestamps its
+    first occurrence sets (→ the counters they feed), the address it suppresses, and the
+    record's status move (only from `status_from`)."""
+
+    firsts: Mapping[str, str]
+    suppress: Suppression | None = None
+    status_from: Collection[TrackingStatus] = ()
+    status_to: TrackingStatus | None = None
+
+
 class TrackingRepository(Protocol):
     """`email_tracking` records, scoped to their owner."""
 
@@ -53,19 +65,11 @@ class TrackingRepository(Protocol):
         """Records whose Message-ID is one of these (matching replies and bounces)."""
         ...
 
-    async def record_event(
-        self,
-        event: EmailEvent,
-        *,
-        firsts: Mapping[str, str],
-        suppress: Suppression | None = None,
-        status_from: Collection[TrackingStatus] = (),
-        status_to: TrackingStatus | None = None,
-    ) -> dict[str, int]:
-        """In one unit of work: append the event; for each `firsts` item (record timestamp
-        field → metrics counter) set the field if still empty and, if so, add one to the
-        counter; optionally suppress the address and move the record's status. Returns the
-        counters that moved."""
+    async def record_event(self, event: EmailEvent, change: EventChange) -> dict[str, int]:
+        """In one unit of work: append the event; for each `change.firsts` item (record
+        timestamp field → metrics counter) set the field if still empty and, if so, add one
+        to the counter; suppress the address and move the record's status as `change` says.
+        Returns the counters that moved."""
         ...
 
     async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:

@@ -20,7 +20,7 @@ from mailramp.tracking.classify import classify_click, classify_open
 from mailramp.tracking.events import CLICK, OPEN, UNSUBSCRIBE, EventSource
 from mailramp.tracking.links import click_destination
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
-from mailramp.tracking.repository import RecipientQuery, TrackingRepository
+from mailramp.tracking.repository import EventChange, RecipientQuery, TrackingRepository
 
 MAX_AGENT = 500
 
@@ -114,8 +114,8 @@ class TrackingService:
             details=details,
         )
 
-    async def _record(self, event: EmailEvent, **changes: Any) -> None:
-        await self._store.record_event(event, **changes)
+    async def _record(self, event: EmailEvent, change: EventChange) -> None:
+        await self._store.record_event(event, change)
         self._metrics.count_event(event.type, source="machine" if event.machine else "human")
 
     async def open(self, token: str, visitor: Visitor) -> bool:
@@ -127,7 +127,7 @@ class TrackingService:
         machine = classify_open(user_agent=visitor.user_agent, ip=visitor.ip)
         await self._record(
             self._event(record, OPEN.type, machine, self._details(visitor)),
-            firsts=OPEN.firsts_for(human=machine is None),
+            EventChange(firsts=OPEN.firsts_for(human=machine is None)),
         )
         return True
 
@@ -155,7 +155,7 @@ class TrackingService:
         details = self._details(visitor, link_index=index, url=url[:2000])
         await self._record(
             self._event(record, CLICK.type, machine, details),
-            firsts=CLICK.firsts_for(human=machine is None),
+            EventChange(firsts=CLICK.firsts_for(human=machine is None)),
         )
         return url
 
@@ -179,8 +179,10 @@ class TrackingService:
         record = target.record
         await self._record(
             self._event(record, UNSUBSCRIBE.type, None, self._details(visitor)),
-            firsts=UNSUBSCRIBE.firsts_for(human=True),
-            suppress=UNSUBSCRIBE.suppression(record, now=self._clock()),
+            EventChange(
+                firsts=UNSUBSCRIBE.firsts_for(human=True),
+                suppress=UNSUBSCRIBE.suppression(record, now=self._clock()),
+            ),
         )
         return target
 

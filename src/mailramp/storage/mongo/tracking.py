@@ -42,14 +42,13 @@ from mailramp.storage.mongo.codec import (
 )
 from mailramp.storage.mongo.metrics import MongoMetrics
 from mailramp.storage.mongo.suppression import MongoSuppression
-from mailramp.suppression.models import Suppression
 from mailramp.tracking.events import check_firsts
 from mailramp.tracking.models import (
     EmailEvent,
     EmailTracking,
     TrackingStatus,
 )
-from mailramp.tracking.repository import RecipientQuery
+from mailramp.tracking.repository import EventChange, RecipientQuery
 
 
 def _duplicate_recipient(email: Any) -> DuplicateError:
@@ -172,15 +171,9 @@ class MongoTracking(MongoSuppression, MongoMetrics):
         found = [from_document(EmailTracking, document) async for document in cursor]
         return [record for record in found if record is not None]
 
-    async def record_event(
-        self,
-        event: EmailEvent,
-        *,
-        firsts: Mapping[str, str],
-        suppress: Suppression | None = None,
-        status_from: Collection[TrackingStatus] = (),
-        status_to: TrackingStatus | None = None,
-    ) -> dict[str, int]:
+    async def record_event(self, event: EmailEvent, change: EventChange) -> dict[str, int]:
+        firsts, suppress = change.firsts, change.suppress
+        status_from, status_to = change.status_from, change.status_to
         check_firsts(firsts)
         # The order of the writes is the module docstring's: log, record, counters.
         await self._db[EVENTS].insert_one(to_document(EVENTS, event))

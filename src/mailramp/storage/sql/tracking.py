@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,14 +12,12 @@ from mailramp.kit.types import Page
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.suppression import SqlSuppression
-from mailramp.suppression.models import Suppression
 from mailramp.tracking.events import check_firsts
 from mailramp.tracking.models import (
     EmailEvent,
     EmailTracking,
-    TrackingStatus,
 )
-from mailramp.tracking.repository import RecipientQuery
+from mailramp.tracking.repository import EventChange, RecipientQuery
 
 T = tables.tracking
 
@@ -87,15 +85,9 @@ class SqlTracking(SqlSuppression):
             ).mappings()
             return [EmailTracking.model_validate(dict(row)) for row in rows]
 
-    async def record_event(
-        self,
-        event: EmailEvent,
-        *,
-        firsts: Mapping[str, str],
-        suppress: Suppression | None = None,
-        status_from: Collection[TrackingStatus] = (),
-        status_to: TrackingStatus | None = None,
-    ) -> dict[str, int]:
+    async def record_event(self, event: EmailEvent, change: EventChange) -> dict[str, int]:
+        firsts, suppress = change.firsts, change.suppress
+        status_from, status_to = change.status_from, change.status_to
         check_firsts(firsts)
         deltas: dict[str, int] = {}
         async with self._write() as connection:
