@@ -25,6 +25,7 @@ from mailramp.config import Settings
 from mailramp.errors import ConfigurationError
 from mailramp.observability import configure_logging
 from mailramp.runtime import Runtime, open_runtime
+from mailramp.sending.repository import Lease
 from mailramp.storage.sql.migrate import head_revision
 from mailramp.web.app import create_app
 from mailramp.web.health import health_server, serve_health
@@ -261,10 +262,8 @@ async def test_queue_depth_on_metrics_follows_the_queue(
         now = datetime.now(UTC)
         lease = now + timedelta(minutes=2)
         await runtime.store.run_lifecycle(now=now)
-        claimed = await runtime.store.claim_due(worker_id="w", now=now, lease_until=lease, limit=2)
-        await runtime.store.start_sending(
-            worker_id="w", message_ids={claimed[0].id: "<m@x>"}, now=now, lease_until=lease
-        )
+        claimed = await runtime.store.claim_due(Lease("w", now, lease), limit=2)
+        await runtime.store.start_sending(Lease("w", now, lease), {claimed[0].id: "<m@x>"})
         assert await depth() == (3, 1)
 
 

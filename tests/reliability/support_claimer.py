@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from mailramp.sending.message import message_id_for
 from mailramp.sending.models import Outcome, SendResult
+from mailramp.sending.repository import Lease
 from mailramp.sending.worker import new_worker_id
 from mailramp.storage.sql import SqlStore
 
@@ -44,18 +45,14 @@ async def drain(database_url: str, batch: int) -> tuple[dict[str, object], list[
         while True:
             now = datetime.now(UTC)
             await store.run_lifecycle(now=now)
-            records = await store.claim_due(
-                worker_id=worker_id, now=now, lease_until=now + LEASE, limit=batch
-            )
+            records = await store.claim_due(Lease(worker_id, now, now + LEASE), limit=batch)
             if not records:
                 break
             passes += 1
             claimed.extend(record.id for record in records)
             allowed = await store.start_sending(
-                worker_id=worker_id,
-                message_ids={r.id: message_id_for(r.id, SENDER) for r in records},
-                now=now,
-                lease_until=now + LEASE,
+                Lease(worker_id, now, now + LEASE),
+                {r.id: message_id_for(r.id, SENDER) for r in records},
             )
             await store.record_results(
                 [

@@ -7,6 +7,7 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 from mailramp.sending.models import EXPIRY_GRACE
+from mailramp.sending.repository import Lease
 from mailramp.tracking.models import TrackingStatus
 from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import World
@@ -207,17 +208,12 @@ async def test_an_expired_sending_lease_becomes_uncertain_and_is_never_resent(wo
     await world.store.run_lifecycle(now=world.clock.now)
     # A worker leases and marks records `sending`, then dies before reporting.
     claimed = await world.store.claim_due(
-        worker_id="doomed",
-        now=world.clock.now,
-        lease_until=world.clock.now + timedelta(seconds=10),
-        limit=10,
+        Lease("doomed", world.clock.now, world.clock.now + timedelta(seconds=10)), limit=10
     )
     assert len(claimed) == 4
     marked = await world.store.start_sending(
-        worker_id="doomed",
-        message_ids={r.id: f"<{r.id}@acme.com>" for r in claimed[:2]},
-        now=world.clock.now,
-        lease_until=world.clock.now + timedelta(seconds=10),
+        Lease("doomed", world.clock.now, world.clock.now + timedelta(seconds=10)),
+        {r.id: f"<{r.id}@acme.com>" for r in claimed[:2]},
     )
     assert len(marked) == 2
     world.clock.advance(seconds=30)

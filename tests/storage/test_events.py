@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from mailramp.kit.ids import new_object_id
 from mailramp.sending.models import Outcome, SendResult
+from mailramp.sending.repository import Lease
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
 from mailramp.tracking.repository import EventChange
@@ -65,14 +66,9 @@ async def _sent_records(services: Services, count: int) -> list[EmailTracking]:
     store = services.store
     await store.insert_tracking(records)
     await store.run_lifecycle(now=NOW)
-    claimed = await store.claim_due(
-        worker_id="w", now=NOW, lease_until=NOW + timedelta(minutes=1), limit=count
-    )
+    claimed = await store.claim_due(Lease("w", NOW, NOW + timedelta(minutes=1)), limit=count)
     await store.start_sending(
-        worker_id="w",
-        message_ids={r.id: f"<{r.id}@x>" for r in claimed},
-        now=NOW,
-        lease_until=NOW + timedelta(minutes=1),
+        Lease("w", NOW, NOW + timedelta(minutes=1)), {r.id: f"<{r.id}@x>" for r in claimed}
     )
     await store.record_results(
         [

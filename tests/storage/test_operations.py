@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from mailramp.campaigns.models import Campaign
 from mailramp.kit.ids import new_object_id
 from mailramp.sending.models import QueueDepth
+from mailramp.sending.repository import Lease
 from mailramp.storage.sql import SqlStore
 from mailramp.tracking.models import EmailTracking
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
@@ -76,13 +77,10 @@ async def test_queue_depth_counts_due_unclaimed_and_sending_records_of_every_use
     assert await store.queue_depth(now=NOW) == QueueDepth(due=6, sending=0)
 
     lease = NOW + timedelta(minutes=2)
-    claimed = await store.claim_due(worker_id="w", now=NOW, lease_until=lease, limit=3)
+    claimed = await store.claim_due(Lease("w", NOW, lease), limit=3)
     assert await store.queue_depth(now=NOW) == QueueDepth(due=3, sending=0)
     await store.start_sending(
-        worker_id="w",
-        message_ids={record.id: f"<{record.id}@x>" for record in claimed[:2]},
-        now=NOW,
-        lease_until=lease,
+        Lease("w", NOW, lease), {record.id: f"<{record.id}@x>" for record in claimed[:2]}
     )
     assert await store.queue_depth(now=NOW) == QueueDepth(due=3, sending=2)
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.kit.ids import new_object_id
 from mailramp.sending.models import EXPIRY_GRACE, Outcome, SendResult
+from mailramp.sending.repository import Lease
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 from mailramp.tracking.repository import RecipientQuery
@@ -48,17 +49,14 @@ async def test_concurrent_claims_are_disjoint_and_leases_hold(services: Services
     _, records = await _active_campaign(services, 30)
     lease = NOW + timedelta(minutes=2)
     claims = await asyncio.gather(
-        *(
-            store.claim_due(worker_id=f"w{n}", now=NOW, lease_until=lease, limit=10)
-            for n in range(4)
-        )
+        *(store.claim_due(Lease(f"w{n}", NOW, lease), limit=10) for n in range(4))
     )
     ids = [record.id for claim in claims for record in claim]
     assert len(ids) == 30 and len(set(ids)) == 30
-    assert await store.claim_due(worker_id="late", now=NOW, lease_until=lease, limit=10) == []
+    assert await store.claim_due(Lease("late", NOW, lease), limit=10) == []
     # Expired leases of records never marked `sending` are simply claimed again.
     later = NOW + timedelta(minutes=3)
-    again = await store.claim_due(worker_id="late", now=later, lease_until=later, limit=100)
+    again = await store.claim_due(Lease("late", later, later), limit=100)
     assert len(again) == 30
     assert {record.lease_owner for record in again} == {"late"}
     assert await store.release_claims(worker_id="late", record_ids=[again[0].id]) == 1
@@ -71,33 +69,25 @@ async def test_only_active_campaigns_on_sendable_mailboxes_are_claimed(services:
     campaign, _ = await _active_campaign(services, 3)
     await services.campaigns.pause(campaign.user_id, campaign.campaign_id)
     lease = NOW + timedelta(minutes=2)
-    assert await store.claim_due(worker_id="w", now=NOW, lease_until=lease, limit=10) == []
+    assert await store.claim_due(Lease("w", NOW, lease), limit=10) == []
     paused = campaign.model_copy(update={"status": CampaignStatus.PAUSED})
     await services.store.update_campaign(paused, {"status": "active"})
     await services.mailboxes.set_status(campaign.user_id, campaign.mailbox_id, "error", reason="x")
-    assert await store.claim_due(worker_id="w", now=NOW, lease_until=lease, limit=10) == []
+    assert await store.claim_due(Lease("w", NOW, lease), limit=10) == []
 
 
 async def test_start_sending_needs_the_lease_and_an_active_campaign(services: Services) -> None:
     store = services.store
     campaign, _ = await _active_campaign(services, 4)
     lease = NOW + timedelta(minutes=2)
-    claimed = await store.claim_due(worker_id="w1", now=NOW, lease_until=lease, limit=4)
+    claimed = await store.claim_due(Lease("w1", NOW, lease), limit=4)
     ids = {record.id: f"<{record.id}@example.com>" for record in claimed}
-    assert (
-        await store.start_sending(worker_id="w2", message_ids=ids, now=NOW, lease_until=lease)
-        == set()
-    )
+    assert await store.start_sending(Lease("w2", NOW, lease), ids) == set()
     first_two = dict(list(ids.items())[:2])
-    assert await store.start_sending(
-        worker_id="w1", message_ids=first_two, now=NOW, lease_until=lease
-    ) == set(first_two)
+    assert await store.start_sending(Lease("w1", NOW, lease), first_two) == set(first_two)
     await services.campaigns.pause(campaign.user_id, campaign.campaign_id)
     rest = dict(list(ids.items())[2:])
-    assert (
-        await store.start_sending(worker_id="w1", message_ids=rest, now=NOW, lease_until=lease)
-        == set()
-    )
+    assert await store.start_sending(Lease("w1", NOW, lease), rest) == set()
     sending = await store.list_tracking(
         campaign.user_id, RecipientQuery(campaign.campaign_id, status=TrackingStatus.SENDING)
     )
@@ -109,13 +99,8 @@ async def test_outcomes_are_stored_counted_once_and_bounces_suppressed(services:
     store = services.store
     campaign, _ = await _active_campaign(services, 5)
     lease = NOW + timedelta(minutes=2)
-    claimed = await store.claim_due(worker_id="w", now=NOW, lease_until=lease, limit=5)
-    await store.start_sending(
-        worker_id="w",
-        message_ids={r.id: f"<{r.id}@x>" for r in claimed},
-        now=NOW,
-        lease_until=lease,
-    )
+    claimed = await store.claim_due(Lease("w", NOW, lease), limit=5)
+    await store.start_sending(Lease("w", NOW, lease), {r.id: f"<{r.id}@x>" for r in claimed})
     outcomes = [Outcome.SENT, Outcome.SENT, Outcome.BOUNCED, Outcome.RETRY, Outcome.UNCERTAIN]
     results = [
         SendResult(
@@ -149,9 +134,9 @@ async def test_a_sent_record_stores_the_message_id_the_provider_used(services: S
     store = services.store
     campaign, _ = await _active_campaign(services, 3)
     lease = NOW + timedelta(minutes=2)
-    claimed = await store.claim_due(worker_id="w", now=NOW, lease_until=lease, limit=3)
+    claimed = await store.claim_due(Lease("w", NOW, lease), limit=3)
     ours = {r.id: f"<{r.id}@x>" for r in claimed}
-    await store.start_sending(worker_id="w", message_ids=ours, now=NOW, lease_until=lease)
+    await store.start_sending(Lease("w", NOW, lease), ours)
     # One message went out under the provider's own id (Gmail's); the others under ours.
     results = [
         SendResult(
@@ -182,10 +167,8 @@ async def test_lifecycle_expires_completes_and_turns_stale_sends_uncertain(
     store = services.store
     campaign, _ = await _active_campaign(services, 3)
     lease = NOW + timedelta(minutes=2)
-    claimed = await store.claim_due(worker_id="w", now=NOW, lease_until=lease, limit=1)
-    await store.start_sending(
-        worker_id="w", message_ids={claimed[0].id: "<a@x>"}, now=NOW, lease_until=lease
-    )
+    claimed = await store.claim_due(Lease("w", NOW, lease), limit=1)
+    await store.start_sending(Lease("w", NOW, lease), {claimed[0].id: "<a@x>"})
     report = await store.run_lifecycle(now=NOW + timedelta(minutes=3))
     assert report.uncertain_records == 1 and report.completed == 0
     # At end_time, what was due inside the window may still go out for a grace period.
@@ -262,7 +245,5 @@ async def test_sends_due_inside_the_window_still_go_out_just_after_it(
     campaign, _ = await _active_campaign(services, 2)
     late = campaign.end_time + EXPIRY_GRACE - timedelta(seconds=1)
     assert (await store.run_lifecycle(now=late)).expired_records == 0
-    claimed = await store.claim_due(
-        worker_id="w", now=late, lease_until=late + timedelta(minutes=2), limit=10
-    )
+    claimed = await store.claim_due(Lease("w", late, late + timedelta(minutes=2)), limit=10)
     assert len(claimed) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -10,6 +11,16 @@ from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.repository import PlanFunction
 from mailramp.sending.models import ImportCounts, LifecycleReport, QueueDepth, SendResult
 from mailramp.tracking.models import EmailTracking
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on the records it claims: whose it is, when it was taken, and until
+    when no other worker may take them."""
+
+    worker_id: str
+    now: datetime
+    until: datetime
 
 
 class SendingRepository(Protocol):
@@ -37,21 +48,12 @@ class SendingRepository(Protocol):
         campaigns with nothing left to send; turn expired `sending` leases `uncertain`."""
         ...
 
-    async def claim_due(
-        self, *, worker_id: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[EmailTracking]:
+    async def claim_due(self, lease: Lease, *, limit: int) -> list[EmailTracking]:
         """Lease up to `limit` due records of active campaigns on sendable mailboxes, oldest
         first; no record is leased by two workers at once."""
         ...
 
-    async def start_sending(
-        self,
-        *,
-        worker_id: str,
-        message_ids: dict[str, str],
-        now: datetime,
-        lease_until: datetime,
-    ) -> set[str]:
+    async def start_sending(self, lease: Lease, message_ids: dict[str, str]) -> set[str]:
         """Mark leased records `sending` with their Message-ID before they leave, if their
         campaign is still active; returns the ids now `sending` for this worker (only those
         may be sent)."""

@@ -43,7 +43,7 @@ from mailramp.mailboxes.transport import ProviderFactory, ReportsSentMessageId
 from mailramp.mailboxes.transport import SendingProvider as Provider
 from mailramp.sending.message import build_message, message_id_for
 from mailramp.sending.models import Outcome, SendResult
-from mailramp.sending.repository import SendingRepository
+from mailramp.sending.repository import Lease, SendingRepository
 from mailramp.suppression.repository import SuppressionRepository
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import EmailTracking
@@ -156,10 +156,8 @@ class SendingWorker:
         now = self._clock()
         merged = {record_id: mid for request in requests for record_id, mid in request.items()}
         allowed = await self._store.start_sending(
-            worker_id=self.worker_id,
-            message_ids=merged,
-            now=now,
-            lease_until=now + timedelta(seconds=self._settings.lease_seconds),
+            Lease(self.worker_id, now, now + timedelta(seconds=self._settings.lease_seconds)),
+            merged,
         )
         return [allowed & request.keys() for request in requests]
 
@@ -234,9 +232,7 @@ class SendingWorker:
             return 0
         claim_started = time.perf_counter()
         records = await self._store.claim_due(
-            worker_id=self.worker_id,
-            now=now,
-            lease_until=now + timedelta(seconds=self._settings.lease_seconds),
+            Lease(self.worker_id, now, now + timedelta(seconds=self._settings.lease_seconds)),
             limit=self._settings.batch_size,
         )
         self._metrics.observe_claim(time.perf_counter() - claim_started)

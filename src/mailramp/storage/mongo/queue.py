@@ -54,6 +54,7 @@ from mailramp.sending.models import (
     QueueDepth,
     SendResult,
 )
+from mailramp.sending.repository import Lease
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
     MAILBOXES,
@@ -362,16 +363,15 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             "mailbox_id": {"$in": mailboxes},
         }
 
-    async def claim_due(
-        self, *, worker_id: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[EmailTracking]:
+    async def claim_due(self, lease: Lease, *, limit: int) -> list[EmailTracking]:
+        worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
         if limit <= 0:
             return []
         due = await self._due_query(now, {"status": CampaignStatus.ACTIVE.value})
         if due is None:
             return []
         tracking = self._db[TRACKING]
-        lease = {"lease_owner": worker_id, "lease_expires_at": lease_until, "updated_at": now}
+        held = {"lease_owner": worker_id, "lease_expires_at": lease_until, "updated_at": now}
         claimed: list[EmailTracking] = []
         tried: list[ObjectId] = []
         while len(claimed) < limit:
@@ -390,7 +390,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
                 # leased it since the read above, this matches nothing and it is skipped.
                 document = await tracking.find_one_and_update(
                     {"_id": record_id, "status": PENDING, **_lease_free(now)},
-                    {"$set": lease},
+                    {"$set": held},
                     return_document=ReturnDocument.AFTER,
                 )
                 record = from_document(EmailTracking, document)
@@ -416,14 +416,8 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         sending = await tracking.count_documents({"status": SENDING})
         return QueueDepth(due=int(due), sending=int(sending))
 
-    async def start_sending(
-        self,
-        *,
-        worker_id: str,
-        message_ids: dict[str, str],
-        now: datetime,
-        lease_until: datetime,
-    ) -> set[str]:
+    async def start_sending(self, lease: Lease, message_ids: dict[str, str]) -> set[str]:
+        worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
         if not message_ids:
             return set()
         tracking = self._db[TRACKING]

@@ -28,6 +28,7 @@ from mailramp.sending.models import (
     QueueDepth,
     SendResult,
 )
+from mailramp.sending.repository import Lease
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.suppression import SqlSuppression
@@ -302,9 +303,8 @@ class SqlQueue(SqlSuppression):
             uncertain_records=int(uncertain.rowcount),
         )
 
-    async def claim_due(
-        self, *, worker_id: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[EmailTracking]:
+    async def claim_due(self, lease: Lease, *, limit: int) -> list[EmailTracking]:
+        worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
         due = (
             _due(select(T.c._id), now, campaign=C.c.status == CampaignStatus.ACTIVE.value)
             .order_by(T.c.scheduled_at)
@@ -352,14 +352,8 @@ class SqlQueue(SqlSuppression):
             row = (await connection.execute(select(due, sending))).one()
         return QueueDepth(due=int(row[0]), sending=int(row[1]))
 
-    async def start_sending(
-        self,
-        *,
-        worker_id: str,
-        message_ids: dict[str, str],
-        now: datetime,
-        lease_until: datetime,
-    ) -> set[str]:
+    async def start_sending(self, lease: Lease, message_ids: dict[str, str]) -> set[str]:
+        worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
         if not message_ids:
             return set()
         statement = (
