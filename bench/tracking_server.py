@@ -9,8 +9,8 @@ import uvicorn
 from fastapi.responses import Response
 
 from mailramp.config import Settings
-from mailramp.tracking.endpoints import NO_CACHE, PIXEL
 from mailramp.web.app import create_app
+from mailramp.web.tracking.public import NO_CACHE, PIXEL
 
 
 def main() -> None:
