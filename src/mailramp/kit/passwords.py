@@ -52,11 +52,7 @@ class Passwords:
     more queued; beyond that, BusyError (503, retry shortly)."""
 
     def __init__(
-        self,
-        *,
-        workers: int | None = None,
-        max_waiting: int = 64,
-        hasher: PasswordHasher = _hasher,
+        self, *, workers: int | None = None, max_waiting: int = 64, hasher: PasswordHasher = _hasher
     ) -> None:
         self.hasher = hasher
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))

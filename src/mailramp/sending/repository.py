@@ -12,6 +12,9 @@ from mailramp.campaigns.repository import PlanFunction
 from mailramp.sending.models import ImportCounts, LifecycleReport, QueueDepth, SendResult
 from mailramp.tracking.models import EmailTracking
 
+RecipientBatches = AsyncIterator[Sequence[EmailTracking]]
+"""A recipient file, parsed: its records in batches, as the importer yields them."""
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -27,11 +30,7 @@ class SendingRepository(Protocol):
     """The send queue. Methods without a user are for the worker and say so."""
 
     async def import_recipients(
-        self,
-        campaign: Campaign,
-        batches: AsyncIterator[Sequence[EmailTracking]],
-        *,
-        plan: PlanFunction,
+        self, campaign: Campaign, batches: RecipientBatches, *, plan: PlanFunction
     ) -> ImportCounts:
         """In one unit of work: insert each batch (suppressed addresses left out, duplicates
         of recipients already in the campaign skipped), set `total_recipients` to the exact

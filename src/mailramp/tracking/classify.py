@@ -93,12 +93,7 @@ def classify_open(*, user_agent: str | None, ip: str | None) -> str | None:
 
 
 def classify_click(
-    *,
-    user_agent: str | None,
-    ip: str | None,
-    method: str,
-    sent_at: datetime | None,
-    now: datetime,
+    *, user_agent: str | None, ip: str | None, method: str, sent_at: datetime | None, now: datetime
 ) -> str | None:
     """The machine rule a click matches, or None for a person."""
     if method.upper() == "HEAD":

@@ -15,7 +15,6 @@ from mailramp.errors import (
     TransientSendError,
 )
 from mailramp.kit.clock import Clock, utc_now
-from mailramp.kit.ids import new_object_id
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.mailboxes.service import MailboxService
@@ -150,15 +149,8 @@ class InboxPoller:
             details |= {"status": inbound.status, "bounce": "hard" if hard else "soft"}
             status_from = (TrackingStatus.SENT, TrackingStatus.UNCERTAIN)
             status_to = TrackingStatus.BOUNCED
-        event = EmailEvent(
-            id=new_object_id(),
-            record_id=record.id,
-            campaign_id=record.campaign_id,
-            user_id=record.user_id,
-            type=kind.type,
-            occurred_at=now,
-            details={key: value for key, value in details.items() if value is not None},
-        )
+        present = {key: value for key, value in details.items() if value is not None}
+        event = EmailEvent.about(record, kind.type, now, details=present)
         change = EventChange(
             firsts=kind.firsts_for(human=False),
             suppress=kind.suppression(record, now=now, detail=f"delivery status {inbound.status}"),

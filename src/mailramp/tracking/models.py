@@ -7,11 +7,13 @@ event log; the `*_at` fields here are the firsts, which the metrics count.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import Field
 
+from mailramp.kit.ids import new_object_id
 from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, UTCDateTime
 
 
@@ -118,3 +120,27 @@ class EmailEvent(Record):
     machine: bool = False
     machine_reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def about(
+        cls,
+        record: EmailTracking,
+        kind: EventType,
+        at: datetime,
+        *,
+        details: dict[str, Any],
+        machine: str | None = None,
+    ) -> EmailEvent:
+        """A new event of `record`'s email at `at`; `machine` names the machine that made it
+        (a privacy proxy, a link scanner), None for a person."""
+        return cls(
+            id=new_object_id(),
+            record_id=record.id,
+            campaign_id=record.campaign_id,
+            user_id=record.user_id,
+            type=kind,
+            occurred_at=at,
+            machine=machine is not None,
+            machine_reason=machine,
+            details=details,
+        )

@@ -11,7 +11,6 @@ from mailramp.campaigns.repository import CampaignRepository
 from mailramp.campaigns.service import owned_campaign
 from mailramp.errors import NotFoundError
 from mailramp.kit.clock import Clock, utc_now
-from mailramp.kit.ids import new_object_id
 from mailramp.kit.signing import InvalidToken, Purpose, TokenSigner
 from mailramp.kit.types import Page
 from mailramp.kit.validation import enum_arg, object_id_arg
@@ -102,17 +101,7 @@ class TrackingService:
     def _event(
         self, record: EmailTracking, kind: EventType, machine: str | None, details: dict[str, Any]
     ) -> EmailEvent:
-        return EmailEvent(
-            id=new_object_id(),
-            record_id=record.id,
-            campaign_id=record.campaign_id,
-            user_id=record.user_id,
-            type=kind,
-            occurred_at=self._clock(),
-            machine=machine is not None,
-            machine_reason=machine,
-            details=details,
-        )
+        return EmailEvent.about(record, kind, self._clock(), details=details, machine=machine)
 
     async def _record(self, event: EmailEvent, change: EventChange) -> None:
         await self._store.record_event(event, change)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Collection,
     Iterable,
@@ -54,7 +53,7 @@ from mailramp.sending.models import (
     QueueDepth,
     SendResult,
 )
-from mailramp.sending.repository import Lease
+from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
     MAILBOXES,
@@ -118,11 +117,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
     """SendingRepository and CampaignQueue on MongoDB."""
 
     async def import_recipients(
-        self,
-        campaign: Campaign,
-        batches: AsyncIterator[Sequence[EmailTracking]],
-        *,
-        plan: PlanFunction,
+        self, campaign: Campaign, batches: RecipientBatches, *, plan: PlanFunction
     ) -> ImportCounts:
         accepted = duplicates = suppressed = 0
         inserted: list[ObjectId] = []

@@ -9,7 +9,7 @@ IMMEDIATE), which gives the same guarantee for workers on one machine.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from mailramp.sending.models import (
     QueueDepth,
     SendResult,
 )
-from mailramp.sending.repository import Lease
+from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.suppression import SqlSuppression
@@ -70,11 +70,7 @@ class SqlQueue(SqlSuppression):
     """SendingRepository and CampaignQueue on SQL."""
 
     async def import_recipients(
-        self,
-        campaign: Campaign,
-        batches: AsyncIterator[Sequence[EmailTracking]],
-        *,
-        plan: PlanFunction,
+        self, campaign: Campaign, batches: RecipientBatches, *, plan: PlanFunction
     ) -> ImportCounts:
         # Each batch is a short transaction of its own, so a long file never holds the
         # write lock (on SQLite: the whole database) for more than one batch; parsing runs

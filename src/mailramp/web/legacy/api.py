@@ -20,11 +20,7 @@ class LegacyDocumentPublic(LegacyDocument, Public):
 
 @router.get("/legacy/{collection}", tags=["legacy"])
 async def list_legacy(
-    collection: str,
-    caller: CallerDep,
-    runtime: RuntimeDep,
-    offset: Offset = 0,
-    limit: Limit = 50,
+    collection: str, caller: CallerDep, runtime: RuntimeDep, offset: Offset = 0, limit: Limit = 50
 ) -> PagePublic[LegacyDocumentPublic]:
     """Your documents of `warm_up_emails_table` or `email_campaigns` (read-only)."""
     page = await runtime.legacy.list_documents(

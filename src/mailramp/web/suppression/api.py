@@ -32,10 +32,7 @@ class SuppressionAdded(Public):
 
 @router.get("/suppressions", tags=["suppression"])
 async def list_suppressions(
-    caller: CallerDep,
-    runtime: RuntimeDep,
-    offset: Offset = 0,
-    limit: Limit = 50,
+    caller: CallerDep, runtime: RuntimeDep, offset: Offset = 0, limit: Limit = 50
 ) -> PagePublic[SuppressionPublic]:
     """Addresses none of your campaigns will send to."""
     page = await runtime.suppression.list_suppressions(
