@@ -95,22 +95,12 @@ class CampaignService:
         campaign_id = new_campaign_id()
         object_id = new_object_id()
         campaign = Campaign(
+            **dict(data),  # every field the user gave, as validated
             id=object_id,
             campaign_id=campaign_id,
             user_id=owner,
-            mailbox_id=data.mailbox_id,
-            campaign_name=data.campaign_name,
-            subject=data.subject,
-            message=data.message,
-            duration=data.duration,
-            start_time=data.start_time,
             end_time=end_time,
             status=CampaignStatus.SCHEDULED,
-            total_recipients=data.total_recipients,
-            message_format=data.message_format,
-            sending_window=data.sending_window,
-            track_opens=data.track_opens,
-            track_clicks=data.track_clicks,
             created_at=now,
             updated_at=now,
             created_by=owner,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mailramp.accounts.models import User
-from mailramp.cli.common import JsonOption, emit, find_user, load_settings, run
+from mailramp.cli.common import JsonOption, PasswordStdinOption, emit, find_user, load_settings, run
 from mailramp.mailboxes.models import Mailbox
 from mailramp.runtime import Runtime
 
@@ -36,9 +36,7 @@ def user_create(
         str | None,
         typer.Option(help="Prompted for when left out (hidden); prefer --password-stdin."),
     ] = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
-    ] = False,
+    password_stdin: PasswordStdinOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a local account that signs in with a password.
@@ -82,9 +80,7 @@ def mailbox_add(
     password: Annotated[
         str | None, typer.Option(help="Prompted for when left out; prefer --password-stdin.")
     ] = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
-    ] = False,
+    password_stdin: PasswordStdinOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Link an SMTP/IMAP mailbox to a user (the password is stored encrypted).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -163,14 +163,31 @@ def campaign_import(
     emit(as_json, report, _report_lines(report))
 
 
-def _status_command(
-    action: Callable[[Runtime, Campaign], Awaitable[Campaign]], verb: str
-) -> Callable[[str, bool], None]:
+# The status changes a campaign's state machine offers: name → (past tense, help).
+STATUS_COMMANDS = {
+    "launch": (
+        "launched",
+        "Start sending now: a scheduled campaign's window moves to begin now (same\n"
+        "duration); a paused one resumes.",
+    ),
+    "pause": ("paused", "Stop sending until resumed (sends in flight finish)."),
+    "resume": (
+        "resumed",
+        "Continue a paused campaign; what is left is spread over what is left of the\nwindow.",
+    ),
+    "cancel": ("cancelled", "Stop for good: recipients not yet sent are marked cancelled."),
+}
+
+
+def _status_command(name: str, verb: str) -> Callable[[str, bool], None]:
     def command(campaign_id: CampaignId, as_json: JsonOption = False) -> None:
         settings = load_settings()
 
         async def work(runtime: Runtime) -> Campaign:
-            return await action(runtime, await find_campaign(runtime, campaign_id))
+            campaign = await find_campaign(runtime, campaign_id)
+            change = getattr(runtime.campaigns, name)
+            changed: Campaign = await change(campaign.user_id, campaign.campaign_id)
+            return changed
 
         campaign = run(settings, work, as_json=as_json)
         emit(as_json, campaign, f"{verb} {campaign.campaign_name}: now {campaign.status}")
@@ -179,38 +196,9 @@ def _status_command(
 
 
 def _register_status_commands() -> None:
-    actions: list[tuple[str, str, str, Callable[[Runtime, Campaign], Awaitable[Campaign]]]] = [
-        (
-            "launch",
-            "launched",
-            "Start sending now: a scheduled campaign's window moves to begin now (same\n"
-            "duration); a paused one resumes.\n\nExample:\n\n    mailramp campaign launch 6f1c…",
-            lambda r, c: r.campaigns.launch(c.user_id, c.campaign_id),
-        ),
-        (
-            "pause",
-            "paused",
-            "Stop sending until resumed (sends in flight finish).\n\n"
-            "Example:\n\n    mailramp campaign pause 6f1c…",
-            lambda r, c: r.campaigns.pause(c.user_id, c.campaign_id),
-        ),
-        (
-            "resume",
-            "resumed",
-            "Continue a paused campaign; what is left is spread over what is left of the\n"
-            "window.\n\nExample:\n\n    mailramp campaign resume 6f1c…",
-            lambda r, c: r.campaigns.resume(c.user_id, c.campaign_id),
-        ),
-        (
-            "cancel",
-            "cancelled",
-            "Stop for good: recipients not yet sent are marked cancelled.\n\n"
-            "Example:\n\n    mailramp campaign cancel 6f1c…",
-            lambda r, c: r.campaigns.cancel(c.user_id, c.campaign_id),
-        ),
-    ]
-    for name, verb, help_text, action in actions:
-        campaign_app.command(name, help=help_text)(_status_command(action, verb))
+    for name, (verb, summary) in STATUS_COMMANDS.items():
+        example = f"\n\nExample:\n\n    mailramp campaign {name} 6f1c…"
+        campaign_app.command(name, help=summary + example)(_status_command(name, verb))
 
 
 _register_status_commands()

@@ -54,6 +54,9 @@ EXIT_INTERRUPTED = 130
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON document for scripts instead of text.")
 ]
+PasswordStdinOption = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+]
 
 
 def load_settings(*, server: bool = False) -> Settings:

@@ -5,6 +5,7 @@ how to find the records."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,3 +55,24 @@ def campaign_started(now: datetime) -> dict[str, Any]:
 def campaign_completed(now: datetime) -> dict[str, Any]:
     """An active campaign with nothing left to send."""
     return {"status": CampaignStatus.COMPLETED.value, "updated_at": now}
+
+
+@dataclass(frozen=True)
+class LimitCount:
+    """Records that count against their mailbox's daily limit: in these states, dated by
+    this timestamp, of any campaign or only of the others (the one being planned counts its
+    own pending records itself)."""
+
+    statuses: tuple[str, ...]
+    moment: str
+    other_campaigns_only: bool = False
+
+
+DAILY_LIMIT_COUNTS = (
+    # What other campaigns have planned.
+    LimitCount((TrackingStatus.PENDING.value,), "scheduled_at", other_campaigns_only=True),
+    # What any campaign already made: it left (a bounce too), on the day it left.
+    LimitCount((TrackingStatus.SENT.value, TrackingStatus.BOUNCED.value), "sent_at"),
+    # What is being handed over or may have left.
+    LimitCount((TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value), "scheduled_at"),
+)

@@ -16,15 +16,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
-from mailramp.errors import (
-    AuthenticationError,
-    ForbiddenError,
-    MailrampError,
-)
-from mailramp.web.deps import (
-    SESSION_COOKIE,
-    RuntimeDep,
-)
+from mailramp.errors import AuthenticationError, ForbiddenError, MailrampError
+from mailramp.web.deps import SESSION_COOKIE, RuntimeDep
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),

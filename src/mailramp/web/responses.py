@@ -5,9 +5,10 @@ OpenAPI document describes exactly that."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Self, TypeVar, get_args
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from mailramp.kit.types import Page
@@ -15,6 +16,22 @@ from mailramp.kit.types import Page
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip.")]
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Which page of a list a request asks for (`?offset=&limit=`)."""
+
+    offset: int
+    limit: int
+
+
+def paging(offset: Offset = 0, limit: Limit = 50) -> Paging:
+    """The page a list route was asked for."""
+    return Paging(offset=offset, limit=limit)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
 
 
 class Public(BaseModel):

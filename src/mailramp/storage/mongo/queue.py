@@ -45,14 +45,7 @@ from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.campaigns.repository import PlanFunction
 from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending import lifecycle, outcomes
-from mailramp.sending.models import (
-    EXPIRY_GRACE,
-    ImportCounts,
-    LifecycleReport,
-    Outcome,
-    QueueDepth,
-    SendResult,
-)
+from mailramp.sending import models as send_models
 from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
@@ -118,7 +111,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
 
     async def import_recipients(
         self, campaign: Campaign, batches: RecipientBatches, *, plan: PlanFunction
-    ) -> ImportCounts:
+    ) -> send_models.ImportCounts:
         accepted = duplicates = suppressed = 0
         inserted: list[ObjectId] = []
         tracking = self._db[TRACKING]
@@ -160,7 +153,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         await self._db[CAMPAIGNS].update_one(
             {"campaign_id": campaign.campaign_id}, {"$set": {"total_recipients": total}}
         )
-        return ImportCounts(
+        return send_models.ImportCounts(
             accepted=accepted, duplicates=duplicates, suppressed=suppressed, total_recipients=total
         )
 
@@ -204,33 +197,16 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         tracking = self._db[TRACKING]
         mailbox = oid(mailbox_id)
         window = {"$gte": start, "$lt": end}
-        queries: list[tuple[str, dict[str, Any]]] = [
-            (
-                "scheduled_at",
-                {
-                    "mailbox_id": mailbox,
-                    "campaign_id": {"$ne": exclude_campaign_id},
-                    "status": PENDING,
-                    "scheduled_at": window,
-                },
-            ),
-            (
-                "sent_at",
-                {
-                    "mailbox_id": mailbox,
-                    "status": {"$in": [TrackingStatus.SENT.value, TrackingStatus.BOUNCED.value]},
-                    "sent_at": window,
-                },
-            ),
-            (
-                "scheduled_at",
-                {
-                    "mailbox_id": mailbox,
-                    "status": {"$in": [SENDING, TrackingStatus.UNCERTAIN.value]},
-                    "scheduled_at": window,
-                },
-            ),
-        ]
+        queries: list[tuple[str, dict[str, Any]]] = []
+        for count in lifecycle.DAILY_LIMIT_COUNTS:
+            query = {
+                "mailbox_id": mailbox,
+                "status": {"$in": list(count.statuses)},
+                count.moment: window,
+            }
+            if count.other_campaigns_only:
+                query["campaign_id"] = {"$ne": exclude_campaign_id}
+            queries.append((count.moment, query))
         moments: list[datetime] = []
         for field, query in queries:
             async for document in tracking.find(query, {field: 1, "_id": 0}):
@@ -266,7 +242,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         )
         return int(result.matched_count)
 
-    async def run_lifecycle(self, *, now: datetime) -> LifecycleReport:
+    async def run_lifecycle(self, *, now: datetime) -> send_models.LifecycleReport:
         tracking, campaigns = self._db[TRACKING], self._db[CAMPAIGNS]
         uncertain = await tracking.update_many(
             {"status": SENDING, "lease_expires_at": {"$lt": now}},
@@ -278,7 +254,10 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         )
         # Sends due inside the window may still go out for EXPIRY_GRACE after it.
         ended = await self._campaign_ids(
-            {"status": CampaignStatus.ACTIVE.value, "end_time": {"$lte": now - EXPIRY_GRACE}}
+            {
+                "status": CampaignStatus.ACTIVE.value,
+                "end_time": {"$lte": now - send_models.EXPIRY_GRACE},
+            }
         )
         expired_records = 0
         if ended:
@@ -288,7 +267,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             )
             expired_records = int(expired.matched_count)
         completed = await self._complete_finished(now)
-        return LifecycleReport(
+        return send_models.LifecycleReport(
             activated=int(activated.matched_count),
             completed=completed,
             expired_records=expired_records,
@@ -395,7 +374,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         claimed.sort(key=lambda record: record.scheduled_at or now)
         return claimed
 
-    async def queue_depth(self, *, now: datetime) -> QueueDepth:
+    async def queue_depth(self, *, now: datetime) -> send_models.QueueDepth:
         # What the next worker pass would claim: its lifecycle step first starts campaigns
         # whose start_time came and expires those past end_time, so count those as it will
         # see them. The count walks ix_email_tracking_status_scheduled_at over
@@ -404,12 +383,14 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         startable = {
             "status": {"$in": [CampaignStatus.ACTIVE.value, CampaignStatus.SCHEDULED.value]},
             "start_time": {"$lte": now},
-            "end_time": {"$gt": now - EXPIRY_GRACE},  # sends due in the window still go out
+            "end_time": {
+                "$gt": now - send_models.EXPIRY_GRACE
+            },  # sends due in the window still go out
         }
         due_query = await self._due_query(now, startable)
         due = 0 if due_query is None else await tracking.count_documents(due_query)
         sending = await tracking.count_documents({"status": SENDING})
-        return QueueDepth(due=int(due), sending=int(sending))
+        return send_models.QueueDepth(due=int(due), sending=int(sending))
 
     async def start_sending(self, lease: Lease, message_ids: dict[str, str]) -> set[str]:
         worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
@@ -459,7 +440,9 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         )
         return {str(document["_id"]) async for document in cursor}
 
-    async def record_results(self, results: Sequence[SendResult], *, now: datetime) -> None:
+    async def record_results(
+        self, results: Sequence[send_models.SendResult], *, now: datetime
+    ) -> None:
         if not results:
             return
         tracking = self._db[TRACKING]
@@ -480,7 +463,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             if document is None:
                 continue
             campaign_id = str(document["campaign_id"])
-            if result.outcome is Outcome.RETRY:
+            if result.outcome is send_models.Outcome.RETRY:
                 await self._cancel_retry_of_cancelled(campaign_id, result.record_id, now)
             if counted := outcomes.counter_deltas(result):
                 deltas[campaign_id].update(counted)

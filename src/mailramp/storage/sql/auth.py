@@ -38,8 +38,7 @@ class SqlAuth(SqlBase):
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
         # A read: a request with an API key does not queue behind writers (an import).
         condition = and_(K.c.key_hash == key_hash, K.c.revoked_at.is_(None))
-        async with self._read() as connection:
-            return await self._one(connection, ApiKey, select(K).where(condition))
+        return await self._read_one(ApiKey, select(K).where(condition))
 
     async def mark_api_key_used(self, key_id: str, *, now: datetime) -> None:
         async with self._write() as connection:
@@ -91,14 +90,12 @@ class SqlAuth(SqlBase):
         return session
 
     async def find_session(self, token_hash: str, *, now: datetime) -> Session | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection,
-                Session,
-                select(S).where(
-                    S.c.token_hash == token_hash, S.c.revoked_at.is_(None), S.c.expires_at > now
-                ),
-            )
+        return await self._read_one(
+            Session,
+            select(S).where(
+                S.c.token_hash == token_hash, S.c.revoked_at.is_(None), S.c.expires_at > now
+            ),
+        )
 
     async def revoke_session(self, user_id: str, session_id: str, *, now: datetime) -> bool:
         return await self._revoke(and_(S.c.user_id == user_id, S.c._id == session_id), now) > 0

@@ -102,6 +102,11 @@ class SqlBase:
         row = (await connection.execute(statement)).mappings().first()
         return None if row is None else model.model_validate(dict(row))
 
+    async def _read_one(self, model: type[ModelT], statement: Any) -> ModelT | None:
+        """The first row `statement` selects, as `model`, in a read of its own."""
+        async with self._read() as connection:
+            return await self._one(connection, model, statement)
+
     async def _page(
         self,
         connection: AsyncConnection,

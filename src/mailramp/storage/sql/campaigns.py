@@ -33,18 +33,12 @@ class SqlCampaigns(SqlBase):
         return and_(campaigns.c.campaign_id == campaign_id, campaigns.c.user_id == user_id)
 
     async def get_campaign(self, user_id: str, campaign_id: str) -> Campaign | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection,
-                Campaign,
-                select(tables.campaigns).where(self._campaign_of(user_id, campaign_id)),
-            )
+        return await self._read_one(
+            Campaign, select(tables.campaigns).where(self._campaign_of(user_id, campaign_id))
+        )
 
     async def get_campaign_unscoped(self, campaign_id: str) -> Campaign | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection, Campaign, select(C).where(C.c.campaign_id == campaign_id)
-            )
+        return await self._read_one(Campaign, select(C).where(C.c.campaign_id == campaign_id))
 
     async def list_campaigns(self, user_id: str, query: CampaignQuery) -> Page[Campaign]:
         campaigns = tables.campaigns

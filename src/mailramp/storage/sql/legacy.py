@@ -90,9 +90,7 @@ class SqlLegacy(SqlBase):
         self, collection: LegacyCollection, user_id: str, document_id: str
     ) -> LegacyDocument | None:
         table = _LEGACY_TABLES[collection]
-        async with self._read() as connection:
-            return await self._one(
-                connection,
-                LegacyDocument,
-                select(table).where(table.c._id == document_id, table.c.user_id == user_id),
-            )
+        return await self._read_one(
+            LegacyDocument,
+            select(table).where(table.c._id == document_id, table.c.user_id == user_id),
+        )

@@ -60,25 +60,18 @@ class SqlMailboxes(SqlBase):
         return and_(boxes.c._id == mailbox_id, boxes.c.user_id == user_id)
 
     async def get_mailbox(self, user_id: str, mailbox_id: str) -> Mailbox | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection,
-                Mailbox,
-                select(tables.mailboxes).where(self._mailbox_of(user_id, mailbox_id)),
-            )
+        return await self._read_one(
+            Mailbox, select(tables.mailboxes).where(self._mailbox_of(user_id, mailbox_id))
+        )
 
     async def get_mailbox_unscoped(self, mailbox_id: str) -> Mailbox | None:
-        async with self._read() as connection:
-            return await self._one(connection, Mailbox, select(M).where(M.c._id == mailbox_id))
+        return await self._read_one(Mailbox, select(M).where(M.c._id == mailbox_id))
 
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         boxes = tables.mailboxes
-        async with self._read() as connection:
-            return await self._one(
-                connection,
-                Mailbox,
-                select(boxes).where(boxes.c.user_id == user_id, boxes.c.email == email),
-            )
+        return await self._read_one(
+            Mailbox, select(boxes).where(boxes.c.user_id == user_id, boxes.c.email == email)
+        )
 
     async def list_mailboxes(
         self, user_id: str, *, include_unlinked: bool = False

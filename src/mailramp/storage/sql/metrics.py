@@ -25,14 +25,12 @@ class SqlMetrics(SqlBase):
 
     async def get_metrics(self, user_id: str, campaign_id: str) -> CampaignMetrics | None:
         metrics = tables.metrics
-        async with self._read() as connection:
-            return await self._one(
-                connection,
-                CampaignMetrics,
-                select(metrics).where(
-                    metrics.c.campaign_id == campaign_id, metrics.c.user_id == user_id
-                ),
-            )
+        return await self._read_one(
+            CampaignMetrics,
+            select(metrics).where(
+                metrics.c.campaign_id == campaign_id, metrics.c.user_id == user_id
+            ),
+        )
 
     async def list_metrics(
         self, user_id: str, campaign_ids: Collection[str]
@@ -47,12 +45,9 @@ class SqlMetrics(SqlBase):
 
     async def get_metrics_unscoped(self, campaign_id: str) -> CampaignMetrics | None:
         metrics = tables.metrics
-        async with self._read() as connection:
-            return await self._one(
-                connection,
-                CampaignMetrics,
-                select(metrics).where(metrics.c.campaign_id == campaign_id),
-            )
+        return await self._read_one(
+            CampaignMetrics, select(metrics).where(metrics.c.campaign_id == campaign_id)
+        )
 
     async def increment_metrics(
         self, campaign_id: str, deltas: Mapping[str, int], *, at: datetime

@@ -20,14 +20,7 @@ from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.campaigns.repository import PlanFunction
 from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending import lifecycle, outcomes
-from mailramp.sending.models import (
-    EXPIRY_GRACE,
-    ImportCounts,
-    LifecycleReport,
-    Outcome,
-    QueueDepth,
-    SendResult,
-)
+from mailramp.sending import models as send_models
 from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
@@ -71,7 +64,7 @@ class SqlQueue(SqlSuppression):
 
     async def import_recipients(
         self, campaign: Campaign, batches: RecipientBatches, *, plan: PlanFunction
-    ) -> ImportCounts:
+    ) -> send_models.ImportCounts:
         # Each batch is a short transaction of its own, so a long file never holds the
         # write lock (on SQLite: the whole database) for more than one batch; parsing runs
         # outside any transaction. New records stay unscheduled (scheduled_at NULL: no
@@ -115,7 +108,7 @@ class SqlQueue(SqlSuppression):
                 .where(C.c.campaign_id == campaign.campaign_id)
                 .values(total_recipients=total)
             )
-        return ImportCounts(
+        return send_models.ImportCounts(
             accepted=accepted, duplicates=duplicates, suppressed=suppressed, total_recipients=total
         )
 
@@ -194,34 +187,20 @@ class SqlQueue(SqlSuppression):
     async def planned_times_for_mailbox(
         self, mailbox_id: str, *, exclude_campaign_id: str, start: datetime, end: datetime
     ) -> list[datetime]:
+        moments: list[datetime | None] = []
         async with self._read() as connection:
-            planned = await connection.execute(
-                select(T.c.scheduled_at).where(
+            for count in lifecycle.DAILY_LIMIT_COUNTS:
+                column = T.c[count.moment]
+                query = select(column).where(
                     T.c.mailbox_id == mailbox_id,
-                    T.c.campaign_id != exclude_campaign_id,
-                    T.c.status == TrackingStatus.PENDING.value,
-                    T.c.scheduled_at >= start,
-                    T.c.scheduled_at < end,
+                    T.c.status.in_(count.statuses),
+                    column >= start,
+                    column < end,
                 )
-            )
-            sent = await connection.execute(
-                select(T.c.sent_at).where(
-                    T.c.mailbox_id == mailbox_id,
-                    T.c.status.in_([TrackingStatus.SENT.value, TrackingStatus.BOUNCED.value]),
-                    T.c.sent_at >= start,
-                    T.c.sent_at < end,
-                )
-            )
-            trying = await connection.execute(
-                select(T.c.scheduled_at).where(
-                    T.c.mailbox_id == mailbox_id,
-                    T.c.status.in_([TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value]),
-                    T.c.scheduled_at >= start,
-                    T.c.scheduled_at < end,
-                )
-            )
-            moments = [*planned.scalars(), *sent.scalars(), *trying.scalars()]
-            return [moment for moment in moments if moment is not None]
+                if count.other_campaigns_only:
+                    query = query.where(T.c.campaign_id != exclude_campaign_id)
+                moments += (await connection.execute(query)).scalars()
+        return [moment for moment in moments if moment is not None]
 
     async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
         async with self._write() as connection:
@@ -252,7 +231,7 @@ class SqlQueue(SqlSuppression):
             )
             return int(result.rowcount)
 
-    async def run_lifecycle(self, *, now: datetime) -> LifecycleReport:
+    async def run_lifecycle(self, *, now: datetime) -> send_models.LifecycleReport:
         async with self._write() as connection:
             uncertain = await connection.execute(
                 update(T)
@@ -266,7 +245,8 @@ class SqlQueue(SqlSuppression):
             )
             # Sends due inside the window may still go out for EXPIRY_GRACE after it.
             ended = select(C.c.campaign_id).where(
-                C.c.status == CampaignStatus.ACTIVE.value, C.c.end_time <= now - EXPIRY_GRACE
+                C.c.status == CampaignStatus.ACTIVE.value,
+                C.c.end_time <= now - send_models.EXPIRY_GRACE,
             )
             expired = await connection.execute(
                 update(T)
@@ -292,7 +272,7 @@ class SqlQueue(SqlSuppression):
                 )
                 .values(lifecycle.campaign_completed(now))
             )
-        return LifecycleReport(
+        return send_models.LifecycleReport(
             activated=int(activated.rowcount),
             completed=int(completed.rowcount),
             expired_records=int(expired.rowcount),
@@ -324,7 +304,7 @@ class SqlQueue(SqlSuppression):
             ).mappings()
             return [EmailTracking.model_validate(dict(row)) for row in rows]
 
-    async def queue_depth(self, *, now: datetime) -> QueueDepth:
+    async def queue_depth(self, *, now: datetime) -> send_models.QueueDepth:
         # What the next worker pass would claim: its lifecycle step first starts campaigns
         # whose start_time came and expires those past end_time, so count those as it will
         # see them — and the number keeps growing while no worker runs at all.
@@ -335,7 +315,7 @@ class SqlQueue(SqlSuppression):
         startable = and_(
             C.c.status.in_([CampaignStatus.ACTIVE.value, CampaignStatus.SCHEDULED.value]),
             C.c.start_time <= now,
-            C.c.end_time > now - EXPIRY_GRACE,  # sends due in the window still go out
+            C.c.end_time > now - send_models.EXPIRY_GRACE,  # sends due in the window still go out
         )
         due = _due(select(func.count()).select_from(T), now, campaign=startable).scalar_subquery()
         sending = (
@@ -346,7 +326,7 @@ class SqlQueue(SqlSuppression):
         )
         async with self._read() as connection:
             row = (await connection.execute(select(due, sending))).one()
-        return QueueDepth(due=int(row[0]), sending=int(row[1]))
+        return send_models.QueueDepth(due=int(row[0]), sending=int(row[1]))
 
     async def start_sending(self, lease: Lease, message_ids: dict[str, str]) -> set[str]:
         worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
@@ -388,15 +368,17 @@ class SqlQueue(SqlSuppression):
             )
             return set(mine.scalars())
 
-    async def record_results(self, results: Sequence[SendResult], *, now: datetime) -> None:
+    async def record_results(
+        self, results: Sequence[send_models.SendResult], *, now: datetime
+    ) -> None:
         if not results:
             return
         deltas: dict[str, Counter[str]] = defaultdict(Counter)
-        sent = [result for result in results if result.outcome is Outcome.SENT]
+        sent = [result for result in results if result.outcome is send_models.Outcome.SENT]
         # Rows other workers may also lock (suppression entries, campaign_matrix rows) are
         # taken in one order by every transaction, so two workers never deadlock crosswise.
         others = sorted(
-            (result for result in results if result.outcome is not Outcome.SENT),
+            (result for result in results if result.outcome is not send_models.Outcome.SENT),
             key=lambda result: (result.user_id, result.recipient_email, result.record_id),
         )
         async with self._write() as connection:
@@ -429,7 +411,7 @@ class SqlQueue(SqlSuppression):
                 )
                 if changed.first() is None:
                     continue
-                if result.outcome is Outcome.RETRY:
+                if result.outcome is send_models.Outcome.RETRY:
                     await self._cancel_retry_of_cancelled(connection, result, now)
                 if counted := outcomes.counter_deltas(result):
                     deltas[result.campaign_id].update(counted)
@@ -440,7 +422,7 @@ class SqlQueue(SqlSuppression):
                 await self._increment(connection, campaign_id, deltas[campaign_id], now)
 
     async def _cancel_retry_of_cancelled(
-        self, connection: AsyncConnection, result: SendResult, now: datetime
+        self, connection: AsyncConnection, result: send_models.SendResult, now: datetime
     ) -> None:
         """A retry of a message that was in flight when its campaign was cancelled: cancel()
         emptied the queue before this record came back to it, so it is cancelled too.

@@ -38,20 +38,13 @@ class SqlTracking(SqlSuppression):
 
     async def get_tracking(self, user_id: str, tracking_id: str) -> EmailTracking | None:
         tracking = tables.tracking
-        async with self._read() as connection:
-            return await self._one(
-                connection,
-                EmailTracking,
-                select(tracking).where(
-                    tracking.c._id == tracking_id, tracking.c.user_id == user_id
-                ),
-            )
+        return await self._read_one(
+            EmailTracking,
+            select(tracking).where(tracking.c._id == tracking_id, tracking.c.user_id == user_id),
+        )
 
     async def get_tracking_unscoped(self, tracking_id: str) -> EmailTracking | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection, EmailTracking, select(T).where(T.c._id == tracking_id)
-            )
+        return await self._read_one(EmailTracking, select(T).where(T.c._id == tracking_id))
 
     async def list_tracking(self, user_id: str, query: RecipientQuery) -> Page[EmailTracking]:
         tracking = tables.tracking

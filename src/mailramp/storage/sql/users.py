@@ -23,30 +23,20 @@ class SqlUsers(SqlBase):
         return user
 
     async def get_user(self, user_id: str) -> User | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection, User, select(tables.users).where(tables.users.c._id == user_id)
-            )
+        return await self._read_one(User, select(tables.users).where(tables.users.c._id == user_id))
 
     async def get_user_by_login_id(self, login_id: str) -> User | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection, User, select(tables.users).where(tables.users.c.login_id == login_id)
-            )
+        return await self._read_one(
+            User, select(tables.users).where(tables.users.c.login_id == login_id)
+        )
 
     async def get_user_by_email(self, email: str) -> User | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection, User, select(tables.users).where(tables.users.c.email == email)
-            )
+        return await self._read_one(User, select(tables.users).where(tables.users.c.email == email))
 
     async def get_user_by_clerk_id(self, clerk_user_id: str) -> User | None:
-        async with self._read() as connection:
-            return await self._one(
-                connection,
-                User,
-                select(tables.users).where(tables.users.c.clerk_user_id == clerk_user_id),
-            )
+        return await self._read_one(
+            User, select(tables.users).where(tables.users.c.clerk_user_id == clerk_user_id)
+        )
 
     async def update_user(self, user_id: str, changes: Mapping[str, Any]) -> User | None:
         values = changes_row(changes)

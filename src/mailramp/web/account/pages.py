@@ -16,14 +16,7 @@ from mailramp.errors import (
 )
 from mailramp.errors import ValidationError as DomainValidationError
 from mailramp.runtime import Runtime
-from mailramp.web.dashboard import (
-    PageUser,
-    PageUserDep,
-    check_csrf,
-    form_errors,
-    read_form,
-    render,
-)
+from mailramp.web.dashboard import PageUser, PageUserDep, check_csrf, form_errors, read_form, render
 from mailramp.web.deps import (
     CONTENT_SECURITY_POLICY,
     CSRF_COOKIE,
@@ -187,6 +180,23 @@ async def render_settings(
     )
 
 
+async def settings_refused(
+    request: Request,
+    who: PageUser,
+    runtime: RuntimeDep,
+    form: dict[str, str],
+    field: str,
+    error: MailrampError,
+) -> HTMLResponse:
+    """The settings page again after one of its forms was refused: what was typed in
+    `field` kept, the error beside it."""
+    values = {field: form.get(field, "")}
+    errors = {error.field or field: error.detail}
+    return await render_settings(
+        request, who, runtime, values=values, errors=errors, status=error.status_code
+    )
+
+
 @router.get("/settings")
 async def settings_page(request: Request, who: PageUserDep, runtime: RuntimeDep) -> HTMLResponse:
     return await render_settings(request, who, runtime)
@@ -199,14 +209,7 @@ async def create_key(request: Request, who: PageUserDep, runtime: RuntimeDep) ->
     try:
         _, secret = await runtime.auth.create_api_key(who.user.user_id, name=form.get("name", ""))
     except MailrampError as error:
-        return await render_settings(
-            request,
-            who,
-            runtime,
-            values={"name": form.get("name", "")},
-            errors={error.field or "name": error.detail},
-            status=error.status_code,
-        )
+        return await settings_refused(request, who, runtime, form, "name", error)
     # Shown once, on this response only (no redirect that could put it in a URL).
     return await render_settings(request, who, runtime, new_key=secret)
 

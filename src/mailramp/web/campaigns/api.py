@@ -15,11 +15,8 @@ from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.tracking.models import EmailEvent, EmailTracking
-from mailramp.web.deps import (
-    CallerDep,
-    RuntimeDep,
-)
-from mailramp.web.responses import Limit, Offset, PagePublic, Public
+from mailramp.web.deps import CallerDep, RuntimeDep
+from mailramp.web.responses import PagePublic, PagingDep, Public
 
 router = APIRouter(prefix="/api/v1")
 
@@ -79,15 +76,11 @@ async def create_campaign(
 
 @router.get("/campaigns", tags=["campaigns"])
 async def list_campaigns(
-    caller: CallerDep,
-    runtime: RuntimeDep,
-    status: str | None = None,
-    offset: Offset = 0,
-    limit: Limit = 50,
+    caller: CallerDep, runtime: RuntimeDep, paging: PagingDep, status: str | None = None
 ) -> PagePublic[CampaignPublic]:
     """Your campaigns, newest first."""
     page = await runtime.campaigns.list_campaigns(
-        caller.user.user_id, status=status, offset=offset, limit=limit
+        caller.user.user_id, status=status, offset=paging.offset, limit=paging.limit
     )
     return PagePublic[CampaignPublic].of(page)
 
@@ -179,13 +172,12 @@ async def list_recipients(
     campaign_id: str,
     caller: CallerDep,
     runtime: RuntimeDep,
+    paging: PagingDep,
     status: str | None = None,
-    offset: Offset = 0,
-    limit: Limit = 50,
 ) -> PagePublic[RecipientPublic]:
     """The campaign's recipients with their state, in send order."""
     page = await runtime.tracking.list_recipients(
-        caller.user.user_id, campaign_id, status=status, offset=offset, limit=limit
+        caller.user.user_id, campaign_id, status=status, offset=paging.offset, limit=paging.limit
     )
     return PagePublic[RecipientPublic].of(page)
 

@@ -14,10 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailramp.campaigns import templates
 from mailramp.campaigns.models import SENDING_STATUSES, campaign_actions
-from mailramp.errors import (
-    MailrampError,
-    NotFoundError,
-)
+from mailramp.errors import MailrampError, NotFoundError
 from mailramp.kit.ids import is_object_id
 from mailramp.mailboxes.models import Mailbox
 from mailramp.sending.importer import check_file
@@ -33,9 +30,7 @@ from mailramp.web.dashboard import (
     read_form,
     render,
 )
-from mailramp.web.deps import (
-    RuntimeDep,
-)
+from mailramp.web.deps import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,24 +72,12 @@ async def new_campaign_page(
 
 
 def _new_campaign_form(
-    request: Request,
-    who: PageUser,
-    boxes: list[Mailbox],
-    *,
-    values: dict[str, str],
-    errors: dict[str, str],
-    status: int = 200,
+    request: Request, who: PageUser, boxes: list[Mailbox], **form: Any
 ) -> HTMLResponse:
-    """The new-campaign form: what was typed kept, each error beside its field."""
+    """The new-campaign form (`values`, `errors`, `status`: what was typed, each error
+    beside its field)."""
     return render(
-        request,
-        "campaign_new.html",
-        who=who,
-        section="campaigns",
-        mailboxes=boxes,
-        values=values,
-        errors=errors,
-        status=status,
+        request, "campaign_new.html", who=who, section="campaigns", mailboxes=boxes, **form
     )
 
 

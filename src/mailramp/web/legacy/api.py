@@ -5,11 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mailramp.legacy.models import LegacyDocument
-from mailramp.web.deps import (
-    CallerDep,
-    RuntimeDep,
-)
-from mailramp.web.responses import Limit, Offset, PagePublic, Public
+from mailramp.web.deps import CallerDep, RuntimeDep
+from mailramp.web.responses import PagePublic, PagingDep, Public
 
 router = APIRouter(prefix="/api/v1")
 
@@ -20,11 +17,11 @@ class LegacyDocumentPublic(LegacyDocument, Public):
 
 @router.get("/legacy/{collection}", tags=["legacy"])
 async def list_legacy(
-    collection: str, caller: CallerDep, runtime: RuntimeDep, offset: Offset = 0, limit: Limit = 50
+    collection: str, caller: CallerDep, runtime: RuntimeDep, paging: PagingDep
 ) -> PagePublic[LegacyDocumentPublic]:
     """Your documents of `warm_up_emails_table` or `email_campaigns` (read-only)."""
     page = await runtime.legacy.list_documents(
-        collection, caller.user.user_id, offset=offset, limit=limit
+        collection, caller.user.user_id, offset=paging.offset, limit=paging.limit
     )
     return PagePublic[LegacyDocumentPublic].of(page)
 

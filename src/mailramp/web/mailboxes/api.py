@@ -10,10 +10,7 @@ from pydantic import BaseModel, Field
 
 from mailramp.mailboxes.models import MailboxFields
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
-from mailramp.web.deps import (
-    CallerDep,
-    RuntimeDep,
-)
+from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import Public
 
 router = APIRouter(prefix="/api/v1")

@@ -9,17 +9,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailramp.errors import MailrampError, NotFoundError
 from mailramp.mailboxes.models import Mailbox
-from mailramp.web.dashboard import (
-    PageUser,
-    PageUserDep,
-    check_csrf,
-    form_errors,
-    read_form,
-    render,
-)
-from mailramp.web.deps import (
-    RuntimeDep,
-)
+from mailramp.web.dashboard import PageUser, PageUserDep, check_csrf, form_errors, read_form, render
+from mailramp.web.deps import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -147,14 +138,14 @@ async def edit_mailbox_page(
     mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
 ) -> HTMLResponse:
     mailbox = await runtime.mailboxes.get_mailbox(who.user.user_id, mailbox_id)
+    return _edit_form(request, who, mailbox, values=_edit_values(mailbox), errors={})
+
+
+def _edit_form(request: Request, who: PageUser, mailbox: Mailbox, **form: Any) -> HTMLResponse:
+    """The edit form of one mailbox (`values`, `errors`, `status`: what was typed, each
+    error beside its field)."""
     return render(
-        request,
-        "mailbox_edit.html",
-        who=who,
-        section="mailboxes",
-        mailbox=mailbox,
-        values=_edit_values(mailbox),
-        errors={},
+        request, "mailbox_edit.html", who=who, section="mailboxes", mailbox=mailbox, **form
     )
 
 
@@ -183,15 +174,9 @@ async def edit_mailbox(
         await runtime.mailboxes.update_mailbox(who.user.user_id, mailbox_id, **fields)
     except MailrampError as error:
         kept = {k: v for k, v in form.items() if k in EDIT_FIELDS and k != "password"}
-        return render(
-            request,
-            "mailbox_edit.html",
-            who=who,
-            section="mailboxes",
-            mailbox=mailbox,
-            values=kept,
-            errors=form_errors(error, EDIT_FIELDS),
-            status=error.status_code,
+        errors = form_errors(error, EDIT_FIELDS)
+        return _edit_form(
+            request, who, mailbox, values=kept, errors=errors, status=error.status_code
         )
     return RedirectResponse("/mailboxes", status_code=303)
 

@@ -6,11 +6,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from mailramp.suppression.models import Suppression
-from mailramp.web.deps import (
-    CallerDep,
-    RuntimeDep,
-)
-from mailramp.web.responses import Limit, Offset, PagePublic, Public
+from mailramp.web.deps import CallerDep, RuntimeDep
+from mailramp.web.responses import PagePublic, PagingDep, Public
 
 router = APIRouter(prefix="/api/v1")
 
@@ -32,11 +29,11 @@ class SuppressionAdded(Public):
 
 @router.get("/suppressions", tags=["suppression"])
 async def list_suppressions(
-    caller: CallerDep, runtime: RuntimeDep, offset: Offset = 0, limit: Limit = 50
+    caller: CallerDep, runtime: RuntimeDep, paging: PagingDep
 ) -> PagePublic[SuppressionPublic]:
     """Addresses none of your campaigns will send to."""
     page = await runtime.suppression.list_suppressions(
-        caller.user.user_id, offset=offset, limit=limit
+        caller.user.user_id, offset=paging.offset, limit=paging.limit
     )
     return PagePublic[SuppressionPublic].of(page)
 

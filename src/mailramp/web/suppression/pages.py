@@ -7,19 +7,11 @@ import contextlib
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from mailramp.errors import (
-    NotFoundError,
-)
+from mailramp.errors import NotFoundError
 from mailramp.errors import ValidationError as DomainValidationError
-from mailramp.web.account.pages import render_settings
-from mailramp.web.dashboard import (
-    PageUserDep,
-    check_csrf,
-    read_form,
-)
-from mailramp.web.deps import (
-    RuntimeDep,
-)
+from mailramp.web.account.pages import settings_refused
+from mailramp.web.dashboard import PageUserDep, check_csrf, read_form
+from mailramp.web.deps import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,14 +23,7 @@ async def suppress(request: Request, who: PageUserDep, runtime: RuntimeDep) -> R
     try:
         await runtime.suppression.add(who.user.user_id, form.get("email", ""))
     except DomainValidationError as error:
-        return await render_settings(
-            request,
-            who,
-            runtime,
-            values={"email": form.get("email", "")},
-            errors={error.field: error.detail},
-            status=422,
-        )
+        return await settings_refused(request, who, runtime, form, "email", error)
     return RedirectResponse("/settings", status_code=303)
 
 
