@@ -9,8 +9,8 @@ from typing import Any
 
 from mailramp.errors import ThrottledError
 from mailramp.mailboxes.transport import InboxBatch
-from mailramp.providers.gmail import GmailInbox, GmailProvider
-from mailramp.providers.graph import GraphInbox, GraphProvider
+from mailramp.providers.gmail import GmailClient, GmailInbox, GmailProvider
+from mailramp.providers.graph import GraphClient, GraphInbox, GraphProvider
 from mailramp.tracking.inbound import InboundKind, classify_inbound
 from tests.support.api_stand_in import ApiStandIn
 from tests.support.provider_mail import (
@@ -34,6 +34,7 @@ class Api:
     name: str
     server: ApiStandIn
     provider_class: type[Provider]
+    client_class: type[GraphClient] | type[GmailClient]
     throttled_error: type[ThrottledError]
     sender: str
     inbox_path: str  # what the path of an inbox listing contains
@@ -46,12 +47,12 @@ class Api:
         self, tokens: Tokens | None = None, *, base_url: str | None = None, **options: Any
     ) -> Provider:
         """A provider for the sender's mailbox, on the stand-in unless `base_url` says."""
-        return self.provider_class(
-            self.sender,
+        client = self.client_class(
             tokens or Tokens("good"),
             base_url=base_url or self.server.url,
             **(self.options | options),
         )
+        return self.provider_class(self.sender, client)
 
     async def send(
         self, mailbox: Provider, record_id: str, recipient: str = "bob@example.com"

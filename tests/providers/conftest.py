@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailramp.providers.gmail import GmailProvider, GmailThrottledError
-from mailramp.providers.graph import GraphProvider, GraphThrottledError
+from mailramp.providers.gmail import GmailClient, GmailProvider, GmailThrottledError
+from mailramp.providers.graph import GraphClient, GraphProvider, GraphThrottledError
 from tests.providers.apis import Api
 from tests.support.gmail_server import GmailServer
 from tests.support.graph_server import GraphServer
@@ -35,6 +35,7 @@ def graph_api(graph: GraphServer) -> Api:
         name="Graph",
         server=graph,
         provider_class=GraphProvider,
+        client_class=GraphClient,
         throttled_error=GraphThrottledError,
         sender="ann@contoso.com",
         inbox_path="/mailFolders/Inbox/messages",
@@ -49,6 +50,7 @@ def gmail_api(gmail: GmailServer) -> Api:
         name="Gmail",
         server=gmail,
         provider_class=GmailProvider,
+        client_class=GmailClient,
         throttled_error=GmailThrottledError,
         sender="ann@example.net",
         inbox_path="/users/me/messages",

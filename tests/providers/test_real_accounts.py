@@ -27,8 +27,8 @@ from mailramp.config import Settings
 from mailramp.kit.clock import utc_now
 from mailramp.mailboxes.models import Provider
 from mailramp.oauth.clients import OAuthClient, endpoints_from_settings
-from mailramp.providers.gmail import GmailProvider
-from mailramp.providers.graph import GraphProvider
+from mailramp.providers.gmail import GmailClient, GmailProvider
+from mailramp.providers.graph import GraphClient, GraphProvider
 from tests.support.provider_mail import UNSUBSCRIBE, campaign_message
 
 REFRESH_TOKENS = {
@@ -92,9 +92,9 @@ async def test_send_to_self_and_find_it_in_the_inbox(provider: Provider) -> None
     address = await _address(client, tokens)
     mailbox: GraphProvider | GmailProvider
     if provider is Provider.OUTLOOK:
-        mailbox = GraphProvider(address, tokens, base_url=settings.graph_url)
+        mailbox = GraphProvider(address, GraphClient(tokens, base_url=settings.graph_url))
     else:
-        mailbox = GmailProvider(address, tokens, base_url=settings.gmail_url)
+        mailbox = GmailProvider(address, GmailClient(tokens, base_url=settings.gmail_url))
     try:
         await mailbox.check()
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,37 +144,46 @@ async def connect(target: ResolvedHost, *, seconds_per_address: float | None) ->
     """A connected, non-blocking TCP socket to the first of the target's addresses that
     accepts, each given `seconds_per_address`; OSError naming them all if none does."""
     loop = asyncio.get_running_loop()
-    failures = []
+    attempts = _Attempts(target)
     for family, sockaddr in target.endpoints:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
+        with attempts.trying(sock := socket.socket(family, socket.SOCK_STREAM), sockaddr):
             sock.setblocking(False)
             await asyncio.wait_for(loop.sock_connect(sock, sockaddr), seconds_per_address)
-        except (OSError, TimeoutError) as error:
-            sock.close()
-            failures.append(f"{sockaddr[0]}: {str(error) or 'timed out'}")
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    raise OSError(f"cannot connect to {target.name}:{target.port} ({'; '.join(failures)})")
+            return sock
+    raise attempts.failed()
 
 
 def connect_blocking(target: ResolvedHost, *, timeout: float | None) -> socket.socket:
     """`connect` for code that runs in a thread: a blocking socket with `timeout` set."""
-    failures = []
+    attempts = _Attempts(target)
     for family, sockaddr in target.endpoints:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
+        with attempts.trying(sock := socket.socket(family, socket.SOCK_STREAM), sockaddr):
             sock.settimeout(timeout)
             sock.connect(sockaddr)
+            return sock
+    raise attempts.failed()
+
+
+class _Attempts:
+    """The addresses of one target tried in turn: a socket that does not connect is closed
+    and its error noted (a timeout is an OSError too); anything else closes it and goes on."""
+
+    def __init__(self, target: ResolvedHost) -> None:
+        self._target = target
+        self._failures: list[str] = []
+
+    @contextmanager
+    def trying(self, sock: socket.socket, sockaddr: Any) -> Iterator[None]:
+        try:
+            yield
         except OSError as error:
             sock.close()
-            failures.append(f"{sockaddr[0]}: {str(error) or 'timed out'}")
-            continue
+            self._failures.append(f"{sockaddr[0]}: {str(error) or 'timed out'}")
         except BaseException:
             sock.close()
             raise
-        return sock
-    raise OSError(f"cannot connect to {target.name}:{target.port} ({'; '.join(failures)})")
+
+    def failed(self) -> OSError:
+        """The error when no address accepted, naming each one's failure."""
+        where = f"{self._target.name}:{self._target.port}"
+        return OSError(f"cannot connect to {where} ({'; '.join(self._failures)})")

@@ -140,25 +140,10 @@ class GmailProvider(api.ApiProvider):
     def __init__(
         self,
         email: str,
-        tokens: TokenSource,
+        client: GmailClient,
         *,
-        base_url: str = GMAIL_BASE_URL,
-        http: httpx.AsyncClient | None = None,
-        max_concurrency: int = api.MAX_CONCURRENCY,
-        max_wait_seconds: float = 30,
-        backoff_seconds: float = 1.0,
-        clock: Clock = utc_now,
         sending_pauses: MutableMapping[str, datetime] | None = None,
     ) -> None:
-        client = GmailClient(
-            tokens,
-            base_url=base_url,
-            http=http,
-            max_concurrency=max_concurrency,
-            max_wait_seconds=max_wait_seconds,
-            backoff_seconds=backoff_seconds,
-            clock=clock,
-        )
         super().__init__(email, client=client)
         self.last_message_id: str | None = None  # Gmail's id of the last message sent
         # When Gmail named the time a mailbox's sending limit lifts, by address: nothing is

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mailramp.errors import ThrottledError, TransientSendError
-from mailramp.mailboxes.transport import InboxBatch, TokenSource
+from mailramp.mailboxes.transport import InboxBatch
 from mailramp.providers import http as api
 
 GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
@@ -94,23 +94,7 @@ class GraphProvider(api.ApiProvider):
     profile_fields = ("mail", "userPrincipalName")
     profile_params: ClassVar[Mapping[str, str]] = {"$select": "mail,userPrincipalName"}
 
-    def __init__(
-        self,
-        email: str,
-        tokens: TokenSource,
-        *,
-        base_url: str = GRAPH_BASE_URL,
-        http: httpx.AsyncClient | None = None,
-        max_concurrency: int = api.MAX_CONCURRENCY,
-        max_wait_seconds: float = 30,
-    ) -> None:
-        client = GraphClient(
-            tokens,
-            base_url=base_url,
-            http=http,
-            max_concurrency=max_concurrency,
-            max_wait_seconds=max_wait_seconds,
-        )
+    def __init__(self, email: str, client: GraphClient) -> None:
         super().__init__(email, client=client)
 
     def inbox(self, **options: Any) -> GraphInbox:

@@ -42,6 +42,16 @@ class _MailboxAdapters:
         # Gmail's "not before" times outlive each GmailProvider the registry builds.
         self._gmail_sending_pauses: dict[str, datetime] = {}
 
+    def _graph(self, mailbox: Mailbox, credentials: MailboxCredentials) -> GraphClient:
+        assert self._tokens is not None  # checked by the caller: no tokens, no Graph
+        return GraphClient(self._tokens(mailbox, credentials), base_url=self._graph_url)
+
+    def _gmail(self, mailbox: Mailbox, credentials: MailboxCredentials) -> GmailClient:
+        assert self._tokens is not None  # checked by the caller: no tokens, no Gmail API
+        return GmailClient(
+            self._tokens(mailbox, credentials), base_url=self._gmail_url, clock=self._clock
+        )
+
 
 class DefaultProviders(_MailboxAdapters):
     """SMTP mailboxes send through SmtpProvider; Outlook mailboxes through GraphProvider
@@ -64,15 +74,11 @@ class DefaultProviders(_MailboxAdapters):
                 timeout=self._smtp_timeout_seconds,
             )
         if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:
-            return GraphProvider(
-                mailbox.email, self._tokens(mailbox, credentials), base_url=self._graph_url
-            )
+            return GraphProvider(mailbox.email, self._graph(mailbox, credentials))
         if mailbox.provider is Provider.GMAIL and self._tokens is not None:
             return GmailProvider(
                 mailbox.email,
-                self._tokens(mailbox, credentials),
-                base_url=self._gmail_url,
-                clock=self._clock,
+                self._gmail(mailbox, credentials),
                 sending_pauses=self._gmail_sending_pauses,
             )
         raise MailboxUnusableError(
@@ -87,12 +93,10 @@ class DefaultInboxes(_MailboxAdapters):
 
     def __call__(self, mailbox: Mailbox, credentials: MailboxCredentials) -> Inbox:
         if mailbox.provider is Provider.OUTLOOK and self._tokens is not None:
-            client = GraphClient(self._tokens(mailbox, credentials), base_url=self._graph_url)
-            return _ClosingInbox(GraphInbox(client, clock=self._clock), client)
+            graph = self._graph(mailbox, credentials)
+            return _ClosingInbox(GraphInbox(graph, clock=self._clock), graph)
         if mailbox.provider is Provider.GMAIL and self._tokens is not None:
-            gmail = GmailClient(
-                self._tokens(mailbox, credentials), base_url=self._gmail_url, clock=self._clock
-            )
+            gmail = self._gmail(mailbox, credentials)
             return _ClosingInbox(GmailInbox(gmail, clock=self._clock), gmail)
         if mailbox.provider is not Provider.SMTP or not mailbox.imap_host:
             raise MailboxUnusableError(f"no inbox reader for {mailbox.provider} mailboxes yet")
