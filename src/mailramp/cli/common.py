@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, TypeVar
@@ -39,7 +39,8 @@ from mailramp.errors import (
 from mailramp.kit.ids import is_object_id
 from mailramp.mailboxes.models import Mailbox
 from mailramp.observability import configure_logging
-from mailramp.runtime import Runtime, open_runtime
+from mailramp.runtime import Runtime, open_runtime, open_store
+from mailramp.storage import Store
 
 T = TypeVar("T")
 
@@ -100,6 +101,28 @@ def run(settings: Settings, work: Callable[[Runtime], Awaitable[T]], *, as_json:
         finally:
             await runtime.close()
 
+    return run_main(settings, main, as_json=as_json)
+
+
+def run_on_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """`run` for the commands that need only the database (the schema commands): the
+    store is opened as it is, without the runtime's checks and migrations."""
+
+    async def main() -> T:
+        store = open_store(settings)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return run_main(settings, main)
+
+
+def run_main(
+    settings: Settings, main: Callable[[], Coroutine[Any, Any, T]], *, as_json: bool = False
+) -> T:
+    """Run a command's `main` to its end; a refusal, an unreachable database and Ctrl-C
+    become the exit codes documented above."""
     try:
         return asyncio.run(main())
     except MailrampError as error:

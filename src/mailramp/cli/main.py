@@ -13,13 +13,12 @@ import typer
 from mailramp import __version__
 from mailramp.cli.accounts import mailbox_app, user_app
 from mailramp.cli.campaigns import campaign_app
-from mailramp.cli.common import fail, load_settings
+from mailramp.cli.common import load_settings, run, run_on_store
 from mailramp.cli.demo import demo
 from mailramp.cli.legacy import migrate_legacy
 from mailramp.config import Settings
-from mailramp.errors import MailrampError
 from mailramp.kit.secrets import KeyFile, generate_key
-from mailramp.runtime import migrate_store, open_runtime, open_store, schema_head
+from mailramp.runtime import Runtime, migrate_store, schema_head
 from mailramp.web.health import health_server
 
 app = typer.Typer(
@@ -38,10 +37,6 @@ app.add_typer(campaign_app, name="campaign")
 
 def _settings(*, server: bool = False) -> Settings:
     return load_settings(server=server)
-
-
-def _fail(error: MailrampError) -> typer.Exit:
-    return fail(error)
 
 
 @app.command()
@@ -72,11 +67,7 @@ def serve(
     from mailramp.web.app import create_app
 
     settings = _settings(server=True)
-    try:
-        # Check the database and keys before binding the port, for a clear message.
-        asyncio.run(_check(settings))
-    except MailrampError as error:
-        raise _fail(error) from None
+    run(settings, _nothing)  # the database and keys are checked before the port is bound
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -88,9 +79,8 @@ def serve(
     )
 
 
-async def _check(settings: Settings) -> None:
-    runtime = await open_runtime(settings)
-    await runtime.close()
+async def _nothing(runtime: Runtime) -> None:
+    pass
 
 
 @db_app.command("upgrade")
@@ -105,17 +95,7 @@ def db_upgrade() -> None:
     """
     settings = _settings()
 
-    async def run() -> str:
-        store = open_store(settings)
-        try:
-            return await migrate_store(store)
-        finally:
-            await store.close()
-
-    try:
-        revision = asyncio.run(run())
-    except MailrampError as error:
-        raise _fail(error) from None
+    revision = run_on_store(settings, migrate_store)
     typer.echo(f"database at revision {revision} ({settings.backend})")
 
 
@@ -129,17 +109,7 @@ def db_current() -> None:
     """
     settings = _settings()
 
-    async def run() -> str | None:
-        store = open_store(settings)
-        try:
-            return await store.schema_version()
-        finally:
-            await store.close()
-
-    try:
-        current = asyncio.run(run())
-    except MailrampError as error:
-        raise _fail(error) from None
+    current = run_on_store(settings, lambda store: store.schema_version())
     typer.echo(f"current: {current or '(empty database)'}")
     typer.echo(f"head:    {schema_head(settings.backend)}")
 
@@ -191,17 +161,7 @@ def keys_rotate(
         if key_file.exists():
             key_file.write([generate_key(), *key_file.read()])
 
-    async def run() -> int:
-        runtime = await open_runtime(settings)
-        try:
-            return await runtime.rotate_secrets()
-        finally:
-            await runtime.close()
-
-    try:
-        rotated = asyncio.run(run())
-    except MailrampError as error:
-        raise _fail(error) from None
+    rotated = run(settings, lambda runtime: runtime.rotate_secrets())
     typer.echo(f"re-encrypted {rotated} secret(s) under the newest key")
     if drop_old and not from_environment:
         keys = key_file.read()
@@ -228,8 +188,7 @@ def worker(
     """
     settings = _settings(server=True)
 
-    async def run() -> None:
-        runtime = await open_runtime(settings)
+    async def work(runtime: Runtime) -> None:
         sender = runtime.worker()
         poller = runtime.inbox_poller()
 
@@ -240,16 +199,10 @@ def worker(
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, stop)
-        try:
-            if health_port is None:
+        if health_port is None:
+            await asyncio.gather(sender.run(), poller.run())
+        else:
+            async with health_server(runtime, host=health_host, port=health_port):
                 await asyncio.gather(sender.run(), poller.run())
-            else:
-                async with health_server(runtime, host=health_host, port=health_port):
-                    await asyncio.gather(sender.run(), poller.run())
-        finally:
-            await runtime.close()
 
-    try:
-        asyncio.run(run())
-    except MailrampError as error:
-        raise _fail(error) from None
+    run(settings, work)
