@@ -28,26 +28,11 @@ class AccountService:
         self._clock = clock
         self._passwords = passwords
 
-    async def create_user(
-        self,
-        *,
-        user_name: str,
-        login_id: str,
-        email: str | None = None,
-        clerk_user_id: str | None = None,
-        password: str | None = None,
-    ) -> User:
-        """Create a user; `login_id`, `email` and `clerk_user_id` must be free."""
-        data = parse_input(
-            UserCreate,
-            {
-                "user_name": user_name,
-                "login_id": login_id,
-                "email": email,
-                "clerk_user_id": clerk_user_id,
-                "password": password,
-            },
-        )
+    async def create_user(self, **fields: Any) -> User:
+        """Create a user from UserCreate's fields (`user_name`, `login_id`, and optionally
+        `email`, `clerk_user_id`, `password`); `login_id`, `email` and `clerk_user_id` must
+        be free."""
+        data = parse_input(UserCreate, fields)
         now = self._clock()
         user_id = new_object_id()
         secret = data.password.get_secret_value() if data.password else None

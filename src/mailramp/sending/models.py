@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypedDict, Unpack
+
+from mailramp.tracking.models import EmailTracking
 
 EXPIRY_GRACE = timedelta(minutes=5)
 """How long after a campaign's end_time its records that were due inside the window are
@@ -20,6 +23,14 @@ class Outcome(StrEnum):
     FAILED = "failed"  # transient failures used up every attempt
     UNCERTAIN = "uncertain"  # the connection broke while the message was being handed over
     SUPPRESSED = "suppressed"  # the address unsubscribed or bounced after it was imported
+
+
+class ResultDetails(TypedDict, total=False):
+    """What a SendResult says beyond its outcome, when it applies (see its fields)."""
+
+    retry_at: datetime | None
+    message_id: str | None
+    attempts: int | None
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,19 @@ class SendResult:
     # A RETRY that was no attempt (never tried, or the provider said "not before <time>"):
     # the record's attempts go back to this count, so waiting does not use them up.
     attempts: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        record: EmailTracking,
+        outcome: Outcome,
+        error: str | None = None,
+        **details: Unpack[ResultDetails],
+    ) -> SendResult:
+        """The result of an attempt to send `record`; `details` are `retry_at`, `message_id`
+        and `attempts`."""
+        email = (record.id, record.campaign_id, record.user_id, record.recipient_email)
+        return cls(*email, outcome, error, **details)
 
 
 @dataclass(frozen=True)

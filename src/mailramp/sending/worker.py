@@ -19,7 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
@@ -334,7 +334,7 @@ class SendingWorker:
                     continue
                 if record.recipient_email in blocked:
                     results.append(
-                        self._result(record, Outcome.SUPPRESSED, SUPPRESSED_SINCE_IMPORT)
+                        SendResult.of(record, Outcome.SUPPRESSED, SUPPRESSED_SINCE_IMPORT)
                     )
                     continue
                 if record.campaign_id not in campaigns:
@@ -352,7 +352,7 @@ class SendingWorker:
             done = {result.record_id for result in results}
             retry_at = self._clock() + timedelta(seconds=self._settings.retry_base_seconds)
             results.extend(
-                self._result(
+                SendResult.of(
                     record,
                     Outcome.RETRY,
                     f"not tried: {unavailable}",
@@ -373,7 +373,7 @@ class SendingWorker:
                 pause = 0
             retry_at = self._clock() + timedelta(seconds=pause)
             results.extend(
-                self._result(
+                SendResult.of(
                     record,
                     Outcome.RETRY,
                     error.message,
@@ -435,9 +435,9 @@ class SendingWorker:
         try:
             await provider.send(message, sender=mailbox.email, recipient=record.recipient_email)
         except PermanentSendError as error:
-            return self._result(record, Outcome.BOUNCED, error.message)
+            return SendResult.of(record, Outcome.BOUNCED, error.message)
         except UncertainSendError as error:
-            return self._result(record, Outcome.UNCERTAIN, error.message)
+            return SendResult.of(record, Outcome.UNCERTAIN, error.message)
         except TransientSendError as error:
             result = self._transient_result(record, error)
             if isinstance(error, ServerUnavailableError):
@@ -445,7 +445,7 @@ class SendingWorker:
             return result
         finally:
             self._metrics.observe_send(time.perf_counter() - started)
-        return self._result(
+        return SendResult.of(
             record, Outcome.SENT, message_id=await self._provider_message_id(provider, record)
         )
 
@@ -455,7 +455,7 @@ class SendingWorker:
         to come back (Gmail's daily limit can say so for days running)."""
         if isinstance(error, ThrottledError):
             # The provider said when: earlier is refused again, later wastes the slot.
-            return self._result(
+            return SendResult.of(
                 record,
                 Outcome.RETRY,
                 error.message,
@@ -464,12 +464,12 @@ class SendingWorker:
             )
         attempts = record.attempts + 1
         if attempts >= self._settings.max_attempts:
-            return self._result(
+            return SendResult.of(
                 record, Outcome.FAILED, f"{error.message} (gave up after {attempts} attempts)"
             )
         backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
         backoff *= random.uniform(0.8, 1.2)  # noqa: S311 - spread retries, not security
-        return self._result(
+        return SendResult.of(
             record,
             Outcome.RETRY,
             error.message,
@@ -487,28 +487,6 @@ class SendingWorker:
             log.warning("record %s: Message-ID not read back: %s", record.id, error.message)
             return None
         return used if used and used != record.message_id else None
-
-    def _result(
-        self,
-        record: EmailTracking,
-        outcome: Outcome,
-        error: str | None = None,
-        *,
-        retry_at: datetime | None = None,
-        message_id: str | None = None,
-        attempts: int | None = None,
-    ) -> SendResult:
-        return SendResult(
-            record_id=record.id,
-            campaign_id=record.campaign_id,
-            user_id=record.user_id,
-            recipient_email=record.recipient_email,
-            outcome=outcome,
-            error=error,
-            retry_at=retry_at,
-            message_id=message_id,
-            attempts=attempts,
-        )
 
     async def _provider(self, mailbox: Mailbox) -> Provider:
         # A provider is rebuilt when the mailbox changed (new password, host…).
