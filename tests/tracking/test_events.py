@@ -32,9 +32,10 @@ def test_what_suppresses_and_what_stops_a_sequence() -> None:
     assert suppressing == {
         "unsubscribe": SuppressionReason.UNSUBSCRIBED,
         "hard_bounce": SuppressionReason.BOUNCED,
+        "complaint": SuppressionReason.COMPLAINED,
     }
     stopping = {name for name, kind in EVENT_KINDS.items() if kind.stops_sequence}
-    assert stopping == {"reply", "unsubscribe", "hard_bounce"}
+    assert stopping == {"reply", "unsubscribe", "hard_bounce", "complaint"}
     # A soft bounce is a bounce in the counters, but the address stays sendable.
     assert SOFT_BOUNCE.type is HARD_BOUNCE.type and SOFT_BOUNCE.suppresses is None
 

@@ -626,6 +626,50 @@ def test_suppressions_are_per_user_and_exports_carry_no_secret(base: str, seen: 
     assert "z@example.com" in export.text  # `seen` holds it for the canary test below
 
 
+def test_unmatched_bounces_are_shown_to_their_owner_only(base: str, seen: list[str]) -> None:
+    import asyncio
+
+    from mailramp.config import Settings
+    from mailramp.runtime import open_runtime
+    from tests.tracking.test_inbound_e2e import exchange_bounce
+
+    alice = Browser(base, "unmatched-a@example.com", seen)
+    bob = Browser(base, "unmatched-b@example.com", seen)
+    box = alice.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("um@acme.com")).json()
+    settings = Settings(
+        database_url=f"sqlite:///{DIRECTORIES[0] / 'mailramp.db'}",
+        encryption_key_file=DIRECTORIES[0] / "mailramp.key",
+    )
+
+    async def a_bounce_arrives() -> str:
+        runtime = await open_runtime(settings)
+        try:
+            mailbox = await runtime.mailboxes.get_mailbox(alice.user["_id"], box["_id"])
+            kind = await runtime.inbox_poller().process(
+                mailbox, exchange_bounce("stranger@example.org")
+            )
+            return kind.value
+        finally:
+            await runtime.close()
+
+    # Nothing was ever sent to that address: the bounce matches no email, and is kept.
+    assert asyncio.run(a_bounce_arrives()) == "unrelated"
+    listed = alice.call("GET", "/api/v1/inbound/unmatched")
+    assert listed.status_code == 200
+    [item] = listed.json()["items"]
+    assert (item["kind"], item["recipient"], item["status"], item["reason"]) == (
+        "hard_bounce",
+        "stranger@example.org",
+        "5.1.1",
+        "user_unknown",
+    )
+    assert item["mailbox_id"] == box["_id"] and item["subject"] == "Undeliverable: Hello"
+    assert bob.call("GET", "/api/v1/inbound/unmatched").json()["total"] == 0
+    page = alice.call("GET", "/settings").text
+    assert 'data-unmatched="stranger@example.org"' in page
+    assert 'data-unmatched="stranger@example.org"' not in bob.call("GET", "/settings").text
+
+
 def test_no_response_ever_carried_a_secret(base: str, seen: list[str]) -> None:
     # Runs last in this module: every response body the tests above received is in `seen`,
     # and the server's whole log is in serve.log.

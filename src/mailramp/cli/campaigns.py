@@ -216,6 +216,7 @@ def _rate_rows(m: CampaignMetrics) -> list[tuple[str, int, str]]:
         ("auto-replies", m.total_auto_replied, ""),
         ("bounced", m.total_bounced, f"{m.bounce_rate}%"),
         ("unsubscribed", m.total_unsubscribed, ""),
+        ("complaints", m.total_complained, f"{m.complaint_rate}%"),
     ]
 
 

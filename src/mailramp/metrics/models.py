@@ -21,6 +21,8 @@ COUNTERS = (
     "total_human_opened",
     "total_human_clicks",
     "total_auto_replied",
+    # Recipients who reported a message as spam (feedback-loop complaints).
+    "total_complained",
 )
 RATES = (
     "open_rate",
@@ -29,6 +31,7 @@ RATES = (
     "reply_rate",
     "human_open_rate",
     "human_click_rate",
+    "complaint_rate",
 )
 
 
@@ -63,6 +66,8 @@ class CampaignMetrics(Record):
     total_auto_replied: int = 0
     human_open_rate: float = 0.0
     human_click_rate: float = 0.0
+    total_complained: int = 0
+    complaint_rate: float = 0.0
     created_at: UTCDateTime
     last_updated: UTCDateTime
 
@@ -73,7 +78,8 @@ def percent(part: int, whole: int) -> float:
 
 
 def derived_fields(counters: Mapping[str, int]) -> dict[str, float | int]:
-    """`total_delivered` and the four rates, as DESIGN.md §5 defines them."""
+    """`total_delivered` and the rates: the four of DESIGN.md §5 and the additions of
+    docs/metrics.md."""
     delivered = max(counters["total_sent"] - counters["total_bounced"], 0)
     return {
         "total_delivered": delivered,
@@ -83,4 +89,5 @@ def derived_fields(counters: Mapping[str, int]) -> dict[str, float | int]:
         "bounce_rate": percent(counters["total_bounced"], counters["total_sent"]),
         "human_open_rate": percent(counters["total_human_opened"], delivered),
         "human_click_rate": percent(counters["total_human_clicks"], delivered),
+        "complaint_rate": percent(counters["total_complained"], delivered),
     }

@@ -14,6 +14,7 @@ class SuppressionReason(StrEnum):
 
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
+    COMPLAINED = "complained"  # reported a message as spam
     MANUAL = "manual"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal, Protocol
 
@@ -125,13 +125,39 @@ HARD_BOUNCE = EventKind(
 SOFT_BOUNCE = EventKind(
     "soft_bounce", EventType.BOUNCE, firsts={"bounced_at": "total_bounced", **_SENT}
 )
+# A bounce, complaint or automatic reply that quotes no Message-ID of ours is matched to the
+# newest email its mailbox sent to the address it names, within this window.
+MATCH_WINDOW = timedelta(days=14)
+# Soft bounces do not suppress an address, unless it had this many within this window
+# (across the owner's campaigns): then it is suppressed as a hard bounce would be.
+SOFT_BOUNCE_LIMIT = 3
+SOFT_BOUNCE_WINDOW = timedelta(days=30)
+
+# A complaint (the recipient pressed "report spam"): the address is never mailed again.
+COMPLAINT = EventKind(
+    "complaint",
+    EventType.COMPLAINT,
+    firsts={"complained_at": "total_complained", **_SENT},
+    suppresses=SuppressionReason.COMPLAINED,
+    stops_sequence=True,
+)
 # A delay report is not a bounce: the message may still arrive.
 DELAYED = EventKind("delayed", EventType.DELAY, firsts=dict(_SENT))
 
 EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
     {
         kind.name: kind
-        for kind in (OPEN, CLICK, UNSUBSCRIBE, REPLY, AUTO_REPLY, HARD_BOUNCE, SOFT_BOUNCE, DELAYED)
+        for kind in (
+            OPEN,
+            CLICK,
+            UNSUBSCRIBE,
+            REPLY,
+            AUTO_REPLY,
+            HARD_BOUNCE,
+            SOFT_BOUNCE,
+            COMPLAINT,
+            DELAYED,
+        )
     }
 )
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from mailramp.errors import (
     DatabaseUnavailableError,
@@ -15,17 +16,39 @@ from mailramp.errors import (
     TransientSendError,
 )
 from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.ids import new_object_id
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.mailboxes.service import MailboxService
 from mailramp.mailboxes.transport import InboxFactory
-from mailramp.tracking.events import EVENT_KINDS, HARD_BOUNCE
+from mailramp.suppression.models import Suppression
+from mailramp.tracking.events import (
+    EVENT_KINDS,
+    HARD_BOUNCE,
+    MATCH_WINDOW,
+    SOFT_BOUNCE,
+    SOFT_BOUNCE_LIMIT,
+    SOFT_BOUNCE_WINDOW,
+)
 from mailramp.tracking.inbound import Inbound, InboundKind, classify_inbound
-from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
+from mailramp.tracking.models import (
+    EmailEvent,
+    EmailTracking,
+    EventType,
+    TrackingStatus,
+    UnmatchedInbound,
+)
 from mailramp.tracking.repository import EventChange, TrackingRepository
 from mailramp.tracking.service import EventMetrics, unmeasured
 
 log = logging.getLogger(__name__)
+
+
+# What is kept when it matches no email: a bounce or complaint is evidence about an
+# address the user may still mail; an automatic reply or a reply is not.
+UNMATCHED_KEPT = frozenset(
+    {InboundKind.HARD_BOUNCE, InboundKind.SOFT_BOUNCE, InboundKind.COMPLAINT}
+)
 
 
 class InboxStore(TrackingRepository, MailboxRepository, Protocol):
@@ -126,34 +149,38 @@ class InboxPoller:
 
     async def process(self, mailbox: Mailbox, raw: bytes) -> InboundKind:
         """Classify one inbox message and record what it means; UNRELATED if it refers to
-        nothing this mailbox's owner sent."""
-        inbound = classify_inbound(raw)
+        nothing this mailbox's owner sent (a bounce or complaint that matches nothing is
+        kept as unmatched). A message the classifier fails on is logged and skipped."""
+        try:
+            inbound = classify_inbound(raw)
+        except Exception:
+            log.exception(
+                "mailbox %s: an inbox message of %d bytes could not be classified; skipped",
+                mailbox.id,
+                len(raw),
+            )
+            return InboundKind.UNRELATED
         if inbound.kind is InboundKind.UNRELATED:
             return inbound.kind
-        record = await self._referenced(mailbox, inbound)
-        if record is None:
-            return InboundKind.UNRELATED
         now = self._clock()
-        details = {
-            "from": inbound.sender,
-            "subject": inbound.subject,
-            "message_id": inbound.message_id,
-        }
+        record = await self._matched(mailbox, inbound, now)
+        if record is None:
+            if inbound.kind in UNMATCHED_KEPT:
+                await self._store.add_unmatched(_unmatched(mailbox, inbound, now))
+            return InboundKind.UNRELATED
         kind = EVENT_KINDS[inbound.kind.value]
         status_from: tuple[TrackingStatus, ...] = (TrackingStatus.UNCERTAIN,)
         status_to = TrackingStatus.SENT
-        if inbound.kind is InboundKind.DELAYED:
-            details |= {"status": inbound.status}
+        suppress = kind.suppression(record, now=now, detail=_why(inbound))
         if kind.type is EventType.BOUNCE:
-            hard = kind is HARD_BOUNCE
-            details |= {"status": inbound.status, "bounce": "hard" if hard else "soft"}
             status_from = (TrackingStatus.SENT, TrackingStatus.UNCERTAIN)
             status_to = TrackingStatus.BOUNCED
-        present = {key: value for key, value in details.items() if value is not None}
-        event = EmailEvent.about(record, kind.type, now, details=present)
+            if kind is SOFT_BOUNCE:
+                suppress = await self._soft_bounce_limit(record, inbound, now)
+        event = EmailEvent.about(record, kind.type, now, details=_details(inbound))
         change = EventChange(
             firsts=kind.firsts_for(human=False),
-            suppress=kind.suppression(record, now=now, detail=f"delivery status {inbound.status}"),
+            suppress=suppress,
             status_from=status_from,
             status_to=status_to,
         )
@@ -161,10 +188,87 @@ class InboxPoller:
         self._metrics.count_event(event.type, source="inbox")
         return inbound.kind
 
-    async def _referenced(self, mailbox: Mailbox, inbound: Inbound) -> EmailTracking | None:
+    async def _matched(
+        self, mailbox: Mailbox, inbound: Inbound, now: datetime
+    ) -> EmailTracking | None:
+        """The email a message is about: the one whose Message-ID it names or, for a bounce,
+        complaint or automatic reply that names none of ours, the newest this mailbox sent
+        to the address it is about within MATCH_WINDOW."""
         records = await self._store.find_tracking_by_message_ids(inbound.references)
         mine = {r.message_id: r for r in records if r.user_id == mailbox.user_id}
         for reference in inbound.references:
             if reference in mine:
                 return mine[reference]
-        return None
+        if inbound.kind is InboundKind.REPLY or not inbound.recipient:
+            return None
+        return await self._store.find_latest_sent_to(
+            mailbox.id, inbound.recipient, since=now - MATCH_WINDOW
+        )
+
+    async def _soft_bounce_limit(
+        self, record: EmailTracking, inbound: Inbound, now: datetime
+    ) -> Suppression | None:
+        """The suppression a soft bounce adds when it is the address's SOFT_BOUNCE_LIMITth
+        within SOFT_BOUNCE_WINDOW (counted across the owner's campaigns), else None."""
+        earlier = await self._store.count_soft_bounces(
+            record.user_id, record.recipient_email, since=now - SOFT_BOUNCE_WINDOW
+        )
+        if earlier + 1 < SOFT_BOUNCE_LIMIT:
+            return None
+        days = SOFT_BOUNCE_WINDOW.days
+        detail = f"{earlier + 1} soft bounces in {days} days (the last: {_why(inbound)})"
+        return HARD_BOUNCE.suppression(record, now=now, detail=detail)
+
+
+def _why(inbound: Inbound) -> str:
+    """What a suppression says about its cause."""
+    if inbound.kind is InboundKind.COMPLAINT:
+        return f"complaint ({inbound.feedback_type or 'abuse'})"
+    reason = f", {inbound.reason}" if inbound.reason else ""
+    return f"delivery status {inbound.status}{reason}"
+
+
+def _details(inbound: Inbound) -> dict[str, Any]:
+    """The event's details: who sent the message, and what it says."""
+    details: dict[str, Any] = {
+        "from": inbound.sender,
+        "subject": inbound.subject,
+        "message_id": inbound.message_id,
+    }
+    failure = inbound.failures[0] if inbound.failures else None
+    if failure is not None:
+        details |= {
+            "status": failure.status,
+            "reason": failure.reason.value,
+            "reply_code": failure.reply_code,
+            "diagnostic": failure.diagnostic,
+            "recipient": failure.recipient,
+        }
+    if inbound.kind in (InboundKind.HARD_BOUNCE, InboundKind.SOFT_BOUNCE):
+        details["bounce"] = "hard" if inbound.kind is InboundKind.HARD_BOUNCE else "soft"
+    if inbound.kind is InboundKind.COMPLAINT:
+        details |= {"feedback_type": inbound.feedback_type, "recipient": inbound.recipient}
+    return {key: value for key, value in details.items() if value is not None}
+
+
+def _unmatched(mailbox: Mailbox, inbound: Inbound, now: datetime) -> UnmatchedInbound:
+    details = _details(inbound)
+    if len(inbound.failures) > 1:
+        details["failures"] = [
+            {"recipient": f.recipient, "status": f.status, "reason": f.reason.value}
+            for f in inbound.failures
+        ]
+    return UnmatchedInbound(
+        id=new_object_id(),
+        user_id=mailbox.user_id,
+        mailbox_id=mailbox.id,
+        kind=inbound.kind.value,
+        recipient=inbound.recipient,
+        status=inbound.status,
+        reason=inbound.reason.value if inbound.reason else None,
+        sender=inbound.sender,
+        subject=inbound.subject,
+        message_id=inbound.message_id,
+        details=details,
+        received_at=now,
+    )

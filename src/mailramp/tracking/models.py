@@ -55,6 +55,7 @@ EVENT_TIMESTAMPS = (
     "human_opened_at",
     "human_clicked_at",
     "auto_replied_at",
+    "complained_at",
 )
 """A record's timestamps of what happened to its email, each set once, by the first event
 of its kind (tracking/events.py says which)."""
@@ -87,6 +88,7 @@ class EmailTracking(Record):
     human_opened_at: UTCDateTime | None = None
     human_clicked_at: UTCDateTime | None = None
     auto_replied_at: UTCDateTime | None = None
+    complained_at: UTCDateTime | None = None
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
@@ -105,6 +107,26 @@ class EventType(StrEnum):
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
     DELAY = "delay"  # a delivery-status report saying the message is delayed, not lost
+    COMPLAINT = "complaint"  # the recipient reported it as spam (a feedback-loop report)
+
+
+class UnmatchedInbound(Record):
+    """A bounce or complaint found in a mailbox's inbox that matches no email its owner
+    sent (no Message-ID of ours, and no email to the address it names in the last
+    MATCH_WINDOW): kept for the owner to see, never dropped."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    user_id: ObjectIdStr
+    mailbox_id: ObjectIdStr
+    kind: str  # hard_bounce, soft_bounce or complaint
+    recipient: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    sender: str | None = None
+    subject: str | None = None
+    message_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    received_at: UTCDateTime
 
 
 class EmailEvent(Record):

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.suppression.models import Suppression
-from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus
+from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus, UnmatchedInbound
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,30 @@ class TrackingRepository(Protocol):
         self, message_ids: Collection[str]
     ) -> list[EmailTracking]:
         """Records whose Message-ID is one of these (matching replies and bounces)."""
+        ...
+
+    async def find_latest_sent_to(
+        self, mailbox_id: str, recipient_email: str, *, since: datetime
+    ) -> EmailTracking | None:
+        """The newest record whose email this mailbox sent to `recipient_email` (any case)
+        at or after `since` — how a bounce or auto-reply that quotes no Message-ID is
+        matched."""
+        ...
+
+    async def count_soft_bounces(
+        self, user_id: str, recipient_email: str, *, since: datetime
+    ) -> int:
+        """How many soft bounces of `recipient_email` the user's emails had since `since`."""
+        ...
+
+    async def add_unmatched(self, item: UnmatchedInbound) -> None:
+        """Keep a bounce or complaint that matched no email."""
+        ...
+
+    async def list_unmatched(
+        self, user_id: str, *, offset: int = 0, limit: int = 50
+    ) -> Page[UnmatchedInbound]:
+        """The user's unmatched bounces and complaints, newest first."""
         ...
 
     async def record_event(self, event: EmailEvent, change: EventChange) -> dict[str, int]:

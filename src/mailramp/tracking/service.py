@@ -18,7 +18,13 @@ from mailramp.metrics.models import CampaignMetrics
 from mailramp.tracking.classify import classify_click, classify_open
 from mailramp.tracking.events import CLICK, OPEN, UNSUBSCRIBE, EventSource
 from mailramp.tracking.links import click_destination
-from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
+from mailramp.tracking.models import (
+    EmailEvent,
+    EmailTracking,
+    EventType,
+    TrackingStatus,
+    UnmatchedInbound,
+)
 from mailramp.tracking.repository import EventChange, RecipientQuery, TrackingRepository
 
 MAX_AGENT = 500
@@ -205,6 +211,14 @@ class TrackingService:
             campaign.user_id,
             RecipientQuery(campaign.campaign_id, status=wanted, offset=offset, limit=limit),
         )
+
+    async def list_unmatched(
+        self, user_id: str, *, offset: int = 0, limit: int = 50
+    ) -> Page[UnmatchedInbound]:
+        """The bounces and complaints found in the user's inboxes that match no email they
+        sent (a message sent outside mailramp, an address that forwards), newest first."""
+        owner = object_id_arg(user_id, field="user_id")
+        return await self._store.list_unmatched(owner, offset=offset, limit=limit)
 
     async def recipient_events(
         self, user_id: str, campaign_id: str, record_id: str

@@ -35,12 +35,14 @@ from mailramp.web.mailboxes import pages as mailboxes_pages
 from mailramp.web.origin import CrossOriginGuard, trusted_origins
 from mailramp.web.suppression import api as suppression_api
 from mailramp.web.suppression import pages as suppression_pages
+from mailramp.web.tracking import api as tracking_api
 from mailramp.web.tracking import public as tracking_public
 
 # One convention: each domain's JSON routes in web/<domain>/api.py, its dashboard pages in
 # web/<domain>/pages.py, and what strangers reach (tracking links, webhooks) beside them.
 ROUTERS = (
     tracking_public.router,
+    tracking_api.router,
     account_api.router,
     mailboxes_api.router,
     campaigns_api.router,

@@ -25,8 +25,8 @@ from mailramp.storage.rows import check_page
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-SCHEMA_VERSION = "mongo-0008"
-KNOWN_VERSIONS = frozenset({"mongo-0005", "mongo-0006", SCHEMA_VERSION})
+SCHEMA_VERSION = "mongo-0009"
+KNOWN_VERSIONS = frozenset({"mongo-0005", "mongo-0006", "mongo-0008", SCHEMA_VERSION})
 """The document layout this code writes (indexes, fields); kept in step with the SQL
 migrations' head so both backends hold the same data."""
 

@@ -28,6 +28,7 @@ SESSIONS = "sessions"
 WARM_UP_EMAILS = "warm_up_emails_table"
 EMAIL_CAMPAIGNS = "email_campaigns"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
+UNMATCHED = "inbound_unmatched"
 META = "mailramp_meta"
 
 OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
@@ -44,6 +45,7 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     SESSIONS: frozenset({"_id", "user_id"}),
     WARM_UP_EMAILS: frozenset({"_id", "user_id"}),
     EMAIL_CAMPAIGNS: frozenset({"_id", "user_id"}),
+    UNMATCHED: frozenset({"_id", "user_id", "mailbox_id"}),
 }
 
 

@@ -22,6 +22,7 @@ from mailramp.storage.mongo.codec import (
     SESSIONS,
     SUPPRESSIONS,
     TRACKING,
+    UNMATCHED,
     USERS,
     WARM_UP_EMAILS,
     WEBHOOK_DELIVERIES,
@@ -83,12 +84,19 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(TRACKING, "ix_email_tracking_message_id", ("message_id",)),
     IndexSpec(TRACKING, "ix_email_tracking_user_id", ("user_id",)),
     IndexSpec(TRACKING, "ix_email_tracking_mailbox_id", ("mailbox_id",)),
+    # a bounce or an auto-reply without a Message-ID of ours: by mailbox and address
+    IndexSpec(TRACKING, "ix_email_tracking_mailbox_id_recipient_email",
+              ("mailbox_id", "recipient_email")),
+    IndexSpec(TRACKING, "ix_email_tracking_user_id_recipient_email",
+              ("user_id", "recipient_email")),
     # email_events
     IndexSpec(EVENTS, "ix_email_events_record_id", ("record_id",)),
     IndexSpec(EVENTS, "ix_email_events_campaign_id_occurred_at", ("campaign_id", "occurred_at")),
     # suppression_list
     IndexSpec(SUPPRESSIONS, "uq_suppression_list_user_id_email", ("user_id", "email"), True,
               field="email", kind="suppressed address"),
+    # inbound_unmatched (listed newest first, per owner)
+    IndexSpec(UNMATCHED, "ix_inbound_unmatched_user_id_received_at", ("user_id", "received_at")),
     # api_keys, sessions
     IndexSpec(API_KEYS, "uq_api_keys_key_hash", ("key_hash",), True,
               field="key_hash", kind="API key"),

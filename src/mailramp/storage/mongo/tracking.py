@@ -35,6 +35,7 @@ from mailramp.storage.mongo.codec import (
     EVENTS,
     SUPPRESSIONS,
     TRACKING,
+    UNMATCHED,
     from_document,
     maybe_oid,
     oid,
@@ -46,7 +47,9 @@ from mailramp.tracking.events import check_firsts
 from mailramp.tracking.models import (
     EmailEvent,
     EmailTracking,
+    EventType,
     TrackingStatus,
+    UnmatchedInbound,
 )
 from mailramp.tracking.repository import EventChange, RecipientQuery
 
@@ -170,6 +173,55 @@ class MongoTracking(MongoSuppression, MongoMetrics):
         cursor = self._db[TRACKING].find({"message_id": {"$in": list(message_ids)}}).sort("_id", 1)
         found = [from_document(EmailTracking, document) async for document in cursor]
         return [record for record in found if record is not None]
+
+    async def find_latest_sent_to(
+        self, mailbox_id: str, recipient_email: str, *, since: datetime
+    ) -> EmailTracking | None:
+        mailbox = maybe_oid(mailbox_id)
+        query = {"recipient_email": recipient_email.lower(), "sent_at": {"$gte": since}}
+        document = await self._db[TRACKING].find_one(
+            {"mailbox_id": mailbox, **query},
+            sort=[("sent_at", -1), ("_id", -1)],
+        )
+        return from_document(EmailTracking, document)
+
+    async def count_soft_bounces(
+        self, user_id: str, recipient_email: str, *, since: datetime
+    ) -> int:
+        owner = maybe_oid(user_id)
+        records = [
+            document["_id"]
+            async for document in self._db[TRACKING].find(
+                {"user_id": owner, "recipient_email": recipient_email.lower()}, {"_id": 1}
+            )
+        ]
+        if not records:
+            return 0
+        return int(
+            await self._db[EVENTS].count_documents(
+                {
+                    "record_id": {"$in": records},
+                    "type": EventType.BOUNCE.value,
+                    "occurred_at": {"$gte": since},
+                    "details.bounce": "soft",
+                }
+            )
+        )
+
+    async def add_unmatched(self, item: UnmatchedInbound) -> None:
+        await self._db[UNMATCHED].insert_one(to_document(UNMATCHED, item))
+
+    async def list_unmatched(
+        self, user_id: str, *, offset: int = 0, limit: int = 50
+    ) -> Page[UnmatchedInbound]:
+        return await self._page(
+            UNMATCHED,
+            UnmatchedInbound,
+            {"user_id": maybe_oid(user_id)},
+            [("received_at", -1), ("_id", -1)],
+            offset,
+            limit,
+        )
 
     async def record_event(self, event: EmailEvent, change: EventChange) -> dict[str, int]:
         firsts, suppress = change.firsts, change.suppress

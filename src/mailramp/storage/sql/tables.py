@@ -202,6 +202,10 @@ tracking = Table(
     Index("ix_email_tracking_message_id", "message_id"),
     Index("ix_email_tracking_user_id", "user_id"),
     Index("ix_email_tracking_mailbox_id", "mailbox_id"),
+    # A bounce or an auto-reply without a Message-ID of ours is matched by mailbox and
+    # address; soft bounces are counted per owner and address.
+    Index("ix_email_tracking_mailbox_id_recipient_email", "mailbox_id", "recipient_email"),
+    Index("ix_email_tracking_user_id_recipient_email", "user_id", "recipient_email"),
 )
 
 
@@ -251,6 +255,26 @@ events = Table(
     Index("ix_email_events_record_id", "record_id"),
     # The time series: a campaign's events by hour.
     Index("ix_email_events_campaign_id_occurred_at", "campaign_id", "occurred_at"),
+)
+
+# Bounces and complaints that match no email the user sent (kept, never dropped, so the
+# user can see them: a bounce of a message sent outside mailramp, a forwarded address).
+unmatched = Table(
+    "inbound_unmatched",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("mailbox_id", ObjectIdColumn, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("recipient", String(254), nullable=True),
+    Column("status", String(20), nullable=True),
+    Column("reason", String(30), nullable=True),
+    Column("sender", String(300), nullable=True),
+    Column("subject", String(300), nullable=True),
+    Column("message_id", String(250), nullable=True),
+    Column("details", json_document(), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_inbound_unmatched_user_id_received_at", "user_id", "received_at"),
 )
 
 api_keys = Table(

@@ -13,10 +13,7 @@ from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.suppression import SqlSuppression
 from mailramp.tracking.events import check_firsts
-from mailramp.tracking.models import (
-    EmailEvent,
-    EmailTracking,
-)
+from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, UnmatchedInbound
 from mailramp.tracking.repository import EventChange, RecipientQuery
 
 T = tables.tracking
@@ -77,6 +74,58 @@ class SqlTracking(SqlSuppression):
                 await connection.execute(select(T).where(T.c.message_id.in_(list(message_ids))))
             ).mappings()
             return [EmailTracking.model_validate(dict(row)) for row in rows]
+
+    async def find_latest_sent_to(
+        self, mailbox_id: str, recipient_email: str, *, since: datetime
+    ) -> EmailTracking | None:
+        return await self._read_one(
+            EmailTracking,
+            select(T)
+            .where(
+                T.c.mailbox_id == mailbox_id,
+                T.c.recipient_email == recipient_email.lower(),
+                T.c.sent_at >= since,
+            )
+            .order_by(T.c.sent_at.desc(), T.c._id.desc())
+            .limit(1),
+        )
+
+    async def count_soft_bounces(
+        self, user_id: str, recipient_email: str, *, since: datetime
+    ) -> int:
+        async with self._read() as connection:
+            count = await connection.scalar(
+                select(func.count())
+                .select_from(E.join(T, E.c.record_id == T.c._id))
+                .where(
+                    T.c.user_id == user_id,
+                    T.c.recipient_email == recipient_email.lower(),
+                    E.c.type == EventType.BOUNCE.value,
+                    E.c.occurred_at >= since,
+                    E.c.details["bounce"].as_string() == "soft",
+                )
+            )
+            return int(count or 0)
+
+    async def add_unmatched(self, item: UnmatchedInbound) -> None:
+        async with self._write() as connection:
+            await connection.execute(tables.unmatched.insert().values(to_row(item)))
+
+    async def list_unmatched(
+        self, user_id: str, *, offset: int = 0, limit: int = 50
+    ) -> Page[UnmatchedInbound]:
+        unmatched = tables.unmatched
+        order = (unmatched.c.received_at.desc(), unmatched.c._id.desc())
+        async with self._read() as connection:
+            return await self._page(
+                connection,
+                UnmatchedInbound,
+                unmatched,
+                unmatched.c.user_id == user_id,
+                order,
+                offset,
+                limit,
+            )
 
     async def record_event(self, event: EmailEvent, change: EventChange) -> dict[str, int]:
         firsts, suppress = change.firsts, change.suppress

@@ -165,6 +165,7 @@ async def render_settings(
     status: int = 200,
 ) -> HTMLResponse:
     suppressions = await runtime.suppression.list_suppressions(who.user.user_id, limit=500)
+    unmatched = await runtime.tracking.list_unmatched(who.user.user_id, limit=100)
     keys = await runtime.auth.list_api_keys(who.user.user_id)
     return render(
         request,
@@ -172,6 +173,7 @@ async def render_settings(
         who=who,
         section="settings",
         suppressions=suppressions,
+        unmatched=unmatched,
         keys=keys,
         new_key=new_key,
         values=values or {},
