@@ -10,7 +10,8 @@ Signs, by RFC 3834 and the de-facto headers the major servers set:
   `Out of Office`, `Abwesenheitsnotiz`, `Réponse automatique`, `Respuesta automática`,
   `自動応答`...) — unless the subject starts as a person's answer does (`Re:`, `AW:`...).
 `Precedence: bulk` or `junk` is a sign only in a message that answers one of ours (by
-its `In-Reply-To` / `References`): alone, it is how mailing lists mark their mail.
+its `In-Reply-To` / `References`) or comes from the null sender (`Return-Path: <>`), as
+RFC 3834 asks of responders: alone, it is how mailing lists mark their mail.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def is_automatic(message: Message, *, answers_ours: bool) -> bool:
     if header(message, "X-MS-Exchange-Inbox-Rules-Loop"):
         return True
     precedence = header(message, "Precedence").lower()
-    if precedence == "auto_reply" or (answers_ours and precedence in ("bulk", "junk")):
+    if precedence == "auto_reply":
+        return True
+    # A null sender with bulk precedence is what RFC 3834 §3.3 asks of responders.
+    null_sender = header(message, "Return-Path") == "<>"
+    if precedence in ("bulk", "junk") and (answers_ours or null_sender):
         return True
     subject = header(message, "Subject")
     # "Re: ..." is a person answering (whatever our subject said); a responder's subject

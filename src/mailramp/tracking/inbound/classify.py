@@ -26,6 +26,7 @@ from mailramp.tracking.inbound.parts import (
     address_of,
     header,
     ids,
+    quoted_message_ids,
     report_parts,
     returned_headers,
     split_report,
@@ -65,7 +66,7 @@ def classify_inbound(raw: bytes) -> Inbound:
     text = "\n".join(text_of(part) for part in report_parts(message))[:REPORT_TEXT]
     report, quoted = split_report(text)
     returned = returned_headers(message, quoted)
-    originals = [i for i in ids(header(returned, "Message-ID")) if i not in own] if returned else []
+    originals = _original_ids(raw, returned, own)
 
     complaint = feedback_report(message)
     if complaint is not None:
@@ -108,9 +109,9 @@ def classify_inbound(raw: bytes) -> Inbound:
         return base  # delivered, relayed or expanded: nothing to record
 
     attached = any(part.get_content_type() in RETURNED_TYPES for part in message.walk())
-    if is_failure_notice(message, report, returns_message=attached):
+    if is_failure_notice(message, report, returns_message=attached or returned is not None):
         recipients = failed_recipients(message, report, returned)
-        delayed_notice = is_delay_notice(report)
+        delayed_notice = is_delay_notice(report, base.subject or "")
         failures = failures_in(report, recipients, delayed=delayed_notice)
         references = originals or answered
         if delayed_notice:
@@ -126,6 +127,16 @@ def classify_inbound(raw: bytes) -> Inbound:
     if answered:
         return _with(base, InboundKind.REPLY, answered, recipient=sender)
     return base
+
+
+def _original_ids(raw: bytes, returned: Message | None, own: list[str]) -> list[str]:
+    """The Message-ID of the message a report returns: from its headers, else from any
+    `Message-ID:` line quoted in the report below the report's own headers."""
+    found = ids(header(returned, "Message-ID")) if returned is not None else []
+    if not found:
+        body = raw.partition(b"\r\n\r\n" if b"\r\n\r\n" in raw[:65536] else b"\n\n")[2]
+        found = quoted_message_ids(body[:REPORT_TEXT].decode("latin-1"))
+    return [i for i in found if i not in own]
 
 
 def _bounce(base: Inbound, failures: list[Failure], references: list[str]) -> Inbound:

@@ -22,11 +22,22 @@ ADDRESS = re.compile(
 # Who writes bounces rather than being mailed (postmaster may be mailed too).
 MAILER_DAEMONS = frozenset({"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon"})
 DAEMON_LOCAL_PARTS = MAILER_DAEMONS | {"postmaster"}
+_PREFIX = re.compile(r"^(?:smtp|rfc822)[=:;]", re.IGNORECASE)  # Exchange's "SMTP=a@b"
 _TAGS = re.compile(r"<(?:br|/p|/div|/tr|/li|/h\d)\b[^>]*>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<[^>]*>")
 _HIDDEN = re.compile(r"<(style|script|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-RETURNED_TYPES = frozenset({"message/rfc822", "message/global", "text/rfc822-headers"})
-HEADER_TYPES = frozenset({"text/rfc822-headers", "message/global-headers"})
+RETURNED_TYPES = frozenset(
+    {
+        "message/rfc822",
+        "message/global",
+        "text/rfc822-headers",
+        "message/rfc822-headers",
+        "message/global-headers",
+    }
+)
+HEADER_TYPES = frozenset(
+    {"text/rfc822-headers", "message/rfc822-headers", "message/global-headers"}
+)
 
 
 def ids(value: object) -> list[str]:
@@ -120,21 +131,45 @@ def returned_headers(message: Message, report: str) -> Message | None:
     return None
 
 
+# Where a notice starts quoting the original: a separator line that says so ("------ This
+# is a copy of the message ------", qmail's "--- Below this line is a copy of the
+# message."), or a line that is only such a statement ("Message headers follow.").
+_QUOTE_WORDS = (
+    r"(?:below this line is )?(?:a )?copy of (?:the |your )?(?:original )?message"
+    r"|(?:the )?(?:original|returned|unsent|undelivered|rejected) (?:message|mail|e-?mail)"
+    r"(?: header[s]?)?(?: (?:follows?|is (?:attached|below|included)|below))?"
+    r"|message headers follow|headers? of the original(?: message)?|returned mail follows"
+    r"|original message follows"
+)
 _COPY_MARKER = re.compile(
-    r"^[ \t>]*(?:-{2,}|={2,}|\*{2,})?[ \t]*[^\n]{0,40}?(?:copy of (?:the |your )?(?:original )?"
-    r"message|original message|returned message|unsent message|undelivered message"
-    r"|message headers follow|headers of the original|original (?:mail|e-?mail)"
-    r"|rejected message|message follows|returned mail follows|original message header)"
-    r"[^\n]*$",
+    rf"^[ \t]*(?:[-=*_#]{{2,}}[ \t]*[^\n]{{0,40}}?(?:{_QUOTE_WORDS})[^\n]*"
+    rf"|(?:{_QUOTE_WORDS})[ \t]*[.:]?[ \t]*(?:[-=*_#]{{2,}})?[ \t]*)$",
     re.IGNORECASE | re.MULTILINE,
 )
-_HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,40}:[ \t]", re.MULTILINE)
+# A block of three or more header fields (any names, folded lines allowed), one of them a
+# field a sent message has and a notice's summary of it ("To: / Subject: / Sent:") lacks:
+# the quoted headers of the original.
 _HEADER_BLOCK = re.compile(
-    r"^(?:(?:Return-Path|Received|Message-I[Dd]|From|To|Subject|Date|DKIM-Signature"
-    r"|MIME-Version|X-[A-Za-z0-9-]+|Content-Type|Delivered-To|Reply-To):[^\n]*\n"
-    r"(?:[ \t][^\n]*\n)*){3,}",
-    re.MULTILINE,
+    r"^(?:[A-Za-z][A-Za-z0-9-]{0,60}:[^\n]*\n(?:[ \t]+[^\n]*\n)*){3,}", re.MULTILINE
 )
+_ORIGINAL_FIELD = re.compile(
+    r"^(?:message-id|from|received|return-path):", re.IGNORECASE | re.MULTILINE
+)
+_MESSAGE_ID_FIELD = re.compile(
+    r"^[ \t>]*message-id:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _header_block(text: str) -> re.Match[str] | None:
+    return next(
+        (block for block in _HEADER_BLOCK.finditer(text) if _ORIGINAL_FIELD.search(block[0])),
+        None,
+    )
+
+
+def quoted_message_ids(text: str) -> list[str]:
+    """The Message-IDs in `Message-ID:` lines of a text (headers quoted in a notice)."""
+    return _MESSAGE_ID_FIELD.findall(text)
 
 
 def split_report(text: str) -> tuple[str, str]:
@@ -142,14 +177,14 @@ def split_report(text: str) -> tuple[str, str]:
     original starts at a "copy of the message" line, or at a block of three or more header
     lines."""
     marker = _COPY_MARKER.search(text)
-    block = _HEADER_BLOCK.search(text)
+    block = _header_block(text)
     cut = min((found.start() for found in (marker, block) if found is not None), default=len(text))
     return text[:cut], text[cut:]
 
 
 def quoted_original(report: str) -> str | None:
     """The header block of an original message quoted after a report's text, if any."""
-    block = _HEADER_BLOCK.search(report)
+    block = _header_block(report)
     return block.group(0) if block else None
 
 
@@ -158,10 +193,10 @@ def addresses(text: str) -> list[str]:
     and MAILER-DAEMON's are left out."""
     seen: list[str] = []
     for match in ADDRESS.finditer(text):
-        before = text[max(0, match.start() - 1) : match.start()]
-        if before in ("/", "=", "?", "&"):
-            continue
-        address = match.group(1).strip(".").lower()
+        token = text[text.rfind(" ", 0, match.start()) + 1 : match.start()]
+        if "://" in token or "?" in token or "&" in token:
+            continue  # a link's parameter, not an address the text names
+        address = _PREFIX.sub("", match.group(1).strip(".'\"`")).lower()
         if address not in seen and address.split("@", 1)[0] not in MAILER_DAEMONS:
             seen.append(address)
     return seen

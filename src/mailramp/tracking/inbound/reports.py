@@ -5,8 +5,8 @@ SES notifications (JSON, by mail or through SNS).
 A DSN's per-recipient fields say, for each recipient, what the reporting server did
 (`Action`, RFC 3464 §2.3.3): `failed` (with Status 5.x.x a hard bounce, 4.x.x a soft one:
 the server gave up on a condition that may pass), `delayed` (still trying: not a bounce),
-or `delivered` / `relayed` / `expanded` (nothing to record). Without an `Action`, 5.x.x
-counts as failed and 4.x.x as delayed.
+or `delivered` / `relayed` / `expanded` (nothing to record). Without an `Action`, or with
+one RFC 3464 does not define, 5.x.x counts as failed and 4.x.x as delayed.
 """
 
 from __future__ import annotations
@@ -37,16 +37,24 @@ class RecipientReport:
     action: str  # failed, delayed, delivered, relayed, expanded ('' when not stated)
 
     @property
+    def done(self) -> bool:
+        """Delivered, relayed or expanded (or a 2.x.x status): nothing went wrong."""
+        return self.failure.status.startswith("2") or self.action.startswith(
+            ("delivered", "relayed", "expand")
+        )
+
+    @property
     def failed(self) -> bool:
-        """The server gave up on this recipient."""
-        if self.action:
-            return self.action.startswith("fail")
-        return self.failure.permanent
+        """The server gave up on this recipient. An action RFC 3464 does not define
+        ("error") is read as a missing one: by the status class."""
+        if self.done or self.action.startswith("delay"):
+            return False
+        return self.action.startswith("fail") or self.failure.permanent
 
     @property
     def delayed(self) -> bool:
         """The server is still trying."""
-        return self.action.startswith("delay") or (not self.action and not self.failed)
+        return not self.done and not self.failed
 
 
 def _field_blocks(part: Message) -> list[dict[str, str]]:
@@ -143,7 +151,8 @@ class Complaint:
 
 
 def feedback_report(message: Message) -> Complaint | None:
-    """The ARF report (RFC 5965) in `message`, if it holds one."""
+    """The ARF report (RFC 5965) in `message`, or Microsoft's JMRP complaint, if it holds
+    one."""
     for part in message.walk():
         if part.get_content_type() not in FEEDBACK_TYPES:
             continue
@@ -152,6 +161,12 @@ def feedback_report(message: Message) -> Complaint | None:
             fields |= block
         recipient = fields.get("original-rcpt-to") or fields.get("removal-recipient") or ""
         return Complaint(address_of(recipient), fields.get("feedback-type", "abuse").lower())
+    for part in message.walk():
+        # Microsoft's older feedback loop (JMRP) forwards the message itself, marked with
+        # the address of the person who complained.
+        marked = part.get("X-HmXmrOriginalRecipient")
+        if marked:
+            return Complaint(address_of(str(marked)), "abuse")
     return None
 
 

@@ -31,6 +31,8 @@ class BounceReason(StrEnum):
 
 # X.Y.Z, not part of a longer dotted number (an IP address, a version).
 ENHANCED_CODE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
+FULL_CODE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+REPLY_ONLY = re.compile(r"[245][0-5]\d\b")
 # An SMTP reply code where a server's answer starts: at a line's start, after "said:", a
 # colon, a bracket or "host ... said"; "550-" is the first line of a multiline answer.
 REPLY_CODE = re.compile(r"(?:^|[\s:(\[>;])([245][0-5]\d)(?=[ \-]|$)", re.MULTILINE)
@@ -42,7 +44,7 @@ _REASON_WORDS: tuple[tuple[BounceReason, re.Pattern[str]], ...] = tuple(
         (
             BounceReason.EXPIRED,
             r"expired|retry time(?:out)? (?:exceeded|not reached)|too long in (?:the )?queue"
-            r"|could not be delivered (?:for|within|in)|(?:gave|giving|given) up"
+            r"|could not be delivered (?:for|within|in)|(?:gave|giving|given) up (?:after|retrying)"
             r"|delivery time|no longer (?:retrying|trying)|queue(?:d)? too long"
             r"|(?:failed|undeliverable|undelivered) (?:for|after) (?:the last )?\d+ (?:day|hour)",
         ),
@@ -103,6 +105,9 @@ _REASON_WORDS: tuple[tuple[BounceReason, re.Pattern[str]], ...] = tuple(
     )
 )
 
+_PERMANENT_WORDS = re.compile(
+    r"permanent(?:ly)? (?:error|fail)|fatal error|unrecoverable|permanent failure", re.IGNORECASE
+)
 _TEMPORARY_WORDS = re.compile(
     r"temporar|try again later|will (?:be )?retr|still (?:trying|being retried)|deferred"
     r"|grey ?list|gray ?list|greylist|will continue (?:to )?(?:try|attempt)",
@@ -192,6 +197,10 @@ def verdict(text: str, *, status: str | None = None, default_class: str = "5") -
     gives way to a precise code of the same class in the server's answer."""
     codes = [code for code in enhanced_codes(text) if code[0] in "45"]
     replies = [code for code in reply_codes(text) if code[0] in "45"]
+    if status and not FULL_CODE.fullmatch(status):
+        # Some servers put an SMTP reply code ("550") where the enhanced code belongs.
+        replies = [status[:3]] if REPLY_ONLY.match(status) else replies
+        status = None
     reply = replies[0] if replies else None
     if status and status[:1] in "45":
         precise = next((c for c in codes if c[0] == status[0] and c[2:] != "0.0"), None)
@@ -203,6 +212,8 @@ def verdict(text: str, *, status: str | None = None, default_class: str = "5") -
     reason = reason_of_words(text)
     if reply:
         status_class = reply[0]
+    elif _PERMANENT_WORDS.search(text):
+        status_class = "5"
     elif reason is BounceReason.EXPIRED or _TEMPORARY_WORDS.search(text):
         # A server that gave up retrying was refused only for a time: the address may work.
         status_class = "4"

@@ -19,7 +19,13 @@ from email.message import Message
 
 from mailramp.tracking.inbound.models import Failure
 from mailramp.tracking.inbound.parts import address_of, addresses, header, is_daemon
-from mailramp.tracking.inbound.status import enhanced_codes, reply_codes, verdict
+from mailramp.tracking.inbound.status import (
+    BounceReason,
+    enhanced_codes,
+    reason_of_words,
+    reply_codes,
+    verdict,
+)
 
 _SUBJECT = re.compile(
     r"undeliver|undelivered|not (?:be )?delivered|delivery (?:status|failure|failed|has failed"
@@ -45,60 +51,115 @@ _FAILURE_WORDS = re.compile(
     r"|does not exist|rejected|returned to sender|delivery failure|giving up|gave up"
     r"|could not deliver|couldn't deliver|error (?:delivering|occurred)|mailbox (?:is )?full"
     r"|over quota|host unknown|not found|smtp error|remote (?:host|server|mail server) said"
-    r"|said:|transcript of session|malformed (?:recipient )?address|配信|送信できません"
+    r"|said:|transcript of session|malformed (?:recipient )?address|failed mail|mail failed"
+    r"|returning (?:message )?to sender|has been returned|failed addresses|unknown host"
+    r"|配信|送信できません"
     r"|届きませんでした",
     re.IGNORECASE,
 )
-_DELAY_WORDS = re.compile(
-    r"(?:has|have) not (?:yet )?been delivered|not yet been delivered|still (?:trying|retry"
-    r"|undelivered|being retried)|will (?:continue (?:to )?)?(?:try|retry|attempt)"
-    r"|delivery (?:is )?delayed|temporarily (?:deferred|delayed)|no action is required",
+# A notice that goes on trying says so; that outranks words that sound final.
+_STILL_TRYING = re.compile(
+    r"will (?:continue to |keep )?(?:retry|try again|trying|attempt (?:delivery|to deliver|again))"
+    r"|will continue (?:to )?(?:try|attempt)|attempts will continue|will be retried"
+    r"|still (?:trying|being retried)|warning message only|no action is required"
+    r"|(?:you )?do not need to resend",
     re.IGNORECASE,
 )
+_DELAY_WORDS = re.compile(
+    r"(?:has|have) not yet been delivered|not yet been delivered|still undelivered"
+    r"|(?:has been|is) delayed|delivery (?:is )?delayed|temporarily (?:deferred|delayed)",
+    re.IGNORECASE,
+)
+_DELAY_SUBJECT = re.compile(r"\(delay(?:ed)?\)|^\s*warning:|delayed mail|delivery delayed", re.I)
 _FINAL_WORDS = re.compile(
     r"permanent|giving up|gave up|given up|could not be delivered|will not be delivered"
     r"|failed permanently|has been returned|(?:was|were) not delivered|delivery has failed",
     re.IGNORECASE,
 )
-# Where the text sets an address apart as the one that failed.
+# Where the text sets an address apart as the one that failed: on a line of its own (maybe
+# followed by a colon, "...", "on <date>", a bracketed reason or the reason's first words),
+# after RCPT TO:, after a reply code ("553 5.3.0 <a@b>... no such user"), or after a
+# reason and a colon ("Unknown user: a@b").
 _SET_APART = re.compile(
-    r"^[ \t>*-]*<?(?P<line>[^\s<>@]+@[^\s<>]+?)>?(?:[ \t]*:|[ \t]*\.\.\.|[ \t]+on\b|[ \t]*[(\[]|"
+    r"^[ \t>*-]*<?([^\s<>@]+@[^\s<>]+?)>?(?:[ \t]*:|[ \t]*\.\.\.|[ \t]+on\b|[ \t]*[(\[]|"
     r"[ \t]*$|[ \t]+[\"(]?(?:user|recipient|mailbox|unknown|said|host|smtp|permanent|error"
     r"|no such|deferred))"
-    r"|RCPT[ \t]+TO:?[ \t]*<(?P<rcpt>[^\s<>]+)>",
+    r"|RCPT[ \t]+TO:?[ \t]*<([^\s<>]+)>"
+    r"|^[ \t]*[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}[ \t]+)?<([^\s<>]+@[^\s<>]+)>"
+    r"|(?:unknown|invalid) (?:user|recipient|address)s?:[ \t]*<?([^\s<>]+@[^\s<>]+?)>?[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
+)
+# What an address merely mentioned is not: a quoted sender line, or a sender. (A quoted
+# `To:` line may be the notice's summary of the message: one-to-one, it is the recipient.)
+_NOT_FAILED = re.compile(
+    r"^[ \t>]*(?:from|cc|reply-to|sender|return-path)[ \t]*:[^\n]*$"
+    r"|(?:sent by|mail from|message from|from|sender)[ \t:]*<?[^\s<>@]+@[^\s<>]+",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ANSWER = re.compile(r"\s*(?:re|aw|sv|antw)\s*:", re.IGNORECASE)
+_NOTICE_SUBMITTED = re.compile(r"auto-generated\s*\((?:failure|delay)", re.IGNORECASE)
+_FAILURE_REASONS = frozenset(
+    {BounceReason.USER_UNKNOWN, BounceReason.MAILBOX_FULL, BounceReason.DOMAIN_NOT_FOUND}
 )
 
 
 def is_failure_notice(message: Message, report: str, *, returns_message: bool) -> bool:
     """Whether a message without a machine-readable report is a bounce (or a delay
-    notice), by the signs in the module docstring; `returns_message` when it attaches a
-    message (or its headers) as bounces return the original."""
+    notice), by the signs in the module docstring; `returns_message` when it returns the
+    original (attached, or quoted after the report)."""
     if header(message, "X-Failed-Recipients"):
         return True
     sender = header(message, "From")
+    return_path = header(message, "Return-Path")
     from_system = (
         is_daemon(address_of(sender))
         or bool(_DAEMON_NAME.search(sender))
-        or header(message, "Return-Path") == "<>"
+        or sender.strip() in ("<>", "")
+        or return_path == "<>"
+        or is_daemon(address_of(return_path))
+        # RFC 3834 §5: "auto-generated (failure)" and "(delay)" mark delivery notices.
+        or bool(_NOTICE_SUBMITTED.search(header(message, "Auto-Submitted")))
     )
     subject = header(message, "Subject")
-    failure_subject = bool(_SUBJECT.search(subject)) and not subject.lower().startswith("re:")
-    failure_text = bool(_FAILURE_WORDS.search(report)) or bool(
-        enhanced_codes(report) and reply_codes(report)
+    failure_subject = bool(_SUBJECT.search(subject)) and not _ANSWER.match(subject)
+    failure_text = (
+        bool(_FAILURE_WORDS.search(report))
+        or bool(enhanced_codes(report) and reply_codes(report))
+        or reason_of_words(report) in _FAILURE_REASONS
     )
     return sum((from_system, failure_subject, failure_text, returns_message)) >= 2
 
 
-def is_delay_notice(report: str) -> bool:
-    """Whether the notice says the server is still trying (not a bounce)."""
-    return bool(_DELAY_WORDS.search(report)) and not _FINAL_WORDS.search(report)
+def is_delay_notice(report: str, subject: str) -> bool:
+    """Whether the notice says the server is still trying (not a bounce): it says it will
+    go on trying, or says the message is delayed and nothing that reads as final (no
+    permanent code, no unknown user or domain)."""
+    if _STILL_TRYING.search(report):
+        return True
+    delayed = bool(_DELAY_WORDS.search(report) or _DELAY_SUBJECT.search(subject))
+    if not delayed or _FINAL_WORDS.search(report):
+        return False
+    # A permanent refusal in the report outranks a subject that says "Warning:".
+    permanent = any(code.startswith("5") for code in enhanced_codes(report) + reply_codes(report))
+    return not permanent and reason_of_words(report) not in _FAILURE_REASONS
 
 
 def failed_recipients(message: Message, report: str, returned: Message | None) -> list[str]:
     """The recipients the notice says failed, most trusted sign first (module docstring).
     An address merely mentioned is not taken when it is the notice's own sender or
-    addressee, or the returned message's sender (who is notified, not failed)."""
+    addressee, the returned message's sender (who is notified, not failed), on a quoted
+    header line, or named as a sender ("a message sent by ...", "mail from ...")."""
+    listed = addresses(header(message, "X-Failed-Recipients"))
+    if listed:
+        return listed
+    set_apart: list[str] = []
+    for match in _SET_APART.finditer(report):
+        candidate = next(group for group in match.groups() if group).strip(".,;:")
+        found = addresses(candidate)
+        if found and found[0] not in set_apart:
+            set_apart.append(found[0])
+    if set_apart:
+        return [_mailed(address, report) for address in set_apart]
     excluded = {
         address
         for name in ("From", "To", "Sender", "Reply-To")
@@ -106,27 +167,24 @@ def failed_recipients(message: Message, report: str, returned: Message | None) -
     }
     if returned is not None and (sender := address_of(header(returned, "From"))):
         excluded.add(sender)
-    listed = [
-        address
-        for value in (header(message, "X-Failed-Recipients"),)
-        for address in addresses(value)
-    ]
-    if listed:
-        return listed
-    set_apart: list[str] = []
-    for match in _SET_APART.finditer(report):
-        candidate = (match.group("line") or match.group("rcpt") or "").strip(".,;:")
-        found = addresses(candidate)
-        if found and found[0] not in set_apart:
-            set_apart.append(found[0])
-    if set_apart:
-        return set_apart
-    anywhere = [address for address in addresses(report) if address not in excluded]
+    mentioned = _NOT_FAILED.sub("", report)
+    anywhere = [address for address in addresses(mentioned) if address not in excluded]
     if anywhere:
         return anywhere[:1]
-    if returned is not None and (to := address_of(header(returned, "To"))):
-        return [to]
+    if returned is not None and (to := address_of(header(returned, "To"))) not in excluded:
+        return [to] if to else []
     return []
+
+
+def _mailed(address: str, report: str) -> str:
+    """The address the sender mailed, where the report shows it was forwarded: Sendmail's
+    and Postfix's "a@b (expanded from: c@d)"."""
+    expanded = re.search(
+        re.escape(address) + r">?\s*\(expanded from:?\s*<?([^\s<>()]+@[^\s<>()]+?)>?\)",
+        report,
+        re.IGNORECASE,
+    )
+    return expanded.group(1).lower() if expanded else address
 
 
 def failures_in(report: str, recipients: list[str], *, delayed: bool) -> list[Failure]:
@@ -138,9 +196,11 @@ def failures_in(report: str, recipients: list[str], *, delayed: bool) -> list[Fa
     failures = []
     for recipient, start in zip(recipients, starts, strict=True):
         words = report
-        if len(recipients) > 1 and start >= 0:
+        if start >= 0:
             later = [s for s in starts if s > start]
-            words = report[start : min(later) if later else len(report)]
+            after = report[start : min(later) if later else len(report)]
+            if len(recipients) > 1 or enhanced_codes(after) or reply_codes(after):
+                words = after
         judged = verdict(words, default_class=default_class)
         failures.append(
             Failure(
