@@ -265,3 +265,74 @@ def test_an_exchange_rule_loop_header_marks_an_auto_reply() -> None:
 def test_malformed_messages_never_raise(raw: bytes) -> None:
     inbound = classify_inbound(raw)
     assert isinstance(inbound.kind, InboundKind)
+
+
+def test_a_status_field_holding_a_reply_code_is_read_as_one() -> None:
+    inbound = classify_inbound(_dsn("failed", "553", "553 Exceeded maximum inbound messages"))
+    assert inbound.kind is InboundKind.HARD_BOUNCE
+    assert (inbound.status, inbound.failures[0].reply_code) == ("5.0.0", "553")
+
+
+def test_an_undefined_action_is_read_by_the_status_class() -> None:
+    assert classify_inbound(_dsn("error", "5.1.1")).kind is InboundKind.HARD_BOUNCE
+    assert classify_inbound(_dsn("error", "4.4.1")).kind is InboundKind.DELAYED
+
+
+def test_a_microsoft_jmrp_complaint() -> None:
+    raw = _message(
+        {
+            "From": "staff@hotmail.com",
+            "To": "ann@acme.com",
+            "Subject": "complaint about message from 192.0.2.1",
+            "MIME-Version": "1.0",
+            "Content-Type": 'multipart/mixed; boundary="J"',
+        },
+        "--J\r\nContent-Type: text/plain\r\n\r\nThis is a complaint.\r\n"
+        "--J\r\nContent-Type: message/rfc822\r\n\r\n"
+        "X-HmXmrOriginalRecipient: Bob@hotmail.com\r\n"
+        f"From: ann@acme.com\r\nTo: bob@hotmail.com\r\nMessage-ID: {ORIGINAL}\r\n\r\nHi\r\n"
+        "--J--\r\n",
+    )
+    inbound = classify_inbound(raw)
+    assert (inbound.kind, inbound.recipient, inbound.references) == (
+        InboundKind.COMPLAINT,
+        "bob@hotmail.com",
+        [ORIGINAL],
+    )
+
+
+def test_a_null_sender_with_bulk_precedence_is_an_auto_reply() -> None:
+    raw = _message(
+        {
+            "Return-Path": "<>",
+            "From": "John <john@example.com>",
+            "Subject": "Thank you for your e-mail",
+            "Precedence": "bulk",
+        },
+        "We received your message and will answer within two days.",
+    )
+    assert classify_inbound(raw).kind is InboundKind.AUTO_REPLY
+
+
+def test_what_a_notice_says_decides_between_a_delay_and_a_bounce() -> None:
+    daemon = {"From": "MAILER-DAEMON@mx.example.com", "To": "ann@acme.com"}
+    unknown = _message(
+        daemon | {"Subject": "Warning: bob@example.com - User unknown!"},
+        "bob@example.com - no such user here.\r\n",
+    )
+    assert classify_inbound(unknown).kind is InboundKind.HARD_BOUNCE
+    postmaster = _message(
+        daemon | {"Subject": "Processing Error"},
+        "Intended recipient: bob@example.com\r\n\r\nThe following mail has been returned "
+        "because it encountered an error.\r\nThe POSTMASTER will attempt to contact the "
+        "intended recipient.\r\n",
+    )
+    assert classify_inbound(postmaster).kind is InboundKind.HARD_BOUNCE
+    warning = _message(
+        daemon | {"Subject": "Delivery Status Notification (Delay)"},
+        "This is an automatically generated Delivery Status Notification.\r\n"
+        "THIS IS A WARNING MESSAGE ONLY.\r\nYOU DO NOT NEED TO RESEND YOUR MESSAGE.\r\n\r\n"
+        "Delivery to the following recipients has been delayed.\r\n\r\n       bob@example.com\r\n",
+    )
+    inbound = classify_inbound(warning)
+    assert (inbound.kind, inbound.recipient) == (InboundKind.DELAYED, "bob@example.com")
