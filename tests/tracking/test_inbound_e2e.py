@@ -14,7 +14,7 @@ from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import World
 from tests.storage.conftest import database_url, store
 from tests.support.dovecot import Dovecot
-from tests.tracking.test_inbox import CSV, _append, _clear
+from tests.tracking.test_inbox import CSV, _append, reading_sender
 
 __all__ = ["database_url", "store"]  # every backend, MongoDB's adapter included
 
@@ -86,15 +86,7 @@ def german_out_of_office(sender: str) -> bytes:
 async def test_what_the_servers_send_back_lands_where_the_user_looks(
     world: World, dovecot: Dovecot
 ) -> None:
-    _clear(dovecot)
-    user, mailbox = await world.sender(
-        imap_host="127.0.0.1",
-        imap_port=dovecot.port,
-        imap_security="plain",
-        imap_username=SENDER,
-    )
-    world.smtp.inbox.accounts[SENDER] = "imap-password"
-    await world.mailboxes.update_mailbox(user.user_id, mailbox.mailbox_id, password="imap-password")
+    user, mailbox = await reading_sender(world, dovecot)
     campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
     await world.run(world.worker(), until=campaign.end_time)
     page = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mailramp.accounts.models import User
 from mailramp.errors import MailboxUnusableError
 from mailramp.mailboxes.models import Mailbox, TransportSecurity
 from mailramp.mailboxes.service import MailboxCredentials
@@ -44,6 +45,20 @@ def _clear(server: Dovecot) -> None:
         client.store("1:*", "+FLAGS", "\\Deleted")
         client.expunge()
     client.logout()
+
+
+async def reading_sender(world: World, dovecot: Dovecot) -> tuple[User, Mailbox]:
+    """A sender whose inbox is Dovecot's (emptied), the same password for SMTP and IMAP."""
+    _clear(dovecot)
+    user, mailbox = await world.sender(
+        imap_host="127.0.0.1",
+        imap_port=dovecot.port,
+        imap_security="plain",
+        imap_username="ann@acme.com",
+    )
+    world.smtp.inbox.accounts["ann@acme.com"] = "imap-password"
+    await world.mailboxes.update_mailbox(user.user_id, mailbox.mailbox_id, password="imap-password")
+    return user, mailbox
 
 
 def reply(to_message_id: str) -> bytes:
@@ -87,16 +102,7 @@ UNRELATED = (
 async def test_replies_auto_replies_and_bounces_are_told_apart(
     world: World, dovecot: Dovecot
 ) -> None:
-    _clear(dovecot)
-    user, mailbox = await world.sender(
-        imap_host="127.0.0.1",
-        imap_port=dovecot.port,
-        imap_security="plain",
-        imap_username="ann@acme.com",
-    )
-    # The IMAP account has its own password here; the mailbox's password is the SMTP one.
-    world.smtp.inbox.accounts["ann@acme.com"] = "imap-password"
-    await world.mailboxes.update_mailbox(user.user_id, mailbox.mailbox_id, password="imap-password")
+    user, mailbox = await reading_sender(world, dovecot)
     campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
     await world.run(world.worker(), until=campaign.end_time)
     records = {

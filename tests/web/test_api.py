@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mailramp.config import Settings
 from tests.support.clock import next_monday, system_now
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
@@ -47,6 +48,14 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
         while _OPEN:
             _OPEN.pop().close()
+
+
+def _server_settings() -> Settings:
+    """Settings that open the module's server's database from this process."""
+    return Settings(
+        database_url=f"sqlite:///{DIRECTORIES[0] / 'mailramp.db'}",
+        encryption_key_file=DIRECTORIES[0] / "mailramp.key",
+    )
 
 
 class Browser:
@@ -511,7 +520,6 @@ def test_recipients_listing_and_a_spreadsheet_safe_export(base: str, seen: list[
 def test_suppression_list_and_legacy_documents(base: str, seen: list[str]) -> None:
     import asyncio
 
-    from mailramp.config import Settings
     from mailramp.runtime import open_runtime
 
     browser = Browser(base, "lists@example.com", seen)
@@ -532,10 +540,7 @@ def test_suppression_list_and_legacy_documents(base: str, seen: list[str]) -> No
     assert browser.call("DELETE", "/api/v1/suppressions/gone@example.com").status_code == 404
 
     user_id = browser.user["_id"]
-    settings = Settings(
-        database_url=f"sqlite:///{DIRECTORIES[0] / 'mailramp.db'}",
-        encryption_key_file=DIRECTORIES[0] / "mailramp.key",
-    )
+    settings = _server_settings()
 
     async def import_legacy() -> None:
         runtime = await open_runtime(settings)
@@ -564,7 +569,6 @@ def test_suppression_list_and_legacy_documents(base: str, seen: list[str]) -> No
 def test_closed_sign_up_and_secure_cookies_behind_https(tmp_path: Path) -> None:
     import asyncio
 
-    from mailramp.config import Settings
     from mailramp.runtime import open_runtime
 
     settings = Settings(
@@ -629,17 +633,13 @@ def test_suppressions_are_per_user_and_exports_carry_no_secret(base: str, seen: 
 def test_unmatched_bounces_are_shown_to_their_owner_only(base: str, seen: list[str]) -> None:
     import asyncio
 
-    from mailramp.config import Settings
     from mailramp.runtime import open_runtime
     from tests.tracking.test_inbound_e2e import exchange_bounce
 
     alice = Browser(base, "unmatched-a@example.com", seen)
     bob = Browser(base, "unmatched-b@example.com", seen)
     box = alice.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("um@acme.com")).json()
-    settings = Settings(
-        database_url=f"sqlite:///{DIRECTORIES[0] / 'mailramp.db'}",
-        encryption_key_file=DIRECTORIES[0] / "mailramp.key",
-    )
+    settings = _server_settings()
 
     async def a_bounce_arrives() -> str:
         runtime = await open_runtime(settings)
