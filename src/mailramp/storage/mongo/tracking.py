@@ -53,6 +53,8 @@ from mailramp.tracking.models import (
 )
 from mailramp.tracking.repository import EventChange, RecipientQuery
 
+_NEWEST = (("received_at", -1), ("_id", -1))  # unmatched reports, newest first
+
 
 def _duplicate_recipient(email: Any) -> DuplicateError:
     return DuplicateError("recipient_email", email, kind="recipient")
@@ -214,14 +216,8 @@ class MongoTracking(MongoSuppression, MongoMetrics):
     async def list_unmatched(
         self, user_id: str, *, offset: int = 0, limit: int = 50
     ) -> Page[UnmatchedInbound]:
-        return await self._page(
-            UNMATCHED,
-            UnmatchedInbound,
-            {"user_id": maybe_oid(user_id)},
-            [("received_at", -1), ("_id", -1)],
-            offset,
-            limit,
-        )
+        owner = {"user_id": maybe_oid(user_id)}
+        return await self._page(UNMATCHED, UnmatchedInbound, owner, _NEWEST, offset, limit)
 
     async def record_event(self, event: EmailEvent, change: EventChange) -> dict[str, int]:
         firsts, suppress = change.firsts, change.suppress
