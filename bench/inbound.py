@@ -13,8 +13,9 @@ import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from mailramp.tracking.inbound import classify_inbound
 from tests.support.inbound_corpus import CORPUS, expected, score, table
+
+from mailramp.tracking.inbound import classify_inbound
 
 
 def main() -> None:
