@@ -202,9 +202,10 @@ async def test_the_inbox_is_read_page_by_page_for_replies_and_bounces(
     ]
     assert all("in:inbox" in r.query["q"][0] for r in lists)
     assert_mixed_inbox_read(batch, sent_id)
-    # Only the delivery report needed its whole raw message; metadata told the rest apart.
+    # Each message is read whole, once, for the classifier (as IMAP reads it).
     formats = [r.query["format"][0] for r in gmail.seen("/messages/", "GET")]
-    assert formats.count("raw") == 1
+    assert formats.count("raw") == len(batch.messages) == 5
+    assert formats.count("metadata") == 1  # the Message-ID lookup after sending, no more
     last = max(uid for uid, _ in batch.messages)
     assert last == int((start + timedelta(minutes=4, milliseconds=250)).timestamp() * 1000)
 

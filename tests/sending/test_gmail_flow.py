@@ -64,9 +64,9 @@ async def test_a_gmail_mailbox_sends_refreshes_reads_replies_and_stops_when_revo
 
         # A reply naming Gmail's id and a mailer-daemon bounce arrive, read through the API.
         await gmail_box.a_reply_and_a_bounce_are_read(sent)
-        # The bounce's whole message was read (format=raw); the reply's metadata was enough.
+        # Both were read whole (format=raw), once each, for the classifier.
         raw_reads = [r for r in gmail.seen("/messages/") if r.query.get("format") == ["raw"]]
-        assert len(raw_reads) == 1
+        assert len(raw_reads) == 2
 
         await gmail_box.revoking_the_grant_stops_the_mailbox(linked)
         assert len(gmail.sent) == 4

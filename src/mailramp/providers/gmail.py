@@ -45,16 +45,6 @@ RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 RETRY_AFTER_TIME = re.compile(r"Retry after (\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:\d\d))")
 # Gmail has no UIDVALIDITY: the inbox position is an internalDate, valid forever.
 GMAIL_UID_VALIDITY = 1
-# The headers the inbox asks for: enough for classify_inbound to tell a reply apart.
-INBOX_HEADERS = (
-    "Message-ID",
-    "In-Reply-To",
-    "References",
-    "Auto-Submitted",
-    "From",
-    "Subject",
-    "Content-Type",
-)
 
 
 class GmailThrottledError(ThrottledError):
@@ -218,10 +208,10 @@ class GmailInbox(api.ApiInbox):
     milliseconds). `messages.list` searches with whole seconds (`after:`), so it asks from
     a second before the position and the exact cut is made on internalDate.
 
-    Each listed message is fetched as metadata with the headers classify_inbound needs;
-    the whole raw message (`format=raw`) only for delivery reports (a mailer-daemon or
-    postmaster sender, or a `multipart/report`), so a reply costs one small request. The
-    whole window is listed (ids only), then at most `max_messages`, the oldest, are read.
+    Each listed message is fetched whole (`format=raw`, which carries its internalDate
+    too) for the classifier, as the IMAP reader's is: a bounce in plain words names its
+    failed recipient and the original only in its body. The whole window is listed (ids
+    only), then at most `max_messages`, the oldest, are read.
     """
 
     default_page_size = 500
@@ -241,11 +231,11 @@ class GmailInbox(api.ApiInbox):
         # messages.list answers newest first: read the oldest first, `max_messages` at most.
         ids.reverse()
         stopped_early = len(ids) > self._max_messages
-        metadata = await asyncio.gather(*(self._metadata(i) for i in ids[: self._max_messages]))
+        fetched = await asyncio.gather(*(self._whole(i) for i in ids[: self._max_messages]))
         listed = sorted(
             (
                 (position, item)
-                for item in metadata
+                for item in fetched
                 if item is not None
                 and (position := _internal_date(item)) is not None
                 and last_uid < position < until_ms
@@ -257,8 +247,7 @@ class GmailInbox(api.ApiInbox):
             # cannot say which of its messages were read.
             newest = listed[-1][0]
             listed = [(position, item) for position, item in listed if position != newest]
-        raws = await asyncio.gather(*(self._raw(item) for _, item in listed))
-        messages = [(position, raw) for (position, _), raw in zip(listed, raws, strict=True)]
+        messages = [(at, _b64url_decode(str(item.get("raw", "")))) for at, item in listed]
         return InboxBatch(uid_validity=GMAIL_UID_VALIDITY, messages=messages)
 
     async def _list(self, query: str) -> list[str]:
@@ -280,26 +269,8 @@ class GmailInbox(api.ApiInbox):
             token = following
         return ids
 
-    async def _metadata(self, gmail_id: str) -> dict[str, Any] | None:
-        params: dict[str, str | Sequence[str]] = {
-            "format": "metadata",
-            "metadataHeaders": list(INBOX_HEADERS),
-        }
-        return await self._read_if_found(f"/messages/{gmail_id}", params)
-
-    async def _raw(self, item: Mapping[str, Any]) -> bytes:
-        sender = (_header(item, "From") or "").lower()
-        content_type = (_header(item, "Content-Type") or "").lower()
-        if (
-            "mailer-daemon" in sender
-            or "postmaster" in sender
-            or content_type.startswith("multipart/report")
-        ):
-            full = await self._read_if_found(f"/messages/{item['id']}", {"format": "raw"})
-            if full is not None and isinstance(full.get("raw"), str):
-                return _b64url_decode(full["raw"])
-        payload = item.get("payload")
-        return api.header_block((payload.get("headers") or []) if isinstance(payload, dict) else [])
+    async def _whole(self, gmail_id: str) -> dict[str, Any] | None:
+        return await self._read_if_found(f"/messages/{gmail_id}", {"format": "raw"})
 
     async def _read_if_found(
         self, path: str, params: Mapping[str, str | Sequence[str]]

@@ -141,10 +141,9 @@ class GraphInbox(api.ApiInbox):
     for the next poll: a message received in the same second as the last one read, or
     indexed late, is not skipped.
 
-    The raw MIME (`$value`, one request per message) is fetched only for delivery reports
-    and for messages Graph has no internet headers for (reports Exchange generated
-    itself); for everything else the headers decide (In-Reply-To, References,
-    Auto-Submitted), so a reply costs no extra request against the mailbox's quota.
+    Each message's raw MIME (`$value`, one request per message) goes to the classifier,
+    as the IMAP reader's does: a bounce in plain words names its failed recipient and
+    the original only in its body.
     """
 
     default_page_size = 50
@@ -161,7 +160,7 @@ class GraphInbox(api.ApiInbox):
         url: str | None = "/me/mailFolders/Inbox/messages"
         params: dict[str, str] | None = {
             "$filter": f"receivedDateTime ge {_iso(since)} and receivedDateTime lt {_iso(until)}",
-            "$select": "internetMessageId,internetMessageHeaders,subject,from,receivedDateTime",
+            "$select": "receivedDateTime",
             "$orderby": "receivedDateTime",
             "$top": str(self._page_size),
         }
@@ -182,18 +181,7 @@ class GraphInbox(api.ApiInbox):
         return InboxBatch(uid_validity=GRAPH_UID_VALIDITY, messages=messages)
 
     async def _raw(self, item: Mapping[str, Any]) -> bytes:
-        headers = item.get("internetMessageHeaders") or []
-        content_type = next(
-            (
-                str(header.get("value", ""))
-                for header in headers
-                if str(header.get("name", "")).lower() == "content-type"
-            ),
-            "",
-        )
-        if not headers or content_type.lower().startswith("multipart/report"):
-            return (await self._client.read(f"/me/messages/{item['id']}/$value")).content
-        return api.header_block(headers)
+        return (await self._client.read(f"/me/messages/{item['id']}/$value")).content
 
 
 def _position(item: Mapping[str, Any]) -> int | None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
@@ -370,13 +370,6 @@ def mime_for(message: Message, *, recipient: str) -> bytes:
     if recipient.lower() not in addressed:
         raise ValueError(f"{recipient} is not among the message's To/Cc/Bcc addresses")
     return message.as_bytes(policy=compat32.clone(linesep="\r\n"))
-
-
-def header_block(headers: Iterable[Mapping[str, Any]]) -> bytes:
-    """A message of headers only, from the APIs' `[{name, value}]` lists: enough for
-    classify_inbound to tell a reply apart without fetching the whole message."""
-    lines = [f"{header.get('name')}: {header.get('value', '')}" for header in headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "replace")
 
 
 def error_body(response: httpx.Response) -> dict[str, Any]:
