@@ -69,20 +69,44 @@ async def bench_campaign(runtime: Runtime, **campaign_fields: Any) -> tuple[User
     return user, mailbox, campaign
 
 
-def send_everything_now(directory: Path, public_base_url: str) -> None:
-    """For a `mailramp serve` site whose files are in `directory`: make every record due,
-    run worker passes on its database until nothing is left, then date the sends a minute
-    back (so a click right after is not "too fast" for a person)."""
+def _site_settings(directory: Path, public_base_url: str) -> Any:
     from mailramp.config import Settings
-    from mailramp.runtime import open_runtime
-    from tests.support.loops import run_blocking
 
-    settings = Settings(
+    return Settings(
         database_url=f"sqlite:///{directory / 'mailramp.db'}",
         encryption_key_file=directory / "mailramp.key",
         public_base_url=public_base_url,
         allow_private_hosts=True,
     )
+
+
+def inbox_receives(directory: Path, public_base_url: str, raw: bytes, *, about: str) -> str:
+    """For a `mailramp serve` site whose files are in `directory`: the inbox poller reads
+    `raw` from the inbox of the mailbox that sent the message `about` (a Message-ID), as
+    if it had just arrived there; returns the kind it was recorded as."""
+    from mailramp.runtime import open_runtime
+    from tests.support.loops import run_blocking
+
+    async def receive() -> str:
+        runtime = await open_runtime(_site_settings(directory, public_base_url))
+        try:
+            [record] = await runtime.store.find_tracking_by_message_ids([about])
+            mailbox = await runtime.mailboxes.get_mailbox(record.user_id, record.mailbox_id)
+            return (await runtime.inbox_poller().process(mailbox, raw)).value
+        finally:
+            await runtime.close()
+
+    return run_blocking(receive())
+
+
+def send_everything_now(directory: Path, public_base_url: str) -> None:
+    """For a `mailramp serve` site whose files are in `directory`: make every record due,
+    run worker passes on its database until nothing is left, then date the sends a minute
+    back (so a click right after is not "too fast" for a person)."""
+    from mailramp.runtime import open_runtime
+    from tests.support.loops import run_blocking
+
+    settings = _site_settings(directory, public_base_url)
 
     async def send() -> None:
         runtime = await open_runtime(settings)

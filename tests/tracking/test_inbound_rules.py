@@ -16,8 +16,8 @@ from mailramp.tracking.inbox import InboxPoller
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import World
+from tests.support.inbound_mail import exchange_bounce
 from tests.tracking.test_inbound import _dsn
-from tests.tracking.test_inbound_e2e import exchange_bounce
 from tests.tracking.test_inbox import CSV
 
 

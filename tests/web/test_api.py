@@ -634,7 +634,7 @@ def test_unmatched_bounces_are_shown_to_their_owner_only(base: str, seen: list[s
     import asyncio
 
     from mailramp.runtime import open_runtime
-    from tests.tracking.test_inbound_e2e import exchange_bounce
+    from tests.support.inbound_mail import exchange_bounce
 
     alice = Browser(base, "unmatched-a@example.com", seen)
     bob = Browser(base, "unmatched-b@example.com", seen)

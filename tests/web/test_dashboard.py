@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support import scenario
+from tests.support.inbound_mail import arf_complaint
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 from tests.support.smtp import SmtpServer
@@ -205,6 +206,21 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         assert page.inner_text("td[data-metric=clicked]").startswith("1")
         assert page.inner_text("td[data-metric=human_opened]").startswith("1")
         assert page.locator("svg.chart").count() == 1
+        # Ben reports it as spam; his provider's feedback loop sends the report back.
+        ben_id = str(smtp.inbox.to("ben@example.com")[0]["Message-ID"])
+        complaint = arf_complaint("ben@example.com", ben_id)
+        assert scenario.inbox_receives(SITE_DIRECTORIES[0], site, complaint, about=ben_id) == (
+            "complaint"
+        )
+        page.reload()
+        assert page.inner_text("td[data-metric=complained]").startswith("1 ")
+        record_id = ben_id.strip("<>").split(".", 1)[0]
+        page.goto(f"{page.url.split('?')[0]}?record={record_id}")
+        assert "complaint: reported as abuse" in page.inner_text("li[data-event=complaint]")
+        page.click("a[href='/settings']")
+        suppressed = page.inner_text("tr[data-suppressed='ben@example.com']")
+        assert "complained" in suppressed and "complaint (abuse)" in suppressed
+        page.go_back()
         screenshot(page, "campaign")
         assert "completed" in page.inner_text("h1")  # both sent: nothing left to send
         page.click("text=Campaigns")
