@@ -20,6 +20,7 @@ from mailramp.config import Settings
 from mailramp.errors import BusyError, MailrampError, TooManyAttemptsError
 from mailramp.observability import install_log_redaction
 from mailramp.runtime import Runtime, open_runtime
+from mailramp.web import api_docs
 from mailramp.web.account import api as account_api
 from mailramp.web.account import pages as account_pages
 from mailramp.web.account import webhooks as account_webhooks
@@ -42,11 +43,12 @@ from mailramp.web.tracking import public as tracking_public
 # web/<domain>/pages.py, and what strangers reach (tracking links, webhooks) beside them.
 ROUTERS = (
     tracking_public.router,
-    tracking_api.router,
+    api_docs.router,
     account_api.router,
     mailboxes_api.router,
     campaigns_api.router,
     suppression_api.router,
+    tracking_api.router,
     legacy_api.router,
     account_webhooks.router,
     account_pages.router,
@@ -94,10 +96,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await asyncio.gather(*tasks)
             await runtime.close()
 
-    app = FastAPI(title="mailramp", version=__version__, lifespan=lifespan)
+    # /docs is ours (web/api_docs.py): FastAPI's own page loads Swagger UI from a CDN.
+    app = FastAPI(
+        title="mailramp", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
 
     for router in ROUTERS:
         app.include_router(router)
+    app.mount(api_docs.ASSETS_PATH, StaticFiles(directory=api_docs.assets_directory()))
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     limits = settings or Settings()
     app.add_middleware(
