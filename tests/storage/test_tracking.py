@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.repository import PendingSchedule
 from mailramp.errors import DuplicateError
 from mailramp.kit.ids import new_object_id
 from mailramp.tracking.models import EmailTracking, TrackingStatus
@@ -96,3 +97,27 @@ async def test_records_are_scoped_to_their_owner(services: Services) -> None:
         await services.store.list_tracking(other.id, RecipientQuery(campaign.campaign_id))
     ).total == 0
     assert await services.store.count_tracking_by_status(other.id, campaign.campaign_id) == {}
+
+
+async def test_the_pending_schedule_counts_only_what_waits(services: Services) -> None:
+    campaign = await _campaign(services)
+    store = services.store
+    assert await store.pending_schedule(campaign.user_id, campaign.campaign_id) == (
+        PendingSchedule(0)
+    )
+    await store.insert_tracking(
+        [
+            record(campaign, "a@example.com", minutes=30),
+            record(campaign, "b@example.com", minutes=10),
+            record(campaign, "c@example.com", minutes=50),
+            record(campaign, "d@example.com", minutes=5, status=TrackingStatus.SENT),
+        ]
+    )
+    schedule = await store.pending_schedule(campaign.user_id, campaign.campaign_id)
+    assert schedule == PendingSchedule(
+        3,
+        campaign.start_time + timedelta(minutes=10),
+        campaign.start_time + timedelta(minutes=50),
+    )
+    stranger = await make_user(services)
+    assert (await store.pending_schedule(stranger.id, campaign.campaign_id)).count == 0

@@ -173,7 +173,7 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         page.click("text=Create campaign")
         notice = page.inner_text("p.notice")
         assert "2 accepted" in notice and "row 3" in notice
-        assert "2 emails from" in page.inner_text("#plan")
+        assert page.inner_text("#plan").startswith("2 emails: 0 sent, 2 waiting; the next at")
         assert "EST" in page.inner_text("#plan")  # the browser's time zone, not UTC
         assert "<script>alert('x')</script>" in page.inner_text("#recipients")  # shown as text
         page.click("button:has-text('Pause')")

@@ -23,6 +23,34 @@ class CampaignQuery:
     limit: int = 50
 
 
+# (unit, its seconds, the longest spread told in it)
+_PACE_UNITS = (("minute", 60, 2 * 3600), ("hour", 3600, 2 * 86400), ("day", 86400, float("inf")))
+
+
+@dataclass(frozen=True)
+class PendingSchedule:
+    """A campaign's emails still waiting to be sent: how many, and when the first and the
+    last of them are planned (None when none waits)."""
+
+    count: int
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def pace(self) -> str | None:
+        """How fast they go out, in the unit their spread reads best in: "about 5 a
+        minute" over a few minutes, "about 40 an hour" over hours, "about 300 a day" over
+        days. None for fewer than two."""
+        if self.count < 2 or self.first is None or self.last is None:
+            return None
+        span = max((self.last - self.first).total_seconds(), 1.0)
+        unit, seconds = next(
+            (unit, seconds) for unit, seconds, up_to in _PACE_UNITS if span <= up_to
+        )
+        rate = self.count * seconds / max(span, seconds)
+        shown = f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}".removesuffix(".0")
+        return f"about {shown} a{'n' if unit == 'hour' else ''} {unit}"
+
+
 PlanFunction = Callable[[int], Sequence[datetime]]
 """Given how many pending records a campaign has, their send times (or PlanError)."""
 
@@ -57,8 +85,9 @@ class CampaignQueue(Protocol):
     """What the campaign rules ask of the send queue when a campaign's window, mailbox or
     status changes (the queue itself is `sending.repository.SendingRepository`)."""
 
-    async def count_pending(self, user_id: str, campaign_id: str) -> int:
-        """How many of the campaign's emails wait to be sent (`pending`)."""
+    async def pending_schedule(self, user_id: str, campaign_id: str) -> PendingSchedule:
+        """How many of the campaign's emails wait to be sent (`pending`), and when the first
+        and last of them are planned."""
         ...
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:

@@ -9,7 +9,12 @@ from typing import Any, Protocol
 from mailramp.accounts.repository import UserRepository
 from mailramp.campaigns import planner
 from mailramp.campaigns.models import RUNNING_STATUSES, TRANSITIONS, Campaign, CampaignStatus
-from mailramp.campaigns.repository import CampaignQuery, CampaignQueue, CampaignRepository
+from mailramp.campaigns.repository import (
+    CampaignQuery,
+    CampaignQueue,
+    CampaignRepository,
+    PendingSchedule,
+)
 from mailramp.campaigns.scheduling import plan_function, plan_request
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
 from mailramp.errors import (
@@ -196,7 +201,13 @@ class CampaignService:
         raise ConflictError("the campaign's status keeps changing; try again", field="status")
 
     async def _pending_count(self, campaign: Campaign) -> int:
-        return await self._store.count_pending(campaign.user_id, campaign.campaign_id)
+        return (await self._store.pending_schedule(campaign.user_id, campaign.campaign_id)).count
+
+    async def pending_schedule(self, user_id: str, campaign_id: str) -> PendingSchedule:
+        """How many of the user's campaign's emails wait, and when the first and last of
+        them are planned."""
+        campaign = await self.get_campaign(user_id, campaign_id)
+        return await self._store.pending_schedule(campaign.user_id, campaign.campaign_id)
 
     async def _replan(self, campaign: Campaign) -> None:
         now = self._clock()

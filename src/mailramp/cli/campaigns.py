@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.models import SENDING_STATUSES, Campaign
+from mailramp.campaigns.repository import PendingSchedule
 from mailramp.cli.common import (
     JsonOption,
     emit,
@@ -179,18 +180,39 @@ STATUS_COMMANDS = {
 }
 
 
+def schedule_line(waiting: PendingSchedule, now: datetime) -> str:
+    """When the waiting emails go out, for a terminal: the first (and how soon), the last,
+    and how fast."""
+    if waiting.first is None or waiting.last is None:
+        return "no email waits to be sent"
+    minutes = max(round((waiting.first - now).total_seconds() / 60), 0)
+    soon = "now" if minutes == 0 else f"in {minutes} minute{'s' if minutes != 1 else ''}"
+    line = f"{waiting.count} emails wait; the first at {_utc(waiting.first)} ({soon})"
+    if waiting.count > 1:
+        line += f", the last at {_utc(waiting.last)}, {waiting.pace()}"
+    return line
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _status_command(name: str, verb: str) -> Callable[[str, bool], None]:
     def command(campaign_id: CampaignId, as_json: JsonOption = False) -> None:
         settings = load_settings()
 
-        async def work(runtime: Runtime) -> Campaign:
+        async def work(runtime: Runtime) -> tuple[Campaign, PendingSchedule, datetime]:
             campaign = await find_campaign(runtime, campaign_id)
             change = getattr(runtime.campaigns, name)
             changed: Campaign = await change(campaign.user_id, campaign.campaign_id)
-            return changed
+            waiting = await runtime.campaigns.pending_schedule(changed.user_id, changed.campaign_id)
+            return changed, waiting, runtime.clock()
 
-        campaign = run(settings, work, as_json=as_json)
-        emit(as_json, campaign, f"{verb} {campaign.campaign_name}: now {campaign.status}")
+        campaign, waiting, now = run(settings, work, as_json=as_json)
+        text = f"{verb} {campaign.campaign_name}: now {campaign.status}"
+        if campaign.status in SENDING_STATUSES:
+            text += "; " + schedule_line(waiting, now)
+        emit(as_json, campaign, text)
 
     return command
 

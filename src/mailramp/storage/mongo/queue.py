@@ -42,7 +42,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
-from mailramp.campaigns.repository import PlanFunction
+from mailramp.campaigns.repository import PendingSchedule, PlanFunction
 from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending import lifecycle, outcomes
 from mailramp.sending import models as send_models
@@ -175,16 +175,23 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         )
         return len(ids)
 
-    async def count_pending(self, user_id: str, campaign_id: str) -> int:
+    async def pending_schedule(self, user_id: str, campaign_id: str) -> PendingSchedule:
         owner = maybe_oid(user_id)
         if owner is None:
-            return 0
+            return PendingSchedule(0)
         query = {
             "campaign_id": campaign_id,
             "user_id": owner,
             "status": TrackingStatus.PENDING.value,
         }
-        return int(await self._db[TRACKING].count_documents(query))
+        count = int(await self._db[TRACKING].count_documents(query))
+        moment = {"scheduled_at": 1}
+        ends = [
+            await self._db[TRACKING].find_one(query, moment, sort=[("scheduled_at", way)])
+            for way in (1, -1)
+        ]
+        first, last = (decode(end.get("scheduled_at")) if end else None for end in ends)
+        return PendingSchedule(count, first, last)
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)

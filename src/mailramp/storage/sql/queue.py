@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
-from mailramp.campaigns.repository import PlanFunction
+from mailramp.campaigns.repository import PendingSchedule, PlanFunction
 from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending import lifecycle, outcomes
 from mailramp.sending import models as send_models
@@ -169,17 +169,20 @@ class SqlQueue(SqlSuppression):
                 await connection.execute(statement, chunk)
         return len(ids)
 
-    async def count_pending(self, user_id: str, campaign_id: str) -> int:
+    async def pending_schedule(self, user_id: str, campaign_id: str) -> PendingSchedule:
         tracking = tables.tracking
+        moment = tracking.c.scheduled_at
         async with self._read() as connection:
-            count = await connection.scalar(
-                select(func.count()).where(
-                    tracking.c.campaign_id == campaign_id,
-                    tracking.c.user_id == user_id,
-                    tracking.c.status == TrackingStatus.PENDING,
+            row = (
+                await connection.execute(
+                    select(func.count(), func.min(moment), func.max(moment)).where(
+                        tracking.c.campaign_id == campaign_id,
+                        tracking.c.user_id == user_id,
+                        tracking.c.status == TrackingStatus.PENDING,
+                    )
                 )
-            )
-            return int(count or 0)
+            ).one()
+            return PendingSchedule(int(row[0] or 0), row[1], row[2])
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)

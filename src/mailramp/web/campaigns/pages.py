@@ -14,9 +14,11 @@ from starlette.concurrency import run_in_threadpool
 
 from mailramp.campaigns import templates
 from mailramp.campaigns.models import SENDING_STATUSES, campaign_actions
+from mailramp.campaigns.repository import PendingSchedule
 from mailramp.errors import MailrampError, NotFoundError
 from mailramp.kit.ids import is_object_id
 from mailramp.mailboxes.models import Mailbox
+from mailramp.metrics.models import CampaignMetrics
 from mailramp.sending.importer import check_file
 from mailramp.tracking.models import TrackingStatus
 from mailramp.web.charts import events_chart
@@ -244,6 +246,7 @@ async def _campaign_page(
                 user_id, campaign.campaign_id, record_id
             )
     counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
+    waiting = await runtime.campaigns.pending_schedule(user_id, campaign.campaign_id)
     preview = None
     first = recipients.items[0] if recipients.items else None
     if first is not None:
@@ -272,7 +275,7 @@ async def _campaign_page(
         status_filter=wanted if wanted in known else "",
         statuses=[s.value for s in TrackingStatus],
         preview=preview,
-        plan=_plan_summary(campaign, counts, page_zone(request)),
+        plan=_plan_summary(counts, metrics, waiting, page_zone(request)),
         actions=campaign_actions(campaign.status),
         chart=events_chart(series),
         notice=notice,
@@ -281,14 +284,17 @@ async def _campaign_page(
     )
 
 
-def _plan_summary(campaign: Any, counts: dict[str, int], zone: ZoneInfo) -> str:
+def _plan_summary(
+    counts: dict[str, int], metrics: CampaignMetrics, waiting: PendingSchedule, zone: ZoneInfo
+) -> str:
+    """The campaign's emails in one line: how many, sent (the funnel's figure), waiting, and
+    when the waiting ones go out and how fast."""
     total = sum(counts.values())
     if not total:
         return "No recipients yet."
-    days = max((campaign.end_time - campaign.start_time).total_seconds() / 86400, 1 / 24)
-    per_day = total / max(days, 1)
-    return (
-        f"{total} emails from {localtime(campaign.start_time, zone)} to "
-        f"{localtime(campaign.end_time, zone)}, about {per_day:.0f} per day; "
-        f"{counts.get('sent', 0)} sent, {counts.get('pending', 0)} waiting."
-    )
+    line = f"{total} emails: {metrics.total_sent} sent, {waiting.count} waiting"
+    if waiting.first is not None and waiting.last is not None:
+        line += f"; the next at {localtime(waiting.first, zone)}"
+        if waiting.count > 1:
+            line += f", the last at {localtime(waiting.last, zone)} ({waiting.pace()})"
+    return line + "."
