@@ -61,6 +61,16 @@ def test_every_command_has_help_with_an_example() -> None:
     assert missing == [], f"commands without an example in --help: {missing}"
 
 
+def test_help_prints_what_the_docstrings_say_and_version_answers(tmp_path: Path) -> None:
+    create = run_mailramp("campaign", "create", "--help", cwd=tmp_path)
+    assert create.returncode == 0
+    # Brackets are text, not markup that swallows them.
+    assert "spread over [start, start + duration] within" in " ".join(create.stdout.split())
+    version = run_mailramp("--version", cwd=tmp_path)
+    assert version.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\d+\S*", version.stdout.strip())
+    assert version.stdout == run_mailramp("version", cwd=tmp_path).stdout
+
+
 @pytest.fixture
 def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
     environment = clean_environment(MAILRAMP_ALLOW_PRIVATE_HOSTS="true")

@@ -8,12 +8,20 @@ from typing import Annotated
 import typer
 
 from mailramp.accounts.models import User
-from mailramp.cli.common import JsonOption, PasswordStdinOption, emit, find_user, load_settings, run
+from mailramp.cli.common import (
+    JsonOption,
+    PasswordStdinOption,
+    command_group,
+    emit,
+    find_user,
+    load_settings,
+    run,
+)
 from mailramp.mailboxes.models import Mailbox
 from mailramp.runtime import Runtime
 
-user_app = typer.Typer(help="People who sign in.", no_args_is_help=True)
-mailbox_app = typer.Typer(help="Mailboxes that send.", no_args_is_help=True)
+user_app = command_group("People who sign in.")
+mailbox_app = command_group("Mailboxes that send.")
 
 
 def _secret(value: str | None, from_stdin: bool, what: str) -> str:

@@ -15,6 +15,7 @@ from mailramp.campaigns.models import SENDING_STATUSES, Campaign
 from mailramp.campaigns.repository import PendingSchedule
 from mailramp.cli.common import (
     JsonOption,
+    command_group,
     emit,
     find_campaign,
     find_mailbox,
@@ -29,7 +30,7 @@ from mailramp.runtime import Runtime
 from mailramp.sending.importer import check_file
 from mailramp.sending.models import ImportReport
 
-campaign_app = typer.Typer(help="Campaigns: create, import, run, follow.", no_args_is_help=True)
+campaign_app = command_group("Campaigns: create, import, run, follow.")
 
 CampaignId = Annotated[str, typer.Argument(help="The campaign's campaign_id (a UUID).")]
 

@@ -82,6 +82,12 @@ def exit_code(error: BaseException) -> int:
     return EXIT_REFUSED
 
 
+def command_group(help: str) -> typer.Typer:
+    """A group of commands whose help is printed as written: no Rich markup, so text such
+    as "[start, start + duration]" stays."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+
+
 def fail(error: MailrampError, *, as_json: bool = False) -> typer.Exit:
     """Report `error` on stderr (as {"error": …} with --json); the Exit to raise."""
     if as_json:

@@ -13,7 +13,7 @@ import typer
 from mailramp import __version__
 from mailramp.cli.accounts import mailbox_app, user_app
 from mailramp.cli.campaigns import campaign_app
-from mailramp.cli.common import load_settings, run, run_on_store
+from mailramp.cli.common import command_group, load_settings, run, run_on_store
 from mailramp.cli.demo import demo
 from mailramp.cli.legacy import migrate_legacy
 from mailramp.config import Settings
@@ -22,10 +22,13 @@ from mailramp.runtime import Runtime, migrate_store, schema_head
 from mailramp.web.health import health_server
 
 app = typer.Typer(
-    help="mailramp: self-hostable cold-email outreach.", no_args_is_help=True, add_completion=False
+    help="mailramp: self-hostable cold-email outreach.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-keys_app = typer.Typer(help="Encryption keys for stored mailbox secrets.", no_args_is_help=True)
+db_app = command_group("Database schema.")
+keys_app = command_group("Encryption keys for stored mailbox secrets.")
 app.command()(demo)
 app.command("migrate-legacy")(migrate_legacy)
 app.add_typer(db_app, name="db")
@@ -37,6 +40,24 @@ app.add_typer(campaign_app, name="campaign")
 
 def _settings(*, server: bool = False) -> Settings:
     return load_settings(server=server)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """mailramp: self-hostable cold-email outreach."""
 
 
 @app.command()
