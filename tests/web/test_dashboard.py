@@ -260,9 +260,18 @@ def test_suppression_list_and_api_keys_pages(site: str, page: Any) -> None:
     assert "not a valid email address" in page.inner_text("#email-error")
     assert page.input_value("#email") == "nope"
     page.fill("#email", "Gone@Example.com")
-    page.click("button:has-text('Suppress')")
+    with page.expect_navigation():
+        page.click("button:has-text('Suppress')")
     assert page.locator("tr[data-suppressed='gone@example.com']").count() == 1
+    # Undoing asks first: dismissed, nothing changes; accepted, it is done.
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
     page.click("button:has-text('Allow again')")
+    assert asked == ["Allow gone@example.com again? Your campaigns may then send to it."]
+    assert page.locator("tr[data-suppressed='gone@example.com']").count() == 1
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.click("button:has-text('Allow again')")
     assert "No suppressed address yet" in page.inner_text("main")
     page.fill("#name", "deploy")
     page.click("button:has-text('Create key')")
@@ -271,7 +280,10 @@ def test_suppression_list_and_api_keys_pages(site: str, page: Any) -> None:
     screenshot(page, "settings")
     page.goto(site + "/settings")
     assert key not in page.content() and key[:11] in page.content()  # shown once only
-    page.click("button:has-text('Revoke')")
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    with page.expect_navigation():
+        page.click("button:has-text('Revoke')")
+    assert asked[-1].startswith("Revoke the key deploy?")
     assert "revoked" in page.inner_text("#api-keys")
     assert page.problems == []
 
