@@ -152,7 +152,9 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         page.select_option("#message_format", "html")
         page.fill(
             "#message",
-            '<p>Hi {{first_name|there}}, see <a href="https://acme.com/launch">the launch</a></p>',
+            '<p>Hi {{first_name|there}}, see <a href="https://acme.com/launch">the launch</a></p>'
+            '<img src="https://images.example.net/logo.png" alt="Acme">'
+            "<script>document.body.setAttribute('data-ran', 'yes')</script>",
         )
         start = datetime.now().astimezone().astimezone(
             __import__("zoneinfo").ZoneInfo("America/New_York")
@@ -178,6 +180,41 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         assert page.inner_text("#plan").startswith("2 emails: 0 sent, 2 waiting; the next at")
         assert "EST" in page.inner_text("#plan")  # the browser's time zone, not UTC
         assert "<script>alert('x')</script>" in page.inner_text("#recipients")  # shown as text
+        # The preview renders the email as the recipient will see it, and nothing in it
+        # runs or loads from the web.
+        reached: list[str] = []  # requests off this site that got as far as the network
+        blocked: list[str] = []  # ... and those the browser refused first
+
+        def off_site(route: Any) -> None:
+            if route.request.url.startswith(site):
+                route.continue_()
+            else:
+                reached.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", off_site)
+        page.on(
+            "requestfailed",
+            lambda r: r.url.startswith(site) or blocked.append(f"{r.url} {r.failure}"),
+        )
+        page.reload()
+        assert page.inner_text("#preview h2") == "Preview for ann@example.com"
+        body = page.frame_locator("#preview-frame").locator("body")
+        assert "Hi <script>alert('x')</script>, see the launch" in body.inner_text()
+        assert body.get_attribute("data-ran") is None  # its script did not run
+        headers = page.inner_text("#preview-headers")
+        assert "Subject\tHello <script>alert('x')</script>" in headers
+        assert "List-Unsubscribe" in headers and "To\tann@example.com" in headers
+        assert "the launch" in page.inner_text("#preview-text")
+        page.select_option("#preview-recipient", label="ben@example.com")
+        page.click("#preview button:has-text('Show')")
+        assert page.inner_text("#preview h2") == "Preview for ben@example.com"
+        assert "Hi Ben, see the launch" in body.inner_text()
+        screenshot(page, "campaign-preview")
+        # The remote image never left: refused by the frame's policy before any request.
+        assert reached == []
+        assert blocked and set(blocked) == {"https://images.example.net/logo.png csp"}
+        page.unroute("**/*")
         page.click("button:has-text('Pause')")
         assert "paused" in page.inner_text("h1")
         page.click("button:has-text('Resume')")
@@ -238,7 +275,10 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
             assert width <= 390, f"{path} is {width} px wide on a 390 px screen"
         page.goto(site + campaign_path)
         screenshot(page, "campaign-390")
-        assert page.problems == []
+        # The preview frame's policy refusing its image and tracking pixel on every showing
+        # is the policy at work, not a problem of the page.
+        frame_policy = 'directive: "img-src data:"'
+        assert [problem for problem in page.problems if frame_policy not in problem] == []
     finally:
         smtp.stop()
 

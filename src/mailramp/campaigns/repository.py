@@ -39,14 +39,17 @@ class PendingSchedule:
     def pace(self) -> str | None:
         """How fast they go out, in the unit their spread reads best in: "about 5 a
         minute" over a few minutes, "about 40 an hour" over hours, "about 300 a day" over
-        days. None for fewer than two."""
+        days — a bigger unit where that one would say less than one. None for fewer
+        than two."""
         if self.count < 2 or self.first is None or self.last is None:
             return None
         span = max((self.last - self.first).total_seconds(), 1.0)
-        unit, seconds = next(
-            (unit, seconds) for unit, seconds, up_to in _PACE_UNITS if span <= up_to
-        )
-        rate = self.count * seconds / max(span, seconds)
+        start = next(index for index, unit in enumerate(_PACE_UNITS) if span <= unit[2])
+        rates = [
+            (unit, self.count * seconds / max(span, seconds))
+            for unit, seconds, _ in _PACE_UNITS[start:]
+        ]
+        unit, rate = next(((unit, rate) for unit, rate in rates if rate >= 1), rates[-1])
         shown = f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}".removesuffix(".0")
         return f"about {shown} a{'n' if unit == 'hour' else ''} {unit}"
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from email.header import decode_header, make_header
+from email.message import Message
 from typing import BinaryIO, Protocol
 
 from mailramp.campaigns.models import FINAL_STATUSES, Campaign
@@ -11,13 +14,28 @@ from mailramp.campaigns.scheduling import plan_function
 from mailramp.campaigns.service import owned_campaign
 from mailramp.errors import ConflictError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.validation import object_id_arg
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.sending.export import export_rows
 from mailramp.sending.importer import RecipientReader
+from mailramp.sending.message import build_message
 from mailramp.sending.models import ImportReport
 from mailramp.sending.repository import SendingRepository
+from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import TrackingStatus
-from mailramp.tracking.repository import TrackingRepository
+from mailramp.tracking.repository import RecipientQuery, TrackingRepository
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One recipient's email as it would leave now: its headers, its text part, and its
+    HTML part (None for a plain-text campaign)."""
+
+    record_id: str
+    recipient: str
+    headers: list[tuple[str, str]]
+    text: str
+    html: str | None
 
 
 class RecipientStore(
@@ -89,6 +107,47 @@ class SendingService:
             campaign.user_id, campaign.campaign_id, now=self._clock()
         )
 
+    async def preview(
+        self,
+        user_id: str,
+        campaign_id: str,
+        record_id: str | None = None,
+        *,
+        tracking: TrackingLinks | None = None,
+    ) -> Preview | None:
+        """The email of one of the campaign's recipients (the first, unless `record_id`
+        names one), built as the worker builds it (with `tracking`'s links); None for a
+        campaign without recipients."""
+        campaign = await self._campaign(user_id, campaign_id)
+        if record_id is not None:
+            record = await self._store.get_tracking(
+                campaign.user_id, object_id_arg(record_id, field="record_id")
+            )
+            if record is None or record.campaign_id != campaign.campaign_id:
+                raise NotFoundError("recipient", record_id)
+        else:
+            first = await self._store.list_tracking(
+                campaign.user_id, RecipientQuery(campaign.campaign_id, limit=1)
+            )
+            if not first.items:
+                return None
+            record = first.items[0]
+        mailbox = await self._store.get_mailbox(campaign.user_id, campaign.mailbox_id)
+        if mailbox is None:
+            raise NotFoundError("mailbox", campaign.mailbox_id)
+        now = self._clock()
+        message = build_message(
+            campaign=campaign, mailbox=mailbox, record=record, sent_at=now, tracking=tracking
+        )
+        parts = {part.get_content_subtype(): _decoded(part) for part in message.walk()}
+        return Preview(
+            record_id=record.id,
+            recipient=record.recipient_email,
+            headers=[(name, _header_text(value)) for name, value in message.items()],
+            text=parts.get("plain", ""),
+            html=parts.get("html"),
+        )
+
     async def status_counts(self, user_id: str, campaign_id: str) -> dict[str, int]:
         """How many of the campaign's records are in each status (all statuses listed)."""
         campaign = await self._campaign(user_id, campaign_id)
@@ -99,3 +158,14 @@ class SendingService:
         """The campaign's recipients and what happened to each, as spreadsheet-safe CSV
         rows, header first (the caller fetched `campaign` as its owner)."""
         return export_rows(self._store, campaign)
+
+
+def _header_text(value: object) -> str:
+    return str(make_header(decode_header(str(value))))
+
+
+def _decoded(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    return payload.decode(part.get_content_charset() or "utf-8", "replace")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -12,7 +13,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailramp.campaigns import templates
 from mailramp.campaigns.models import SENDING_STATUSES, campaign_actions
 from mailramp.campaigns.repository import PendingSchedule
 from mailramp.errors import MailrampError, NotFoundError
@@ -211,6 +211,38 @@ async def campaign_action(
     return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
 
 
+# What a previewed email may do in its frame: nothing. No script runs (the frame and this
+# policy are sandboxed), nothing is fetched (images only as data: URLs, so no tracking
+# pixel or remote image registers an open), links go nowhere; only this site may frame it.
+PREVIEW_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+@router.get("/campaigns/{campaign_id}/preview.html")
+async def preview_frame(
+    campaign_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """One recipient's email (`?record=`, else the first) as its HTML part renders, for
+    the campaign page's sandboxed frame; a text email shows as text."""
+    record = request.query_params.get("record")
+    preview = await runtime.sending.preview(
+        who.user.user_id,
+        campaign_id,
+        record if record and is_object_id(record) else None,
+        tracking=runtime.tracking_links,
+    )
+    if preview is None:
+        body = "<p>No recipients yet.</p>"
+    elif preview.html is not None:
+        body = preview.html
+    else:
+        body = f"<pre style='white-space:pre-wrap'>{escape(preview.text)}</pre>"
+    headers = {"Content-Security-Policy": PREVIEW_POLICY, "X-Frame-Options": "SAMEORIGIN"}
+    return HTMLResponse(body, headers=headers)
+
+
 @router.get("/campaigns/{campaign_id}")
 async def campaign_page(
     campaign_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
@@ -247,15 +279,18 @@ async def _campaign_page(
             )
     counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
     waiting = await runtime.campaigns.pending_schedule(user_id, campaign.campaign_id)
-    preview = None
-    first = recipients.items[0] if recipients.items else None
-    if first is not None:
-        values = first.merge_values()
-        preview = {
-            "recipient": first.recipient_email,
-            "subject": templates.render_header(campaign.subject, values),
-            "body": templates.render(campaign.message, values),
-        }
+    wanted_preview = request.query_params.get("preview")
+    try:
+        preview = await runtime.sending.preview(
+            user_id,
+            campaign.campaign_id,
+            wanted_preview if wanted_preview and is_object_id(wanted_preview) else None,
+            tracking=runtime.tracking_links,
+        )
+    except NotFoundError:
+        preview = await runtime.sending.preview(
+            user_id, campaign.campaign_id, tracking=runtime.tracking_links
+        )
     series = await runtime.tracking.series(user_id, campaign.campaign_id)
     return render(
         request,
