@@ -5,8 +5,9 @@ route that exists.
 The tests' requests are read from their source: HTTP-client calls (`client.post(...)`,
 `call("POST", ...)`, `("POST", f"/api/v1/...")` tables, `page.goto(site + "/signin")`),
 with f-string parts as placeholders. The dashboard's form posts are made by Chromium
-clicking buttons, so for those the form in the template that posts there (method and
-action) stands in for the request; every form must post to a real route too.
+clicking buttons and loading frames, so for those the form in the template that posts
+there (method and action), or the frame that loads it, stands in for the request; every
+form and frame must name a real route too.
 """
 
 from __future__ import annotations
@@ -92,13 +93,19 @@ def requests_in_tests() -> set[tuple[str, str]]:
 
 
 def template_forms() -> set[tuple[str, str]]:
+    """The templates' form posts and the frames they load (Chromium requests both)."""
     forms = set()
     for template in TEMPLATES.glob("*.html"):
-        for tag in re.findall(r"<form\b[^>]*>", template.read_text()):
+        text = template.read_text()
+        for tag in re.findall(r"<form\b[^>]*>", text):
             method = re.search(r'method="(\w+)"', tag)
             action = re.search(r'action="([^"]*)"', tag)
             if method and action and method.group(1).lower() == "post":
                 forms.add(("POST", re.sub(r"\{\{.*?\}\}", HOLE, action.group(1))))
+        for tag in re.findall(r"<iframe\b[^>]*>", text):
+            source = re.search(r'src="([^"?]*)', tag)
+            if source:
+                forms.add(("GET", re.sub(r"\{\{.*?\}\}", HOLE, source.group(1))))
     return forms
 
 
