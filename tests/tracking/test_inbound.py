@@ -336,3 +336,51 @@ def test_what_a_notice_says_decides_between_a_delay_and_a_bounce() -> None:
     )
     inbound = classify_inbound(warning)
     assert (inbound.kind, inbound.recipient) == (InboundKind.DELAYED, "bob@example.com")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (
+            "Sounds good, let's talk on Tuesday.\r\n\r\nBob\r\n\r\n"
+            "On Mon, 1 Mar 2027 at 09:00, Ann <ann@acme.com> wrote:\r\n> Hi Bob,\r\n> A note.\r\n",
+            "text/plain",
+        ),
+        (
+            "Sounds good, let's talk on Tuesday.\r\n\r\nBob\r\n\r\n"
+            "________________________________\r\nFrom: Ann <ann@acme.com>\r\n"
+            "Sent: Monday, March 1, 2027 9:00 AM\r\nTo: Bob\r\nSubject: Hello Bob\r\n"
+            "\r\nHi Bob,\r\n",
+            "text/plain",
+        ),
+        (
+            "<div>Sounds good, let's talk on Tuesday.</div><div><br></div><div>Bob</div>"
+            "<blockquote><div>Am 01.03.2027 um 09:00 schrieb Ann &lt;ann@acme.com&gt;:</div>"
+            "<div>Hi Bob</div></blockquote>",
+            "text/html",
+        ),
+    ],
+    ids=["gmail", "outlook", "html-german-client"],
+)
+def test_a_reply_keeps_what_the_person_wrote_not_the_quote(body: str, content_type: str) -> None:
+    raw = _message(
+        {
+            "From": "Bob <bob@example.com>",
+            "Subject": "Re: Hello Bob",
+            "In-Reply-To": ORIGINAL,
+            "Content-Type": f"{content_type}; charset=utf-8",
+        },
+        body,
+    )
+    inbound = classify_inbound(raw)
+    assert inbound.kind is InboundKind.REPLY
+    assert inbound.text == "Sounds good, let's talk on Tuesday.\n\nBob"
+
+
+def test_a_long_reply_is_cut_and_says_so() -> None:
+    raw = _message(
+        {"From": "bob@example.com", "Subject": "Re: Hi", "In-Reply-To": ORIGINAL},
+        "word " * 1000,
+    )
+    text = classify_inbound(raw).text or ""
+    assert len(text) == 2000 and text.endswith("…")

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.support import scenario
+from tests.support.clock import system_now
 from tests.support.inbound_mail import arf_complaint
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
@@ -433,6 +435,71 @@ def test_test_and_edit_a_mailbox(site: str, page: Any, dovecot: Any) -> None:
         lines = page.inner_text("tr[data-mailbox='ann@acme.com'] ul.check").splitlines()
         assert len(lines) == 1 and lines[0].startswith("SMTP: ") and "535" in lines[0]
         screenshot(page, "mailbox-test")
+        assert page.problems == []
+    finally:
+        smtp.stop()
+
+
+def test_hundreds_of_recipients_are_paged_searched_and_their_replies_read(
+    site: str, page: Any, tmp_path: Path
+) -> None:
+    smtp = SmtpServer({"pia@acme.com": "smtp-pass"}).start()
+    try:
+        _sign_up(page, site, "pia@example.com")
+        _link_mailbox(page, "pia@acme.com", smtp.port)
+        page.goto(site + "/campaigns/new")
+        page.fill("#campaign_name", "Big list")
+        page.fill("#subject", "Hello {{first_name}}")
+        page.fill("#message", "Hi {{first_name}}, a note.")
+        now = system_now().astimezone(ZoneInfo("America/New_York"))
+        page.fill("#start_time", now.strftime("%Y-%m-%dT%H:%M"))
+        page.fill("#duration", "240")  # ten days: 450 at the mailbox's 50 a day
+        people = tmp_path / "people.csv"
+        people.write_text(
+            "email,first_name\n" + "".join(f"p{n:03}@example.com,P{n}\n" for n in range(450))
+        )
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        assert "450 accepted" in page.inner_text("p.notice")
+        assert page.inner_text("#recipients-heading").startswith("Recipients (450)")
+        assert page.locator("#recipients tbody tr").count() == 50
+        # Pages 2 and 3: the next fifty, and the fifty after.
+        page.click("#recipient-pages a:text-is('2')")
+        assert page.inner_text("#recipient-pages").startswith("51–100 of 450")
+        page.click("#recipient-pages a[rel=next]")
+        assert page.inner_text("#recipient-pages").startswith("101–150 of 450")
+        assert page.locator("#recipients tbody tr").count() == 50
+        # A search keeps to the addresses that contain it.
+        page.fill("#search", "P12")
+        page.click("#recipient-filter button")
+        shown = page.locator("#recipients tbody tr").evaluate_all(
+            "rows => rows.map(row => row.dataset.recipient)"
+        )
+        assert shown == [f"p12{n}@example.com" for n in range(10)]
+        assert page.inner_text("#recipients-heading") == "Recipients (10 shown of 450)"
+        # p123 replies; its timeline opens beside its row, naming it, with the reply.
+        send_everything_now(site)
+        about = str(smtp.inbox.to("p123@example.com")[0]["Message-ID"])
+        reply = (
+            "From: P123 <p123@example.com>\r\nTo: pia@acme.com\r\nSubject: Re: Hello P123\r\n"
+            f"Message-ID: <r123@example.com>\r\nIn-Reply-To: {about}\r\n\r\n"
+            "Yes please, call me on Tuesday.\r\n\r\nOn Mon, Pia wrote:\r\n> Hi P123, a note.\r\n"
+        ).encode()
+        assert scenario.inbox_receives(SITE_DIRECTORIES[0], site, reply, about=about) == "reply"
+        page.reload()
+        row = page.locator("tr[data-recipient='p123@example.com']")
+        assert row.locator("td").nth(6).inner_text() != ""  # Replied
+        row.locator("a:text-is('events')").click()
+        timeline = page.locator("tr.timeline")
+        assert timeline.locator("h3").inner_text() == "What happened to p123@example.com"
+        reply_line = timeline.locator("li[data-event=reply]")
+        assert "from P123 <p123@example.com>: Re: Hello P123" in reply_line.inner_text()
+        assert reply_line.locator("blockquote").inner_text() == "Yes please, call me on Tuesday."
+        # The row above the timeline is the recipient's, and the page kept the search.
+        assert page.input_value("#search") == "P12"
+        screenshot(page, "campaign-recipients")
+        export = page.locator("#export").get_attribute("href")
+        assert export is not None and export.endswith("/export.csv")
         assert page.problems == []
     finally:
         smtp.stop()

@@ -248,6 +248,8 @@ def _details(inbound: Inbound) -> dict[str, Any]:
         details["bounce"] = "hard" if inbound.kind is InboundKind.HARD_BOUNCE else "soft"
     if inbound.kind is InboundKind.COMPLAINT:
         details |= {"feedback_type": inbound.feedback_type, "recipient": inbound.recipient}
+    if inbound.kind in (InboundKind.REPLY, InboundKind.AUTO_REPLY):
+        details["text"] = inbound.text
     return {key: value for key, value in details.items() if value is not None}
 
 

@@ -15,12 +15,14 @@ from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus, 
 
 @dataclass(frozen=True)
 class RecipientQuery:
-    """Which records of one campaign a list shows: of one status (all if None), one page."""
+    """Which records of one campaign a list shows: of one status (all if None), whose
+    address contains `search` (any if None; case-insensitive), one page."""
 
     campaign_id: str
     status: TrackingStatus | None = None
     offset: int = 0
     limit: int = 50
+    search: str | None = None
 
 
 @dataclass(frozen=True)

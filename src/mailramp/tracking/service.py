@@ -200,17 +200,22 @@ class TrackingService:
         campaign_id: str,
         *,
         status: str | None = None,
+        search: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> Page[EmailTracking]:
         """The user's campaign's recipients with their state, in send order, optionally of
-        one status."""
+        one status and whose address contains `search`."""
         campaign = await owned_campaign(self._store, user_id, campaign_id)
         wanted = enum_arg(TrackingStatus, status, field="status") if status else None
-        return await self._store.list_tracking(
-            campaign.user_id,
-            RecipientQuery(campaign.campaign_id, status=wanted, offset=offset, limit=limit),
+        query = RecipientQuery(
+            campaign.campaign_id,
+            status=wanted,
+            offset=offset,
+            limit=limit,
+            search=(search or "").strip()[:254] or None,
         )
+        return await self._store.list_tracking(campaign.user_id, query)
 
     async def list_unmatched(
         self, user_id: str, *, offset: int = 0, limit: int = 50

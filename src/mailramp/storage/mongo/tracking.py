@@ -19,6 +19,7 @@ under-count that `recompute_metrics` repairs from the records (the source of tru
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import (
     Collection,
     Mapping,
@@ -151,6 +152,8 @@ class MongoTracking(MongoSuppression, MongoMetrics):
         )
         if query.status is not None:
             found["status"] = TrackingStatus(query.status).value
+        if query.search:
+            found["recipient_email"] = {"$regex": re.escape(query.search.lower())}
         order = [("scheduled_at", 1), ("_id", 1)]
         return await self._page(TRACKING, EmailTracking, found, order, query.offset, query.limit)
 

@@ -48,6 +48,10 @@ class SqlTracking(SqlSuppression):
         condition = and_(tracking.c.campaign_id == query.campaign_id, tracking.c.user_id == user_id)
         if query.status is not None:
             condition = and_(condition, tracking.c.status == query.status.value)
+        if query.search:
+            # Addresses are stored lowercased; the search is literal (no LIKE wildcards).
+            found = tracking.c.recipient_email.contains(query.search.lower(), autoescape=True)
+            condition = and_(condition, found)
         order = (tracking.c.scheduled_at, tracking.c._id)
         async with self._read() as connection:
             return await self._page(

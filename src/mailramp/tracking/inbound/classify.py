@@ -32,6 +32,7 @@ from mailramp.tracking.inbound.parts import (
     split_report,
     text_of,
 )
+from mailramp.tracking.inbound.reply import reply_text
 from mailramp.tracking.inbound.reports import (
     delivery_reports,
     feedback_report,
@@ -123,10 +124,14 @@ def classify_inbound(raw: bytes) -> Inbound:
 
     sender = address_of(header(message, "From"))
     if is_automatic(message, answers_ours=bool(answered)):
-        return _with(base, InboundKind.AUTO_REPLY, answered, recipient=sender)
-    if answered:
-        return _with(base, InboundKind.REPLY, answered, recipient=sender)
-    return base
+        kind = InboundKind.AUTO_REPLY
+    elif answered:
+        kind = InboundKind.REPLY
+    else:
+        return base
+    replied = _with(base, kind, answered, recipient=sender)
+    replied.text = reply_text(message)
+    return replied
 
 
 def _original_ids(raw: bytes, returned: Message | None, own: list[str]) -> list[str]:

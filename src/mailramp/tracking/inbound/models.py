@@ -56,6 +56,7 @@ class Inbound:
     subject: str | None = None
     message_id: str | None = None
     feedback_type: str | None = None  # a complaint's ARF Feedback-Type (abuse, fraud, ...)
+    text: str | None = None  # a reply's new text (quoted history left out)
 
     @property
     def status(self) -> str | None:

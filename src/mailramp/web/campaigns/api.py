@@ -8,7 +8,7 @@ import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
 from mailramp.campaigns.models import Campaign
@@ -174,10 +174,17 @@ async def list_recipients(
     runtime: RuntimeDep,
     paging: PagingDep,
     status: str | None = None,
+    search: Annotated[str | None, Query(max_length=254)] = None,
 ) -> PagePublic[RecipientPublic]:
-    """The campaign's recipients with their state, in send order."""
+    """The campaign's recipients with their state, in send order; `status` keeps those in
+    one state, `search` those whose address contains it."""
     page = await runtime.tracking.list_recipients(
-        caller.user.user_id, campaign_id, status=status, offset=paging.offset, limit=paging.limit
+        caller.user.user_id,
+        campaign_id,
+        status=status,
+        search=search,
+        offset=paging.offset,
+        limit=paging.limit,
     )
     return PagePublic[RecipientPublic].of(page)
 

@@ -211,6 +211,8 @@ async def campaign_action(
     return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
 
 
+RECIPIENTS_PER_PAGE = 50
+
 # What a previewed email may do in its frame: nothing. No script runs (the frame and this
 # policy are sandboxed), nothing is fetched (images only as data: URLs, so no tracking
 # pixel or remote image registers an open), links go nowhere; only this site may frame it.
@@ -265,18 +267,35 @@ async def _campaign_page(
     campaign = await runtime.campaigns.get_campaign(user_id, campaign_id)
     metrics = await runtime.metrics.get_campaign_metrics(campaign.campaign_id, user_id=user_id)
     mailbox = await runtime.mailboxes.get_mailbox(user_id, campaign.mailbox_id)
-    wanted = request.query_params.get("status") or None
-    known = {member.value for member in TrackingStatus}
+    query = request.query_params
+    wanted = query.get("status") or None
+    status_filter = wanted if wanted in {member.value for member in TrackingStatus} else None
+    search = (query.get("search") or "").strip()[:254]
+    offset = int(query["offset"]) if query.get("offset", "").isdigit() else 0
     recipients = await runtime.tracking.list_recipients(
-        user_id, campaign.campaign_id, status=wanted if wanted in known else None, limit=200
+        user_id,
+        campaign.campaign_id,
+        status=status_filter,
+        search=search or None,
+        offset=offset,
+        limit=RECIPIENTS_PER_PAGE,
     )
     events = None
-    record_id = request.query_params.get("record")
+    record_id = query.get("record")
     if record_id and is_object_id(record_id):
         with contextlib.suppress(NotFoundError):
             _, events = await runtime.tracking.recipient_events(
                 user_id, campaign.campaign_id, record_id
             )
+
+    def page_link(*, offset: int, record: str | None = None) -> str:
+        """This page's address with its filters, at another offset (or a record's events)."""
+        kept = {"status": status_filter or "", "search": search, "offset": offset or ""}
+        parameters = {name: value for name, value in kept.items() if value} | (
+            {"record": record} if record else {}
+        )
+        return "?" + urlencode(parameters) if parameters else "?"
+
     counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
     waiting = await runtime.campaigns.pending_schedule(user_id, campaign.campaign_id)
     wanted_preview = request.query_params.get("preview")
@@ -306,8 +325,12 @@ async def _campaign_page(
             else None
         ),
         recipients=recipients,
+        all_recipients=sum(counts.values()),
+        search=search,
+        page_link=page_link,
         events=events,
-        status_filter=wanted if wanted in known else "",
+        events_record=record_id,
+        status_filter=status_filter or "",
         statuses=[s.value for s in TrackingStatus],
         preview=preview,
         plan=_plan_summary(counts, metrics, waiting, page_zone(request)),
