@@ -121,3 +121,27 @@ async def test_the_pending_schedule_counts_only_what_waits(services: Services) -
     )
     stranger = await make_user(services)
     assert (await store.pending_schedule(stranger.id, campaign.campaign_id)).count == 0
+
+
+async def test_recipients_are_searched_by_address_literally(services: Services) -> None:
+    campaign = await _campaign(services)
+    store = services.store
+    await store.insert_tracking(
+        [
+            record(campaign, "ann.lee@example.com", minutes=1),
+            record(campaign, "annie@example.org", minutes=2),
+            record(campaign, "bob_x@example.com", minutes=3),
+            record(campaign, "bobyx@example.com", minutes=4),
+        ]
+    )
+
+    async def found(search: str) -> list[str]:
+        query = RecipientQuery(campaign.campaign_id, search=search)
+        page = await store.list_tracking(campaign.user_id, query)
+        return [r.recipient_email for r in page.items]
+
+    assert await found("ANN") == ["ann.lee@example.com", "annie@example.org"]
+    # `_`, `.` and `%` are letters here, not wildcards.
+    assert await found("bob_x") == ["bob_x@example.com"]
+    assert await found("n.l") == ["ann.lee@example.com"]
+    assert await found("%") == []
