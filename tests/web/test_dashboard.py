@@ -248,6 +248,10 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         assert page.inner_text("td[data-metric=clicked]").startswith("1")
         assert page.inner_text("td[data-metric=human_opened]").startswith("1")
         assert page.locator("svg.chart").count() == 1
+        # A time axis with labelled ticks, in the browser's zone (New York: EST).
+        ticks = page.locator("svg.chart text.tick[text-anchor=middle]").all_text_contents()
+        assert len(ticks) >= 2 and all(re.fullmatch(r"(\w{3} \d\d )?\d\d:\d\d", t) for t in ticks)
+        assert "Opened by people" in page.text_content("details.chart-data")  # closed: hidden
         # Ben reports it as spam; his provider's feedback loop sends the report back.
         ben_id = str(smtp.inbox.to("ben@example.com")[0]["Message-ID"])
         complaint = arf_complaint("ben@example.com", ben_id)

@@ -1,58 +1,209 @@
-"""Charts drawn on the server as SVG: no script, nothing loaded from the network."""
+"""Charts drawn on the server as SVG: no script, nothing loaded from the network.
+
+The campaign chart has a time axis over the campaign's window so far, with round ticks in
+the reader's time zone, and buckets that fit it (hours over up to three days, days
+beyond): bars for what people did (opens and clicks by people, replies), and bounces and
+complaints in a panel of their own below. A table with the same numbers follows it for
+screen readers (and anyone who wants the figures)."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
-COLOURS = {
-    "open": "#2f5bea",
-    "click": "#0e9384",
-    "reply": "#b54708",
-    "bounce": "#b42318",
-    "unsubscribe": "#6c737f",
-    "auto_reply": "#c4a000",
-}
+HOURLY_UP_TO = timedelta(days=3)
+MAX_TICKS = 8
 
 
-def events_chart(series: list[dict[str, Any]], *, width: int = 720, height: int = 180) -> str:
-    """Human events per hour as stacked bars, one colour per event type."""
-    buckets: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for row in series:
-        if not row["machine"]:
-            buckets[row["hour"]][row["type"]] += row["count"]
-    if not buckets:
-        return ""
-    hours = sorted(buckets)
-    top = max(sum(counts.values()) for counts in buckets.values())
-    slot = (width - 40) / max(len(hours), 1)
-    bar = max(slot * 0.7, 2)
-    parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height + 30}" '
-        f'width="100%" aria-label="Human events per hour">'
-    ]
-    for index, hour in enumerate(hours):
-        y: float = height
-        x = 30 + index * slot
-        for kind, count in sorted(buckets[hour].items()):
-            h = count / top * (height - 10)
-            y -= h
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                f'fill="{COLOURS.get(kind, "#999")}"><title>{escape(kind)}: {count} at '
-                f"{hour:%Y-%m-%d %H:00} UTC</title></rect>"
-            )
-    parts.append(f'<line x1="30" y1="{height}" x2="{width}" y2="{height}" stroke="#c9ced8"/>')
-    parts.append(f'<text x="0" y="14" font-size="11" fill="#5b6475">{top}</text>')
-    legend_x = 30
-    for kind in sorted({k for counts in buckets.values() for k in counts}):
-        parts.append(
-            f'<rect x="{legend_x}" y="{height + 14}" width="10" height="10" '
-            f'fill="{COLOURS.get(kind, "#999")}"/>'
-            f'<text x="{legend_x + 14}" y="{height + 23}" font-size="11">{escape(kind)}</text>'
+@dataclass(frozen=True)
+class Series:
+    """One line: its name, colour, and which events it counts (type, by a person only)."""
+
+    name: str
+    colour: str
+    type: str
+    people_only: bool = False
+
+
+PEOPLE = (
+    Series("Opened by people", "#2f5bea", "open", people_only=True),
+    Series("Clicked by people", "#0e9384", "click", people_only=True),
+    Series("Replied", "#b54708", "reply"),
+)
+PROBLEMS = (
+    Series("Bounced", "#b42318", "bounce"),
+    Series("Complaints", "#6c2bd9", "complaint"),
+)
+
+
+def _buckets(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[list[datetime], str]:
+    """The bucket starts from `start` to `end` in the reader's zone, and their unit: whole
+    hours (stepped in UTC, so a daylight-saving change neither repeats nor skips one) or
+    whole local days (stepped on the calendar, so each starts at local midnight)."""
+    if end - start <= HOURLY_UP_TO:
+        moment = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        starts = []
+        while moment <= end:
+            starts.append(moment.astimezone(zone))
+            moment += timedelta(hours=1)
+        return starts, "hour"
+    day = start.astimezone(zone).date()
+    starts = []
+    while (midnight := datetime.combine(day, time(), zone)) <= end:
+        starts.append(midnight)
+        day += timedelta(days=1)
+    return starts, "day"
+
+
+def _bucket_of(moment: datetime, starts: list[datetime]) -> int | None:
+    """The index of the bucket `moment` falls in (None before the first)."""
+    index = bisect_right(starts, moment) - 1
+    return index if index >= 0 else None
+
+
+def _label(moment: datetime, daily: bool, previous: datetime | None) -> str:
+    if daily:
+        return moment.strftime("%b %d")
+    if previous is None or previous.date() != moment.date():
+        return moment.strftime("%b %d %H:%M")
+    return moment.strftime("%H:%M")
+
+
+# Tick spacings to choose from, the smallest that keeps to MAX_TICKS.
+_TICK_STEPS = tuple(
+    timedelta(minutes=minutes)
+    for minutes in (5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 4320, 10080)
+)
+
+
+def _ticks(first: datetime, last: datetime, zone: ZoneInfo) -> list[datetime]:
+    """Round moments in the reader's zone from `first` to `last`, at most MAX_TICKS."""
+    span = last - first
+    step = next((s for s in _TICK_STEPS if span / s <= MAX_TICKS - 1), _TICK_STEPS[-1])
+    local = first.astimezone(zone)
+    if step >= timedelta(days=1):
+        moment = datetime.combine(local.date(), time(), zone)
+    else:
+        midnight = datetime.combine(local.date(), time(), zone)
+        steps_in = (local - midnight) // step
+        moment = midnight + steps_in * step
+    ticks = []
+    while moment <= last:
+        if moment >= first:
+            ticks.append(moment)
+        moment = (
+            moment + step
+            if step < timedelta(days=1)
+            else datetime.combine(moment.date() + timedelta(days=step.days), time(), zone)
         )
-        legend_x += 90
-    parts.append("</svg>")
-    return "".join(parts)
+    return ticks
+
+
+def events_chart(
+    series: list[dict[str, Any]], *, start: datetime, end: datetime, zone: ZoneInfo
+) -> str:
+    """The chart of a campaign's events (rows of the event series: hour, type, machine,
+    count) from `start` to `end`; '' when nothing happened yet."""
+    if not series:
+        return ""
+    start = min(start, min(row["hour"] for row in series))
+    end = max(end, max(row["hour"] for row in series))
+    starts, unit = _buckets(start, end, zone)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(starts))
+    for row in series:
+        index = _bucket_of(row["hour"].astimezone(zone), starts)
+        if index is None:
+            continue
+        for line in (*PEOPLE, *PROBLEMS):
+            if row["type"] == line.type and not (line.people_only and row["machine"]):
+                counts[line.name][index] += row["count"]
+    if not any(sum(counts[line.name]) for line in (*PEOPLE, *PROBLEMS)):
+        return ""
+    bucket = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    first, last = starts[0], starts[-1] + bucket
+    width, left, right = 760, 44, 30
+    plot = width - left - right
+
+    def x_of(moment: datetime) -> float:
+        return left + (moment - first) / (last - first) * plot
+
+    panels = [
+        (PEOPLE, 150, f"What people did, per {unit}"),
+        (PROBLEMS, 70, "Bounces and complaints"),
+    ]
+    parts: list[str] = []
+    y = 0
+    for lines, height, title in panels:
+        top = max(max(counts[line.name]) for line in lines) or 1
+        base = y + 22 + height
+        parts.append(f'<text x="{left}" y="{y + 14}" class="chart-title">{escape(title)}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{base}" x2="{width - right}" y2="{base}" class="axis"/>'
+            f'<text x="{left - 6}" y="{base}" class="tick" text-anchor="end">0</text>'
+            f'<text x="{left - 6}" y="{base - height + 4}" class="tick" '
+            f'text-anchor="end">{top}</text>'
+        )
+        for index, moment in enumerate(starts):
+            slot = x_of(moment + bucket) - x_of(moment)
+            bar = max(slot * 0.8 / len(lines), 1.0)
+            for position, line in enumerate(lines):
+                value = counts[line.name][index]
+                if not value:
+                    continue
+                h = value / top * height
+                x = x_of(moment) + slot * 0.1 + position * bar
+                label = _label(moment, unit == "day", None)
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                    f'fill="{line.colour}"><title>{escape(line.name)}: {value} '
+                    f"({escape(label)})</title></rect>"
+                )
+        y = base + 8
+    # The time axis, under both panels, in the reader's zone.
+    previous = None
+    for moment in _ticks(first, last, zone):
+        x = x_of(moment)
+        label = _label(moment, unit == "day" and moment.hour == 0, previous)
+        previous = moment
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{y - 8}" x2="{x:.1f}" y2="{y - 3}" class="axis"/>'
+            f'<text x="{x:.1f}" y="{y + 10}" class="tick" text-anchor="middle">'
+            f"{escape(label)}</text>"
+        )
+    y += 26
+    legend_x = left
+    for line in (*PEOPLE, *PROBLEMS):
+        parts.append(
+            f'<rect x="{legend_x}" y="{y - 9}" width="10" height="10" fill="{line.colour}"/>'
+            f'<text x="{legend_x + 14}" y="{y}" class="legend">{escape(line.name)}</text>'
+        )
+        legend_x += 16 + 7 * len(line.name) + 18
+    svg = (
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {y + 8}" width="100%" '
+        f'aria-labelledby="chart-caption">{"".join(parts)}</svg>'
+    )
+    return svg + _table(starts, unit, counts)
+
+
+def _table(starts: list[datetime], unit: str, counts: dict[str, list[int]]) -> str:
+    lines = (*PEOPLE, *PROBLEMS)
+    head = "".join(f"<th>{escape(line.name)}</th>" for line in lines)
+    rows = []
+    previous = None
+    for index, moment in enumerate(starts):
+        values = [counts[line.name][index] for line in lines]
+        label = _label(moment, unit == "day", previous)
+        previous = moment
+        if any(values):
+            cells = "".join(f"<td>{value}</td>" for value in values)
+            rows.append(f"<tr><th>{escape(label)}</th>{cells}</tr>")
+    return (
+        '<details class="chart-data"><summary id="chart-caption">The numbers, per '
+        f"{unit} (periods with events)</summary><table><thead><tr><th>{unit.title()}</th>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
+    )

@@ -335,7 +335,12 @@ async def _campaign_page(
         preview=preview,
         plan=_plan_summary(counts, metrics, waiting, page_zone(request)),
         actions=campaign_actions(campaign.status),
-        chart=events_chart(series),
+        chart=events_chart(
+            series,
+            start=campaign.start_time,
+            end=min(campaign.end_time, runtime.clock()),
+            zone=page_zone(request),
+        ),
         notice=notice,
         problem=problem,
         status=status,
