@@ -12,9 +12,9 @@ import pytest
 
 from tests.support import scenario
 from tests.support.clock import system_now
-from tests.support.inbound_mail import arf_complaint
+from tests.support.inbound_mail import arf_complaint, exchange_bounce
 from tests.support.postgres import free_port
-from tests.support.processes import clean_environment, serving
+from tests.support.processes import clean_environment, run_mailramp, serving
 from tests.support.smtp import SmtpServer
 from tests.web.conftest import screenshot
 
@@ -246,7 +246,8 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         assert hop.status_code == 302 and hop.headers["location"] == "https://acme.com/launch"
         page.reload()
         assert page.inner_text("td[data-metric=clicked]").startswith("1")
-        assert page.inner_text("td[data-metric=human_opened]").startswith("1")
+        assert page.inner_text("td[data-metric=opened]").startswith("1 50.0%")  # a person
+        assert "by machines" not in page.inner_text("td[data-metric=opened]")
         assert page.locator("svg.chart").count() == 1
         # A time axis with labelled ticks, in the browser's zone (New York: EST).
         ticks = page.locator("svg.chart text.tick[text-anchor=middle]").all_text_contents()
@@ -505,5 +506,113 @@ def test_hundreds_of_recipients_are_paged_searched_and_their_replies_read(
         export = page.locator("#export").get_attribute("href")
         assert export is not None and export.endswith("/export.csv")
         assert page.problems == []
+    finally:
+        smtp.stop()
+
+
+# Each figure as the API (and `campaign show --json`) holds it: its count and rate fields.
+API_FIELDS = {
+    "sent": ("total_sent", None),
+    "delivered": ("total_delivered", None),
+    "opened": ("total_human_opened", "human_open_rate"),
+    "clicked": ("total_human_clicks", "human_click_rate"),
+    "replied": ("total_replied", "reply_rate"),
+    "bounced": ("total_bounced", "bounce_rate"),
+    "complained": ("total_complained", "complaint_rate"),
+}
+
+
+def test_every_number_is_the_same_on_the_list_the_page_the_api_and_the_cli(
+    site: str, page: Any, tmp_path: Path
+) -> None:
+    import json
+    import re
+
+    import httpx
+
+    smtp = SmtpServer({"nia@acme.com": "smtp-pass"}).start()
+    try:
+        _sign_up(page, site, "nia@example.com")
+        _link_mailbox(page, "nia@acme.com", smtp.port)
+        page.goto(site + "/campaigns/new")
+        page.fill("#campaign_name", "Same numbers")
+        page.fill("#subject", "Hello {{first_name}}")
+        page.select_option("#message_format", "html")
+        page.fill("#message", '<p>Hi {{first_name}}, <a href="https://acme.com/x">see</a></p>')
+        now = system_now().astimezone(ZoneInfo("America/New_York"))
+        page.fill("#start_time", now.strftime("%Y-%m-%dT%H:%M"))
+        page.fill("#duration", "24")
+        people = tmp_path / "people.csv"
+        rows = "".join(f"n{i}@example.com,N{i}\n" for i in range(7))
+        people.write_text("email,first_name\n" + rows)
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        campaign_url = page.url.split("?")[0]
+        campaign_id = campaign_url.rsplit("/", 1)[1]
+        send_everything_now(site)
+
+        def html_of(address: str) -> str:
+            part = smtp.inbox.to(address)[0].get_body(preferencelist=("html",))
+            assert part is not None
+            return str(part.get_content())
+
+        person = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/150 Safari/537.36"
+        for address, agent in (
+            ("n0@example.com", person),
+            ("n1@example.com", person),
+            ("n2@example.com", "Mozilla/5.0 (Windows NT 5.1; rv:11.0) GoogleImageProxy"),
+        ):
+            pixel = re.search(r'<img src="([^"]+/t/o/[^"]+)"', html_of(address))
+            assert pixel is not None
+            httpx.get(pixel.group(1), headers={"User-Agent": agent})
+        click = re.search(r"https?://[^\"']+/t/c/[^\"']+", html_of("n0@example.com"))
+        assert click is not None
+        httpx.get(click.group(0), headers={"User-Agent": person})
+        n3 = str(smtp.inbox.to("n3@example.com")[0]["Message-ID"])
+        reply = (
+            f"From: n3@example.com\r\nSubject: Re: Hello N3\r\nIn-Reply-To: {n3}\r\n\r\nYes.\r\n"
+        ).encode()
+        directory = SITE_DIRECTORIES[0]
+        assert scenario.inbox_receives(directory, site, reply, about=n3) == "reply"
+        n4 = str(smtp.inbox.to("n4@example.com")[0]["Message-ID"])
+        bounce = exchange_bounce("n4@example.com")
+        assert scenario.inbox_receives(directory, site, bounce, about=n4) == "hard_bounce"
+        n5 = str(smtp.inbox.to("n5@example.com")[0]["Message-ID"])
+        complaint = arf_complaint("n5@example.com", n5)
+        assert scenario.inbox_receives(directory, site, complaint, about=n5) == "complaint"
+
+        page.goto(campaign_url)
+        on_page = {}
+        for key in API_FIELDS:
+            cell = page.inner_text(f"#funnel td[data-metric={key}]").split()
+            rate = next((part for part in cell[1:] if part.endswith("%")), None)
+            on_page[key] = (int(cell[0]), float(rate.rstrip("%")) if rate else None)
+        assert "+1 by machines" in page.inner_text("#funnel td[data-metric=opened]")
+        page.goto(site + "/campaigns")
+        row = page.locator("tr", has=page.locator(f"a[href='/campaigns/{campaign_id}']"))
+        in_list = {
+            key: float(row.locator(f"td[data-metric={key}]").inner_text().rstrip("%"))
+            for key in ("opened", "clicked", "replied", "bounced")
+        }
+        api = page.request.get(f"{site}/api/v1/campaigns/{campaign_id}/metrics").json()
+        shown = run_mailramp("campaign", "show", campaign_id, "--json", cwd=directory)
+        assert shown.returncode == 0, shown.stderr
+        cli = json.loads(shown.stdout)["metrics"]
+
+        expected = {
+            "sent": (7, None),
+            "delivered": (6, None),
+            "opened": (2, 33.33),
+            "clicked": (1, 16.67),
+            "replied": (1, 16.67),
+            "bounced": (1, 14.29),
+            "complained": (1, 16.67),
+        }
+        assert on_page == expected
+        for key, (count_field, rate_field) in API_FIELDS.items():
+            for source in (api, cli):
+                rate = source[rate_field] if rate_field else None
+                assert (source[count_field], rate) == expected[key], (key, source)
+        assert in_list == {key: expected[key][1] for key in in_list}
     finally:
         smtp.stop()

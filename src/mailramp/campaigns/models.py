@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, UTCDateTime
+from mailramp.metrics.figures import Figure, figures
+from mailramp.metrics.models import CampaignMetrics
 
 
 class CampaignStatus(StrEnum):
@@ -137,3 +139,25 @@ class Campaign(Record):
     legacy_fields: dict[str, Any] | None = None
     """Fields of the `email_campaigns` document this campaign was migrated from that have
     no place of their own (`mailramp migrate-legacy`); None for campaigns made here."""
+
+    @property
+    def opens_untracked(self) -> str | None:
+        """Why its opens cannot be measured (None when they can): only an HTML email
+        carries the pixel, and only when open tracking is on."""
+        if self.message_format is not MessageFormat.HTML:
+            return "a plain-text email carries no open pixel"
+        return None if self.track_opens else "open tracking is off for this campaign"
+
+    @property
+    def clicks_untracked(self) -> str | None:
+        """Why its clicks cannot be measured (None when they can)."""
+        return None if self.track_clicks else "click tracking is off for this campaign"
+
+    def figures(self, metrics: CampaignMetrics) -> list[Figure]:
+        """Its metrics as people read them (metrics/figures.py), with what it cannot
+        measure said so."""
+        return figures(
+            metrics,
+            opens_untracked=self.opens_untracked,
+            clicks_untracked=self.clicks_untracked,
+        )

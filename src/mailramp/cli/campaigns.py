@@ -25,6 +25,7 @@ from mailramp.cli.common import (
     run,
 )
 from mailramp.errors import ValidationError
+from mailramp.metrics.figures import Figure
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.runtime import Runtime
 from mailramp.sending.importer import check_file
@@ -227,26 +228,15 @@ def _register_status_commands() -> None:
 _register_status_commands()
 
 
-def _rate_rows(m: CampaignMetrics) -> list[tuple[str, int, str]]:
-    return [
-        ("sent", m.total_sent, ""),
-        ("delivered", m.total_delivered, ""),
-        ("opened", m.total_opened, f"{m.open_rate}%"),
-        ("  by people", m.total_human_opened, f"{m.human_open_rate}%"),
-        ("clicked", m.total_clicks, f"{m.click_rate}%"),
-        ("  by people", m.total_human_clicks, f"{m.human_click_rate}%"),
-        ("replied", m.total_replied, f"{m.reply_rate}%"),
-        ("auto-replies", m.total_auto_replied, ""),
-        ("bounced", m.total_bounced, f"{m.bounce_rate}%"),
-        ("unsubscribed", m.total_unsubscribed, ""),
-        ("complaints", m.total_complained, f"{m.complaint_rate}%"),
-    ]
-
-
-def metrics_table(metrics: CampaignMetrics) -> list[str]:
-    """The campaign's counters and rates as an aligned table."""
-    lines = [f"  {'metric':<14} {'count':>8} {'rate':>8}"]
-    lines += [f"  {name:<14} {count:>8} {rate:>8}" for name, count, rate in _rate_rows(metrics)]
+def figures_table(figures: list[Figure]) -> list[str]:
+    """A campaign's figures (metrics/figures.py) as an aligned table: people first, what
+    machines did on the line below, "—" for a rate that cannot be measured."""
+    lines = [f"  {'metric':<18} {'count':>8} {'rate':>8}"]
+    for figure in figures:
+        lines.append(f"  {figure.label.lower():<18} {figure.count:>8} {figure.shown_rate:>8}")
+        if figure.machines:
+            lines.append(f"  {'  by machines':<18} {figure.machines:>8}")
+    lines += [f"  {f.label.lower()}: not measured, {f.unmeasured}" for f in figures if f.unmeasured]
     return lines
 
 
@@ -275,7 +265,7 @@ def campaign_stats(campaign_id: CampaignId, as_json: JsonOption = False) -> None
         "  recipients: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"),
         f"  sent {metrics.total_sent}, delivered {metrics.total_delivered}, "
         f"bounced {metrics.total_bounced} ({metrics.bounce_rate}%)",
-        *metrics_table(metrics),
+        *figures_table(campaign.figures(metrics)),
     ]
     emit(
         as_json,

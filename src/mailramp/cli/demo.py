@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mailramp.cli.campaigns import metrics_table
+from mailramp.cli.campaigns import figures_table
 from mailramp.cli.common import (
     EXIT_INTERRUPTED,
     JsonOption,
@@ -91,7 +91,7 @@ def demo(
         f"Demo campaign {result.campaign_id}",
         f"  import: {report.summary()}",
         "  recipients: " + ", ".join(f"{k} {v}" for k, v in result.recipients.items() if v),
-        *metrics_table(result.metrics),
+        *figures_table(result.figures),
         "  what the simulated people did: "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(result.simulated.items())),
         *[f"  problem: {problem}" for problem in result.problems],

@@ -24,6 +24,7 @@ from mailramp.demo.people import Person, Simulation, audience, csv_file
 from mailramp.demo.servers import DemoInbox, RecipientServers
 from mailramp.errors import ConfigurationError, NotFoundError
 from mailramp.mailboxes.models import Mailbox
+from mailramp.metrics.figures import Figure
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.sending.models import ImportReport
@@ -72,6 +73,7 @@ class DemoResult:
     import_report: ImportReport
     recipients: dict[str, int]
     metrics: CampaignMetrics
+    figures: list[Figure]  # the metrics as the campaign page shows them
     simulated: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -234,7 +236,7 @@ async def run_demo(
         finally:
             await runtime.close()
     assert final is not None
-    _, counts, metrics = final
+    current, counts, metrics = final
     return DemoResult(
         dashboard_url=f"{base}/campaigns/{campaign.campaign_id}",
         login=DEMO_LOGIN,
@@ -243,6 +245,7 @@ async def run_demo(
         import_report=report,
         recipients=counts,
         metrics=metrics,
+        figures=current.figures(metrics),
         simulated=simulated,
         problems=problems,
     )

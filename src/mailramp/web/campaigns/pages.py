@@ -44,10 +44,11 @@ async def campaigns_page(request: Request, who: PageUserDep, runtime: RuntimeDep
     metrics = await runtime.metrics.metrics_of(
         who.user.user_id, [campaign.campaign_id for campaign in page.items]
     )
-    rows = [
-        {"campaign": campaign, "metrics": metrics.get(campaign.campaign_id)}
-        for campaign in page.items
-    ]
+    rows = []
+    for campaign in page.items:
+        found = metrics.get(campaign.campaign_id)
+        figures = campaign.figures(found) if found else []
+        rows.append({"campaign": campaign, "metrics": found, "figures": figures})
     has_mailbox = bool(await runtime.mailboxes.list_mailboxes(who.user.user_id))
     return render(
         request, "campaigns.html", who=who, section="campaigns", rows=rows, has_mailbox=has_mailbox
@@ -318,6 +319,7 @@ async def _campaign_page(
         section="campaigns",
         campaign=campaign,
         metrics=metrics,
+        figures=campaign.figures(metrics),
         mailbox_email=mailbox.email,
         mailbox_stopped=(
             mailbox.status_reason or "the mailbox is not active"
