@@ -466,6 +466,9 @@ def test_hundreds_of_recipients_are_paged_searched_and_their_replies_read(
         page.set_input_files("#recipients", str(people))
         page.click("text=Create campaign")
         assert "450 accepted" in page.inner_text("p.notice")
+        # A plain-text email carries no pixel: its open rate is not 0%, it is unmeasured.
+        assert page.inner_text("#funnel td[data-metric=opened]") == "0 —"
+        assert "a plain-text email carries no open pixel" in page.inner_text("#unmeasured")
         assert page.inner_text("#recipients-heading").startswith("Recipients (450)")
         assert page.locator("#recipients tbody tr").count() == 50
         # Pages 2 and 3: the next fifty, and the fifty after.
