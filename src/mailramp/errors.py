@@ -14,6 +14,7 @@
     │   ├── DuplicateError        409 duplicate         a unique field already holds this value
     │   ├── InvalidTransitionError 409 invalid_transition  status change the state machine forbids
     │   ├── NotEditableError      409 not_editable      the object's state forbids the change
+    │   ├── MailboxTestFailed     409 mailbox_test_failed  not activated: its servers refused
     │   └── OAuthNotConfigured    409 oauth_not_configured  the provider's client id is not set
     ├── SecretIntegrityError      500 secret_integrity  a ciphertext moved to another row or field
     ├── DatabaseUnavailableError  503 database_unavailable  down, unreachable or login refused
@@ -171,6 +172,26 @@ class DuplicateError(ConflictError):
         shown = f" {value!r}" if value is not None else ""
         super().__init__(f"a {kind} with {field}{shown} already exists", field=field)
         self.value = value
+
+
+class MailboxTestFailed(ConflictError):
+    """A mailbox was not activated: the test of its servers (or API) failed. `results`
+    holds what each part said ({"smtp": {"ok": False, "error": ...}, ...})."""
+
+    code = "mailbox_test_failed"
+
+    def __init__(self, results: dict[str, dict[str, Any]]) -> None:
+        failed = "; ".join(
+            f"{part.upper()}: {result['error']}"
+            for part, result in results.items()
+            if not result["ok"]
+        )
+        super().__init__(
+            f"not activated: the test failed ({failed}); correct the mailbox's settings, "
+            "or link another",
+            field="status",
+        )
+        self.results = results
 
 
 class InvalidTransitionError(ConflictError):

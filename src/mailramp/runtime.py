@@ -18,11 +18,12 @@ from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
 from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
-from mailramp.errors import ConfigurationError, SecretKeyError
+from mailramp.errors import ConfigurationError, MailboxTestFailed, SecretKeyError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.secrets import InstanceSecrets, KeyFile, SecretBox
 from mailramp.kit.signing import TRACKING_KEYS, TokenSigner, load_tracking_keys
 from mailramp.legacy.service import LegacyService
+from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.service import MailboxService
 from mailramp.mailboxes.transport import InboxFactory, ProviderFactory
 from mailramp.metrics.service import MetricsService
@@ -154,6 +155,14 @@ class Runtime(Services):
         return await check_mailbox(
             mailbox, credentials, providers=self.providers(), inboxes=self.inboxes()
         )
+
+    async def activate_mailbox(self, user_id: str, mailbox_id: str) -> Mailbox:
+        """Send from a mailbox again, once a test of its servers (or API) passes: one that
+        cannot log in stays as it is (MailboxTestFailed says what failed)."""
+        results = await self.check_mailbox(user_id, mailbox_id)
+        if not all(result["ok"] for result in results.values()):
+            raise MailboxTestFailed(results)
+        return await self.mailboxes.activate(user_id, mailbox_id)
 
     def oauth_tokens(self) -> MailboxTokenSources:
         """Token sources for OAuth mailboxes: stored tokens, refreshed through `oauth`."""

@@ -17,6 +17,7 @@ from mailramp.config import Settings
 from tests.support.clock import next_monday, system_now
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
+from tests.support.smtp import SmtpServer
 
 PASSWORD = "correct horse battery staple"
 CANARY_PASSWORD = "smtp-CANARY-password-7f3a"
@@ -228,8 +229,16 @@ def test_mailboxes_round_trip_without_ever_returning_secrets(base: str, seen: li
         "POST", f"/api/v1/mailboxes/{box['_id']}/pause", json={"reason": "warm-up"}
     )
     assert paused.json()["status"] == "inactive"
-    active = browser.call("POST", f"/api/v1/mailboxes/{box['_id']}/activate")
-    assert active.json()["status"] == "active"
+    # Activation tests the servers first: smtp.example.com does not answer, so it stays off.
+    refused = browser.call("POST", f"/api/v1/mailboxes/{box['_id']}/activate")
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert (error["code"], error["field"]) == ("mailbox_test_failed", "status")
+    assert (
+        "not activated: the test failed (SMTP: the host 'smtp.example.com' does not exist"
+        in (error["message"])
+    )
+    assert browser.call("GET", f"/api/v1/mailboxes/{box['_id']}").json()["status"] == "inactive"
     patched = browser.call("PATCH", f"/api/v1/mailboxes/{box['_id']}", json={"daily_limit": 80})
     assert patched.json()["daily_limit"] == 80
     listed = browser.call("GET", "/api/v1/mailboxes").json()
@@ -684,12 +693,17 @@ def test_no_response_ever_carried_a_secret(base: str, seen: list[str]) -> None:
 
 def test_the_campaign_page_says_why_its_mailbox_stopped_sending(base: str, seen: list[str]) -> None:
     browser = Browser(base, "stopped@example.com", seen)
-    box = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("s@acme.com")).json()
+    smtp = SmtpServer({"s@acme.com": "smtp-pass"}).start()
+    local = {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_security": "plain"}
+    fields = {"email": "s@acme.com", "provider": "smtp", "password": "smtp-pass", **local}
+    box = browser.call("POST", "/api/v1/mailboxes", json=fields).json()
     cid = _campaign(browser, box["_id"])["campaign_id"]
     assert 'id="mailbox-stopped"' not in browser.call("GET", f"/campaigns/{cid}").text
     browser.call("POST", f"/api/v1/mailboxes/{box['_id']}/pause", json={"reason": "warm-up"})
     page = browser.call("GET", f"/campaigns/{cid}").text
     assert 'id="mailbox-stopped"' in page
     assert "the mailbox s@acme.com cannot send (warm-up)" in page
-    browser.call("POST", f"/api/v1/mailboxes/{box['_id']}/activate")
+    activated = browser.call("POST", f"/api/v1/mailboxes/{box['_id']}/activate")
+    assert activated.status_code == 200, activated.text  # its server logs it in
     assert 'id="mailbox-stopped"' not in browser.call("GET", f"/campaigns/{cid}").text
+    smtp.stop()

@@ -619,3 +619,26 @@ def test_every_number_is_the_same_on_the_list_the_page_the_api_and_the_cli(
         assert in_list == {key: expected[key][1] for key in in_list}
     finally:
         smtp.stop()
+
+
+def test_a_new_user_is_told_how_to_start_and_a_failing_mailbox_is_not_activated(
+    site: str, page: Any
+) -> None:
+    _sign_up(page, site, "ola@example.com")
+    first = page.inner_text("#first-steps")
+    assert "Link your own mailbox" in first and "Create a campaign" in first
+    page.click("#first-steps a[href='/campaigns/new']")
+    assert "Link a mailbox first" in page.inner_text("main")
+    page.goto(site + "/mailboxes")
+    closed = free_port()  # nothing listens there
+    _link_mailbox(page, "ola@acme.com", closed)
+    row = page.locator("tr[data-mailbox='ola@acme.com']")
+    row.locator("button:has-text('Pause')").click()
+    assert "inactive" in page.inner_text("tr[data-mailbox='ola@acme.com']")
+    page.locator("tr[data-mailbox='ola@acme.com'] button:has-text('Activate')").click()
+    refused = page.inner_text("tr[data-mailbox='ola@acme.com'] [data-refused]")
+    assert refused.startswith("not activated: the test failed (SMTP: ")
+    assert str(closed) in refused
+    assert "inactive" in page.inner_text("tr[data-mailbox='ola@acme.com']")
+    assert page.locator("#first-steps").count() == 1  # still nothing that can send
+    assert page.problems == []

@@ -23,14 +23,14 @@ from mailramp.config import Settings
 from mailramp.demo.people import Person, Simulation, audience, csv_file
 from mailramp.demo.servers import DemoInbox, RecipientServers
 from mailramp.errors import ConfigurationError, NotFoundError
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import DEMO_DOMAIN, Mailbox
 from mailramp.metrics.figures import Figure
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.sending.models import ImportReport
 
 DEMO_LOGIN = "demo"
-DEMO_MAILBOX = "outreach@mailramp-demo.example"
+DEMO_MAILBOX = f"outreach@{DEMO_DOMAIN}"
 SUBJECT = "Quick question, {{first_name|there}}"
 MESSAGE = (
     "<p>Hi {{first_name|there}},</p>\n"

@@ -21,6 +21,10 @@ def check_secret_field(field: str) -> None:
 
 DEFAULT_DAILY_LIMIT = 50
 
+DEMO_DOMAIN = "mailramp-demo.example"
+"""The domain of the mailbox `mailramp demo` links (`.example` is reserved: no real mail
+goes there); the dashboard labels it as the demo's."""
+
 
 class Provider(StrEnum):
     """How mail leaves (and replies are read from) a mailbox."""
@@ -88,6 +92,11 @@ class MailboxFields(Record):
     def is_linked(self) -> bool:
         """False once the user unlinked it (the row stays for the campaigns that used it)."""
         return self.unlinked_at is None
+
+    @property
+    def is_demo(self) -> bool:
+        """Whether it is the mailbox `mailramp demo` linked, not one that sends real mail."""
+        return self.email.rsplit("@", 1)[-1].lower() == DEMO_DOMAIN
 
     @property
     def status_action(self) -> str:

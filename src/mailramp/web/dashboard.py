@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
 from mailramp.errors import AuthenticationError, ForbiddenError, MailrampError
+from mailramp.runtime import Runtime
 from mailramp.web.deps import SESSION_COOKIE, RuntimeDep
 
 TEMPLATES = Environment(
@@ -116,3 +117,10 @@ def form_errors(error: MailrampError, known: tuple[str, ...]) -> dict[str, str]:
     if field == "total_recipients" and "file" in known:
         field = "file"  # the recipients do not fit: the upload is what to change
     return {field if field in known else "form": message}
+
+
+def oauth_offered(runtime: Runtime) -> dict[str, bool]:
+    """Which providers can be linked with a click: those the operator registered an app
+    for."""
+    settings = runtime.settings
+    return {"outlook": bool(settings.microsoft_client_id), "gmail": bool(settings.google_client_id)}

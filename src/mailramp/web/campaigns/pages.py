@@ -28,6 +28,7 @@ from mailramp.web.dashboard import (
     check_csrf,
     form_errors,
     localtime,
+    oauth_offered,
     page_zone,
     read_form,
     render,
@@ -49,9 +50,16 @@ async def campaigns_page(request: Request, who: PageUserDep, runtime: RuntimeDep
         found = metrics.get(campaign.campaign_id)
         figures = campaign.figures(found) if found else []
         rows.append({"campaign": campaign, "metrics": found, "figures": figures})
-    has_mailbox = bool(await runtime.mailboxes.list_mailboxes(who.user.user_id))
+    boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
     return render(
-        request, "campaigns.html", who=who, section="campaigns", rows=rows, has_mailbox=has_mailbox
+        request,
+        "campaigns.html",
+        who=who,
+        section="campaigns",
+        rows=rows,
+        has_mailbox=bool(boxes),
+        mailboxes=boxes,
+        oauth=oauth_offered(runtime),
     )
 
 

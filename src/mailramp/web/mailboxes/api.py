@@ -95,8 +95,9 @@ async def pause_mailbox(
 async def activate_mailbox(
     mailbox_id: str, caller: CallerDep, runtime: RuntimeDep
 ) -> MailboxPublic:
-    """Send from this mailbox again."""
-    return MailboxPublic.of(await runtime.mailboxes.activate(caller.user.user_id, mailbox_id))
+    """Send from this mailbox again, once a test of its servers passes (409 with what
+    failed, otherwise)."""
+    return MailboxPublic.of(await runtime.activate_mailbox(caller.user.user_id, mailbox_id))
 
 
 @router.delete("/mailboxes/{mailbox_id}", tags=["mailboxes"])

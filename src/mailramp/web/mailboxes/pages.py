@@ -7,9 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mailramp.errors import MailrampError, NotFoundError
+from mailramp.errors import MailboxTestFailed, MailrampError, NotFoundError
 from mailramp.mailboxes.models import Mailbox
-from mailramp.web.dashboard import PageUser, PageUserDep, check_csrf, form_errors, read_form, render
+from mailramp.web.dashboard import (
+    PageUser,
+    PageUserDep,
+    check_csrf,
+    form_errors,
+    oauth_offered,
+    read_form,
+    render,
+)
 from mailramp.web.deps import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
@@ -41,23 +49,21 @@ async def _mailboxes_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     checks: dict[str, dict[str, dict[str, object]]] | None = None,
+    refused: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
-    settings = runtime.settings
     return render(
         request,
         "mailboxes.html",
         who=who,
         section="mailboxes",
         mailboxes=boxes,
-        oauth={
-            "outlook": bool(settings.microsoft_client_id),
-            "gmail": bool(settings.google_client_id),
-        },
+        oauth=oauth_offered(runtime),
         values=values or {"smtp_security": "starttls"},
         errors=errors or {},
         checks=checks or {},
+        refused=refused or {},
         status=status,
     )
 
@@ -186,11 +192,24 @@ async def mailbox_action(
     mailbox_id: str, action: str, request: Request, who: PageUserDep, runtime: RuntimeDep
 ) -> Response:
     check_csrf(who, await read_form(request))
+    user_id = who.user.user_id
     try:
         if action == "primary":
-            await runtime.mailboxes.set_primary(who.user.user_id, mailbox_id)
+            await runtime.mailboxes.set_primary(user_id, mailbox_id)
+        elif action == "activate":
+            await runtime.activate_mailbox(user_id, mailbox_id)
         else:
-            await runtime.mailboxes.apply_action(who.user.user_id, mailbox_id, action)
+            await runtime.mailboxes.apply_action(user_id, mailbox_id, action)
     except NotFoundError:
         return HTMLResponse("Not found", status_code=404)
+    except MailboxTestFailed as error:
+        # Not activated: the row says why, with what the test found.
+        return await _mailboxes_page(
+            request,
+            who,
+            runtime,
+            checks={mailbox_id: error.results},
+            refused={mailbox_id: error.detail},
+            status=409,
+        )
     return RedirectResponse("/mailboxes", status_code=303)
