@@ -165,6 +165,14 @@ def test_tracking_can_be_turned_off_per_campaign() -> None:
         campaign=text, mailbox=MAILBOX, record=record, sent_at=NOW, tracking=links
     )
     body = message_from_bytes(plain.as_bytes(), policy=policy.default).get_content()
-    assert "https://t.acme.com/t/c/" in body and body.count("https://acme.com/x") == 0
-    assert "/t/c/" in body.split("See ", 1)[1].split(".\n", 1)[0]  # the period stays outside
+    # A plain-text email shows its links as written: a tracking URL is what the recipient
+    # would see instead.
+    assert body.startswith("See https://acme.com/x.\nBye") and "/t/c/" not in body
     assert "Unsubscribe: https://t.acme.com/t/u/" in body
+    # So does the text part of an HTML email; its HTML part carries the tracked links.
+    parts = message_from_bytes(loud.encode(), policy=policy.default)
+    text_part = parts.get_body(preferencelist=("plain",))
+    assert text_part is not None
+    shown = text_part.get_content()
+    assert "x (https://acme.com/x)" in shown and "/t/c/" not in shown
+    assert "Unsubscribe: https://t.acme.com/t/u/" in shown

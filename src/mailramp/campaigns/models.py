@@ -150,7 +150,11 @@ class Campaign(Record):
 
     @property
     def clicks_untracked(self) -> str | None:
-        """Why its clicks cannot be measured (None when they can)."""
+        """Why its clicks cannot be measured (None when they can): only an HTML email's
+        links are rewritten (a plain-text email shows its links as written), and only
+        when click tracking is on."""
+        if self.message_format is not MessageFormat.HTML:
+            return "a plain-text email's links are left as written"
         return None if self.track_clicks else "click tracking is off for this campaign"
 
     def figures(self, metrics: CampaignMetrics) -> list[Figure]:

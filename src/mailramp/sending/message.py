@@ -46,7 +46,10 @@ def build_message(
     if campaign.message_format is MessageFormat.HTML:
         body = templates.render(template, values, escape_html=True)
         message: Message = MIMEMultipart("alternative")
-        message.attach(_text_part(html_to_text(body), "plain"))
+        # The text part shows the links as written, as a text-only message does.
+        plain = templates.render(campaign.message, values, escape_html=True)
+        footer = tracking.text_footer(record.id) if tracking else ""
+        message.attach(_text_part(html_to_text(plain).rstrip("\n") + footer, "plain"))
         message.attach(_text_part(body, "html"))
     else:
         message = _text_part(templates.render(template, values), "plain")

@@ -136,8 +136,10 @@ class SendingService:
         if mailbox is None:
             raise NotFoundError("mailbox", campaign.mailbox_id)
         now = self._clock()
+        # Without its (invisible) open pixel: showing the preview must not look like an open.
+        shown = campaign.model_copy(update={"track_opens": False})
         message = build_message(
-            campaign=campaign, mailbox=mailbox, record=record, sent_at=now, tracking=tracking
+            campaign=shown, mailbox=mailbox, record=record, sent_at=now, tracking=tracking
         )
         parts = {part.get_content_subtype(): _decoded(part) for part in message.walk()}
         return Preview(

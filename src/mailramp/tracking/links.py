@@ -67,8 +67,9 @@ class TrackingLinks:
         return f"{self.base_url}/t/u/{self.signer.sign(Purpose.UNSUBSCRIBE, record_id)}"
 
     def instrument(self, campaign: Campaign, record_id: str) -> str:
-        """The campaign's template with links rewritten and pixel and footer added (still
-        with its placeholders, to be rendered for the recipient)."""
+        """The campaign's template with its tracking added, still with its placeholders (to
+        be rendered for the recipient): an HTML message's links rewritten, its pixel and
+        unsubscribe footer; a plain-text message's unsubscribe line only."""
         body = campaign.message
         unsubscribe = self.unsubscribe_url(record_id)
         if campaign.message_format is MessageFormat.HTML:
@@ -94,13 +95,10 @@ class TrackingLinks:
             if closing:
                 return body[: closing.start()] + extra + body[closing.start() :]
             return body + extra
-        if campaign.track_clicks:
-            counter = iter(range(10_000))
+        # Plain text cannot carry a pixel, and its links stay as the sender wrote them (a
+        # rewritten URL is what the recipient would see): only the unsubscribe line is ours.
+        return body.rstrip("\n") + self.text_footer(record_id)
 
-            def rewrite(match: re.Match[str]) -> str:
-                _, cut = _text_url(match)
-                return self.click_url(record_id, next(counter)) + cut
-
-            body = TEXT_LINK.sub(rewrite, body)
-        # Plain text cannot carry a pixel: opens of text messages are not tracked.
-        return body.rstrip("\n") + f"\n\n--\nUnsubscribe: {unsubscribe}\n"
+    def text_footer(self, record_id: str) -> str:
+        """The unsubscribe line a text part ends with."""
+        return f"\n\n--\nUnsubscribe: {self.unsubscribe_url(record_id)}\n"
