@@ -9,9 +9,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailramp.kit.network import ResolvedHost, connect, connect_blocking
+from mailramp.kit.network import (
+    ResolvedHost,
+    connect,
+    connect_blocking,
+    unreachable_for_recipients,
+)
 from tests.support.postgres import free_port
 
+PRIVATE = "is a private address, not reachable from the internet"
 REFUSED = f"[Errno {errno.ECONNREFUSED}]"  # nothing listens on the port
 
 
@@ -65,3 +71,20 @@ async def test_when_no_address_accepts_the_error_names_each() -> None:
     with pytest.raises(OSError, match=expected) as raised_blocking:
         connect_blocking(target, timeout=5)
     assert str(raised_blocking.value).count(REFUSED) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1 is this machine's own address"),
+        ("http://localhost:8000", "localhost is a name only this machine or network knows"),
+        ("http://[::1]:8000", "::1 is this machine's own address"),
+        ("https://10.0.0.5", f"10.0.0.5 {PRIVATE}"),
+        ("https://mailramp.local", "mailramp.local is a name only this machine or network knows"),
+        ("https://track.acme.com", None),
+        ("https://203.0.113.10", f"203.0.113.10 {PRIVATE}"),
+        ("https://8.8.8.8", None),
+    ],
+)
+def test_a_base_url_people_cannot_open_is_told_apart(url: str, why: str | None) -> None:
+    assert unreachable_for_recipients(url) == why

@@ -149,6 +149,8 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         _link_mailbox(page, "cam@acme.com", smtp.port)
         page.click("text=Campaigns")
         page.click("text=New campaign")
+        # Both tracking switches start on; the form says what each does.
+        assert page.is_checked("#track_opens") and page.is_checked("#track_clicks")
         page.fill("#campaign_name", "Browser launch")
         page.fill("#subject", "Hello {{first_name|there}}")
         page.select_option("#message_format", "html")
@@ -588,6 +590,9 @@ def test_every_number_is_the_same_on_the_list_the_page_the_api_and_the_cli(
         assert scenario.inbox_receives(directory, site, complaint, about=n5) == "complaint"
 
         page.goto(campaign_url)
+        # The site's public URL is this machine's: the links in real mail would not open.
+        warning = page.inner_text("#tracking-warning")
+        assert f"point at {site}: 127.0.0.1 is this machine's own address" in warning
         on_page = {}
         for key in API_FIELDS:
             cell = page.inner_text(f"#funnel td[data-metric={key}]").split()
@@ -645,3 +650,29 @@ def test_a_new_user_is_told_how_to_start_and_a_failing_mailbox_is_not_activated(
     assert "inactive" in page.inner_text("tr[data-mailbox='ola@acme.com']")
     assert page.locator("#first-steps").count() == 1  # still nothing that can send
     assert page.problems == []
+
+
+def test_tracking_switched_off_on_the_form_reaches_the_email(site: str, page: Any) -> None:
+    smtp = SmtpServer({"tia@acme.com": "smtp-pass"}).start()
+    try:
+        _sign_up(page, site, "tia@example.com")
+        _link_mailbox(page, "tia@acme.com", smtp.port)
+        page.goto(site + "/campaigns/new")
+        page.fill("#campaign_name", "Quiet")
+        page.fill("#subject", "Hello")
+        page.select_option("#message_format", "html")
+        page.fill("#message", '<p>See <a href="https://acme.com/x">this</a></p>')
+        now = system_now().astimezone(ZoneInfo("America/New_York"))
+        page.fill("#start_time", now.strftime("%Y-%m-%dT%H:%M"))
+        page.fill("#duration", "2")
+        page.uncheck("#track_opens")
+        page.uncheck("#track_clicks")
+        page.click("text=Create campaign")
+        campaign_id = page.url.split("?")[0].rsplit("/", 1)[1]
+        api = page.request.get(f"{site}/api/v1/campaigns/{campaign_id}").json()
+        assert (api["track_opens"], api["track_clicks"]) == (False, False)
+        assert page.inner_text("#funnel td[data-metric=opened]") == "0 —"
+        unmeasured = page.inner_text("#unmeasured")
+        assert "open tracking is off" in unmeasured and "click tracking is off" in unmeasured
+    finally:
+        smtp.stop()

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from mailramp.errors import (
     CleartextLoginError,
@@ -65,6 +66,29 @@ def is_public_address(address: IPAddress) -> bool:
     return address.is_global and not (
         address.is_multicast or address.is_reserved or address.is_unspecified
     )
+
+
+_LOCAL_NAMES = ("localhost", ".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
+def unreachable_for_recipients(url: str) -> str | None:
+    """Why people elsewhere cannot open `url` (a public base URL), judged from its host
+    as written (no lookup): a loopback, private or link-local address, or a local-only
+    name. None when nothing says so."""
+    host = (urlsplit(url).hostname or "").lower()
+    if not host:
+        return "it names no host"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(_LOCAL_NAMES):
+            return f"{host} is a name only this machine or network knows"
+        return None
+    if address.is_loopback:
+        return f"{host} is this machine's own address"
+    if not is_public_address(address):
+        return f"{host} is a private address, not reachable from the internet"
+    return None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailramp import __version__
 from mailramp.config import Settings
 from mailramp.errors import BusyError, MailrampError, TooManyAttemptsError
+from mailramp.kit.network import unreachable_for_recipients
 from mailramp.observability import install_log_redaction
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.web import api_docs
@@ -79,6 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(settings)
         app.state.runtime = runtime
+        unreachable = unreachable_for_recipients(runtime.settings.public_base_url)
+        if unreachable:
+            log.warning(
+                "MAILRAMP_PUBLIC_BASE_URL is %s: %s. Tracking and unsubscribe links in email "
+                "to real people will not open; set it to the address people reach this "
+                "server at (fine while you try mailramp on this machine)",
+                runtime.settings.public_base_url,
+                unreachable,
+            )
         worker = runtime.worker() if runtime.settings.run_worker else None
         poller = runtime.inbox_poller() if runtime.settings.run_worker else None
         tasks = []

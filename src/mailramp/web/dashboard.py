@@ -4,6 +4,7 @@ check. The pages themselves are per domain (`web/<domain>/pages.py`)."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
 from mailramp.errors import AuthenticationError, ForbiddenError, MailrampError
+from mailramp.kit.network import unreachable_for_recipients
+from mailramp.mailboxes.models import Mailbox
 from mailramp.runtime import Runtime
 from mailramp.web.deps import SESSION_COOKIE, RuntimeDep
 
@@ -124,3 +127,16 @@ def oauth_offered(runtime: Runtime) -> dict[str, bool]:
     for."""
     settings = runtime.settings
     return {"outlook": bool(settings.microsoft_client_id), "gmail": bool(settings.google_client_id)}
+
+
+def tracking_warning(runtime: Runtime, mailboxes: Sequence[Mailbox]) -> str | None:
+    """What to tell a user whose real mailboxes would send links nobody can open: the
+    public base URL is this machine's or a private network's (fine for the demo)."""
+    reason = unreachable_for_recipients(runtime.settings.public_base_url)
+    if reason is None or not any(not box.is_demo for box in mailboxes):
+        return None
+    return (
+        f"Tracking and unsubscribe links point at {runtime.settings.public_base_url}: "
+        f"{reason}, so the people you email cannot open them. Ask your operator to set "
+        "MAILRAMP_PUBLIC_BASE_URL to the address people reach this server at."
+    )

@@ -32,6 +32,7 @@ from mailramp.web.dashboard import (
     page_zone,
     read_form,
     render,
+    tracking_warning,
 )
 from mailramp.web.deps import RuntimeDep
 
@@ -60,6 +61,7 @@ async def campaigns_page(request: Request, who: PageUserDep, runtime: RuntimeDep
         has_mailbox=bool(boxes),
         mailboxes=boxes,
         oauth=oauth_offered(runtime),
+        warning=tracking_warning(runtime, boxes),
     )
 
 
@@ -71,6 +73,8 @@ CAMPAIGN_FIELDS = (
     "message_format",
     "start_time",
     "duration",
+    "track_opens",  # checkboxes: "on" when ticked, "" when not
+    "track_clicks",
 )
 
 
@@ -79,16 +83,22 @@ async def new_campaign_page(
     request: Request, who: PageUserDep, runtime: RuntimeDep
 ) -> HTMLResponse:
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
-    return _new_campaign_form(request, who, boxes, values={"duration": "72"}, errors={})
+    return _new_campaign_form(request, who, runtime, boxes, values={"duration": "72"}, errors={})
 
 
 def _new_campaign_form(
-    request: Request, who: PageUser, boxes: list[Mailbox], **form: Any
+    request: Request, who: PageUser, runtime: RuntimeDep, boxes: list[Mailbox], **form: Any
 ) -> HTMLResponse:
     """The new-campaign form (`values`, `errors`, `status`: what was typed, each error
     beside its field)."""
     return render(
-        request, "campaign_new.html", who=who, section="campaigns", mailboxes=boxes, **form
+        request,
+        "campaign_new.html",
+        who=who,
+        section="campaigns",
+        mailboxes=boxes,
+        warning=tracking_warning(runtime, boxes),
+        **form,
     )
 
 
@@ -100,7 +110,9 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
 
     def again(errors: dict[str, str], status: int) -> HTMLResponse:
-        return _new_campaign_form(request, who, boxes, values=values, errors=errors, status=status)
+        return _new_campaign_form(
+            request, who, runtime, boxes, values=values, errors=errors, status=status
+        )
 
     upload = form.get("recipients")
     stream = None
@@ -144,6 +156,8 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
             message_format=values["message_format"] or "text",
             duration=values["duration"] or "0",
             total_recipients=recipients,
+            track_opens=values["track_opens"] == "on",
+            track_clicks=values["track_clicks"] == "on",
         )
     except MailrampError as error:
         return refused(error)
@@ -328,6 +342,7 @@ async def _campaign_page(
         campaign=campaign,
         metrics=metrics,
         figures=campaign.figures(metrics),
+        warning=tracking_warning(runtime, [mailbox]),
         mailbox_email=mailbox.email,
         mailbox_stopped=(
             mailbox.status_reason or "the mailbox is not active"
