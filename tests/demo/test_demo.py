@@ -31,6 +31,9 @@ def _demo(directory: Path, port: int, recipients: int, minutes: float) -> dict[s
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Demo running: watch it live at http://127.0.0.1:" in plain(finished.stderr)
     result: dict[str, Any] = json.loads(finished.stdout)
+    result["progress"] = [
+        line for line in plain(finished.stderr).splitlines() if re.match(r"\[\s*\d+s\]", line)
+    ]
     return result
 
 
@@ -91,6 +94,11 @@ def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(tmp_path: Pa
     assert stored.total_auto_replied == did["auto_replies"] >= 1
     assert stored.total_unsubscribed == did["unsubscribes"] >= 1
     assert stored.open_rate == round(100 * stored.total_opened / stored.total_delivered, 2)
+    # The last progress line says what the summary says.
+    last = result["progress"][-1]
+    assert f"80/80 handled · sent {stored.total_sent} · " in last
+    assert f"opened by people {stored.total_human_opened} " in last
+    assert f"replied {stored.total_replied} · bounced {stored.total_bounced} · " in last
 
     # The demo mailbox is parked: `mailramp serve` will not try its stopped servers.
     (mailbox,) = mailboxes

@@ -66,16 +66,19 @@ def demo(
     def progress(now: Progress) -> None:
         sent = sum(v for k, v in now.recipients.items() if k not in ("pending", "sending"))
         m = now.metrics
+        # People first, machines beside, as the dashboard and the summary show them.
         line = (
             f"[{now.elapsed:4.0f}s] {sent}/{now.total} handled · sent {m.total_sent} · "
-            f"opened {m.total_opened} (people {m.total_human_opened}) · "
-            f"clicked {m.total_clicks} (people {m.total_human_clicks}) · "
+            f"opened by people {m.total_human_opened} "
+            f"(+{m.total_opened - m.total_human_opened} machines) · "
+            f"clicked by people {m.total_human_clicks} "
+            f"(+{m.total_clicks - m.total_human_clicks} machines) · "
             f"replied {m.total_replied} · bounced {m.total_bounced} · "
             f"unsubscribed {m.total_unsubscribed}"
         )
         if interactive:
             typer.echo("\r" + line.ljust(150), err=True, nl=False)
-        elif int(now.elapsed) % 10 == 0:
+        elif now.final or int(now.elapsed) % 10 == 0:
             typer.echo(line, err=True)
 
     try:

@@ -60,6 +60,7 @@ class Progress:
     total: int
     recipients: dict[str, int]
     metrics: CampaignMetrics
+    final: bool = False  # the last line: the same numbers as the summary that follows
 
 
 @dataclass
@@ -221,6 +222,7 @@ async def run_demo(
                 raise ConfigurationError(f"the web server could not start on {base}")
             await asyncio.sleep(0.05)
         on_start(f"{base}/campaigns/{campaign.campaign_id}", DEMO_LOGIN, password)
+        began = asyncio.get_running_loop().time()
         simulated, problems = await _play(
             runtime, campaign, audience_left, servers, inbox, options, on_progress
         )
@@ -237,6 +239,8 @@ async def run_demo(
             await runtime.close()
     assert final is not None
     current, counts, metrics = final
+    elapsed = asyncio.get_running_loop().time() - began
+    on_progress(Progress(elapsed, sum(counts.values()), counts, metrics, final=True))
     return DemoResult(
         dashboard_url=f"{base}/campaigns/{campaign.campaign_id}",
         login=DEMO_LOGIN,

@@ -2,7 +2,8 @@
 (IMAP, Microsoft Graph, Gmail) fetched it: the raw message in, a verdict out.
 
 In this order, the first that applies:
-1. a complaint: an ARF feedback report (RFC 5965), or an Amazon SES complaint;
+1. a complaint: an ARF feedback report (RFC 5965), Microsoft's JMRP forward, or an
+   Amazon SES complaint;
 2. a delivery status notification (RFC 3464) or an SES bounce / delivery notice;
 3. a failure notice in plain words (`text.py`);
 4. an automatic reply (`automatic.py`), matched by the Message-IDs it answers or, when it
