@@ -1,16 +1,19 @@
 """The real inbound corpus (`../shared/corpus/inbound`, read in place, never copied) and a
 scorecard of what the classifier makes of it, for the threshold test and the benchmark.
 
-The corpus's `expected.tsv` gives each message's kind and each failed recipient's status;
-`tests/tracking/data/inbound_recipients.tsv` adds the failed recipients' addresses, read
-from each message by hand (with a second reading, `also`, where the message supports two:
-the address mailed and the one it was forwarded to).
+The corpus is read where the project's instructions put it, `../shared/corpus/inbound` (or
+MAILRAMP_INBOUND_CORPUS); a clean clone elsewhere finds it beside the repository it was
+cloned from. The corpus's `expected.tsv` gives each message's kind and each failed
+recipient's status; `tests/tracking/data/inbound_recipients.tsv` adds the failed
+recipients' addresses, read from each message by hand (with a second reading, `also`, where
+the message supports two: the address mailed and the one it was forwarded to).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,36 @@ from pathlib import Path
 from mailramp.tracking.inbound import Inbound, InboundKind, classify_inbound
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("MAILRAMP_INBOUND_CORPUS", ROOT.parent / "shared/corpus/inbound"))
+IN_SHARED = Path("shared") / "corpus" / "inbound"
+
+
+def _origin() -> Path | None:
+    """The repository this checkout was cloned from, when it is a folder on this machine."""
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = Path(url.removeprefix("file://"))
+    return path if url and path.is_absolute() and path.exists() else None
+
+
+def corpus_folder() -> Path:
+    """Where the corpus is: MAILRAMP_INBOUND_CORPUS, else `../shared/corpus/inbound` beside
+    the project, or beside the repository a clean clone was made from."""
+    if os.environ.get("MAILRAMP_INBOUND_CORPUS"):
+        return Path(os.environ["MAILRAMP_INBOUND_CORPUS"])
+    for project in (ROOT, _origin()):
+        if project is not None and (project.parent / IN_SHARED).exists():
+            return project.parent / IN_SHARED
+    return ROOT.parent / IN_SHARED  # missing: the test says where it looked
+
+
+CORPUS = corpus_folder()
 RECIPIENTS = ROOT / "tests" / "tracking" / "data" / "inbound_recipients.tsv"
 
 BOUNCE_KINDS = frozenset({"hard", "soft"})

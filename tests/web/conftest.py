@@ -37,11 +37,26 @@ SCREENSHOT_DIRECTORY = Path(
 )
 
 
-def screenshot(page: Any, name: str) -> Path:
+# The widths the README shows each page at: a laptop and a phone.
+README_WIDTHS = (1366, 390)
+
+
+def screenshot(page: Any, name: str, *, widths: tuple[int, ...] = ()) -> Path:
     """Save a full-page screenshot as build/screenshots/NAME.png (MAILRAMP_SCREENSHOT_DIR
-    elsewhere); `scripts/screenshots` copies them into docs/images for the README."""
+    elsewhere), and one as NAME-WIDTH.png at each of `widths` (the page reloaded at that
+    width, then put back); `scripts/screenshots` copies them into docs/images."""
     SCREENSHOT_DIRECTORY.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIRECTORY / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 5_000, f"{path} looks empty"
+    if widths:
+        size = page.viewport_size
+        for width in widths:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.reload()
+            wide = SCREENSHOT_DIRECTORY / f"{name}-{width}.png"
+            page.screenshot(path=str(wide), full_page=True)
+            assert wide.stat().st_size > 5_000, f"{wide} looks empty"
+        page.set_viewport_size(size)
+        page.reload()
     return path

@@ -16,7 +16,7 @@ from tests.support.inbound_mail import arf_complaint, exchange_bounce
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
 from tests.support.smtp import SmtpServer
-from tests.web.conftest import screenshot
+from tests.web.conftest import README_WIDTHS, screenshot
 
 SITE_DIRECTORIES: list[Path] = []
 
@@ -80,7 +80,7 @@ def test_sign_up_link_a_mailbox_and_see_it(site: str, page: Any, tmp_path: Path)
         assert "primary" in row.inner_text() and "80" in row.inner_text()
         row.locator("text=Pause").click()
         assert "inactive" in page.locator("tr[data-mailbox='ann@acme.com']").inner_text()
-        screenshot(page, "mailboxes")
+        screenshot(page, "mailboxes", widths=README_WIDTHS)
 
         page.click("text=Campaigns")
         assert "No campaign yet" in page.inner_text("main")
@@ -149,6 +149,7 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         _link_mailbox(page, "cam@acme.com", smtp.port)
         page.click("text=Campaigns")
         page.click("text=New campaign")
+        screenshot(page, "campaign-form", widths=README_WIDTHS)
         # Both tracking switches start on; the form says what each does.
         assert page.is_checked("#track_opens") and page.is_checked("#track_clicks")
         page.fill("#campaign_name", "Browser launch")
@@ -270,12 +271,12 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         suppressed = page.inner_text("tr[data-suppressed='ben@example.com']")
         assert "complained" in suppressed and "complaint (abuse)" in suppressed
         page.go_back()
-        screenshot(page, "campaign")
+        screenshot(page, "campaign", widths=README_WIDTHS)
         assert "completed" in page.inner_text("h1")  # both sent: nothing left to send
         page.click("text=Campaigns")
         row = page.inner_text("main")
         assert "Browser launch" in row and "2 / 2" in row
-        screenshot(page, "campaigns")
+        screenshot(page, "campaigns", widths=README_WIDTHS)
         # On a phone nothing is wider than the screen: wide tables scroll in their card.
         page.set_viewport_size({"width": 390, "height": 844})
         for path in ("/campaigns", campaign_path, "/mailboxes", "/settings"):
@@ -337,9 +338,9 @@ def test_suppression_list_and_api_keys_pages(site: str, page: Any) -> None:
     page.click("button:has-text('Create key')")
     key = page.inner_text("#new-key")
     assert key.startswith("mr_")
-    screenshot(page, "settings")
     page.goto(site + "/settings")
     assert key not in page.content() and key[:11] in page.content()  # shown once only
+    screenshot(page, "settings", widths=README_WIDTHS)
     page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     with page.expect_navigation():
         page.click("button:has-text('Revoke')")
