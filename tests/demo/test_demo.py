@@ -32,7 +32,7 @@ def _demo(directory: Path, port: int, recipients: int, minutes: float) -> dict[s
     assert "Demo running: watch it live at http://127.0.0.1:" in plain(finished.stderr)
     result: dict[str, Any] = json.loads(finished.stdout)
     result["progress"] = [
-        line for line in plain(finished.stderr).splitlines() if re.match(r"\[\s*\d+s\]", line)
+        line for line in finished.stderr.splitlines() if re.match(r"\[\s*\d+s\]", line)
     ]
     return result
 
