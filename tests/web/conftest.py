@@ -47,16 +47,23 @@ def screenshot(page: Any, name: str, *, widths: tuple[int, ...] = ()) -> Path:
     width, then put back); `scripts/screenshots` copies them into docs/images."""
     SCREENSHOT_DIRECTORY.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIRECTORY / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 5_000, f"{path} looks empty"
+    size = page.viewport_size
+    _whole_page(page, path, size["width"])
     if widths:
-        size = page.viewport_size
         for width in widths:
             page.set_viewport_size({"width": width, "height": 900})
             page.reload()
-            wide = SCREENSHOT_DIRECTORY / f"{name}-{width}.png"
-            page.screenshot(path=str(wide), full_page=True)
-            assert wide.stat().st_size > 5_000, f"{wide} looks empty"
-        page.set_viewport_size(size)
+            _whole_page(page, SCREENSHOT_DIRECTORY / f"{name}-{width}.png", width)
         page.reload()
+    page.set_viewport_size(size)
     return path
+
+
+def _whole_page(page: Any, path: Path, width: int) -> None:
+    """The whole page at `width`, taken as one tall viewport: Chromium's full-page capture
+    leaves a sandboxed frame (the email preview) blank, a viewport capture draws it."""
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_timeout(200)  # frames repaint at the new size
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 5_000, f"{path} looks empty"
