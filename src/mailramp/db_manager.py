@@ -36,6 +36,7 @@ from mailramp.metrics.models import CampaignMetrics
 from mailramp.runtime import Runtime, open_runtime
 from mailramp.sending.models import ImportReport
 from mailramp.tracking.models import EmailTracking
+from mailramp.tracking.service import RecipientFilter
 
 T = TypeVar("T")
 
@@ -298,7 +299,9 @@ class DatabaseManager:
     ) -> Page[EmailTracking]:
         """A campaign's per-recipient records."""
         return self._run(
-            lambda r: r.tracking.list_recipients(user_id, campaign_id, offset=offset, limit=limit)
+            lambda r: r.tracking.list_recipients(
+                user_id, campaign_id, RecipientFilter(offset=offset, limit=limit)
+            )
         )
 
     # -- legacy collections -----------------------------------------------------------

@@ -42,27 +42,13 @@ def figures(
 ) -> list[Figure]:
     """A campaign's figures, in the order of its funnel."""
     m = metrics
+    opened = (m.total_human_opened, m.total_opened, m.human_open_rate)
+    clicked = (m.total_human_clicks, m.total_clicks, m.human_click_rate)
     return [
         Figure("sent", "Sent", m.total_sent),
         Figure("delivered", "Delivered", m.total_delivered),
-        Figure(
-            "opened",
-            "Opened",
-            m.total_human_opened,
-            None if opens_untracked else m.human_open_rate,
-            "delivered",
-            opens_untracked,
-            m.total_opened - m.total_human_opened,
-        ),
-        Figure(
-            "clicked",
-            "Clicked",
-            m.total_human_clicks,
-            None if clicks_untracked else m.human_click_rate,
-            "delivered",
-            clicks_untracked,
-            m.total_clicks - m.total_human_clicks,
-        ),
+        _by_people("opened", *opened, why=opens_untracked),
+        _by_people("clicked", *clicked, why=clicks_untracked),
         Figure("replied", "Replied", m.total_replied, m.reply_rate, "delivered"),
         Figure("auto_replied", "Automatic replies", m.total_auto_replied),
         Figure("bounced", "Bounced", m.total_bounced, m.bounce_rate, "sent"),
@@ -75,6 +61,13 @@ def figures(
             "delivered",
         ),
     ]
+
+
+def _by_people(key: str, people: int, anyone: int, rate: float, *, why: str | None) -> Figure:
+    """What people did (opened, clicked), what machines did beside it, and no rate where
+    it cannot be measured."""
+    rated = None if why else rate
+    return Figure(key, key.title(), people, rated, "delivered", why, anyone - people)
 
 
 def by_key(found: list[Figure]) -> dict[str, Figure]:

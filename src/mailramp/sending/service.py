@@ -108,16 +108,11 @@ class SendingService:
         )
 
     async def preview(
-        self,
-        user_id: str,
-        campaign_id: str,
-        record_id: str | None = None,
-        *,
-        tracking: TrackingLinks | None = None,
+        self, user_id: str, campaign_id: str, record_id: str | None, links: TrackingLinks
     ) -> Preview | None:
         """The email of one of the campaign's recipients (the first, unless `record_id`
-        names one), built as the worker builds it (with `tracking`'s links); None for a
-        campaign without recipients."""
+        names one), built as the worker builds it (with these tracking `links`); None for
+        a campaign without recipients."""
         campaign = await self._campaign(user_id, campaign_id)
         if record_id is not None:
             record = await self._store.get_tracking(
@@ -139,7 +134,7 @@ class SendingService:
         # Without its (invisible) open pixel: showing the preview must not look like an open.
         shown = campaign.model_copy(update={"track_opens": False})
         message = build_message(
-            campaign=shown, mailbox=mailbox, record=record, sent_at=now, tracking=tracking
+            campaign=shown, mailbox=mailbox, record=record, sent_at=now, tracking=links
         )
         parts = {part.get_content_subtype(): _decoded(part) for part in message.walk()}
         return Preview(

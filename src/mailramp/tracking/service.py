@@ -66,6 +66,20 @@ class UnsubscribeTarget:
     already: bool
 
 
+@dataclass(frozen=True)
+class RecipientFilter:
+    """Which of a campaign's recipients a list shows, as a caller asks for them: a status
+    by name (checked), a fragment of the address, one page."""
+
+    status: str | None = None
+    search: str | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+ALL_RECIPIENTS = RecipientFilter()
+
+
 class TrackingStore(TrackingRepository, CampaignRepository, Protocol):
     """What TrackingService reads and writes."""
 
@@ -195,25 +209,18 @@ class TrackingService:
         return await self._store.event_series(campaign.user_id, campaign.campaign_id)
 
     async def list_recipients(
-        self,
-        user_id: str,
-        campaign_id: str,
-        *,
-        status: str | None = None,
-        search: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
+        self, user_id: str, campaign_id: str, wanted: RecipientFilter = ALL_RECIPIENTS
     ) -> Page[EmailTracking]:
-        """The user's campaign's recipients with their state, in send order, optionally of
-        one status and whose address contains `search`."""
+        """The user's campaign's recipients with their state, in send order, as `wanted`
+        says (a status, an address fragment, a page)."""
         campaign = await owned_campaign(self._store, user_id, campaign_id)
-        wanted = enum_arg(TrackingStatus, status, field="status") if status else None
+        status = enum_arg(TrackingStatus, wanted.status, field="status") if wanted.status else None
         query = RecipientQuery(
             campaign.campaign_id,
-            status=wanted,
-            offset=offset,
-            limit=limit,
-            search=(search or "").strip()[:254] or None,
+            status=status,
+            offset=wanted.offset,
+            limit=wanted.limit,
+            search=(wanted.search or "").strip()[:254] or None,
         )
         return await self._store.list_tracking(campaign.user_id, query)
 

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 HOURLY_UP_TO = timedelta(days=3)
 MAX_TICKS = 8
 
 
-@dataclass(frozen=True)
-class Series:
-    """One line: its name, colour, and which events it counts (type, by a person only)."""
+class Series(NamedTuple):
+    """What one colour counts: its name, colour, and which events (type, by a person
+    only)."""
 
     name: str
     colour: str

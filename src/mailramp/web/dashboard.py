@@ -102,6 +102,11 @@ def render(
     return HTMLResponse(html, status_code=status)
 
 
+def render_section(request: Request, who: PageUser, section: str, **context: Any) -> HTMLResponse:
+    """A menu section's own page (`SECTION.html`), the section marked in the menu."""
+    return render(request, f"{section}.html", who=who, section=section, **context)
+
+
 async def read_form(request: Request) -> dict[str, str]:
     form = await request.form()
     return {key: value for key, value in form.items() if isinstance(value, str)}
@@ -127,6 +132,13 @@ def oauth_offered(runtime: Runtime) -> dict[str, bool]:
     for."""
     settings = runtime.settings
     return {"outlook": bool(settings.microsoft_client_id), "gmail": bool(settings.google_client_id)}
+
+
+def mailbox_context(runtime: Runtime, mailboxes: Sequence[Mailbox]) -> dict[str, Any]:
+    """What the pages showing the first steps need (macros.html): the user's mailboxes,
+    the providers that link with a click, and the tracking warning."""
+    warning = tracking_warning(runtime, mailboxes)
+    return {"mailboxes": mailboxes, "oauth": oauth_offered(runtime), "warning": warning}
 
 
 def tracking_warning(runtime: Runtime, mailboxes: Sequence[Mailbox]) -> str | None:

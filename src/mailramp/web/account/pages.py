@@ -16,7 +16,15 @@ from mailramp.errors import (
 )
 from mailramp.errors import ValidationError as DomainValidationError
 from mailramp.runtime import Runtime
-from mailramp.web.dashboard import PageUser, PageUserDep, check_csrf, form_errors, read_form, render
+from mailramp.web.dashboard import (
+    PageUser,
+    PageUserDep,
+    check_csrf,
+    form_errors,
+    read_form,
+    render,
+    render_section,
+)
 from mailramp.web.deps import (
     CONTENT_SECURITY_POLICY,
     CSRF_COOKIE,
@@ -167,11 +175,10 @@ async def render_settings(
     suppressions = await runtime.suppression.list_suppressions(who.user.user_id, limit=500)
     unmatched = await runtime.tracking.list_unmatched(who.user.user_id, limit=100)
     keys = await runtime.auth.list_api_keys(who.user.user_id)
-    return render(
+    return render_section(
         request,
-        "settings.html",
-        who=who,
-        section="settings",
+        who,
+        "settings",
         suppressions=suppressions,
         unmatched=unmatched,
         keys=keys,

@@ -15,6 +15,7 @@ from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.tracking.models import EmailEvent, EmailTracking
+from mailramp.tracking.service import RecipientFilter
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import PagePublic, PagingDep, Public
 
@@ -178,14 +179,8 @@ async def list_recipients(
 ) -> PagePublic[RecipientPublic]:
     """The campaign's recipients with their state, in send order; `status` keeps those in
     one state, `search` those whose address contains it."""
-    page = await runtime.tracking.list_recipients(
-        caller.user.user_id,
-        campaign_id,
-        status=status,
-        search=search,
-        offset=paging.offset,
-        limit=paging.limit,
-    )
+    wanted = RecipientFilter(status, search, paging.offset, paging.limit)
+    page = await runtime.tracking.list_recipients(caller.user.user_id, campaign_id, wanted)
     return PagePublic[RecipientPublic].of(page)
 
 

@@ -21,6 +21,7 @@ from mailramp.mailboxes.models import Mailbox
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.sending.importer import check_file
 from mailramp.tracking.models import TrackingStatus
+from mailramp.tracking.service import RecipientFilter
 from mailramp.web.charts import events_chart
 from mailramp.web.dashboard import (
     PageUser,
@@ -28,10 +29,11 @@ from mailramp.web.dashboard import (
     check_csrf,
     form_errors,
     localtime,
-    oauth_offered,
+    mailbox_context,
     page_zone,
     read_form,
     render,
+    render_section,
     tracking_warning,
 )
 from mailramp.web.deps import RuntimeDep
@@ -52,17 +54,8 @@ async def campaigns_page(request: Request, who: PageUserDep, runtime: RuntimeDep
         figures = campaign.figures(found) if found else []
         rows.append({"campaign": campaign, "metrics": found, "figures": figures})
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
-    return render(
-        request,
-        "campaigns.html",
-        who=who,
-        section="campaigns",
-        rows=rows,
-        has_mailbox=bool(boxes),
-        mailboxes=boxes,
-        oauth=oauth_offered(runtime),
-        warning=tracking_warning(runtime, boxes),
-    )
+    shown = mailbox_context(runtime, boxes)
+    return render_section(request, who, "campaigns", rows=rows, has_mailbox=bool(boxes), **shown)
 
 
 CAMPAIGN_FIELDS = (
@@ -252,12 +245,9 @@ async def preview_frame(
     """One recipient's email (`?record=`, else the first) as its HTML part renders, for
     the campaign page's sandboxed frame; a text email shows as text."""
     record = request.query_params.get("record")
-    preview = await runtime.sending.preview(
-        who.user.user_id,
-        campaign_id,
-        record if record and is_object_id(record) else None,
-        tracking=runtime.tracking_links,
-    )
+    wanted = record if record and is_object_id(record) else None
+    links = runtime.tracking_links
+    preview = await runtime.sending.preview(who.user.user_id, campaign_id, wanted, links)
     if preview is None:
         body = "<p>No recipients yet.</p>"
     elif preview.html is not None:
@@ -295,14 +285,8 @@ async def _campaign_page(
     status_filter = wanted if wanted in {member.value for member in TrackingStatus} else None
     search = (query.get("search") or "").strip()[:254]
     offset = int(query["offset"]) if query.get("offset", "").isdigit() else 0
-    recipients = await runtime.tracking.list_recipients(
-        user_id,
-        campaign.campaign_id,
-        status=status_filter,
-        search=search or None,
-        offset=offset,
-        limit=RECIPIENTS_PER_PAGE,
-    )
+    shown = RecipientFilter(status_filter, search or None, offset, RECIPIENTS_PER_PAGE)
+    recipients = await runtime.tracking.list_recipients(user_id, campaign.campaign_id, shown)
     events = None
     record_id = query.get("record")
     if record_id and is_object_id(record_id):
@@ -322,17 +306,12 @@ async def _campaign_page(
     counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
     waiting = await runtime.campaigns.pending_schedule(user_id, campaign.campaign_id)
     wanted_preview = request.query_params.get("preview")
+    picked = wanted_preview if wanted_preview and is_object_id(wanted_preview) else None
+    links = runtime.tracking_links
     try:
-        preview = await runtime.sending.preview(
-            user_id,
-            campaign.campaign_id,
-            wanted_preview if wanted_preview and is_object_id(wanted_preview) else None,
-            tracking=runtime.tracking_links,
-        )
-    except NotFoundError:
-        preview = await runtime.sending.preview(
-            user_id, campaign.campaign_id, tracking=runtime.tracking_links
-        )
+        preview = await runtime.sending.preview(user_id, campaign.campaign_id, picked, links)
+    except NotFoundError:  # not this campaign's recipient: show the first
+        preview = await runtime.sending.preview(user_id, campaign.campaign_id, None, links)
     series = await runtime.tracking.series(user_id, campaign.campaign_id)
     return render(
         request,

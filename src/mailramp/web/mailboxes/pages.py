@@ -14,9 +14,10 @@ from mailramp.web.dashboard import (
     PageUserDep,
     check_csrf,
     form_errors,
-    oauth_offered,
+    mailbox_context,
     read_form,
     render,
+    render_section,
 )
 from mailramp.web.deps import RuntimeDep
 
@@ -53,19 +54,10 @@ async def _mailboxes_page(
     status: int = 200,
 ) -> HTMLResponse:
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
-    return render(
-        request,
-        "mailboxes.html",
-        who=who,
-        section="mailboxes",
-        mailboxes=boxes,
-        oauth=oauth_offered(runtime),
-        values=values or {"smtp_security": "starttls"},
-        errors=errors or {},
-        checks=checks or {},
-        refused=refused or {},
-        status=status,
-    )
+    form = {"values": values or {"smtp_security": "starttls"}, "errors": errors or {}}
+    results = {"checks": checks or {}, "refused": refused or {}}
+    shown = mailbox_context(runtime, boxes)
+    return render_section(request, who, "mailboxes", status=status, **form, **results, **shown)
 
 
 @router.get("/mailboxes")
