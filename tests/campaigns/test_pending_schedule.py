@@ -17,10 +17,11 @@ from tests.support.clock import MONDAY_MORNING
         (300, timedelta(minutes=1), "about 300 a minute"),
         (30, timedelta(minutes=10), "about 3 a minute"),
         (120, timedelta(hours=3), "about 40 an hour"),
-        (12, timedelta(hours=24), "about 12 a day"),
-        (2, timedelta(minutes=87), "about 1.4 an hour"),
+        (12, timedelta(hours=24), "about one every 2.2 hours"),
+        (2, timedelta(minutes=87), "about one every 87 minutes"),
+        (2, timedelta(hours=2, minutes=3), "about one every 2 hours"),
         (1500, timedelta(weeks=2), "about 107 a day"),
-        (5, timedelta(days=10), "about 0.5 a day"),
+        (5, timedelta(days=10), "about one every 2.5 days"),
     ],
 )
 def test_the_pace_reads_in_the_unit_of_the_spread(count: int, spread: timedelta, pace: str) -> None:

@@ -158,7 +158,8 @@ def test_an_operator_sets_up_and_runs_a_campaign_from_the_shell(cli, tmp_path: P
         assert re.fullmatch(
             r"launched Shell launch: now active; 2 emails wait; the first at "
             r"\d{4}-\d\d-\d\d \d\d:\d\d UTC \((now|in \d+ minutes?)\), the last at "
-            r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, about [\d.]+ an? (minute|hour)",
+            r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, about ([\d.]+ an? (minute|hour|day)"
+            r"|one every [\d.]+ (minute|hour|day)s?)",
             launched.stdout.strip(),
         ), launched.stdout
         assert "now paused" in plain(cli("campaign", "pause", campaign_id).stdout)

@@ -39,19 +39,23 @@ class PendingSchedule:
     def pace(self) -> str | None:
         """How fast they go out, in the unit their spread reads best in: "about 5 a
         minute" over a few minutes, "about 40 an hour" over hours, "about 300 a day" over
-        days — a bigger unit where that one would say less than one. None for fewer
-        than two."""
+        days — or, when that would say less than one, how far apart they are ("about one
+        every 2 hours"). None for fewer than two."""
         if self.count < 2 or self.first is None or self.last is None:
             return None
         span = max((self.last - self.first).total_seconds(), 1.0)
-        start = next(index for index, unit in enumerate(_PACE_UNITS) if span <= unit[2])
-        rates = [
-            (unit, self.count * seconds / max(span, seconds))
-            for unit, seconds, _ in _PACE_UNITS[start:]
-        ]
-        unit, rate = next(((unit, rate) for unit, rate in rates if rate >= 1), rates[-1])
-        shown = f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}".removesuffix(".0")
-        return f"about {shown} a{'n' if unit == 'hour' else ''} {unit}"
+        unit, seconds, _ = next(unit for unit in _PACE_UNITS if span <= unit[2])
+        rate = self.count * seconds / max(span, seconds)
+        if rate >= 1:
+            return f"about {_number(rate)} a{'n' if unit == 'hour' else ''} {unit}"
+        apart = span / (self.count - 1)
+        unit, seconds, _ = next(unit for unit in _PACE_UNITS if apart <= unit[2])
+        count = apart / seconds
+        return f"about one every {_number(count)} {unit}{'' if _number(count) == '1' else 's'}"
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}".removesuffix(".0")
 
 
 PlanFunction = Callable[[int], Sequence[datetime]]
