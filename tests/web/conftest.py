@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -67,3 +68,35 @@ def _whole_page(page: Any, path: Path, width: int) -> None:
     page.wait_for_timeout(200)  # frames repaint at the new size
     page.screenshot(path=str(path))
     assert path.stat().st_size > 5_000, f"{path} looks empty"
+
+
+def fill_campaign_form(
+    page: Any, site: str, *, name: str, subject: str, message: str, duration: str
+) -> None:
+    """Open the new-campaign form and fill an HTML campaign starting now (New York time)."""
+    from tests.support.clock import system_now
+
+    page.goto(site + "/campaigns/new")
+    page.fill("#campaign_name", name)
+    page.fill("#subject", subject)
+    page.select_option("#message_format", "html")
+    page.fill("#message", message)
+    now = system_now().astimezone(ZoneInfo("America/New_York"))
+    page.fill("#start_time", now.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#duration", duration)
+
+
+def cut_off_the_internet(page: Any, site: str) -> list[str]:
+    """From now on the page reaches only `site`: any other request that gets as far as the
+    network is aborted and listed in the list returned."""
+    reached: list[str] = []
+
+    def only_this_site(route: Any) -> None:
+        if route.request.url.startswith(site):
+            route.continue_()
+        else:
+            reached.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_site)
+    return reached

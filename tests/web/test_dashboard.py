@@ -16,7 +16,12 @@ from tests.support.inbound_mail import arf_complaint, exchange_bounce
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
 from tests.support.smtp import SmtpServer
-from tests.web.conftest import README_WIDTHS, screenshot
+from tests.web.conftest import (
+    README_WIDTHS,
+    cut_off_the_internet,
+    fill_campaign_form,
+    screenshot,
+)
 
 SITE_DIRECTORIES: list[Path] = []
 
@@ -187,17 +192,8 @@ def test_create_a_campaign_with_a_csv_send_it_and_watch_the_counters(
         assert "<script>alert('x')</script>" in page.inner_text("#recipients")  # shown as text
         # The preview renders the email as the recipient will see it, and nothing in it
         # runs or loads from the web.
-        reached: list[str] = []  # requests off this site that got as far as the network
+        reached = cut_off_the_internet(page, site)  # requests that got as far as the network
         blocked: list[str] = []  # ... and those the browser refused first
-
-        def off_site(route: Any) -> None:
-            if route.request.url.startswith(site):
-                route.continue_()
-            else:
-                reached.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", off_site)
         page.on(
             "requestfailed",
             lambda r: r.url.startswith(site) or blocked.append(f"{r.url} {r.failure}"),
@@ -543,14 +539,11 @@ def test_every_number_is_the_same_on_the_list_the_page_the_api_and_the_cli(
     try:
         _sign_up(page, site, "nia@example.com")
         _link_mailbox(page, "nia@acme.com", smtp.port)
-        page.goto(site + "/campaigns/new")
-        page.fill("#campaign_name", "Same numbers")
-        page.fill("#subject", "Hello {{first_name}}")
-        page.select_option("#message_format", "html")
-        page.fill("#message", '<p>Hi {{first_name}}, <a href="https://acme.com/x">see</a></p>')
-        now = system_now().astimezone(ZoneInfo("America/New_York"))
-        page.fill("#start_time", now.strftime("%Y-%m-%dT%H:%M"))
-        page.fill("#duration", "24")
+        message = '<p>Hi {{first_name}}, <a href="https://acme.com/x">see</a></p>'
+        fill_campaign_form(
+            page, site, name="Same numbers", subject="Hello {{first_name}}", message=message,
+            duration="24",
+        )  # fmt: skip
         people = tmp_path / "people.csv"
         rows = "".join(f"n{i}@example.com,N{i}\n" for i in range(7))
         people.write_text("email,first_name\n" + rows)
@@ -658,14 +651,8 @@ def test_tracking_switched_off_on_the_form_reaches_the_email(site: str, page: An
     try:
         _sign_up(page, site, "tia@example.com")
         _link_mailbox(page, "tia@acme.com", smtp.port)
-        page.goto(site + "/campaigns/new")
-        page.fill("#campaign_name", "Quiet")
-        page.fill("#subject", "Hello")
-        page.select_option("#message_format", "html")
-        page.fill("#message", '<p>See <a href="https://acme.com/x">this</a></p>')
-        now = system_now().astimezone(ZoneInfo("America/New_York"))
-        page.fill("#start_time", now.strftime("%Y-%m-%dT%H:%M"))
-        page.fill("#duration", "2")
+        message = '<p>See <a href="https://acme.com/x">this</a></p>'
+        fill_campaign_form(page, site, name="Quiet", subject="Hello", message=message, duration="2")
         page.uncheck("#track_opens")
         page.uncheck("#track_clicks")
         page.click("text=Create campaign")

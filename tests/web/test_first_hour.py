@@ -19,7 +19,7 @@ from tests.support.dovecot import Dovecot
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
 from tests.support.smtp import SmtpServer
-from tests.web.conftest import screenshot
+from tests.web.conftest import cut_off_the_internet, screenshot
 
 MAILBOX = "ann@acme.com"  # Dovecot's account (tests/conftest.py)
 PASSWORD = "imap-password"
@@ -97,16 +97,7 @@ def test_a_new_user_goes_from_the_demo_to_their_own_campaign(
             campaign_url = page.url.split("?")[0]
 
             # The preview: as the recipient sees it, nothing in it runs or leaves.
-            reached: list[str] = []
-
-            def only_this_site(route: Any) -> None:
-                if route.request.url.startswith(site):
-                    route.continue_()
-                else:
-                    reached.append(route.request.url)
-                    route.abort()
-
-            page.route("**/*", only_this_site)
+            reached = cut_off_the_internet(page, site)
             page.reload()
             frame = page.frame_locator("#preview-frame").locator("body")
             assert "Hi Lead0, our offer." in frame.inner_text()
