@@ -27,6 +27,7 @@ from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import upgrade
 from tests.support.clock import FakeClock
+from tests.support.dns_server import DnsServer, DnsUnavailable
 from tests.support.dovecot import Dovecot, DovecotUnavailable
 from tests.support.loops import run_blocking
 from tests.support.postgres import PostgresServer, PostgresUnavailable
@@ -240,6 +241,38 @@ def dovecot() -> Iterator[Dovecot]:
     try:
         server = Dovecot.start({"ann@acme.com": "imap-password"})
     except DovecotUnavailable as error:
+        _unavailable(str(error))
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# The test zone (all under `.example`): mailramp's public host, and the names users give as
+# tracking domains — one CNAME to it, one through a second hop, one flattened to its
+# address, one CNAME elsewhere, one address elsewhere. Any other name is NXDOMAIN.
+PUBLIC_HOST = "track.mailramp.example"
+ZONE_ADDRESSES = {
+    PUBLIC_HOST: "127.0.0.1",
+    "moved.mailramp.example": "127.0.0.2",
+    "other.mailramp.example": "192.0.2.7",
+    "flat.acme.example": "127.0.0.1",
+    "wrong.acme.example": "192.0.2.8",
+}
+ZONE_ALIASES = {
+    "links.acme.example": PUBLIC_HOST,
+    "hop.acme.example": "links.acme.example",
+    "go.acme.example": "other.mailramp.example",
+}
+
+
+@pytest.fixture(scope="session")
+def dns_zone() -> Iterator[DnsServer]:
+    """A real DNS server on loopback serving the test zone above."""
+    try:
+        server = DnsServer.start(addresses=ZONE_ADDRESSES, aliases=ZONE_ALIASES)
+    except DnsUnavailable as error:
         _unavailable(str(error))
         raise
     try:

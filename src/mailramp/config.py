@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mailramp.errors import ConfigurationError
+from mailramp.kit.dns import parse_servers
 
 Backend = Literal["sqlite", "postgresql", "mongodb"]
 
@@ -126,6 +127,11 @@ class Settings(BaseSettings):
         description="Let mailboxes with `plain` transport log in to hosts on the public "
         "internet, sending the password unencrypted.",
     )
+    dns_servers: str | None = Field(
+        default=None,
+        description="The DNS servers mailramp asks about users' domains (comma-separated "
+        "`ip` or `ip:port`); unset, the machine's resolver.",
+    )
     run_worker: bool = Field(
         default=True, description="Run a sending worker inside `mailramp serve`."
     )
@@ -206,6 +212,12 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("dns_servers")
+    @classmethod
+    def _dns_servers(cls, value: str | None) -> str | None:
+        parse_servers(value)
+        return value
 
     @cached_property
     def backend(self) -> Backend:

@@ -20,11 +20,13 @@ from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
 from mailramp.errors import ConfigurationError, MailboxTestFailed, SecretKeyError
 from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.dns import DnsResolver, parse_servers
 from mailramp.kit.secrets import InstanceSecrets, KeyFile, SecretBox
 from mailramp.kit.signing import TRACKING_KEYS, TokenSigner, load_tracking_keys
 from mailramp.legacy.service import LegacyService
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.service import MailboxService
+from mailramp.mailboxes.tracking_domain import TrackingDomains
 from mailramp.mailboxes.transport import InboxFactory, ProviderFactory
 from mailramp.metrics.service import MetricsService
 from mailramp.oauth import OAuthLinking, endpoints_from_settings
@@ -73,15 +75,19 @@ def build_services(
     clock: Clock = utc_now,
     events: EventMetrics | None = None,
     signup_open: bool = True,
+    tracking_domains: TrackingDomains | None = None,
 ) -> Services:
-    """The services on `store`, reading `clock`; `events` counts tracking events."""
+    """The services on `store`, reading `clock`; `events` counts tracking events;
+    `tracking_domains` checks mailboxes' own tracking domains in DNS."""
     accounts = AccountService(store, clock=clock)
     campaigns = CampaignService(store, clock=clock)
     return Services(
         store=store,
         clock=clock,
         accounts=accounts,
-        mailboxes=MailboxService(store, secrets, in_use=campaigns, clock=clock),
+        mailboxes=MailboxService(
+            store, secrets, in_use=campaigns, clock=clock, tracking_domains=tracking_domains
+        ),
         campaigns=campaigns,
         metrics=MetricsService(store, clock=clock),
         legacy=LegacyService(store, clock=clock),
@@ -304,6 +310,9 @@ async def open_runtime(
         clock=clock,
         events=telemetry,
         signup_open=settings.signup_open,
+        tracking_domains=TrackingDomains(
+            settings.public_base_url, DnsResolver(parse_servers(settings.dns_servers))
+        ),
     )
     return Runtime(
         **{field.name: getattr(services, field.name) for field in fields(Services)},

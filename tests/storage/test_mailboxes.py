@@ -232,3 +232,24 @@ async def test_user_b_cannot_touch_user_a_mailbox(services: Services) -> None:
     assert [b.user_id for b in await services.mailboxes.list_mailboxes(bob.user_id)] == [bob.id]
     unchanged = await services.mailboxes.get_mailbox(alice.user_id, box.mailbox_id)
     assert unchanged == box
+
+
+async def test_a_tracking_domain_is_in_use_while_verified_on_a_linked_mailbox(
+    services: Services,
+) -> None:
+    store, now = services.store, services.clock()
+    user = await make_user(services)
+    box = await make_mailbox(services, user)
+    domain = "links.acme.example"
+    assert await store.tracking_domain_in_use(domain) is False
+    unchecked = {"tracking_domain": domain, "tracking_domain_checked_at": now}
+    stored = await store.update_mailbox(user.id, box.id, unchecked)
+    assert stored is not None and stored.tracking_domain_checked_at == now
+    assert stored.tracking_host is None
+    assert await store.tracking_domain_in_use(domain) is False  # kept, not verified
+    verified = await store.update_mailbox(user.id, box.id, {"tracking_domain_verified_at": now})
+    assert verified is not None and verified.tracking_host == domain
+    assert await services.mailboxes.serves_tracking_domain(" Links.ACME.example. ") is True
+    assert await store.tracking_domain_in_use("other.acme.example") is False
+    await services.mailboxes.unlink_mailbox(user.user_id, box.mailbox_id)
+    assert await store.tracking_domain_in_use(domain) is False

@@ -81,6 +81,13 @@ class MailboxFields(Record):
     imap_uid_validity: int | None = None
     imap_last_uid: int | None = None
     inbox_checked_at: UTCDateTime | None = None
+    # The mailbox's own tracking domain (mailboxes/tracking_domain.py): in use only while
+    # `tracking_domain_verified_at` is set, i.e. the last check that got an answer from DNS
+    # found it leads to this server; `tracking_domain_problem` says what the last one found.
+    tracking_domain: str | None = None
+    tracking_domain_verified_at: UTCDateTime | None = None
+    tracking_domain_checked_at: UTCDateTime | None = None
+    tracking_domain_problem: str | None = None
 
     @model_validator(mode="after")
     def _alias_matches(self) -> Self:
@@ -97,6 +104,12 @@ class MailboxFields(Record):
     def is_demo(self) -> bool:
         """Whether it is the mailbox `mailramp demo` linked, not one that sends real mail."""
         return self.email.rsplit("@", 1)[-1].lower() == DEMO_DOMAIN
+
+    @property
+    def tracking_host(self) -> str | None:
+        """The host this mailbox's tracking links use instead of the public address: its
+        tracking domain once a check found it leads here."""
+        return self.tracking_domain if self.tracking_domain_verified_at else None
 
     @property
     def status_action(self) -> str:

@@ -29,6 +29,11 @@ class MailboxRepository(Protocol):
         """A mailbox whoever owns it (the worker)."""
         ...
 
+    async def tracking_domain_in_use(self, domain: str) -> bool:
+        """Whether a linked mailbox, whoever owns it, uses `domain` as its verified tracking
+        domain (for the reverse proxy's question before it gets a certificate)."""
+        ...
+
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         """The user's mailbox with this address, linked or not."""
         ...

@@ -68,3 +68,10 @@ class MailboxUpdate(Input):
     imap_port: Port | None = None
     imap_security: TransportSecurity | None = None
     imap_username: str | None = None
+
+
+class TrackingDomainChange(Input):
+    """The host name a mailbox's tracking links should use, e.g. `links.example.com`: a
+    CNAME to mailramp's public host that you add in your DNS first."""
+
+    domain: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]

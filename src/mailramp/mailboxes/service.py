@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from mailramp.accounts.repository import UserRepository
 from mailramp.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
 from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.dns import normal_name
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox, secret_context
 from mailramp.kit.types import parse_input
@@ -19,6 +20,14 @@ from mailramp.kit.validation import enum_arg, object_id_arg
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, MailboxStatus
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
+from mailramp.mailboxes.tracking_domain import FIELD as TRACKING_DOMAIN
+from mailramp.mailboxes.tracking_domain import (
+    RECHECK_AFTER,
+    STORED_FIELDS,
+    TrackingDomains,
+    parse_tracking_domain,
+    verdict,
+)
 
 TABLE = "linkbox_box_table"
 
@@ -66,11 +75,13 @@ class MailboxService:
         *,
         in_use: MailboxUsers,
         clock: Clock = utc_now,
+        tracking_domains: TrackingDomains | None = None,
     ) -> None:
         self._store = store
         self._secrets = secrets
         self._in_use = in_use
         self._clock = clock
+        self._domains = tracking_domains
 
     # -- linking ----------------------------------------------------------------------
 
@@ -172,6 +183,65 @@ class MailboxService:
         changes |= self._encrypted(mailbox.id, data)
         changes["updated_at"] = self._clock()
         return await self._updated(mailbox.user_id, mailbox.id, changes)
+
+    async def set_tracking_domain(
+        self, user_id: str, mailbox_id: str, domain: str | None
+    ) -> Mailbox:
+        """Give the mailbox its own tracking domain (checked in DNS now; used once it leads
+        here), or take it away (None or empty: links use the public address again)."""
+        mailbox = await self._linked(user_id, mailbox_id)
+        if domain is None or not domain.strip():
+            cleared = dict.fromkeys(STORED_FIELDS) | {"updated_at": self._clock()}
+            return await self._updated(mailbox.user_id, mailbox.id, cleared)
+        domains = self._tracking_domains()
+        name = parse_tracking_domain(domain)
+        if name == domains.target:
+            raise ValidationError(
+                TRACKING_DOMAIN, f"{name} is mailramp's own address already", value=domain
+            )
+        kept = mailbox.tracking_domain_verified_at if name == mailbox.tracking_domain else None
+        check = await domains.check(name)
+        now = self._clock()
+        changes = {TRACKING_DOMAIN: name, "updated_at": now}
+        changes |= verdict(check, verified_at=kept, now=now)
+        return await self._updated(mailbox.user_id, mailbox.id, changes)
+
+    async def check_tracking_domain(self, user_id: str, mailbox_id: str) -> Mailbox:
+        """Check the mailbox's tracking domain in DNS again and record what was found."""
+        mailbox = await self._linked(user_id, mailbox_id)
+        if mailbox.tracking_domain is None:
+            raise ConflictError("this mailbox has no tracking domain", field=TRACKING_DOMAIN)
+        check = await self._tracking_domains().check(mailbox.tracking_domain)
+        verified = mailbox.tracking_domain_verified_at
+        changes = verdict(check, verified_at=verified, now=self._clock())
+        return await self._updated(mailbox.user_id, mailbox.id, changes)
+
+    async def serves_tracking_domain(self, domain: str) -> bool:
+        """Whether `domain` is a linked mailbox's verified tracking domain (whoever owns it):
+        what a reverse proxy asks before it gets a certificate for the name."""
+        return await self._store.tracking_domain_in_use(normal_name(domain))
+
+    async def recheck_tracking_domain(self, mailbox: Mailbox) -> Mailbox:
+        """The mailbox as the worker should send from it: its tracking domain checked again
+        first when the last check is older than RECHECK_AFTER (or as it is, when there is
+        none or no resolver here)."""
+        if mailbox.tracking_domain is None or self._domains is None:
+            return mailbox
+        checked = mailbox.tracking_domain_checked_at
+        if checked is not None and self._clock() - checked < RECHECK_AFTER:
+            return mailbox
+        check = await self._domains.check(mailbox.tracking_domain)
+        verified = mailbox.tracking_domain_verified_at
+        changes = verdict(check, verified_at=verified, now=self._clock())
+        return await self._updated(mailbox.user_id, mailbox.id, changes)
+
+    def _tracking_domains(self) -> TrackingDomains:
+        if self._domains is None:
+            raise ConflictError(
+                "tracking domains cannot be checked here (no DNS resolver configured)",
+                field=TRACKING_DOMAIN,
+            )
+        return self._domains
 
     async def set_primary(self, user_id: str, mailbox_id: str) -> Mailbox:
         """Make this linked mailbox the user's primary; the previous primary stops being one."""

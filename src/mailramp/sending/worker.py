@@ -285,6 +285,7 @@ class SendingWorker:
         try:
             if mailbox is None or not mailbox.can_send:
                 return
+            mailbox = await self._mailboxes.recheck_tracking_domain(mailbox)
             provider = await self._provider(mailbox)
             campaigns: dict[str, Campaign | None] = {}
             size = self._settings.in_flight_per_mailbox

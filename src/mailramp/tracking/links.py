@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote, urlsplit
 
 from mailramp.campaigns import templates
 from mailramp.campaigns.models import Campaign, MessageFormat
 from mailramp.kit.signing import Purpose, TokenSigner
+from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.tracking_domain import tracking_base_url
 
 HTML_LINK = re.compile(
     r"""(?P<lead>\bhref\s*=\s*)(?P<quote>["'])(?P<url>https?://[^"'<>\s]+)(?P=quote)""",
@@ -56,6 +58,12 @@ class TrackingLinks:
 
     signer: TokenSigner
     base_url: str
+
+    def for_mailbox(self, mailbox: Mailbox) -> TrackingLinks:
+        """The links of an email from `mailbox`: on its tracking domain once that is
+        verified, else on the public address."""
+        host = mailbox.tracking_host
+        return replace(self, base_url=tracking_base_url(self.base_url, host)) if host else self
 
     def open_url(self, record_id: str) -> str:
         return f"{self.base_url}/t/o/{self.signer.sign(Purpose.OPEN, record_id)}"

@@ -107,6 +107,14 @@ class MongoMailboxes(MongoBase):
             return None
         return await self._find_one(MAILBOXES, Mailbox, {"_id": oid(mailbox_id)})
 
+    async def tracking_domain_in_use(self, domain: str) -> bool:
+        query = {
+            "tracking_domain": domain,
+            "tracking_domain_verified_at": {"$ne": None},
+            "unlinked_at": None,
+        }
+        return await self._db[MAILBOXES].find_one(query, {"_id": 1}) is not None
+
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         return await self._find_one(MAILBOXES, Mailbox, {"user_id": oid(user_id), "email": email})
 

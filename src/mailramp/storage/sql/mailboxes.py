@@ -67,6 +67,15 @@ class SqlMailboxes(SqlBase):
     async def get_mailbox_unscoped(self, mailbox_id: str) -> Mailbox | None:
         return await self._read_one(Mailbox, select(M).where(M.c._id == mailbox_id))
 
+    async def tracking_domain_in_use(self, domain: str) -> bool:
+        query = select(M.c._id).where(
+            M.c.tracking_domain == domain,
+            M.c.tracking_domain_verified_at.is_not(None),
+            M.c.unlinked_at.is_(None),
+        )
+        async with self._read() as connection:
+            return (await connection.execute(query.limit(1))).first() is not None
+
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         boxes = tables.mailboxes
         return await self._read_one(

@@ -96,6 +96,11 @@ mailboxes = Table(
     Column("imap_uid_validity", BigInteger, nullable=True),
     Column("imap_last_uid", BigInteger, nullable=True),
     Column("inbox_checked_at", UTCDateTime, nullable=True),
+    # The mailbox's own tracking domain and its last DNS check (mailboxes/tracking_domain.py).
+    Column("tracking_domain", String(253), nullable=True),
+    Column("tracking_domain_verified_at", UTCDateTime, nullable=True),
+    Column("tracking_domain_checked_at", UTCDateTime, nullable=True),
+    Column("tracking_domain_problem", Text, nullable=True),
     Index("uq_linkbox_box_table_user_id_email", "user_id", "email", unique=True),
     # At most one primary per user, enforced by the database so concurrent links cannot
     # both become primary.

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from mailramp.mailboxes.models import MailboxFields
-from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
+from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate, TrackingDomainChange
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import Public
 
@@ -111,6 +111,38 @@ async def test_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) 
     """Connect and log in to the mailbox's SMTP (and IMAP) servers, or for Outlook and Gmail
     mailboxes get a working token and read the account's profile; nothing is sent."""
     return await runtime.check_mailbox(caller.user.user_id, mailbox_id)
+
+
+@router.put("/mailboxes/{mailbox_id}/tracking-domain", tags=["mailboxes"])
+async def set_tracking_domain(
+    mailbox_id: str, body: TrackingDomainChange, caller: CallerDep, runtime: RuntimeDep
+) -> MailboxPublic:
+    """Give the mailbox its own tracking domain. It is checked in DNS at once and its links
+    use it only once it leads here (`tracking_domain_verified_at` set); otherwise
+    `tracking_domain_problem` says what is wrong and which record to add."""
+    return MailboxPublic.of(
+        await runtime.mailboxes.set_tracking_domain(caller.user.user_id, mailbox_id, body.domain)
+    )
+
+
+@router.post("/mailboxes/{mailbox_id}/tracking-domain/check", tags=["mailboxes"])
+async def check_tracking_domain(
+    mailbox_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> MailboxPublic:
+    """Check the mailbox's tracking domain in DNS again (after adding the record)."""
+    return MailboxPublic.of(
+        await runtime.mailboxes.check_tracking_domain(caller.user.user_id, mailbox_id)
+    )
+
+
+@router.delete("/mailboxes/{mailbox_id}/tracking-domain", tags=["mailboxes"])
+async def remove_tracking_domain(
+    mailbox_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> MailboxPublic:
+    """Stop using a tracking domain: the mailbox's links use the public address again."""
+    return MailboxPublic.of(
+        await runtime.mailboxes.set_tracking_domain(caller.user.user_id, mailbox_id, None)
+    )
 
 
 class OAuthStart(BaseModel):

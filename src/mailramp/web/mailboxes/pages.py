@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -136,15 +137,52 @@ async def edit_mailbox_page(
     mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
 ) -> HTMLResponse:
     mailbox = await runtime.mailboxes.get_mailbox(who.user.user_id, mailbox_id)
-    return _edit_form(request, who, mailbox, values=_edit_values(mailbox), errors={})
+    return _edit_form(request, who, runtime, mailbox, values=_edit_values(mailbox), errors={})
 
 
-def _edit_form(request: Request, who: PageUser, mailbox: Mailbox, **form: Any) -> HTMLResponse:
-    """The edit form of one mailbox (`values`, `errors`, `status`: what was typed, each
-    error beside its field)."""
+def _edit_form(
+    request: Request, who: PageUser, runtime: RuntimeDep, mailbox: Mailbox, **form: Any
+) -> HTMLResponse:
+    """The edit form of one mailbox and its tracking domain (`values`, `domain_values`,
+    `errors`, `status`: what was typed, each error beside its field)."""
+    form.setdefault("domain_values", {"tracking_domain": mailbox.tracking_domain or ""})
+    public_host = urlsplit(runtime.settings.public_base_url).hostname
     return render(
-        request, "mailbox_edit.html", who=who, section="mailboxes", mailbox=mailbox, **form
+        request,
+        "mailbox_edit.html",
+        who=who,
+        section="mailboxes",
+        mailbox=mailbox,
+        public_host=public_host,
+        **form,
     )
+
+
+@router.post("/mailboxes/{mailbox_id}/tracking-domain")
+async def set_tracking_domain(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """Save (and check in DNS) the mailbox's tracking domain; empty removes it. The page
+    comes back with what the check found."""
+    form = await read_form(request)
+    check_csrf(who, form)
+    typed = form.get("tracking_domain", "")
+    user_id = who.user.user_id
+    try:
+        mailbox = await runtime.mailboxes.set_tracking_domain(user_id, mailbox_id, typed)
+    except MailrampError as error:
+        mailbox = await runtime.mailboxes.get_mailbox(user_id, mailbox_id)
+        return _edit_form(
+            request,
+            who,
+            runtime,
+            mailbox,
+            values=_edit_values(mailbox),
+            domain_values={"tracking_domain": typed},
+            errors=form_errors(error, ("tracking_domain",)),
+            status=error.status_code,
+        )
+    return RedirectResponse(f"/mailboxes/{mailbox.id}/edit#tracking-domain", status_code=303)
 
 
 @router.post("/mailboxes/{mailbox_id}/edit")
@@ -174,7 +212,7 @@ async def edit_mailbox(
         kept = {k: v for k, v in form.items() if k in EDIT_FIELDS and k != "password"}
         errors = form_errors(error, EDIT_FIELDS)
         return _edit_form(
-            request, who, mailbox, values=kept, errors=errors, status=error.status_code
+            request, who, runtime, mailbox, values=kept, errors=errors, status=error.status_code
         )
     return RedirectResponse("/mailboxes", status_code=303)
 

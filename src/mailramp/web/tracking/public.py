@@ -107,3 +107,14 @@ async def unsubscribe(token: str, request: Request, runtime: RuntimeDep) -> Resp
         return _not_found()
     email = html.escape(target.record.recipient_email)
     return page_of("You are unsubscribed", f"<p>{email} will not get these emails again.</p>")
+
+
+@router.get("/tracking-domain")
+async def tracking_domain_known(runtime: RuntimeDep, domain: str = "") -> Response:
+    """200 when `domain` is a mailbox's verified tracking domain, else 404: the question a
+    reverse proxy with on-demand TLS (Caddy's `ask`) puts before getting a certificate for
+    a name, so it never gets one for a name nobody here uses."""
+    known = bool(domain) and await runtime.mailboxes.serves_tracking_domain(domain[:253])
+    return Response(
+        "yes\n" if known else "no\n", status_code=200 if known else 404, media_type="text/plain"
+    )

@@ -1,0 +1,94 @@
+"""A real DNS server (dnsmasq, from Debian's dnsmasq-base) on loopback, answering for the
+test zones under `.example` and nothing else: an unknown name is NXDOMAIN, a name with other
+records but not the one asked answers NoAnswer, as an authoritative server does."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import dns.message
+import dns.query
+import dns.rcode
+
+from tests.support.clock import real_time_environment
+from tests.support.postgres import free_port
+
+ZONE = "example"
+
+
+class DnsUnavailable(RuntimeError):
+    """dnsmasq is not installed."""
+
+
+@dataclass
+class DnsServer:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def servers(self) -> str:
+        """This server as MAILRAMP_DNS_SERVERS names it."""
+        return f"127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(
+        cls, *, addresses: Mapping[str, str], aliases: Mapping[str, str] | None = None
+    ) -> DnsServer:
+        """Serve `addresses` (name → IPv4 address) and `aliases` (name → CNAME target; the
+        target must be one of `addresses`, dnsmasq serves no other)."""
+        binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        if not shutil.which(binary):
+            raise DnsUnavailable(
+                "dnsmasq not found; run scripts/install-services (apt-get install dnsmasq-base)"
+            )
+        port = free_port()
+        records = [f"--host-record={name},{address}" for name, address in addresses.items()]
+        records += [f"--cname={name},{target}" for name, target in (aliases or {}).items()]
+        process = subprocess.Popen(
+            [
+                binary,
+                "--keep-in-foreground",
+                f"--port={port}",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+                "--pid-file=",
+                f"--local=/{ZONE}/",
+                *records,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=real_time_environment(),
+        )
+        server = cls(port, process)
+        deadline = time.monotonic() + 10
+        probe = dns.message.make_query(f"nothing.{ZONE}", "A")
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"dnsmasq exited: {output}")
+            try:
+                answer = dns.query.udp(probe, "127.0.0.1", port=port, timeout=0.5)
+            except (OSError, dns.exception.Timeout):
+                time.sleep(0.05)
+                continue
+            if answer.rcode() == dns.rcode.NXDOMAIN:
+                return server
+        server.stop()
+        raise RuntimeError("dnsmasq did not start answering")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
