@@ -26,7 +26,7 @@ from mailramp.kit.signing import TRACKING_KEYS, TokenSigner, load_tracking_keys
 from mailramp.legacy.service import LegacyService
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.service import MailboxService
-from mailramp.mailboxes.tracking_domain import TrackingDomains
+from mailramp.mailboxes.tracking_domain import TrackingDomains, public_host
 from mailramp.mailboxes.transport import InboxFactory, ProviderFactory
 from mailramp.metrics.service import MetricsService
 from mailramp.oauth import OAuthLinking, endpoints_from_settings
@@ -311,7 +311,7 @@ async def open_runtime(
         events=telemetry,
         signup_open=settings.signup_open,
         tracking_domains=TrackingDomains(
-            settings.public_base_url, DnsResolver(parse_servers(settings.dns_servers))
+            public_host(settings.public_base_url), DnsResolver(parse_servers(settings.dns_servers))
         ),
     )
     return Runtime(

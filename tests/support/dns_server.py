@@ -16,6 +16,7 @@ import dns.rcode
 
 from tests.support.clock import real_time_environment
 from tests.support.postgres import free_port
+from tests.support.processes import stop_process
 
 ZONE = "example"
 
@@ -84,11 +85,4 @@ class DnsServer:
         raise RuntimeError("dnsmasq did not start answering")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout:
-            self.process.stdout.close()
+        stop_process(self.process)

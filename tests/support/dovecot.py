@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tests.support.clock import real_time_environment
 from tests.support.postgres import free_port
+from tests.support.processes import stop_process
 
 MAIL_UID = 65534
 
@@ -145,12 +146,5 @@ class Dovecot:
         raise RuntimeError("dovecot did not start listening")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout:
-            self.process.stdout.close()
+        stop_process(self.process)
         shutil.rmtree(self.root, ignore_errors=True)

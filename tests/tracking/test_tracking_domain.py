@@ -14,7 +14,7 @@ from mailramp.errors import NotFoundError, ValidationError
 from mailramp.kit.dns import DnsResolver, parse_servers
 from mailramp.kit.signing import TokenSigner
 from mailramp.mailboxes.models import Mailbox
-from mailramp.mailboxes.tracking_domain import TrackingDomains
+from mailramp.mailboxes.tracking_domain import TrackingDomains, public_host
 from mailramp.providers.registry import DefaultProviders
 from mailramp.runtime import Services, build_services
 from mailramp.sending.message import build_message
@@ -39,8 +39,8 @@ def _services(
     return build_services(store, secret_box, signer, clock=clock, tracking_domains=domains)
 
 
-def _domains(zone: DnsServer, public_base_url: str = PUBLIC, **options: Any) -> TrackingDomains:
-    return TrackingDomains(public_base_url, DnsResolver(parse_servers(zone.servers), **options))
+def _domains(zone: DnsServer, public_base_url: str = PUBLIC) -> TrackingDomains:
+    return TrackingDomains(public_host(public_base_url), DnsResolver(parse_servers(zone.servers)))
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ async def test_a_check_without_an_answer_keeps_a_working_domain_and_a_wrong_answ
 
     # The resolver is down: nothing is known, so the domain stays in use.
     clock.advance(days=1)
-    silent = TrackingDomains(PUBLIC, DnsResolver([("127.0.0.1", free_port())], timeout=1))
+    silent = TrackingDomains(PUBLIC_HOST, DnsResolver([("127.0.0.1", free_port())], timeout=1))
     down = _services(store, secret_box, clock, silent)
     checked = await down.mailboxes.check_tracking_domain(user.user_id, mailbox.mailbox_id)
     assert checked.tracking_domain_verified_at == verified
@@ -241,7 +241,7 @@ async def test_the_worker_checks_a_day_old_domain_again_before_its_links_go_out(
 
         # Within a day the last check stands: a resolver that answers nothing is not asked.
         clock.advance(hours=23)
-        silent = TrackingDomains(PUBLIC, DnsResolver([("127.0.0.1", free_port())], timeout=1))
+        silent = TrackingDomains(PUBLIC_HOST, DnsResolver([("127.0.0.1", free_port())], timeout=1))
         down = _services(store, secret_box, clock, silent)
         stored = await services.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
         assert await down.mailboxes.recheck_tracking_domain(stored) == stored

@@ -15,7 +15,21 @@ DailyLimit = Annotated[int, Field(ge=1, le=10_000)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
-class MailboxCreate(Input):
+class ServerSettings(Input):
+    """Where an SMTP mailbox sends, and reads replies from (IMAP); unset on Outlook and
+    Gmail mailboxes."""
+
+    smtp_host: Host | None = None
+    smtp_port: Port | None = None
+    smtp_security: TransportSecurity | None = None
+    smtp_username: str | None = None
+    imap_host: Host | None = None
+    imap_port: Port | None = None
+    imap_security: TransportSecurity | None = None
+    imap_username: str | None = None
+
+
+class MailboxCreate(ServerSettings):
     """A mailbox to link. Outlook and Gmail need an OAuth token; SMTP needs a host and password."""
 
     email: EmailAddress
@@ -27,14 +41,6 @@ class MailboxCreate(Input):
     user_profile: dict[str, Any] = Field(default_factory=dict)
     display_name: DisplayName | None = None
     daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT
-    smtp_host: Host | None = None
-    smtp_port: Port | None = None
-    smtp_security: TransportSecurity | None = None
-    smtp_username: str | None = None
-    imap_host: Host | None = None
-    imap_port: Port | None = None
-    imap_security: TransportSecurity | None = None
-    imap_username: str | None = None
 
     @model_validator(mode="after")
     def _credentials_fit_provider(self) -> MailboxCreate:
@@ -50,7 +56,7 @@ class MailboxCreate(Input):
         return self
 
 
-class MailboxUpdate(Input):
+class MailboxUpdate(ServerSettings):
     """Changes to a mailbox; fields left out stay as they are. Secrets given are replaced."""
 
     password: SecretStr | None = Field(default=None, repr=False)
@@ -60,14 +66,6 @@ class MailboxUpdate(Input):
     user_profile: dict[str, Any] | None = None
     display_name: DisplayName | None = None
     daily_limit: DailyLimit | None = None
-    smtp_host: Host | None = None
-    smtp_port: Port | None = None
-    smtp_security: TransportSecurity | None = None
-    smtp_username: str | None = None
-    imap_host: Host | None = None
-    imap_port: Port | None = None
-    imap_security: TransportSecurity | None = None
-    imap_username: str | None = None
 
 
 class TrackingDomainChange(Input):

@@ -155,17 +155,17 @@ def verdict(check: DomainCheck, *, verified_at: datetime | None, now: datetime) 
     }
 
 
+def public_host(public_base_url: str) -> str:
+    """The host of MAILRAMP_PUBLIC_BASE_URL: where a tracking domain's record must lead."""
+    return normal_name(urlsplit(public_base_url).hostname or "")
+
+
 @dataclass(frozen=True)
 class TrackingDomains:
-    """Checks tracking domains against this server's public host, through `dns`."""
+    """Checks tracking domains, through `dns`, against `target` (`public_host`)."""
 
-    public_base_url: str
+    target: str
     dns: NameResolver
-
-    @property
-    def target(self) -> str:
-        """The host a tracking domain's record must lead to."""
-        return normal_name(urlsplit(self.public_base_url).hostname or "")
 
     async def check(self, domain: str) -> DomainCheck:
         return await check_tracking_domain(domain, self.target, self.dns)

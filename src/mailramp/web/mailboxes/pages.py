@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailramp.errors import MailboxTestFailed, MailrampError, NotFoundError
 from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.tracking_domain import public_host
 from mailramp.web.dashboard import (
     PageUser,
     PageUserDep,
@@ -146,14 +146,14 @@ def _edit_form(
     """The edit form of one mailbox and its tracking domain (`values`, `domain_values`,
     `errors`, `status`: what was typed, each error beside its field)."""
     form.setdefault("domain_values", {"tracking_domain": mailbox.tracking_domain or ""})
-    public_host = urlsplit(runtime.settings.public_base_url).hostname
+    target = public_host(runtime.settings.public_base_url)
     return render(
         request,
         "mailbox_edit.html",
         who=who,
         section="mailboxes",
         mailbox=mailbox,
-        public_host=public_host,
+        public_host=target,
         **form,
     )
 
