@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mailramp.campaigns.spintax import spin
 from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, UTCDateTime
 from mailramp.metrics.figures import Figure, figures
 from mailramp.metrics.models import CampaignMetrics
@@ -156,6 +157,17 @@ class Campaign(Record):
         if self.message_format is not MessageFormat.HTML:
             return "a plain-text email's links are left as written"
         return None if self.track_clicks else "click tracking is off for this campaign"
+
+    def for_recipient(self, email: str) -> Campaign:
+        """The campaign as this recipient gets it: the spintax of its subject and message
+        resolved, to the same choices every time for them (the sent email, its preview and
+        its click links agree)."""
+        seed = f"{self.campaign_id}:{email.lower()}:1"
+        subject = spin(self.subject, f"{seed}:subject")
+        message = spin(self.message, f"{seed}:message")
+        if (subject, message) == (self.subject, self.message):
+            return self
+        return self.model_copy(update={"subject": subject, "message": message})
 
     def figures(self, metrics: CampaignMetrics) -> list[Figure]:
         """Its metrics as people read them (metrics/figures.py), with what it cannot

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from mailramp.campaigns.models import MAX_DURATION_HOURS, MessageFormat, SendingWindow
+from mailramp.campaigns.spintax import template_problems
 from mailramp.kit.types import Input, Name, ObjectIdStr, UTCDateTime
 
-Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=998)]
-Body = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+
+def well_formed(text: str, *, where: str = "step 1") -> str:
+    """`text` unless a merge tag or spintax group in it is malformed: then ValueError
+    naming the step (and variant) and the line and column."""
+    problems = template_problems(text)
+    if problems:
+        raise ValueError(f"{where}, {problems[0]}")
+    return text
+
+
+Subject = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=998),
+    AfterValidator(well_formed),
+]
+Body = Annotated[
+    str, StringConstraints(min_length=1, max_length=1_000_000), AfterValidator(well_formed)
+]
 DurationHours = Annotated[float, Field(gt=0, le=MAX_DURATION_HOURS)]
 
 

@@ -150,7 +150,8 @@ class TrackingService:
         campaign = await self._store.get_campaign_unscoped(record.campaign_id)
         if campaign is None:
             return None
-        url = click_destination(campaign, index, record.merge_values())
+        sent = campaign.for_recipient(record.recipient_email)  # its spintax as they got it
+        url = click_destination(sent, index, record.merge_values())
         if url is None:
             return None
         now = self._clock()
