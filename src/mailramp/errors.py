@@ -99,7 +99,8 @@ class ImportFileError(ValidationError):
 
 class PlanError(ValidationError):
     """The recipients do not fit the campaign's window, sending hours and daily limit; the
-    message says how many fit and what duration or daily limit would fit them all."""
+    message says how many fit and what duration, daily limit or number of mailboxes would
+    fit them all."""
 
     code = "plan_does_not_fit"
 
@@ -110,13 +111,15 @@ class PlanError(ValidationError):
         fit: int,
         wanted: int,
         needed_duration_hours: float | None,
-        needed_daily_limit: int | None,
+        needed_daily_limit: int | None = None,
+        needed_mailboxes: int | None = None,
     ) -> None:
         super().__init__("total_recipients", message, value=wanted)
         self.fit = fit
         self.wanted = wanted
         self.needed_duration_hours = needed_duration_hours
         self.needed_daily_limit = needed_daily_limit
+        self.needed_mailboxes = needed_mailboxes
 
 
 class AuthenticationError(MailrampError):

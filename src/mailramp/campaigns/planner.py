@@ -38,7 +38,9 @@ class PlanRequest:
 
 
 @dataclass(frozen=True)
-class _Day:
+class OpenDay:
+    """One calendar day of a window (in its zone): when sends may go out, and how many may."""
+
     day: date
     opens: datetime
     closes: datetime
@@ -61,7 +63,14 @@ def start_of_day(moment: datetime, window: SendingWindow | None) -> datetime:
     return datetime.combine(day_of(moment, window), time(0), zone).astimezone(UTC)
 
 
-def _days(request: PlanRequest, *, daily_limit: int, end: datetime) -> list[_Day]:
+def open_days(
+    request: PlanRequest, *, daily_limit: int | None = None, end: datetime | None = None
+) -> list[OpenDay]:
+    """The days of `[request.start, end)` the window opens on, each with its open hours and
+    what `daily_limit` leaves after the sends other campaigns already hold (the request's
+    end and limit unless given)."""
+    daily_limit = request.daily_limit if daily_limit is None else daily_limit
+    end = request.end if end is None else end
     window = request.window
     zone = window.zone if window else UTC_ZONE
     first = request.start.astimezone(zone).date()
@@ -86,14 +95,14 @@ def _days(request: PlanRequest, *, daily_limit: int, end: datetime) -> list[_Day
         closes = min(closes.astimezone(UTC), end)
         if closes > opens:
             capacity = max(daily_limit - request.already_planned.get(current, 0), 0)
-            days.append(_Day(current, opens, closes, capacity))
+            days.append(OpenDay(current, opens, closes, capacity))
         current += timedelta(days=1)
     return days
 
 
 def capacity(request: PlanRequest) -> int:
     """How many sends fit the window at all."""
-    return sum(d.capacity for d in _days(request, daily_limit=request.daily_limit, end=request.end))
+    return sum(d.capacity for d in open_days(request))
 
 
 def check_fits(request: PlanRequest) -> None:
@@ -107,28 +116,35 @@ def plan(request: PlanRequest) -> list[datetime]:
     """`count` send times, ascending, inside the window; PlanError when they do not fit."""
     if request.count == 0:
         return []
-    days = [
-        d for d in _days(request, daily_limit=request.daily_limit, end=request.end) if d.capacity
-    ]
+    days = [d for d in open_days(request) if d.capacity]
     fit = sum(d.capacity for d in days)
     if fit < request.count:
         raise _does_not_fit(request, fit)
-    quotas = _quotas(days, request.count)
+    quotas = spread(days, request.count)
     rng = random.Random(f"{request.seed}:{request.start.isoformat()}:{request.count}")  # noqa: S311 - jitter, not security
     times: list[datetime] = []
     for day, quota in zip(days, quotas, strict=True):
-        if quota == 0:
-            continue
-        spacing = day.seconds / quota
-        for slot in range(quota):
-            offset = (slot + 0.5 + rng.uniform(-JITTER, JITTER)) * spacing
-            offset = min(max(offset, 0.0), day.seconds - 0.001)
-            times.append(day.opens + timedelta(seconds=offset))
+        times.extend(slot_times(day, quota, rng))
     times.sort()
-    return [moment.replace(microsecond=moment.microsecond // 1000 * 1000) for moment in times]
+    return times
 
 
-def _quotas(days: list[_Day], count: int) -> list[int]:
+def slot_times(day: OpenDay, count: int, rng: random.Random) -> list[datetime]:
+    """`count` moments spread evenly over the day's open hours, each moved by up to
+    ±JITTER of the spacing, to the millisecond (what the databases keep)."""
+    if count <= 0:
+        return []
+    spacing = day.seconds / count
+    times = []
+    for slot in range(count):
+        offset = (slot + 0.5 + rng.uniform(-JITTER, JITTER)) * spacing
+        offset = min(max(offset, 0.0), day.seconds - 0.001)
+        moment = day.opens + timedelta(seconds=offset)
+        times.append(moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+    return times
+
+
+def spread(days: list[OpenDay], count: int) -> list[int]:
     """Split `count` across days in proportion to their open time, never above a day's
     capacity (water-filling: saturated days are fixed and the rest re-shared)."""
     quotas = [0] * len(days)
@@ -189,7 +205,7 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 def _needed_daily_limit(request: PlanRequest) -> int | None:
     def fits(limit: int) -> bool:
-        days = _days(request, daily_limit=limit, end=request.end)
+        days = open_days(request, daily_limit=limit, end=request.end)
         return sum(d.capacity for d in days) >= request.count
 
     high = request.count + max(request.already_planned.values(), default=0)
@@ -209,7 +225,7 @@ def _needed_duration(request: PlanRequest) -> float | None:
     hours = max(math.ceil((request.end - request.start).total_seconds() / 3600), 1)
     while hours <= MAX_DURATION_HOURS:
         end = request.start + timedelta(hours=hours)
-        days = _days(request, daily_limit=request.daily_limit, end=end)
+        days = open_days(request, daily_limit=request.daily_limit, end=end)
         if sum(d.capacity for d in days) >= request.count:
             return float(hours)
         hours += 1 if hours < 72 else 24

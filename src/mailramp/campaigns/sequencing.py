@@ -1,0 +1,357 @@
+"""Planning a sequence: when every step of every recipient goes out, and from which of the
+campaign's mailboxes.
+
+Each recipient gets one mailbox for the whole sequence; recipients are shared out by the
+mailboxes' free capacity. A mailbox places whole sequences: a first email is accepted on a
+day only if it and each of its follow-ups (`delay` after the previous step, counted in
+sending days when the window skips weekdays, then moved to the window's next opening) land
+on days that still have room under the daily limit, before the campaign ends. Follow-ups
+are committed with their first email, so a later first email can never take a follow-up's
+place. First emails are spread evenly over the days (as `planner.plan` spreads one step);
+what the even spread leaves out is then fitted wherever room remains.
+
+Pure functions of their inputs (the jitter is seeded by the campaign), like `planner`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+
+from mailramp.campaigns.models import MAX_DURATION_HOURS, SendingWindow
+from mailramp.campaigns.planner import (
+    UTC_ZONE,
+    OpenDay,
+    PlanRequest,
+    day_of,
+    open_days,
+    slot_times,
+    spread,
+)
+from mailramp.errors import PlanError, ValidationError
+
+MAX_STEPS = 10
+
+
+@dataclass(frozen=True)
+class StepDelay:
+    """How long after the previous step a follow-up goes: days (sending days when the
+    window skips weekdays) and hours."""
+
+    days: int = 0
+    hours: float = 0.0
+
+    def __str__(self) -> str:
+        parts = [f"{self.days} day{'s' * (self.days != 1)}"] if self.days else []
+        if self.hours or not parts:
+            parts.append(f"{self.hours:g} hour{'s' * (self.hours != 1)}")
+        return " ".join(parts)
+
+
+def next_open(moment: datetime, window: SendingWindow | None) -> datetime:
+    """`moment`, or the window's next opening when the window is closed then."""
+    if window is None:
+        return moment
+    zone = window.zone
+    local = moment.astimezone(zone)
+    for ahead in range(8):
+        day = local.date() + timedelta(days=ahead)
+        if day.weekday() not in window.days:
+            continue
+        opens = datetime.combine(day, time(window.start_hour), zone)
+        closes = (
+            datetime.combine(day + timedelta(days=1), time(0), zone)
+            if window.end_hour == 24
+            else datetime.combine(day, time(window.end_hour), zone)
+        )
+        if local < closes:
+            return max(local, opens).astimezone(UTC)
+    raise AssertionError("a sending window opens at least once a week")  # pragma: no cover
+
+
+def after_delay(moment: datetime, delay: StepDelay, window: SendingWindow | None) -> datetime:
+    """The earliest moment a follow-up may go, `delay` after the previous email sent at
+    `moment`: its days are sending days when the window skips some weekdays (Friday + 1 day
+    is Monday), its hours wall-clock hours; the result is moved to the window's next
+    opening when the window is closed then."""
+    zone = window.zone if window else UTC_ZONE
+    local = moment.astimezone(zone)
+    if window is not None and len(window.days) < 7:
+        remaining = delay.days
+        while remaining:
+            local += timedelta(days=1)
+            if local.weekday() in window.days:
+                remaining -= 1
+    else:
+        local += timedelta(days=delay.days)
+    local += timedelta(hours=delay.hours)
+    return next_open(local.astimezone(UTC), window)
+
+
+@dataclass(frozen=True)
+class SenderCapacity:
+    """One of the campaign's mailboxes: its daily limit, and the sends other campaigns
+    already hold on it per day (in the window's zone)."""
+
+    mailbox_id: str
+    daily_limit: int
+    already_planned: Mapping[date, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SequenceRequest:
+    """What a sequence plan must respect."""
+
+    start: datetime
+    end: datetime
+    recipients: int
+    follow_ups: tuple[StepDelay, ...]
+    mailboxes: tuple[SenderCapacity, ...]
+    window: SendingWindow | None = None
+    seed: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedRecipient:
+    """One recipient's mailbox (an index into the request's mailboxes) and the moment of
+    each of their steps, step 1 first."""
+
+    mailbox: int
+    times: tuple[datetime, ...]
+
+
+@dataclass(frozen=True)
+class DayLoad:
+    """What one mailbox sends on one day of the plan."""
+
+    mailbox_id: str
+    day: date
+    first_emails: int
+    follow_ups: int
+
+
+@dataclass(frozen=True)
+class SequencePlan:
+    """Every recipient's mailbox and step times, in the order of their first email."""
+
+    request: SequenceRequest
+    recipients: list[PlannedRecipient]
+
+    def per_day(self) -> list[DayLoad]:
+        """How many first emails and follow-ups each mailbox sends each day, by day."""
+        firsts: Counter[tuple[int, date]] = Counter()
+        later: Counter[tuple[int, date]] = Counter()
+        window = self.request.window
+        for planned in self.recipients:
+            firsts[planned.mailbox, day_of(planned.times[0], window)] += 1
+            for moment in planned.times[1:]:
+                later[planned.mailbox, day_of(moment, window)] += 1
+        keys = sorted(set(firsts) | set(later), key=lambda key: (key[1], key[0]))
+        boxes = self.request.mailboxes
+        return [
+            DayLoad(boxes[index].mailbox_id, day, firsts[index, day], later[index, day])
+            for index, day in keys
+        ]
+
+
+@dataclass
+class _Sender:
+    """One mailbox while its sequences are placed: its open days and their load."""
+
+    index: int
+    days: list[OpenDay]
+    load: Counter[date] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.by_day = {open_day.day: open_day for open_day in self.days}
+
+    @property
+    def free(self) -> int:
+        return sum(max(d.capacity - self.load[d.day], 0) for d in self.days)
+
+    def has_room(self, day: date, extra: int = 1) -> bool:
+        open_day = self.by_day.get(day)
+        return open_day is not None and self.load[day] + extra <= open_day.capacity
+
+
+def _sequence(first: datetime, request: SequenceRequest) -> tuple[datetime, ...] | None:
+    """The moments of a whole sequence starting at `first`; None when a step would fall at
+    or after the campaign's end."""
+    times = [first]
+    for delay in request.follow_ups:
+        moment = after_delay(times[-1], delay, request.window)
+        if moment >= request.end:
+            return None
+        times.append(moment)
+    return tuple(times)
+
+
+def _try_place(
+    sender: _Sender, first: datetime, request: SequenceRequest
+) -> tuple[datetime, ...] | None:
+    times = _sequence(first, request)
+    if times is None:
+        return None
+    days = Counter(day_of(moment, request.window) for moment in times)
+    if not all(sender.has_room(day, count) for day, count in days.items()):
+        return None
+    sender.load.update(days)
+    return times
+
+
+def _place(sender: _Sender, count: int, request: SequenceRequest) -> list[tuple[datetime, ...]]:
+    """Up to `count` whole sequences on one mailbox: first the even spread, then wherever
+    room remains."""
+    rng = random.Random(f"{request.seed}:{sender.index}:{request.start.isoformat()}:{count}")  # noqa: S311 - jitter, not security
+    placed: list[tuple[datetime, ...]] = []
+    usable = [d for d in sender.days if d.capacity]
+    if not usable or count <= 0:
+        return placed
+    targets = spread(usable, min(count, sum(d.capacity for d in usable)))
+    for open_day, target in zip(usable, targets, strict=True):
+        for first in slot_times(open_day, target, rng):
+            if len(placed) < count and (times := _try_place(sender, first, request)):
+                placed.append(times)
+    for open_day in usable:
+        if len(placed) >= count:
+            break
+        room = open_day.capacity - sender.load[open_day.day]
+        for first in slot_times(open_day, min(room, count - len(placed)), rng):
+            if len(placed) < count and (times := _try_place(sender, first, request)):
+                placed.append(times)
+    return placed
+
+
+def _shares(total: int, weights: Sequence[int]) -> list[int]:
+    """`total` split in proportion to `weights` (largest remainders; ties to the first)."""
+    whole = sum(weights)
+    if whole == 0:
+        return [0] * len(weights)
+    exact = [total * weight / whole for weight in weights]
+    shares = [math.floor(value) for value in exact]
+    order = sorted(range(len(weights)), key=lambda i: (shares[i] - exact[i], i))
+    for i in order[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def _senders(request: SequenceRequest) -> list[_Sender]:
+    senders = []
+    for index, mailbox in enumerate(request.mailboxes):
+        single = PlanRequest(
+            start=request.start,
+            end=request.end,
+            count=0,
+            daily_limit=mailbox.daily_limit,
+            window=request.window,
+            already_planned=mailbox.already_planned,
+        )
+        senders.append(_Sender(index, open_days(single)))
+    return senders
+
+
+def _fit(request: SequenceRequest) -> list[PlannedRecipient]:
+    """As many whole sequences as fit, up to `request.recipients`."""
+    senders = _senders(request)
+    steps = len(request.follow_ups) + 1
+    wanted = _shares(request.recipients, [sender.free // steps for sender in senders])
+    planned: list[PlannedRecipient] = []
+    for sender, share in zip(senders, wanted, strict=True):
+        planned.extend(PlannedRecipient(sender.index, t) for t in _place(sender, share, request))
+    # What a mailbox could not take goes to the others, most free room first.
+    for sender in sorted(senders, key=lambda s: (-s.free, s.index)):
+        missing = request.recipients - len(planned)
+        if missing <= 0:
+            break
+        planned.extend(PlannedRecipient(sender.index, t) for t in _place(sender, missing, request))
+    planned.sort(key=lambda p: (p.times[0], p.mailbox))
+    return planned
+
+
+def plan_sequences(request: SequenceRequest) -> SequencePlan:
+    """Every recipient's mailbox and step times; PlanError (saying what would fit) when not
+    every whole sequence fits the window and the mailboxes' daily limits."""
+    if not request.mailboxes:
+        raise ValidationError("mailbox_ids", "a campaign needs at least one mailbox")
+    planned = _fit(request)
+    if len(planned) < request.recipients:
+        raise _does_not_fit(request, len(planned))
+    return SequencePlan(request, planned)
+
+
+def _does_not_fit(request: SequenceRequest, fit: int) -> PlanError:
+    steps = len(request.follow_ups) + 1
+    hours = (request.end - request.start).total_seconds() / 3600
+    needed_hours = _needed_duration(request)
+    needed_boxes = _needed_mailboxes(request)
+    fixes = []
+    if needed_hours is not None:
+        fixes.append(f"a duration of at least {needed_hours:g} hours")
+    if needed_boxes is not None:
+        fixes.append(f"{needed_boxes} mailboxes like the first")
+    remedy = " or ".join(fixes) if fixes else "fewer recipients or shorter delays"
+    return PlanError(
+        f"only {fit} of {request.recipients} recipients fit with their {steps} steps in "
+        f"{hours:g} hours from {len(request.mailboxes)} mailbox(es); {remedy} would fit them "
+        "all",
+        fit=fit,
+        wanted=request.recipients,
+        needed_duration_hours=needed_hours,
+        needed_mailboxes=needed_boxes,
+    )
+
+
+SEARCH_LIMIT = 14
+"""How many plans the search for a fix may try (each is a whole plan)."""
+
+
+def _fits(request: SequenceRequest) -> bool:
+    return len(_fit(request)) >= request.recipients
+
+
+def _needed_duration(request: SequenceRequest) -> float | None:
+    """The shortest whole number of hours (within a year) that fits everyone, if any."""
+    low = math.ceil((request.end - request.start).total_seconds() / 3600)
+    high = MAX_DURATION_HOURS
+    if not _fits(_with_hours(request, high)):
+        return None
+    for _ in range(SEARCH_LIMIT):
+        if low >= high:
+            break
+        middle = (low + high) // 2
+        if _fits(_with_hours(request, middle)):
+            high = middle
+        else:
+            low = middle + 1
+    return float(high)
+
+
+def _with_hours(request: SequenceRequest, hours: int) -> SequenceRequest:
+    return replace(request, end=request.start + timedelta(hours=hours))
+
+
+def _needed_mailboxes(request: SequenceRequest) -> int | None:
+    """How many mailboxes with the first one's limit (and no other load) would fit everyone,
+    up to 100."""
+    first = request.mailboxes[0]
+    low, high = len(request.mailboxes) + 1, 100
+
+    def fits(count: int) -> bool:
+        boxes = [SenderCapacity(f"{first.mailbox_id}-{n}", first.daily_limit) for n in range(count)]
+        return _fits(replace(request, mailboxes=tuple(boxes)))
+
+    if not fits(high):
+        return None
+    for _ in range(SEARCH_LIMIT):
+        if low >= high:
+            break
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return high
