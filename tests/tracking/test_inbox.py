@@ -176,6 +176,49 @@ async def test_replies_auto_replies_and_bounces_are_told_apart(
     assert campaign.end_time - campaign.start_time == timedelta(hours=1)
 
 
+async def test_mail_sent_from_the_mailbox_itself_is_never_a_reply(
+    world: World, dovecot: Dovecot
+) -> None:
+    user, mailbox = await reading_sender(world, dovecot)
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
+    await world.run(world.worker(), until=campaign.end_time)
+    page = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+    ids = {r.recipient_email.split("@")[0]: r.message_id or "" for r in page.items}
+    sent_to_bob = world.smtp.inbox.to("bob@example.com")[0]
+
+    _append(
+        dovecot,
+        # The email mailramp sent to Bob, as a copy lands back in the inbox (a Bcc to
+        # oneself, a provider listing sent mail), here threaded as a follow-up would be.
+        b"In-Reply-To: " + ids["alice"].encode() + b"\r\n" + sent_to_bob.as_bytes(),
+        # The same copy from a send-as alias: its Message-ID is still one of ours.
+        (
+            "From: Ann <ann@alias.acme.com>\r\nTo: carol@example.com\r\nSubject: Re: Hi\r\n"
+            f"Message-ID: {ids['carol']}\r\nIn-Reply-To: {ids['alice']}\r\n\r\nBump.\r\n"
+        ).encode(),
+        # The owner answering in the thread from their own mail client.
+        (
+            "From: Ann from Acme <Ann@Acme.com>\r\nTo: alice@example.com\r\n"
+            f"Subject: Re: Hello Alice\r\nMessage-ID: <own-1@acme.com>\r\n"
+            f"In-Reply-To: {ids['alice']}\r\n\r\nHappy to send details.\r\n"
+        ).encode(),
+        reply(ids["alice"]),  # and Alice's own answer
+    )
+    poller = InboxPoller(
+        world.store,
+        world.mailboxes,
+        DefaultInboxes(allow_private_hosts=True),
+        clock=world.clock,
+        interval_seconds=60,
+    )
+    assert await poller.poll_once() == {"unrelated": 3, "reply": 1}
+    after = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+    replied = {r.recipient_email for r in after.items if r.replied_at is not None}
+    assert replied == {"alice@example.com"}
+    metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert (metrics.total_replied, metrics.total_auto_replied) == (1, 0)
+
+
 async def test_a_wrong_imap_password_puts_the_mailbox_in_error(
     world: World, dovecot: Dovecot
 ) -> None:

@@ -43,6 +43,10 @@ from mailramp.tracking.service import EventMetrics, unmeasured
 
 log = logging.getLogger(__name__)
 
+ANSWERS = frozenset({InboundKind.REPLY, InboundKind.AUTO_REPLY})
+"""What a person (or their autoresponder) sends back; it is never mail sent from the
+mailbox itself."""
+
 
 # What is kept when it matches no email: a bounce or complaint is evidence about an
 # address the user may still mail; an automatic reply or a reply is not.
@@ -162,6 +166,8 @@ class InboxPoller:
             return InboundKind.UNRELATED
         if inbound.kind is InboundKind.UNRELATED:
             return inbound.kind
+        if inbound.kind in ANSWERS and await self._sent_from_here(mailbox, inbound):
+            return InboundKind.UNRELATED
         now = self._clock()
         record = await self._matched(mailbox, inbound, now)
         if record is None:
@@ -187,6 +193,18 @@ class InboxPoller:
         await self._store.record_event(event, change)
         self._metrics.count_event(event.type, source="inbox")
         return inbound.kind
+
+    async def _sent_from_here(self, mailbox: Mailbox, inbound: Inbound) -> bool:
+        """Whether an answer is mail this mailbox sent, not one it received: a copy of one
+        of mailramp's emails (its Message-ID is one we gave), or anything from the mailbox's
+        own address (the owner writing in the thread themselves). Neither is the
+        recipient's reply, whatever it quotes."""
+        if inbound.recipient == mailbox.email.lower():
+            return True
+        if inbound.message_id is None:
+            return False
+        ours = await self._store.find_tracking_by_message_ids([inbound.message_id])
+        return any(record.user_id == mailbox.user_id for record in ours)
 
     async def _matched(
         self, mailbox: Mailbox, inbound: Inbound, now: datetime
