@@ -120,3 +120,46 @@ def test_import_show_and_the_worker_inside_serve(tmp_path: Path) -> None:
         assert "not found" in plain(unknown.stderr)
     finally:
         server.stop()
+
+
+def test_a_person_is_stopped_or_marked_replied_from_the_command_line(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'mailramp.db'}",
+        encryption_key_file=tmp_path / "mailramp.key",
+    )
+    _, campaign_id = asyncio.run(_setup(settings, free_port()))
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text("email\nann@example.com\nben@example.com\n")
+    environment = clean_environment()
+    imported = run_mailramp(
+        "campaign", "import", campaign_id, str(csv_file), cwd=tmp_path, env=environment
+    )
+    assert imported.returncode == 0, imported.stderr
+
+    stopped = run_mailramp(
+        "campaign", "stop-recipient", campaign_id, "Ben@Example.com", cwd=tmp_path, env=environment
+    )
+    assert stopped.returncode == 0, stopped.stderr
+    assert plain(stopped.stdout) == "ben@example.com stopped (email cancelled)"
+    as_json = run_mailramp(
+        "campaign",
+        "stop-recipient",
+        campaign_id,
+        "ben@example.com",
+        "--json",
+        cwd=tmp_path,
+        env=environment,
+    )
+    assert '"status": "cancelled"' in as_json.stdout
+
+    not_yet = run_mailramp(
+        "campaign", "mark-replied", campaign_id, "ann@example.com", cwd=tmp_path, env=environment
+    )
+    assert not_yet.returncode == 4  # a conflict: nothing was sent to reply to
+    assert "ann@example.com has not been emailed (pending)" in plain(not_yet.stderr)
+    unknown = run_mailramp(
+        "campaign", "mark-replied", campaign_id, "zed@example.com", cwd=tmp_path, env=environment
+    )
+    assert unknown.returncode == 3 and "not found" in plain(unknown.stderr)
+    shown = run_mailramp("campaign", "show", campaign_id, cwd=tmp_path, env=environment)
+    assert "cancelled 1" in plain(shown.stdout) and "pending 1" in plain(shown.stdout)

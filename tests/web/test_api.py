@@ -526,6 +526,30 @@ def test_recipients_listing_and_a_spreadsheet_safe_export(base: str, seen: list[
     assert all("first_name" in r and "note" in r for r in rows)
 
 
+def test_a_person_is_stopped_or_marked_replied_through_the_api(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "by-hand@example.com", seen)
+    box = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("h@acme.com")).json()
+    cid = _campaign(browser, box["_id"])["campaign_id"]
+    browser.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={"file": ("p.csv", b"email,first_name\nann@example.com,Ann\n", "text/csv")},
+    )
+    (ann,) = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients").json()["items"]
+    not_sent = browser.call("POST", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/replied")
+    assert not_sent.status_code == 409
+    assert not_sent.json()["error"]["field"] == "record_id"
+    stopped = browser.call("POST", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "cancelled"
+    events = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/events")
+    assert [(e["type"], e["details"]) for e in events.json()] == [("stopped", {"source": "manual"})]
+    other = Browser(base, "by-hand-other@example.com", seen)
+    assert (
+        other.call("POST", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/stop").status_code
+        == 404
+    )
+
+
 def test_suppression_list_and_legacy_documents(base: str, seen: list[str]) -> None:
     import asyncio
 

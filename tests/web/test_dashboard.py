@@ -664,3 +664,34 @@ def test_tracking_switched_off_on_the_form_reaches_the_email(site: str, page: An
         assert "open tracking is off" in unmeasured and "click tracking is off" in unmeasured
     finally:
         smtp.stop()
+
+
+def test_a_person_is_stopped_from_their_timeline(site: str, page: Any, tmp_path: Path) -> None:
+    smtp = SmtpServer({"sid@acme.com": "smtp-pass"}).start()
+    try:
+        _sign_up(page, site, "sid@example.com")
+        _link_mailbox(page, "sid@acme.com", smtp.port)
+        fill_campaign_form(
+            page, site, name="Stops", subject="Hi", message="<p>Hi</p>", duration="2"
+        )
+        people = tmp_path / "people.csv"
+        people.write_text("email\nann@example.com\nben@example.com\n")
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        page.locator("tr[data-recipient='ben@example.com'] a:has-text('events')").click()
+        actions = page.inner_text("#recipient-actions")
+        assert "Stop this person" in actions and "Mark replied" not in actions  # not sent yet
+        asked: list[str] = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+        page.click("#recipient-actions button:has-text('Stop this person')")
+        assert asked == ["Stop emailing ben@example.com? An email not sent yet will not be sent."]
+        assert "ben@example.com stopped" in page.inner_text("p.notice")
+        assert "cancelled" in page.inner_text("tr[data-recipient='ben@example.com']")
+        assert "stopped (by hand)" in page.inner_text("#events")
+        assert "Stopped: nothing more is sent to ben@example.com" in page.inner_text(
+            "#recipient-actions"
+        )
+        assert "pending" in page.inner_text("tr[data-recipient='ann@example.com']")
+        assert page.problems == []
+    finally:
+        smtp.stop()

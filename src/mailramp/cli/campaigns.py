@@ -30,6 +30,7 @@ from mailramp.metrics.models import CampaignMetrics
 from mailramp.runtime import Runtime
 from mailramp.sending.importer import check_file
 from mailramp.sending.models import ImportReport
+from mailramp.tracking.models import EmailTracking
 
 campaign_app = command_group("Campaigns: create, import, run, follow.")
 
@@ -226,6 +227,52 @@ def _register_status_commands() -> None:
 
 
 _register_status_commands()
+
+
+# A person's commands: (service method, past tense, help).
+RECIPIENT_COMMANDS = {
+    "stop-recipient": (
+        "stop",
+        "stopped",
+        "Stop one person: their email not sent yet is cancelled and nothing more is sent to them.",
+    ),
+    "mark-replied": (
+        "mark_replied",
+        "marked as replied",
+        "Count a reply that came another way (a call, another address) as that person's reply.",
+    ),
+}
+
+RecipientEmail = Annotated[str, typer.Argument(help="The person's email address.")]
+
+
+def _recipient_command(method: str, done: str) -> Callable[[str, str, bool], None]:
+    def command(
+        campaign_id: CampaignId, email: RecipientEmail, as_json: JsonOption = False
+    ) -> None:
+        settings = load_settings()
+
+        async def work(runtime: Runtime) -> EmailTracking:
+            campaign = await find_campaign(runtime, campaign_id)
+            user_id = campaign.user_id
+            record = await runtime.tracking.find_recipient(user_id, campaign.campaign_id, email)
+            change = getattr(runtime.tracking, method)
+            changed: EmailTracking = await change(user_id, campaign.campaign_id, record.id)
+            return changed
+
+        record = run(settings, work, as_json=as_json)
+        emit(as_json, record, f"{record.recipient_email} {done} (email {record.status})")
+
+    return command
+
+
+def _register_recipient_commands() -> None:
+    for name, (method, done, summary) in RECIPIENT_COMMANDS.items():
+        example = f"\n\nExample:\n\n    mailramp campaign {name} 6f1c… ann@example.com"
+        campaign_app.command(name, help=summary + example)(_recipient_command(method, done))
+
+
+_register_recipient_commands()
 
 
 def figures_table(figures: list[Figure]) -> list[str]:

@@ -20,9 +20,10 @@ from mailramp.metrics.models import COUNTERS
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EventType
 
-EventSource = Literal["human", "machine", "inbox"]
+EventSource = Literal["human", "machine", "inbox", "manual"]
 """Who made an event: a person or a machine (privacy proxy, link scanner) following a
-tracking link, or a message found in an inbox."""
+tracking link, a message found in an inbox, or the campaign's owner by hand (a reply that
+came another way, a person stopped)."""
 
 
 class AddressedEmail(Protocol):
@@ -109,6 +110,7 @@ REPLY = EventKind(
     EventType.REPLY,
     firsts={"replied_at": "total_replied", **_SENT},
     stops_sequence=True,
+    sources=("inbox", "manual"),
 )
 AUTO_REPLY = EventKind(
     "auto_reply", EventType.AUTO_REPLY, firsts={"auto_replied_at": "total_auto_replied", **_SENT}
@@ -143,6 +145,10 @@ COMPLAINT = EventKind(
 )
 # A delay report is not a bounce: the message may still arrive.
 DELAYED = EventKind("delayed", EventType.DELAY, firsts=dict(_SENT))
+# The owner stopped a person by hand: an email not sent yet is not sent; nothing is counted.
+STOPPED = EventKind(
+    "stopped", EventType.STOPPED, firsts={}, stops_sequence=True, sources=("manual",)
+)
 
 EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
     {
@@ -157,6 +163,7 @@ EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
             SOFT_BOUNCE,
             COMPLAINT,
             DELAYED,
+            STOPPED,
         )
     }
 )

@@ -108,6 +108,7 @@ class EventType(StrEnum):
     BOUNCE = "bounce"
     DELAY = "delay"  # a delivery-status report saying the message is delayed, not lost
     COMPLAINT = "complaint"  # the recipient reported it as spam (a feedback-loop report)
+    STOPPED = "stopped"  # the owner stopped this person by hand: nothing more is sent to them
 
 
 class UnmatchedInbound(Record):

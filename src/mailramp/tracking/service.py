@@ -9,14 +9,14 @@ from typing import Any, Protocol
 from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.repository import CampaignRepository
 from mailramp.campaigns.service import owned_campaign
-from mailramp.errors import NotFoundError
+from mailramp.errors import ConflictError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.signing import InvalidToken, Purpose, TokenSigner
 from mailramp.kit.types import Page
 from mailramp.kit.validation import enum_arg, object_id_arg
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.tracking.classify import classify_click, classify_open
-from mailramp.tracking.events import CLICK, OPEN, UNSUBSCRIBE, EventSource
+from mailramp.tracking.events import CLICK, OPEN, REPLY, STOPPED, UNSUBSCRIBE, EventSource
 from mailramp.tracking.links import click_destination
 from mailramp.tracking.models import (
     EmailEvent,
@@ -78,6 +78,9 @@ class RecipientFilter:
 
 
 ALL_RECIPIENTS = RecipientFilter()
+
+REPLIABLE = frozenset({TrackingStatus.SENT, TrackingStatus.UNCERTAIN, TrackingStatus.BOUNCED})
+"""States of an email its recipient may have answered (it left, or may have)."""
 
 
 class TrackingStore(TrackingRepository, CampaignRepository, Protocol):
@@ -238,10 +241,59 @@ class TrackingService:
     ) -> tuple[EmailTracking, list[EmailEvent]]:
         """One recipient of the user's campaign and what happened to their email, oldest
         first."""
+        record = await self._recipient(user_id, campaign_id, record_id)
+        return record, await self._store.list_events(record.user_id, record.id)
+
+    async def find_recipient(self, user_id: str, campaign_id: str, email: str) -> EmailTracking:
+        """The recipient of the user's campaign with this address (any case)."""
+        campaign = await owned_campaign(self._store, user_id, campaign_id)
+        wanted = email.strip().lower()
+        query = RecipientQuery(campaign.campaign_id, search=wanted[:254], limit=50)
+        for record in (await self._store.list_tracking(campaign.user_id, query)).items:
+            if record.recipient_email == wanted:
+                return record
+        raise NotFoundError("recipient", email)
+
+    async def mark_replied(self, user_id: str, campaign_id: str, record_id: str) -> EmailTracking:
+        """Record, by hand, a reply that came another way (a call, another address): counted
+        as their reply, and it ends their sequence. Only someone who was emailed can have
+        replied (ConflictError otherwise)."""
+        record = await self._recipient(user_id, campaign_id, record_id)
+        if record.sent_at is None and record.status not in REPLIABLE:
+            raise ConflictError(
+                f"{record.recipient_email} has not been emailed ({record.status}): nothing to "
+                "reply to; stop them instead",
+                field="record_id",
+            )
+        await self._by_hand(record, REPLY.type, EventChange(firsts=REPLY.firsts_for(human=False)))
+        return await self._recipient(user_id, campaign_id, record_id)
+
+    async def stop(self, user_id: str, campaign_id: str, record_id: str) -> EmailTracking:
+        """Stop a person by hand: an email to them not sent yet is cancelled (in the same
+        unit of work as the `stopped` event, so no worker can claim it after), and their
+        sequence ends. Stopping someone stopped before changes nothing."""
+        record = await self._recipient(user_id, campaign_id, record_id)
+        events = await self._store.list_events(record.user_id, record.id)
+        if any(event.type == EventType.STOPPED for event in events):
+            return record
+        change = EventChange(
+            firsts=STOPPED.firsts_for(human=False),
+            status_from=(TrackingStatus.PENDING,),
+            status_to=TrackingStatus.CANCELLED,
+        )
+        await self._by_hand(record, STOPPED.type, change)
+        return await self._recipient(user_id, campaign_id, record_id)
+
+    async def _by_hand(self, record: EmailTracking, kind: EventType, change: EventChange) -> None:
+        event = EmailEvent.about(record, kind, self._clock(), details={"source": "manual"})
+        await self._store.record_event(event, change)
+        self._metrics.count_event(kind, source="manual")
+
+    async def _recipient(self, user_id: str, campaign_id: str, record_id: str) -> EmailTracking:
         campaign = await owned_campaign(self._store, user_id, campaign_id)
         record = await self._store.get_tracking(
             campaign.user_id, object_id_arg(record_id, field="record_id")
         )
         if record is None or record.campaign_id != campaign.campaign_id:
             raise NotFoundError("recipient", record_id)
-        return record, await self._store.list_events(campaign.user_id, record.id)
+        return record

@@ -193,6 +193,26 @@ async def recipient_events(
     return [EventPublic.of(event) for event in events]
 
 
+@router.post("/campaigns/{campaign_id}/recipients/{record_id}/stop", tags=["campaigns"])
+async def stop_recipient(
+    campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> RecipientPublic:
+    """Stop one person: their email not sent yet is cancelled (`status` becomes
+    `cancelled`) and nothing more is sent to them; a `stopped` event is recorded."""
+    record = await runtime.tracking.stop(caller.user.user_id, campaign_id, record_id)
+    return RecipientPublic.of(record)
+
+
+@router.post("/campaigns/{campaign_id}/recipients/{record_id}/replied", tags=["campaigns"])
+async def mark_recipient_replied(
+    campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> RecipientPublic:
+    """Record a reply that came another way (a call, another address): it counts as their
+    reply (`replied_at`, `total_replied`). 409 when they were never emailed."""
+    record = await runtime.tracking.mark_replied(caller.user.user_id, campaign_id, record_id)
+    return RecipientPublic.of(record)
+
+
 @router.get("/campaigns/{campaign_id}/export.csv", tags=["campaigns"])
 async def export_recipients(
     campaign_id: str, caller: CallerDep, runtime: RuntimeDep

@@ -204,6 +204,31 @@ async def upload_recipients(
     return await _import(request, who, runtime, campaign_id, upload.file)
 
 
+@router.post("/campaigns/{campaign_id}/recipients/{record_id}/{action}")
+async def recipient_action(
+    campaign_id: str,
+    record_id: str,
+    action: str,
+    request: Request,
+    who: PageUserDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """A person's buttons under their timeline: stop them, or mark that they replied."""
+    check_csrf(who, await read_form(request))
+    actions = {"stop": runtime.tracking.stop, "replied": runtime.tracking.mark_replied}
+    if action not in actions:
+        return HTMLResponse("Not found", status_code=404)
+    try:
+        record = await actions[action](who.user.user_id, campaign_id, record_id)
+    except MailrampError as error:
+        return await _campaign_page(
+            request, who, runtime, campaign_id, problem=error.message, status=error.status_code
+        )
+    done = {"stop": "stopped", "replied": "marked as replied"}[action]
+    back = urlencode({"notice": f"{record.recipient_email} {done}", "record": record.id})
+    return RedirectResponse(f"/campaigns/{campaign_id}?{back}#record-{record.id}", 303)
+
+
 @router.post("/campaigns/{campaign_id}/{action}")
 async def campaign_action(
     campaign_id: str, action: str, request: Request, who: PageUserDep, runtime: RuntimeDep
