@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from mailramp.campaigns.repository import Slot
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import generate_key
 from mailramp.tracking.models import EmailTracking
@@ -75,8 +76,8 @@ async def _fill(target: Target) -> tuple[str, str]:
                     for n in range(start, min(start + 5000, RECORDS))
                 ]
 
-        def due_now(count: int) -> Sequence[datetime]:
-            return [now - timedelta(seconds=1)] * count
+        def due_now(count: int) -> Sequence[Slot]:
+            return [Slot(campaign.mailbox_id, now - timedelta(seconds=1))] * count
 
         counts = await runtime.store.import_recipients(campaign, batches(), plan=due_now)
         assert counts.accepted == counts.total_recipients == RECORDS

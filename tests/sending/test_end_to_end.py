@@ -434,3 +434,33 @@ async def test_a_resume_that_no_longer_fits_changes_nothing(world: World) -> Non
         await world.campaigns.resume(user.user_id, campaign.campaign_id)
     still = await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
     assert still.status == "paused"
+
+
+async def test_a_campaign_moved_to_another_mailbox_sends_its_waiting_emails_from_it(
+    world: World,
+) -> None:
+    user, first = await world.sender()
+    second = await world.mailboxes.create_mailbox(
+        user.user_id,
+        email="zed@acme.com",
+        provider="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=world.smtp.port,
+        smtp_security="plain",
+        password="smtp-password",
+    )
+    world.smtp.inbox.accounts["zed@acme.com"] = "smtp-password"
+    later = world.clock.now + timedelta(hours=1)
+    campaign, _ = await world.campaign(user, first, CSV, start_time=later)
+    await world.campaigns.update_campaign(
+        user.user_id, campaign.campaign_id, mailbox_id=second.mailbox_id
+    )
+    # The first mailbox no longer sends anything of it: it can be unlinked at once.
+    await world.mailboxes.unlink_mailbox(user.user_id, first.mailbox_id)
+
+    await world.run(world.worker(), until=campaign.end_time + timedelta(hours=1))
+    senders = {r.message["To"]: r.sender for r in world.smtp.inbox.messages}
+    assert len(senders) == 4
+    assert set(senders.values()) == {"zed@acme.com"}
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+    assert {record.mailbox_id for record in records.items} == {second.mailbox_id}

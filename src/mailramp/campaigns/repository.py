@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.kit.types import Page
@@ -58,8 +58,17 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}".removesuffix(".0")
 
 
-PlanFunction = Callable[[int], Sequence[datetime]]
-"""Given how many pending records a campaign has, their send times (or PlanError)."""
+class Slot(NamedTuple):
+    """Where and when one pending email goes: the mailbox that sends it, and its moment."""
+
+    mailbox_id: str
+    at: datetime
+
+
+PlanFunction = Callable[[int], Sequence[Slot]]
+"""Given how many pending records a campaign has, the mailbox and moment of each, in import
+order (or PlanError). The schedule sets both: a campaign moved to another mailbox before it
+started sends its waiting emails from that one."""
 
 
 class CampaignRepository(Protocol):

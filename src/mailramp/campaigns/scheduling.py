@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from mailramp.campaigns import planner
 from mailramp.campaigns.models import Campaign
-from mailramp.campaigns.repository import CampaignQueue, PlanFunction
+from mailramp.campaigns.repository import CampaignQueue, PlanFunction, Slot
 from mailramp.mailboxes.models import Mailbox
 
 
@@ -43,17 +44,8 @@ async def plan_function(
     """A PlanFunction for the store: times for however many records are pending."""
     base = await plan_request(store, campaign, mailbox, now=now, count=0)
 
-    def times(count: int) -> Sequence[datetime]:
-        return planner.plan(
-            planner.PlanRequest(
-                start=base.start,
-                end=base.end,
-                count=count,
-                daily_limit=base.daily_limit,
-                window=base.window,
-                already_planned=base.already_planned,
-                seed=base.seed,
-            )
-        )
+    def slots(count: int) -> Sequence[Slot]:
+        times = planner.plan(replace(base, count=count))
+        return [Slot(mailbox.id, moment) for moment in times]
 
-    return times
+    return slots

@@ -164,14 +164,21 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             [("_id", 1)]
         )
         ids = [document["_id"] async for document in cursor]
-        times = list(plan(len(ids)))  # raises before anything is written
-        if len(times) != len(ids):
-            raise ValueError(f"the plan has {len(times)} times for {len(ids)} records")
+        slots = list(plan(len(ids)))  # raises before anything is written
+        if len(slots) != len(ids):
+            raise ValueError(f"the plan has {len(slots)} slots for {len(ids)} records")
         await _in_chunks(
             tracking.update_one(
-                {"_id": record_id}, {"$set": {"scheduled_at": when, "next_attempt_at": None}}
+                {"_id": record_id, "status": PENDING},
+                {
+                    "$set": {
+                        "scheduled_at": slot.at,
+                        "mailbox_id": oid(slot.mailbox_id),
+                        "next_attempt_at": None,
+                    }
+                },
             )
-            for record_id, when in zip(ids, times, strict=True)
+            for record_id, slot in zip(ids, slots, strict=True)
         )
         return len(ids)
 

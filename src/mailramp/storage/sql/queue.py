@@ -130,7 +130,8 @@ class SqlQueue(SqlSuppression):
         return int(count.scalar_one())
 
     async def _schedule_pending(self, campaign_id: str, plan: PlanFunction) -> int:
-        """Spread the campaign's pending records over the plan's times, in import order.
+        """Spread the campaign's pending records over the plan's slots (mailbox and time),
+        in import order.
         The plan is computed (and may refuse) before anything is written; the writes go in
         short transactions of UPDATE_BATCH records, each touching only records still pending
         (a worker may claim the first ones meanwhile)."""
@@ -150,18 +151,22 @@ class SqlQueue(SqlSuppression):
                 .scalars()
                 .all()
             )
-        times = plan(len(ids))
+        slots = plan(len(ids))
         statement = (
             update(T)
             .where(T.c._id == bindparam("record_id"), T.c.status == TrackingStatus.PENDING.value)
-            .values(scheduled_at=bindparam("when"), next_attempt_at=None)
+            .values(
+                scheduled_at=bindparam("when"),
+                mailbox_id=bindparam("mailbox"),
+                next_attempt_at=None,
+            )
         )
         for start in range(0, len(ids), UPDATE_BATCH):
             chunk = [
-                {"record_id": record_id, "when": when}
-                for record_id, when in zip(
+                {"record_id": record_id, "when": slot.at, "mailbox": slot.mailbox_id}
+                for record_id, slot in zip(
                     ids[start : start + UPDATE_BATCH],
-                    times[start : start + UPDATE_BATCH],
+                    slots[start : start + UPDATE_BATCH],
                     strict=True,
                 )
             ]
