@@ -259,3 +259,37 @@ def test_worker_serves_health_and_metrics_and_stops_on_sigterm(tmp_path: Path) -
     assert code == 0
     lines = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()]
     assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+
+
+def test_a_campaign_from_two_mailboxes_from_the_shell(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    made = cli(
+        "user", "create", "--name", "Bo", "--login", "bo@acme.com", "--password-stdin",
+        stdin="a long enough passphrase\n",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    ids = []
+    for email in ("bo@acme.com", "bo@acme-mail.com"):
+        linked = cli(
+            "mailbox", "add", "--user", "bo@acme.com", "--email", email,
+            "--smtp-host", "127.0.0.1", "--smtp-port", "2525", "--smtp-security", "plain",
+            "--daily-limit", "3", "--password-stdin", "--json", stdin="smtp-pass\n",
+        )  # fmt: skip
+        assert linked.returncode == 0, linked.stderr
+        ids.append(json.loads(linked.stdout)["_id"])
+    people = tmp_path / "people.csv"
+    people.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(5)))
+    start = next_monday(system_now(), weeks=4).astimezone(timezone(timedelta(hours=1)))
+    common = (
+        "campaign", "create", "--user", "bo@acme.com", "--name", "Two senders",
+        "--subject", "Hi", "--message", "Hello", "--duration", "2",
+        "--start", start.isoformat(timespec="minutes"), "--recipients", str(people), "--json",
+    )  # fmt: skip
+    alone = cli(*common, "--mailbox", "bo@acme.com")
+    assert alone.returncode == 1  # 5 people, 3 a day from one mailbox
+    assert "or 2 mailboxes" not in alone.stderr and "daily limit of at least 5" in alone.stderr
+    created = cli(*common, "--mailbox", "bo@acme.com", "--mailbox", "bo@acme-mail.com")
+    assert created.returncode == 0, created.stderr
+    body = json.loads(created.stdout)
+    assert body["campaign"]["mailbox_ids"] == ids and body["import"]["accepted"] == 5
+    unknown = cli(*common, "--mailbox", "bo@acme.com", "--mailbox", "nobody@acme.com")
+    assert unknown.returncode == 3 and "not found" in plain(unknown.stderr)

@@ -286,3 +286,29 @@ async def test_campaign_needs_an_active_user(services: Services) -> None:
     await services.accounts.deactivate_user(user.user_id)
     with pytest.raises(ConflictError):
         await make_campaign(services, user, box)
+
+
+async def test_a_campaigns_mailboxes_are_stored_in_order_and_found_by_any_of_them(
+    services: Services,
+) -> None:
+    user = await make_user(services)
+    first, second, third = [await make_mailbox(services, user) for _ in range(3)]
+    campaign = await make_campaign(
+        services, user, first, mailbox_ids=[first.mailbox_id, second.mailbox_id]
+    )
+    stored = await services.campaigns.get_campaign(user.user_id, campaign.campaign_id)
+    assert stored.mailbox_ids == [first.mailbox_id, second.mailbox_id]
+    single = await make_campaign(services, user, third)
+    assert single.mailbox_ids == [third.mailbox_id]
+    for mailbox, expected in ((first, 1), (second, 1), (third, 1)):
+        total, _ = await services.campaigns.running_on_mailbox(
+            user.user_id, mailbox.mailbox_id, limit=5
+        )
+        assert total == expected, mailbox.email
+    # A new first mailbox takes the first place; the others stay, once each.
+    moved = await services.campaigns.update_campaign(
+        user.user_id, campaign.campaign_id, mailbox_id=second.mailbox_id
+    )
+    assert moved.mailbox_ids == [second.mailbox_id]
+    total, _ = await services.campaigns.running_on_mailbox(user.user_id, first.mailbox_id, limit=5)
+    assert total == 0

@@ -695,3 +695,30 @@ def test_a_person_is_stopped_from_their_timeline(site: str, page: Any, tmp_path:
         assert page.problems == []
     finally:
         smtp.stop()
+
+
+def test_a_campaign_sent_from_two_mailboxes_chosen_on_the_form(
+    site: str, page: Any, tmp_path: Path
+) -> None:
+    smtp = SmtpServer({"uma@acme.com": "smtp-pass", "uma@acme-mail.com": "smtp-pass"}).start()
+    try:
+        _sign_up(page, site, "uma@example.com")
+        _link_mailbox(page, "uma@acme.com", smtp.port)
+        _link_mailbox(page, "uma@acme-mail.com", smtp.port)
+        fill_campaign_form(page, site, name="Two", subject="Hi", message="<p>Hi</p>", duration="2")
+        also = page.inner_text("#also-from")
+        assert "uma@acme.com" in also and "uma@acme-mail.com" in also
+        page.check("#also-from input[type=checkbox] >> nth=1")
+        people = tmp_path / "people.csv"
+        people.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(4)))
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        assert "4 accepted" in page.inner_text("p.notice")
+        assert page.inner_text("#senders").startswith("From uma@acme.com, uma@acme-mail.com")
+        send_everything_now(site)
+        senders = {r.message["To"]: r.sender for r in smtp.inbox.messages}
+        assert sorted(senders) == [f"p{n}@example.com" for n in range(4)]
+        assert set(senders.values()) == {"uma@acme.com", "uma@acme-mail.com"}
+        assert page.problems == []
+    finally:
+        smtp.stop()

@@ -67,6 +67,8 @@ def campaign_actions(status: CampaignStatus) -> list[str]:
 
 
 MAX_DURATION_HOURS = 24 * 366
+MAX_MAILBOXES = 20
+"""The most mailboxes one campaign sends from."""
 
 
 class MessageFormat(StrEnum):
@@ -140,6 +142,25 @@ class Campaign(Record):
     legacy_fields: dict[str, Any] | None = None
     """Fields of the `email_campaigns` document this campaign was migrated from that have
     no place of their own (`mailramp migrate-legacy`); None for campaigns made here."""
+    mailbox_ids: list[ObjectIdStr] = Field(default_factory=list)
+    """Every mailbox the campaign sends from, `mailbox_id` (the schema's) first; each
+    recipient is sent from one of them. A campaign stored before this field reads as
+    `[mailbox_id]`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_mailbox_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("mailbox_ids") and data.get("mailbox_id"):
+            return {**data, "mailbox_ids": [data["mailbox_id"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _first_mailbox_leads(self) -> Campaign:
+        if self.mailbox_ids[:1] != [self.mailbox_id]:
+            raise ValueError("mailbox_ids must start with mailbox_id")
+        if len(set(self.mailbox_ids)) != len(self.mailbox_ids):
+            raise ValueError("mailbox_ids must not repeat a mailbox")
+        return self
 
     @property
     def opens_untracked(self) -> str | None:

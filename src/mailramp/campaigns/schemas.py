@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from mailramp.campaigns.models import MAX_DURATION_HOURS, MessageFormat, SendingWindow
+from mailramp.campaigns.models import (
+    MAX_DURATION_HOURS,
+    MAX_MAILBOXES,
+    MessageFormat,
+    SendingWindow,
+)
 from mailramp.campaigns.spintax import template_problems
 from mailramp.kit.types import Input, Name, ObjectIdStr, UTCDateTime
 
@@ -31,10 +36,30 @@ Body = Annotated[
 DurationHours = Annotated[float, Field(gt=0, le=MAX_DURATION_HOURS)]
 
 
-class CampaignCreate(Input):
-    """A new campaign; `end_time` is computed as start_time + duration hours."""
+MailboxIds = Annotated[list[ObjectIdStr], Field(min_length=1, max_length=MAX_MAILBOXES)]
 
-    mailbox_id: ObjectIdStr
+
+def mailboxes_in_order(mailbox_id: str | None, mailbox_ids: list[str] | None) -> list[str] | None:
+    """The campaign's mailboxes as given: `mailbox_ids` (the first is `mailbox_id` when both
+    are given), or just `mailbox_id`; ValueError naming `mailbox_ids` for a repeated one."""
+    if mailbox_ids is None:
+        return [mailbox_id] if mailbox_id else None
+    if mailbox_id is not None and mailbox_ids[0] != mailbox_id:
+        raise ValueError(
+            f"mailbox_ids must start with mailbox_id {mailbox_id!r} (the campaign's first)"
+        )
+    repeated = next((m for n, m in enumerate(mailbox_ids) if m in mailbox_ids[:n]), None)
+    if repeated is not None:
+        raise ValueError(f"mailbox_ids lists {repeated!r} twice")
+    return mailbox_ids
+
+
+class CampaignCreate(Input):
+    """A new campaign; `end_time` is computed as start_time + duration hours. It sends from
+    `mailbox_id`, or from every mailbox of `mailbox_ids` (the first is its `mailbox_id`)."""
+
+    mailbox_id: ObjectIdStr | None = None
+    mailbox_ids: MailboxIds | None = None
     campaign_name: Name
     subject: Subject
     message: Body
@@ -46,11 +71,21 @@ class CampaignCreate(Input):
     track_opens: bool = True
     track_clicks: bool = True
 
+    @model_validator(mode="after")
+    def _mailboxes(self) -> CampaignCreate:
+        mailboxes = mailboxes_in_order(self.mailbox_id, self.mailbox_ids)
+        if mailboxes is None:
+            raise ValueError("mailbox_id is required (or mailbox_ids)")
+        self.mailbox_id, self.mailbox_ids = mailboxes[0], mailboxes
+        return self
+
 
 class CampaignUpdate(Input):
-    """Changes to a scheduled campaign; fields left out stay as they are."""
+    """Changes to a scheduled campaign; fields left out stay as they are. A new `mailbox_id`
+    alone replaces the first mailbox; `mailbox_ids` replaces them all."""
 
     mailbox_id: ObjectIdStr | None = None
+    mailbox_ids: MailboxIds | None = None
     campaign_name: Name | None = None
     subject: Subject | None = None
     message: Body | None = None
@@ -60,3 +95,8 @@ class CampaignUpdate(Input):
     sending_window: SendingWindow | None = None
     track_opens: bool | None = None
     track_clicks: bool | None = None
+
+    @model_validator(mode="after")
+    def _mailboxes(self) -> CampaignUpdate:
+        mailboxes_in_order(self.mailbox_id, self.mailbox_ids)
+        return self

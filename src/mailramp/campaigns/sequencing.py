@@ -294,10 +294,12 @@ def _does_not_fit(request: SequenceRequest, fit: int) -> PlanError:
     if needed_boxes is not None:
         fixes.append(f"{needed_boxes} mailboxes like the first")
     remedy = " or ".join(fixes) if fixes else "fewer recipients or shorter delays"
+    boxes = len(request.mailboxes)
+    sequences = f" with their {steps} steps" if steps > 1 else ""
+    senders = f"{boxes} mailbox{'es' * (boxes != 1)}"
     return PlanError(
-        f"only {fit} of {request.recipients} recipients fit with their {steps} steps in "
-        f"{hours:g} hours from {len(request.mailboxes)} mailbox(es); {remedy} would fit them "
-        "all",
+        f"only {fit} of {request.recipients} recipients fit{sequences} in {hours:g} hours "
+        f"from {senders}; {remedy} would fit them all",
         fit=fit,
         wanted=request.recipients,
         needed_duration_hours=needed_hours,

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from mailramp.accounts.repository import UserRepository
-from mailramp.campaigns import planner
 from mailramp.campaigns.models import RUNNING_STATUSES, TRANSITIONS, Campaign, CampaignStatus
 from mailramp.campaigns.repository import (
     CampaignQuery,
@@ -15,7 +14,7 @@ from mailramp.campaigns.repository import (
     CampaignRepository,
     PendingSchedule,
 )
-from mailramp.campaigns.scheduling import plan_function, plan_request
+from mailramp.campaigns.scheduling import campaign_mailboxes, campaign_plan, plan_function
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
 from mailramp.errors import (
     ConflictError,
@@ -60,6 +59,15 @@ def _ends_in_the_future(end_time: datetime, now: datetime) -> None:
         )
 
 
+def _mailboxes_after(campaign: Campaign, changes: dict[str, Any]) -> list[str]:
+    """The campaign's mailboxes once `changes` apply: `mailbox_ids` as given, or a new
+    `mailbox_id` in place of the first (it leaves the rest if it was among them)."""
+    if "mailbox_ids" in changes:
+        return list(changes["mailbox_ids"])
+    first = changes.get("mailbox_id", campaign.mailbox_id)
+    return [first, *(m for m in campaign.mailbox_ids[1:] if m != first)]
+
+
 async def owned_campaign(store: CampaignRepository, user_id: str, campaign_id: str) -> Campaign:
     """The user's campaign (ids checked); another user's is 'not found', as a missing one."""
     campaign = await store.get_campaign(
@@ -93,7 +101,8 @@ class CampaignService:
             raise NotFoundError("user", user_id)
         if not user.is_active:
             raise ConflictError(f"user {user_id!r} is deactivated", field="user_id")
-        mailbox = await self._sending_mailbox(owner, data.mailbox_id)
+        assert data.mailbox_id is not None and data.mailbox_ids is not None  # CampaignCreate
+        mailboxes = await self._sending_mailboxes(owner, data.mailbox_ids)
         now = self._clock()
         end_time = end_time_of(data.start_time, data.duration)
         _ends_in_the_future(end_time, now)
@@ -111,9 +120,8 @@ class CampaignService:
             created_by=owner,
         )
         # Refuse at once a campaign whose declared recipients cannot fit its window.
-        planner.check_fits(
-            await plan_request(self._store, campaign, mailbox, now=now, count=data.total_recipients)
-        )
+        plan = await campaign_plan(self._store, campaign, mailboxes, now=now)
+        plan.check_fits(data.total_recipients)
         metrics = CampaignMetrics(
             id=new_object_id(),
             campaign_id=campaign_id,
@@ -161,9 +169,9 @@ class CampaignService:
                 f"only a scheduled campaign can be edited; this one is {campaign.status}",
                 field="status",
             )
-        mailbox = await self._sending_mailbox(
-            campaign.user_id, changes.get("mailbox_id", campaign.mailbox_id)
-        )
+        mailbox_ids = _mailboxes_after(campaign, changes)
+        changes |= {"mailbox_id": mailbox_ids[0], "mailbox_ids": mailbox_ids}
+        mailboxes = await self._sending_mailboxes(campaign.user_id, mailbox_ids)
         start = changes.get("start_time", campaign.start_time)
         duration = changes.get("duration", campaign.duration)
         changes["end_time"] = end_time_of(start, duration)
@@ -171,9 +179,8 @@ class CampaignService:
         _ends_in_the_future(changes["end_time"], self._clock())
         pending = await self._pending_count(campaign)
         edited = campaign.model_copy(update=changes)
-        planner.check_fits(
-            await plan_request(self._store, edited, mailbox, now=self._clock(), count=pending)
-        )
+        plan = await campaign_plan(self._store, edited, mailboxes, now=self._clock())
+        plan.check_fits(pending)
         updated = await self._store.update_campaign(campaign, changes)  # still scheduled
         if updated is None:
             raise NotEditableError(
@@ -213,10 +220,8 @@ class CampaignService:
         now = self._clock()
         if now >= campaign.end_time:
             return  # the lifecycle expires whatever is left
-        mailbox = await self._store.get_mailbox(campaign.user_id, campaign.mailbox_id)
-        if mailbox is None:
-            raise NotFoundError("mailbox", campaign.mailbox_id)
-        plan = await plan_function(self._store, campaign, mailbox, now=now)
+        mailboxes = await campaign_mailboxes(self._store, campaign)
+        plan = await plan_function(self._store, campaign, mailboxes, now=now)
         await self._store.replan_pending(campaign, plan=plan)
 
     async def pause(self, user_id: str, campaign_id: str) -> Campaign:
@@ -236,12 +241,9 @@ class CampaignService:
         # the window (PlanError says what would fit).
         now = self._clock()
         if campaign.status is CampaignStatus.PAUSED and now < campaign.end_time:
-            mailbox = await self._store.get_mailbox(campaign.user_id, campaign.mailbox_id)
-            if mailbox is not None:
-                pending = await self._pending_count(campaign)
-                planner.check_fits(
-                    await plan_request(self._store, campaign, mailbox, now=now, count=pending)
-                )
+            mailboxes = await campaign_mailboxes(self._store, campaign)
+            plan = await campaign_plan(self._store, campaign, mailboxes, now=now)
+            plan.check_fits(await self._pending_count(campaign))
         resumed = await self.change_status(user_id, campaign_id, target)
         await self._replan(resumed)
         return resumed
@@ -286,15 +288,19 @@ class CampaignService:
         running = await self._store.list_campaigns(user_id, query)
         return running.total, [campaign.campaign_name for campaign in running.items]
 
-    async def _sending_mailbox(self, owner: str, mailbox_id: str) -> Mailbox:
-        mailbox = await self._store.get_mailbox(owner, mailbox_id)
-        if mailbox is None or not mailbox.is_linked:
-            raise NotFoundError("mailbox", mailbox_id)
-        if not mailbox.can_send:
-            reason = f" ({mailbox.status_reason})" if mailbox.status_reason else ""
-            raise ConflictError(
-                f"mailbox {mailbox.email} is {mailbox.status}{reason}; "
-                "only an active mailbox can send a campaign",
-                field="mailbox_id",
-            )
-        return mailbox
+    async def _sending_mailboxes(self, owner: str, mailbox_ids: list[str]) -> list[Mailbox]:
+        """The owner's mailboxes a campaign is to send from, each linked and active."""
+        mailboxes = []
+        for position, mailbox_id in enumerate(mailbox_ids):
+            mailbox = await self._store.get_mailbox(owner, mailbox_id)
+            if mailbox is None or not mailbox.is_linked:
+                raise NotFoundError("mailbox", mailbox_id)
+            if not mailbox.can_send:
+                reason = f" ({mailbox.status_reason})" if mailbox.status_reason else ""
+                raise ConflictError(
+                    f"mailbox {mailbox.email} is {mailbox.status}{reason}; "
+                    "only an active mailbox can send a campaign",
+                    field="mailbox_ids" if position else "mailbox_id",
+                )
+            mailboxes.append(mailbox)
+        return mailboxes

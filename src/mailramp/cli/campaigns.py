@@ -77,7 +77,13 @@ def _report_lines(report: ImportReport) -> list[str]:
 @campaign_app.command("create")
 def campaign_create(
     user: Annotated[str, typer.Option("--user", help="Owner: login or user _id.")],
-    mailbox: Annotated[str, typer.Option(help="Sending mailbox: its email or _id.")],
+    mailbox: Annotated[
+        list[str],
+        typer.Option(
+            help="Sending mailbox: its email or _id. Repeat it to send from several (each "
+            "person gets one email, from one of them; the first is the campaign's mailbox)."
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="Campaign name.")],
     subject: Annotated[str, typer.Option(help="Subject; merge tags like {{first_name}}.")],
     duration: Annotated[float, typer.Option(help="Window length in hours.")],
@@ -114,7 +120,7 @@ def campaign_create(
 
     async def work(runtime: Runtime) -> tuple[Campaign, ImportReport | None]:
         owner = await find_user(runtime, user)
-        sender = await find_mailbox(runtime, owner, mailbox)
+        senders = [await find_mailbox(runtime, owner, each) for each in mailbox]
         declared = 0
         if recipients:
             # All or nothing: a file the import would refuse creates no campaign, and the
@@ -123,7 +129,7 @@ def campaign_create(
                 declared = check_file(stream, subject=subject, message=body).accepted
         campaign = await runtime.campaigns.create_campaign(
             owner.user_id,
-            mailbox_id=sender.mailbox_id,
+            mailbox_ids=[sender.mailbox_id for sender in senders],
             campaign_name=name,
             subject=subject,
             message=body,

@@ -10,7 +10,7 @@ from typing import BinaryIO, Protocol
 
 from mailramp.campaigns.models import FINAL_STATUSES, Campaign
 from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
-from mailramp.campaigns.scheduling import plan_function
+from mailramp.campaigns.scheduling import campaign_mailboxes, plan_function
 from mailramp.campaigns.service import owned_campaign
 from mailramp.errors import ConflictError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
@@ -79,9 +79,7 @@ class SendingService:
             raise ConflictError(
                 f"the campaign is {campaign.status}; recipients cannot be added", field="status"
             )
-        mailbox = await self._store.get_mailbox(campaign.user_id, campaign.mailbox_id)
-        if mailbox is None:
-            raise NotFoundError("mailbox", campaign.mailbox_id)
+        mailboxes = await campaign_mailboxes(self._store, campaign)
         now = self._clock()
         report = ImportReport()
         reader = RecipientReader(
@@ -91,7 +89,7 @@ class SendingService:
             report=report,
             on_progress=on_progress,
         )
-        plan = await plan_function(self._store, campaign, mailbox, now=now)
+        plan = await plan_function(self._store, campaign, mailboxes, now=now)
         counts = await self._store.import_recipients(campaign, reader.batches(), plan=plan)
         report.accepted = counts.accepted
         report.duplicates += counts.duplicates
@@ -127,9 +125,10 @@ class SendingService:
             if not first.items:
                 return None
             record = first.items[0]
-        mailbox = await self._store.get_mailbox(campaign.user_id, campaign.mailbox_id)
+        # From the mailbox that sends (or sent) it.
+        mailbox = await self._store.get_mailbox(campaign.user_id, record.mailbox_id)
         if mailbox is None:
-            raise NotFoundError("mailbox", campaign.mailbox_id)
+            raise NotFoundError("mailbox", record.mailbox_id)
         now = self._clock()
         # Without its (invisible) open pixel: showing the preview must not look like an open.
         shown = campaign.model_copy(update={"track_opens": False})

@@ -81,7 +81,8 @@ class MongoCampaigns(MongoBase):
         if query.statuses is not None:
             found["status"] = {"$in": [str(status) for status in query.statuses]}
         if query.mailbox_id is not None:
-            found["mailbox_id"] = oid(query.mailbox_id)
+            mailbox = oid(query.mailbox_id)
+            found["$or"] = [{"mailbox_id": mailbox}, {"mailbox_ids": mailbox}]
         order = [("created_at", -1), ("_id", -1)]
         return await self._page(CAMPAIGNS, Campaign, found, order, query.offset, query.limit)
 

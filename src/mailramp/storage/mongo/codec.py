@@ -49,6 +49,10 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+OBJECT_ID_LISTS: dict[str, frozenset[str]] = {CAMPAIGNS: frozenset({"mailbox_ids"})}
+"""Fields holding a list of ids the schema would type as ObjectId (an addition's)."""
+
+
 def maybe_oid(value: str) -> ObjectId | None:
     """The ObjectId a 24-hex id stands for; None for anything else (which matches nothing,
     as an unknown id does on SQL)."""
@@ -75,6 +79,8 @@ def encode(collection: str, values: Mapping[str, Any]) -> dict[str, Any]:
         value = document[name]
         if isinstance(value, str):
             document[name] = ObjectId(value)
+    for name in OBJECT_ID_LISTS.get(collection, frozenset()) & document.keys():
+        document[name] = [ObjectId(item) for item in document[name] or []]
     return document
 
 

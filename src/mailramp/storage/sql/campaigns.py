@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Text, and_, cast, or_, select, update
 
 from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.repository import CampaignQuery
@@ -47,7 +47,10 @@ class SqlCampaigns(SqlBase):
             wanted = [str(status) for status in query.statuses]
             condition = and_(condition, campaigns.c.status.in_(wanted))
         if query.mailbox_id is not None:
-            condition = and_(condition, campaigns.c.mailbox_id == query.mailbox_id)
+            # In `mailbox_ids` (a JSON list) or, for rows from before it, `mailbox_id`. The
+            # id is 24 hex characters (checked by the service), so it has no LIKE wildcard.
+            listed = cast(campaigns.c.mailbox_ids, Text).like(f'%"{query.mailbox_id}"%')
+            condition = and_(condition, or_(campaigns.c.mailbox_id == query.mailbox_id, listed))
         order = (campaigns.c.created_at.desc(), campaigns.c._id.desc())
         async with self._read() as connection:
             return await self._page(

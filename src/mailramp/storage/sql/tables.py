@@ -139,6 +139,8 @@ campaigns = Table(
     Column("track_clicks", Boolean, nullable=False, server_default=text("true")),
     # A campaign migrated from `email_campaigns` keeps the fields mailramp has no place for.
     Column("legacy_fields", json_document(), nullable=True),
+    # Every mailbox it sends from, mailbox_id first (NULL before 0011: just mailbox_id).
+    Column("mailbox_ids", json_document(), nullable=True),
     Index("uq_campaign_creation_table_campaign_id", "campaign_id", unique=True),
     # Listing a user's campaigns newest first, optionally by status.
     Index("ix_campaign_creation_table_user_id_created_at", "user_id", "created_at"),

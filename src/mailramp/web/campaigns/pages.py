@@ -84,6 +84,7 @@ def _new_campaign_form(
 ) -> HTMLResponse:
     """The new-campaign form (`values`, `errors`, `status`: what was typed, each error
     beside its field)."""
+    form.setdefault("also_from", [])
     return render(
         request,
         "campaign_new.html",
@@ -101,10 +102,23 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
     values = {name: str(form.get(name) or "") for name in CAMPAIGN_FIELDS}
     check_csrf(who, {"csrf_token": str(form.get("csrf_token") or "")})
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
+    also = [str(item) for item in form.getlist("also_from")]
+    # The chosen mailbox first; the ticked others after it, once each.
+    mailbox_ids = [
+        values["mailbox_id"],
+        *dict.fromkeys(m for m in also if m != values["mailbox_id"]),
+    ]
 
     def again(errors: dict[str, str], status: int) -> HTMLResponse:
         return _new_campaign_form(
-            request, who, runtime, boxes, values=values, errors=errors, status=status
+            request,
+            who,
+            runtime,
+            boxes,
+            values=values,
+            errors=errors,
+            status=status,
+            also_from=also,
         )
 
     upload = form.get("recipients")
@@ -113,7 +127,7 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
         stream = upload.file
 
     def refused(error: MailrampError) -> HTMLResponse:
-        errors = form_errors(error, (*CAMPAIGN_FIELDS, "file"))
+        errors = form_errors(error, (*CAMPAIGN_FIELDS, "mailbox_ids", "file"))
         if stream is not None:
             # A browser cannot put a file back into a file input: say so, and that the
             # campaign does not exist yet (there is no half-made draft to look for).
@@ -142,7 +156,7 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
         campaign = await runtime.campaigns.create_campaign(
             who.user.user_id,
             campaign_name=values["campaign_name"],
-            mailbox_id=values["mailbox_id"],
+            mailbox_ids=mailbox_ids,
             subject=values["subject"],
             message=values["message"],
             start_time=start,
@@ -304,7 +318,7 @@ async def _campaign_page(
     user_id = who.user.user_id
     campaign = await runtime.campaigns.get_campaign(user_id, campaign_id)
     metrics = await runtime.metrics.get_campaign_metrics(campaign.campaign_id, user_id=user_id)
-    mailbox = await runtime.mailboxes.get_mailbox(user_id, campaign.mailbox_id)
+    mailboxes = [await runtime.mailboxes.get_mailbox(user_id, m) for m in campaign.mailbox_ids]
     query = request.query_params
     wanted = query.get("status") or None
     status_filter = wanted if wanted in {member.value for member in TrackingStatus} else None
@@ -346,13 +360,13 @@ async def _campaign_page(
         campaign=campaign,
         metrics=metrics,
         figures=campaign.figures(metrics),
-        warning=tracking_warning(runtime, [mailbox]),
-        mailbox_email=mailbox.email,
-        mailbox_stopped=(
-            mailbox.status_reason or "the mailbox is not active"
+        warning=tracking_warning(runtime, mailboxes),
+        senders=", ".join(mailbox.email for mailbox in mailboxes),
+        mailboxes_stopped=[
+            (mailbox.email, mailbox.status_reason or "the mailbox is not active")
+            for mailbox in mailboxes
             if not mailbox.can_send and campaign.status in SENDING_STATUSES
-            else None
-        ),
+        ],
         recipients=recipients,
         all_recipients=sum(counts.values()),
         search=search,

@@ -1,0 +1,115 @@
+"""A campaign that sends from several mailboxes, through a real SMTP server with an injected
+clock, on every backend: each person gets one email from one of them, no mailbox goes over
+its daily limit (shared with its other campaigns), and a plan that cannot fit says how many
+mailboxes would."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from mailramp.accounts.models import User
+from mailramp.errors import ConflictError, NotFoundError, PlanError, ValidationError
+from mailramp.mailboxes.models import Mailbox
+from mailramp.tracking.repository import RecipientQuery
+from tests.sending.conftest import World
+
+
+def people(count: int, start: int = 0) -> str:
+    return "email\n" + "".join(f"p{n}@example.com\n" for n in range(start, start + count))
+
+
+async def second_mailbox(world: World, user: User, email: str, limit: int) -> Mailbox:
+    world.smtp.inbox.accounts[email] = "smtp-password"
+    return await world.mailboxes.create_mailbox(
+        user.user_id,
+        email=email,
+        provider="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=world.smtp.port,
+        smtp_security="plain",
+        password="smtp-password",
+        daily_limit=limit,
+    )
+
+
+async def test_each_person_gets_one_email_from_one_mailbox_within_each_limit(
+    world: World,
+) -> None:
+    user, ann = await world.sender(daily_limit=6)
+    zed = await second_mailbox(world, user, "zed@acme.com", 6)
+    # Another campaign already holds 2 of ann's 6 sends today.
+    other, _ = await world.campaign(user, ann, people(2, start=100), duration=2)
+    campaign, report = await world.campaign(
+        user, ann, people(10), duration=2, mailbox_ids=[ann.mailbox_id, zed.mailbox_id]
+    )
+    assert campaign.mailbox_ids == [ann.mailbox_id, zed.mailbox_id]
+    assert report.accepted == 10
+
+    await world.run(world.worker(), until=campaign.end_time)
+    sent = [(r.message["To"], r.sender) for r in world.smtp.inbox.messages]
+    assert Counter(to for to, _ in sent) == {f"p{n}@example.com": 1 for n in (*range(10), 100, 101)}
+    by_sender = Counter(sender for to, sender in sent if not to.startswith("p10"))
+    assert by_sender == {"ann@acme.com": 4, "zed@acme.com": 6}  # ann had 4 left, zed 6
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+    from_mailbox = {ann.mailbox_id: "ann@acme.com", zed.mailbox_id: "zed@acme.com"}
+    assert {r.recipient_email: from_mailbox[r.mailbox_id] for r in records.items} == {
+        to: sender for to, sender in sent if not to.startswith("p10")
+    }
+    assert (await world.metrics.get_campaign_metrics(campaign.campaign_id)).total_sent == 10
+    assert other.mailbox_ids == [ann.mailbox_id]
+
+
+async def test_a_plan_that_does_not_fit_names_the_mailboxes_that_would(world: World) -> None:
+    user, ann = await world.sender(daily_limit=5)
+    zed = await second_mailbox(world, user, "zed@acme.com", 5)
+    with pytest.raises(PlanError) as refused:
+        await world.campaign(
+            user, ann, people(12), duration=2, mailbox_ids=[ann.mailbox_id, zed.mailbox_id]
+        )
+    error = refused.value
+    assert error.field == "total_recipients" and error.fit == 10 and error.needed_mailboxes == 3
+    assert error.detail == (
+        "only 10 of 12 recipients fit in 2 hours from 2 mailboxes; a duration of at least "
+        "16 hours or 3 mailboxes like the first would fit them all"
+    )
+
+
+async def test_mailboxes_are_checked_and_a_mailbox_in_use_stays_linked(world: World) -> None:
+    user, ann = await world.sender()
+    zed = await second_mailbox(world, user, "zed@acme.com", 50)
+    both = [ann.mailbox_id, zed.mailbox_id]
+    with pytest.raises(ValidationError) as repeated:
+        await world.campaign(user, ann, people(1), mailbox_ids=[ann.mailbox_id, ann.mailbox_id])
+    assert repeated.value.field == "mailbox_ids" and "twice" in repeated.value.detail
+    with pytest.raises(ValidationError) as wrong_first:
+        await world.campaign(user, ann, people(1), mailbox_ids=[zed.mailbox_id, ann.mailbox_id])
+    assert "must start with mailbox_id" in wrong_first.value.detail
+    stranger = await world.accounts.create_user(user_name="Eve", login_id="eve-many")
+    theirs = await second_mailbox(world, stranger, "eve@acme.com", 50)
+    with pytest.raises(NotFoundError):
+        await world.campaign(user, ann, people(1), mailbox_ids=[ann.mailbox_id, theirs.id])
+    await world.mailboxes.pause(user.user_id, zed.mailbox_id)
+    with pytest.raises(ConflictError) as paused:
+        await world.campaign(user, ann, people(1), mailbox_ids=both)
+    assert paused.value.field == "mailbox_ids" and "zed@acme.com is inactive" in paused.value.detail
+    assert (await world.campaigns.list_campaigns(user.user_id)).total == 0
+
+    await world.mailboxes.activate(user.user_id, zed.mailbox_id)
+    later = world.clock.now + timedelta(hours=1)
+    campaign, _ = await world.campaign(user, ann, people(4), mailbox_ids=both, start_time=later)
+    with pytest.raises(ConflictError) as in_use:
+        await world.mailboxes.unlink_mailbox(user.user_id, zed.mailbox_id)
+    assert "1 campaign(s) still use this mailbox" in in_use.value.detail
+
+    # Down to one mailbox before it starts: the waiting emails move to it, and the other
+    # is free to go.
+    edited = await world.campaigns.update_campaign(
+        user.user_id, campaign.campaign_id, mailbox_ids=[zed.mailbox_id]
+    )
+    assert (edited.mailbox_id, edited.mailbox_ids) == (zed.mailbox_id, [zed.mailbox_id])
+    records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+    assert {r.mailbox_id for r in records.items} == {zed.mailbox_id}
+    await world.mailboxes.unlink_mailbox(user.user_id, ann.mailbox_id)
