@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -173,6 +173,13 @@ def spread(days: list[OpenDay], count: int) -> list[int]:
     return quotas
 
 
+def remedy(needed_hours: float | None, other: str | None, *, otherwise: str) -> str:
+    """What would fit everyone, as a refusal words it: a longer duration, or `other`."""
+    fixes = [f"a duration of at least {needed_hours:g} hours"] if needed_hours is not None else []
+    fixes += [other] if other else []
+    return " or ".join(fixes) if fixes else otherwise
+
+
 def _does_not_fit(request: PlanRequest, fit: int) -> PlanError:
     needed_limit = _needed_daily_limit(request)
     needed_hours = _needed_duration(request)
@@ -184,15 +191,11 @@ def _does_not_fit(request: PlanRequest, fit: int) -> PlanError:
         if window
         else ""
     )
-    fixes = []
-    if needed_hours is not None:
-        fixes.append(f"a duration of at least {needed_hours:g} hours")
-    if needed_limit is not None:
-        fixes.append(f"a daily limit of at least {needed_limit}")
-    remedy = " or ".join(fixes) if fixes else "fewer recipients"
+    limit = f"a daily limit of at least {needed_limit}" if needed_limit is not None else None
+    fix = remedy(needed_hours, limit, otherwise="fewer recipients")
     return PlanError(
         f"only {fit} of {request.count} recipients fit in {hours:g} hours at a daily limit of "
-        f"{request.daily_limit}{where}; {remedy} would fit them all",
+        f"{request.daily_limit}{where}; {fix} would fit them all",
         fit=fit,
         wanted=request.count,
         needed_duration_hours=needed_hours,
@@ -209,16 +212,27 @@ def _needed_daily_limit(request: PlanRequest) -> int | None:
         return sum(d.capacity for d in days) >= request.count
 
     high = request.count + max(request.already_planned.values(), default=0)
-    if not fits(high):
-        return None  # no open time in the window at all
-    low = request.daily_limit
-    while low < high:
+    # None: no open time in the window at all.
+    return least_passing(request.daily_limit, high, fits)
+
+
+def least_passing(
+    low: int, high: int, passes: Callable[[int], bool], *, tries: int | None = None
+) -> int | None:
+    """The least n in [low, high] that `passes` (which must stay true once it is), by
+    bisection; None when even `high` does not pass. With `tries`, at most that many more
+    probes: the answer then passes but may not be the least."""
+    if not passes(high):
+        return None
+    probes = 0
+    while low < high and (tries is None or probes < tries):
         middle = (low + high) // 2
-        if fits(middle):
+        probes += 1
+        if passes(middle):
             high = middle
         else:
             low = middle + 1
-    return low
+    return high
 
 
 def _needed_duration(request: PlanRequest) -> float | None:

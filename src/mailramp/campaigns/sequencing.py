@@ -28,7 +28,9 @@ from mailramp.campaigns.planner import (
     OpenDay,
     PlanRequest,
     day_of,
+    least_passing,
     open_days,
+    remedy,
     slot_times,
     spread,
 )
@@ -288,18 +290,14 @@ def _does_not_fit(request: SequenceRequest, fit: int) -> PlanError:
     hours = (request.end - request.start).total_seconds() / 3600
     needed_hours = _needed_duration(request)
     needed_boxes = _needed_mailboxes(request)
-    fixes = []
-    if needed_hours is not None:
-        fixes.append(f"a duration of at least {needed_hours:g} hours")
-    if needed_boxes is not None:
-        fixes.append(f"{needed_boxes} mailboxes like the first")
-    remedy = " or ".join(fixes) if fixes else "fewer recipients or shorter delays"
+    more = f"{needed_boxes} mailboxes like the first" if needed_boxes is not None else None
+    fix = remedy(needed_hours, more, otherwise="fewer recipients or shorter delays")
     boxes = len(request.mailboxes)
     sequences = f" with their {steps} steps" if steps > 1 else ""
     senders = f"{boxes} mailbox{'es' * (boxes != 1)}"
     return PlanError(
         f"only {fit} of {request.recipients} recipients fit{sequences} in {hours:g} hours "
-        f"from {senders}; {remedy} would fit them all",
+        f"from {senders}; {fix} would fit them all",
         fit=fit,
         wanted=request.recipients,
         needed_duration_hours=needed_hours,
@@ -318,18 +316,13 @@ def _fits(request: SequenceRequest) -> bool:
 def _needed_duration(request: SequenceRequest) -> float | None:
     """The shortest whole number of hours (within a year) that fits everyone, if any."""
     low = math.ceil((request.end - request.start).total_seconds() / 3600)
-    high = MAX_DURATION_HOURS
-    if not _fits(_with_hours(request, high)):
-        return None
-    for _ in range(SEARCH_LIMIT):
-        if low >= high:
-            break
-        middle = (low + high) // 2
-        if _fits(_with_hours(request, middle)):
-            high = middle
-        else:
-            low = middle + 1
-    return float(high)
+    hours = least_passing(
+        low,
+        MAX_DURATION_HOURS,
+        lambda hours: _fits(_with_hours(request, hours)),
+        tries=SEARCH_LIMIT,
+    )
+    return None if hours is None else float(hours)
 
 
 def _with_hours(request: SequenceRequest, hours: int) -> SequenceRequest:
@@ -343,17 +336,7 @@ def _needed_mailboxes(request: SequenceRequest) -> int | None:
     low, high = len(request.mailboxes) + 1, 100
 
     def fits(count: int) -> bool:
-        boxes = [SenderCapacity(f"{first.mailbox_id}-{n}", first.daily_limit) for n in range(count)]
+        boxes = (SenderCapacity(f"{first.mailbox_id}-{n}", first.daily_limit) for n in range(count))
         return _fits(replace(request, mailboxes=tuple(boxes)))
 
-    if not fits(high):
-        return None
-    for _ in range(SEARCH_LIMIT):
-        if low >= high:
-            break
-        middle = (low + high) // 2
-        if fits(middle):
-            high = middle
-        else:
-            low = middle + 1
-    return high
+    return least_passing(low, high, fits, tries=SEARCH_LIMIT)
