@@ -113,3 +113,30 @@ async def test_mailboxes_are_checked_and_a_mailbox_in_use_stays_linked(world: Wo
     records = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     assert {r.mailbox_id for r in records.items} == {zed.mailbox_id}
     await world.mailboxes.unlink_mailbox(user.user_id, ann.mailbox_id)
+
+
+async def test_a_mailbox_that_stops_hands_its_waiting_emails_to_the_others(world: World) -> None:
+    user, ann = await world.sender(daily_limit=20)
+    zed = await second_mailbox(world, user, "zed@acme.com", 20)
+    both = [ann.mailbox_id, zed.mailbox_id]
+    campaign, _ = await world.campaign(user, ann, people(10), duration=2, mailbox_ids=both)
+
+    async def shares() -> Counter[str]:
+        page = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+        return Counter(r.mailbox_id for r in page.items if r.status == "pending")
+
+    assert await shares() == {ann.mailbox_id: 5, zed.mailbox_id: 5}
+    await world.mailboxes.pause(user.user_id, zed.mailbox_id)
+    assert await shares() == {ann.mailbox_id: 10}
+    await world.mailboxes.activate(user.user_id, zed.mailbox_id)
+    assert await shares() == {ann.mailbox_id: 5, zed.mailbox_id: 5}
+
+    # The worker finds zed's password refused: zed goes to `error`, and what it had not sent
+    # goes out from ann.
+    world.smtp.inbox.accounts["zed@acme.com"] = "changed-by-its-owner"
+    await world.run(world.worker(), until=campaign.end_time)
+    stopped = await world.mailboxes.get_mailbox(user.user_id, zed.mailbox_id)
+    assert stopped.status == "error"
+    senders = Counter(r.sender for r in world.smtp.inbox.messages)
+    assert senders == {"ann@acme.com": 10}
+    assert (await world.metrics.get_campaign_metrics(campaign.campaign_id)).total_sent == 10

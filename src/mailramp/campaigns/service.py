@@ -3,11 +3,18 @@ status machine of DESIGN.md §4."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from mailramp.accounts.repository import UserRepository
-from mailramp.campaigns.models import RUNNING_STATUSES, TRANSITIONS, Campaign, CampaignStatus
+from mailramp.campaigns.models import (
+    RUNNING_STATUSES,
+    SENDING_STATUSES,
+    TRANSITIONS,
+    Campaign,
+    CampaignStatus,
+)
 from mailramp.campaigns.repository import (
     CampaignQuery,
     CampaignQueue,
@@ -21,6 +28,7 @@ from mailramp.errors import (
     InvalidTransitionError,
     NotEditableError,
     NotFoundError,
+    PlanError,
     ValidationError,
 )
 from mailramp.kit.clock import Clock, utc_now
@@ -30,6 +38,8 @@ from mailramp.kit.validation import campaign_id_arg, enum_arg, object_id_arg
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.metrics.models import CampaignMetrics
+
+log = logging.getLogger(__name__)
 
 STATUS_CHANGE_RETRIES = 3
 
@@ -278,6 +288,27 @@ class CampaignService:
             cancelled = await self.change_status(user_id, campaign_id, CampaignStatus.CANCELLED)
         await self._store.cancel_pending(cancelled.campaign_id, now=self._clock())
         return cancelled
+
+    async def mailbox_can_send_changed(self, user_id: str, mailbox_id: str) -> None:
+        """Share again the waiting emails of the campaigns that send from this mailbox and
+        others, over those that can send now: a stopped mailbox's first emails move to the
+        others, a mailbox back takes its share again. A campaign the others cannot absorb is
+        left as it is (its emails for the stopped mailbox wait for it)."""
+        offset, shared = 0, []
+        while True:
+            query = CampaignQuery(
+                statuses=SENDING_STATUSES, mailbox_id=mailbox_id, offset=offset, limit=200
+            )
+            page = await self._store.list_campaigns(user_id, query)
+            shared += [c for c in page.items if len(c.mailbox_ids) > 1]
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                break
+        for campaign in shared:
+            try:
+                await self._replan(campaign)
+            except PlanError as error:
+                log.info("campaign %s keeps its plan: %s", campaign.campaign_id, error.message)
 
     async def running_on_mailbox(
         self, user_id: str, mailbox_id: str, *, limit: int

@@ -58,6 +58,11 @@ class MailboxStore(MailboxRepository, UserRepository, Protocol):
 class MailboxUsers(Protocol):
     """Who still sends from a mailbox: the campaigns domain answers (`CampaignService`)."""
 
+    async def mailbox_can_send_changed(self, user_id: str, mailbox_id: str) -> None:
+        """The mailbox started or stopped being able to send: campaigns that share their
+        recipients among it and other mailboxes share their waiting emails again."""
+        ...
+
     async def running_on_mailbox(
         self, user_id: str, mailbox_id: str, *, limit: int
     ) -> tuple[int, list[str]]:
@@ -284,7 +289,10 @@ class MailboxService:
             "is_active": new_status is MailboxStatus.ACTIVE,
             "updated_at": self._clock(),
         }
-        return await self._updated(mailbox.user_id, mailbox.id, changes)
+        changed = await self._updated(mailbox.user_id, mailbox.id, changes)
+        if changed.can_send != mailbox.can_send:
+            await self._in_use.mailbox_can_send_changed(changed.user_id, changed.id)
+        return changed
 
     async def mark_used(self, user_id: str, mailbox_id: str) -> Mailbox:
         """Record that the mailbox just sent or synced (`last_used`)."""
