@@ -4,10 +4,14 @@ and a reply marked by hand counts once."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import text
 
 from mailramp.errors import ConflictError, NotFoundError
 from mailramp.tracking.models import EventType, TrackingStatus
+from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import World
 
 CSV = "email,first_name\nalice@example.com,Alice\nbob@example.com,Bob\ncarol@example.com,Carol\n"
@@ -73,3 +77,35 @@ async def test_a_reply_that_came_another_way_counts_once(world: World) -> None:
         await world.tracking.find_recipient(
             user.user_id, campaign.campaign_id, "nobody@example.com"
         )
+
+
+async def test_a_reply_marked_by_hand_stops_the_colleagues_when_the_campaign_says_so(
+    world: World,
+) -> None:
+    user, mailbox = await world.sender()
+    rows = "email\nana@initech.example\nbo@initech.example\ncy@other.example\n"
+    campaign, _ = await world.campaign(user, mailbox, rows, stop_company_on_reply=True)
+    # Ana is emailed first; the others wait for their turn, a day later.
+    async with world.store.engine.begin() as connection:  # type: ignore[attr-defined]
+        for moment, which in ((timedelta(seconds=-1), "="), (timedelta(days=1), "<>")):
+            await connection.execute(
+                text(
+                    "UPDATE email_tracking SET scheduled_at = :when "
+                    f"WHERE recipient_email {which} :a"
+                ),
+                {"when": world.clock() + moment, "a": "ana@initech.example"},
+            )
+    worker = world.worker()
+    while await worker.tick():
+        pass
+    await worker.close()
+    ana = await world.tracking.find_recipient(
+        user.user_id, campaign.campaign_id, "ana@initech.example"
+    )
+    await world.tracking.mark_replied(user.user_id, campaign.campaign_id, ana.id)
+    page = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+    assert {r.recipient_email: r.status.value for r in page.items} == {
+        "ana@initech.example": "sent",
+        "bo@initech.example": "cancelled",
+        "cy@other.example": "pending",
+    }

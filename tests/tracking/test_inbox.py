@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from mailramp.accounts.models import User
 from mailramp.errors import MailboxUnusableError
@@ -369,3 +370,70 @@ def test_serve_reads_replies_by_itself(dovecot: Dovecot, tmp_path: Path) -> None
         while asyncio.run(replied(campaign_id)) == 0 and time.monotonic() < deadline:
             time.sleep(0.3)
     assert asyncio.run(replied(campaign_id)) == 1
+
+
+async def test_a_reply_stops_the_colleagues_still_waiting_when_the_campaign_says_so(
+    world: World, dovecot: Dovecot
+) -> None:
+    user, mailbox = await reading_sender(world, dovecot)
+    rows = (
+        "email\nana@initech.example\nbo@initech.example\ncy@initech.example.net\n"
+        "dee@gmail.com\neve@gmail.com\n"
+    )
+    campaign, _ = await world.campaign(user, mailbox, rows, duration=48, stop_company_on_reply=True)
+    find = world.tracking.find_recipient
+    # Ana and Dee are emailed first; the others wait for their turn, a day later.
+    first = ("ana@initech.example", "dee@gmail.com")
+    async with world.store.engine.begin() as connection:  # type: ignore[attr-defined]
+        for moment, which in ((timedelta(seconds=-1), "IN"), (timedelta(days=1), "NOT IN")):
+            await connection.execute(
+                text(
+                    "UPDATE email_tracking SET scheduled_at = :when "
+                    f"WHERE recipient_email {which} (:a, :b)"
+                ),
+                {"when": world.clock() + moment, "a": first[0], "b": first[1]},
+            )
+    worker = world.worker()
+    while await worker.tick():
+        pass
+    await worker.close()
+    sent = {
+        email: (await find(user.user_id, campaign.campaign_id, email)).message_id
+        for email in ("ana@initech.example", "dee@gmail.com")
+    }
+    assert all(sent.values())
+
+    def answer(sender: str, message_id: str) -> bytes:
+        return (
+            f"From: {sender}\r\nTo: ann@acme.com\r\nSubject: Re: Hello\r\n"
+            f"Message-ID: <{sender}.answer@example.net>\r\nIn-Reply-To: {message_id}\r\n\r\n"
+            "Interested, call me.\r\n"
+        ).encode()
+
+    _append(
+        dovecot,
+        answer("ana@initech.example", sent["ana@initech.example"]),
+        answer("dee@gmail.com", sent["dee@gmail.com"]),
+    )
+    poller = InboxPoller(
+        world.store,
+        world.mailboxes,
+        DefaultInboxes(allow_private_hosts=True),
+        clock=world.clock,
+        interval_seconds=60,
+    )
+    assert await poller.poll_once() == {"reply": 2}
+    after = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+    states = {r.recipient_email: r.status.value for r in after.items}
+    assert states == {
+        "ana@initech.example": "sent",
+        "bo@initech.example": "cancelled",  # Ana's colleague
+        "cy@initech.example.net": "pending",  # another domain
+        "dee@gmail.com": "sent",
+        "eve@gmail.com": "pending",  # a public provider says nothing about a company
+    }
+    bo = next(r for r in after.items if r.recipient_email == "bo@initech.example")
+    events = await world.store.list_events(user.id, bo.id)
+    assert [(e.type, e.details) for e in events] == [
+        ("stopped", {"source": "company_reply", "because": "ana@initech.example"})
+    ]

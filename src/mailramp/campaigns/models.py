@@ -139,6 +139,9 @@ class Campaign(Record):
     sending_window: SendingWindow | None = None
     track_opens: bool = True
     track_clicks: bool = True
+    stop_company_on_reply: bool = False
+    """When one person answers, stop everyone at the same company domain still waiting
+    (tracking/stops.py)."""
     legacy_fields: dict[str, Any] | None = None
     """Fields of the `email_campaigns` document this campaign was migrated from that have
     no place of their own (`mailramp migrate-legacy`); None for campaigns made here."""

@@ -70,6 +70,7 @@ class CampaignCreate(Input):
     sending_window: SendingWindow | None = None
     track_opens: bool = True
     track_clicks: bool = True
+    stop_company_on_reply: bool = False
 
     @model_validator(mode="after")
     def _mailboxes(self) -> CampaignCreate:
@@ -95,6 +96,7 @@ class CampaignUpdate(Input):
     sending_window: SendingWindow | None = None
     track_opens: bool | None = None
     track_clicks: bool | None = None
+    stop_company_on_reply: bool | None = None
 
     @model_validator(mode="after")
     def _mailboxes(self) -> CampaignUpdate:

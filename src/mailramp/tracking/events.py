@@ -145,7 +145,8 @@ COMPLAINT = EventKind(
 )
 # A delay report is not a bounce: the message may still arrive.
 DELAYED = EventKind("delayed", EventType.DELAY, firsts=dict(_SENT))
-# The owner stopped a person by hand: an email not sent yet is not sent; nothing is counted.
+# A person stopped — by hand, or because a colleague answered (tracking/stops.py): an
+# email not sent yet is not sent; nothing is counted.
 STOPPED = EventKind(
     "stopped", EventType.STOPPED, firsts={}, stops_sequence=True, sources=("manual",)
 )

@@ -9,6 +9,7 @@ import logging
 from datetime import datetime
 from typing import Any, Protocol
 
+from mailramp.campaigns.repository import CampaignRepository
 from mailramp.errors import (
     DatabaseUnavailableError,
     MailboxUnusableError,
@@ -26,6 +27,7 @@ from mailramp.tracking.events import (
     EVENT_KINDS,
     HARD_BOUNCE,
     MATCH_WINDOW,
+    REPLY,
     SOFT_BOUNCE,
     SOFT_BOUNCE_LIMIT,
     SOFT_BOUNCE_WINDOW,
@@ -40,6 +42,7 @@ from mailramp.tracking.models import (
 )
 from mailramp.tracking.repository import EventChange, TrackingRepository
 from mailramp.tracking.service import EventMetrics, unmeasured
+from mailramp.tracking.stops import stop_company
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ UNMATCHED_KEPT = frozenset(
 )
 
 
-class InboxStore(TrackingRepository, MailboxRepository, Protocol):
+class InboxStore(TrackingRepository, MailboxRepository, CampaignRepository, Protocol):
     """What the inbox poller reads and writes."""
 
 
@@ -192,7 +195,16 @@ class InboxPoller:
         )
         await self._store.record_event(event, change)
         self._metrics.count_event(event.type, source="inbox")
+        if kind is REPLY:
+            await self._stop_company(record, now)
         return inbound.kind
+
+    async def _stop_company(self, record: EmailTracking, now: datetime) -> None:
+        campaign = await self._store.get_campaign_unscoped(record.campaign_id)
+        if campaign is None:
+            return
+        for _ in await stop_company(self._store, campaign, record, now=now):
+            self._metrics.count_event(EventType.STOPPED, source="inbox")
 
     async def _sent_from_here(self, mailbox: Mailbox, inbound: Inbound) -> bool:
         """Whether an answer is mail this mailbox sent, not one it received: a copy of one

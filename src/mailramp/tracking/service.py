@@ -26,6 +26,7 @@ from mailramp.tracking.models import (
     UnmatchedInbound,
 )
 from mailramp.tracking.repository import EventChange, RecipientQuery, TrackingRepository
+from mailramp.tracking.stops import stop_company
 
 MAX_AGENT = 500
 
@@ -266,6 +267,9 @@ class TrackingService:
                 field="record_id",
             )
         await self._by_hand(record, REPLY.type, EventChange(firsts=REPLY.firsts_for(human=False)))
+        campaign = await owned_campaign(self._store, user_id, campaign_id)
+        for _ in await stop_company(self._store, campaign, record, now=self._clock()):
+            self._metrics.count_event(STOPPED.type, source="manual")
         return await self._recipient(user_id, campaign_id, record_id)
 
     async def stop(self, user_id: str, campaign_id: str, record_id: str) -> EmailTracking:

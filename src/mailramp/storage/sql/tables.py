@@ -137,6 +137,7 @@ campaigns = Table(
     Column("sending_window", json_document(), nullable=True),
     Column("track_opens", Boolean, nullable=False, server_default=text("true")),
     Column("track_clicks", Boolean, nullable=False, server_default=text("true")),
+    Column("stop_company_on_reply", Boolean, nullable=False, server_default=text("false")),
     # A campaign migrated from `email_campaigns` keeps the fields mailramp has no place for.
     Column("legacy_fields", json_document(), nullable=True),
     # Every mailbox it sends from, mailbox_id first (NULL before 0011: just mailbox_id).

@@ -68,6 +68,7 @@ CAMPAIGN_FIELDS = (
     "duration",
     "track_opens",  # checkboxes: "on" when ticked, "" when not
     "track_clicks",
+    "stop_company_on_reply",
 )
 
 
@@ -165,6 +166,7 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
             total_recipients=recipients,
             track_opens=values["track_opens"] == "on",
             track_clicks=values["track_clicks"] == "on",
+            stop_company_on_reply=values["stop_company_on_reply"] == "on",
         )
     except MailrampError as error:
         return refused(error)
