@@ -126,6 +126,11 @@ async def test_a_mailbox_that_stops_hands_its_waiting_emails_to_the_others(world
         return Counter(r.mailbox_id for r in page.items if r.status == "pending")
 
     assert await shares() == {ann.mailbox_id: 5, zed.mailbox_id: 5}
+    by_day = await world.campaigns.pending_by_day(user.user_id, campaign.campaign_id)
+    today = world.clock.now.date()
+    assert [(d.mailbox_id, d.day, d.first_emails) for d in by_day] == sorted(
+        [(ann.mailbox_id, today, 5), (zed.mailbox_id, today, 5)]
+    )
     await world.mailboxes.pause(user.user_id, zed.mailbox_id)
     assert await shares() == {ann.mailbox_id: 10}
     await world.mailboxes.activate(user.user_id, zed.mailbox_id)

@@ -536,6 +536,8 @@ def test_a_person_is_stopped_or_marked_replied_through_the_api(base: str, seen: 
         files={"file": ("p.csv", b"email,first_name\nann@example.com,Ann\n", "text/csv")},
     )
     (ann,) = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients").json()["items"]
+    (day,) = browser.call("GET", f"/api/v1/campaigns/{cid}/plan").json()
+    assert (day["mailbox_id"], day["first_emails"], day["follow_ups"]) == (box["_id"], 1, 0)
     not_sent = browser.call("POST", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/replied")
     assert not_sent.status_code == 409
     assert not_sent.json()["error"]["field"] == "record_id"

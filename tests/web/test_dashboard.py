@@ -715,6 +715,10 @@ def test_a_campaign_sent_from_two_mailboxes_chosen_on_the_form(
         page.click("text=Create campaign")
         assert "4 accepted" in page.inner_text("p.notice")
         assert page.inner_text("#senders").startswith("From uma@acme.com, uma@acme-mail.com")
+        days = page.inner_text("#plan-days table")
+        assert "uma@acme.com (≤ 50 a day)" in days and "uma@acme-mail.com (≤ 50 a day)" in days
+        cells = page.locator("#plan-days tbody tr").first.locator("td").all_inner_texts()
+        assert sum(int(cell) for cell in cells) == 4 and len(cells) == 2
         send_everything_now(site)
         senders = {r.message["To"]: r.sender for r in smtp.inbox.messages}
         assert sorted(senders) == [f"p{n}@example.com" for n in range(4)]

@@ -106,6 +106,10 @@ class CampaignQueue(Protocol):
         and last of them are planned."""
         ...
 
+    async def pending_slots(self, user_id: str, campaign_id: str) -> list[Slot]:
+        """The mailbox and moment of each of the user's campaign's waiting emails."""
+        ...
+
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         """Reschedule the campaign's pending records with `plan`; returns how many."""
         ...

@@ -34,6 +34,7 @@ from mailramp.campaigns.planner import (
     slot_times,
     spread,
 )
+from mailramp.campaigns.repository import Slot
 from mailramp.errors import PlanError, ValidationError
 
 MAX_STEPS = 10
@@ -158,6 +159,14 @@ class SequencePlan:
             DayLoad(boxes[index].mailbox_id, day, firsts[index, day], later[index, day])
             for index, day in keys
         ]
+
+
+def day_loads(slots: Sequence[Slot], window: SendingWindow | None) -> list[DayLoad]:
+    """Waiting emails as each mailbox's load per day (days of the window's zone, as its
+    daily limit counts them; UTC without a window), by day then mailbox."""
+    counts = Counter((slot.mailbox_id, day_of(slot.at, window)) for slot in slots)
+    ordered = sorted(counts, key=lambda key: (key[1], key[0]))
+    return [DayLoad(mailbox_id, day, counts[mailbox_id, day], 0) for mailbox_id, day in ordered]
 
 
 @dataclass

@@ -23,6 +23,7 @@ from mailramp.campaigns.repository import (
 )
 from mailramp.campaigns.scheduling import campaign_mailboxes, campaign_plan, plan_function
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
+from mailramp.campaigns.sequencing import DayLoad, day_loads
 from mailramp.errors import (
     ConflictError,
     InvalidTransitionError,
@@ -225,6 +226,13 @@ class CampaignService:
         them are planned."""
         campaign = await self.get_campaign(user_id, campaign_id)
         return await self._store.pending_schedule(campaign.user_id, campaign.campaign_id)
+
+    async def pending_by_day(self, user_id: str, campaign_id: str) -> list[DayLoad]:
+        """How many of the campaign's waiting emails each of its mailboxes sends each day
+        (days as its daily limit counts them: the sending window's zone, else UTC)."""
+        campaign = await self.get_campaign(user_id, campaign_id)
+        slots = await self._store.pending_slots(campaign.user_id, campaign.campaign_id)
+        return day_loads(slots, campaign.sending_window)
 
     async def _replan(self, campaign: Campaign) -> None:
         now = self._clock()

@@ -42,7 +42,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
-from mailramp.campaigns.repository import PendingSchedule, PlanFunction
+from mailramp.campaigns.repository import PendingSchedule, PlanFunction, Slot
 from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending import lifecycle, outcomes
 from mailramp.sending import models as send_models
@@ -199,6 +199,22 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         ]
         first, last = (decode(end.get("scheduled_at")) if end else None for end in ends)
         return PendingSchedule(count, first, last)
+
+    async def pending_slots(self, user_id: str, campaign_id: str) -> list[Slot]:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return []
+        query = {
+            "campaign_id": campaign_id,
+            "user_id": owner,
+            "status": TrackingStatus.PENDING.value,
+            "scheduled_at": {"$ne": None},
+        }
+        cursor = self._db[TRACKING].find(query, {"mailbox_id": 1, "scheduled_at": 1})
+        return [
+            Slot(decode(document["mailbox_id"]), decode(document["scheduled_at"]))
+            async for document in cursor
+        ]
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
-from mailramp.campaigns.repository import PendingSchedule, PlanFunction
+from mailramp.campaigns.repository import PendingSchedule, PlanFunction, Slot
 from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending import lifecycle, outcomes
 from mailramp.sending import models as send_models
@@ -188,6 +188,17 @@ class SqlQueue(SqlSuppression):
                 )
             ).one()
             return PendingSchedule(int(row[0] or 0), row[1], row[2])
+
+    async def pending_slots(self, user_id: str, campaign_id: str) -> list[Slot]:
+        query = select(T.c.mailbox_id, T.c.scheduled_at).where(
+            T.c.campaign_id == campaign_id,
+            T.c.user_id == user_id,
+            T.c.status == TrackingStatus.PENDING.value,
+            T.c.scheduled_at.is_not(None),
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).all()
+        return [Slot(mailbox_id, moment) for mailbox_id, moment in rows]
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
@@ -33,6 +34,16 @@ class MetricsPublic(CampaignMetrics, Public):
 
 class RecipientPublic(EmailTracking, Public):
     """One recipient of a campaign and what happened to their email."""
+
+
+class DayLoadPublic(Public):
+    """What one mailbox sends on one day of the plan (the day as its daily limit counts
+    it: in the sending window's zone, else UTC)."""
+
+    mailbox_id: str
+    day: date
+    first_emails: int
+    follow_ups: int
 
 
 class EventPublic(EmailEvent, Public):
@@ -157,6 +168,15 @@ async def campaign_metrics(
     return MetricsPublic.of(
         await runtime.metrics.get_campaign_metrics(campaign_id, user_id=caller.user.user_id)
     )
+
+
+@router.get("/campaigns/{campaign_id}/plan", tags=["campaigns"])
+async def campaign_plan_by_day(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> list[DayLoadPublic]:
+    """The waiting emails, per day and mailbox: how the plan uses each daily limit."""
+    loads = await runtime.campaigns.pending_by_day(caller.user.user_id, campaign_id)
+    return [DayLoadPublic.of(load) for load in loads]
 
 
 @router.get("/campaigns/{campaign_id}/series", tags=["campaigns"])

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailramp.campaigns.models import SENDING_STATUSES, campaign_actions
 from mailramp.campaigns.repository import PendingSchedule
+from mailramp.campaigns.sequencing import DayLoad
 from mailramp.errors import MailrampError, NotFoundError
 from mailramp.kit.ids import is_object_id
 from mailramp.mailboxes.models import Mailbox
@@ -344,6 +345,7 @@ async def _campaign_page(
         )
         return "?" + urlencode(parameters) if parameters else "?"
 
+    loads = await runtime.campaigns.pending_by_day(user_id, campaign.campaign_id)
     counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
     waiting = await runtime.campaigns.pending_schedule(user_id, campaign.campaign_id)
     wanted_preview = request.query_params.get("preview")
@@ -379,6 +381,7 @@ async def _campaign_page(
         statuses=[s.value for s in TrackingStatus],
         preview=preview,
         plan=_plan_summary(counts, metrics, waiting, page_zone(request)),
+        plan_days=_days_table(loads, mailboxes),
         actions=campaign_actions(campaign.status),
         chart=events_chart(
             series,
@@ -390,6 +393,29 @@ async def _campaign_page(
         problem=problem,
         status=status,
     )
+
+
+PLAN_DAYS_SHOWN = 14
+
+
+def _days_table(loads: list[DayLoad], mailboxes: list[Mailbox]) -> dict[str, Any]:
+    """The waiting emails per day (rows) and mailbox (columns, with their daily limits),
+    the first PLAN_DAYS_SHOWN days; how many more days there are."""
+    columns = [m.id for m in mailboxes]
+    extra = sorted({load.mailbox_id for load in loads} - set(columns))
+    per_day: dict[Any, dict[str, int]] = {}
+    for load in loads:
+        per_day.setdefault(load.day, {})[load.mailbox_id] = load.first_emails
+    by_id = {m.id: m for m in mailboxes}
+    heads = [
+        f"{by_id[c].email} (≤ {by_id[c].daily_limit} a day)" if c in by_id else c
+        for c in [*columns, *extra]
+    ]
+    rows = [
+        (day, [cells.get(c, 0) for c in [*columns, *extra]])
+        for day, cells in list(per_day.items())[:PLAN_DAYS_SHOWN]
+    ]
+    return {"heads": heads, "rows": rows, "more": max(len(per_day) - PLAN_DAYS_SHOWN, 0)}
 
 
 def _plan_summary(
