@@ -294,10 +294,15 @@ async def test_a_campaigns_mailboxes_are_stored_in_order_and_found_by_any_of_the
     user = await make_user(services)
     first, second, third = [await make_mailbox(services, user) for _ in range(3)]
     campaign = await make_campaign(
-        services, user, first, mailbox_ids=[first.mailbox_id, second.mailbox_id]
+        services,
+        user,
+        first,
+        mailbox_ids=[first.mailbox_id, second.mailbox_id],
+        variants=[{"subject": "Other {{x|y}}", "message": "Words"}],
     )
     stored = await services.campaigns.get_campaign(user.user_id, campaign.campaign_id)
     assert stored.mailbox_ids == [first.mailbox_id, second.mailbox_id]
+    assert [(v.subject, v.message) for v in stored.wordings[1:]] == [("Other {{x|y}}", "Words")]
     single = await make_campaign(services, user, third)
     assert single.mailbox_ids == [third.mailbox_id]
     for mailbox, expected in ((first, 1), (second, 1), (third, 1)):

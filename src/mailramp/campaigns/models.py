@@ -117,6 +117,20 @@ class SendingWindow(BaseModel):
         return ZoneInfo(self.timezone)
 
 
+MAX_VARIANTS = 5
+VARIANT_LETTERS = "ABCDE"
+"""Variant A is the campaign's own subject and message; B to E are its `variants`."""
+
+
+class Variant(BaseModel):
+    """Another wording of the email, for an A/B test: its subject and message."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    subject: str
+    message: str
+
+
 class Campaign(Record):
     """A campaign: what to send, from which mailbox, across `[start_time, end_time)`."""
 
@@ -142,6 +156,9 @@ class Campaign(Record):
     stop_company_on_reply: bool = False
     """When one person answers, stop everyone at the same company domain still waiting
     (tracking/stops.py)."""
+    variants: list[Variant] = Field(default_factory=list)
+    """Variants B, C… of the email (A is `subject`/`message`); each recipient gets one,
+    assigned in turn as they are imported. Stored empty when there is only A."""
     legacy_fields: dict[str, Any] | None = None
     """Fields of the `email_campaigns` document this campaign was migrated from that have
     no place of their own (`mailramp migrate-legacy`); None for campaigns made here."""
@@ -152,9 +169,14 @@ class Campaign(Record):
 
     @model_validator(mode="before")
     @classmethod
-    def _one_mailbox_by_default(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("mailbox_ids") and data.get("mailbox_id"):
-            return {**data, "mailbox_ids": [data["mailbox_id"]]}
+    def _stored_defaults(cls, data: Any) -> Any:
+        """Rows stored before a field existed (NULL there): one mailbox, no variants."""
+        if not isinstance(data, dict):
+            return data
+        if not data.get("mailbox_ids") and data.get("mailbox_id"):
+            data = {**data, "mailbox_ids": [data["mailbox_id"]]}
+        if data.get("variants", ()) is None:
+            data = {**data, "variants": []}
         return data
 
     @model_validator(mode="after")
@@ -182,13 +204,26 @@ class Campaign(Record):
             return "a plain-text email's links are left as written"
         return None if self.track_clicks else "click tracking is off for this campaign"
 
-    def for_recipient(self, email: str) -> Campaign:
-        """The campaign as this recipient gets it: the spintax of its subject and message
-        resolved, to the same choices every time for them (the sent email, its preview and
-        its click links agree)."""
+    @property
+    def wordings(self) -> list[Variant]:
+        """Every variant of the email, A first."""
+        return [Variant(subject=self.subject, message=self.message), *self.variants]
+
+    def variant_of(self, index: int) -> Variant:
+        """Variant `index` (0 = A); A when it no longer exists."""
+        wordings = self.wordings
+        return wordings[index] if 0 <= index < len(wordings) else wordings[0]
+
+    def for_recipient(self, email: str, variant: int = 0) -> Campaign:
+        """The campaign as this recipient gets it: their variant's subject and message, its
+        spintax resolved to the same choices every time for them (the sent email, its
+        preview and its click links agree)."""
+        chosen = self.variant_of(variant)
         seed = f"{self.campaign_id}:{email.lower()}:1"
-        subject = spin(self.subject, f"{seed}:subject")
-        message = spin(self.message, f"{seed}:message")
+        if variant:
+            seed += f":{VARIANT_LETTERS[variant]}"
+        subject = spin(chosen.subject, f"{seed}:subject")
+        message = spin(chosen.message, f"{seed}:message")
         if (subject, message) == (self.subject, self.message):
             return self
         return self.model_copy(update={"subject": subject, "message": message})

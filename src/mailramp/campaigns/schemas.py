@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from mailramp.campaigns.models import (
     MAX_DURATION_HOURS,
     MAX_MAILBOXES,
+    MAX_VARIANTS,
+    VARIANT_LETTERS,
     MessageFormat,
     SendingWindow,
 )
@@ -16,23 +18,42 @@ from mailramp.campaigns.spintax import template_problems
 from mailramp.kit.types import Input, Name, ObjectIdStr, UTCDateTime
 
 
-def well_formed(text: str, *, where: str = "step 1") -> str:
+def well_formed(text: str) -> str:
     """`text` unless a merge tag or spintax group in it is malformed: then ValueError
-    naming the step (and variant) and the line and column."""
+    naming the step and the line and column."""
     problems = template_problems(text)
     if problems:
-        raise ValueError(f"{where}, {problems[0]}")
+        raise ValueError(f"step 1, {problems[0]}")
     return text
 
 
-Subject = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=998),
-    AfterValidator(well_formed),
-]
-Body = Annotated[
-    str, StringConstraints(min_length=1, max_length=1_000_000), AfterValidator(well_formed)
-]
+SubjectText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=998)]
+BodyText = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+
+
+class VariantInput(Input):
+    """Another wording of the email (variant B, C…): its subject and message."""
+
+    subject: SubjectText
+    message: BodyText
+
+
+Variants = Annotated[list[VariantInput], Field(max_length=MAX_VARIANTS - 1)]
+
+
+def well_formed_variants(variants: list[VariantInput] | None) -> list[VariantInput] | None:
+    """The variants unless a merge tag or spintax group in one is malformed: then ValueError
+    naming the step, the variant, the part, the line and the column."""
+    for letter, variant in zip(VARIANT_LETTERS[1:], variants or [], strict=False):
+        for part in ("subject", "message"):
+            problems = template_problems(getattr(variant, part))
+            if problems:
+                raise ValueError(f"step 1, variant {letter}, {part}, {problems[0]}")
+    return variants
+
+
+Subject = Annotated[SubjectText, AfterValidator(well_formed)]
+Body = Annotated[BodyText, AfterValidator(well_formed)]
 DurationHours = Annotated[float, Field(gt=0, le=MAX_DURATION_HOURS)]
 
 
@@ -71,6 +92,9 @@ class CampaignCreate(Input):
     track_opens: bool = True
     track_clicks: bool = True
     stop_company_on_reply: bool = False
+    variants: Variants | None = None
+
+    _variants_checked = field_validator("variants")(well_formed_variants)
 
     @model_validator(mode="after")
     def _mailboxes(self) -> CampaignCreate:
@@ -97,6 +121,9 @@ class CampaignUpdate(Input):
     track_opens: bool | None = None
     track_clicks: bool | None = None
     stop_company_on_reply: bool | None = None
+    variants: Variants | None = None
+
+    _variants_checked = field_validator("variants")(well_formed_variants)
 
     @model_validator(mode="after")
     def _mailboxes(self) -> CampaignUpdate:

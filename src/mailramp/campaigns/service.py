@@ -4,6 +4,7 @@ status machine of DESIGN.md §4."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -12,8 +13,10 @@ from mailramp.campaigns.models import (
     RUNNING_STATUSES,
     SENDING_STATUSES,
     TRANSITIONS,
+    VARIANT_LETTERS,
     Campaign,
     CampaignStatus,
+    Variant,
 )
 from mailramp.campaigns.repository import (
     CampaignQuery,
@@ -22,7 +25,7 @@ from mailramp.campaigns.repository import (
     PendingSchedule,
 )
 from mailramp.campaigns.scheduling import campaign_mailboxes, campaign_plan, plan_function
-from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
+from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate, VariantInput
 from mailramp.campaigns.sequencing import DayLoad, day_loads
 from mailramp.errors import (
     ConflictError,
@@ -38,11 +41,23 @@ from mailramp.kit.types import Page, parse_input
 from mailramp.kit.validation import campaign_id_arg, enum_arg, object_id_arg
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.repository import MailboxRepository
-from mailramp.metrics.models import CampaignMetrics
+from mailramp.metrics.figures import Figure
+from mailramp.metrics.models import CampaignMetrics, tallied
+from mailramp.metrics.repository import MetricsRepository
 
 log = logging.getLogger(__name__)
 
 STATUS_CHANGE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class VariantFigures:
+    """One variant of a campaign's email (its letter, subject and message) and the figures
+    of the recipients who got it."""
+
+    letter: str
+    variant: Variant
+    figures: list[Figure]
 
 
 def end_time_of(start_time: datetime, duration: float) -> datetime:
@@ -70,6 +85,11 @@ def _ends_in_the_future(end_time: datetime, now: datetime) -> None:
         )
 
 
+def _variants(given: list[VariantInput] | None) -> list[Variant]:
+    """The variants a caller gave, as the campaign keeps them."""
+    return [Variant(subject=v.subject, message=v.message) for v in given or []]
+
+
 def _mailboxes_after(campaign: Campaign, changes: dict[str, Any]) -> list[str]:
     """The campaign's mailboxes once `changes` apply: `mailbox_ids` as given, or a new
     `mailbox_id` in place of the first (it leaves the rest if it was among them)."""
@@ -89,7 +109,14 @@ async def owned_campaign(store: CampaignRepository, user_id: str, campaign_id: s
     return campaign
 
 
-class CampaignStore(CampaignRepository, CampaignQueue, MailboxRepository, UserRepository, Protocol):
+class CampaignStore(
+    CampaignRepository,
+    CampaignQueue,
+    MailboxRepository,
+    MetricsRepository,
+    UserRepository,
+    Protocol,
+):
     """What CampaignService reads and writes."""
 
 
@@ -120,7 +147,7 @@ class CampaignService:
         campaign_id = new_campaign_id()
         object_id = new_object_id()
         campaign = Campaign(
-            **dict(data),  # every field the user gave, as validated
+            **(dict(data) | {"variants": _variants(data.variants)}),  # as validated
             id=object_id,
             campaign_id=campaign_id,
             user_id=owner,
@@ -175,6 +202,8 @@ class CampaignService:
             if value is None and name != "sending_window":
                 raise ValidationError(name, "cannot be cleared", value=None)
             changes[name] = value
+        if "variants" in changes:
+            changes["variants"] = _variants(changes["variants"])
         if campaign.status is not CampaignStatus.SCHEDULED:
             raise NotEditableError(
                 f"only a scheduled campaign can be edited; this one is {campaign.status}",
@@ -226,6 +255,18 @@ class CampaignService:
         them are planned."""
         campaign = await self.get_campaign(user_id, campaign_id)
         return await self._store.pending_schedule(campaign.user_id, campaign.campaign_id)
+
+    async def variant_figures(self, user_id: str, campaign_id: str) -> list[VariantFigures]:
+        """Each variant of the campaign's email with the figures of its recipients (A/B),
+        A first; every variant is listed, with zeros until it has recipients."""
+        campaign = await self.get_campaign(user_id, campaign_id)
+        counted = await self._store.counters_by_variant(campaign.user_id, campaign.campaign_id)
+        return [
+            VariantFigures(
+                VARIANT_LETTERS[index], variant, campaign.figures(tallied(counted.get(index, {})))
+            )
+            for index, variant in enumerate(campaign.wordings)
+        ]
 
     async def pending_by_day(self, user_id: str, campaign_id: str) -> list[DayLoad]:
         """How many of the campaign's waiting emails each of its mailboxes sends each day

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field
 
@@ -72,6 +73,10 @@ class CampaignMetrics(Record):
     last_updated: UTCDateTime
 
 
+ByVariant = dict[int, dict[str, int]]
+"""Counters (name → count) per variant of a campaign's email (0 = A)."""
+
+
 def percent(part: int, whole: int) -> float:
     """`part` as a percentage of `whole`, 2 decimals; 0 when `whole` is 0."""
     return round(100.0 * part / whole, 2) if whole > 0 else 0.0
@@ -91,3 +96,11 @@ def derived_fields(counters: Mapping[str, int]) -> dict[str, float | int]:
         "human_click_rate": percent(counters["total_human_clicks"], delivered),
         "complaint_rate": percent(counters["total_complained"], delivered),
     }
+
+
+def tallied(counters: Mapping[str, int]) -> CampaignMetrics:
+    """Counters, and the rates they give, as a metrics document stored nowhere: the figures
+    of a part of a campaign (one variant's recipients)."""
+    full: dict[str, Any] = {name: int(counters.get(name, 0)) for name in COUNTERS}
+    values: dict[str, Any] = {**full, **derived_fields(full)}
+    return CampaignMetrics.model_construct(**values)

@@ -22,6 +22,13 @@ class MetricsRepository(Protocol):
         """The user's metrics of these campaigns, in one query (list pages)."""
         ...
 
+    async def counters_by_variant(
+        self, user_id: str, campaign_id: str
+    ) -> dict[int, dict[str, int]]:
+        """The user's campaign's counters computed from its records, per variant of the
+        email (0 = A), for the A/B figures (only variants with recipients)."""
+        ...
+
     async def get_metrics_unscoped(self, campaign_id: str) -> CampaignMetrics | None:
         """A campaign's metrics whoever owns it — for workers and trusted in-process callers."""
         ...

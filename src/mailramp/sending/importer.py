@@ -315,8 +315,13 @@ class RecipientReader:
     ) -> None:
         self._stream = stream
         self._on_progress = on_progress
-        required = templates.required_variables(campaign.subject, campaign.message)
+        texts = [text for v in campaign.wordings for text in (v.subject, v.message)]
+        required = templates.required_variables(*texts)
         self._recipients = RecipientRows(stream, required=required, report=report)
+        # Variants are dealt in turn, continuing after the recipients already in: an even,
+        # reproducible split that no ordering of the file can skew.
+        self._variants = len(campaign.wordings)
+        self._dealt = campaign.total_recipients
         # Records are copies of this one (three times faster than building each: 200,000
         # rows). Its only mutable field, merge_variables, is replaced in every copy.
         self._blank = EmailTracking.model_construct(
@@ -350,5 +355,11 @@ class RecipientReader:
 
     def _record(self, email: str, variables: dict[str, str]) -> EmailTracking:
         # Every value here is ours or was just validated: skip re-validating 100,000 times.
-        update = {"id": new_object_id(), "recipient_email": email, "merge_variables": variables}
+        update = {
+            "id": new_object_id(),
+            "recipient_email": email,
+            "merge_variables": variables,
+            "variant": self._dealt % self._variants,
+        }
+        self._dealt += 1
         return self._blank.model_copy(update=update)

@@ -42,7 +42,7 @@ def build_message(
     RFC 2047-encoded.
     """
     values = record.merge_values()
-    campaign = campaign.for_recipient(record.recipient_email)
+    campaign = campaign.for_recipient(record.recipient_email, record.variant)
     tracking = tracking.for_mailbox(mailbox) if tracking else None
     template = tracking.instrument(campaign, record.id) if tracking else campaign.message
     if campaign.message_format is MessageFormat.HTML:

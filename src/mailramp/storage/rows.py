@@ -27,6 +27,8 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
+    if isinstance(value, list) and any(isinstance(item, BaseModel) for item in value):
+        return [_plain(item) for item in value]
     return value
 
 

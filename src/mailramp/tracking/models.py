@@ -70,6 +70,8 @@ class EmailTracking(Record):
     mailbox_id: ObjectIdStr
     recipient_email: str
     merge_variables: dict[str, Any] = Field(default_factory=dict)
+    variant: int = 0
+    """Which variant of the email this recipient gets (0 = A; `Campaign.variants`)."""
     status: TrackingStatus = TrackingStatus.PENDING
     scheduled_at: UTCDateTime | None = None
     attempts: int = 0

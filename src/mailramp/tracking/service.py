@@ -154,7 +154,8 @@ class TrackingService:
         campaign = await self._store.get_campaign_unscoped(record.campaign_id)
         if campaign is None:
             return None
-        sent = campaign.for_recipient(record.recipient_email)  # its spintax as they got it
+        # Their variant and its spintax, as they got it.
+        sent = campaign.for_recipient(record.recipient_email, record.variant)
         url = click_destination(sent, index, record.merge_values())
         if url is None:
             return None

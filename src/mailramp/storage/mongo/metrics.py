@@ -9,7 +9,12 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from mailramp.metrics.models import COUNTERS, CampaignMetrics, check_increments, derived_fields
+from mailramp.metrics.models import (
+    COUNTERS,
+    CampaignMetrics,
+    check_increments,
+    derived_fields,
+)
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
     METRICS,
@@ -86,15 +91,27 @@ class MongoMetrics(MongoBase):
             document = await metrics.find_one({"_id": document["_id"]})
         return from_document(CampaignMetrics, document)
 
-    async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
-        # One pass over the campaign's records: each counter is how many have its field set.
-        group: dict[str, Any] = {"_id": None}
+    async def _counted(self, match: dict[str, Any], by: Any) -> list[dict[str, Any]]:
+        """One pass over the matching records: each counter is how many have its field
+        set, per value of `by` (None: all together)."""
+        group: dict[str, Any] = {"_id": by}
         for counter, field in COUNTED_BY.items():
             group[counter] = {"$sum": {"$cond": [{"$ifNull": [f"${field}", False]}, 1, 0]}}
-        cursor = await self._db[TRACKING].aggregate(
-            [{"$match": {"campaign_id": campaign_id}}, {"$group": group}]
-        )
-        rows = [row async for row in cursor]
+        cursor = await self._db[TRACKING].aggregate([{"$match": match}, {"$group": group}])
+        return [row async for row in cursor]
+
+    async def counters_by_variant(
+        self, user_id: str, campaign_id: str
+    ) -> dict[int, dict[str, int]]:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return {}
+        match = {"campaign_id": campaign_id, "user_id": owner}
+        rows = await self._counted(match, {"$ifNull": ["$variant", 0]})
+        return {int(row["_id"]): {c: int(row[c]) for c in COUNTED_BY} for row in rows}
+
+    async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
+        rows = await self._counted({"campaign_id": campaign_id}, None)
         counters = {counter: int(rows[0][counter]) if rows else 0 for counter in COUNTED_BY}
         # total_delivered is derived; the counters this leaves out of COUNTED_BY have none.
         full = {name: counters.get(name, 0) for name in COUNTERS}

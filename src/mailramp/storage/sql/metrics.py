@@ -63,6 +63,24 @@ class SqlMetrics(SqlBase):
                 select(metrics).where(metrics.c.campaign_id == campaign_id),
             )
 
+    async def counters_by_variant(
+        self, user_id: str, campaign_id: str
+    ) -> dict[int, dict[str, int]]:
+        statement = (
+            select(
+                T.c.variant,
+                *(func.count(T.c[field]).label(counter) for counter, field in COUNTED_BY.items()),
+            )
+            .where(T.c.campaign_id == campaign_id, T.c.user_id == user_id)
+            .group_by(T.c.variant)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return {
+            int(row["variant"]): {counter: int(row[counter]) for counter in COUNTED_BY}
+            for row in rows
+        }
+
     async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
         async with self._write() as connection:
             return await self._recompute(connection, campaign_id, now)

@@ -138,6 +138,8 @@ campaigns = Table(
     Column("track_opens", Boolean, nullable=False, server_default=text("true")),
     Column("track_clicks", Boolean, nullable=False, server_default=text("true")),
     Column("stop_company_on_reply", Boolean, nullable=False, server_default=text("false")),
+    # Variants B, C… of the email (JSON list of {subject, message}); NULL: only A.
+    Column("variants", json_document(), nullable=True),
     # A campaign migrated from `email_campaigns` keeps the fields mailramp has no place for.
     Column("legacy_fields", json_document(), nullable=True),
     # Every mailbox it sends from, mailbox_id first (NULL before 0011: just mailbox_id).
@@ -187,6 +189,7 @@ tracking = Table(
     *_of_a_campaign(),
     Column("recipient_email", String(254), nullable=False),
     Column("merge_variables", json_document(), nullable=False),
+    Column("variant", Integer, nullable=False, server_default=text("0")),
     Column("status", String(20), nullable=False),
     Column("scheduled_at", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
