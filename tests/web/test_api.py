@@ -255,15 +255,19 @@ def test_mailboxes_round_trip_without_ever_returning_secrets(base: str, seen: li
 CSV = "email,first_name\nalice@example.com,Alice\nbad-address,X\nbob@example.com,Bob\n"
 
 
-def _campaign(browser: Browser, mailbox_id: str, **fields: Any) -> dict[str, Any]:
-    body = {
+def _fields(mailbox_id: str) -> dict[str, Any]:
+    return {
         "mailbox_id": mailbox_id,
         "campaign_name": "Q1",
         "subject": "Hi {{first_name}}",
         "message": "Hello",
         "duration": 48,
         "start_time": START.isoformat(),
-    } | fields
+    }
+
+
+def _campaign(browser: Browser, mailbox_id: str, **fields: Any) -> dict[str, Any]:
+    body = _fields(mailbox_id) | fields
     response = browser.call("POST", "/api/v1/campaigns", json=body)
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
@@ -550,6 +554,46 @@ def test_a_person_is_stopped_or_marked_replied_through_the_api(base: str, seen: 
         other.call("POST", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/stop").status_code
         == 404
     )
+
+
+def test_an_ab_test_through_the_api(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "ab@example.com", seen)
+    box = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("ab@acme.com")).json()
+    bad = {"subject": "B", "message": "Hi {{first name}}"}
+    refused = browser.call(
+        "POST", "/api/v1/campaigns", json=_fields(box["_id"]) | {"variants": [bad]}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "variants"
+    assert refused.json()["error"]["message"].startswith(
+        "variants: step 1, variant B, message, line 1, column 4"
+    )
+    variant = {"subject": "Other {{first_name}}", "message": "Other words"}
+    cid = _campaign(browser, box["_id"], variants=[variant])["campaign_id"]
+    browser.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={
+            "file": ("p.csv", b"email,first_name\na@example.com,A\nb@example.com,B\n", "text/csv")
+        },
+    )
+    rows = browser.call("GET", f"/api/v1/campaigns/{cid}/variants").json()
+    assert [(r["letter"], r["subject"]) for r in rows] == [
+        ("A", "Hi {{first_name}}"),
+        ("B", "Other {{first_name}}"),
+    ]
+    sent = next(f for f in rows[1]["figures"] if f["key"] == "sent")
+    assert (sent["count"], sent["rate"]) == (0, None)
+    replied = next(f for f in rows[1]["figures"] if f["key"] == "replied")
+    assert (replied["count"], replied["of"]) == (0, "delivered")
+    export = browser.call("GET", f"/api/v1/campaigns/{cid}/export.csv").text.splitlines()
+    assert "variant" in export[0].split(",")
+    assert sorted(
+        line.split(",")[export[0].split(",").index("variant")] for line in export[1:]
+    ) == [
+        "A",
+        "B",
+    ]
 
 
 def test_suppression_list_and_legacy_documents(base: str, seen: list[str]) -> None:

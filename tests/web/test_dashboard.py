@@ -726,3 +726,39 @@ def test_a_campaign_sent_from_two_mailboxes_chosen_on_the_form(
         assert page.problems == []
     finally:
         smtp.stop()
+
+
+def test_an_ab_test_made_on_the_form_shows_each_variants_figures(
+    site: str, page: Any, tmp_path: Path
+) -> None:
+    smtp = SmtpServer({"ali@acme.com": "smtp-pass"}).start()
+    try:
+        _sign_up(page, site, "ali@example.com")
+        _link_mailbox(page, "ali@acme.com", smtp.port)
+        fill_campaign_form(page, site, name="AB", subject="Hi", message="<p>Hi</p>", duration="2")
+        page.click("#ab-test summary")
+        page.fill("#variant_subject_1", "Hey {{first name}}")
+        page.fill("#variant_message_1", "<p>Hey</p>")
+        people = tmp_path / "people.csv"
+        people.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(4)))
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        error = page.inner_text("#variants-error")
+        assert error.startswith("step 1, variant B, subject, line 1, column 5:")
+        assert page.input_value("#variant_message_1") == "<p>Hey</p>"  # what was typed stays
+        page.fill("#variant_subject_1", "Hey {{first_name|there}}")
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        assert "4 accepted" in page.inner_text("p.notice")
+        rows = page.locator("#variants tr[data-variant]")
+        assert rows.all_inner_texts()[0].startswith("A Hi")
+        assert rows.all_inner_texts()[1].startswith("B Hey {{first_name|there}}")
+        send_everything_now(site)
+        page.reload()
+        sent = page.locator("#variants td[data-metric=sent]").all_inner_texts()
+        assert sent == ["2", "2"]
+        subjects = sorted(r.message["Subject"] for r in smtp.inbox.messages)
+        assert subjects == ["Hey there", "Hey there", "Hi", "Hi"]
+        assert page.problems == []
+    finally:
+        smtp.stop()

@@ -126,7 +126,7 @@ def campaign_create(
             # All or nothing: a file the import would refuse creates no campaign, and the
             # recipients it holds are declared, so a campaign they would not fit is refused.
             with recipients.open("rb") as stream:
-                declared = check_file(stream, subject=subject, message=body).accepted
+                declared = check_file(stream, subject, body).accepted
         campaign = await runtime.campaigns.create_campaign(
             owner.user_id,
             mailbox_ids=[sender.mailbox_id for sender in senders],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.models import VARIANT_LETTERS, Campaign
 from mailramp.tracking.models import EVENT_TIMESTAMPS, EmailTracking
 from mailramp.tracking.repository import RecipientQuery, TrackingRepository
 
@@ -54,9 +54,11 @@ async def export_rows(store: TrackingRepository, campaign: Campaign) -> AsyncIte
         for record in records:
             names.update(record.merge_variables)
     variables = sorted(names)
-    yield [*EXPORT_COLUMNS, *variables]
+    tested = len(campaign.wordings) > 1  # an A/B test: which variant each person got
+    yield [*EXPORT_COLUMNS, *(["variant"] if tested else []), *variables]
     async for records in _pages(store, campaign):
         for record in records:
             values = [getattr(record, column) for column in EXPORT_COLUMNS]
+            values += [VARIANT_LETTERS[record.variant]] if tested else []
             values += [record.merge_variables.get(name) for name in variables]
             yield [spreadsheet_safe(value) for value in values]

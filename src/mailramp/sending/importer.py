@@ -290,12 +290,13 @@ class RecipientRows:
             )
 
 
-def check_file(stream: BinaryIO, *, subject: str, message: str) -> ImportReport:
-    """Read a recipient file as importing it into a campaign with this subject and message
-    would, storing nothing, and raise what that import would raise. `accepted` counts the
-    distinct valid addresses (suppressed ones included: only the store knows those)."""
+def check_file(stream: BinaryIO, *texts: str) -> ImportReport:
+    """Read a recipient file as importing it into a campaign whose subjects and messages
+    are `texts` would, storing nothing, and raise what that import would raise. `accepted`
+    counts the distinct valid addresses (suppressed ones included: only the store knows
+    those)."""
     report = ImportReport()
-    required = templates.required_variables(subject, message)
+    required = templates.required_variables(*texts)
     for _ in RecipientRows(stream, required=required, report=report):
         report.accepted += 1
     return report

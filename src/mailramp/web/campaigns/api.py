@@ -11,9 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
+from mailramp.campaigns.service import VariantFigures
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.tracking.models import EmailEvent, EmailTracking
 from mailramp.tracking.service import RecipientFilter
@@ -34,6 +36,38 @@ class MetricsPublic(CampaignMetrics, Public):
 
 class RecipientPublic(EmailTracking, Public):
     """One recipient of a campaign and what happened to their email."""
+
+
+class FigurePublic(Public):
+    """One number as people read it (docs/metrics.md): a count of recipients, its rate in
+    percent of `of`, or why it cannot be measured; what machines did beside it."""
+
+    key: str
+    label: str
+    count: int
+    rate: float | None
+    rate_of: str | None = Field(alias="of", description="What the rate is a percentage of.")
+    unmeasured: str | None
+    machines: int | None
+
+
+class VariantFiguresPublic(Public):
+    """One variant of the email (A is the campaign's own subject and message) and the
+    figures of the recipients who got it."""
+
+    letter: str
+    subject: str
+    message: str
+    figures: list[FigurePublic]
+
+    @classmethod
+    def of_variant(cls, row: VariantFigures) -> VariantFiguresPublic:
+        return cls(
+            letter=row.letter,
+            subject=row.variant.subject,
+            message=row.variant.message,
+            figures=[FigurePublic.of(figure) for figure in row.figures],
+        )
 
 
 class DayLoadPublic(Public):
@@ -168,6 +202,15 @@ async def campaign_metrics(
     return MetricsPublic.of(
         await runtime.metrics.get_campaign_metrics(campaign_id, user_id=caller.user.user_id)
     )
+
+
+@router.get("/campaigns/{campaign_id}/variants", tags=["campaigns"])
+async def campaign_variants(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> list[VariantFiguresPublic]:
+    """The email's A/B variants, each with the figures of the recipients who got it."""
+    rows = await runtime.campaigns.variant_figures(caller.user.user_id, campaign_id)
+    return [VariantFiguresPublic.of_variant(row) for row in rows]
 
 
 @router.get("/campaigns/{campaign_id}/plan", tags=["campaigns"])

@@ -70,6 +70,7 @@ CAMPAIGN_FIELDS = (
     "track_opens",  # checkboxes: "on" when ticked, "" when not
     "track_clicks",
     "stop_company_on_reply",
+    *(f"variant_{part}_{n}" for n in (1, 2) for part in ("subject", "message")),
 )
 
 
@@ -129,7 +130,9 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
         stream = upload.file
 
     def refused(error: MailrampError) -> HTMLResponse:
-        errors = form_errors(error, (*CAMPAIGN_FIELDS, "mailbox_ids", "file"))
+        if error.field and error.field.startswith("variants."):
+            error.field = "variants"  # a part of one variant: shown under the variants
+        errors = form_errors(error, (*CAMPAIGN_FIELDS, "mailbox_ids", "variants", "file"))
         if stream is not None:
             # A browser cannot put a file back into a file input: say so, and that the
             # campaign does not exist yet (there is no half-made draft to look for).
@@ -147,9 +150,9 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
         # file the import would refuse creates nothing, and the recipients it holds are
         # declared at creation, which refuses a campaign they would not fit.
         try:
-            checked = await run_in_threadpool(
-                check_file, stream, subject=values["subject"], message=values["message"]
-            )
+            texts = [values["subject"], values["message"]]
+            texts += [text for v in _variants_typed(values) for text in v.values()]
+            checked = await run_in_threadpool(check_file, stream, *texts)
         except MailrampError as error:
             return refused(error)
         recipients = checked.accepted
@@ -168,6 +171,7 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
             track_opens=values["track_opens"] == "on",
             track_clicks=values["track_clicks"] == "on",
             stop_company_on_reply=values["stop_company_on_reply"] == "on",
+            variants=_variants_typed(values),
         )
     except MailrampError as error:
         return refused(error)
@@ -346,6 +350,7 @@ async def _campaign_page(
         return "?" + urlencode(parameters) if parameters else "?"
 
     loads = await runtime.campaigns.pending_by_day(user_id, campaign.campaign_id)
+    variants = await runtime.campaigns.variant_figures(user_id, campaign.campaign_id)
     counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
     waiting = await runtime.campaigns.pending_schedule(user_id, campaign.campaign_id)
     wanted_preview = request.query_params.get("preview")
@@ -382,6 +387,8 @@ async def _campaign_page(
         preview=preview,
         plan=_plan_summary(counts, metrics, waiting, page_zone(request)),
         plan_days=_days_table(loads, mailboxes),
+        variants=variants,
+        VARIANT_FIGURES=("sent", "delivered", "opened", "clicked", "replied"),
         actions=campaign_actions(campaign.status),
         chart=events_chart(
             series,
@@ -393,6 +400,16 @@ async def _campaign_page(
         problem=problem,
         status=status,
     )
+
+
+def _variants_typed(values: dict[str, str]) -> list[dict[str, str]]:
+    """The other wordings filled in on the form (a pair left empty is no variant)."""
+    typed = []
+    for n in (1, 2):
+        subject, message = values[f"variant_subject_{n}"], values[f"variant_message_{n}"]
+        if subject.strip() or message.strip():
+            typed.append({"subject": subject, "message": message})
+    return typed
 
 
 PLAN_DAYS_SHOWN = 14
