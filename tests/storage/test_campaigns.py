@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import product
 
@@ -317,3 +318,31 @@ async def test_a_campaigns_mailboxes_are_stored_in_order_and_found_by_any_of_the
     assert moved.mailbox_ids == [second.mailbox_id]
     total, _ = await services.campaigns.running_on_mailbox(user.user_id, first.mailbox_id, limit=5)
     assert total == 0
+
+
+async def test_waiting_emails_per_day_and_figures_per_variant_on_every_backend(
+    services: Services,
+) -> None:
+    user = await make_user(services)
+    mailbox = await make_mailbox(services, user, daily_limit=100)
+    campaign = await make_campaign(
+        services, user, mailbox, variants=[{"subject": "Other", "message": "Other words"}]
+    )
+    rows = "email\n" + "".join(f"p{n}@example.com\n" for n in range(5))
+    report = await services.sending.import_recipients(
+        user.user_id, campaign.campaign_id, io.BytesIO(rows.encode())
+    )
+    assert report.accepted == 5
+    slots = await services.store.pending_slots(user.user_id, campaign.campaign_id)
+    assert len(slots) == 5 and {slot.mailbox_id for slot in slots} == {mailbox.mailbox_id}
+    assert all(campaign.start_time <= slot.at < campaign.end_time for slot in slots)
+    by_day = await services.campaigns.pending_by_day(user.user_id, campaign.campaign_id)
+    assert sum(load.first_emails for load in by_day) == 5
+    assert {load.mailbox_id for load in by_day} == {mailbox.mailbox_id}
+    figures = await services.campaigns.variant_figures(user.user_id, campaign.campaign_id)
+    assert [row.letter for row in figures] == ["A", "B"]
+    counted = await services.store.counters_by_variant(user.user_id, campaign.campaign_id)
+    assert set(counted) == {0, 1} and all(c["total_sent"] == 0 for c in counted.values())
+    stranger = await make_user(services)
+    assert await services.store.pending_slots(stranger.user_id, campaign.campaign_id) == []
+    assert await services.store.counters_by_variant(stranger.user_id, campaign.campaign_id) == {}
