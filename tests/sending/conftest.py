@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign
@@ -19,7 +20,8 @@ from mailramp.providers.registry import DefaultProviders
 from mailramp.runtime import Services
 from mailramp.sending.models import ImportReport
 from mailramp.sending.worker import SendingWorker, WorkerSettings
-from mailramp.storage.sql import SqlStore
+from mailramp.storage.sql import SqlStore, tables
+from mailramp.tracking.links import TrackingLinks
 from tests.conftest import services_on
 from tests.support.clock import MONDAY_MORNING, FakeClock
 from tests.support.smtp import SmtpServer
@@ -43,7 +45,9 @@ class World(Services):
 
     smtp: SmtpServer
 
-    def worker(self, **settings: float) -> SendingWorker:
+    def worker(self, *, tracking: TrackingLinks | None = None, **settings: float) -> SendingWorker:
+        """A worker on the world's store and clock; with `tracking`, its emails carry
+        tracking links."""
         values = {"retry_base_seconds": 60.0, "lease_seconds": 120.0} | settings
         return SendingWorker(
             self.store,
@@ -51,6 +55,7 @@ class World(Services):
             DefaultProviders(allow_private_hosts=True),
             settings=WorkerSettings(**values),  # type: ignore[arg-type]
             clock=self.clock,
+            tracking=tracking,
         )
 
     async def sender(self, **mailbox_fields: object) -> tuple[User, Mailbox]:
@@ -84,6 +89,24 @@ class World(Services):
             user.user_id, campaign.campaign_id, io.BytesIO(csv_text.encode())
         )
         return campaign, report
+
+    async def send_first(self, *emails: str) -> None:
+        """Arrangement: these recipients are due now and sent by a worker pass; everyone
+        else is planned a day later (still waiting)."""
+        now = self.clock()
+        async with self.store.engine.begin() as connection:  # type: ignore[attr-defined]
+            column = tables.tracking.c.recipient_email
+            for moment, where in (
+                (now - timedelta(seconds=1), column.in_(emails)),
+                (now + timedelta(days=1), column.not_in(emails)),
+            ):
+                await connection.execute(
+                    update(tables.tracking).where(where).values(scheduled_at=moment)
+                )
+        worker = self.worker()
+        while await worker.tick():
+            pass
+        await worker.close()
 
     async def run(self, worker: SendingWorker, *, until: datetime, step_minutes: float = 5) -> None:
         """Let time pass in steps up to just before `until`, the worker doing its passes at

@@ -4,10 +4,7 @@ and a reply marked by hand counts once."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from sqlalchemy import text
 
 from mailramp.errors import ConflictError, NotFoundError
 from mailramp.tracking.models import EventType, TrackingStatus
@@ -86,19 +83,7 @@ async def test_a_reply_marked_by_hand_stops_the_colleagues_when_the_campaign_say
     rows = "email\nana@initech.example\nbo@initech.example\ncy@other.example\n"
     campaign, _ = await world.campaign(user, mailbox, rows, stop_company_on_reply=True)
     # Ana is emailed first; the others wait for their turn, a day later.
-    async with world.store.engine.begin() as connection:  # type: ignore[attr-defined]
-        for moment, which in ((timedelta(seconds=-1), "="), (timedelta(days=1), "<>")):
-            await connection.execute(
-                text(
-                    "UPDATE email_tracking SET scheduled_at = :when "
-                    f"WHERE recipient_email {which} :a"
-                ),
-                {"when": world.clock() + moment, "a": "ana@initech.example"},
-            )
-    worker = world.worker()
-    while await worker.tick():
-        pass
-    await worker.close()
+    await world.send_first("ana@initech.example")
     ana = await world.tracking.find_recipient(
         user.user_id, campaign.campaign_id, "ana@initech.example"
     )

@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 from mailramp.campaigns.spintax import spin, template_problems
 from mailramp.errors import ValidationError
 from mailramp.kit.signing import TokenSigner
-from mailramp.providers.registry import DefaultProviders
-from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.repository import RecipientQuery
 from mailramp.tracking.service import Visitor
@@ -113,14 +111,7 @@ async def test_each_person_gets_one_wording_in_the_email_its_preview_and_its_lin
         message_format="html",
     )
     links = TrackingLinks(TokenSigner([TRACKING_KEY]), "https://t.acme.example")
-    worker = SendingWorker(
-        world.store,
-        world.mailboxes,
-        DefaultProviders(allow_private_hosts=True),
-        settings=WorkerSettings(retry_base_seconds=60.0, lease_seconds=120.0),
-        clock=world.clock,
-        tracking=links,
-    )
+    worker = world.worker(tracking=links)
     await world.run(worker, until=campaign.end_time)
     await worker.close()
 

@@ -12,8 +12,6 @@ import pytest
 
 from mailramp.errors import ValidationError
 from mailramp.kit.signing import TokenSigner
-from mailramp.providers.registry import DefaultProviders
-from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.repository import RecipientQuery
 from mailramp.tracking.service import Visitor
@@ -46,14 +44,7 @@ async def test_recipients_are_dealt_the_variants_and_get_their_words(world: Worl
     assert [dealt[f"p{n}@example.com"] for n in range(4)] == [0, 1, 0, 1]  # in turn
 
     links = TrackingLinks(TokenSigner([TRACKING_KEY]), "https://t.acme.example")
-    worker = SendingWorker(
-        world.store,
-        world.mailboxes,
-        DefaultProviders(allow_private_hosts=True),
-        settings=WorkerSettings(retry_base_seconds=60.0, lease_seconds=120.0),
-        clock=world.clock,
-        tracking=links,
-    )
+    worker = world.worker(tracking=links)
     await world.run(worker, until=campaign.end_time)
     await worker.close()
     for record in page.items:

@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from mailramp.accounts.models import User
 from mailramp.errors import MailboxUnusableError
@@ -60,6 +59,17 @@ async def reading_sender(world: World, dovecot: Dovecot) -> tuple[User, Mailbox]
     world.smtp.inbox.accounts["ann@acme.com"] = "imap-password"
     await world.mailboxes.update_mailbox(user.user_id, mailbox.mailbox_id, password="imap-password")
     return user, mailbox
+
+
+def inbox_poller(world: World) -> InboxPoller:
+    """The inbox poller a worker runs, on the world's store and clock, every 60 s."""
+    return InboxPoller(
+        world.store,
+        world.mailboxes,
+        DefaultInboxes(allow_private_hosts=True),
+        clock=world.clock,
+        interval_seconds=60,
+    )
 
 
 def reply(to_message_id: str) -> bytes:
@@ -123,13 +133,7 @@ async def test_replies_auto_replies_and_bounces_are_told_apart(
         dsn("dave@example.com", ids["dave"], "4.2.2", "delayed"),
         UNRELATED,
     )
-    poller = InboxPoller(
-        world.store,
-        world.mailboxes,
-        DefaultInboxes(allow_private_hosts=True),
-        clock=world.clock,
-        interval_seconds=60,
-    )
+    poller = inbox_poller(world)
     seen = await poller.poll_once()
     assert seen == {"reply": 1, "auto_reply": 1, "hard_bounce": 1, "delayed": 1, "unrelated": 1}
 
@@ -205,13 +209,7 @@ async def test_mail_sent_from_the_mailbox_itself_is_never_a_reply(
         ).encode(),
         reply(ids["alice"]),  # and Alice's own answer
     )
-    poller = InboxPoller(
-        world.store,
-        world.mailboxes,
-        DefaultInboxes(allow_private_hosts=True),
-        clock=world.clock,
-        interval_seconds=60,
-    )
+    poller = inbox_poller(world)
     assert await poller.poll_once() == {"unrelated": 3, "reply": 1}
     after = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     replied = {r.recipient_email for r in after.items if r.replied_at is not None}
@@ -383,20 +381,7 @@ async def test_a_reply_stops_the_colleagues_still_waiting_when_the_campaign_says
     campaign, _ = await world.campaign(user, mailbox, rows, duration=48, stop_company_on_reply=True)
     find = world.tracking.find_recipient
     # Ana and Dee are emailed first; the others wait for their turn, a day later.
-    first = ("ana@initech.example", "dee@gmail.com")
-    async with world.store.engine.begin() as connection:  # type: ignore[attr-defined]
-        for moment, which in ((timedelta(seconds=-1), "IN"), (timedelta(days=1), "NOT IN")):
-            await connection.execute(
-                text(
-                    "UPDATE email_tracking SET scheduled_at = :when "
-                    f"WHERE recipient_email {which} (:a, :b)"
-                ),
-                {"when": world.clock() + moment, "a": first[0], "b": first[1]},
-            )
-    worker = world.worker()
-    while await worker.tick():
-        pass
-    await worker.close()
+    await world.send_first("ana@initech.example", "dee@gmail.com")
     sent = {
         email: (await find(user.user_id, campaign.campaign_id, email)).message_id
         for email in ("ana@initech.example", "dee@gmail.com")
@@ -415,13 +400,7 @@ async def test_a_reply_stops_the_colleagues_still_waiting_when_the_campaign_says
         answer("ana@initech.example", sent["ana@initech.example"]),
         answer("dee@gmail.com", sent["dee@gmail.com"]),
     )
-    poller = InboxPoller(
-        world.store,
-        world.mailboxes,
-        DefaultInboxes(allow_private_hosts=True),
-        clock=world.clock,
-        interval_seconds=60,
-    )
+    poller = inbox_poller(world)
     assert await poller.poll_once() == {"reply": 2}
     after = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     states = {r.recipient_email: r.status.value for r in after.items}
