@@ -237,9 +237,10 @@ async def make_campaign(
 
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
-    """A real IMAP server with one account, ann@acme.com / imap-password."""
+    """A real IMAP server with two accounts, ann@acme.com and zed@acme.com, both with the
+    password imap-password."""
     try:
-        server = Dovecot.start({"ann@acme.com": "imap-password"})
+        server = Dovecot.start({"ann@acme.com": "imap-password", "zed@acme.com": "imap-password"})
     except DovecotUnavailable as error:
         _unavailable(str(error))
         raise

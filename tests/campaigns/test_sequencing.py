@@ -13,12 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailramp.campaigns.models import SendingWindow
+from mailramp.campaigns.models import SendingWindow, StepDelay
 from mailramp.campaigns.planner import day_of
 from mailramp.campaigns.sequencing import (
     SenderCapacity,
     SequenceRequest,
-    StepDelay,
     after_delay,
     plan_sequences,
 )
@@ -77,18 +76,25 @@ def _assert_sound(request: SequenceRequest) -> None:
     assert len(plan.recipients) == request.recipients
     load: Counter[tuple[int, object]] = Counter()
     for planned in plan.recipients:
+        # The window's days and hours hold in the recipient's own zone; the daily limits
+        # count days of the window's zone.
+        own = request.window
+        if own is not None and planned.zone is not None:
+            own = own.model_copy(update={"timezone": planned.zone})
         assert len(planned.times) == len(request.follow_ups) + 1
         assert request.start <= planned.times[0] and planned.times[-1] < request.end
         for previous, moment, delay in zip(
             planned.times, planned.times[1:], request.follow_ups, strict=False
         ):
-            assert moment == after_delay(previous, delay, request.window)
+            assert moment == after_delay(previous, delay, own)
         for moment in planned.times:
             load[planned.mailbox, day_of(moment, request.window)] += 1
-            if request.window is not None:
-                local = moment.astimezone(request.window.zone)
-                assert local.weekday() in request.window.days
-                assert request.window.start_hour <= local.hour < request.window.end_hour
+            if own is not None:
+                local = moment.astimezone(own.zone)
+                assert local.weekday() in own.days
+                assert own.start_hour <= local.hour < own.end_hour
+    if request.zones:
+        assert Counter(p.zone for p in plan.recipients) == Counter(request.zones)
     for (index, day), count in load.items():
         mailbox = request.mailboxes[index]
         assert count <= mailbox.daily_limit - mailbox.already_planned.get(day, 0), (day, count)
@@ -174,6 +180,9 @@ WINDOWS = st.one_of(
 )
 
 
+ZONES = st.sampled_from([None, "Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati"])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     recipients=st.integers(1, 120),
@@ -182,6 +191,7 @@ WINDOWS = st.one_of(
     window=WINDOWS,
     start_hour=st.integers(0, 23),
     days=st.integers(1, 21),
+    zones=st.lists(ZONES, max_size=4),
 )
 def test_any_plan_keeps_every_rule_or_is_refused(
     recipients: int,
@@ -190,6 +200,7 @@ def test_any_plan_keeps_every_rule_or_is_refused(
     window: SendingWindow | None,
     start_hour: int,
     days: int,
+    zones: list[str | None],
 ) -> None:
     start = MONDAY + timedelta(hours=start_hour)
     request = SequenceRequest(
@@ -200,6 +211,8 @@ def test_any_plan_keeps_every_rule_or_is_refused(
         mailboxes=tuple(SenderCapacity(f"m{n}", limit) for n, limit in enumerate(limits)),
         window=window,
         seed="property",
+        # Recipients in turn in each of the drawn zones (none drawn: all in the window's).
+        zones=tuple(zones[n % len(zones)] for n in range(recipients)) if zones else (),
     )
     fit = recipients
     try:
@@ -207,3 +220,27 @@ def test_any_plan_keeps_every_rule_or_is_refused(
     except PlanError as refused:
         fit = refused.fit
     assert fit <= recipients
+
+
+def test_each_recipient_gets_the_window_in_their_own_time_zone() -> None:
+    london = OFFICE.model_copy(update={"timezone": "Europe/London"})
+    zones = ("Asia/Tokyo", "America/New_York", None) * 4
+    request = _request(
+        recipients=len(zones),
+        zones=zones,
+        window=london,
+        mailboxes=(SenderCapacity("a", 5),),
+        follow_ups=(StepDelay(days=1),),
+    )
+    _assert_sound(request)  # each time inside 9-17 on a weekday where its recipient is
+    plan = plan_sequences(request)
+    tokyo = [p for p in plan.recipients if p.zone == "Asia/Tokyo"]
+    assert len(tokyo) == 4
+    for planned in tokyo:
+        local = planned.times[0].astimezone(ZoneInfo("Asia/Tokyo"))
+        assert 9 <= local.hour < 17 and local.weekday() < 5
+        # 9-17 in Tokyo is before the London office opens.
+        assert planned.times[0].astimezone(ZoneInfo("Europe/London")).hour < 9
+    # The mailbox's 5 a day hold on London days, whoever the emails go to.
+    per_day = Counter(day_of(t, london) for p in plan.recipients for t in p.times)
+    assert max(per_day.values()) <= 5

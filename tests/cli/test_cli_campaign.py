@@ -140,7 +140,7 @@ def test_a_person_is_stopped_or_marked_replied_from_the_command_line(tmp_path: P
         "campaign", "stop-recipient", campaign_id, "Ben@Example.com", cwd=tmp_path, env=environment
     )
     assert stopped.returncode == 0, stopped.stderr
-    assert plain(stopped.stdout) == "ben@example.com stopped (email cancelled)"
+    assert plain(stopped.stdout) == "ben@example.com stopped (first email: stopped)"
     as_json = run_mailramp(
         "campaign",
         "stop-recipient",
@@ -150,7 +150,7 @@ def test_a_person_is_stopped_or_marked_replied_from_the_command_line(tmp_path: P
         cwd=tmp_path,
         env=environment,
     )
-    assert '"status": "cancelled"' in as_json.stdout
+    assert '"status": "stopped"' in as_json.stdout
 
     not_yet = run_mailramp(
         "campaign", "mark-replied", campaign_id, "ann@example.com", cwd=tmp_path, env=environment
@@ -162,4 +162,4 @@ def test_a_person_is_stopped_or_marked_replied_from_the_command_line(tmp_path: P
     )
     assert unknown.returncode == 3 and "not found" in plain(unknown.stderr)
     shown = run_mailramp("campaign", "show", campaign_id, cwd=tmp_path, env=environment)
-    assert "cancelled 1" in plain(shown.stdout) and "pending 1" in plain(shown.stdout)
+    assert "stopped 1" in plain(shown.stdout) and "pending 1" in plain(shown.stdout)

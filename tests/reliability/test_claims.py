@@ -76,8 +76,8 @@ async def _fill(target: Target) -> tuple[str, str]:
                     for n in range(start, min(start + 5000, RECORDS))
                 ]
 
-        def due_now(count: int) -> Sequence[Slot]:
-            return [Slot(campaign.mailbox_id, now - timedelta(seconds=1))] * count
+        def due_now(zones: Sequence[str | None]) -> Sequence[Slot]:
+            return [Slot(campaign.mailbox_id, now - timedelta(seconds=1))] * len(zones)
 
         counts = await runtime.store.import_recipients(campaign, batches(), plan=due_now)
         assert counts.accepted == counts.total_recipients == RECORDS

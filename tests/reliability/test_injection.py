@@ -109,9 +109,11 @@ INJECTED = """() => {
         }
     }
     // The page's own: the email preview's frame, sandboxed to run nothing, the chart's
-    // table of numbers, the plan per day and the new-campaign form's A/B wordings.
+    // table of numbers, the plan per day, the new-campaign form's A/B wordings and
+    // follow-ups (each with its variant B), and the campaign page's steps editor.
     const tags = ['iframe:not(#preview-frame[sandbox=""])', 'object', 'embed',
-                  'details:not(.chart-data):not(#plan-days):not(#ab-test)',
+                  'details:not(.chart-data):not(#plan-days):not(#ab-test):not(#follow-ups)'
+                  + ':not(.step-variant):not(#steps-editor)',
                   'svg:not(.chart)', 'style', 'base'];
     for (const tag of tags) {
         for (const element of document.querySelectorAll(tag)) {

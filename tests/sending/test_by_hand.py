@@ -20,9 +20,9 @@ async def test_a_person_stopped_before_their_turn_is_never_emailed(world: World)
     bob = await world.tracking.find_recipient(user.user_id, campaign.campaign_id, "Bob@Example.com")
 
     stopped = await world.tracking.stop(user.user_id, campaign.campaign_id, bob.id)
-    assert stopped.status == TrackingStatus.CANCELLED
+    assert stopped.status == TrackingStatus.STOPPED
     again = await world.tracking.stop(user.user_id, campaign.campaign_id, bob.id)
-    assert again.status == TrackingStatus.CANCELLED
+    assert again.status == TrackingStatus.STOPPED
     _, events = await world.tracking.recipient_events(user.user_id, campaign.campaign_id, bob.id)
     assert [(e.type, e.details) for e in events] == [(EventType.STOPPED, {"source": "manual"})]
 
@@ -91,6 +91,6 @@ async def test_a_reply_marked_by_hand_stops_the_colleagues_when_the_campaign_say
     page = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
     assert {r.recipient_email: r.status.value for r in page.items} == {
         "ana@initech.example": "sent",
-        "bo@initech.example": "cancelled",
+        "bo@initech.example": "stopped",
         "cy@other.example": "pending",
     }

@@ -96,3 +96,12 @@ async def store(database_url: str) -> AsyncIterator[Any]:
         yield sql
     finally:
         await sql.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """The URL of a database nothing was ever written to (for upgrade tests)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/old.db"
+    target: PostgresTarget = request.getfixturevalue("postgres")
+    return run_blocking(new_postgres_database(target, migrated=False))

@@ -341,8 +341,8 @@ async def test_waiting_emails_per_day_and_figures_per_variant_on_every_backend(
     assert {load.mailbox_id for load in by_day} == {mailbox.mailbox_id}
     figures = await services.campaigns.variant_figures(user.user_id, campaign.campaign_id)
     assert [row.letter for row in figures] == ["A", "B"]
-    counted = await services.store.counters_by_variant(user.user_id, campaign.campaign_id)
-    assert set(counted) == {0, 1} and all(c["total_sent"] == 0 for c in counted.values())
+    counted = await services.store.counters_by_step(user.user_id, campaign.campaign_id)
+    assert set(counted) == {(1, 0), (1, 1)} and all(c["total_sent"] == 0 for c in counted.values())
     stranger = await make_user(services)
     assert await services.store.pending_slots(stranger.user_id, campaign.campaign_id) == []
-    assert await services.store.counters_by_variant(stranger.user_id, campaign.campaign_id) == {}
+    assert await services.store.counters_by_step(stranger.user_id, campaign.campaign_id) == {}

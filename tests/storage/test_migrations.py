@@ -3,28 +3,17 @@ the newest, on every backend."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import text
 
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import head_revision, upgrade
-from tests.conftest import PostgresTarget, new_postgres_database
 
 USER = "0123456789abcdef01234567"
 BOX = "0123456789abcdef01234568"
 CAMPAIGN = "0123456789abcdef01234569"
 CAMPAIGN_ID = "6f1b3c1e-2d4e-4f5a-8b6c-7d8e9f0a1b2c"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/old.db"
-    target: PostgresTarget = request.getfixturevalue("postgres")
-    return asyncio.run(new_postgres_database(target, migrated=False))
 
 
 async def test_data_from_the_first_schema_survives_every_upgrade(empty_database: str) -> None:

@@ -95,12 +95,13 @@ async def test_unique_and_lookup_indexes_exist(services: Services) -> None:
         },
         "campaign_matrix": {("campaign_id",): True, ("user_id",): False, ("mailbox_id",): False},
         "email_tracking": {
-            ("campaign_id", "recipient_email"): True,
+            ("campaign_id", "recipient_email", "step"): True,
             ("status", "scheduled_at"): False,
             ("message_id",): False,
             ("user_id",): False,
             ("mailbox_id",): False,
         },
+        "campaign_recipients": {("campaign_id", "recipient_email"): True},
     }
     for table, wanted in expected.items():
         for columns, unique in wanted.items():

@@ -118,6 +118,7 @@ async def test_the_pending_schedule_counts_only_what_waits(services: Services) -
         3,
         campaign.start_time + timedelta(minutes=10),
         campaign.start_time + timedelta(minutes=50),
+        first_emails=3,
     )
     stranger = await make_user(services)
     assert (await store.pending_schedule(stranger.id, campaign.campaign_id)).count == 0

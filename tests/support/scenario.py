@@ -101,8 +101,9 @@ def inbox_receives(directory: Path, public_base_url: str, raw: bytes, *, about: 
 
 def send_everything_now(directory: Path, public_base_url: str) -> None:
     """For a `mailramp serve` site whose files are in `directory`: make every record due,
-    run worker passes on its database until nothing is left, then date the sends a minute
-    back (so a click right after is not "too fast" for a person)."""
+    run worker passes on its database until nothing is left — every step of every
+    sequence — then date the sends a minute back (so a click right after is not "too fast"
+    for a person)."""
     from mailramp.runtime import open_runtime
     from tests.support.loops import run_blocking
 
@@ -111,10 +112,14 @@ def send_everything_now(directory: Path, public_base_url: str) -> None:
     async def send() -> None:
         runtime = await open_runtime(settings)
         try:
-            await make_due_now(runtime)
             worker = runtime.worker()
-            while await worker.tick():
-                pass
+            while True:  # a sent email makes the person's next step due: send that too
+                await make_due_now(runtime)
+                claimed = 0
+                while passed := await worker.tick():
+                    claimed += passed
+                if not claimed:
+                    break
             await worker.close()
             async with runtime.store.engine.begin() as connection:  # type: ignore[attr-defined]
                 await connection.execute(

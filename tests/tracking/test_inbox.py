@@ -406,7 +406,7 @@ async def test_a_reply_stops_the_colleagues_still_waiting_when_the_campaign_says
     states = {r.recipient_email: r.status.value for r in after.items}
     assert states == {
         "ana@initech.example": "sent",
-        "bo@initech.example": "cancelled",  # Ana's colleague
+        "bo@initech.example": "stopped",  # Ana's colleague
         "cy@initech.example.net": "pending",  # another domain
         "dee@gmail.com": "sent",
         "eve@gmail.com": "pending",  # a public provider says nothing about a company

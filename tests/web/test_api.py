@@ -546,7 +546,7 @@ def test_a_person_is_stopped_or_marked_replied_through_the_api(base: str, seen: 
     assert not_sent.status_code == 409
     assert not_sent.json()["error"]["field"] == "record_id"
     stopped = browser.call("POST", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/stop")
-    assert stopped.status_code == 200 and stopped.json()["status"] == "cancelled"
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
     events = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/events")
     assert [(e["type"], e["details"]) for e in events.json()] == [("stopped", {"source": "manual"})]
     other = Browser(base, "by-hand-other@example.com", seen)
@@ -594,6 +594,76 @@ def test_an_ab_test_through_the_api(base: str, seen: list[str]) -> None:
         "A",
         "B",
     ]
+
+
+def test_a_sequence_through_the_api(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "seq@example.com", seen)
+    box = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("seq@acme.com")).json()
+    bad = [{"delay_days": 2, "message": "Hi {{first name}}"}]
+    refused = browser.call(
+        "POST", "/api/v1/campaigns", json=_fields(box["_id"]) | {"campaign_steps": bad}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "campaign_steps"
+    assert "step 2, message, line 1, column 4" in refused.json()["error"]["message"]
+    steps = [
+        {"delay_days": 2, "message": "Any thoughts, {{first_name}}?"},
+        {"delay_days": 3, "subject": "Last idea", "message": "Bye"},
+    ]
+    created = _campaign(
+        browser, box["_id"], campaign_steps=steps, auto_reply_postpone_days=2, duration=24 * 7
+    )
+    cid = created["campaign_id"]
+    assert [s["step"] for s in created["campaign_steps"]] == [2, 3]
+    assert created["auto_reply_postpone_days"] == 2
+    imported = browser.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={"file": ("p.csv", b"email,first_name\na@example.com,A\n", "text/csv")},
+    )
+    assert imported.status_code == 200, imported.text
+    funnel = browser.call("GET", f"/api/v1/campaigns/{cid}/steps").json()
+    assert [(s["position"], s["step"], s["delay_days"], s["subject"]) for s in funnel] == [
+        (1, 1, 0, "Hi {{first_name}}"),
+        (2, 2, 2, ""),
+        (3, 3, 3, "Last idea"),
+    ]
+    assert [next(f["count"] for f in s["figures"] if f["key"] == "sent") for s in funnel] == [
+        0,
+        0,
+        0,
+    ]
+    (day,) = browser.call("GET", f"/api/v1/campaigns/{cid}/plan").json()[:1]
+    assert day["first_emails"] == 1
+    planned = browser.call("GET", f"/api/v1/campaigns/{cid}/plan").json()
+    assert sum(d["follow_ups"] for d in planned) == 2
+    # Step 2 goes, one is added: the kept one keeps its number, the new one gets 4.
+    kept = [{"step": 3, "delay_days": 1, "subject": "Last idea", "message": "Bye"}]
+    new_step = {"delay_hours": 5, "message": "P.S."}
+    changed = browser.call(
+        "PUT", f"/api/v1/campaigns/{cid}/steps", json={"campaign_steps": [*kept, new_step]}
+    )
+    assert changed.status_code == 200, changed.text
+    assert [s["step"] for s in changed.json()["campaign_steps"]] == [3, 4]
+    unknown = browser.call(
+        "PUT",
+        f"/api/v1/campaigns/{cid}/steps",
+        json={"campaign_steps": [{"step": 9, "delay_days": 1, "message": "x"}]},
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["field"] == "campaign_steps[0].step"
+    emails = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients").json()["items"]
+    assert sorted((e["step"], e["status"]) for e in emails) == [
+        (1, "pending"),
+        (3, "waiting"),
+        (4, "waiting"),
+    ]
+    other = Browser(base, "seq-other@example.com", seen)
+    assert other.call("GET", f"/api/v1/campaigns/{cid}/steps").status_code == 404
+    assert (
+        other.call("PUT", f"/api/v1/campaigns/{cid}/steps", json={"campaign_steps": []}).status_code
+        == 404
+    )
 
 
 def test_suppression_list_and_legacy_documents(base: str, seen: list[str]) -> None:

@@ -684,9 +684,11 @@ def test_a_person_is_stopped_from_their_timeline(site: str, page: Any, tmp_path:
         asked: list[str] = []
         page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
         page.click("#recipient-actions button:has-text('Stop this person')")
-        assert asked == ["Stop emailing ben@example.com? An email not sent yet will not be sent."]
+        assert asked == [
+            "Stop emailing ben@example.com? Their emails not sent yet will not be sent."
+        ]
         assert "ben@example.com stopped" in page.inner_text("p.notice")
-        assert "cancelled" in page.inner_text("tr[data-recipient='ben@example.com']")
+        assert "stopped" in page.inner_text("tr[data-recipient='ben@example.com']")
         assert "stopped (by hand)" in page.inner_text("#events")
         assert "Stopped: nothing more is sent to ben@example.com" in page.inner_text(
             "#recipient-actions"
@@ -759,6 +761,87 @@ def test_an_ab_test_made_on_the_form_shows_each_variants_figures(
         assert sent == ["2", "2"]
         subjects = sorted(r.message["Subject"] for r in smtp.inbox.messages)
         assert subjects == ["Hey there", "Hey there", "Hi", "Hi"]
+        assert page.problems == []
+    finally:
+        smtp.stop()
+
+
+def test_a_three_step_campaign_with_variants_from_two_mailboxes_made_on_the_form(
+    site: str, page: Any, tmp_path: Path
+) -> None:
+    smtp = SmtpServer({"sam@acme.com": "smtp-pass", "sam@acme-mail.com": "smtp-pass"}).start()
+    try:
+        _sign_up(page, site, "sam@example.com")
+        _link_mailbox(page, "sam@acme.com", smtp.port)
+        _link_mailbox(page, "sam@acme-mail.com", smtp.port)
+        fill_campaign_form(page, site, name="Seq", subject="Hi", message="<p>Hi</p>", duration="48")
+        page.check("#also-from input[type=checkbox] >> nth=1")
+        page.click("#follow-ups summary")
+        page.fill("#step_2_days", "0")
+        page.fill("#step_2_hours", "1")
+        page.fill("#step_2_message", "<p>Any thoughts, {{first_name}?</p>")
+        page.click("#step-2 details summary")
+        page.fill("#step_2_variant_message", "<p>Still interested?</p>")
+        page.fill("#step_3_days", "0")
+        page.fill("#step_3_hours", "2")
+        page.fill("#step_3_subject", "One last idea")
+        page.fill("#step_3_message", "<p>Last one.</p>")
+        people = tmp_path / "people.csv"
+        people.write_text("email\n" + "".join(f"p{n}@example.com\n" for n in range(4)))
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        # A malformed merge tag names the step, the part and where it is; nothing is lost.
+        error = page.inner_text("#campaign_steps-error")
+        assert error.startswith("step 2, message, line 1, column 17:"), error
+        assert page.input_value("#step_3_subject") == "One last idea"
+        page.fill("#step_2_message", "<p>Any thoughts, {{first_name|there}}?</p>")
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        assert "4 accepted" in page.inner_text("p.notice")
+        assert page.locator("#sequence-steps li").all_inner_texts() == [
+            "First email: Hi",
+            "1 hour later: a reply in the thread (2 variants)",
+            "2 hours later: One last idea",
+        ]
+        send_everything_now(site)
+        page.reload()
+        rows = page.locator("#steps tr[data-step]")
+        assert rows.count() == 3
+        sent = page.locator("#steps tr[data-step] td[data-metric=sent]").all_inner_texts()
+        assert [cell.split()[0] for cell in sent] == ["4", "4", "4"]
+        variants = page.locator("#steps tr[data-step-variant] td[data-metric=sent]")
+        assert [cell.split()[0] for cell in variants.all_inner_texts()] == ["2", "2"]
+        mail: dict[str, list[Any]] = {}
+        for received in smtp.inbox.messages:
+            mail.setdefault(received.message["To"], []).append(received)
+        assert sorted(mail) == [f"p{n}@example.com" for n in range(4)]
+        for first, second, third in mail.values():
+            assert (first.message["Subject"], second.message["Subject"]) == ("Hi", "Re: Hi")
+            assert second.message["In-Reply-To"] == first.message["Message-ID"]
+            assert third.message["Subject"] == "One last idea"
+            assert first.sender == second.sender == third.sender
+        assert {received[0].sender for received in mail.values()} == {
+            "sam@acme.com",
+            "sam@acme-mail.com",
+        }
+        # A person's timeline shows every step.
+        page.click("tr[data-recipient='p0@example.com'] a:has-text('events')")
+        timeline = page.inner_text("#events")
+        assert "step 1 sent" in timeline and "step 2 sent" in timeline
+        assert "step 3 sent" in timeline
+        # A step added while it runs goes to everyone whose sequence is still going.
+        page.click("#steps-editor summary")
+        page.fill("#step_new_days", "0")
+        page.fill("#step_new_hours", "1")
+        page.fill("#step_new_message", "<p>A fourth note.</p>")
+        page.click("#save-steps")
+        assert "the sequence has 4 step(s)" in page.inner_text("p.notice")
+        send_everything_now(site)
+        assert len(smtp.inbox.messages) == 16
+        page.reload()
+        sent = page.locator("#steps tr[data-step] td[data-metric=sent]").all_inner_texts()
+        assert [cell.split()[0] for cell in sent] == ["4", "4", "4", "4"]
+        screenshot(page, "campaign-sequence")
         assert page.problems == []
     finally:
         smtp.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -78,6 +79,16 @@ class MessageFormat(StrEnum):
     HTML = "html"
 
 
+def zone_problem(name: str) -> str | None:
+    """Why `name` is no time zone (None when it is one): an IANA name such as
+    Europe/Paris is expected."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)"
+    return None
+
+
 class SendingWindow(BaseModel):
     """When sends may go out: these weekdays (0 = Monday), from `start_hour` to `end_hour`,
     in `timezone`. The daily limit counts calendar days in the same time zone."""
@@ -99,10 +110,9 @@ class SendingWindow(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r} (use an IANA name)") from None
+        problem = zone_problem(name)
+        if problem:
+            raise ValueError(problem)
         return name
 
     @model_validator(mode="after")
@@ -131,6 +141,57 @@ class Variant(BaseModel):
     message: str
 
 
+MAX_POSTPONE_DAYS = 60
+MAX_STEPS = 10
+"""The most steps a sequence has: the first email and up to nine follow-ups."""
+
+
+@dataclass(frozen=True)
+class StepDelay:
+    """How long after the previous step a follow-up goes: days (sending days when the
+    window skips weekdays) and hours."""
+
+    days: int = 0
+    hours: float = 0.0
+
+    def __str__(self) -> str:
+        parts = [f"{self.days} day{'s' * (self.days != 1)}"] if self.days else []
+        if self.hours or not parts:
+            parts.append(f"{self.hours:g} hour{'s' * (self.hours != 1)}")
+        return " ".join(parts)
+
+
+class FollowUp(BaseModel):
+    """A follow-up step of the sequence (an entry of the campaign's `campaign_steps`): sent
+    `delay_days` and `delay_hours` after the previous step, to people who have not
+    answered, from the mailbox that sent them the first email.
+
+    `step` is the step's number, given when it is added and never reused: its emails keep
+    it (`EmailTracking.step`) whatever is removed around it. Steps go out in the order of
+    their numbers. An empty `subject` makes it a reply in the thread of the previous email
+    (`Re: <subject>`, In-Reply-To and References); otherwise it starts a thread of its own.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    step: int = Field(ge=2)
+    delay_days: int = Field(default=3, ge=0, le=365)
+    delay_hours: float = Field(default=0.0, ge=0, le=24 * 365)
+    subject: str = ""
+    message: str
+    variants: list[Variant] = Field(default_factory=list)
+
+    @property
+    def delay(self) -> StepDelay:
+        """How long after the previous step it goes."""
+        return StepDelay(self.delay_days, self.delay_hours)
+
+    @property
+    def wordings(self) -> list[Variant]:
+        """Every variant of the step, A first."""
+        return [Variant(subject=self.subject, message=self.message), *self.variants]
+
+
 class Campaign(Record):
     """A campaign: what to send, from which mailbox, across `[start_time, end_time)`."""
 
@@ -156,6 +217,9 @@ class Campaign(Record):
     stop_company_on_reply: bool = False
     """When one person answers, stop everyone at the same company domain still waiting
     (tracking/stops.py)."""
+    auto_reply_postpone_days: int = Field(default=0, ge=0, le=MAX_POSTPONE_DAYS)
+    """What an automatic reply (out of office) does to the person's sequence: 0, nothing;
+    N, their next step waits until N sending days after it."""
     variants: list[Variant] = Field(default_factory=list)
     """Variants B, C… of the email (A is `subject`/`message`); each recipient gets one,
     assigned in turn as they are imported. Stored empty when there is only A."""
@@ -166,6 +230,10 @@ class Campaign(Record):
     """Every mailbox the campaign sends from, `mailbox_id` (the schema's) first; each
     recipient is sent from one of them. A campaign stored before this field reads as
     `[mailbox_id]`."""
+    campaign_steps: list[FollowUp] = Field(default_factory=list)
+    """The follow-ups after the first email (`subject`/`message` are step 1), in order of
+    their `step` numbers. Empty: a one-step campaign, as every campaign stored before
+    sequences reads."""
 
     @model_validator(mode="before")
     @classmethod
@@ -175,8 +243,9 @@ class Campaign(Record):
             return data
         if not data.get("mailbox_ids") and data.get("mailbox_id"):
             data = {**data, "mailbox_ids": [data["mailbox_id"]]}
-        if data.get("variants", ()) is None:
-            data = {**data, "variants": []}
+        for name in ("variants", "campaign_steps"):
+            if data.get(name, ()) is None:
+                data = {**data, name: []}
         return data
 
     @model_validator(mode="after")
@@ -185,6 +254,9 @@ class Campaign(Record):
             raise ValueError("mailbox_ids must start with mailbox_id")
         if len(set(self.mailbox_ids)) != len(self.mailbox_ids):
             raise ValueError("mailbox_ids must not repeat a mailbox")
+        numbers = [step.step for step in self.campaign_steps]
+        if numbers != sorted(set(numbers)) or len(numbers) >= MAX_STEPS:
+            raise ValueError(f"campaign_steps must be at most {MAX_STEPS - 1}, in step order")
         return self
 
     @property
@@ -206,20 +278,54 @@ class Campaign(Record):
 
     @property
     def wordings(self) -> list[Variant]:
-        """Every variant of the email, A first."""
+        """Every variant of the first email, A first."""
         return [Variant(subject=self.subject, message=self.message), *self.variants]
 
-    def variant_of(self, index: int) -> Variant:
-        """Variant `index` (0 = A); A when it no longer exists."""
-        wordings = self.wordings
+    def window_for(self, zone: str | None) -> SendingWindow | None:
+        """The sending window as it applies to a recipient in `zone` (their own time zone,
+        None for the campaign's): the same days and hours, there."""
+        window = self.sending_window
+        if zone is None or window is None or zone == window.timezone:
+            return window
+        return window.model_copy(update={"timezone": zone})
+
+    @property
+    def texts(self) -> list[str]:
+        """Every subject and message it sends: each variant of each step."""
+        wordings = [*self.wordings, *(w for f in self.campaign_steps for w in f.wordings)]
+        return [text for wording in wordings for text in (wording.subject, wording.message)]
+
+    @property
+    def steps(self) -> list[int]:
+        """The numbers of its steps in sending order: 1, then each follow-up's."""
+        return [1, *(follow_up.step for follow_up in self.campaign_steps)]
+
+    def follow_up(self, step: int) -> FollowUp | None:
+        """Follow-up `step` (None for step 1 or one removed)."""
+        return next((f for f in self.campaign_steps if f.step == step), None)
+
+    def step_after(self, step: int) -> FollowUp | None:
+        """The follow-up that comes after `step` (None after the last)."""
+        return next((f for f in self.campaign_steps if f.step > step), None)
+
+    def step_wordings(self, step: int) -> list[Variant]:
+        """Every variant of step `step`, A first (the first email's for an unknown step)."""
+        follow_up = self.follow_up(step)
+        return self.wordings if follow_up is None else follow_up.wordings
+
+    def variant_of(self, index: int, step: int = 1) -> Variant:
+        """Variant `index` (0 = A) of step `step`; A when it no longer exists."""
+        wordings = self.step_wordings(step)
         return wordings[index] if 0 <= index < len(wordings) else wordings[0]
 
-    def for_recipient(self, email: str, variant: int = 0) -> Campaign:
-        """The campaign as this recipient gets it: their variant's subject and message, its
-        spintax resolved to the same choices every time for them (the sent email, its
-        preview and its click links agree)."""
-        chosen = self.variant_of(variant)
-        seed = f"{self.campaign_id}:{email.lower()}:1"
+    def for_recipient(self, email: str, variant: int = 0, step: int = 1) -> Campaign:
+        """The campaign as this recipient gets step `step`: their variant's subject and
+        message, its spintax resolved to the same choices every time for them (the sent
+        email, its preview and its click links agree). A follow-up sent in the thread of
+        the previous email has an empty subject here (the message says `Re:`)."""
+        step = step if self.follow_up(step) else 1
+        chosen = self.variant_of(variant, step)
+        seed = f"{self.campaign_id}:{email.lower()}:{step}"
         if variant:
             seed += f":{VARIANT_LETTERS[variant]}"
         subject = spin(chosen.subject, f"{seed}:subject")

@@ -35,6 +35,8 @@ class PendingSchedule:
     count: int
     first: datetime | None = None
     last: datetime | None = None
+    first_emails: int = 0
+    """How many of them are first emails: the people not contacted yet."""
 
     def pace(self) -> str | None:
         """How fast they go out, in the unit their spread reads best in: "about 5 a
@@ -59,16 +61,21 @@ def _number(value: float) -> str:
 
 
 class Slot(NamedTuple):
-    """Where and when one pending email goes: the mailbox that sends it, and its moment."""
+    """Where and when one waiting email goes: the mailbox that sends it, and its moment;
+    which step it is; for a planned first email, the moment of each of the person's
+    follow-ups as (step, moment)."""
 
     mailbox_id: str
     at: datetime
+    step: int = 1
+    follow_ups: tuple[tuple[int, datetime], ...] = ()
 
 
-PlanFunction = Callable[[int], Sequence[Slot]]
-"""Given how many pending records a campaign has, the mailbox and moment of each, in import
-order (or PlanError). The schedule sets both: a campaign moved to another mailbox before it
-started sends its waiting emails from that one."""
+PlanFunction = Callable[[Sequence[str | None]], Sequence[Slot]]
+"""Given the time zone of each pending first email of a campaign (None: the campaign's), in
+import order, the mailbox and moment of each and of its follow-ups, in the same order (or
+PlanError). The schedule sets both: a campaign moved to another mailbox before it started
+sends its waiting emails from that one."""
 
 
 class CampaignRepository(Protocol):
@@ -102,8 +109,9 @@ class CampaignQueue(Protocol):
     status changes (the queue itself is `sending.repository.SendingRepository`)."""
 
     async def pending_schedule(self, user_id: str, campaign_id: str) -> PendingSchedule:
-        """How many of the campaign's emails wait to be sent (`pending`), and when the first
-        and last of them are planned."""
+        """How many of the campaign's emails wait to be sent (`pending`, or a follow-up
+        `waiting`), when the first and last of them are planned, and how many of them are
+        first emails."""
         ...
 
     async def pending_slots(self, user_id: str, campaign_id: str) -> list[Slot]:

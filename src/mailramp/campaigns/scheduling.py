@@ -1,14 +1,15 @@
 """Binding the planners to a campaign: its window, its mailboxes' limits, the mailboxes'
 other campaigns, and now.
 
-A campaign of one mailbox is spread by `planner` (its refusal names the daily limit that
-would fit); one of several shares its recipients among them with `sequencing` (its refusal
-names the number of mailboxes that would).
+A one-step campaign of one mailbox is spread by `planner` (its refusal names the daily
+limit that would fit); one with follow-ups or several mailboxes is planned whole sequence
+by whole sequence with `sequencing` (its refusal names the duration or the number of
+mailboxes that would fit).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -16,7 +17,12 @@ from datetime import date, datetime
 from mailramp.campaigns import planner
 from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.repository import CampaignQueue, PlanFunction, Slot
-from mailramp.campaigns.sequencing import SenderCapacity, SequenceRequest, plan_sequences
+from mailramp.campaigns.sequencing import (
+    PlannedRecipient,
+    SenderCapacity,
+    SequenceRequest,
+    plan_sequences,
+)
 from mailramp.errors import NotFoundError
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.repository import MailboxRepository
@@ -46,24 +52,42 @@ class CampaignPlan:
 
     mailbox_ids: tuple[str, ...]
     first: planner.PlanRequest
-    """The one-mailbox request (its count set by each call)."""
-    shared: SequenceRequest | None
-    """The request across several mailboxes; None with one."""
+    """The one-mailbox, one-step request (its count set by each call)."""
+    sequences: SequenceRequest
+    """The request for whole sequences across the mailboxes (its recipients set by each
+    call): used with follow-ups, several mailboxes or recipients' own time zones."""
+    follow_up_steps: tuple[int, ...] = ()
+    """The numbers of the follow-ups each person gets after their first email."""
+
+    @property
+    def simple(self) -> bool:
+        """One mailbox and one step: the even spread of `planner` is the whole plan."""
+        return len(self.mailbox_ids) == 1 and not self.follow_up_steps
 
     def check_fits(self, count: int) -> None:
-        """PlanError (saying what would fit) unless `count` emails fit."""
-        if self.shared is None:
+        """PlanError (saying what would fit) unless `count` people's sequences fit."""
+        if self.simple:
             planner.check_fits(replace(self.first, count=count))
         else:
-            plan_sequences(replace(self.shared, recipients=count))
+            plan_sequences(replace(self.sequences, recipients=count))
 
-    def slots(self, count: int) -> list[Slot]:
-        """The mailbox and moment of `count` emails (or PlanError)."""
-        if self.shared is None:
-            times = planner.plan(replace(self.first, count=count))
+    def slots(self, zones: Sequence[str | None]) -> list[Slot]:
+        """The mailbox and moments of the sequence of each person whose time zone is given
+        (None: the campaign's), in the same order (or PlanError)."""
+        if self.simple and not any(zones):
+            times = planner.plan(replace(self.first, count=len(zones)))
             return [Slot(self.mailbox_ids[0], moment) for moment in times]
-        plan = plan_sequences(replace(self.shared, recipients=count))
-        return [Slot(self.mailbox_ids[p.mailbox], p.times[0]) for p in plan.recipients]
+        own = tuple(zones) if any(zones) else ()
+        plan = plan_sequences(replace(self.sequences, recipients=len(zones), zones=own))
+        by_zone: dict[str | None, deque[PlannedRecipient]] = defaultdict(deque)
+        for planned in plan.recipients:
+            by_zone[planned.zone].append(planned)
+        slots = []
+        for zone in zones:
+            planned = by_zone[zone if own else None].popleft()
+            steps = tuple(zip(self.follow_up_steps, planned.times[1:], strict=True))
+            slots.append(Slot(self.mailbox_ids[planned.mailbox], planned.times[0], 1, steps))
+        return slots
 
 
 async def campaign_plan(
@@ -90,18 +114,18 @@ async def campaign_plan(
         already_planned=capacities[0].already_planned,
         seed=campaign.campaign_id,
     )
-    shared = None
-    if len(capacities) > 1:
-        shared = SequenceRequest(
-            start=start,
-            end=campaign.end_time,
-            recipients=0,
-            follow_ups=(),
-            mailboxes=tuple(capacities),
-            window=window,
-            seed=campaign.campaign_id,
-        )
-    return CampaignPlan(tuple(c.mailbox_id for c in capacities), first, shared)
+    follow_ups = campaign.campaign_steps
+    sequences = SequenceRequest(
+        start=start,
+        end=campaign.end_time,
+        recipients=0,
+        follow_ups=tuple(step.delay for step in follow_ups),
+        mailboxes=tuple(capacities),
+        window=window,
+        seed=campaign.campaign_id,
+    )
+    steps = tuple(step.step for step in follow_ups)
+    return CampaignPlan(tuple(c.mailbox_id for c in capacities), first, sequences, steps)
 
 
 async def _already_planned(
@@ -121,5 +145,5 @@ async def _already_planned(
 async def plan_function(
     store: CampaignQueue, campaign: Campaign, mailboxes: Sequence[Mailbox], *, now: datetime
 ) -> PlanFunction:
-    """A PlanFunction for the store: slots for however many records are pending."""
+    """A PlanFunction for the store: slots for the pending first emails, by time zone."""
     return (await campaign_plan(store, campaign, mailboxes, now=now)).slots

@@ -9,6 +9,8 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator, 
 from mailramp.campaigns.models import (
     MAX_DURATION_HOURS,
     MAX_MAILBOXES,
+    MAX_POSTPONE_DAYS,
+    MAX_STEPS,
     MAX_VARIANTS,
     VARIANT_LETTERS,
     MessageFormat,
@@ -52,6 +54,58 @@ def well_formed_variants(variants: list[VariantInput] | None) -> list[VariantInp
     return variants
 
 
+class FollowUpVariantInput(Input):
+    """Another wording of a follow-up (variant B, C…): its message, and its subject (left
+    empty: the step's own; a step sent in the thread ignores it)."""
+
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=998)] = ""
+    message: BodyText
+
+
+class FollowUpInput(Input):
+    """A follow-up step: its delay after the previous step (days — sending days when the
+    window skips weekdays — and hours), its message, and a subject of its own or none (then
+    it is sent as a reply in the thread: `Re: <subject>`). `step` names an existing
+    follow-up to keep or change; a step without one is added."""
+
+    step: int | None = Field(default=None, ge=2)
+    delay_days: int = Field(default=3, ge=0, le=365)
+    delay_hours: float = Field(default=0.0, ge=0, le=24 * 365)
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=998)] = ""
+    message: BodyText
+    variants: Annotated[list[FollowUpVariantInput], Field(max_length=MAX_VARIANTS - 1)] | None = (
+        None
+    )
+
+    @model_validator(mode="after")
+    def _some_delay(self) -> FollowUpInput:
+        if self.delay_days == 0 and self.delay_hours == 0:
+            raise ValueError("a follow-up needs a delay after the previous step (days or hours)")
+        return self
+
+
+FollowUps = Annotated[list[FollowUpInput], Field(max_length=MAX_STEPS - 1)]
+
+
+def well_formed_steps(steps: list[FollowUpInput] | None) -> list[FollowUpInput] | None:
+    """The follow-ups unless a merge tag or spintax group in one is malformed (ValueError
+    naming the step — the first email is step 1 — the variant, the part, the line and the
+    column), or one names the same existing step twice."""
+    named = [step.step for step in steps or [] if step.step is not None]
+    if len(named) != len(set(named)):
+        raise ValueError(f"campaign_steps names step {named[0]} twice")
+    for number, step in enumerate(steps or [], start=2):
+        wordings = [step, *(step.variants or [])]
+        for letter, wording in zip(VARIANT_LETTERS, wordings, strict=False):
+            for part in ("subject", "message"):
+                problems = template_problems(getattr(wording, part))
+                if problems:
+                    variant = f", variant {letter}" if len(wordings) > 1 else ""
+                    raise ValueError(f"step {number}{variant}, {part}, {problems[0]}")
+    return steps
+
+
+PostponeDays = Annotated[int, Field(ge=0, le=MAX_POSTPONE_DAYS)]
 Subject = Annotated[SubjectText, AfterValidator(well_formed)]
 Body = Annotated[BodyText, AfterValidator(well_formed)]
 DurationHours = Annotated[float, Field(gt=0, le=MAX_DURATION_HOURS)]
@@ -92,9 +146,12 @@ class CampaignCreate(Input):
     track_opens: bool = True
     track_clicks: bool = True
     stop_company_on_reply: bool = False
+    auto_reply_postpone_days: PostponeDays = 0
     variants: Variants | None = None
+    campaign_steps: FollowUps | None = None
 
     _variants_checked = field_validator("variants")(well_formed_variants)
+    _steps_checked = field_validator("campaign_steps")(well_formed_steps)
 
     @model_validator(mode="after")
     def _mailboxes(self) -> CampaignCreate:
@@ -121,6 +178,7 @@ class CampaignUpdate(Input):
     track_opens: bool | None = None
     track_clicks: bool | None = None
     stop_company_on_reply: bool | None = None
+    auto_reply_postpone_days: PostponeDays | None = None
     variants: Variants | None = None
 
     _variants_checked = field_validator("variants")(well_formed_variants)
@@ -129,3 +187,11 @@ class CampaignUpdate(Input):
     def _mailboxes(self) -> CampaignUpdate:
         mailboxes_in_order(self.mailbox_id, self.mailbox_ids)
         return self
+
+
+class StepsUpdate(Input):
+    """The whole list of a campaign's follow-ups after a change, in order: each existing
+    one kept names its `step`; one left out is removed; one without a `step` is added (at
+    the end: steps keep the order they were added in)."""
+
+    campaign_steps: Annotated[FollowUps, AfterValidator(well_formed_steps)]

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from mailramp.campaigns.models import MAX_DURATION_HOURS, SendingWindow
+from mailramp.campaigns.models import MAX_DURATION_HOURS, SendingWindow, StepDelay
 from mailramp.campaigns.planner import (
     UTC_ZONE,
     OpenDay,
@@ -36,23 +36,6 @@ from mailramp.campaigns.planner import (
 )
 from mailramp.campaigns.repository import Slot
 from mailramp.errors import PlanError, ValidationError
-
-MAX_STEPS = 10
-
-
-@dataclass(frozen=True)
-class StepDelay:
-    """How long after the previous step a follow-up goes: days (sending days when the
-    window skips weekdays) and hours."""
-
-    days: int = 0
-    hours: float = 0.0
-
-    def __str__(self) -> str:
-        parts = [f"{self.days} day{'s' * (self.days != 1)}"] if self.days else []
-        if self.hours or not parts:
-            parts.append(f"{self.hours:g} hour{'s' * (self.hours != 1)}")
-        return " ".join(parts)
 
 
 def next_open(moment: datetime, window: SendingWindow | None) -> datetime:
@@ -116,15 +99,20 @@ class SequenceRequest:
     mailboxes: tuple[SenderCapacity, ...]
     window: SendingWindow | None = None
     seed: str = ""
+    zones: tuple[str | None, ...] = ()
+    """Each recipient's own time zone, in order (None: the window's); empty: everyone in
+    the window's. The window's days and hours apply in the recipient's zone; the daily
+    limits count days of the window's zone (a mailbox's day is one whoever it writes to)."""
 
 
 @dataclass(frozen=True)
 class PlannedRecipient:
-    """One recipient's mailbox (an index into the request's mailboxes) and the moment of
-    each of their steps, step 1 first."""
+    """One recipient's mailbox (an index into the request's mailboxes), the moment of each
+    of their steps, step 1 first, and their time zone (None: the window's)."""
 
     mailbox: int
     times: tuple[datetime, ...]
+    zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,39 +150,84 @@ class SequencePlan:
 
 
 def day_loads(slots: Sequence[Slot], window: SendingWindow | None) -> list[DayLoad]:
-    """Waiting emails as each mailbox's load per day (days of the window's zone, as its
-    daily limit counts them; UTC without a window), by day then mailbox."""
-    counts = Counter((slot.mailbox_id, day_of(slot.at, window)) for slot in slots)
-    ordered = sorted(counts, key=lambda key: (key[1], key[0]))
-    return [DayLoad(mailbox_id, day, counts[mailbox_id, day], 0) for mailbox_id, day in ordered]
+    """Waiting emails as each mailbox's load per day — first emails and follow-ups — (days
+    of the window's zone, as its daily limit counts them; UTC without a window), by day
+    then mailbox. A follow-up waiting for the step before it counts on its planned day."""
+    firsts = Counter((s.mailbox_id, day_of(s.at, window)) for s in slots if s.step == 1)
+    later = Counter((s.mailbox_id, day_of(s.at, window)) for s in slots if s.step != 1)
+    ordered = sorted(set(firsts) | set(later), key=lambda key: (key[1], key[0]))
+    return [DayLoad(box, day, firsts[box, day], later[box, day]) for box, day in ordered]
 
 
 @dataclass
 class _Sender:
-    """One mailbox while its sequences are placed: its open days and their load."""
+    """One mailbox while its sequences are placed: its daily limit, what other campaigns
+    hold per day, and what this plan placed per day (days of the window's zone)."""
 
     index: int
-    days: list[OpenDay]
+    daily_limit: int
+    already: Mapping[date, int]
     load: Counter[date] = field(default_factory=Counter)
 
-    def __post_init__(self) -> None:
-        self.by_day = {open_day.day: open_day for open_day in self.days}
-
-    @property
-    def free(self) -> int:
-        return sum(max(d.capacity - self.load[d.day], 0) for d in self.days)
+    def capacity(self, day: date) -> int:
+        """What the daily limit leaves on `day` after the other campaigns' sends."""
+        return max(self.daily_limit - self.already.get(day, 0), 0)
 
     def has_room(self, day: date, extra: int = 1) -> bool:
-        open_day = self.by_day.get(day)
-        return open_day is not None and self.load[day] + extra <= open_day.capacity
+        return self.load[day] + extra <= self.capacity(day)
 
 
-def _sequence(first: datetime, request: SequenceRequest) -> tuple[datetime, ...] | None:
-    """The moments of a whole sequence starting at `first`; None when a step would fall at
-    or after the campaign's end."""
+@dataclass(frozen=True)
+class _Group:
+    """Recipients who share a time zone: the window as it applies to them, how many."""
+
+    zone: str | None
+    window: SendingWindow | None
+    count: int
+
+
+def _groups(request: SequenceRequest) -> list[_Group]:
+    """The request's recipients by time zone, the largest group first."""
+    if not request.zones:
+        return [_Group(None, request.window, request.recipients)]
+    counts = Counter(request.zones)
+    groups = []
+    for zone, count in sorted(counts.items(), key=lambda item: (-item[1], item[0] or "")):
+        window = request.window
+        if zone is not None and window is not None:
+            window = window.model_copy(update={"timezone": zone})
+        groups.append(_Group(zone, window, count))
+    return groups
+
+
+def _days(sender: _Sender, request: SequenceRequest, group: _Group) -> list[OpenDay]:
+    """The days the group's window opens on, each with what the mailbox's limit leaves on
+    the day (of the window's zone) it opens in."""
+    single = PlanRequest(
+        start=request.start, end=request.end, count=0, daily_limit=0, window=group.window
+    )
+    return [
+        replace(d, capacity=sender.capacity(day_of(d.opens, request.window)))
+        for d in open_days(single)
+    ]
+
+
+def _free(sender: _Sender, request: SequenceRequest, group: _Group) -> int:
+    """The sends the mailbox can still take in the group's open hours."""
+    return sum(
+        max(d.capacity - sender.load[day_of(d.opens, request.window)], 0)
+        for d in _days(sender, request, group)
+    )
+
+
+def _sequence(
+    first: datetime, request: SequenceRequest, window: SendingWindow | None
+) -> tuple[datetime, ...] | None:
+    """The moments of a whole sequence starting at `first` (its delays in `window`, the
+    recipient's); None when a step would fall at or after the campaign's end."""
     times = [first]
     for delay in request.follow_ups:
-        moment = after_delay(times[-1], delay, request.window)
+        moment = after_delay(times[-1], delay, window)
         if moment >= request.end:
             return None
         times.append(moment)
@@ -202,9 +235,9 @@ def _sequence(first: datetime, request: SequenceRequest) -> tuple[datetime, ...]
 
 
 def _try_place(
-    sender: _Sender, first: datetime, request: SequenceRequest
+    sender: _Sender, first: datetime, request: SequenceRequest, group: _Group
 ) -> tuple[datetime, ...] | None:
-    times = _sequence(first, request)
+    times = _sequence(first, request, group.window)
     if times is None:
         return None
     days = Counter(day_of(moment, request.window) for moment in times)
@@ -214,25 +247,28 @@ def _try_place(
     return times
 
 
-def _place(sender: _Sender, count: int, request: SequenceRequest) -> list[tuple[datetime, ...]]:
-    """Up to `count` whole sequences on one mailbox: first the even spread, then wherever
-    room remains."""
-    rng = random.Random(f"{request.seed}:{sender.index}:{request.start.isoformat()}:{count}")  # noqa: S311 - jitter, not security
+def _place(
+    sender: _Sender, count: int, request: SequenceRequest, group: _Group
+) -> list[tuple[datetime, ...]]:
+    """Up to `count` whole sequences of the group on one mailbox: first the even spread,
+    then wherever room remains."""
+    seed = f"{request.seed}:{sender.index}:{request.start.isoformat()}:{count}"
+    rng = random.Random(seed if group.zone is None else f"{seed}:{group.zone}")  # noqa: S311 - jitter, not security
     placed: list[tuple[datetime, ...]] = []
-    usable = [d for d in sender.days if d.capacity]
+    usable = [d for d in _days(sender, request, group) if d.capacity]
     if not usable or count <= 0:
         return placed
     targets = spread(usable, min(count, sum(d.capacity for d in usable)))
     for open_day, target in zip(usable, targets, strict=True):
         for first in slot_times(open_day, target, rng):
-            if len(placed) < count and (times := _try_place(sender, first, request)):
+            if len(placed) < count and (times := _try_place(sender, first, request, group)):
                 placed.append(times)
     for open_day in usable:
         if len(placed) >= count:
             break
-        room = open_day.capacity - sender.load[open_day.day]
+        room = open_day.capacity - sender.load[day_of(open_day.opens, request.window)]
         for first in slot_times(open_day, min(room, count - len(placed)), rng):
-            if len(placed) < count and (times := _try_place(sender, first, request)):
+            if len(placed) < count and (times := _try_place(sender, first, request, group)):
                 placed.append(times)
     return placed
 
@@ -250,35 +286,33 @@ def _shares(total: int, weights: Sequence[int]) -> list[int]:
     return shares
 
 
-def _senders(request: SequenceRequest) -> list[_Sender]:
-    senders = []
-    for index, mailbox in enumerate(request.mailboxes):
-        single = PlanRequest(
-            start=request.start,
-            end=request.end,
-            count=0,
-            daily_limit=mailbox.daily_limit,
-            window=request.window,
-            already_planned=mailbox.already_planned,
-        )
-        senders.append(_Sender(index, open_days(single)))
-    return senders
-
-
 def _fit(request: SequenceRequest) -> list[PlannedRecipient]:
-    """As many whole sequences as fit, up to `request.recipients`."""
-    senders = _senders(request)
+    """As many whole sequences as fit, up to `request.recipients`: group by group (time
+    zone), each shared out by the mailboxes' free room, what a mailbox could not take
+    going to the others, most free room first."""
+    senders = [
+        _Sender(index, mailbox.daily_limit, mailbox.already_planned)
+        for index, mailbox in enumerate(request.mailboxes)
+    ]
     steps = len(request.follow_ups) + 1
-    wanted = _shares(request.recipients, [sender.free // steps for sender in senders])
     planned: list[PlannedRecipient] = []
-    for sender, share in zip(senders, wanted, strict=True):
-        planned.extend(PlannedRecipient(sender.index, t) for t in _place(sender, share, request))
-    # What a mailbox could not take goes to the others, most free room first.
-    for sender in sorted(senders, key=lambda s: (-s.free, s.index)):
-        missing = request.recipients - len(planned)
-        if missing <= 0:
-            break
-        planned.extend(PlannedRecipient(sender.index, t) for t in _place(sender, missing, request))
+    for group in _groups(request):
+        free = [_free(sender, request, group) // steps for sender in senders]
+        found: list[PlannedRecipient] = []
+        for sender, share in zip(senders, _shares(group.count, free), strict=True):
+            found += [
+                PlannedRecipient(sender.index, times, group.zone)
+                for times in _place(sender, share, request, group)
+            ]
+        for sender in sorted(senders, key=lambda s: (-_free(s, request, group), s.index)):
+            missing = group.count - len(found)
+            if missing <= 0:
+                break
+            found += [
+                PlannedRecipient(sender.index, times, group.zone)
+                for times in _place(sender, missing, request, group)
+            ]
+        planned += found
     planned.sort(key=lambda p: (p.times[0], p.mailbox))
     return planned
 

@@ -4,6 +4,7 @@ status machine of DESIGN.md §4."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from mailramp.campaigns.models import (
     VARIANT_LETTERS,
     Campaign,
     CampaignStatus,
+    FollowUp,
     Variant,
 )
 from mailramp.campaigns.repository import (
@@ -25,8 +27,14 @@ from mailramp.campaigns.repository import (
     PendingSchedule,
 )
 from mailramp.campaigns.scheduling import campaign_mailboxes, campaign_plan, plan_function
-from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate, VariantInput
+from mailramp.campaigns.schemas import (
+    CampaignCreate,
+    CampaignUpdate,
+    FollowUpInput,
+    VariantInput,
+)
 from mailramp.campaigns.sequencing import DayLoad, day_loads
+from mailramp.campaigns.steps import follow_ups_after
 from mailramp.errors import (
     ConflictError,
     InvalidTransitionError,
@@ -60,6 +68,19 @@ class VariantFigures:
     figures: list[Figure]
 
 
+@dataclass(frozen=True)
+class StepFigures:
+    """One step of a campaign's sequence in its funnel: its place in the order (1 is the
+    first email), its number, the follow-up it is (None for the first email), the
+    figures of its emails, and those of each of its variants."""
+
+    position: int
+    step: int
+    follow_up: FollowUp | None
+    figures: list[Figure]
+    variants: list[VariantFigures]
+
+
 def end_time_of(start_time: datetime, duration: float) -> datetime:
     """`start_time + duration hours`; a window past the last representable date (year 9999)
     is a ValidationError, not an overflow."""
@@ -88,6 +109,18 @@ def _ends_in_the_future(end_time: datetime, now: datetime) -> None:
 def _variants(given: list[VariantInput] | None) -> list[Variant]:
     """The variants a caller gave, as the campaign keeps them."""
     return [Variant(subject=v.subject, message=v.message) for v in given or []]
+
+
+def _new_steps(given: list[FollowUpInput] | None) -> list[FollowUp]:
+    """The follow-ups of a new campaign, numbered from 2 in order."""
+    for index, step in enumerate(given or []):
+        if step.step is not None:
+            raise ValidationError(
+                f"campaign_steps[{index}].step",
+                "a new campaign's steps have no number yet: leave `step` out",
+                value=step.step,
+            )
+    return follow_ups_after(given or [], [], 2)
 
 
 def _mailboxes_after(campaign: Campaign, changes: dict[str, Any]) -> list[str]:
@@ -147,7 +180,13 @@ class CampaignService:
         campaign_id = new_campaign_id()
         object_id = new_object_id()
         campaign = Campaign(
-            **(dict(data) | {"variants": _variants(data.variants)}),  # as validated
+            **(
+                dict(data)
+                | {
+                    "variants": _variants(data.variants),
+                    "campaign_steps": _new_steps(data.campaign_steps),
+                }
+            ),  # as validated
             id=object_id,
             campaign_id=campaign_id,
             user_id=owner,
@@ -248,7 +287,9 @@ class CampaignService:
         raise ConflictError("the campaign's status keeps changing; try again", field="status")
 
     async def _pending_count(self, campaign: Campaign) -> int:
-        return (await self._store.pending_schedule(campaign.user_id, campaign.campaign_id)).count
+        """How many people wait for their first email (each plan places their sequence)."""
+        schedule = await self._store.pending_schedule(campaign.user_id, campaign.campaign_id)
+        return schedule.first_emails
 
     async def pending_schedule(self, user_id: str, campaign_id: str) -> PendingSchedule:
         """How many of the user's campaign's emails wait, and when the first and last of
@@ -257,16 +298,33 @@ class CampaignService:
         return await self._store.pending_schedule(campaign.user_id, campaign.campaign_id)
 
     async def variant_figures(self, user_id: str, campaign_id: str) -> list[VariantFigures]:
-        """Each variant of the campaign's email with the figures of its recipients (A/B),
-        A first; every variant is listed, with zeros until it has recipients."""
+        """Each variant of the campaign's first email with the figures of its recipients
+        (A/B), A first; every variant is listed, with zeros until it has recipients."""
+        return (await self.step_figures(user_id, campaign_id))[0].variants
+
+    async def step_figures(self, user_id: str, campaign_id: str) -> list[StepFigures]:
+        """The per-step funnel: each step in sending order with the figures of its emails
+        (how many were sent, delivered, opened, clicked, answered), and of each of its
+        variants; every step and variant is listed, with zeros until it has emails."""
         campaign = await self.get_campaign(user_id, campaign_id)
-        counted = await self._store.counters_by_variant(campaign.user_id, campaign.campaign_id)
-        return [
-            VariantFigures(
-                VARIANT_LETTERS[index], variant, campaign.figures(tallied(counted.get(index, {})))
-            )
-            for index, variant in enumerate(campaign.wordings)
-        ]
+        counted = await self._store.counters_by_step(campaign.user_id, campaign.campaign_id)
+        funnel = []
+        for position, step in enumerate(campaign.steps, start=1):
+            wordings = campaign.step_wordings(step)
+            variants = [
+                VariantFigures(
+                    VARIANT_LETTERS[index],
+                    variant,
+                    campaign.figures(tallied(counted.get((step, index), {}))),
+                )
+                for index, variant in enumerate(wordings)
+            ]
+            whole: Counter[str] = Counter()
+            for index in range(len(wordings)):
+                whole.update(counted.get((step, index), {}))
+            figures = campaign.figures(tallied(whole))
+            funnel.append(StepFigures(position, step, campaign.follow_up(step), figures, variants))
+        return funnel
 
     async def pending_by_day(self, user_id: str, campaign_id: str) -> list[DayLoad]:
         """How many of the campaign's waiting emails each of its mailboxes sends each day

@@ -1,8 +1,10 @@
-"""`mailramp campaign …`: create, import, launch, pause, resume, cancel, stats, export."""
+"""`mailramp campaign …`: create, import, steps, launch, pause, resume, cancel, stats,
+export."""
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ import typer
 
 from mailramp.campaigns.models import SENDING_STATUSES, Campaign
 from mailramp.campaigns.repository import PendingSchedule
+from mailramp.campaigns.service import StepFigures
 from mailramp.cli.common import (
     JsonOption,
     command_group,
@@ -100,10 +103,20 @@ def campaign_create(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Import this CSV right away."),
     ] = None,
+    steps_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--steps-file",
+            exists=True,
+            dir_okay=False,
+            help="Follow-ups: a JSON list of {delay_days, delay_hours, subject, message, "
+            "variants}; an empty subject sends it as a reply in the thread.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a campaign; sends are spread over [start, start + duration] within the
-    mailbox's daily limit.
+    mailbox's daily limit, every follow-up included.
 
     Example:
 
@@ -117,6 +130,7 @@ def campaign_create(
         raise typer.BadParameter("give exactly one of --message and --message-file")
     body = message if message is not None else message_file.read_text()  # type: ignore[union-attr]
     size = recipients.stat().st_size if recipients else 0
+    follow_ups = _steps_from(steps_file) if steps_file else []
 
     async def work(runtime: Runtime) -> tuple[Campaign, ImportReport | None]:
         owner = await find_user(runtime, user)
@@ -126,7 +140,8 @@ def campaign_create(
             # All or nothing: a file the import would refuse creates no campaign, and the
             # recipients it holds are declared, so a campaign they would not fit is refused.
             with recipients.open("rb") as stream:
-                declared = check_file(stream, subject, body).accepted
+                texts = [subject, body, *_texts_of(follow_ups)]
+                declared = check_file(stream, *texts).accepted
         campaign = await runtime.campaigns.create_campaign(
             owner.user_id,
             mailbox_ids=[sender.mailbox_id for sender in senders],
@@ -137,6 +152,7 @@ def campaign_create(
             start_time=_start(start),
             duration=duration,
             total_recipients=declared,
+            campaign_steps=follow_ups,
         )
         report = await _import(runtime, campaign, recipients, size) if recipients else None
         return campaign, report
@@ -145,6 +161,105 @@ def campaign_create(
     lines = [f"created campaign {campaign.campaign_id} ({campaign.status})"]
     lines += _report_lines(report) if report else []
     emit(as_json, {"campaign": campaign, "import": report}, lines)
+
+
+def _steps_from(path: Path) -> list[dict[str, Any]]:
+    """The follow-ups a JSON file lists; BadParameter naming the file and the problem."""
+    try:
+        steps = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise typer.BadParameter(f"{path} is not JSON: {error}") from None
+    if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+        raise typer.BadParameter(f"{path} must hold a JSON list of steps ({{...}} each)")
+    return steps
+
+
+def _texts_of(steps: list[dict[str, Any]]) -> list[str]:
+    """Every subject and message of these follow-ups and their variants (as given)."""
+    wordings = [*steps, *(v for step in steps for v in step.get("variants") or [])]
+    return [
+        str(w.get(part) or "")
+        for w in wordings
+        if isinstance(w, dict)
+        for part in ("subject", "message")
+    ]
+
+
+@campaign_app.command("steps")
+def campaign_steps(campaign_id: CampaignId, as_json: JsonOption = False) -> None:
+    """The campaign's sequence, step by step, with the figures of each step's emails (the
+    per-step funnel).
+
+    Example:
+
+        mailramp campaign steps 6f1c… --json | jq '.[] | {position, sent: .figures[0].count}'
+    """
+    settings = load_settings()
+
+    async def work(runtime: Runtime) -> list[StepFigures]:
+        campaign = await find_campaign(runtime, campaign_id)
+        return await runtime.campaigns.step_figures(campaign.user_id, campaign.campaign_id)
+
+    funnel = run(settings, work, as_json=as_json)
+    lines = []
+    for row in funnel:
+        if row.follow_up is None:
+            title = f"step {row.position}: first email"
+        else:
+            wording = row.follow_up.subject or "reply in the thread"
+            title = f"step {row.position}: {row.follow_up.delay} later, {wording}"
+        lines += [title, *figures_table(row.figures)]
+    emit(as_json, [_step_json(row) for row in funnel], lines)
+
+
+def _step_json(row: StepFigures) -> dict[str, Any]:
+    follow_up = row.follow_up
+    return {
+        "position": row.position,
+        "step": row.step,
+        "delay_days": follow_up.delay_days if follow_up else 0,
+        "delay_hours": follow_up.delay_hours if follow_up else 0.0,
+        "subject": row.variants[0].variant.subject,
+        "figures": row.figures,
+        "variants": [{"letter": v.letter, "figures": v.figures} for v in row.variants],
+    }
+
+
+@campaign_app.command("set-steps")
+def campaign_set_steps(
+    campaign_id: CampaignId,
+    steps_file: Annotated[
+        Path,
+        typer.Option(
+            "--file",
+            exists=True,
+            dir_okay=False,
+            help="The follow-ups after the change (JSON list): keep one by naming its "
+            "`step`, leave one out to remove it, add one without `step`.",
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Change a campaign's follow-ups, before or while it runs; only emails not sent yet
+    change.
+
+    Example:
+
+        mailramp campaign steps 6f1c… --json > now.json   # see the numbers
+        mailramp campaign set-steps 6f1c… --file steps.json
+    """
+    settings = load_settings()
+    follow_ups = _steps_from(steps_file)
+
+    async def work(runtime: Runtime) -> Campaign:
+        campaign = await find_campaign(runtime, campaign_id)
+        return await runtime.sending.set_steps(
+            campaign.user_id, campaign.campaign_id, campaign_steps=follow_ups
+        )
+
+    campaign = run(settings, work, as_json=as_json)
+    numbers = ", ".join(str(step) for step in campaign.steps)
+    emit(as_json, campaign, [f"campaign {campaign.campaign_id} now has steps {numbers}"])
 
 
 @campaign_app.command("import")
@@ -267,7 +382,7 @@ def _recipient_command(method: str, done: str) -> Callable[[str, str, bool], Non
             return changed
 
         record = run(settings, work, as_json=as_json)
-        emit(as_json, record, f"{record.recipient_email} {done} (email {record.status})")
+        emit(as_json, record, f"{record.recipient_email} {done} (first email: {record.status})")
 
     return command
 

@@ -22,11 +22,13 @@ class MetricsRepository(Protocol):
         """The user's metrics of these campaigns, in one query (list pages)."""
         ...
 
-    async def counters_by_variant(
+    async def counters_by_step(
         self, user_id: str, campaign_id: str
-    ) -> dict[int, dict[str, int]]:
-        """The user's campaign's counters computed from its records, per variant of the
-        email (0 = A), for the A/B figures (only variants with recipients)."""
+    ) -> dict[tuple[int, int], dict[str, int]]:
+        """The user's campaign's counters computed from its emails, per (step, variant)
+        (step 1 the first email, variant 0 = A): how many of that step's emails were sent,
+        opened, answered… — the per-step funnel and the A/B figures (only pairs that have
+        emails)."""
         ...
 
     async def get_metrics_unscoped(self, campaign_id: str) -> CampaignMetrics | None:

@@ -3,7 +3,10 @@
 The header row names the columns; `email` is required (any case), every other column
 becomes a merge variable under its normalised name (`First Name` → `first_name`). Row
 numbers are the spreadsheet's: the header is row 1, the first recipient row 2 (they count
-lines, so a quoted value spanning two lines moves the rows after it down by one).
+lines, so a quoted value spanning two lines moves the rows after it down by one). A
+`timezone` column (an IANA name such as America/New_York) makes the campaign's sending
+window apply in that recipient's own time zone; a name that is no time zone makes the row
+invalid (skipped and listed).
 
 A file that is not UTF-8 CSV with an email column is refused as a whole, naming the row
 and what to change: another encoding (UTF-16, Latin-1, a workbook), a NUL character, a
@@ -20,7 +23,7 @@ from datetime import datetime
 from typing import BinaryIO
 
 from mailramp.campaigns import templates
-from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.models import MAX_STEPS, Campaign, zone_problem
 from mailramp.errors import ImportFileError, ValidationError
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.types import normalize_email
@@ -270,6 +273,10 @@ class RecipientRows:
         if email in seen_in_file:
             self._report.duplicates += 1
             return None
+        zone = cells.get("timezone", "").strip()
+        if zone and (problem := zone_problem(zone)):
+            self._invalid(row_number, zone, problem)
+            return None
         seen_in_file.add(email)
         variables = {name: value.strip() for name, value in cells.items() if name != "email"}
         missing = templates.missing_variables(self._required, {**variables, "email": email})
@@ -316,12 +323,20 @@ class RecipientReader:
     ) -> None:
         self._stream = stream
         self._on_progress = on_progress
-        texts = [text for v in campaign.wordings for text in (v.subject, v.message)]
-        required = templates.required_variables(*texts)
+        required = templates.required_variables(*campaign.texts)
         self._recipients = RecipientRows(stream, required=required, report=report)
-        # Variants are dealt in turn, continuing after the recipients already in: an even,
-        # reproducible split that no ordering of the file can skew.
-        self._variants = len(campaign.wordings)
+        # Each person gets every step: the first email, due once planned, and each
+        # follow-up, waiting for the step before it to be sent. Each step's variants are
+        # dealt in turn, continuing after the recipients already in: an even, reproducible
+        # split that no ordering of the file can skew.
+        self._steps = [
+            (step, len(campaign.step_wordings(step)), status)
+            for step, status in zip(
+                campaign.steps,
+                [TrackingStatus.PENDING, *[TrackingStatus.WAITING] * MAX_STEPS],
+                strict=False,
+            )
+        ]
         self._dealt = campaign.total_recipients
         # Records are copies of this one (three times faster than building each: 200,000
         # rows). Its only mutable field, merge_variables, is replaced in every copy.
@@ -338,11 +353,12 @@ class RecipientReader:
         )
 
     async def batches(self) -> AsyncIterator[list[EmailTracking]]:
-        """Valid records, `BATCH_SIZE` at a time; invalid rows go to the report."""
+        """The records of valid rows (each person's first email and follow-ups), about
+        `BATCH_SIZE` people at a time; invalid rows go to the report."""
         batch: list[EmailTracking] = []
-        for email, variables in self._recipients:
-            batch.append(self._record(email, variables))
-            if len(batch) >= BATCH_SIZE:
+        for people, (email, variables) in enumerate(self._recipients, start=1):
+            batch.extend(self._records(email, variables))
+            if people % BATCH_SIZE == 0:
                 yield batch
                 batch = []
                 self._progress()
@@ -354,13 +370,17 @@ class RecipientReader:
         if self._on_progress is not None:
             self._on_progress(self._stream.tell() if self._stream.seekable() else 0)
 
-    def _record(self, email: str, variables: dict[str, str]) -> EmailTracking:
+    def _records(self, email: str, variables: dict[str, str]) -> Iterator[EmailTracking]:
         # Every value here is ours or was just validated: skip re-validating 100,000 times.
-        update = {
-            "id": new_object_id(),
-            "recipient_email": email,
-            "merge_variables": variables,
-            "variant": self._dealt % self._variants,
-        }
+        for step, variants, status in self._steps:
+            update = {
+                "id": new_object_id(),
+                "recipient_email": email,
+                "merge_variables": variables,
+                "variant": self._dealt % variants,
+                "step": step,
+                "status": status,
+                "timezone": variables.get("timezone") or None,
+            }
+            yield self._blank.model_copy(update=update)
         self._dealt += 1
-        return self._blank.model_copy(update=update)

@@ -18,7 +18,11 @@ LEASE_EXPIRED = (
 )
 
 # A campaign whose records are all past these states has nothing left to send.
-UNFINISHED_STATES = (TrackingStatus.PENDING.value, TrackingStatus.SENDING.value)
+UNFINISHED_STATES = (
+    TrackingStatus.PENDING.value,
+    TrackingStatus.WAITING.value,
+    TrackingStatus.SENDING.value,
+)
 
 
 def released(status: TrackingStatus, now: datetime) -> dict[str, Any]:
@@ -38,12 +42,13 @@ def lease_expired(now: datetime) -> dict[str, Any]:
 
 
 def window_closed(now: datetime) -> dict[str, Any]:
-    """A pending record of a campaign whose window closed (after EXPIRY_GRACE)."""
+    """An unsent record (pending, or a follow-up waiting) of a campaign whose window closed
+    (after EXPIRY_GRACE)."""
     return released(TrackingStatus.EXPIRED, now)
 
 
 def cancelled_pending(now: datetime) -> dict[str, Any]:
-    """A pending record of a cancelled campaign."""
+    """An unsent record (pending, or a follow-up waiting) of a cancelled campaign."""
     return released(TrackingStatus.CANCELLED, now)
 
 
@@ -69,8 +74,12 @@ class LimitCount:
 
 
 DAILY_LIMIT_COUNTS = (
-    # What other campaigns have planned.
-    LimitCount((TrackingStatus.PENDING.value,), "scheduled_at", other_campaigns_only=True),
+    # What other campaigns have planned: emails due, and follow-ups planned after them.
+    LimitCount(
+        (TrackingStatus.PENDING.value, TrackingStatus.WAITING.value),
+        "scheduled_at",
+        other_campaigns_only=True,
+    ),
     # What any campaign already made: it left (a bounce too), on the day it left.
     LimitCount((TrackingStatus.SENT.value, TrackingStatus.BOUNCED.value), "sent_at"),
     # What is being handed over or may have left.

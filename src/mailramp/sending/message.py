@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.charset import QP, Charset
 from email.header import Header
@@ -26,6 +28,50 @@ def message_id_for(record_id: str, sender: str) -> str:
     return f"<{record_id}.mailramp@{domain}>"
 
 
+@dataclass(frozen=True)
+class Thread:
+    """The thread a follow-up answers: its subject (`Re: …`), the Message-ID it replies
+    to, and every Message-ID of the thread so far, oldest first (RFC 5322 §3.6.4)."""
+
+    subject: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+def reply_subject(subject: str) -> str:
+    """`Re: subject`, once (a subject that already starts with Re: stays as it is)."""
+    return subject if subject[:3].lower() == "re:" else f"Re: {subject}"
+
+
+def thread_for(
+    campaign: Campaign, record: EmailTracking, earlier: Sequence[EmailTracking]
+) -> Thread | None:
+    """The thread `record` is sent in, given the person's other emails of the campaign:
+    None for a first email or a follow-up with a subject of its own (each starts a
+    thread); otherwise the thread of the latest email that started one — the first
+    email, or a later step with its own subject — with every email of it that left."""
+    follow_up = campaign.follow_up(record.step)
+    if follow_up is None or follow_up.subject:
+        return None
+    before = sorted((e for e in earlier if e.step < record.step), key=lambda e: e.step)
+    starts = [e for e in before if e.step == 1 or _own_subject(campaign, e.step)]
+    root = starts[-1] if starts else None
+    sent = [
+        e.message_id
+        for e in before
+        if root is not None and e.step >= root.step and e.sent_at is not None and e.message_id
+    ]
+    root_step, root_variant = (root.step, root.variant) if root else (1, 0)
+    wording = campaign.for_recipient(record.recipient_email, root_variant, root_step)
+    subject = templates.render_header(wording.subject, record.merge_values())
+    return Thread(reply_subject(subject), sent[-1] if sent else None, tuple(sent))
+
+
+def _own_subject(campaign: Campaign, step: int) -> bool:
+    follow_up = campaign.follow_up(step)
+    return follow_up is not None and bool(follow_up.subject)
+
+
 def build_message(
     *,
     campaign: Campaign,
@@ -33,6 +79,7 @@ def build_message(
     record: EmailTracking,
     sent_at: datetime,
     tracking: TrackingLinks | None = None,
+    thread: Thread | None = None,
 ) -> Message:
     """The complete message: headers, and a text part (plus the HTML part for HTML bodies).
 
@@ -42,7 +89,7 @@ def build_message(
     RFC 2047-encoded.
     """
     values = record.merge_values()
-    campaign = campaign.for_recipient(record.recipient_email, record.variant)
+    campaign = campaign.for_recipient(record.recipient_email, record.variant, record.step)
     tracking = tracking.for_mailbox(mailbox) if tracking else None
     template = tracking.instrument(campaign, record.id) if tracking else campaign.message
     if campaign.message_format is MessageFormat.HTML:
@@ -58,9 +105,15 @@ def build_message(
     display_name = " ".join((mailbox.display_name or "").split())
     message["From"] = formataddr((display_name, mailbox.email), charset="utf-8")
     message["To"] = record.recipient_email
-    message["Subject"] = _header(templates.render_header(campaign.subject, values))
+    if thread is None:
+        message["Subject"] = _header(templates.render_header(campaign.subject, values))
+    else:
+        message["Subject"] = _header(" ".join(thread.subject.split()))
     message["Date"] = format_datetime(sent_at)
     message["Message-ID"] = record.message_id or message_id_for(record.id, mailbox.email)
+    if thread is not None and thread.in_reply_to:
+        message["In-Reply-To"] = thread.in_reply_to
+        message["References"] = " ".join(thread.references)
     if tracking is not None:
         # RFC 8058 one-click unsubscribe (required by Gmail and Yahoo for bulk senders).
         message["List-Unsubscribe"] = f"<{tracking.unsubscribe_url(record.id)}>"

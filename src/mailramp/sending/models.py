@@ -25,12 +25,24 @@ class Outcome(StrEnum):
     SUPPRESSED = "suppressed"  # the address unsubscribed or bounced after it was imported
 
 
+@dataclass(frozen=True)
+class NextStep:
+    """The person's next follow-up, due once this email was sent: its step, the earliest
+    moment its delay allows, and the mailbox that sent this one (the whole sequence goes
+    from one mailbox)."""
+
+    step: int
+    not_before: datetime
+    mailbox_id: str
+
+
 class ResultDetails(TypedDict, total=False):
     """What a SendResult says beyond its outcome, when it applies (see its fields)."""
 
     retry_at: datetime | None
     message_id: str | None
     attempts: int | None
+    next_step: NextStep | None
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,8 @@ class SendResult:
     # A RETRY that was no attempt (never tried, or the provider said "not before <time>"):
     # the record's attempts go back to this count, so waiting does not use them up.
     attempts: int | None = None
+    # A SENT first email or follow-up with a step after it: that step becomes due.
+    next_step: NextStep | None = None
 
     @classmethod
     def of(
@@ -59,8 +73,8 @@ class SendResult:
         error: str | None = None,
         **details: Unpack[ResultDetails],
     ) -> SendResult:
-        """The result of an attempt to send `record`; `details` are `retry_at`, `message_id`
-        and `attempts`."""
+        """The result of an attempt to send `record`; `details` are `retry_at`, `message_id`,
+        `attempts` and `next_step`."""
         email = (record.id, record.campaign_id, record.user_id, record.recipient_email)
         return cls(*email, outcome, error, **details)
 

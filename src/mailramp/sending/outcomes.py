@@ -4,6 +4,7 @@ rules in their `record_results`; they only choose how to query."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,15 +28,21 @@ def states_it_may_leave(result: SendResult) -> list[str]:
     return list(RETRY_STATES if result.outcome is Outcome.RETRY else OPEN_STATES)
 
 
-def counter_deltas(result: SendResult) -> dict[str, int]:
-    """What the outcome adds to its campaign's counters, once its record changed: a sent
-    message counts as sent; a refused recipient is a hard bounce (sent and bounced)."""
-    match result.outcome:
+def counted_firsts(outcome: Outcome) -> Mapping[str, str]:
+    """The person's timestamps (→ the counters they feed) the outcome sets when they are
+    not set yet, once its record changed: a sent message counts the person as sent to; a
+    refused recipient is a hard bounce (sent and bounced)."""
+    match outcome:
         case Outcome.SENT:
-            return dict.fromkeys(SENT_FIRSTS.values(), 1)
+            return SENT_FIRSTS
         case Outcome.BOUNCED:
-            return dict.fromkeys(HARD_BOUNCE.firsts.values(), 1)
+            return HARD_BOUNCE.firsts
     return {}
+
+
+ENDS_SEQUENCE = frozenset({Outcome.BOUNCED, Outcome.FAILED, Outcome.SUPPRESSED})
+"""Outcomes after which the person gets no later step: their address refused the message,
+could not be reached however often it was tried, or opted out since."""
 
 
 def suppression_for(result: SendResult, now: datetime) -> Suppression | None:

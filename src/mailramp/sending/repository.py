@@ -47,6 +47,26 @@ class SendingRepository(Protocol):
         campaigns with nothing left to send; turn expired `sending` leases `uncertain`."""
         ...
 
+    async def sequence_emails(self, campaign_id: str, recipient_email: str) -> list[EmailTracking]:
+        """Every email of one person in a campaign, by step (for the worker: the thread a
+        follow-up answers)."""
+        ...
+
+    async def step_emails(self, campaign_id: str, step: int) -> list[EmailTracking]:
+        """Every email of one step of a campaign (one per person who has it)."""
+        ...
+
+    async def highest_step(self, campaign_id: str) -> int:
+        """The highest step number any email of the campaign has (1 with none)."""
+        ...
+
+    async def remove_step(self, campaign_id: str, step: int, *, next_step: int | None) -> int:
+        """Take a follow-up out of the campaign's emails: its emails not sent yet are
+        deleted (those sent stay), and where one was due, the person's `next_step` (if
+        any) becomes due in its place, at its moment — in one unit of work. Returns how
+        many emails were deleted."""
+        ...
+
     async def claim_due(self, lease: Lease, *, limit: int) -> list[EmailTracking]:
         """Lease up to `limit` due records of active campaigns on sendable mailboxes, oldest
         first; no record is leased by two workers at once."""

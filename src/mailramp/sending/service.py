@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from mailramp.campaigns.models import FINAL_STATUSES, Campaign
 from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
 from mailramp.campaigns.scheduling import campaign_mailboxes, plan_function
+from mailramp.campaigns.schemas import StepsUpdate
 from mailramp.campaigns.service import owned_campaign
-from mailramp.errors import ConflictError, NotFoundError
+from mailramp.campaigns.steps import follow_ups_after
+from mailramp.errors import ConflictError, NotEditableError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.types import parse_input
 from mailramp.kit.validation import object_id_arg
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.sending.export import export_rows
@@ -21,6 +24,7 @@ from mailramp.sending.importer import RecipientReader
 from mailramp.sending.message import build_message
 from mailramp.sending.models import ImportReport
 from mailramp.sending.repository import SendingRepository
+from mailramp.sending.steps import added_step_emails
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import TrackingStatus
 from mailramp.tracking.repository import RecipientQuery, TrackingRepository
@@ -96,6 +100,46 @@ class SendingService:
         report.suppressed = counts.suppressed
         report.total_recipients = counts.total_recipients
         return report
+
+    async def set_steps(self, user_id: str, campaign_id: str, **fields: Any) -> Campaign:
+        """Replace the campaign's follow-ups (StepsUpdate), before or while it runs: kept
+        steps change for the emails not sent yet, removed ones are taken out of every
+        person's sequence, added ones join every sequence still going
+        (sending/steps.py). A finished campaign's steps are what it sent: refused."""
+        campaign = await self._campaign(user_id, campaign_id)
+        if campaign.status in FINAL_STATUSES:
+            raise NotEditableError(
+                f"the campaign is {campaign.status}; its steps can no longer change",
+                field="status",
+            )
+        data = parse_input(StepsUpdate, fields)
+        existing = campaign.campaign_steps
+        used = await self._store.highest_step(campaign.campaign_id)
+        first_free = max([used, *(f.step for f in existing)]) + 1
+        steps = follow_ups_after(data.campaign_steps, existing, first_free)
+        now = self._clock()
+        updated = await self._store.update_campaign(
+            campaign, {"campaign_steps": steps, "updated_at": now}
+        )
+        if updated is None:
+            raise ConflictError(
+                "the campaign changed status while its steps were being changed; try again",
+                field="status",
+            )
+        kept = {f.step for f in steps}
+        for gone in (f.step for f in existing if f.step not in kept):
+            after = updated.step_after(gone)
+            await self._store.remove_step(
+                campaign.campaign_id, gone, next_step=after.step if after else None
+            )
+        numbers, before_change = updated.steps, {e.step for e in existing}
+        for added in (f for f in steps if f.step not in before_change):
+            before = numbers[numbers.index(added.step) - 1]
+            previous = await self._store.step_emails(campaign.campaign_id, before)
+            emails = added_step_emails(updated, added, previous, now=now)
+            for start in range(0, len(emails), 1000):
+                await self._store.insert_tracking(emails[start : start + 1000])
+        return updated
 
     async def resend_uncertain(self, user_id: str, campaign_id: str) -> int:
         """Queue the campaign's uncertain records again — only when the user asks, since the

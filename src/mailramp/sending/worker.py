@@ -24,6 +24,7 @@ from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.repository import CampaignRepository
+from mailramp.campaigns.sequencing import after_delay
 from mailramp.errors import (
     DatabaseUnavailableError,
     MailboxUnusableError,
@@ -41,8 +42,8 @@ from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.mailboxes.service import MailboxService
 from mailramp.mailboxes.transport import ProviderFactory, ReportsSentMessageId
 from mailramp.mailboxes.transport import SendingProvider as Provider
-from mailramp.sending.message import build_message, message_id_for
-from mailramp.sending.models import Outcome, SendResult
+from mailramp.sending.message import Thread, build_message, message_id_for, thread_for
+from mailramp.sending.models import NextStep, Outcome, SendResult
 from mailramp.sending.repository import Lease, SendingRepository
 from mailramp.suppression.repository import SuppressionRepository
 from mailramp.tracking.links import TrackingLinks
@@ -345,7 +346,13 @@ class SendingWorker:
                 campaign = campaigns[record.campaign_id]
                 assert campaign is not None
                 record = record.model_copy(update={"message_id": message_ids[record.id]})
-                results.append(await self._send_one(mailbox, provider, campaign, record))
+                thread = None
+                if record.step != 1:
+                    earlier = await self._store.sequence_emails(
+                        record.campaign_id, record.recipient_email
+                    )
+                    thread = thread_for(campaign, record, earlier)
+                results.append(await self._send_one(mailbox, provider, campaign, record, thread))
         except _ServerUnavailable as unavailable:
             # Its other records would each wait out the same timeout: they go back to the
             # queue untried, due after a pause; the failing one keeps its own back-off.
@@ -423,7 +430,12 @@ class SendingWorker:
                 return
 
     async def _send_one(
-        self, mailbox: Mailbox, provider: Provider, campaign: Campaign, record: EmailTracking
+        self,
+        mailbox: Mailbox,
+        provider: Provider,
+        campaign: Campaign,
+        record: EmailTracking,
+        thread: Thread | None,
     ) -> SendResult:
         message = build_message(
             campaign=campaign,
@@ -431,6 +443,7 @@ class SendingWorker:
             record=record,
             sent_at=self._clock(),
             tracking=self._tracking,
+            thread=thread,
         )
         started = time.perf_counter()
         try:
@@ -447,8 +460,21 @@ class SendingWorker:
         finally:
             self._metrics.observe_send(time.perf_counter() - started)
         return SendResult.of(
-            record, Outcome.SENT, message_id=await self._provider_message_id(provider, record)
+            record,
+            Outcome.SENT,
+            message_id=await self._provider_message_id(provider, record),
+            next_step=self._next_step(campaign, record, mailbox),
         )
+
+    def _next_step(
+        self, campaign: Campaign, record: EmailTracking, mailbox: Mailbox
+    ) -> NextStep | None:
+        """The person's next follow-up, due its delay after now (in the window)."""
+        follow_up = campaign.step_after(record.step)
+        if follow_up is None:
+            return None
+        due = after_delay(self._clock(), follow_up.delay, campaign.window_for(record.timezone))
+        return NextStep(follow_up.step, due, mailbox.id)
 
     def _transient_result(self, record: EmailTracking, error: TransientSendError) -> SendResult:
         """A retry with back-off, or `failed` once the attempts are used up. A throttling is

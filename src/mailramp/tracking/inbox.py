@@ -9,7 +9,9 @@ import logging
 from datetime import datetime
 from typing import Any, Protocol
 
+from mailramp.campaigns.models import StepDelay
 from mailramp.campaigns.repository import CampaignRepository
+from mailramp.campaigns.sequencing import after_delay
 from mailramp.errors import (
     DatabaseUnavailableError,
     MailboxUnusableError,
@@ -24,6 +26,7 @@ from mailramp.mailboxes.service import MailboxService
 from mailramp.mailboxes.transport import InboxFactory
 from mailramp.suppression.models import Suppression
 from mailramp.tracking.events import (
+    AUTO_REPLY,
     EVENT_KINDS,
     HARD_BOUNCE,
     MATCH_WINDOW,
@@ -192,12 +195,24 @@ class InboxPoller:
             suppress=suppress,
             status_from=status_from,
             status_to=status_to,
+            # A soft bounce ends the sequence once it suppresses the address (too many).
+            stops_sequence=kind.stops_sequence or suppress is not None,
+            postpone_until=await self._postponed(record, now) if kind is AUTO_REPLY else None,
         )
         await self._store.record_event(event, change)
         self._metrics.count_event(event.type, source="inbox")
         if kind is REPLY:
             await self._stop_company(record, now)
         return inbound.kind
+
+    async def _postponed(self, record: EmailTracking, now: datetime) -> datetime | None:
+        """Until when an automatic reply holds the person's next step, if their campaign
+        says so (`auto_reply_postpone_days`, sending days in its window)."""
+        campaign = await self._store.get_campaign_unscoped(record.campaign_id)
+        if campaign is None or not campaign.auto_reply_postpone_days:
+            return None
+        delay = StepDelay(days=campaign.auto_reply_postpone_days)
+        return after_delay(now, delay, campaign.window_for(record.timezone))
 
     async def _stop_company(self, record: EmailTracking, now: datetime) -> None:
         campaign = await self._store.get_campaign_unscoped(record.campaign_id)

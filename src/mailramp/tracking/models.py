@@ -1,6 +1,7 @@
-"""The `email_tracking` document: one per (campaign, recipient).
+"""The `email_tracking` document: one per (campaign, recipient, step), and the
+`campaign_recipients` document: one per (campaign, recipient).
 
-It is both the send-queue entry (status, scheduled_at, lease) and the tracking record
+An email record is both the send-queue entry (status, scheduled_at, lease) and the tracking record
 (Message-ID and the first time of each event). Event counts beyond the first live in the
 event log; the `*_at` fields here are the firsts, which the metrics count.
 """
@@ -21,6 +22,7 @@ class TrackingStatus(StrEnum):
     """Where one email is. Final states end the record's life in the queue."""
 
     PENDING = "pending"  # waiting for scheduled_at
+    WAITING = "waiting"  # a follow-up waiting for the person's previous step to be sent
     SENDING = "sending"  # leased, Message-ID fixed, handed to the provider or about to be
     SENT = "sent"  # the provider accepted it
     FAILED = "failed"  # transient errors exhausted the attempts
@@ -29,6 +31,7 @@ class TrackingStatus(StrEnum):
     EXPIRED = "expired"  # the campaign window closed before it was sent
     CANCELLED = "cancelled"  # the campaign was cancelled before it was sent
     SUPPRESSED = "suppressed"  # the address unsubscribed or bounced in another campaign
+    STOPPED = "stopped"  # the person's sequence ended (a reply, bounce, opt-out, by hand)
 
 
 FINAL_TRACKING_STATUSES = frozenset(
@@ -40,8 +43,11 @@ FINAL_TRACKING_STATUSES = frozenset(
         TrackingStatus.EXPIRED,
         TrackingStatus.CANCELLED,
         TrackingStatus.SUPPRESSED,
+        TrackingStatus.STOPPED,
     }
 )
+UNSENT_STATUSES = (TrackingStatus.PENDING, TrackingStatus.WAITING)
+"""An email not handed to a worker yet: what a stop, a cancel or a closing window ends."""
 
 
 EVENT_TIMESTAMPS = (
@@ -62,7 +68,7 @@ of its kind (tracking/events.py says which)."""
 
 
 class EmailTracking(Record):
-    """One recipient of one campaign."""
+    """One email of one campaign: the recipient's step `step`."""
 
     id: ObjectIdStr = Field(alias="_id")
     campaign_id: CampaignIdStr
@@ -71,7 +77,13 @@ class EmailTracking(Record):
     recipient_email: str
     merge_variables: dict[str, Any] = Field(default_factory=dict)
     variant: int = 0
-    """Which variant of the email this recipient gets (0 = A; `Campaign.variants`)."""
+    """Which variant of its step this email is (0 = A; `Campaign.variants`)."""
+    step: int = 1
+    """Which step of the sequence it is: 1 is the first email, then the number of a
+    follow-up (`FollowUp.step`)."""
+    timezone: str | None = None
+    """The recipient's own time zone (an IANA name, from the file's `timezone` column):
+    the campaign's sending window applies there. None: the window's own."""
     status: TrackingStatus = TrackingStatus.PENDING
     scheduled_at: UTCDateTime | None = None
     attempts: int = 0
@@ -97,6 +109,44 @@ class EmailTracking(Record):
     def merge_values(self) -> dict[str, object]:
         """What a message's placeholders can name: the CSV columns, and `email`."""
         return {**self.merge_variables, "email": self.recipient_email}
+
+
+class CampaignRecipient(Record):
+    """One person of one campaign, whatever number of emails they get: the first time
+    anything happened to any of their emails (the `campaign_matrix` counters count these,
+    so a campaign counts people), and why their sequence stopped."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    campaign_id: CampaignIdStr
+    user_id: ObjectIdStr
+    recipient_email: str
+    sent_at: UTCDateTime | None = None
+    delivered_at: UTCDateTime | None = None
+    opened_at: UTCDateTime | None = None
+    clicked_at: UTCDateTime | None = None
+    replied_at: UTCDateTime | None = None
+    bounced_at: UTCDateTime | None = None
+    unsubscribed_at: UTCDateTime | None = None
+    human_opened_at: UTCDateTime | None = None
+    human_clicked_at: UTCDateTime | None = None
+    auto_replied_at: UTCDateTime | None = None
+    complained_at: UTCDateTime | None = None
+    stopped_at: UTCDateTime | None = None
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+
+    @classmethod
+    def of(cls, record: EmailTracking) -> CampaignRecipient:
+        """The person an email is to, with what already happened to that email."""
+        return cls(
+            id=new_object_id(),
+            campaign_id=record.campaign_id,
+            user_id=record.user_id,
+            recipient_email=record.recipient_email,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            **{name: getattr(record, name) for name in EVENT_TIMESTAMPS},
+        )
 
 
 class EventType(StrEnum):

@@ -16,25 +16,31 @@ from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus, 
 @dataclass(frozen=True)
 class RecipientQuery:
     """Which records of one campaign a list shows: of one status (all if None), whose
-    address contains `search` (any if None; case-insensitive), one page."""
+    address contains `search` (any if None; case-insensitive), of one step (all if None),
+    one page."""
 
     campaign_id: str
     status: TrackingStatus | None = None
     offset: int = 0
     limit: int = 50
     search: str | None = None
+    step: int | None = None
 
 
 @dataclass(frozen=True)
 class EventChange:
     """What recording one event changes beside appending it: the record timestamps its
     first occurrence sets (→ the counters they feed), the address it suppresses, and the
-    record's status move (only from `status_from`)."""
+    record's status move (only from `status_from`), whether it ends the person's sequence
+    (their emails not sent yet are `stopped`, in the same unit of work), and the moment
+    before which none of their emails not sent yet may go (an out-of-office)."""
 
     firsts: Mapping[str, str]
     suppress: Suppression | None = None
     status_from: Collection[TrackingStatus] = ()
     status_to: TrackingStatus | None = None
+    stops_sequence: bool = False
+    postpone_until: datetime | None = None
 
 
 class TrackingRepository(Protocol):
@@ -93,13 +99,15 @@ class TrackingRepository(Protocol):
 
     async def record_event(self, event: EmailEvent, change: EventChange) -> dict[str, int]:
         """In one unit of work: append the event; for each `change.firsts` item (record
-        timestamp field → metrics counter) set the field if still empty and, if so, add one
-        to the counter; suppress the address and move the record's status as `change` says.
-        Returns the counters that moved."""
+        timestamp field → metrics counter) set the field if still empty and, if so, set it
+        on the person (`campaign_recipients`) if still empty there and, if so, add one to
+        the counter; suppress the address, move the record's status and end the person's
+        sequence as `change` says. Returns the counters that moved."""
         ...
 
     async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
-        """Rebuild a campaign's counters and rates from its tracking records."""
+        """Rebuild a campaign's counters and rates from its tracking records (a counter
+        counts the people with at least one email that has its field)."""
         ...
 
     async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:

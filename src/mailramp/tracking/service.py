@@ -4,9 +4,10 @@ count the first of each kind."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.models import MAX_STEPS, Campaign
 from mailramp.campaigns.repository import CampaignRepository
 from mailramp.campaigns.service import owned_campaign
 from mailramp.errors import ConflictError, NotFoundError
@@ -70,15 +71,29 @@ class UnsubscribeTarget:
 @dataclass(frozen=True)
 class RecipientFilter:
     """Which of a campaign's recipients a list shows, as a caller asks for them: a status
-    by name (checked), a fragment of the address, one page."""
+    by name (checked), a fragment of the address, one page, the emails of one step (all
+    steps if None; step 1 lists each person once)."""
 
     status: str | None = None
     search: str | None = None
     offset: int = 0
     limit: int = 50
+    step: int | None = None
 
 
 ALL_RECIPIENTS = RecipientFilter()
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a person's timeline: when, at which step of the sequence (its place in
+    the order, 1 the first email), what (`sent`, or an event's type) and the event."""
+
+    at: datetime
+    step: int
+    kind: str
+    event: EmailEvent | None
+
 
 REPLIABLE = frozenset({TrackingStatus.SENT, TrackingStatus.UNCERTAIN, TrackingStatus.BOUNCED})
 """States of an email its recipient may have answered (it left, or may have)."""
@@ -155,7 +170,7 @@ class TrackingService:
         if campaign is None:
             return None
         # Their variant and its spintax, as they got it.
-        sent = campaign.for_recipient(record.recipient_email, record.variant)
+        sent = campaign.for_recipient(record.recipient_email, record.variant, record.step)
         url = click_destination(sent, index, record.merge_values())
         if url is None:
             return None
@@ -197,6 +212,7 @@ class TrackingService:
             EventChange(
                 firsts=UNSUBSCRIBE.firsts_for(human=True),
                 suppress=UNSUBSCRIBE.suppression(record, now=self._clock()),
+                stops_sequence=UNSUBSCRIBE.stops_sequence,
             ),
         )
         return target
@@ -227,6 +243,7 @@ class TrackingService:
             offset=wanted.offset,
             limit=wanted.limit,
             search=(wanted.search or "").strip()[:254] or None,
+            step=wanted.step,
         )
         return await self._store.list_tracking(campaign.user_id, query)
 
@@ -246,11 +263,42 @@ class TrackingService:
         record = await self._recipient(user_id, campaign_id, record_id)
         return record, await self._store.list_events(record.user_id, record.id)
 
+    async def recipient_timeline(
+        self, user_id: str, campaign_id: str, record_id: str
+    ) -> tuple[EmailTracking, list[EmailTracking], list[TimelineEntry]]:
+        """One person of the user's campaign (named by any of their emails): that email,
+        all their emails by step, and what happened to them across the sequence, oldest
+        first — each email's sending, then its events, each with the step's place."""
+        record = await self._recipient(user_id, campaign_id, record_id)
+        campaign = await owned_campaign(self._store, user_id, campaign_id)
+        query = RecipientQuery(
+            campaign.campaign_id, search=record.recipient_email, limit=MAX_STEPS * 4
+        )
+        emails = sorted(
+            (
+                email
+                for email in (await self._store.list_tracking(campaign.user_id, query)).items
+                if email.recipient_email == record.recipient_email
+            ),
+            key=lambda email: email.step,
+        )
+        order = {step: place for place, step in enumerate(campaign.steps, start=1)}
+        entries = []
+        for email in emails:
+            place = order.get(email.step, email.step)
+            if email.sent_at is not None:
+                entries.append(TimelineEntry(email.sent_at, place, "sent", None))
+            for event in await self._store.list_events(email.user_id, email.id):
+                entries.append(TimelineEntry(event.occurred_at, place, event.type.value, event))
+        entries.sort(key=lambda entry: (entry.at, entry.kind != "sent"))
+        return record, emails, entries
+
     async def find_recipient(self, user_id: str, campaign_id: str, email: str) -> EmailTracking:
-        """The recipient of the user's campaign with this address (any case)."""
+        """The recipient of the user's campaign with this address (any case): their first
+        email."""
         campaign = await owned_campaign(self._store, user_id, campaign_id)
         wanted = email.strip().lower()
-        query = RecipientQuery(campaign.campaign_id, search=wanted[:254], limit=50)
+        query = RecipientQuery(campaign.campaign_id, search=wanted[:254], limit=50, step=1)
         for record in (await self._store.list_tracking(campaign.user_id, query)).items:
             if record.recipient_email == wanted:
                 return record
@@ -267,25 +315,22 @@ class TrackingService:
                 "reply to; stop them instead",
                 field="record_id",
             )
-        await self._by_hand(record, REPLY.type, EventChange(firsts=REPLY.firsts_for(human=False)))
+        change = EventChange(firsts=REPLY.firsts_for(human=False), stops_sequence=True)
+        await self._by_hand(record, REPLY.type, change)
         campaign = await owned_campaign(self._store, user_id, campaign_id)
         for _ in await stop_company(self._store, campaign, record, now=self._clock()):
             self._metrics.count_event(STOPPED.type, source="manual")
         return await self._recipient(user_id, campaign_id, record_id)
 
     async def stop(self, user_id: str, campaign_id: str, record_id: str) -> EmailTracking:
-        """Stop a person by hand: an email to them not sent yet is cancelled (in the same
-        unit of work as the `stopped` event, so no worker can claim it after), and their
-        sequence ends. Stopping someone stopped before changes nothing."""
+        """Stop a person by hand: their emails not sent yet are stopped (in the same unit of
+        work as the `stopped` event, so no worker can claim one after), and their sequence
+        ends. Stopping someone stopped before changes nothing."""
         record = await self._recipient(user_id, campaign_id, record_id)
         events = await self._store.list_events(record.user_id, record.id)
         if any(event.type == EventType.STOPPED for event in events):
             return record
-        change = EventChange(
-            firsts=STOPPED.firsts_for(human=False),
-            status_from=(TrackingStatus.PENDING,),
-            status_to=TrackingStatus.CANCELLED,
-        )
+        change = EventChange(firsts=STOPPED.firsts_for(human=False), stops_sequence=True)
         await self._by_hand(record, STOPPED.type, change)
         return await self._recipient(user_id, campaign_id, record_id)
 

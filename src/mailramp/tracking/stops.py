@@ -3,7 +3,7 @@
 In B2B outreach several people of one company are often on a list; once one of them
 answers, emailing their colleagues the same pitch looks careless. With the campaign's
 `stop_company_on_reply`, a person's reply stops everyone else at the same email domain who
-is still waiting: their unsent email is cancelled and a `stopped` event says why.
+is still waiting: their unsent emails are stopped and a `stopped` event says why.
 
 An address at a mail provider anyone can sign up to (Gmail, Outlook.com, Yahoo, iCloud…)
 says nothing about the company: a reply from one never stops the others.
@@ -15,7 +15,7 @@ from datetime import datetime
 
 from mailramp.campaigns.models import Campaign
 from mailramp.tracking.events import STOPPED
-from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus
+from mailramp.tracking.models import UNSENT_STATUSES, EmailEvent, EmailTracking
 from mailramp.tracking.repository import EventChange, RecipientQuery, TrackingRepository
 
 PUBLIC_MAIL_DOMAINS = frozenset(
@@ -60,32 +60,29 @@ async def stop_company(
     domain = company_domain(replied.recipient_email)
     if not campaign.stop_company_on_reply or domain is None:
         return []
-    colleagues: list[EmailTracking] = []
+    colleagues: dict[str, EmailTracking] = {}
     offset = 0
-    while True:  # every waiting address containing "@domain", read before any changes
-        query = RecipientQuery(
-            campaign.campaign_id,
-            status=TrackingStatus.PENDING,
-            search=f"@{domain}",
-            offset=offset,
-            limit=PAGE,
-        )
+    while True:  # every address containing "@domain" with an email unsent, read first
+        query = RecipientQuery(campaign.campaign_id, search=f"@{domain}", offset=offset, limit=PAGE)
         page = await store.list_tracking(campaign.user_id, query)
-        colleagues += [
-            r for r in page.items if r.id != replied.id and r.recipient_email.endswith(f"@{domain}")
-        ]
+        for record in page.items:
+            email = record.recipient_email
+            if (
+                email != replied.recipient_email
+                and email.endswith(f"@{domain}")
+                and record.status in UNSENT_STATUSES
+            ):
+                colleagues.setdefault(email, record)  # one event per person
         offset += len(page.items)
         if not page.items or offset >= page.total:
             break
     details = {"source": "company_reply", "because": replied.recipient_email}
-    change = EventChange(
-        firsts={}, status_from=(TrackingStatus.PENDING,), status_to=TrackingStatus.CANCELLED
-    )
-    for record in colleagues:
+    change = EventChange(firsts={}, stops_sequence=True)
+    for record in colleagues.values():
         await store.record_event(
             EmailEvent.about(record, STOPPED.type, now, details=details), change
         )
-    return [record.recipient_email for record in colleagues]
+    return list(colleagues)
 
 
 PAGE = 500

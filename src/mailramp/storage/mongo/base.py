@@ -21,12 +21,13 @@ from mailramp.kit.types import Page
 from mailramp.storage.mongo.client import open_database
 from mailramp.storage.mongo.codec import META, decode, from_document, to_document
 from mailramp.storage.mongo.indexes import IndexSpec, ensure_indexes, unique_indexes
+from mailramp.storage.mongo.upgrade import upgrade_documents
 from mailramp.storage.rows import check_page
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-SCHEMA_VERSION = "mongo-0009"
-KNOWN_VERSIONS = frozenset({"mongo-0005", "mongo-0006", "mongo-0008", SCHEMA_VERSION})
+SCHEMA_VERSION = "mongo-0014"
+KNOWN_VERSIONS = frozenset({"mongo-0005", "mongo-0006", "mongo-0008", "mongo-0009", SCHEMA_VERSION})
 """The document layout this code writes (indexes, fields); kept in step with the SQL
 migrations' head so both backends hold the same data."""
 
@@ -73,7 +74,9 @@ class MongoBase:
         return None if document is None else str(document["version"])
 
     async def migrate(self) -> str:
-        """Create the indexes (idempotent) and record the layout version."""
+        """Bring documents of an older layout up to this one, create the indexes
+        (idempotent) and record the layout version."""
+        await upgrade_documents(self._db)
         await ensure_indexes(self._db)
         await self._db[META].update_one(
             {"_id": "schema"}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True

@@ -21,6 +21,7 @@ MAILBOXES = "linkbox_box_table"
 CAMPAIGNS = "campaign_creation_table"
 METRICS = "campaign_matrix"
 TRACKING = "email_tracking"
+RECIPIENTS = "campaign_recipients"
 EVENTS = "email_events"
 SUPPRESSIONS = "suppression_list"
 API_KEYS = "api_keys"
@@ -39,6 +40,7 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     CAMPAIGNS: frozenset({"_id", "user_id", "mailbox_id", "created_by"}),
     METRICS: frozenset({"_id", "user_id", "mailbox_id"}),
     TRACKING: frozenset({"_id", "user_id", "mailbox_id"}),
+    RECIPIENTS: frozenset({"_id", "user_id"}),
     EVENTS: frozenset({"_id", "user_id", "record_id"}),
     SUPPRESSIONS: frozenset({"_id", "user_id"}),
     API_KEYS: frozenset({"_id", "user_id"}),

@@ -19,6 +19,7 @@ from mailramp.storage.mongo.codec import (
     EVENTS,
     MAILBOXES,
     METRICS,
+    RECIPIENTS,
     SESSIONS,
     SUPPRESSIONS,
     TRACKING,
@@ -76,9 +77,9 @@ INDEXES: tuple[IndexSpec, ...] = (
               field="campaign_id", kind="campaign_matrix document"),
     IndexSpec(METRICS, "ix_campaign_matrix_user_id", ("user_id",)),
     IndexSpec(METRICS, "ix_campaign_matrix_mailbox_id", ("mailbox_id",)),
-    # email_tracking: one record per recipient per campaign; the send queue's claim index.
-    IndexSpec(TRACKING, "uq_email_tracking_campaign_id_recipient_email",
-              ("campaign_id", "recipient_email"), True,
+    # email_tracking: one record per (recipient, step) of a campaign; the claim index.
+    IndexSpec(TRACKING, "uq_email_tracking_campaign_id_recipient_email_step",
+              ("campaign_id", "recipient_email", "step"), True,
               field="recipient_email", kind="recipient"),
     IndexSpec(TRACKING, "ix_email_tracking_status_scheduled_at", ("status", "scheduled_at")),
     IndexSpec(TRACKING, "ix_email_tracking_message_id", ("message_id",)),
@@ -89,6 +90,10 @@ INDEXES: tuple[IndexSpec, ...] = (
               ("mailbox_id", "recipient_email")),
     IndexSpec(TRACKING, "ix_email_tracking_user_id_recipient_email",
               ("user_id", "recipient_email")),
+    # campaign_recipients: one per person of a campaign
+    IndexSpec(RECIPIENTS, "uq_campaign_recipients_campaign_id_recipient_email",
+              ("campaign_id", "recipient_email"), True,
+              field="recipient_email", kind="recipient"),
     # email_events
     IndexSpec(EVENTS, "ix_email_events_record_id", ("record_id",)),
     IndexSpec(EVENTS, "ix_email_events_campaign_id_occurred_at", ("campaign_id", "occurred_at")),

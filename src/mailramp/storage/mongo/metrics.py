@@ -91,27 +91,43 @@ class MongoMetrics(MongoBase):
             document = await metrics.find_one({"_id": document["_id"]})
         return from_document(CampaignMetrics, document)
 
-    async def _counted(self, match: dict[str, Any], by: Any) -> list[dict[str, Any]]:
+    async def _counted(
+        self, match: dict[str, Any], by: Any, *, per_person: bool = False
+    ) -> list[dict[str, Any]]:
         """One pass over the matching records: each counter is how many have its field
-        set, per value of `by` (None: all together)."""
+        set, per value of `by` (None: all together); with `per_person`, how many people
+        have at least one email with it set."""
+        pipeline: list[dict[str, Any]] = [{"$match": match}]
+        fields = {field: f"${field}" for field in COUNTED_BY.values()}
+        if per_person:
+            people: dict[str, Any] = {"_id": "$recipient_email"}
+            people |= {field: {"$max": value} for field, value in fields.items()}
+            pipeline.append({"$group": people})
         group: dict[str, Any] = {"_id": by}
         for counter, field in COUNTED_BY.items():
             group[counter] = {"$sum": {"$cond": [{"$ifNull": [f"${field}", False]}, 1, 0]}}
-        cursor = await self._db[TRACKING].aggregate([{"$match": match}, {"$group": group}])
+        pipeline.append({"$group": group})
+        cursor = await self._db[TRACKING].aggregate(pipeline)
         return [row async for row in cursor]
 
-    async def counters_by_variant(
+    async def counters_by_step(
         self, user_id: str, campaign_id: str
-    ) -> dict[int, dict[str, int]]:
+    ) -> dict[tuple[int, int], dict[str, int]]:
         owner = maybe_oid(user_id)
         if owner is None:
             return {}
         match = {"campaign_id": campaign_id, "user_id": owner}
-        rows = await self._counted(match, {"$ifNull": ["$variant", 0]})
-        return {int(row["_id"]): {c: int(row[c]) for c in COUNTED_BY} for row in rows}
+        by = {"step": {"$ifNull": ["$step", 1]}, "variant": {"$ifNull": ["$variant", 0]}}
+        rows = await self._counted(match, by)
+        return {
+            (int(row["_id"]["step"]), int(row["_id"]["variant"])): {
+                c: int(row[c]) for c in COUNTED_BY
+            }
+            for row in rows
+        }
 
     async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
-        rows = await self._counted({"campaign_id": campaign_id}, None)
+        rows = await self._counted({"campaign_id": campaign_id}, None, per_person=True)
         counters = {counter: int(rows[0][counter]) if rows else 0 for counter in COUNTED_BY}
         # total_delivered is derived; the counters this leaves out of COUNTED_BY have none.
         full = {name: counters.get(name, 0) for name in COUNTERS}

@@ -50,6 +50,7 @@ from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
     MAILBOXES,
+    RECIPIENTS,
     TRACKING,
     decode,
     encode,
@@ -59,6 +60,7 @@ from mailramp.storage.mongo.codec import (
     to_document,
 )
 from mailramp.storage.mongo.metrics import MongoMetrics
+from mailramp.storage.mongo.people import UNSENT, MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
 from mailramp.tracking.models import (
     EmailTracking,
@@ -66,6 +68,8 @@ from mailramp.tracking.models import (
 )
 
 PENDING = TrackingStatus.PENDING.value
+WAITING = TrackingStatus.WAITING.value
+CANCELLED = TrackingStatus.CANCELLED.value
 
 
 SENDING = TrackingStatus.SENDING.value
@@ -106,7 +110,7 @@ WRITE_CONCURRENCY = 64
 server busy, well inside PyMongo's default pool of 100 connections."""
 
 
-class MongoQueue(MongoSuppression, MongoMetrics):
+class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
     """SendingRepository and CampaignQueue on MongoDB."""
 
     async def import_recipients(
@@ -127,7 +131,8 @@ class MongoQueue(MongoSuppression, MongoMetrics):
                     for record in batch
                     if record.recipient_email not in blocked
                 ]
-                suppressed += len(batch) - len(documents)
+                firsts = [n for n, document in enumerate(documents) if document["step"] == 1]
+                suppressed += sum(record.step == 1 for record in batch) - len(firsts)
                 if not documents:
                     continue
                 refused: set[int] = set()
@@ -140,16 +145,27 @@ class MongoQueue(MongoSuppression, MongoMetrics):
                         raise
                     refused = {int(e["index"]) for e in errors}
                 inserted += _inserted_ids(documents, refused)
-                accepted += len(documents) - len(refused)
-                duplicates += len(refused)
+                people = [documents[n]["recipient_email"] for n in firsts if n not in refused]
+                await self._add_people(
+                    campaign.campaign_id, campaign.user_id, people, batch[0].created_at
+                )
+                accepted += len(people)
+                duplicates += len(firsts) - len(people)
             # The plan may refuse (PlanError) before any record is scheduled.
             await self._schedule_pending(campaign.campaign_id, plan)
         except BaseException:
-            # All or nothing: take back what this import inserted.
+            # All or nothing: take back what this import inserted, and its people.
+            taken_back: set[str] = set()
             for start in range(0, len(inserted), 1000):
-                await tracking.delete_many({"_id": {"$in": inserted[start : start + 1000]}})
+                chunk = {"_id": {"$in": inserted[start : start + 1000]}, "status": {"$in": UNSENT}}
+                taken_back.update(await tracking.distinct("recipient_email", chunk))
+                await tracking.delete_many(chunk)
+            for email in sorted(taken_back):
+                who = {"campaign_id": campaign.campaign_id, "recipient_email": email}
+                if await tracking.find_one(who, {"_id": 1}) is None:
+                    await self._db[RECIPIENTS].delete_one(who)
             raise
-        total = await tracking.count_documents({"campaign_id": campaign.campaign_id})
+        total = await tracking.count_documents({"campaign_id": campaign.campaign_id, "step": 1})
         await self._db[CAMPAIGNS].update_one(
             {"campaign_id": campaign.campaign_id}, {"$set": {"total_recipients": total}}
         )
@@ -160,13 +176,17 @@ class MongoQueue(MongoSuppression, MongoMetrics):
     async def _schedule_pending(self, campaign_id: str, plan: PlanFunction) -> int:
         tracking = self._db[TRACKING]
         # ObjectIds grow with time, so ordering by _id keeps the import order.
-        cursor = tracking.find({"campaign_id": campaign_id, "status": PENDING}, {"_id": 1}).sort(
-            [("_id", 1)]
-        )
-        ids = [document["_id"] async for document in cursor]
-        slots = list(plan(len(ids)))  # raises before anything is written
-        if len(slots) != len(ids):
-            raise ValueError(f"the plan has {len(slots)} slots for {len(ids)} records")
+        cursor = tracking.find(
+            {"campaign_id": campaign_id, "step": 1, "status": PENDING},
+            {"_id": 1, "recipient_email": 1, "timezone": 1},
+        ).sort([("_id", 1)])
+        rows, zones = [], []
+        async for document in cursor:
+            rows.append((document["_id"], document["recipient_email"]))
+            zones.append(document.get("timezone"))
+        slots = list(plan(zones))  # raises before anything is written
+        if len(slots) != len(rows):
+            raise ValueError(f"the plan has {len(slots)} slots for {len(rows)} records")
         await _in_chunks(
             tracking.update_one(
                 {"_id": record_id, "status": PENDING},
@@ -178,19 +198,28 @@ class MongoQueue(MongoSuppression, MongoMetrics):
                     }
                 },
             )
-            for record_id, slot in zip(ids, slots, strict=True)
+            for (record_id, _), slot in zip(rows, slots, strict=True)
         )
-        return len(ids)
+        await _in_chunks(
+            tracking.update_one(
+                {
+                    "campaign_id": campaign_id,
+                    "recipient_email": email,
+                    "step": step,
+                    "status": WAITING,
+                },
+                {"$set": {"scheduled_at": moment, "mailbox_id": oid(slot.mailbox_id)}},
+            )
+            for (_, email), slot in zip(rows, slots, strict=True)
+            for step, moment in slot.follow_ups
+        )
+        return len(rows)
 
     async def pending_schedule(self, user_id: str, campaign_id: str) -> PendingSchedule:
         owner = maybe_oid(user_id)
         if owner is None:
             return PendingSchedule(0)
-        query = {
-            "campaign_id": campaign_id,
-            "user_id": owner,
-            "status": TrackingStatus.PENDING.value,
-        }
+        query = {"campaign_id": campaign_id, "user_id": owner, "status": {"$in": UNSENT}}
         count = int(await self._db[TRACKING].count_documents(query))
         moment = {"scheduled_at": 1}
         ends = [
@@ -198,7 +227,8 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             for way in (1, -1)
         ]
         first, last = (decode(end.get("scheduled_at")) if end else None for end in ends)
-        return PendingSchedule(count, first, last)
+        firsts = int(await self._db[TRACKING].count_documents({**query, "step": 1}))
+        return PendingSchedule(count, first, last, firsts)
 
     async def pending_slots(self, user_id: str, campaign_id: str) -> list[Slot]:
         owner = maybe_oid(user_id)
@@ -207,14 +237,59 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         query = {
             "campaign_id": campaign_id,
             "user_id": owner,
-            "status": TrackingStatus.PENDING.value,
+            "status": {"$in": UNSENT},
             "scheduled_at": {"$ne": None},
         }
-        cursor = self._db[TRACKING].find(query, {"mailbox_id": 1, "scheduled_at": 1})
+        cursor = self._db[TRACKING].find(query, {"mailbox_id": 1, "scheduled_at": 1, "step": 1})
         return [
-            Slot(decode(document["mailbox_id"]), decode(document["scheduled_at"]))
+            Slot(
+                decode(document["mailbox_id"]),
+                decode(document["scheduled_at"]),
+                step=int(document.get("step", 1)),
+            )
             async for document in cursor
         ]
+
+    async def step_emails(self, campaign_id: str, step: int) -> list[EmailTracking]:
+        query = {"campaign_id": campaign_id, "step": step}
+        cursor = self._db[TRACKING].find(query).sort([("_id", 1)])
+        emails = [from_document(EmailTracking, document) async for document in cursor]
+        return [email for email in emails if email is not None]
+
+    async def highest_step(self, campaign_id: str) -> int:
+        found = await self._db[TRACKING].find_one(
+            {"campaign_id": campaign_id}, {"step": 1}, sort=[("step", -1)]
+        )
+        return int(found.get("step", 1)) if found else 1
+
+    async def remove_step(self, campaign_id: str, step: int, *, next_step: int | None) -> int:
+        tracking = self._db[TRACKING]
+        removed = {"campaign_id": campaign_id, "step": step}
+        due = {
+            document["recipient_email"]: document["scheduled_at"]
+            async for document in tracking.find(
+                {**removed, "status": PENDING}, {"recipient_email": 1, "scheduled_at": 1}
+            )
+        }
+        # Out of the queue first (no worker claims them after this), then the next steps
+        # due in their place, then gone: a crash between leaves nothing sent twice.
+        await tracking.update_many(
+            {**removed, "status": {"$in": UNSENT}},
+            {"$set": {"status": CANCELLED, "lease_owner": None, "lease_expires_at": None}},
+        )
+        if next_step is not None:
+            for email, moment in due.items():
+                await tracking.update_one(
+                    {
+                        "campaign_id": campaign_id,
+                        "recipient_email": email,
+                        "step": next_step,
+                        "status": WAITING,
+                    },
+                    {"$set": {"status": PENDING, "scheduled_at": moment}},
+                )
+        deleted = await tracking.delete_many({**removed, "status": CANCELLED})
+        return int(deleted.deleted_count)
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)
@@ -247,7 +322,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
 
     async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
         result = await self._db[TRACKING].update_many(
-            {"campaign_id": campaign_id, "status": PENDING},
+            {"campaign_id": campaign_id, "status": {"$in": UNSENT}},
             {"$set": lifecycle.cancelled_pending(now)},
         )
         return int(result.matched_count)
@@ -292,7 +367,7 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         expired_records = 0
         if ended:
             expired = await tracking.update_many(
-                {"status": PENDING, "campaign_id": {"$in": sorted(ended)}},
+                {"status": {"$in": UNSENT}, "campaign_id": {"$in": sorted(ended)}},
                 {"$set": lifecycle.window_closed(now)},
             )
             expired_records = int(expired.matched_count)
@@ -366,6 +441,15 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             "campaign_id": {"$in": sorted(campaign_ids)},
             "mailbox_id": {"$in": mailboxes},
         }
+
+    async def sequence_emails(self, campaign_id: str, recipient_email: str) -> list[EmailTracking]:
+        cursor = (
+            self._db[TRACKING]
+            .find({"campaign_id": campaign_id, "recipient_email": recipient_email})
+            .sort([("step", 1)])
+        )
+        emails = [from_document(EmailTracking, document) async for document in cursor]
+        return [email for email in emails if email is not None]
 
     async def claim_due(self, lease: Lease, *, limit: int) -> list[EmailTracking]:
         worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
@@ -495,8 +579,14 @@ class MongoQueue(MongoSuppression, MongoMetrics):
             campaign_id = str(document["campaign_id"])
             if result.outcome is send_models.Outcome.RETRY:
                 await self._cancel_retry_of_cancelled(campaign_id, result.record_id, now)
-            if counted := outcomes.counter_deltas(result):
-                deltas[campaign_id].update(counted)
+            for field, counter in outcomes.counted_firsts(result.outcome).items():
+                emails = [result.recipient_email]
+                if await self._first_for_people(campaign_id, result.user_id, emails, field, now):
+                    deltas[campaign_id][counter] += 1
+            if result.next_step is not None:
+                await self._next_step_due(campaign_id, result, result.next_step)
+            if result.outcome in outcomes.ENDS_SEQUENCE:
+                await self._end_sequence(campaign_id, result.recipient_email, now)
             suppression = outcomes.suppression_for(result, now)
             if suppression is not None:
                 await self._suppress(suppression)
@@ -505,6 +595,26 @@ class MongoQueue(MongoSuppression, MongoMetrics):
         # the rates compare-and-set from the counters it read back).
         for campaign_id in sorted(deltas):
             await self._increment_metrics(campaign_id, dict(deltas[campaign_id]), now)
+
+    async def _next_step_due(
+        self, campaign_id: str, result: send_models.SendResult, due: send_models.NextStep
+    ) -> None:
+        """The sent email's next step becomes `pending`, from the mailbox that sent this
+        one, no earlier than planned nor than its delay allows. (A crash just before
+        leaves it waiting: it expires with the campaign, visibly, and is never sent twice.)"""
+        who = {
+            "campaign_id": campaign_id,
+            "recipient_email": result.recipient_email,
+            "step": due.step,
+            "status": WAITING,
+        }
+        await self._db[TRACKING].update_one(
+            who,
+            {
+                "$set": {"status": PENDING, "mailbox_id": oid(due.mailbox_id)},
+                "$max": {"scheduled_at": due.not_before},
+            },
+        )
 
     async def _cancel_retry_of_cancelled(
         self, campaign_id: str, record_id: str, now: datetime

@@ -34,6 +34,7 @@ from mailramp.errors import DuplicateError
 from mailramp.kit.types import Page
 from mailramp.storage.mongo.codec import (
     EVENTS,
+    RECIPIENTS,
     SUPPRESSIONS,
     TRACKING,
     UNMATCHED,
@@ -43,9 +44,12 @@ from mailramp.storage.mongo.codec import (
     to_document,
 )
 from mailramp.storage.mongo.metrics import MongoMetrics
+from mailramp.storage.mongo.people import MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
 from mailramp.tracking.events import check_firsts
 from mailramp.tracking.models import (
+    EVENT_TIMESTAMPS,
+    CampaignRecipient,
     EmailEvent,
     EmailTracking,
     EventType,
@@ -61,7 +65,7 @@ def _duplicate_recipient(email: Any) -> DuplicateError:
     return DuplicateError("recipient_email", email, kind="recipient")
 
 
-class MongoTracking(MongoSuppression, MongoMetrics):
+class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
     """TrackingRepository on MongoDB."""
 
     async def insert_tracking(self, records: Sequence[EmailTracking]) -> int:
@@ -72,18 +76,15 @@ class MongoTracking(MongoSuppression, MongoMetrics):
         # campaign (or the batch) already has before writing anything; should a concurrent
         # insert win the race, the unique index refuses ours and the part of the batch
         # already written is removed again.
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, int]] = set()
         for document in documents:
-            key = (document["campaign_id"], document["recipient_email"])
+            key = (document["campaign_id"], document["recipient_email"], document["step"])
             if key in seen:
                 raise _duplicate_recipient(key[1])
             seen.add(key)
-        by_campaign: dict[str, list[str]] = {}
-        for campaign_id, email in seen:
-            by_campaign.setdefault(campaign_id, []).append(email)
-        for campaign_id, emails in by_campaign.items():
+        for campaign_id, email, step in sorted(seen):
             existing = await self._db[TRACKING].find_one(
-                {"campaign_id": campaign_id, "recipient_email": {"$in": emails}},
+                {"campaign_id": campaign_id, "recipient_email": email, "step": step},
                 {"recipient_email": 1},
             )
             if existing is not None:
@@ -99,6 +100,21 @@ class MongoTracking(MongoSuppression, MongoMetrics):
                     {"_id": {"$in": [document["_id"] for document in written]}}
                 )
             raise await self._refused(details, documents) from None
+        for record in records:
+            person = CampaignRecipient.of(record)
+            await self._add_people(
+                record.campaign_id, record.user_id, [person.recipient_email], record.created_at
+            )
+            for name in EVENT_TIMESTAMPS:  # a person's first is their emails' earliest
+                moment = getattr(record, name)
+                if moment is not None:
+                    await self._db[RECIPIENTS].update_one(
+                        {
+                            "campaign_id": record.campaign_id,
+                            "recipient_email": record.recipient_email,
+                        },
+                        {"$min": {name: moment}},
+                    )
         return len(documents)
 
     async def _refused(
@@ -152,6 +168,8 @@ class MongoTracking(MongoSuppression, MongoMetrics):
         )
         if query.status is not None:
             found["status"] = TrackingStatus(query.status).value
+        if query.step is not None:
+            found["step"] = query.step
         if query.search:
             found["recipient_email"] = {"$regex": re.escape(query.search.lower())}
         order = [("scheduled_at", 1), ("_id", 1)]
@@ -230,14 +248,19 @@ class MongoTracking(MongoSuppression, MongoMetrics):
         await self._db[EVENTS].insert_one(to_document(EVENTS, event))
         record_id = oid(event.record_id)
         deltas: dict[str, int] = {}
+        at = event.occurred_at
         for field, counter in firsts.items():
-            # Only the first event of its kind sets the field: counters count recipients.
+            # Only the first event of its kind sets the email's field, and only the first
+            # of the person's emails to have it moves the counter: counters count people.
             # `{field: None}` matches a missing field too (documents written elsewhere).
-            changed = await self._db[TRACKING].update_one(
+            changed = await self._db[TRACKING].find_one_and_update(
                 {"_id": record_id, field: None},
-                {"$set": {field: event.occurred_at, "updated_at": event.occurred_at}},
+                {"$set": {field: at, "updated_at": at}},
+                projection={"recipient_email": 1},
             )
-            if changed.matched_count == 1:
+            if changed is not None and await self._first_for_people(
+                event.campaign_id, event.user_id, [changed["recipient_email"]], field, at
+            ):
                 deltas[counter] = deltas.get(counter, 0) + 1
         if status_to is not None:
             await self._db[TRACKING].update_one(
@@ -247,6 +270,14 @@ class MongoTracking(MongoSuppression, MongoMetrics):
                 },
                 {"$set": {"status": status_to.value, "updated_at": event.occurred_at}},
             )
+        if change.stops_sequence or change.postpone_until is not None:
+            person = await self._db[TRACKING].find_one({"_id": record_id}, {"recipient_email": 1})
+            if person is not None and change.stops_sequence:
+                await self._end_sequence(event.campaign_id, person["recipient_email"], at)
+            elif person is not None and change.postpone_until is not None:
+                await self._postpone(
+                    event.campaign_id, person["recipient_email"], change.postpone_until
+                )
         if suppress is not None:
             # Already suppressed: the unique index refuses it, the first reason stays.
             with contextlib.suppress(DuplicateKeyError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.metrics.models import CampaignMetrics, check_increments, derived_fields
@@ -63,21 +63,24 @@ class SqlMetrics(SqlBase):
                 select(metrics).where(metrics.c.campaign_id == campaign_id),
             )
 
-    async def counters_by_variant(
+    async def counters_by_step(
         self, user_id: str, campaign_id: str
-    ) -> dict[int, dict[str, int]]:
+    ) -> dict[tuple[int, int], dict[str, int]]:
         statement = (
             select(
+                T.c.step,
                 T.c.variant,
                 *(func.count(T.c[field]).label(counter) for counter, field in COUNTED_BY.items()),
             )
             .where(T.c.campaign_id == campaign_id, T.c.user_id == user_id)
-            .group_by(T.c.variant)
+            .group_by(T.c.step, T.c.variant)
         )
         async with self._read() as connection:
             rows = (await connection.execute(statement)).mappings().all()
         return {
-            int(row["variant"]): {counter: int(row[counter]) for counter in COUNTED_BY}
+            (int(row["step"]), int(row["variant"])): {
+                counter: int(row[counter]) for counter in COUNTED_BY
+            }
             for row in rows
         }
 
@@ -88,12 +91,15 @@ class SqlMetrics(SqlBase):
     async def _recompute(
         self, connection: AsyncConnection, campaign_id: str, now: datetime
     ) -> CampaignMetrics | None:
+        # A counter counts people: those with at least one email that has its field.
         counts = (
             (
                 await connection.execute(
                     select(
                         *(
-                            func.count(T.c[field]).label(counter)
+                            func.count(
+                                func.distinct(case((T.c[field].is_not(None), T.c.recipient_email)))
+                            ).label(counter)
                             for counter, field in COUNTED_BY.items()
                         )
                     ).where(T.c.campaign_id == campaign_id)

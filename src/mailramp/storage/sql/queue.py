@@ -13,7 +13,18 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
@@ -24,8 +35,9 @@ from mailramp.sending import models as send_models
 from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.suppression import SqlSuppression
+from mailramp.storage.sql.people import SqlPeople
 from mailramp.tracking.models import (
+    UNSENT_STATUSES,
     EmailTracking,
     TrackingStatus,
 )
@@ -36,7 +48,11 @@ T = tables.tracking
 C = tables.campaigns
 
 
+P = tables.recipients
+
+
 UPDATE_BATCH = 1000
+UNSENT = [status.value for status in UNSENT_STATUSES]
 
 
 def _due(statement: Select[Any], now: datetime, *, campaign: ColumnElement[bool]) -> Select[Any]:
@@ -59,7 +75,7 @@ def _due(statement: Select[Any], now: datetime, *, campaign: ColumnElement[bool]
 M = tables.mailboxes
 
 
-class SqlQueue(SqlSuppression):
+class SqlQueue(SqlPeople):
     """SendingRepository and CampaignQueue on SQL."""
 
     async def import_recipients(
@@ -70,7 +86,8 @@ class SqlQueue(SqlSuppression):
         # outside any transaction. New records stay unscheduled (scheduled_at NULL: no
         # worker claims them, no plan counts them) until the whole file is in and the plan
         # fits. A refusal — a bad row, a plan that does not fit, an error — takes back
-        # what this import inserted: all or nothing, by compensation.
+        # what this import inserted: all or nothing, by compensation. A batch holds each
+        # person's first email and their follow-ups; counts are of people (first emails).
         accepted = duplicates = suppressed = 0
         inserted: list[str] = []
         try:
@@ -85,21 +102,32 @@ class SqlQueue(SqlSuppression):
                         for r in batch
                         if r.recipient_email not in blocked
                     ]
-                    suppressed += len(batch) - len(rows)
+                    firsts = sum(row["step"] == 1 for row in rows)
+                    suppressed += sum(r.step == 1 for r in batch) - firsts
                     if not rows:
                         continue
                     statement = (
                         self._insert(T)
-                        .on_conflict_do_nothing(index_elements=["campaign_id", "recipient_email"])
-                        .returning(T.c._id)
+                        .on_conflict_do_nothing(
+                            index_elements=["campaign_id", "recipient_email", "step"]
+                        )
+                        .returning(T.c._id, T.c.step, T.c.recipient_email)
                     )
-                    ids = list((await connection.execute(statement, rows)).scalars().all())
-                inserted += ids
-                accepted += len(ids)
-                duplicates += len(rows) - len(ids)
+                    new = (await connection.execute(statement, rows)).all()
+                    people = {email for _, step, email in new if step == 1}
+                    await self._add_people(
+                        connection,
+                        campaign.campaign_id,
+                        campaign.user_id,
+                        people,
+                        batch[0].created_at,
+                    )
+                inserted += [record_id for record_id, _, _ in new]
+                accepted += len(people)
+                duplicates += firsts - len(people)
             await self._schedule_pending(campaign.campaign_id, plan)
         except BaseException:
-            await self._take_back(inserted)
+            await self._take_back(campaign.campaign_id, inserted)
             raise
         async with self._write() as connection:
             total = await self._count_records(connection, campaign.campaign_id)
@@ -112,47 +140,61 @@ class SqlQueue(SqlSuppression):
             accepted=accepted, duplicates=duplicates, suppressed=suppressed, total_recipients=total
         )
 
-    async def _take_back(self, record_ids: list[str]) -> None:
-        """Delete what a refused import inserted (only records still waiting to be sent)."""
+    async def _take_back(self, campaign_id: str, record_ids: list[str]) -> None:
+        """Delete what a refused import inserted (only emails still waiting to be sent), and
+        the people left with no email."""
         for start in range(0, len(record_ids), UPDATE_BATCH):
             async with self._write() as connection:
                 await connection.execute(
                     delete(T).where(
                         T.c._id.in_(record_ids[start : start + UPDATE_BATCH]),
-                        T.c.status == TrackingStatus.PENDING.value,
+                        T.c.status.in_(UNSENT),
                     )
                 )
+        emailed = select(T.c._id).where(
+            T.c.campaign_id == P.c.campaign_id, T.c.recipient_email == P.c.recipient_email
+        )
+        async with self._write() as connection:
+            await connection.execute(
+                delete(P).where(P.c.campaign_id == campaign_id, ~emailed.exists())
+            )
 
     async def _count_records(self, connection: AsyncConnection, campaign_id: str) -> int:
+        """The campaign's people: one first email each."""
         count = await connection.execute(
-            select(func.count()).select_from(T).where(T.c.campaign_id == campaign_id)
+            select(func.count()).select_from(T).where(T.c.campaign_id == campaign_id, T.c.step == 1)
         )
         return int(count.scalar_one())
 
     async def _schedule_pending(self, campaign_id: str, plan: PlanFunction) -> int:
-        """Spread the campaign's pending records over the plan's slots (mailbox and time),
-        in import order.
+        """Spread the campaign's pending first emails over the plan's slots (mailbox and
+        time), in import order, with each person's waiting follow-ups at the slot's times
+        and on its mailbox. People whose first email left keep their follow-ups as they are.
         The plan is computed (and may refuse) before anything is written; the writes go in
-        short transactions of UPDATE_BATCH records, each touching only records still pending
-        (a worker may claim the first ones meanwhile)."""
+        short transactions of UPDATE_BATCH records, each touching only records still
+        unsent (a worker may claim the first ones meanwhile)."""
+        pending = and_(
+            T.c.campaign_id == campaign_id,
+            T.c.step == 1,
+            T.c.status == TrackingStatus.PENDING.value,
+        )
         async with self._read() as connection:
-            # ObjectIds grow with time, so ordering by _id keeps the import order.
-            ids = (
-                (
-                    await connection.execute(
-                        select(T.c._id)
-                        .where(
-                            T.c.campaign_id == campaign_id,
-                            T.c.status == TrackingStatus.PENDING.value,
-                        )
-                        .order_by(T.c._id)
-                    )
-                )
+            # ObjectIds grow with time, so ordering by _id keeps the import order. Plain
+            # lists of scalars: a campaign of 200,000 people plans in a few MB.
+            ids = list(
+                (await connection.execute(select(T.c._id).where(pending).order_by(T.c._id)))
                 .scalars()
                 .all()
             )
-        slots = plan(len(ids))
-        statement = (
+            zoned = select(T.c.timezone).where(pending).order_by(T.c._id)
+            zoned_count = await connection.scalar(
+                select(func.count()).where(pending, T.c.timezone.is_not(None))
+            )
+            zones: list[str | None] = [None] * len(ids)
+            if zoned_count:
+                zones = list((await connection.execute(zoned)).scalars().all())
+        slots = plan(zones)
+        firsts = (
             update(T)
             .where(T.c._id == bindparam("record_id"), T.c.status == TrackingStatus.PENDING.value)
             .values(
@@ -161,17 +203,55 @@ class SqlQueue(SqlSuppression):
                 next_attempt_at=None,
             )
         )
+        later = (
+            update(T)
+            .where(
+                T.c.campaign_id == campaign_id,
+                T.c.recipient_email == bindparam("email"),
+                T.c.step == bindparam("number"),
+                T.c.status == TrackingStatus.WAITING.value,
+            )
+            .values(scheduled_at=bindparam("when"), mailbox_id=bindparam("mailbox"))
+        )
         for start in range(0, len(ids), UPDATE_BATCH):
-            chunk = [
-                {"record_id": record_id, "when": slot.at, "mailbox": slot.mailbox_id}
-                for record_id, slot in zip(
+            chunk = list(
+                zip(
                     ids[start : start + UPDATE_BATCH],
                     slots[start : start + UPDATE_BATCH],
                     strict=True,
                 )
-            ]
+            )
             async with self._write() as connection:
-                await connection.execute(statement, chunk)
+                await connection.execute(
+                    firsts,
+                    [
+                        {"record_id": record_id, "when": slot.at, "mailbox": slot.mailbox_id}
+                        for record_id, slot in chunk
+                    ],
+                )
+                if any(slot.follow_ups for _, slot in chunk):
+                    emails = dict(
+                        (
+                            await connection.execute(
+                                select(T.c._id, T.c.recipient_email).where(
+                                    T.c._id.in_([record_id for record_id, _ in chunk])
+                                )
+                            )
+                        ).all()
+                    )
+                    await connection.execute(
+                        later,
+                        [
+                            {
+                                "email": emails[record_id],
+                                "number": step,
+                                "when": moment,
+                                "mailbox": slot.mailbox_id,
+                            }
+                            for record_id, slot in chunk
+                            for step, moment in slot.follow_ups
+                        ],
+                    )
         return len(ids)
 
     async def pending_schedule(self, user_id: str, campaign_id: str) -> PendingSchedule:
@@ -180,25 +260,74 @@ class SqlQueue(SqlSuppression):
         async with self._read() as connection:
             row = (
                 await connection.execute(
-                    select(func.count(), func.min(moment), func.max(moment)).where(
+                    select(
+                        func.count(),
+                        func.min(moment),
+                        func.max(moment),
+                        func.sum(case((tracking.c.step == 1, 1), else_=0)),
+                    ).where(
                         tracking.c.campaign_id == campaign_id,
                         tracking.c.user_id == user_id,
-                        tracking.c.status == TrackingStatus.PENDING,
+                        tracking.c.status.in_(UNSENT),
                     )
                 )
             ).one()
-            return PendingSchedule(int(row[0] or 0), row[1], row[2])
+            return PendingSchedule(int(row[0] or 0), row[1], row[2], int(row[3] or 0))
 
     async def pending_slots(self, user_id: str, campaign_id: str) -> list[Slot]:
-        query = select(T.c.mailbox_id, T.c.scheduled_at).where(
+        query = select(T.c.mailbox_id, T.c.scheduled_at, T.c.step).where(
             T.c.campaign_id == campaign_id,
             T.c.user_id == user_id,
-            T.c.status == TrackingStatus.PENDING.value,
+            T.c.status.in_(UNSENT),
             T.c.scheduled_at.is_not(None),
         )
         async with self._read() as connection:
             rows = (await connection.execute(query)).all()
-        return [Slot(mailbox_id, moment) for mailbox_id, moment in rows]
+        return [Slot(mailbox_id, moment, step=step) for mailbox_id, moment, step in rows]
+
+    async def step_emails(self, campaign_id: str, step: int) -> list[EmailTracking]:
+        query = select(T).where(T.c.campaign_id == campaign_id, T.c.step == step).order_by(T.c._id)
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).mappings()
+            return [EmailTracking.model_validate(dict(row)) for row in rows]
+
+    async def highest_step(self, campaign_id: str) -> int:
+        async with self._read() as connection:
+            found = await connection.scalar(
+                select(func.max(T.c.step)).where(T.c.campaign_id == campaign_id)
+            )
+        return int(found or 1)
+
+    async def remove_step(self, campaign_id: str, step: int, *, next_step: int | None) -> int:
+        gone = T.alias("removed_step")
+        async with self._write() as connection:
+            if next_step is not None:
+                due = (
+                    select(gone.c.scheduled_at)
+                    .where(
+                        gone.c.campaign_id == campaign_id,
+                        gone.c.step == step,
+                        gone.c.recipient_email == T.c.recipient_email,
+                        gone.c.status == TrackingStatus.PENDING.value,
+                    )
+                    .scalar_subquery()
+                )
+                await connection.execute(
+                    update(T)
+                    .where(
+                        T.c.campaign_id == campaign_id,
+                        T.c.step == next_step,
+                        T.c.status == TrackingStatus.WAITING.value,
+                        due.is_not(None),
+                    )
+                    .values(status=TrackingStatus.PENDING.value, scheduled_at=due)
+                )
+            deleted = await connection.execute(
+                delete(T).where(
+                    T.c.campaign_id == campaign_id, T.c.step == step, T.c.status.in_(UNSENT)
+                )
+            )
+            return int(deleted.rowcount)
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)
@@ -225,7 +354,7 @@ class SqlQueue(SqlSuppression):
         async with self._write() as connection:
             result = await connection.execute(
                 update(T)
-                .where(T.c.campaign_id == campaign_id, T.c.status == TrackingStatus.PENDING.value)
+                .where(T.c.campaign_id == campaign_id, T.c.status.in_(UNSENT))
                 .values(lifecycle.cancelled_pending(now))
             )
             return int(result.rowcount)
@@ -270,7 +399,7 @@ class SqlQueue(SqlSuppression):
             expired = await connection.execute(
                 update(T)
                 .where(
-                    T.c.status == TrackingStatus.PENDING.value,
+                    T.c.status.in_(UNSENT),
                     T.c.campaign_id.in_(ended.scalar_subquery()),
                 )
                 .values(lifecycle.window_closed(now))
@@ -297,6 +426,16 @@ class SqlQueue(SqlSuppression):
             expired_records=int(expired.rowcount),
             uncertain_records=int(uncertain.rowcount),
         )
+
+    async def sequence_emails(self, campaign_id: str, recipient_email: str) -> list[EmailTracking]:
+        query = (
+            select(T)
+            .where(T.c.campaign_id == campaign_id, T.c.recipient_email == recipient_email)
+            .order_by(T.c.step)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).mappings()
+            return [EmailTracking.model_validate(dict(row)) for row in rows]
 
     async def claim_due(self, lease: Lease, *, limit: int) -> list[EmailTracking]:
         worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
@@ -406,6 +545,7 @@ class SqlQueue(SqlSuppression):
             same_values = [r for r in sent if r.message_id is None]
             batches = [same_values] if same_values else []
             batches += [[r] for r in sent if r.message_id is not None]
+            changed_sent: list[send_models.SendResult] = []
             for batch in batches:
                 changed = await connection.execute(
                     update(T)
@@ -414,10 +554,12 @@ class SqlQueue(SqlSuppression):
                         T.c.status.in_(outcomes.states_it_may_leave(batch[0])),
                     )
                     .values(outcomes.outcome_values(batch[0], now))
-                    .returning(T.c.campaign_id)
+                    .returning(T.c._id)
                 )
-                for (campaign_id,) in changed:
-                    deltas[campaign_id].update(outcomes.counter_deltas(batch[0]))
+                ids = set(changed.scalars())
+                changed_sent += [r for r in batch if r.record_id in ids]
+            await self._count_people(connection, changed_sent, deltas, now)
+            await self._next_steps_due(connection, changed_sent)
             for result in others:
                 changed = await connection.execute(
                     update(T)
@@ -432,13 +574,81 @@ class SqlQueue(SqlSuppression):
                     continue
                 if result.outcome is send_models.Outcome.RETRY:
                     await self._cancel_retry_of_cancelled(connection, result, now)
-                if counted := outcomes.counter_deltas(result):
-                    deltas[result.campaign_id].update(counted)
+                await self._count_people(connection, [result], deltas, now)
+                if result.outcome in outcomes.ENDS_SEQUENCE:
+                    await self._end_sequence(
+                        connection, result.campaign_id, result.recipient_email, now
+                    )
                 suppression = outcomes.suppression_for(result, now)
                 if suppression is not None:
                     await self._suppress(connection, suppression)
             for campaign_id in sorted(deltas):
                 await self._increment(connection, campaign_id, deltas[campaign_id], now)
+
+    async def _count_people(
+        self,
+        connection: AsyncConnection,
+        results: Sequence[send_models.SendResult],
+        deltas: dict[str, Counter[str]],
+        now: datetime,
+    ) -> None:
+        """Add to `deltas` the people these recorded outcomes count for the first time."""
+        groups: dict[tuple[str, str, send_models.Outcome], list[str]] = defaultdict(list)
+        for result in results:
+            key = (result.campaign_id, result.user_id, result.outcome)
+            groups[key].append(result.recipient_email)
+        for (campaign_id, user_id, outcome), emails in sorted(groups.items()):
+            for field, counter in outcomes.counted_firsts(outcome).items():
+                gained = await self._first_for_people(
+                    connection, campaign_id, user_id, emails, field, now
+                )
+                if gained:
+                    deltas[campaign_id][counter] += gained
+
+    async def _next_steps_due(
+        self, connection: AsyncConnection, results: Sequence[send_models.SendResult]
+    ) -> None:
+        """Each sent email's next step becomes due (in the same unit of work as the send's
+        outcome, so a sequence never stalls): `pending`, from the mailbox that sent this
+        one, no earlier than planned nor than its delay allows."""
+        due = [
+            {
+                "campaign": r.campaign_id,
+                "email": r.recipient_email,
+                "number": r.next_step.step,
+                "not_before": r.next_step.not_before,
+                "mailbox": r.next_step.mailbox_id,
+            }
+            for r in results
+            if r.next_step is not None
+        ]
+        if not due:
+            return
+        later = case(
+            (
+                or_(
+                    T.c.scheduled_at.is_(None),
+                    T.c.scheduled_at < bindparam("not_before", type_=T.c.scheduled_at.type),
+                ),
+                bindparam("not_before", type_=T.c.scheduled_at.type),
+            ),
+            else_=T.c.scheduled_at,
+        )
+        await connection.execute(
+            update(T)
+            .where(
+                T.c.campaign_id == bindparam("campaign"),
+                T.c.recipient_email == bindparam("email"),
+                T.c.step == bindparam("number"),
+                T.c.status == TrackingStatus.WAITING.value,
+            )
+            .values(
+                status=TrackingStatus.PENDING.value,
+                scheduled_at=later,
+                mailbox_id=bindparam("mailbox"),
+            ),
+            due,
+        )
 
     async def _cancel_retry_of_cancelled(
         self, connection: AsyncConnection, result: send_models.SendResult, now: datetime

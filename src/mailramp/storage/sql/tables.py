@@ -144,6 +144,9 @@ campaigns = Table(
     Column("legacy_fields", json_document(), nullable=True),
     # Every mailbox it sends from, mailbox_id first (NULL before 0011: just mailbox_id).
     Column("mailbox_ids", json_document(), nullable=True),
+    # The follow-up steps (JSON list of FollowUp); NULL before 0014: one step.
+    Column("campaign_steps", json_document(), nullable=True),
+    Column("auto_reply_postpone_days", Integer, nullable=False, server_default=text("0")),
     Index("uq_campaign_creation_table_campaign_id", "campaign_id", unique=True),
     # Listing a user's campaigns newest first, optionally by status.
     Index("ix_campaign_creation_table_user_id_created_at", "user_id", "created_at"),
@@ -190,6 +193,8 @@ tracking = Table(
     Column("recipient_email", String(254), nullable=False),
     Column("merge_variables", json_document(), nullable=False),
     Column("variant", Integer, nullable=False, server_default=text("0")),
+    Column("step", Integer, nullable=False, server_default=text("1")),
+    Column("timezone", String(64), nullable=True),
     Column("status", String(20), nullable=False),
     Column("scheduled_at", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
@@ -201,10 +206,12 @@ tracking = Table(
     *(Column(name, UTCDateTime, nullable=True) for name in EVENT_TIMESTAMPS),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # One email per (recipient, step) of a campaign: what makes a send at most once.
     Index(
-        "uq_email_tracking_campaign_id_recipient_email",
+        "uq_email_tracking_campaign_id_recipient_email_step",
         "campaign_id",
         "recipient_email",
+        "step",
         unique=True,
     ),
     # The send queue: workers look for due records by (status, scheduled_at).
@@ -217,6 +224,31 @@ tracking = Table(
     # address; soft bounces are counted per owner and address.
     Index("ix_email_tracking_mailbox_id_recipient_email", "mailbox_id", "recipient_email"),
     Index("ix_email_tracking_user_id_recipient_email", "user_id", "recipient_email"),
+)
+
+
+recipients = Table(
+    "campaign_recipients",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column(
+        "campaign_id",
+        String(36),
+        ForeignKey(campaigns.c.campaign_id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("recipient_email", String(254), nullable=False),
+    *(Column(name, UTCDateTime, nullable=True) for name in EVENT_TIMESTAMPS),
+    Column("stopped_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(
+        "uq_campaign_recipients_campaign_id_recipient_email",
+        "campaign_id",
+        "recipient_email",
+        unique=True,
+    ),
 )
 
 

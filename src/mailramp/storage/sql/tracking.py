@@ -11,9 +11,16 @@ from sqlalchemy import and_, func, select, update
 from mailramp.kit.types import Page
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.suppression import SqlSuppression
+from mailramp.storage.sql.people import SqlPeople
 from mailramp.tracking.events import check_firsts
-from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, UnmatchedInbound
+from mailramp.tracking.models import (
+    EVENT_TIMESTAMPS,
+    CampaignRecipient,
+    EmailEvent,
+    EmailTracking,
+    EventType,
+    UnmatchedInbound,
+)
 from mailramp.tracking.repository import EventChange, RecipientQuery
 
 T = tables.tracking
@@ -22,15 +29,29 @@ T = tables.tracking
 E = tables.events
 
 
-class SqlTracking(SqlSuppression):
+class SqlTracking(SqlPeople):
     """TrackingRepository on SQL."""
 
     async def insert_tracking(self, records: Sequence[EmailTracking]) -> int:
         if not records:
             return 0
         rows = [to_row(record) for record in records]
+        people: dict[tuple[str, str], CampaignRecipient] = {}
+        for record in records:
+            person = CampaignRecipient.of(record)
+            known = people.setdefault((record.campaign_id, record.recipient_email), person)
+            for name in EVENT_TIMESTAMPS:  # a person's first is their emails' earliest
+                mine, theirs = getattr(person, name), getattr(known, name)
+                if mine is not None and (theirs is None or mine < theirs):
+                    setattr(known, name, mine)
         async with self._write() as connection:
             await connection.execute(tables.tracking.insert(), rows)
+            await connection.execute(
+                self._insert(tables.recipients).on_conflict_do_nothing(
+                    index_elements=["campaign_id", "recipient_email"]
+                ),
+                [to_row(person) for person in people.values()],
+            )
         return len(rows)
 
     async def get_tracking(self, user_id: str, tracking_id: str) -> EmailTracking | None:
@@ -48,6 +69,8 @@ class SqlTracking(SqlSuppression):
         condition = and_(tracking.c.campaign_id == query.campaign_id, tracking.c.user_id == user_id)
         if query.status is not None:
             condition = and_(condition, tracking.c.status == query.status.value)
+        if query.step is not None:
+            condition = and_(condition, tracking.c.step == query.step)
         if query.search:
             # Addresses are stored lowercased; the search is literal (no LIKE wildcards).
             found = tracking.c.recipient_email.contains(query.search.lower(), autoescape=True)
@@ -136,16 +159,24 @@ class SqlTracking(SqlSuppression):
         status_from, status_to = change.status_from, change.status_to
         check_firsts(firsts)
         deltas: dict[str, int] = {}
+        at = event.occurred_at
         async with self._write() as connection:
             await connection.execute(E.insert().values(to_row(event)))
             for field, counter in firsts.items():
-                # Only the first event of its kind sets the field: counters count recipients.
-                changed = await connection.execute(
-                    update(T)
-                    .where(T.c._id == event.record_id, T.c[field].is_(None))
-                    .values({field: event.occurred_at, "updated_at": event.occurred_at})
-                )
-                if changed.rowcount == 1:
+                # Only the first event of its kind sets the email's field, and only the
+                # first of the person's emails to have it moves the counter: counters count
+                # people.
+                email = (
+                    await connection.execute(
+                        update(T)
+                        .where(T.c._id == event.record_id, T.c[field].is_(None))
+                        .values({field: at, "updated_at": at})
+                        .returning(T.c.recipient_email)
+                    )
+                ).scalar()
+                if email is not None and await self._first_for_people(
+                    connection, event.campaign_id, event.user_id, [email], field, at
+                ):
                     deltas[counter] = deltas.get(counter, 0) + 1
             if status_to is not None:
                 await connection.execute(
@@ -156,6 +187,14 @@ class SqlTracking(SqlSuppression):
                     )
                     .values(status=status_to.value, updated_at=event.occurred_at)
                 )
+            if change.stops_sequence or change.postpone_until is not None:
+                email = await self._email_of(connection, event.record_id)
+                if email is not None and change.stops_sequence:
+                    await self._end_sequence(connection, event.campaign_id, email, at)
+                elif email is not None and change.postpone_until is not None:
+                    await self._postpone(
+                        connection, event.campaign_id, email, change.postpone_until
+                    )
             if suppress is not None:
                 await self._suppress(connection, suppress)
             if deltas:

@@ -14,8 +14,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from mailramp.campaigns.models import Campaign
-from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate
-from mailramp.campaigns.service import VariantFigures
+from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate, StepsUpdate
+from mailramp.campaigns.service import StepFigures, VariantFigures
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.tracking.models import EmailEvent, EmailTracking
 from mailramp.tracking.service import RecipientFilter
@@ -67,6 +67,37 @@ class VariantFiguresPublic(Public):
             subject=row.variant.subject,
             message=row.variant.message,
             figures=[FigurePublic.of(figure) for figure in row.figures],
+        )
+
+
+class StepFiguresPublic(Public):
+    """One step of the sequence in the funnel: its place (1 is the first email), its
+    number (kept by its emails), its delay after the previous step and its wording (the
+    first email: the campaign's subject and message; an empty subject: a reply in the
+    thread), the figures of its emails, and those of each of its variants."""
+
+    position: int
+    step: int
+    delay_days: int
+    delay_hours: float
+    subject: str
+    message: str
+    figures: list[FigurePublic]
+    variants: list[VariantFiguresPublic]
+
+    @classmethod
+    def of_step(cls, row: StepFigures) -> StepFiguresPublic:
+        first = row.variants[0].variant
+        follow_up = row.follow_up
+        return cls(
+            position=row.position,
+            step=row.step,
+            delay_days=follow_up.delay_days if follow_up else 0,
+            delay_hours=follow_up.delay_hours if follow_up else 0.0,
+            subject=first.subject,
+            message=first.message,
+            figures=[FigurePublic.of(figure) for figure in row.figures],
+            variants=[VariantFiguresPublic.of_variant(v) for v in row.variants],
         )
 
 
@@ -211,6 +242,29 @@ async def campaign_variants(
     """The email's A/B variants, each with the figures of the recipients who got it."""
     rows = await runtime.campaigns.variant_figures(caller.user.user_id, campaign_id)
     return [VariantFiguresPublic.of_variant(row) for row in rows]
+
+
+@router.get("/campaigns/{campaign_id}/steps", tags=["campaigns"])
+async def campaign_steps(
+    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> list[StepFiguresPublic]:
+    """The sequence's steps in order, each with the figures of its emails and of its
+    variants: the per-step funnel."""
+    rows = await runtime.campaigns.step_figures(caller.user.user_id, campaign_id)
+    return [StepFiguresPublic.of_step(row) for row in rows]
+
+
+@router.put("/campaigns/{campaign_id}/steps", tags=["campaigns"])
+async def replace_campaign_steps(
+    campaign_id: str, body: StepsUpdate, caller: CallerDep, runtime: RuntimeDep
+) -> CampaignPublic:
+    """Replace the follow-ups, before or while the campaign runs: each existing one kept
+    names its `step`; one left out is removed; one without `step` is added at the end.
+    Only emails not sent yet change."""
+    campaign = await runtime.sending.set_steps(
+        caller.user.user_id, campaign_id, **body.model_dump()
+    )
+    return CampaignPublic.of(campaign)
 
 
 @router.get("/campaigns/{campaign_id}/plan", tags=["campaigns"])

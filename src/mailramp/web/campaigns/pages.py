@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailramp.campaigns.models import SENDING_STATUSES, campaign_actions
+from mailramp.campaigns.models import FINAL_STATUSES, SENDING_STATUSES, campaign_actions
 from mailramp.campaigns.repository import PendingSchedule
 from mailramp.campaigns.sequencing import DayLoad
 from mailramp.errors import MailrampError, NotFoundError
@@ -70,8 +71,14 @@ CAMPAIGN_FIELDS = (
     "track_opens",  # checkboxes: "on" when ticked, "" when not
     "track_clicks",
     "stop_company_on_reply",
+    "auto_reply_postpone_days",
     *(f"variant_{part}_{n}" for n in (1, 2) for part in ("subject", "message")),
 )
+FOLLOW_UPS_ON_FORM = (2, 3, 4, 5)
+"""The follow-up steps the new-campaign form offers (more through the API or the campaign
+page's steps editor)."""
+STEP_PARTS = ("days", "hours", "subject", "message", "variant_subject", "variant_message")
+STEP_FIELDS = tuple(f"step_{n}_{part}" for n in FOLLOW_UPS_ON_FORM for part in STEP_PARTS)
 
 
 @router.get("/campaigns/new")
@@ -88,6 +95,7 @@ def _new_campaign_form(
     """The new-campaign form (`values`, `errors`, `status`: what was typed, each error
     beside its field)."""
     form.setdefault("also_from", [])
+    form.setdefault("follow_up_numbers", FOLLOW_UPS_ON_FORM)
     return render(
         request,
         "campaign_new.html",
@@ -102,7 +110,7 @@ def _new_campaign_form(
 @router.post("/campaigns/new")
 async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDep) -> Response:
     form = await request.form()
-    values = {name: str(form.get(name) or "") for name in CAMPAIGN_FIELDS}
+    values = {name: str(form.get(name) or "") for name in (*CAMPAIGN_FIELDS, *STEP_FIELDS)}
     check_csrf(who, {"csrf_token": str(form.get("csrf_token") or "")})
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
     also = [str(item) for item in form.getlist("also_from")]
@@ -132,7 +140,10 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
     def refused(error: MailrampError) -> HTMLResponse:
         if error.field and error.field.startswith("variants."):
             error.field = "variants"  # a part of one variant: shown under the variants
-        errors = form_errors(error, (*CAMPAIGN_FIELDS, "mailbox_ids", "variants", "file"))
+        if error.field and error.field.startswith("campaign_steps"):
+            error.field = "campaign_steps"  # a part of one follow-up: under the follow-ups
+        shown = (*CAMPAIGN_FIELDS, "mailbox_ids", "variants", "campaign_steps", "file")
+        errors = form_errors(error, shown)
         if stream is not None:
             # A browser cannot put a file back into a file input: say so, and that the
             # campaign does not exist yet (there is no half-made draft to look for).
@@ -152,6 +163,12 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
         try:
             texts = [values["subject"], values["message"]]
             texts += [text for v in _variants_typed(values) for text in v.values()]
+            texts += [
+                text
+                for step in _steps_typed(values)
+                for wording in (step, *step.get("variants", []))
+                for text in (wording.get("subject", ""), wording["message"])
+            ]
             checked = await run_in_threadpool(check_file, stream, *texts)
         except MailrampError as error:
             return refused(error)
@@ -171,7 +188,9 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
             track_opens=values["track_opens"] == "on",
             track_clicks=values["track_clicks"] == "on",
             stop_company_on_reply=values["stop_company_on_reply"] == "on",
+            auto_reply_postpone_days=values["auto_reply_postpone_days"] or "0",
             variants=_variants_typed(values),
+            campaign_steps=_steps_typed(values),
         )
     except MailrampError as error:
         return refused(error)
@@ -248,6 +267,35 @@ async def recipient_action(
     done = {"stop": "stopped", "replied": "marked as replied"}[action]
     back = urlencode({"notice": f"{record.recipient_email} {done}", "record": record.id})
     return RedirectResponse(f"/campaigns/{campaign_id}?{back}#record-{record.id}", 303)
+
+
+@router.post("/campaigns/{campaign_id}/steps")
+async def edit_steps(
+    campaign_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """The campaign page's steps editor: each follow-up kept, changed or removed, and one
+    added (fields `step_<number>_…` and `step_new_…`)."""
+    form = await request.form()
+    check_csrf(who, {"csrf_token": str(form.get("csrf_token") or "")})
+    user_id = who.user.user_id
+    try:
+        campaign = await runtime.campaigns.get_campaign(user_id, campaign_id)
+        numbers = [follow_up.step for follow_up in campaign.campaign_steps]
+        names = [f"step_{n}_{part}" for n in (*numbers, "new") for part in STEP_PARTS]
+        values = {name: str(form.get(name) or "") for name in names}
+        steps = []
+        for number in numbers:
+            kept = _steps_typed(values, [number])
+            if kept and not form.get(f"step_{number}_remove"):
+                steps.append({"step": number, **kept[0]})
+        steps += _steps_typed(values, ["new"])
+        changed = await runtime.sending.set_steps(user_id, campaign_id, campaign_steps=steps)
+    except MailrampError as error:
+        return await _campaign_page(
+            request, who, runtime, campaign_id, problem=error.message, status=error.status_code
+        )
+    notice = f"Steps saved: the sequence has {len(changed.steps)} step(s)."
+    return RedirectResponse(f"/campaigns/{campaign_id}?{urlencode({'notice': notice})}", 303)
 
 
 @router.post("/campaigns/{campaign_id}/{action}")
@@ -331,15 +379,19 @@ async def _campaign_page(
     status_filter = wanted if wanted in {member.value for member in TrackingStatus} else None
     search = (query.get("search") or "").strip()[:254]
     offset = int(query["offset"]) if query.get("offset", "").isdigit() else 0
-    shown = RecipientFilter(status_filter, search or None, offset, RECIPIENTS_PER_PAGE)
+    # One row per person: their first email (the timeline below a row shows every step).
+    shown = RecipientFilter(status_filter, search or None, offset, RECIPIENTS_PER_PAGE, step=1)
     recipients = await runtime.tracking.list_recipients(user_id, campaign.campaign_id, shown)
     events = None
+    person_emails: list[Any] = []
     record_id = query.get("record")
     if record_id and is_object_id(record_id):
         with contextlib.suppress(NotFoundError):
-            _, events = await runtime.tracking.recipient_events(
+            person, person_emails, events = await runtime.tracking.recipient_timeline(
                 user_id, campaign.campaign_id, record_id
             )
+            first = next((email for email in person_emails if email.step == 1), person)
+            record_id = first.id  # the row it unfolds under
 
     def page_link(*, offset: int, record: str | None = None) -> str:
         """This page's address with its filters, at another offset (or a record's events)."""
@@ -350,7 +402,7 @@ async def _campaign_page(
         return "?" + urlencode(parameters) if parameters else "?"
 
     loads = await runtime.campaigns.pending_by_day(user_id, campaign.campaign_id)
-    variants = await runtime.campaigns.variant_figures(user_id, campaign.campaign_id)
+    steps = await runtime.campaigns.step_figures(user_id, campaign.campaign_id)
     counts = await runtime.sending.status_counts(user_id, campaign.campaign_id)
     waiting = await runtime.campaigns.pending_schedule(user_id, campaign.campaign_id)
     wanted_preview = request.query_params.get("preview")
@@ -377,17 +429,22 @@ async def _campaign_page(
             if not mailbox.can_send and campaign.status in SENDING_STATUSES
         ],
         recipients=recipients,
-        all_recipients=sum(counts.values()),
+        all_recipients=campaign.total_recipients,
         search=search,
         page_link=page_link,
         events=events,
         events_record=record_id,
+        person_emails=person_emails,
+        step_places={step: place for place, step in enumerate(campaign.steps, start=1)},
         status_filter=status_filter or "",
         statuses=[s.value for s in TrackingStatus],
         preview=preview,
         plan=_plan_summary(counts, metrics, waiting, page_zone(request)),
         plan_days=_days_table(loads, mailboxes),
-        variants=variants,
+        variants=steps[0].variants,
+        steps=steps,
+        steps_editable=campaign.status not in FINAL_STATUSES,
+        step_parts=STEP_PARTS,
         VARIANT_FIGURES=("sent", "delivered", "opened", "clicked", "replied"),
         actions=campaign_actions(campaign.status),
         chart=events_chart(
@@ -400,6 +457,26 @@ async def _campaign_page(
         problem=problem,
         status=status,
     )
+
+
+def _steps_typed(values: dict[str, str], numbers: Sequence[Any] = FOLLOW_UPS_ON_FORM) -> list[Any]:
+    """The follow-ups filled in on a form (`step_<n>_…` fields; one with neither subject
+    nor message is no step), as the API takes them; a days or hours field left empty
+    takes its default."""
+    typed: list[Any] = []
+    for n in numbers:
+        subject, message = values[f"step_{n}_subject"], values[f"step_{n}_message"]
+        if not subject.strip() and not message.strip():
+            continue
+        step: dict[str, Any] = {"subject": subject, "message": message}
+        for part, name in (("days", "delay_days"), ("hours", "delay_hours")):
+            if values[f"step_{n}_{part}"].strip():
+                step[name] = values[f"step_{n}_{part}"].strip()
+        other = (values[f"step_{n}_variant_subject"], values[f"step_{n}_variant_message"])
+        if any(part.strip() for part in other):
+            step["variants"] = [{"subject": other[0], "message": other[1]}]
+        typed.append(step)
+    return typed
 
 
 def _variants_typed(values: dict[str, str]) -> list[dict[str, str]]:

@@ -1,0 +1,83 @@
+"""The people of a campaign on MongoDB: `campaign_recipients`, the firsts that make the
+counters count people rather than emails, and the end of a person's sequence (as
+storage/sql/people.py; each write a single-document or a guarded multi-document one)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection
+from datetime import datetime
+
+from pymongo.errors import DuplicateKeyError
+
+from mailramp.kit.ids import new_object_id
+from mailramp.storage.mongo.base import MongoBase
+from mailramp.storage.mongo.codec import RECIPIENTS, TRACKING, oid
+from mailramp.tracking.models import UNSENT_STATUSES, TrackingStatus
+
+UNSENT = [status.value for status in UNSENT_STATUSES]
+
+
+class MongoPeople(MongoBase):
+    """What the queue and the event log do to people."""
+
+    async def _add_people(
+        self, campaign_id: str, user_id: str, emails: Collection[str], at: datetime
+    ) -> None:
+        """A `campaign_recipients` document for each address that has none."""
+        for email in sorted(emails):
+            with contextlib.suppress(DuplicateKeyError):  # made meanwhile by another writer
+                await self._db[RECIPIENTS].update_one(
+                    {"campaign_id": campaign_id, "recipient_email": email},
+                    {
+                        "$setOnInsert": {
+                            "_id": oid(new_object_id()),
+                            "user_id": oid(user_id),
+                            "created_at": at,
+                            "updated_at": at,
+                        }
+                    },
+                    upsert=True,
+                )
+
+    async def _first_for_people(
+        self,
+        campaign_id: str,
+        user_id: str,
+        emails: Collection[str],
+        field: str,
+        at: datetime,
+    ) -> int:
+        """Set `field` on these people where it is not set yet; how many it was set on."""
+        await self._add_people(campaign_id, user_id, emails, at)
+        changed = await self._db[RECIPIENTS].update_many(
+            {"campaign_id": campaign_id, "recipient_email": {"$in": sorted(emails)}, field: None},
+            {"$set": {field: at, "updated_at": at}},
+        )
+        return int(changed.modified_count)
+
+    async def _end_sequence(self, campaign_id: str, email: str, at: datetime) -> int:
+        """Stop every email of this person not handed to a worker yet; how many."""
+        stopped = await self._db[TRACKING].update_many(
+            {"campaign_id": campaign_id, "recipient_email": email, "status": {"$in": UNSENT}},
+            {
+                "$set": {
+                    "status": TrackingStatus.STOPPED.value,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "updated_at": at,
+                }
+            },
+        )
+        await self._db[RECIPIENTS].update_one(
+            {"campaign_id": campaign_id, "recipient_email": email, "stopped_at": None},
+            {"$set": {"stopped_at": at, "updated_at": at}},
+        )
+        return int(stopped.modified_count)
+
+    async def _postpone(self, campaign_id: str, email: str, until: datetime) -> None:
+        """None of this person's emails not sent yet goes before `until`."""
+        await self._db[TRACKING].update_many(
+            {"campaign_id": campaign_id, "recipient_email": email, "status": {"$in": UNSENT}},
+            {"$max": {"scheduled_at": until}},
+        )
