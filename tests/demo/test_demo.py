@@ -76,8 +76,14 @@ def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(tmp_path: Pa
     assert printed == _counters(stored) == _counters(recomputed)
     assert campaign.status == "completed"
     assert counts == result["recipients"]
-    assert sum(counts.values()) == 80
-    assert {state for state, count in counts.items() if count} == {"sent", "bounced"}
+    assert sum(counts.values()) == 80 * 3  # one email per person and step
+    states = {state for state, count in counts.items() if count}
+    assert {"sent", "bounced", "stopped"} <= states <= {"sent", "bounced", "stopped"}
+    # A 3-step sequence from two mailboxes: every person got the first email; an answer, a
+    # bounce or an unsubscribe stopped the rest.
+    assert campaign.steps == [1, 2, 3] and len(campaign.mailbox_ids) == 2
+    first, second, third = result["steps_sent"]
+    assert first == 80 and first > second >= third > 0
 
     # What the simulated people did is what mailramp counted.
     did = result["simulated"]
@@ -96,13 +102,14 @@ def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(tmp_path: Pa
     assert stored.open_rate == round(100 * stored.total_opened / stored.total_delivered, 2)
     # The last progress line says what the summary says.
     last = result["progress"][-1]
-    assert f"80/80 handled · sent {stored.total_sent} · " in last
+    assert f"80/80 people reached · {first + second + third} emails sent · " in last
     assert f"opened by people {stored.total_human_opened} " in last
     assert f"replied {stored.total_replied} · bounced {stored.total_bounced} · " in last
 
-    # The demo mailbox is parked: `mailramp serve` will not try its stopped servers.
-    (mailbox,) = mailboxes
-    assert mailbox.status == "inactive" and "demo" in (mailbox.status_reason or "")
+    # The demo mailboxes are parked: `mailramp serve` will not try their stopped servers.
+    assert len(mailboxes) == 2
+    for mailbox in mailboxes:
+        assert mailbox.status == "inactive" and "demo" in (mailbox.status_reason or "")
 
     # The data stays: `mailramp serve` shows it to the printed login.
     serve_port = free_port()
@@ -124,7 +131,7 @@ def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(tmp_path: Pa
     again = _demo(tmp_path, port, recipients=20, minutes=0.2)
     assert again["problems"] == [] and again["password"] != result["password"]
     *_, mailboxes, campaigns = run_blocking(_stored(tmp_path, again["campaign_id"]))
-    assert len(mailboxes) == 1 and campaigns == 2
+    assert len(mailboxes) == 2 and campaigns == 2
     imported = again["import"]
     assert imported["accepted"] + imported["suppressed"] == 20
     assert again["metrics"]["total_sent"] == imported["total_recipients"] == imported["accepted"]

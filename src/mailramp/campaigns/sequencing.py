@@ -179,37 +179,63 @@ class _Sender:
 
 @dataclass(frozen=True)
 class _Group:
-    """Recipients who share a time zone: the window as it applies to them, how many."""
+    """Recipients who share a time zone: the window as it applies to them, how many, and
+    the days a first email of theirs may go (each ending where a later one's sequence would
+    no longer fit)."""
 
     zone: str | None
     window: SendingWindow | None
     count: int
+    days: tuple[OpenDay, ...]
 
 
 def _groups(request: SequenceRequest) -> list[_Group]:
     """The request's recipients by time zone, the largest group first."""
-    if not request.zones:
-        return [_Group(None, request.window, request.recipients)]
-    counts = Counter(request.zones)
+    counts = Counter(request.zones) if request.zones else Counter({None: request.recipients})
     groups = []
     for zone, count in sorted(counts.items(), key=lambda item: (-item[1], item[0] or "")):
         window = request.window
         if zone is not None and window is not None:
             window = window.model_copy(update={"timezone": zone})
-        groups.append(_Group(zone, window, count))
+        single = PlanRequest(
+            start=request.start, end=request.end, count=0, daily_limit=0, window=window
+        )
+        days = []
+        for open_day in open_days(single):
+            last = _last_first(open_day, request, window)
+            if last is not None:
+                days.append(replace(open_day, closes=last))
+        groups.append(_Group(zone, window, count, tuple(days)))
     return groups
 
 
 def _days(sender: _Sender, request: SequenceRequest, group: _Group) -> list[OpenDay]:
-    """The days the group's window opens on, each with what the mailbox's limit leaves on
-    the day (of the window's zone) it opens in."""
-    single = PlanRequest(
-        start=request.start, end=request.end, count=0, daily_limit=0, window=group.window
-    )
+    """The group's days, each with what the mailbox's limit leaves on the day (of the
+    window's zone) it opens in."""
     return [
-        replace(d, capacity=sender.capacity(day_of(d.opens, request.window)))
-        for d in open_days(single)
+        replace(d, capacity=sender.capacity(day_of(d.opens, request.window))) for d in group.days
     ]
+
+
+def _last_first(
+    open_day: OpenDay, request: SequenceRequest, window: SendingWindow | None
+) -> datetime | None:
+    """Where a first email's slot range ends on this day: just after the last moment from
+    which the whole sequence still ends before the campaign does (a later first email's
+    follow-ups would fall outside it); None when no moment of the day is early enough.
+    A step's moment never goes back when the first moves later, so a bisection finds it."""
+    if not request.follow_ups:
+        return open_day.closes
+    if _sequence(open_day.opens, request, window) is None:
+        return None
+    early, late = open_day.opens, open_day.closes
+    while (late - early) > timedelta(seconds=1):
+        middle = early + (late - early) / 2
+        if _sequence(middle, request, window) is None:
+            late = middle
+        else:
+            early = middle
+    return min(early + timedelta(milliseconds=1), open_day.closes)
 
 
 def _free(sender: _Sender, request: SequenceRequest, group: _Group) -> int:

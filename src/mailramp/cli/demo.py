@@ -34,15 +34,17 @@ def demo(
     as_json: JsonOption = False,
 ) -> None:
     """Run a demo campaign end to end on the configured database (the embedded SQLite file by
-    default): a demo user and mailbox, local SMTP and IMAP servers playing the recipients,
-    a campaign of a few hundred recipients compressed into about a minute, simulated opens,
-    clicks, replies, an out-of-office answer, bounces and an unsubscribe through the real
-    tracking endpoints and inbox. The dashboard is live while it runs; the data stays, so
-    `mailramp serve` shows it afterwards with the demo login printed at the end.
+    default): a demo user and two mailboxes, local SMTP and IMAP servers playing the
+    recipients, a 3-step campaign (a first email and two follow-ups 30 seconds apart that
+    stop when someone answers) to a few hundred recipients from both mailboxes, its first
+    emails compressed into about a minute, simulated opens, clicks, replies, an
+    out-of-office answer, bounces and an unsubscribe through the real tracking endpoints
+    and inboxes. The dashboard is live while it runs; the data stays, so `mailramp serve`
+    shows it afterwards with the demo login printed at the end.
 
     Example:
 
-        mailramp demo                 # 300 recipients over one minute
+        mailramp demo                 # 300 recipients, first emails over one minute
         mailramp demo --recipients 50 --minutes 0.5 --json
     """
     from mailramp.demo.run import DemoOptions, Progress, run_demo
@@ -64,11 +66,12 @@ def demo(
         )
 
     def progress(now: Progress) -> None:
-        sent = sum(v for k, v in now.recipients.items() if k not in ("pending", "sending"))
         m = now.metrics
+        emails = sum(now.recipients.get(state, 0) for state in ("sent", "bounced"))
         # People first, machines beside, as the dashboard and the summary show them.
         line = (
-            f"[{now.elapsed:4.0f}s] {sent}/{now.total} handled · sent {m.total_sent} · "
+            f"[{now.elapsed:4.0f}s] {m.total_sent}/{now.total} people reached · "
+            f"{emails} emails sent · "
             f"opened by people {m.total_human_opened} "
             f"(+{m.total_opened - m.total_human_opened} machines) · "
             f"clicked by people {m.total_human_clicks} "
@@ -93,7 +96,9 @@ def demo(
     lines = [
         f"Demo campaign {result.campaign_id}",
         f"  import: {report.summary()}",
-        "  recipients: " + ", ".join(f"{k} {v}" for k, v in result.recipients.items() if v),
+        "  emails: " + ", ".join(f"{k} {v}" for k, v in result.recipients.items() if v),
+        "  sequence: "
+        + " · ".join(f"step {n} sent {sent}" for n, sent in enumerate(result.steps_sent, 1)),
         *figures_table(result.figures),
         "  what the simulated people did: "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(result.simulated.items())),
@@ -111,6 +116,7 @@ def demo(
             "password": result.password,
             "import": report,
             "recipients": result.recipients,
+            "steps_sent": result.steps_sent,
             "metrics": result.metrics,
             "simulated": result.simulated,
             "problems": result.problems,

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 
 import httpx
 
@@ -133,12 +133,26 @@ class Simulation:
     """Plays every person's part as their email arrives; `done` counts what they did."""
 
     people: dict[str, Person]
-    inbox: DemoInbox
+    inboxes: dict[str, DemoInbox]
+    """Each demo mailbox's inbox, by its address: an answer lands in the sender's."""
     http: httpx.AsyncClient
     rng: random.Random
     done: Counter[str] = field(default_factory=Counter)
+    """What the people did, each kind counted once per person (as mailramp counts people);
+    `emails` counts every email that arrived."""
     problems: list[str] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _did: set[tuple[str, str]] = field(default_factory=set)
+
+    def _once(self, person: Person, kind: str) -> None:
+        """Count `kind` for `person` unless they did it before (a later step)."""
+        if (person.email, kind) not in self._did:
+            self._did.add((person.email, kind))
+            self.done[kind] += 1
+
+    def _inbox(self, message: EmailMessage) -> DemoInbox:
+        sender = parseaddr(str(message["From"]))[1].lower()
+        return self.inboxes[sender]
 
     def react(self, delivered: Delivered) -> None:
         person = self.people.get(delivered.recipient)
@@ -156,45 +170,48 @@ class Simulation:
             self.problems.append(f"{person.email}: {error!r}")
 
     async def _play(self, person: Person, message: EmailMessage, delay: float) -> None:
-        self.done["received"] += 1
+        first = (person.email, "received") not in self._did
+        self._once(person, "received")
+        self.done["emails"] += 1
+        inbox = self._inbox(message)
         html = message.get_body(preferencelist=("html",))
         content = html.get_content() if html is not None else ""
         pixel = PIXEL.search(content)
         link = LINK.search(content)
         unsubscribe = str(message.get("List-Unsubscribe", "")).strip("<> ")
         if person.apple_proxy and pixel:
-            await self._get(pixel.group(1), APPLE_PROXY, "machine_opens")
+            await self._get(person, pixel.group(1), APPLE_PROXY, "machine_opens")
         if person.scanner and link:
-            await self._get(link.group(1), SCANNER, "scanner_clicks")
-        if person.late_bounce:
-            await asyncio.to_thread(self.inbox.append, bounce_report(person, message))
-            self.done["late_bounces"] += 1
-        if person.auto_replies:
-            await asyncio.to_thread(self.inbox.append, auto_reply(person, message))
-            self.done["auto_replies"] += 1
+            await self._get(person, link.group(1), SCANNER, "scanner_clicks")
+        if person.late_bounce and first:
+            await asyncio.to_thread(inbox.append, bounce_report(person, message))
+            self._once(person, "late_bounces")
+        if person.auto_replies:  # an out-of-office answers every email
+            await asyncio.to_thread(inbox.append, auto_reply(person, message))
+            self._once(person, "auto_replies")
         await asyncio.sleep(delay)
         if person.opens and pixel:
-            await self._get(pixel.group(1), BROWSER, "human_opens")
+            await self._get(person, pixel.group(1), BROWSER, "human_opens")
         if person.clicks and link:
             await asyncio.sleep(1.0)
-            await self._get(link.group(1), BROWSER, "human_clicks")
+            await self._get(person, link.group(1), BROWSER, "human_clicks")
         if person.replies:
-            await asyncio.to_thread(self.inbox.append, reply(person, message))
-            self.done["replies"] += 1
-        if person.unsubscribes and unsubscribe:
+            await asyncio.to_thread(inbox.append, reply(person, message))
+            self._once(person, "replies")
+        if person.unsubscribes and unsubscribe and (person.email, "unsubscribes") not in self._did:
             response = await self.http.post(
                 unsubscribe,
                 content=b"List-Unsubscribe=One-Click",
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
             response.raise_for_status()
-            self.done["unsubscribes"] += 1
+            self._once(person, "unsubscribes")
 
-    async def _get(self, url: str, agent: str, counter: str) -> None:
+    async def _get(self, person: Person, url: str, agent: str, counter: str) -> None:
         response = await self.http.get(url, headers={"User-Agent": agent})
         if response.status_code >= 400:
             raise RuntimeError(f"GET {url} answered {response.status_code}")
-        self.done[counter] += 1
+        self._once(person, counter)
 
     async def settle(self) -> None:
         """Wait for every reaction under way."""

@@ -1,6 +1,7 @@
-"""The demo, start to end: a demo user and mailbox, the local servers, the web app with its
-worker and inbox poller, a campaign compressed into about a minute, the simulated people,
-live progress, and the final numbers read back from the database."""
+"""The demo, start to end: a demo user and two mailboxes, the local servers, the web app
+with its worker and inbox poller, a 3-step campaign (a first email and two follow-ups that
+stop when someone answers) from both mailboxes compressed into a couple of minutes, the
+simulated people, live progress, and the final numbers read back from the database."""
 
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ from mailramp.sending.models import ImportReport
 
 DEMO_LOGIN = "demo"
 DEMO_MAILBOX = f"outreach@{DEMO_DOMAIN}"
+DEMO_MAILBOXES = (DEMO_MAILBOX, f"hello@{DEMO_DOMAIN}")
+"""The campaign sends from both: each person gets their whole sequence from one."""
+STEP_SECONDS = 30
+"""Each follow-up goes this long after the step before: longer than a simulated person
+takes to answer and the inbox poller to see it, so an answer stops the next step."""
+FOLLOW_UPS = (
+    {"message": "<p>Hi {{first_name|there}}, did this reach you? Happy to send a short video "
+     "instead.</p>"},
+    {"subject": "Last note, {{first_name|there}}",
+     "message": "<p>I will stop here. If outreach is on your list this quarter, "
+     '<a href="https://mailramp-demo.example/tour">the tour</a> is two minutes.</p>'},
+)  # fmt: skip
 SUBJECT = "Quick question, {{first_name|there}}"
 MESSAGE = (
     "<p>Hi {{first_name|there}},</p>\n"
@@ -59,6 +72,7 @@ class Progress:
     elapsed: float
     total: int
     recipients: dict[str, int]
+    """The campaign's emails by state (three per person: one per step)."""
     metrics: CampaignMetrics
     final: bool = False  # the last line: the same numbers as the summary that follows
 
@@ -75,6 +89,7 @@ class DemoResult:
     recipients: dict[str, int]
     metrics: CampaignMetrics
     figures: list[Figure]  # the metrics as the campaign page shows them
+    steps_sent: list[int] = field(default_factory=list)  # emails sent per step, in order
     simulated: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -101,7 +116,12 @@ async def _demo_user(runtime: Runtime, password: str) -> User:
 
 
 async def _demo_mailbox(
-    runtime: Runtime, user: User, servers: RecipientServers, inbox: DemoInbox, password: str
+    runtime: Runtime,
+    user: User,
+    servers: RecipientServers,
+    inbox: DemoInbox,
+    password: str,
+    address: str,
 ) -> Mailbox:
     ports = {
         "smtp_host": "127.0.0.1",
@@ -114,11 +134,12 @@ async def _demo_mailbox(
         "daily_limit": 10_000,
     }
     for mailbox in await runtime.mailboxes.list_mailboxes(user.user_id):
-        if mailbox.email == DEMO_MAILBOX:
+        if mailbox.email == address:
             await runtime.mailboxes.update_mailbox(user.user_id, mailbox.mailbox_id, **ports)
             return await runtime.mailboxes.activate(user.user_id, mailbox.mailbox_id)
+    name = "Demo Outreach" if address == DEMO_MAILBOX else "Demo Hello"
     return await runtime.mailboxes.create_mailbox(
-        user.user_id, email=DEMO_MAILBOX, provider="smtp", display_name="Demo Outreach", **ports
+        user.user_id, email=address, provider="smtp", display_name=name, **ports
     )
 
 
@@ -136,6 +157,7 @@ async def _snapshot(
 def _not_yet_recorded(metrics: CampaignMetrics, done: Counter[str], people: int) -> list[str]:
     """The simulated reactions the counters do not show yet (replies and bounce reports
     arrive through the inbox poller, a few seconds after they were sent)."""
+    # Counted per person on both sides: a person who answers two steps counts once.
     pairs = [
         ("replies", metrics.total_replied, done["replies"]),
         ("auto-replies", metrics.total_auto_replied, done["auto_replies"]),
@@ -182,24 +204,32 @@ async def run_demo(
     loop = asyncio.get_running_loop()
     password, mail_password = secrets.token_urlsafe(9), secrets.token_urlsafe(16)
     people = audience(options.recipients, seed=options.seed)
-    servers = RecipientServers(DEMO_MAILBOX, mail_password, loop).start()
-    inbox = DemoInbox(DEMO_MAILBOX, mail_password)
+    servers = RecipientServers(dict.fromkeys(DEMO_MAILBOXES, mail_password), loop).start()
+    inboxes = {address: DemoInbox(address, mail_password) for address in DEMO_MAILBOXES}
     server: uvicorn.Server | None = None
     serving: asyncio.Task[Any] | None = None
     runtime = await open_runtime(demo_settings)
     try:
-        await asyncio.to_thread(inbox.start)
+        for inbox in inboxes.values():
+            await asyncio.to_thread(inbox.start)
         user = await _demo_user(runtime, password)
-        mailbox = await _demo_mailbox(runtime, user, servers, inbox, mail_password)
+        mailboxes = [
+            await _demo_mailbox(runtime, user, servers, inboxes[address], mail_password, address)
+            for address in DEMO_MAILBOXES
+        ]
+        delay = STEP_SECONDS / 3600
+        # The first emails go out over `minutes`; the follow-ups' time is added on top.
+        window = options.minutes * 60 + len(FOLLOW_UPS) * STEP_SECONDS + 10
         campaign = await runtime.campaigns.create_campaign(
             user.user_id,
-            mailbox_id=mailbox.mailbox_id,
+            mailbox_ids=[mailbox.mailbox_id for mailbox in mailboxes],
             campaign_name=f"Demo · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             subject=SUBJECT,
             message=MESSAGE,
             message_format="html",
             start_time=datetime.now(UTC) + timedelta(seconds=2),
-            duration=options.minutes / 60,
+            duration=window / 3600,
+            campaign_steps=[{"delay_days": 0, "delay_hours": delay, **f} for f in FOLLOW_UPS],
         )
         # Addresses that unsubscribed or bounced in an earlier demo are suppressed now.
         suppressed = await runtime.suppression.suppressed_among(user.id, [p.email for p in people])
@@ -224,23 +254,25 @@ async def run_demo(
         on_start(f"{base}/campaigns/{campaign.campaign_id}", DEMO_LOGIN, password)
         began = asyncio.get_running_loop().time()
         simulated, problems = await _play(
-            runtime, campaign, audience_left, servers, inbox, options, on_progress
+            runtime, campaign, audience_left, servers, inboxes, options, on_progress
         )
     finally:
         if server is not None and serving is not None:
             server.should_exit = True
             await asyncio.gather(serving, return_exceptions=True)
         servers.stop()
-        inbox.stop()
+        for inbox in inboxes.values():
+            inbox.stop()
         try:
             await _park_mailbox(runtime)
             final = await _snapshot(runtime, campaign) if "campaign" in locals() else None
+            funnel = await _funnel(runtime, campaign) if "campaign" in locals() else []
         finally:
             await runtime.close()
     assert final is not None
     current, counts, metrics = final
     elapsed = asyncio.get_running_loop().time() - began
-    on_progress(Progress(elapsed, sum(counts.values()), counts, metrics, final=True))
+    on_progress(Progress(elapsed, current.total_recipients, counts, metrics, final=True))
     return DemoResult(
         dashboard_url=f"{base}/campaigns/{campaign.campaign_id}",
         login=DEMO_LOGIN,
@@ -250,9 +282,16 @@ async def run_demo(
         recipients=counts,
         metrics=metrics,
         figures=current.figures(metrics),
+        steps_sent=funnel,
         simulated=simulated,
         problems=problems,
     )
+
+
+async def _funnel(runtime: Runtime, campaign: Campaign) -> list[int]:
+    """How many emails each step sent, in order (the campaign page's per-step funnel)."""
+    steps = await runtime.campaigns.step_figures(campaign.user_id, campaign.campaign_id)
+    return [next(f.count for f in step.figures if f.key == "sent") for step in steps]
 
 
 async def _play(
@@ -260,16 +299,16 @@ async def _play(
     campaign: Campaign,
     people: list[Person],
     servers: RecipientServers,
-    inbox: DemoInbox,
+    inboxes: dict[str, DemoInbox],
     options: DemoOptions,
     on_progress: Callable[[Progress], None],
 ) -> tuple[dict[str, int], list[str]]:
     started = asyncio.get_running_loop().time()
-    deadline = started + options.minutes * 60 + 180
+    deadline = started + options.minutes * 60 + len(FOLLOW_UPS) * STEP_SECONDS + 180
     async with httpx.AsyncClient(timeout=10) as http:
         simulation = Simulation(
             {p.email: p for p in people},
-            inbox,
+            inboxes,
             http,
             random.Random(options.seed),  # noqa: S311 - a repeatable demo
         )
@@ -306,14 +345,14 @@ async def _play(
 
 
 async def _park_mailbox(runtime: Runtime) -> None:
-    """Leave the demo mailbox inactive: its servers stop with the demo, and `mailramp
+    """Leave the demo mailboxes inactive: their servers stop with the demo, and `mailramp
     serve` should not try to reach them."""
     try:
         user = await runtime.accounts.get_user_by_login_id(DEMO_LOGIN)
     except NotFoundError:
         return
     for mailbox in await runtime.mailboxes.list_mailboxes(user.user_id):
-        if mailbox.email == DEMO_MAILBOX:
+        if mailbox.email in DEMO_MAILBOXES:
             await runtime.mailboxes.set_status(
                 user.user_id,
                 mailbox.mailbox_id,

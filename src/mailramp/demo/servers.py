@@ -1,6 +1,6 @@
 """The demo's stand-ins for the outside world, on loopback: an SMTP server that plays the
 recipients' mail servers (it rejects addresses that do not exist, as real ones do), and an
-IMAP server (pymap, run as a child process) holding the demo mailbox's inbox, where the
+IMAP server per demo mailbox (pymap, run as a child process) holding its inbox, where the
 simulated people's replies and the bounce reports land."""
 
 from __future__ import annotations
@@ -48,14 +48,15 @@ class Delivered:
 
 class RecipientServers:
     """An SMTP server on loopback accepting mail for every address except those starting
-    with `nobody.` (550 5.1.1, a hard bounce at send time). Each accepted email goes to
-    `on_delivery` on the demo's event loop."""
+    with `nobody.` (550 5.1.1, a hard bounce at send time), from the demo mailboxes
+    (`logins`: address → password). Each accepted email goes to `delivered` on the
+    demo's event loop."""
 
-    def __init__(self, login: str, password: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, logins: dict[str, str], loop: asyncio.AbstractEventLoop) -> None:
         self.port = free_port()
         self.delivered: asyncio.Queue[Delivered] = asyncio.Queue()
         self._loop = loop
-        self._login, self._password = login, password
+        self._logins = dict(logins)
         self._controller = Controller(
             self,
             hostname="127.0.0.1",
@@ -69,8 +70,7 @@ class RecipientServers:
         data = args[-1]
         ok = (
             isinstance(data, LoginPassword)
-            and data.login.decode() == self._login
-            and data.password.decode() == self._password
+            and self._logins.get(data.login.decode()) == data.password.decode()
         )
         return AuthResult(success=ok)
 

@@ -46,7 +46,8 @@ async def _pages(
 
 
 async def export_rows(store: TrackingRepository, campaign: Campaign) -> AsyncIterator[list[str]]:
-    """The header, then one row per recipient, read a page at a time. Every merge variable
+    """The header, then one row per email (per recipient in a one-step campaign), read a
+    page at a time. Every merge variable
     of any recipient is a column (imports with other columns add theirs): a first pass
     collects their names, so nothing a user imported is left out of the file."""
     names: set[str] = set()
@@ -54,11 +55,16 @@ async def export_rows(store: TrackingRepository, campaign: Campaign) -> AsyncIte
         for record in records:
             names.update(record.merge_variables)
     variables = sorted(names)
-    tested = len(campaign.wordings) > 1  # an A/B test: which variant each person got
-    yield [*EXPORT_COLUMNS, *(["variant"] if tested else []), *variables]
+    # A sequence: one row per email, with its step's place; an A/B test: its variant.
+    places = {step: place for place, step in enumerate(campaign.steps, start=1)}
+    sequence = len(places) > 1
+    tested = any(len(campaign.step_wordings(step)) > 1 for step in places)
+    extra = [*(["step"] if sequence else []), *(["variant"] if tested else [])]
+    yield [*EXPORT_COLUMNS, *extra, *variables]
     async for records in _pages(store, campaign):
         for record in records:
             values = [getattr(record, column) for column in EXPORT_COLUMNS]
+            values += [places.get(record.step, record.step)] if sequence else []
             values += [VARIANT_LETTERS[record.variant]] if tested else []
             values += [record.merge_variables.get(name) for name in variables]
             yield [spreadsheet_safe(value) for value in values]

@@ -169,6 +169,12 @@ EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
     }
 )
 
+COUNTED_ON_FIRST_EMAIL = frozenset({"sent_at"})
+"""Timestamps whose counter counts a person through their first email alone: a follow-up
+is only ever sent after the first email was, so a person was sent to exactly when their
+first email was (a later step's `sent_at` moves no counter, and no person row is written
+for it on the send path)."""
+
 # What the send outcome `sent` records: the provider took the message. `delivered_at`
 # feeds no counter of its own: `total_delivered` is sent minus bounced (metrics.models).
 SENT_FIRSTS: Mapping[str, str] = MappingProxyType(dict(_SENT))

@@ -62,6 +62,7 @@ from mailramp.storage.mongo.codec import (
 from mailramp.storage.mongo.metrics import MongoMetrics
 from mailramp.storage.mongo.people import UNSENT, MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
+from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL
 from mailramp.tracking.models import (
     EmailTracking,
     TrackingStatus,
@@ -572,7 +573,7 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
                     "status": {"$in": outcomes.states_it_may_leave(result)},
                 },
                 {"$set": encode(TRACKING, outcomes.outcome_values(result, now))},
-                projection={"campaign_id": 1},
+                projection={"campaign_id": 1, "step": 1},
             )
             if document is None:
                 continue
@@ -580,8 +581,16 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             if result.outcome is send_models.Outcome.RETRY:
                 await self._cancel_retry_of_cancelled(campaign_id, result.record_id, now)
             for field, counter in outcomes.counted_firsts(result.outcome).items():
-                emails = [result.recipient_email]
-                if await self._first_for_people(campaign_id, result.user_id, emails, field, now):
+                if field in COUNTED_ON_FIRST_EMAIL:
+                    gained = document.get("step", 1) == 1
+                else:
+                    emails = [result.recipient_email]
+                    gained = bool(
+                        await self._first_for_people(
+                            campaign_id, result.user_id, emails, field, now
+                        )
+                    )
+                if gained:
                     deltas[campaign_id][counter] += 1
             if result.next_step is not None:
                 await self._next_step_due(campaign_id, result, result.next_step)

@@ -46,7 +46,7 @@ from mailramp.storage.mongo.codec import (
 from mailramp.storage.mongo.metrics import MongoMetrics
 from mailramp.storage.mongo.people import MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
-from mailramp.tracking.events import check_firsts
+from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL, check_firsts
 from mailramp.tracking.models import (
     EVENT_TIMESTAMPS,
     CampaignRecipient,
@@ -256,11 +256,20 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
             changed = await self._db[TRACKING].find_one_and_update(
                 {"_id": record_id, field: None},
                 {"$set": {field: at, "updated_at": at}},
-                projection={"recipient_email": 1},
+                projection={"recipient_email": 1, "step": 1},
             )
-            if changed is not None and await self._first_for_people(
-                event.campaign_id, event.user_id, [changed["recipient_email"]], field, at
-            ):
+            if changed is None:
+                continue
+            if field in COUNTED_ON_FIRST_EMAIL:
+                gained = changed.get("step", 1) == 1
+            else:
+                emails = [changed["recipient_email"]]
+                gained = bool(
+                    await self._first_for_people(
+                        event.campaign_id, event.user_id, emails, field, at
+                    )
+                )
+            if gained:
                 deltas[counter] = deltas.get(counter, 0) + 1
         if status_to is not None:
             await self._db[TRACKING].update_one(

@@ -58,11 +58,15 @@ class SqlPeople(SqlSuppression):
         emails: Collection[str],
         field: str,
         at: datetime,
+        *,
+        add_missing: bool = True,
     ) -> int:
         """Set `field` on these people where it is not set yet; how many it was set on (the
-        people a counter gains). A person's row is made if it is missing (an email stored
-        before sequences, or by `insert_tracking`)."""
-        await self._add_people(connection, campaign_id, user_id, emails, at)
+        people a counter gains). A person's row is made first if it is missing, unless
+        `add_missing` is off: the send path, where every email's person was stored with it
+        (import, `insert_tracking`, an added step, the migration), skips that write."""
+        if add_missing:
+            await self._add_people(connection, campaign_id, user_id, emails, at)
         changed = await connection.execute(
             update(P)
             .where(

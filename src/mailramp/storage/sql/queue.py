@@ -36,6 +36,7 @@ from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.people import SqlPeople
+from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL
 from mailramp.tracking.models import (
     UNSENT_STATUSES,
     EmailTracking,
@@ -546,6 +547,7 @@ class SqlQueue(SqlPeople):
             batches = [same_values] if same_values else []
             batches += [[r] for r in sent if r.message_id is not None]
             changed_sent: list[send_models.SendResult] = []
+            firsts: set[str] = set()  # records that are a person's first email
             for batch in batches:
                 changed = await connection.execute(
                     update(T)
@@ -554,11 +556,12 @@ class SqlQueue(SqlPeople):
                         T.c.status.in_(outcomes.states_it_may_leave(batch[0])),
                     )
                     .values(outcomes.outcome_values(batch[0], now))
-                    .returning(T.c._id)
+                    .returning(T.c._id, T.c.step)
                 )
-                ids = set(changed.scalars())
-                changed_sent += [r for r in batch if r.record_id in ids]
-            await self._count_people(connection, changed_sent, deltas, now)
+                steps: dict[str, int] = {str(r): int(n) for r, n in changed.all()}
+                changed_sent += [r for r in batch if r.record_id in steps]
+                firsts.update(r for r, step in steps.items() if step == 1)
+            await self._count_people(connection, changed_sent, firsts, deltas, now)
             await self._next_steps_due(connection, changed_sent)
             for result in others:
                 changed = await connection.execute(
@@ -568,13 +571,15 @@ class SqlQueue(SqlPeople):
                         T.c.status.in_(outcomes.states_it_may_leave(result)),
                     )
                     .values(outcomes.outcome_values(result, now))
-                    .returning(T.c._id)
+                    .returning(T.c.step)
                 )
-                if changed.first() is None:
+                step = changed.scalar()
+                if step is None:
                     continue
                 if result.outcome is send_models.Outcome.RETRY:
                     await self._cancel_retry_of_cancelled(connection, result, now)
-                await self._count_people(connection, [result], deltas, now)
+                first = {result.record_id} if step == 1 else set()
+                await self._count_people(connection, [result], first, deltas, now)
                 if result.outcome in outcomes.ENDS_SEQUENCE:
                     await self._end_sequence(
                         connection, result.campaign_id, result.recipient_email, now
@@ -589,19 +594,26 @@ class SqlQueue(SqlPeople):
         self,
         connection: AsyncConnection,
         results: Sequence[send_models.SendResult],
+        firsts: Collection[str],
         deltas: dict[str, Counter[str]],
         now: datetime,
     ) -> None:
-        """Add to `deltas` the people these recorded outcomes count for the first time."""
+        """Add to `deltas` the people these recorded outcomes count for the first time
+        (`firsts`: the ids among them that are a person's first email)."""
         groups: dict[tuple[str, str, send_models.Outcome], list[str]] = defaultdict(list)
         for result in results:
             key = (result.campaign_id, result.user_id, result.outcome)
-            groups[key].append(result.recipient_email)
-        for (campaign_id, user_id, outcome), emails in sorted(groups.items()):
+            groups[key].append(result.record_id)
+        by_id = {result.record_id: result.recipient_email for result in results}
+        for (campaign_id, user_id, outcome), ids in sorted(groups.items()):
             for field, counter in outcomes.counted_firsts(outcome).items():
-                gained = await self._first_for_people(
-                    connection, campaign_id, user_id, emails, field, now
-                )
+                if field in COUNTED_ON_FIRST_EMAIL:
+                    gained = sum(record_id in firsts for record_id in ids)
+                else:
+                    emails = [by_id[record_id] for record_id in ids]
+                    gained = await self._first_for_people(
+                        connection, campaign_id, user_id, emails, field, now, add_missing=False
+                    )
                 if gained:
                     deltas[campaign_id][counter] += gained
 

@@ -12,7 +12,7 @@ from mailramp.kit.types import Page
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.people import SqlPeople
-from mailramp.tracking.events import check_firsts
+from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL, check_firsts
 from mailramp.tracking.models import (
     EVENT_TIMESTAMPS,
     CampaignRecipient,
@@ -166,17 +166,26 @@ class SqlTracking(SqlPeople):
                 # Only the first event of its kind sets the email's field, and only the
                 # first of the person's emails to have it moves the counter: counters count
                 # people.
-                email = (
+                changed = (
                     await connection.execute(
                         update(T)
                         .where(T.c._id == event.record_id, T.c[field].is_(None))
                         .values({field: at, "updated_at": at})
-                        .returning(T.c.recipient_email)
+                        .returning(T.c.recipient_email, T.c.step)
                     )
-                ).scalar()
-                if email is not None and await self._first_for_people(
-                    connection, event.campaign_id, event.user_id, [email], field, at
-                ):
+                ).first()
+                if changed is None:
+                    continue
+                email, step = changed
+                if field in COUNTED_ON_FIRST_EMAIL:
+                    gained = step == 1
+                else:
+                    gained = bool(
+                        await self._first_for_people(
+                            connection, event.campaign_id, event.user_id, [email], field, at
+                        )
+                    )
+                if gained:
                     deltas[counter] = deltas.get(counter, 0) + 1
             if status_to is not None:
                 await connection.execute(
