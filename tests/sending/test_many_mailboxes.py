@@ -11,7 +11,13 @@ from datetime import timedelta
 import pytest
 
 from mailramp.accounts.models import User
-from mailramp.errors import ConflictError, NotFoundError, PlanError, ValidationError
+from mailramp.errors import (
+    ConflictError,
+    NotEditableError,
+    NotFoundError,
+    PlanError,
+    ValidationError,
+)
 from mailramp.mailboxes.models import Mailbox
 from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import World
@@ -145,3 +151,31 @@ async def test_a_mailbox_that_stops_hands_its_waiting_emails_to_the_others(world
     senders = Counter(r.sender for r in world.smtp.inbox.messages)
     assert senders == {"ann@acme.com": 10}
     assert (await world.metrics.get_campaign_metrics(campaign.campaign_id)).total_sent == 10
+
+
+async def test_a_mailbox_added_to_a_running_campaign_takes_a_share_of_those_not_contacted(
+    world: World,
+) -> None:
+    user, ann = await world.sender(daily_limit=10)
+    zed = await second_mailbox(world, user, "zed@acme.com", 10)
+    campaign, _ = await world.campaign(user, ann, people(12), duration=48)
+    await world.send_first("p0@example.com")
+    running = await world.campaigns.get_campaign(user.user_id, campaign.campaign_id)
+    assert running.status == "active"
+
+    both = [ann.mailbox_id, zed.mailbox_id]
+    changed = await world.campaigns.update_campaign(
+        user.user_id, campaign.campaign_id, mailbox_ids=both
+    )
+    assert changed.status == "active" and changed.mailbox_ids == both
+    page = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+    senders = {r.recipient_email: r.mailbox_id for r in page.items}
+    assert senders.pop("p0@example.com") == ann.mailbox_id  # contacted: keeps its mailbox
+    assert Counter(senders.values()) == {ann.mailbox_id: 5, zed.mailbox_id: 6}
+    # Nothing else of a running campaign changes.
+    with pytest.raises(NotEditableError):
+        await world.campaigns.update_campaign(user.user_id, campaign.campaign_id, subject="New")
+
+    await world.run(world.worker(), until=campaign.end_time)
+    sent = Counter(r.sender for r in world.smtp.inbox.messages)
+    assert sent == {"ann@acme.com": 6, "zed@acme.com": 6}

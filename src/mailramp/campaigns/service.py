@@ -232,7 +232,10 @@ class CampaignService:
         return await self._store.list_campaigns(object_id_arg(user_id, field="user_id"), query)
 
     async def update_campaign(self, user_id: str, campaign_id: str, **fields: Any) -> Campaign:
-        """Edit a campaign that has not started; `end_time` follows start and duration."""
+        """Edit a campaign that has not started; `end_time` follows start and duration. A
+        running (or paused) campaign can change only its mailboxes: one added takes a share
+        of the people not contacted yet, and so adds capacity; people already contacted
+        keep theirs."""
         campaign = await self.get_campaign(user_id, campaign_id)
         data = parse_input(CampaignUpdate, fields)
         changes: dict[str, Any] = {}
@@ -243,9 +246,12 @@ class CampaignService:
             changes[name] = value
         if "variants" in changes:
             changes["variants"] = _variants(changes["variants"])
-        if campaign.status is not CampaignStatus.SCHEDULED:
+        mailboxes_only = not set(changes) - {"mailbox_id", "mailbox_ids"}
+        running = campaign.status in RUNNING_STATUSES and mailboxes_only and changes
+        if campaign.status is not CampaignStatus.SCHEDULED and not running:
             raise NotEditableError(
-                f"only a scheduled campaign can be edited; this one is {campaign.status}",
+                f"only a scheduled campaign can be edited; this one is {campaign.status} "
+                "(a running or paused one can change only its mailboxes)",
                 field="status",
             )
         mailbox_ids = _mailboxes_after(campaign, changes)
@@ -260,10 +266,11 @@ class CampaignService:
         edited = campaign.model_copy(update=changes)
         plan = await campaign_plan(self._store, edited, mailboxes, now=self._clock())
         plan.check_fits(pending)
-        updated = await self._store.update_campaign(campaign, changes)  # still scheduled
+        updated = await self._store.update_campaign(campaign, changes)  # status unchanged
         if updated is None:
             raise NotEditableError(
-                "the campaign left 'scheduled' while it was being edited", field="status"
+                f"the campaign left '{campaign.status}' while it was being edited",
+                field="status",
             )
         if pending:
             await self._replan(updated)

@@ -35,7 +35,7 @@ def demo(
 ) -> None:
     """Run a demo campaign end to end on the configured database (the embedded SQLite file by
     default): a demo user and two mailboxes, local SMTP and IMAP servers playing the
-    recipients, a 3-step campaign (a first email and two follow-ups 30 seconds apart that
+    recipients, a 3-step campaign (a first email and two follow-ups half a minute apart that
     stop when someone answers) to a few hundred recipients from both mailboxes, its first
     emails compressed into about a minute, simulated opens, clicks, replies, an
     out-of-office answer, bounces and an unsubscribe through the real tracking endpoints

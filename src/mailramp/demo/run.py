@@ -34,7 +34,7 @@ DEMO_LOGIN = "demo"
 DEMO_MAILBOX = f"outreach@{DEMO_DOMAIN}"
 DEMO_MAILBOXES = (DEMO_MAILBOX, f"hello@{DEMO_DOMAIN}")
 """The campaign sends from both: each person gets their whole sequence from one."""
-STEP_SECONDS = 30
+STEP_SECONDS = 26
 """Each follow-up goes this long after the step before: longer than a simulated person
 takes to answer and the inbox poller to see it, so an answer stops the next step."""
 FOLLOW_UPS = (

@@ -494,19 +494,25 @@ PLAN_DAYS_SHOWN = 14
 
 def _days_table(loads: list[DayLoad], mailboxes: list[Mailbox]) -> dict[str, Any]:
     """The waiting emails per day (rows) and mailbox (columns, with their daily limits),
-    the first PLAN_DAYS_SHOWN days; how many more days there are."""
+    the first PLAN_DAYS_SHOWN days, each cell saying how many are first emails and how
+    many follow-ups when there are follow-ups; how many more days there are."""
     columns = [m.id for m in mailboxes]
     extra = sorted({load.mailbox_id for load in loads} - set(columns))
-    per_day: dict[Any, dict[str, int]] = {}
+    per_day: dict[Any, dict[str, str]] = {}
     for load in loads:
-        per_day.setdefault(load.day, {})[load.mailbox_id] = load.first_emails
+        total = load.first_emails + load.follow_ups
+        cell = str(total)
+        if load.follow_ups:
+            later = f"{load.follow_ups} follow-up{'s' * (load.follow_ups != 1)}"
+            cell = f"{total} ({load.first_emails} first, {later})"
+        per_day.setdefault(load.day, {})[load.mailbox_id] = cell
     by_id = {m.id: m for m in mailboxes}
     heads = [
         f"{by_id[c].email} (≤ {by_id[c].daily_limit} a day)" if c in by_id else c
         for c in [*columns, *extra]
     ]
     rows = [
-        (day, [cells.get(c, 0) for c in [*columns, *extra]])
+        (day, [cells.get(c, "0") for c in [*columns, *extra]])
         for day, cells in list(per_day.items())[:PLAN_DAYS_SHOWN]
     ]
     return {"heads": heads, "rows": rows, "more": max(len(per_day) - PLAN_DAYS_SHOWN, 0)}
