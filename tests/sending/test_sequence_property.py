@@ -36,7 +36,7 @@ ACTIONS = st.lists(
 
 # Each example has its own sender, mailbox and campaign, and looks only at their emails.
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
