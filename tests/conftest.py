@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,20 +28,30 @@ from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import upgrade
 from tests.support.clock import FakeClock
+from tests.support.demo_run import DemoRuns
 from tests.support.dns_server import DnsServer, DnsUnavailable
 from tests.support.dovecot import Dovecot, DovecotUnavailable
 from tests.support.loops import run_blocking
 from tests.support.postgres import PostgresServer, PostgresUnavailable
+from tests.support.processes import SUITE_SETTINGS
 
+os.environ.update(SUITE_SETTINGS)  # Settings() read in this process too
 STRICT = os.environ.get("MAILRAMP_TEST_STRICT") == "1"
 BACKENDS = ["sqlite", "postgresql"]
-TEMPLATE_DATABASE = "mailramp_template"
+TEMPLATE_DATABASE = f"mailramp_template_{os.getpid()}"
+"""Per test session: sessions sharing one server (MAILRAMP_TEST_POSTGRES_URL) never drop
+each other's template."""
 TRACKING_KEY = b"tests-tracking-signing-key-00000"
+DEMO_RUNS = pytest.StashKey[DemoRuns]()
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests against a real external service (Clerk, Microsoft, Google, MongoDB) run only
-    when its environment variable is set; otherwise they are deselected, not skipped."""
+    when its environment variable is set; otherwise they are deselected, not skipped.
+
+    Tests that use the session's demo runs go last, and the runs start now, in the
+    background (tests/support/demo_run.py): they mostly wait, while the others run."""
     keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("real_service")
@@ -49,6 +60,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    demo = [item for item in items if "demo_runs" in getattr(item, "fixturenames", ())]
+    if demo and not config.option.collectonly:
+        items[:] = [item for item in items if item not in demo] + demo
+        base = Path(tempfile.mkdtemp(prefix="mailramp-demo-runs-"))
+        config.stash[DEMO_RUNS] = DemoRuns(base).start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    runs = session.config.stash.get(DEMO_RUNS, None)
+    if runs is not None:
+        runs.stop()
 
 
 def _unavailable(reason: str) -> None:
@@ -90,6 +112,8 @@ def postgres() -> Iterator[PostgresTarget]:
     finally:
         if server is not None:
             server.stop()
+        else:
+            run_blocking(_admin(target, f"DROP DATABASE IF EXISTS {TEMPLATE_DATABASE}"))
 
 
 async def _admin(target: PostgresTarget, *statements: str) -> None:
@@ -233,6 +257,12 @@ async def make_campaign(
     }
     values.update(fields)
     return await services.campaigns.create_campaign(user.user_id, **values)
+
+
+@pytest.fixture(scope="session")
+def demo_runs(request: pytest.FixtureRequest) -> DemoRuns:
+    """The session's demo runs, started at collection (tests/support/demo_run.py)."""
+    return request.config.stash[DEMO_RUNS]
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mailramp.errors import ConfigurationError
@@ -144,6 +144,19 @@ class Settings(BaseSettings):
         gt=0,
         description="How often each mailbox's inbox is checked for replies and bounces.",
     )
+    send_gap_min_seconds: float = Field(
+        default=120,
+        ge=0,
+        le=86_400,
+        description="The shortest random pause between two emails of one mailbox "
+        "(0 with the maximum 0: no pause).",
+    )
+    send_gap_max_seconds: float = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="The longest random pause between two emails of one mailbox.",
+    )
     send_max_attempts: int = Field(default=5, ge=1, le=50)
     send_retry_base_seconds: float = Field(default=60, gt=0)
     smtp_timeout_seconds: float = Field(
@@ -218,6 +231,15 @@ class Settings(BaseSettings):
     def _dns_servers(cls, value: str | None) -> str | None:
         parse_servers(value)
         return value
+
+    @model_validator(mode="after")
+    def _send_gap_in_order(self) -> Self:
+        if self.send_gap_min_seconds > self.send_gap_max_seconds:
+            raise ValueError(
+                f"send_gap_min_seconds ({self.send_gap_min_seconds:g}) is more than "
+                f"send_gap_max_seconds ({self.send_gap_max_seconds:g})"
+            )
+        return self
 
     @cached_property
     def backend(self) -> Backend:

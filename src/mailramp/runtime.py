@@ -24,7 +24,7 @@ from mailramp.kit.dns import DnsResolver, parse_servers
 from mailramp.kit.secrets import InstanceSecrets, KeyFile, SecretBox
 from mailramp.kit.signing import TRACKING_KEYS, TokenSigner, load_tracking_keys
 from mailramp.legacy.service import LegacyService
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import NO_GAP, Mailbox, SendGap
 from mailramp.mailboxes.service import MailboxService
 from mailramp.mailboxes.tracking_domain import TrackingDomains, public_host
 from mailramp.mailboxes.transport import InboxFactory, ProviderFactory
@@ -67,6 +67,11 @@ class Services:
     auth: AuthService
 
 
+def send_gap(settings: Settings) -> SendGap:
+    """The random pause between two emails of one mailbox the settings ask for."""
+    return SendGap(settings.send_gap_min_seconds, settings.send_gap_max_seconds)
+
+
 def build_services(
     store: Store,
     secrets: SecretBox,
@@ -76,11 +81,13 @@ def build_services(
     events: EventMetrics | None = None,
     signup_open: bool = True,
     tracking_domains: TrackingDomains | None = None,
+    send_gap: SendGap = NO_GAP,
 ) -> Services:
     """The services on `store`, reading `clock`; `events` counts tracking events;
-    `tracking_domains` checks mailboxes' own tracking domains in DNS."""
+    `tracking_domains` checks mailboxes' own tracking domains in DNS; plans leave
+    `send_gap` between two sends of a mailbox."""
     accounts = AccountService(store, clock=clock)
-    campaigns = CampaignService(store, clock=clock)
+    campaigns = CampaignService(store, clock=clock, send_gap=send_gap)
     return Services(
         store=store,
         clock=clock,
@@ -91,7 +98,7 @@ def build_services(
         campaigns=campaigns,
         metrics=MetricsService(store, clock=clock),
         legacy=LegacyService(store, clock=clock),
-        sending=SendingService(store, clock=clock),
+        sending=SendingService(store, clock=clock, send_gap=send_gap),
         suppression=SuppressionService(store, clock=clock),
         tracking=TrackingService(store, signer, clock=clock, metrics=events or unmeasured()),
         auth=AuthService(store, accounts, clock=clock, signup_open=signup_open),
@@ -127,6 +134,7 @@ class Runtime(Services):
                 max_attempts=settings.send_max_attempts,
                 retry_base_seconds=settings.send_retry_base_seconds,
                 poll_seconds=settings.worker_poll_seconds,
+                send_gap=send_gap(settings),
             ),
             clock=self.clock,
             worker_id=worker_id,
@@ -313,6 +321,7 @@ async def open_runtime(
         tracking_domains=TrackingDomains(
             public_host(settings.public_base_url), DnsResolver(parse_servers(settings.dns_servers))
         ),
+        send_gap=send_gap(settings),
     )
     return Runtime(
         **{field.name: getattr(services, field.name) for field in fields(Services)},

@@ -6,7 +6,6 @@ recompute from the stored events, and against what the simulated people did; the
 from __future__ import annotations
 
 import imaplib
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,24 +17,10 @@ from mailramp.config import Settings
 from mailramp.demo.servers import DemoInbox
 from mailramp.metrics.models import COUNTERS, CampaignMetrics
 from mailramp.runtime import open_runtime
+from tests.support.demo_run import DemoRuns
 from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
-from tests.support.processes import clean_environment, plain, run_mailramp, serving
-
-
-def _demo(directory: Path, port: int, recipients: int, minutes: float) -> dict[str, Any]:
-    finished = run_mailramp(
-        "demo", "--recipients", str(recipients), "--minutes", str(minutes),
-        "--port", str(port), "--json",
-        cwd=directory, env=clean_environment(), timeout=300,
-    )  # fmt: skip
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert "Demo running: watch it live at http://127.0.0.1:" in plain(finished.stderr)
-    result: dict[str, Any] = json.loads(finished.stdout)
-    result["progress"] = [
-        line for line in finished.stderr.splitlines() if re.match(r"\[\s*\d+s\]", line)
-    ]
-    return result
+from tests.support.processes import clean_environment, serving
 
 
 async def _stored(directory: Path, campaign_id: str) -> tuple[Any, ...]:
@@ -63,11 +48,12 @@ def _counters(metrics: CampaignMetrics | dict[str, Any]) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, dict[str, Any]]:
+def first_run(
+    demo_runs: DemoRuns, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, int, dict[str, Any]]:
     """A newcomer's first demo, in an empty directory: its directory, port and output."""
-    directory = tmp_path_factory.mktemp("demo")
-    port = free_port()
-    return directory, port, _demo(directory, port, recipients=80, minutes=0.3)
+    first = demo_runs.first
+    return first.copy(tmp_path_factory.mktemp("demo") / "run"), first.port, first.result
 
 
 def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(
@@ -137,15 +123,15 @@ def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(
             assert sent_cell is not None and int(sent_cell.group(1)) == 80
 
 
-def test_a_second_demo_run_reuses_the_demo_user_and_mailboxes(
-    first_run: tuple[Path, int, dict[str, Any]],
-) -> None:
-    # A second run reuses the demo user and mailboxes and adds a campaign; the people who
-    # bounced or unsubscribed the first time are suppressed, not mailed again.
-    tmp_path, port, result = first_run
-    again = _demo(tmp_path, port, recipients=20, minutes=0.1)
+def test_a_second_demo_run_reuses_the_demo_user_and_mailboxes(demo_runs: DemoRuns) -> None:
+    # A second run (in the first's directory) reuses the demo user and mailboxes and adds a
+    # campaign; the people who bounced or unsubscribed the first time are suppressed, not
+    # mailed again.
+    result, again = demo_runs.first.result, demo_runs.second.result
     assert again["problems"] == [] and again["password"] != result["password"]
-    *_, mailboxes, campaigns = run_blocking(_stored(tmp_path, again["campaign_id"]))
+    *_, mailboxes, campaigns = run_blocking(
+        _stored(demo_runs.second.directory, again["campaign_id"])
+    )
     assert len(mailboxes) == 2 and campaigns == 2
     imported = again["import"]
     assert imported["accepted"] + imported["suppressed"] == 20

@@ -71,6 +71,7 @@ from mailramp.errors import ConflictError, InvalidTransitionError, PlanError
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.kit.signing import Purpose, TokenSigner
+from mailramp.mailboxes.models import NO_GAP
 from mailramp.mailboxes.transport import ProviderFactory
 from mailramp.metrics.models import derived_fields
 from mailramp.providers.registry import DefaultProviders
@@ -122,6 +123,7 @@ WORKER = WorkerSettings(
     in_flight_per_mailbox=2,  # several groups per claim
     max_attempts=3,
     retry_base_seconds=60,
+    send_gap=NO_GAP,
 )
 MAX_TICKS = 40
 """A pass whose worker still finds work after this many ticks is stuck (a liveness bug)."""

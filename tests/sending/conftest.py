@@ -15,7 +15,7 @@ from sqlalchemy import update
 from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign
 from mailramp.kit.secrets import SecretBox
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import NO_GAP, Mailbox, SendGap
 from mailramp.providers.registry import DefaultProviders
 from mailramp.runtime import Services
 from mailramp.sending.models import ImportReport
@@ -45,10 +45,13 @@ class World(Services):
 
     smtp: SmtpServer
 
-    def worker(self, *, tracking: TrackingLinks | None = None, **settings: float) -> SendingWorker:
-        """A worker on the world's store and clock; with `tracking`, its emails carry
-        tracking links."""
-        values = {"retry_base_seconds": 60.0, "lease_seconds": 120.0} | settings
+    def worker(
+        self, *, tracking: TrackingLinks | None = None, **settings: float | SendGap
+    ) -> SendingWorker:
+        """A worker on the world's store and clock, without a pause between two sends of a
+        mailbox unless `send_gap` says; with `tracking`, its emails carry tracking links."""
+        values = {"retry_base_seconds": 60.0, "lease_seconds": 120.0, "send_gap": NO_GAP}
+        values |= settings
         return SendingWorker(
             self.store,
             self.mailboxes,
@@ -90,19 +93,26 @@ class World(Services):
         )
         return campaign, report
 
-    async def send_first(self, *emails: str) -> None:
-        """Arrangement: these recipients are due now and sent by a worker pass; everyone
-        else is planned a day later (still waiting)."""
+    async def make_due(
+        self, *emails: str, at: datetime | None = None, later: timedelta | None = None
+    ) -> None:
+        """Arrangement: these recipients' emails are due now (or since `at`); with `later`,
+        everyone else's are planned that much later."""
         now = self.clock()
+        column = tables.tracking.c.recipient_email
+        moves = [(at or now - timedelta(seconds=1), column.in_(emails))]
+        if later is not None:
+            moves.append((now + later, column.not_in(emails)))
         async with self.store.engine.begin() as connection:  # type: ignore[attr-defined]
-            column = tables.tracking.c.recipient_email
-            for moment, where in (
-                (now - timedelta(seconds=1), column.in_(emails)),
-                (now + timedelta(days=1), column.not_in(emails)),
-            ):
+            for moment, where in moves:
                 await connection.execute(
                     update(tables.tracking).where(where).values(scheduled_at=moment)
                 )
+
+    async def send_first(self, *emails: str) -> None:
+        """Arrangement: these recipients are due now and sent by a worker pass; everyone
+        else is planned a day later (still waiting)."""
+        await self.make_due(*emails, later=timedelta(days=1))
         worker = self.worker()
         while await worker.tick():
             pass

@@ -21,7 +21,7 @@ from mailramp.accounts.models import User
 from mailramp.config import Settings
 from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.kit.signing import TokenSigner, derive_tracking_keys
-from mailramp.mailboxes.models import Mailbox, MailboxStatus
+from mailramp.mailboxes.models import NO_GAP, Mailbox, MailboxStatus
 from mailramp.mailboxes.service import MailboxCredentials
 from mailramp.oauth import OAuthLinking, endpoints_from_settings
 from mailramp.oauth.tokens import MailboxTokenSources
@@ -170,7 +170,7 @@ class OAuthMailboxes:
             world.store,
             world.mailboxes,
             providers,
-            settings=WorkerSettings(retry_base_seconds=60.0, lease_seconds=120.0),
+            settings=WorkerSettings(retry_base_seconds=60.0, lease_seconds=120.0, send_gap=NO_GAP),
             clock=world.clock,
             tracking=tracking,
         )

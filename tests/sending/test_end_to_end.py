@@ -271,7 +271,7 @@ async def test_records_of_a_campaign_paused_after_the_claim_are_given_back_at_on
         return await original(*args, **kwargs)  # type: ignore[arg-type]
 
     worker._send_group = pause_first  # type: ignore[method-assign]
-    assert await worker.tick() == 4  # claimed
+    assert await worker.tick() == 0  # 4 claimed, none tried: the pause came first
     assert world.smtp.inbox.messages == []
     pending = await world.store.list_tracking(
         user.id, RecipientQuery(campaign.campaign_id, status=TrackingStatus.PENDING)
@@ -322,13 +322,20 @@ async def test_launching_a_campaign_paused_before_its_start_starts_it_now(world:
 
 
 async def test_loopback_smtp_host_is_refused_unless_allowed(world: World) -> None:
+    from mailramp.mailboxes.models import NO_GAP
     from mailramp.providers.registry import DefaultProviders
-    from mailramp.sending.worker import SendingWorker
+    from mailramp.sending.worker import SendingWorker, WorkerSettings
 
     user, mailbox = await world.sender()
     campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
     world.clock.advance(minutes=59)
-    strict = SendingWorker(world.store, world.mailboxes, DefaultProviders(), clock=world.clock)
+    strict = SendingWorker(
+        world.store,
+        world.mailboxes,
+        DefaultProviders(),
+        settings=WorkerSettings(send_gap=NO_GAP),
+        clock=world.clock,
+    )
     await strict.tick()
     broken = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
     assert broken.status == "error"

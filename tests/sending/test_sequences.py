@@ -9,8 +9,12 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
+from mailramp.kit.signing import TokenSigner
 from mailramp.metrics.figures import by_key
+from mailramp.sending.service import Preview
+from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import TrackingStatus
+from tests.conftest import TRACKING_KEY
 from tests.sending.conftest import World
 
 PEOPLE = "email,first_name\n" + "".join(
@@ -63,6 +67,47 @@ async def test_follow_ups_go_in_the_thread_from_the_same_mailbox(world: World) -
         (2, TrackingStatus.SENT),
         (3, TrackingStatus.SENT),
     ]
+
+
+async def test_the_preview_shows_each_step_in_its_thread(world: World) -> None:
+    user, mailbox = await world.sender()
+    campaign, _ = await world.campaign(
+        user, mailbox, PEOPLE, duration=24 * 7, campaign_steps=FOLLOW_UPS
+    )
+    await world.send_first("alice@example.com")
+    (first,) = [r.message for r in world.smtp.inbox.messages]
+    links = TrackingLinks(TokenSigner([TRACKING_KEY]), "https://t.acme.example")
+    (alice, *_) = await world.store.step_emails(campaign.campaign_id, 1)
+    assert alice.recipient_email == "alice@example.com"
+
+    def headers(preview: Preview | None) -> dict[str, str]:
+        assert preview is not None
+        return dict(preview.headers)
+
+    async def shown(record_id: str, step: int) -> Preview | None:
+        return await world.sending.preview(
+            user.user_id, campaign.campaign_id, record_id, links, step=step
+        )
+
+    second = await shown(alice.id, 2)
+    assert second is not None and second.step == 2
+    assert headers(second)["Subject"] == "Re: Hello Alice"
+    assert headers(second)["In-Reply-To"] == first["Message-ID"]
+    assert "Hi Alice, did you see my note?" in second.text
+    third = await shown(alice.id, 3)
+    assert headers(third)["Subject"] == "One last idea, Alice" and "In-Reply-To" not in headers(
+        third
+    )
+    # Bob has had nothing yet: his step 2 answers a thread not started, so no In-Reply-To.
+    bob = next(
+        r
+        for r in await world.store.step_emails(campaign.campaign_id, 1)
+        if r.recipient_email == "bob@example.com"
+    )
+    bobs = await shown(bob.id, 2)
+    assert headers(bobs)["Subject"] == "Re: Hello Bob" and "In-Reply-To" not in headers(bobs)
+    back = await shown(bob.id, 1)
+    assert back is not None and back.step == 1 and headers(back)["Subject"] == "Hello Bob"
 
 
 async def test_each_recipient_gets_the_sending_window_in_their_own_time_zone(

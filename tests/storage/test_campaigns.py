@@ -186,7 +186,7 @@ async def test_update_while_scheduled_recomputes_end_time(services: Services) ->
     assert stored.subject == "New subject"
 
 
-LEGAL = [(source, target) for source, targets in TRANSITIONS.items() for target in targets]
+LEGAL = [(source, target) for source, targets in TRANSITIONS.items() for target in sorted(targets)]
 ILLEGAL = [
     (source, target)
     for source, target in product(CampaignStatus, CampaignStatus)

@@ -247,3 +247,65 @@ async def test_sends_due_inside_the_window_still_go_out_just_after_it(
     assert (await store.run_lifecycle(now=late)).expired_records == 0
     claimed = await store.claim_due(Lease("w", late, late + timedelta(minutes=2)), limit=10)
     assert len(claimed) == 2
+
+
+async def test_what_a_mailbox_made_its_turn_and_records_put_back(services: Services) -> None:
+    """The pacing queries (sending/pacing.py): what counts against the daily limit, the
+    turn that keeps a gap between two sends across workers, and records given back later."""
+    store = services.store
+    campaign, _ = await _active_campaign(services, 6)
+    lease = Lease("w", NOW, NOW + timedelta(minutes=2))
+    claimed = await store.claim_due(lease, limit=6)
+    assert await store.made_since(campaign.mailbox_id, NOW - timedelta(hours=1)) == 0
+    await store.start_sending(lease, {r.id: f"<{r.id}@x>" for r in claimed[:5]})
+    # Being handed over counts already (dated by its planned moment, 30 minutes ago).
+    assert await store.made_since(campaign.mailbox_id, NOW - timedelta(hours=1)) == 5
+    outcomes = [Outcome.SENT, Outcome.SENT, Outcome.BOUNCED, Outcome.RETRY, Outcome.UNCERTAIN]
+    await store.record_results(
+        [
+            SendResult.of(r, outcome, retry_at=NOW + timedelta(minutes=5))
+            if outcome is Outcome.RETRY
+            else SendResult.of(r, outcome)
+            for r, outcome in zip(claimed, outcomes, strict=False)
+        ],
+        now=NOW,
+    )
+    # Sent and bounced at the door count from when they left, maybe-sent from its moment;
+    # a retry waiting for its turn counts only when it leaves.
+    assert await store.made_since(campaign.mailbox_id, NOW - timedelta(hours=1)) == 4
+    assert await store.made_since(campaign.mailbox_id, NOW - timedelta(minutes=10)) == 3
+    assert await store.made_since(campaign.mailbox_id, NOW + timedelta(seconds=1)) == 0
+    assert await store.made_since(new_object_id(), NOW - timedelta(days=1)) == 0
+
+    # The turn: held until its end, then free for the next sender.
+    first = NOW + timedelta(minutes=3)
+    assert await store.take_turn(campaign.mailbox_id, now=NOW, until=first) is None
+    assert (
+        await store.take_turn(campaign.mailbox_id, now=NOW, until=NOW + timedelta(minutes=4))
+        == first
+    )
+    turns = await asyncio.gather(
+        *(
+            store.take_turn(campaign.mailbox_id, now=first, until=first + timedelta(minutes=n))
+            for n in range(1, 5)
+        )
+    )
+    assert turns.count(None) == 1  # one of four racing workers gets it
+    mailbox = await store.get_mailbox_unscoped(campaign.mailbox_id)
+    assert mailbox is not None and mailbox.next_send_at is not None
+    assert all(turn == mailbox.next_send_at for turn in turns if turn is not None)
+
+    # Put back: due again no earlier than asked, never earlier than it was; only the
+    # worker's own unsent claims.
+    last = claimed[5]
+    later = NOW + timedelta(hours=2)
+    assert await store.put_back(worker_id="other", due={last.id: later}) == 0
+    assert await store.put_back(worker_id="w", due={last.id: later, claimed[0].id: later}) == 1
+    back = await store.get_tracking(campaign.user_id, last.id)
+    assert back is not None and back.lease_owner is None and back.scheduled_at == later
+    assert await store.claim_due(Lease("w", NOW, NOW + timedelta(minutes=2)), limit=10) == []
+    again = await store.claim_due(Lease("w", later, later + timedelta(minutes=2)), limit=10)
+    assert {r.id for r in again} == {last.id, claimed[3].id}  # and the retry, due since
+    assert await store.put_back(worker_id="w", due={last.id: NOW}) == 1
+    back = await store.get_tracking(campaign.user_id, last.id)
+    assert back is not None and back.scheduled_at == later  # never moved earlier

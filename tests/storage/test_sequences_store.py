@@ -8,7 +8,10 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
+import pytest
+
 from mailramp.campaigns.models import Campaign
+from mailramp.errors import PlanError, ValidationError
 from mailramp.sending.models import NextStep, Outcome, SendResult
 from mailramp.sending.repository import Lease
 from mailramp.tracking.events import OPEN, REPLY
@@ -155,3 +158,39 @@ async def test_steps_removed_and_added_while_the_campaign_runs(services: Service
     assert await store.highest_step(campaign.campaign_id) == 4
     got = await services.campaigns.get_campaign(user_id, campaign.campaign_id)
     assert got.steps == [1, 3, 4]
+    # A step whose emails could only be due after the campaign's end (10 days) is refused
+    # with what would fit, and nothing changes.
+    too_late = [*added, {"delay_days": 9, "message": "Much later."}]
+    with pytest.raises(ValidationError) as refused:
+        await services.sending.set_steps(user_id, campaign.campaign_id, campaign_steps=too_late)
+    assert refused.value.field == "campaign_steps"
+    assert "step 4 (9 days after step 3) would be due after the campaign ends" in str(
+        refused.value.message
+    )
+    assert "for 1 person already written to; a duration of at least" in refused.value.message
+    got = await services.campaigns.get_campaign(user_id, campaign.campaign_id)
+    assert got.steps == [1, 3, 4] and await store.highest_step(campaign.campaign_id) == 4
+
+
+async def test_steps_that_no_longer_fit_the_people_still_waiting_are_refused(
+    services: Services,
+) -> None:
+    user_id, campaign = await three_steps(services)
+    kept = [f.model_dump() for f in campaign.campaign_steps]
+    longer = [*kept, {"delay_days": 8, "message": "A week later."}]
+    with pytest.raises(PlanError) as refused:
+        await services.sending.set_steps(user_id, campaign.campaign_id, campaign_steps=longer)
+    assert refused.value.fit < 3 and refused.value.wanted == 3
+    assert "a duration of at least" in refused.value.message
+    got = await services.campaigns.get_campaign(user_id, campaign.campaign_id)
+    assert got.steps == [1, 2, 3] and await services.store.highest_step(campaign.campaign_id) == 3
+    # Steps that fit are planned again with everyone's sequence: the new step waits for
+    # each person, inside the campaign.
+    shorter = [*kept, {"delay_days": 1, "message": "One more."}]
+    changed = await services.sending.set_steps(
+        user_id, campaign.campaign_id, campaign_steps=shorter
+    )
+    assert changed.steps == [1, 2, 3, 4]
+    fourth = await services.store.step_emails(campaign.campaign_id, 4)
+    assert len(fourth) == 3 and {e.status for e in fourth} == {TrackingStatus.WAITING}
+    assert all(e.scheduled_at and e.scheduled_at < changed.end_time for e in fourth)

@@ -29,9 +29,17 @@ def plain(output: str) -> str:
     return " ".join(text.split())
 
 
+SUITE_SETTINGS = {"MAILRAMP_SEND_GAP_MIN_SECONDS": "0", "MAILRAMP_SEND_GAP_MAX_SECONDS": "0"}
+"""What every test runs with unless it says otherwise: no pause between two emails of one
+mailbox (a few minutes by default), so a test sends its emails in seconds. The tests of
+the pause set it (tests/sending/test_pacing.py)."""
+
+
 def clean_environment(**overrides: str) -> dict[str, str]:
-    """The environment without any MAILRAMP_ setting of the caller's, plus `overrides`."""
+    """The environment without any MAILRAMP_ setting of the caller's, plus the suite's
+    settings and `overrides`."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MAILRAMP_")}
+    environment.update(SUITE_SETTINGS)
     environment.update(overrides)
     return environment
 

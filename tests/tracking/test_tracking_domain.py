@@ -13,7 +13,7 @@ from mailramp.accounts.models import User
 from mailramp.errors import NotFoundError, ValidationError
 from mailramp.kit.dns import DnsResolver, parse_servers
 from mailramp.kit.signing import TokenSigner
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import NO_GAP, Mailbox
 from mailramp.mailboxes.tracking_domain import TrackingDomains, public_host
 from mailramp.providers.registry import DefaultProviders
 from mailramp.runtime import Services, build_services
@@ -261,7 +261,7 @@ async def test_the_worker_checks_a_day_old_domain_again_before_its_links_go_out(
             store,
             moved.mailboxes,
             DefaultProviders(allow_private_hosts=True),
-            settings=WorkerSettings(retry_base_seconds=60.0, lease_seconds=120.0),
+            settings=WorkerSettings(retry_base_seconds=60.0, lease_seconds=120.0, send_gap=NO_GAP),
             clock=clock,
             tracking=TrackingLinks(TokenSigner([TRACKING_KEY]), moved_to),
         )

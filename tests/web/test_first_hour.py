@@ -7,7 +7,6 @@ with labelled ticks."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 from tests.support import scenario
 from tests.support.clock import system_now
+from tests.support.demo_run import DemoRuns
 from tests.support.dovecot import Dovecot
 from tests.support.postgres import free_port
-from tests.support.processes import clean_environment, run_mailramp, serving
+from tests.support.processes import clean_environment, serving
 from tests.support.smtp import SmtpServer
 from tests.web.conftest import cut_off_the_internet, screenshot
 
@@ -26,14 +26,11 @@ PASSWORD = "imap-password"
 
 
 def test_a_new_user_goes_from_the_demo_to_their_own_campaign(
-    page: Any, dovecot: Dovecot, tmp_path: Path
+    page: Any, dovecot: Dovecot, demo_runs: DemoRuns, tmp_path: Path
 ) -> None:
-    demo = run_mailramp(
-        "demo", "--recipients", "20", "--minutes", "0.2", "--port", str(free_port()), "--json",
-        cwd=tmp_path, env=clean_environment(), timeout=300,
-    )  # fmt: skip
-    assert demo.returncode == 0, demo.stderr[-2000:]
-    result = json.loads(demo.stdout)
+    # The instance a first demo left (the session's run, copied: tests/support/demo_run.py).
+    instance = demo_runs.first.copy(tmp_path / "instance")
+    result = demo_runs.first.result
     port = free_port()
     site = f"http://127.0.0.1:{port}"
     environment = clean_environment(
@@ -42,7 +39,7 @@ def test_a_new_user_goes_from_the_demo_to_their_own_campaign(
         MAILRAMP_PUBLIC_BASE_URL=site,
     )
     smtp = SmtpServer({MAILBOX: PASSWORD}).start()
-    with serving(port, cwd=tmp_path, env=environment):
+    with serving(port, cwd=instance, env=environment):
         try:
             # Signed in as the demo user: the demo's campaign is there, and the page says
             # how to send one's own.
@@ -64,6 +61,7 @@ def test_a_new_user_goes_from_the_demo_to_their_own_campaign(
             page.fill("#smtp_port", str(smtp.port))
             page.select_option("#smtp_security", "plain")
             page.fill("#password", PASSWORD)
+            page.fill("#daily_limit", "500")  # the 450 people below can all go in one day
             page.fill("#imap_host", "127.0.0.1")
             page.fill("#imap_port", str(dovecot.port))
             page.select_option("#imap_security", "plain")
@@ -88,7 +86,7 @@ def test_a_new_user_goes_from_the_demo_to_their_own_campaign(
             now = system_now().astimezone(ZoneInfo("America/New_York"))
             page.fill("#start_time", now.strftime("%Y-%m-%dT%H:%M"))
             page.fill("#duration", "240")  # 450 at the mailbox's 50 a day
-            people = tmp_path / "people.csv"
+            people = instance / "people.csv"
             rows = "".join(f"lead{n:03}@example.com,Lead{n}\n" for n in range(450))
             people.write_text("email,first_name\n" + rows)
             page.set_input_files("#recipients", str(people))
@@ -113,7 +111,7 @@ def test_a_new_user_goes_from_the_demo_to_their_own_campaign(
             assert page.inner_text("#recipient-pages").startswith("101–150 of 450")
 
             # It goes out; lead123 replies; their timeline opens beside their row.
-            scenario.send_everything_now(tmp_path, site)
+            scenario.send_everything_now(instance, site)
             sent = smtp.inbox.to("lead123@example.com")[0]
             reply = (
                 f"From: Lead123 <lead123@example.com>\r\nTo: {MAILBOX}\r\n"
@@ -121,7 +119,7 @@ def test_a_new_user_goes_from_the_demo_to_their_own_campaign(
                 "Interested. Call me.\r\n\r\nOn Sat, Ann wrote:\r\n> Hi Lead123\r\n"
             ).encode()
             about = str(sent["Message-ID"])
-            assert scenario.inbox_receives(tmp_path, site, reply, about=about) == "reply"
+            assert scenario.inbox_receives(instance, site, reply, about=about) == "reply"
             page.goto(campaign_url + "?search=lead123")
             page.click("tr[data-recipient='lead123@example.com'] a:text-is('events')")
             timeline = page.locator("tr.timeline")

@@ -126,6 +126,11 @@ class SendingWindow(BaseModel):
         """The window's time zone."""
         return ZoneInfo(self.timezone)
 
+    @property
+    def open_hours(self) -> int:
+        """How many hours it is open on a sending day."""
+        return self.end_hour - self.start_hour
+
 
 MAX_VARIANTS = 5
 VARIANT_LETTERS = "ABCDE"

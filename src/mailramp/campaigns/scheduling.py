@@ -1,10 +1,11 @@
-"""Binding the planners to a campaign: its window, its mailboxes' limits, the mailboxes'
-other campaigns, and now.
+"""Binding the planners to a campaign: its window, its mailboxes' limits and pace, the
+mailboxes' other campaigns, and now.
 
-A one-step campaign of one mailbox is spread by `planner` (its refusal names the daily
-limit that would fit); one with follow-ups or several mailboxes is planned whole sequence
-by whole sequence with `sequencing` (its refusal names the duration or the number of
-mailboxes that would fit).
+A one-step campaign of one mailbox at its daily limit is spread by `planner` (its refusal
+names the daily limit that would fit); one with follow-ups, several mailboxes, or a pace
+that holds a mailbox's day below its limit (the gap between two sends) is planned whole
+sequence by whole sequence with `sequencing` (its refusal names the duration or the number
+of mailboxes that would fit).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mailramp.campaigns.sequencing import (
     plan_sequences,
 )
 from mailramp.errors import NotFoundError
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import NO_GAP, Mailbox, SendGap
 from mailramp.mailboxes.repository import MailboxRepository
 
 
@@ -58,11 +59,15 @@ class CampaignPlan:
     call): used with follow-ups, several mailboxes or recipients' own time zones."""
     follow_up_steps: tuple[int, ...] = ()
     """The numbers of the follow-ups each person gets after their first email."""
+    paced: bool = False
+    """The gap between two sends holds a mailbox's day below its daily limit: raising the
+    limit would not help, so a refusal names the duration or mailboxes that would fit."""
 
     @property
     def simple(self) -> bool:
-        """One mailbox and one step: the even spread of `planner` is the whole plan."""
-        return len(self.mailbox_ids) == 1 and not self.follow_up_steps
+        """One mailbox and one step at its daily limit: the even spread of `planner` is the
+        whole plan (its refusal names the daily limit that would fit)."""
+        return len(self.mailbox_ids) == 1 and not self.follow_up_steps and not self.paced
 
     def check_fits(self, count: int) -> None:
         """PlanError (saying what would fit) unless `count` people's sequences fit."""
@@ -91,17 +96,24 @@ class CampaignPlan:
 
 
 async def campaign_plan(
-    store: CampaignQueue, campaign: Campaign, mailboxes: Sequence[Mailbox], *, now: datetime
+    store: CampaignQueue,
+    campaign: Campaign,
+    mailboxes: Sequence[Mailbox],
+    *,
+    now: datetime,
+    send_gap: SendGap = NO_GAP,
 ) -> CampaignPlan:
-    """The plan binding for `campaign` sending from `mailboxes` (planning_mailboxes)."""
+    """The plan binding for `campaign` sending from `mailboxes` (planning_mailboxes), each
+    mailbox's day holding what its daily limit and the gap between its sends allow."""
     start = max(now, campaign.start_time)
     window = campaign.sending_window
+    open_hours = window.open_hours if window else 24
     capacities = []
     for mailbox in mailboxes:
         capacities.append(
             SenderCapacity(
                 mailbox.id,
-                mailbox.daily_limit,
+                send_gap.daily_cap(mailbox.daily_limit, open_hours),
                 await _already_planned(store, campaign, mailbox.id, start),
             )
         )
@@ -125,7 +137,8 @@ async def campaign_plan(
         seed=campaign.campaign_id,
     )
     steps = tuple(step.step for step in follow_ups)
-    return CampaignPlan(tuple(c.mailbox_id for c in capacities), first, sequences, steps)
+    paced = any(c.daily_limit < m.daily_limit for c, m in zip(capacities, mailboxes, strict=True))
+    return CampaignPlan(tuple(c.mailbox_id for c in capacities), first, sequences, steps, paced)
 
 
 async def _already_planned(
@@ -143,7 +156,12 @@ async def _already_planned(
 
 
 async def plan_function(
-    store: CampaignQueue, campaign: Campaign, mailboxes: Sequence[Mailbox], *, now: datetime
+    store: CampaignQueue,
+    campaign: Campaign,
+    mailboxes: Sequence[Mailbox],
+    *,
+    now: datetime,
+    send_gap: SendGap = NO_GAP,
 ) -> PlanFunction:
     """A PlanFunction for the store: slots for the pending first emails, by time zone."""
-    return (await campaign_plan(store, campaign, mailboxes, now=now)).slots
+    return (await campaign_plan(store, campaign, mailboxes, now=now, send_gap=send_gap)).slots

@@ -47,7 +47,7 @@ from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_campaign_id, new_object_id
 from mailramp.kit.types import Page, parse_input
 from mailramp.kit.validation import campaign_id_arg, enum_arg, object_id_arg
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import NO_GAP, Mailbox, SendGap
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.metrics.figures import Figure
 from mailramp.metrics.models import CampaignMetrics, tallied
@@ -156,9 +156,13 @@ class CampaignStore(
 class CampaignService:
     """Creates campaigns and moves them through their lives."""
 
-    def __init__(self, store: CampaignStore, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: CampaignStore, *, clock: Clock = utc_now, send_gap: SendGap = NO_GAP
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._send_gap = send_gap
+        """The pause between two sends of a mailbox, which plans leave room for."""
 
     async def create_campaign(self, user_id: str, **fields: Any) -> Campaign:
         """Create a scheduled campaign and its zeroed `campaign_matrix` document together.
@@ -197,7 +201,9 @@ class CampaignService:
             created_by=owner,
         )
         # Refuse at once a campaign whose declared recipients cannot fit its window.
-        plan = await campaign_plan(self._store, campaign, mailboxes, now=now)
+        plan = await campaign_plan(
+            self._store, campaign, mailboxes, now=now, send_gap=self._send_gap
+        )
         plan.check_fits(data.total_recipients)
         metrics = CampaignMetrics(
             id=new_object_id(),
@@ -264,7 +270,9 @@ class CampaignService:
         _ends_in_the_future(changes["end_time"], self._clock())
         pending = await self._pending_count(campaign)
         edited = campaign.model_copy(update=changes)
-        plan = await campaign_plan(self._store, edited, mailboxes, now=self._clock())
+        plan = await campaign_plan(
+            self._store, edited, mailboxes, now=self._clock(), send_gap=self._send_gap
+        )
         plan.check_fits(pending)
         updated = await self._store.update_campaign(campaign, changes)  # status unchanged
         if updated is None:
@@ -345,7 +353,9 @@ class CampaignService:
         if now >= campaign.end_time:
             return  # the lifecycle expires whatever is left
         mailboxes = await campaign_mailboxes(self._store, campaign)
-        plan = await plan_function(self._store, campaign, mailboxes, now=now)
+        plan = await plan_function(
+            self._store, campaign, mailboxes, now=now, send_gap=self._send_gap
+        )
         await self._store.replan_pending(campaign, plan=plan)
 
     async def pause(self, user_id: str, campaign_id: str) -> Campaign:
@@ -366,7 +376,9 @@ class CampaignService:
         now = self._clock()
         if campaign.status is CampaignStatus.PAUSED and now < campaign.end_time:
             mailboxes = await campaign_mailboxes(self._store, campaign)
-            plan = await campaign_plan(self._store, campaign, mailboxes, now=now)
+            plan = await campaign_plan(
+                self._store, campaign, mailboxes, now=now, send_gap=self._send_gap
+            )
             plan.check_fits(await self._pending_count(campaign))
         resumed = await self.change_status(user_id, campaign_id, target)
         await self._replan(resumed)

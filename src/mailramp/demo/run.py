@@ -198,6 +198,9 @@ async def run_demo(
             "public_base_url": base,
             "run_worker": True,
             "worker_poll_seconds": 0.25,
+            # Two minutes, not a working day: no pause between two emails of a mailbox.
+            "send_gap_min_seconds": 0,
+            "send_gap_max_seconds": 0,
             "inbox_poll_interval_seconds": 2.0,
         }
     )

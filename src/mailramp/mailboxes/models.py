@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Self
 
@@ -20,6 +23,48 @@ def check_secret_field(field: str) -> None:
 
 
 DEFAULT_DAILY_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class SendGap:
+    """The pause between two sends of one mailbox: drawn at random in [low, high] seconds."""
+
+    low_seconds: float
+    high_seconds: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low_seconds <= self.high_seconds:
+            raise ValueError(
+                f"a send gap needs 0 <= low <= high seconds, got "
+                f"{self.low_seconds}-{self.high_seconds}"
+            )
+
+    @property
+    def off(self) -> bool:
+        """No pause at all: the mailbox sends as fast as its provider takes the emails."""
+        return self.high_seconds == 0
+
+    def draw(self, rng: random.Random) -> timedelta:
+        """One gap."""
+        return timedelta(seconds=rng.uniform(self.low_seconds, self.high_seconds))
+
+    def daily_cap(self, daily_limit: int, open_hours: float) -> int:
+        """What a day can hold at this pace: the daily limit, or fewer when even the longest
+        gaps would not fit them into the window's `open_hours` a day (so a late send never
+        piles up behind the others until the window closes)."""
+        if self.off:
+            return daily_limit
+        return max(min(daily_limit, int(open_hours * 3600 // self.high_seconds)), 1)
+
+    def __str__(self) -> str:
+        return f"{self.low_seconds:g}-{self.high_seconds:g} s"
+
+
+DEFAULT_SEND_GAP = SendGap(120, 300)
+"""Two to five minutes between two emails of one mailbox."""
+
+NO_GAP = SendGap(0, 0)
+
 
 DEMO_DOMAIN = "mailramp-demo.example"
 """The domain of the mailbox `mailramp demo` links (`.example` is reserved: no real mail
@@ -88,6 +133,8 @@ class MailboxFields(Record):
     tracking_domain_verified_at: UTCDateTime | None = None
     tracking_domain_checked_at: UTCDateTime | None = None
     tracking_domain_problem: str | None = None
+    next_send_at: UTCDateTime | None = None
+    """Until when its last send holds its turn (the random gap between two of its sends)."""
 
     @model_validator(mode="after")
     def _alias_matches(self) -> Self:

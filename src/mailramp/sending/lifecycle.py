@@ -85,3 +85,5 @@ DAILY_LIMIT_COUNTS = (
     # What is being handed over or may have left.
     LimitCount((TrackingStatus.SENDING.value, TrackingStatus.UNCERTAIN.value), "scheduled_at"),
 )
+MADE_COUNTS = tuple(count for count in DAILY_LIMIT_COUNTS if not count.other_campaigns_only)
+"""What a mailbox already made, whichever campaign: counted when its emails leave."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -89,6 +89,23 @@ class SendingRepository(Protocol):
     ) -> int:
         """Give back leased records that were never marked `sending` (all of the worker's,
         or just `record_ids`)."""
+        ...
+
+    async def put_back(self, *, worker_id: str, due: Mapping[str, datetime]) -> int:
+        """Give back leased records never marked `sending`, each due again no earlier than
+        its moment in `due` (a mailbox's daily limit or send gap holds them back)."""
+        ...
+
+    async def made_since(self, mailbox_id: str, since: datetime) -> int:
+        """How many emails the mailbox made (sent, bounced at the door, being sent or maybe
+        sent) since `since`, across all campaigns: what counts against its daily limit."""
+        ...
+
+    async def take_turn(
+        self, mailbox_id: str, *, now: datetime, until: datetime
+    ) -> datetime | None:
+        """The mailbox's next send, atomically: when no turn is held past `now`, hold it
+        until `until` and return None; otherwise return when the held turn ends."""
         ...
 
     async def queue_depth(self, *, now: datetime) -> QueueDepth:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any, BinaryIO, Protocol
 
-from mailramp.campaigns.models import FINAL_STATUSES, Campaign
-from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
-from mailramp.campaigns.scheduling import campaign_mailboxes, plan_function
+from mailramp.campaigns.models import FINAL_STATUSES, Campaign, FollowUp
+from mailramp.campaigns.repository import CampaignQueue, CampaignRepository, PlanFunction
+from mailramp.campaigns.scheduling import campaign_mailboxes, campaign_plan, plan_function
 from mailramp.campaigns.schemas import StepsUpdate
 from mailramp.campaigns.service import owned_campaign
 from mailramp.campaigns.steps import follow_ups_after
@@ -18,15 +19,16 @@ from mailramp.errors import ConflictError, NotEditableError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.types import parse_input
 from mailramp.kit.validation import object_id_arg
+from mailramp.mailboxes.models import NO_GAP, SendGap
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.sending.export import export_rows
 from mailramp.sending.importer import RecipientReader
-from mailramp.sending.message import build_message
+from mailramp.sending.message import build_message, thread_for
 from mailramp.sending.models import ImportReport
 from mailramp.sending.repository import SendingRepository
-from mailramp.sending.steps import added_step_emails
+from mailramp.sending.steps import added_step_emails, check_before_end
 from mailramp.tracking.links import TrackingLinks
-from mailramp.tracking.models import TrackingStatus
+from mailramp.tracking.models import EmailTracking, TrackingStatus
 from mailramp.tracking.repository import RecipientQuery, TrackingRepository
 
 
@@ -40,6 +42,8 @@ class Preview:
     headers: list[tuple[str, str]]
     text: str
     html: str | None
+    step: int = 1
+    """The step it is (a follow-up goes in the thread of the emails before it)."""
 
 
 class RecipientStore(
@@ -56,9 +60,13 @@ class RecipientStore(
 class SendingService:
     """What users do to a campaign's recipients."""
 
-    def __init__(self, store: RecipientStore, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: RecipientStore, *, clock: Clock = utc_now, send_gap: SendGap = NO_GAP
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._send_gap = send_gap
+        """The pause between two sends of a mailbox, which plans leave room for."""
 
     async def _campaign(self, user_id: str, campaign_id: str) -> Campaign:
         return await owned_campaign(self._store, user_id, campaign_id)
@@ -93,7 +101,9 @@ class SendingService:
             report=report,
             on_progress=on_progress,
         )
-        plan = await plan_function(self._store, campaign, mailboxes, now=now)
+        plan = await plan_function(
+            self._store, campaign, mailboxes, now=now, send_gap=self._send_gap
+        )
         counts = await self._store.import_recipients(campaign, reader.batches(), plan=plan)
         report.accepted = counts.accepted
         report.duplicates += counts.duplicates
@@ -118,6 +128,10 @@ class SendingService:
         first_free = max([used, *(f.step for f in existing)]) + 1
         steps = follow_ups_after(data.campaign_steps, existing, first_free)
         now = self._clock()
+        added = await self._added_emails(campaign, steps, now)
+        # People still waiting for their first email get their sequences planned again
+        # with the new steps (PlanError, before anything changes, when they no longer fit).
+        replan = await self._plan_for_steps(campaign.model_copy(update={"campaign_steps": steps}))
         updated = await self._store.update_campaign(
             campaign, {"campaign_steps": steps, "updated_at": now}
         )
@@ -132,14 +146,54 @@ class SendingService:
             await self._store.remove_step(
                 campaign.campaign_id, gone, next_step=after.step if after else None
             )
-        numbers, before_change = updated.steps, {e.step for e in existing}
-        for added in (f for f in steps if f.step not in before_change):
-            before = numbers[numbers.index(added.step) - 1]
-            previous = await self._store.step_emails(campaign.campaign_id, before)
-            emails = added_step_emails(updated, added, previous, now=now)
+        for emails in added.values():
             for start in range(0, len(emails), 1000):
                 await self._store.insert_tracking(emails[start : start + 1000])
+        if replan is not None:
+            await self._store.replan_pending(updated, plan=replan)
         return updated
+
+    async def _plan_for_steps(self, changed: Campaign) -> PlanFunction | None:
+        """The plan of the pending first emails' sequences with the changed steps, checked
+        to fit; None when nobody waits for a first email or the window is over."""
+        now = self._clock()
+        waiting = await self._store.pending_schedule(changed.user_id, changed.campaign_id)
+        if not waiting.first_emails or now >= changed.end_time:
+            return None
+        mailboxes = await campaign_mailboxes(self._store, changed)
+        plan = await campaign_plan(
+            self._store, changed, mailboxes, now=now, send_gap=self._send_gap
+        )
+        plan.check_fits(waiting.first_emails)
+        return plan.slots
+
+    async def _added_emails(
+        self, campaign: Campaign, steps: list[FollowUp], now: datetime
+    ) -> dict[int, list[EmailTracking]]:
+        """The emails of the steps `steps` adds to the campaign, by step (sending/steps.py);
+        a ValidationError naming the step when one would be due after the campaign ends
+        for someone already written to (those still waiting for their first email are
+        planned again whole: _plan_for_steps)."""
+        changed = campaign.model_copy(update={"campaign_steps": steps})
+        before_change = {f.step for f in campaign.campaign_steps}
+        started = {
+            e.recipient_email
+            for e in await self._store.step_emails(campaign.campaign_id, 1)
+            if e.status is not TrackingStatus.PENDING
+        }
+        numbers = changed.steps
+        added: dict[int, list[EmailTracking]] = {}
+        for follow_up in (f for f in steps if f.step not in before_change):
+            before = numbers[numbers.index(follow_up.step) - 1]
+            previous = added.get(before) or await self._store.step_emails(
+                campaign.campaign_id, before
+            )
+            emails = added_step_emails(changed, follow_up, previous, now=now)
+            check_before_end(
+                changed, follow_up, [e for e in emails if e.recipient_email in started]
+            )
+            added[follow_up.step] = emails
+        return added
 
     async def resend_uncertain(self, user_id: str, campaign_id: str) -> int:
         """Queue the campaign's uncertain records again — only when the user asks, since the
@@ -150,11 +204,18 @@ class SendingService:
         )
 
     async def preview(
-        self, user_id: str, campaign_id: str, record_id: str | None, links: TrackingLinks
+        self,
+        user_id: str,
+        campaign_id: str,
+        record_id: str | None,
+        links: TrackingLinks,
+        *,
+        step: int | None = None,
     ) -> Preview | None:
         """The email of one of the campaign's recipients (the first, unless `record_id`
-        names one), built as the worker builds it (with these tracking `links`); None for
-        a campaign without recipients."""
+        names one) — or that person's email of `step` — built as the worker builds it (with
+        these tracking `links`, in the thread of the emails before it); None for a
+        campaign without recipients."""
         campaign = await self._campaign(user_id, campaign_id)
         if record_id is not None:
             record = await self._store.get_tracking(
@@ -169,6 +230,14 @@ class SendingService:
             if not first.items:
                 return None
             record = first.items[0]
+        sequence = []
+        if (step is not None and step != record.step) or record.step != 1:
+            sequence = await self._store.sequence_emails(
+                campaign.campaign_id, record.recipient_email
+            )
+        if step is not None:  # a person whose sequence ended before it keeps this one
+            record = next((e for e in sequence if e.step == step), record)
+        thread = thread_for(campaign, record, sequence) if record.step != 1 else None
         # From the mailbox that sends (or sent) it.
         mailbox = await self._store.get_mailbox(campaign.user_id, record.mailbox_id)
         if mailbox is None:
@@ -177,7 +246,12 @@ class SendingService:
         # Without its (invisible) open pixel: showing the preview must not look like an open.
         shown = campaign.model_copy(update={"track_opens": False})
         message = build_message(
-            campaign=shown, mailbox=mailbox, record=record, sent_at=now, tracking=links
+            campaign=shown,
+            mailbox=mailbox,
+            record=record,
+            sent_at=now,
+            tracking=links,
+            thread=thread,
         )
         parts = {part.get_content_subtype(): _decoded(part) for part in message.walk()}
         return Preview(
@@ -186,6 +260,7 @@ class SendingService:
             headers=[(name, _header_text(value)) for name, value in message.items()],
             text=parts.get("plain", ""),
             html=parts.get("html"),
+            step=record.step,
         )
 
     async def status_counts(self, user_id: str, campaign_id: str) -> dict[str, int]:

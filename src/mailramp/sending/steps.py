@@ -9,11 +9,13 @@ sequence is still going (here).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from mailramp.campaigns.models import Campaign, FollowUp
+from mailramp.campaigns.models import MAX_DURATION_HOURS, Campaign, FollowUp
 from mailramp.campaigns.sequencing import after_delay
+from mailramp.errors import ValidationError
 from mailramp.kit.ids import new_object_id
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 
@@ -57,3 +59,28 @@ def added_step_emails(
             )
         )
     return emails
+
+
+def check_before_end(campaign: Campaign, added: FollowUp, emails: Sequence[EmailTracking]) -> None:
+    """Refuse a step added to a running campaign whose emails (of people already written
+    to) would be due after its end — they could only expire — naming the step, how many
+    and the duration that would fit."""
+    late = [
+        e.scheduled_at for e in emails if e.scheduled_at and e.scheduled_at >= campaign.end_time
+    ]
+    if not late:
+        return
+    hours = math.ceil((max(late) - campaign.start_time).total_seconds() / 3600) + 1
+    fix = (
+        f"a duration of at least {hours} hours or a shorter delay"
+        if hours <= MAX_DURATION_HOURS
+        else "a shorter delay"
+    )
+    position = campaign.steps.index(added.step) + 1
+    raise ValidationError(
+        "campaign_steps",
+        f"step {position} ({added.delay} after step {position - 1}) would be due after the "
+        f"campaign ends ({campaign.end_time:%Y-%m-%d %H:%M} UTC) for {len(late)} "
+        f"{'person' if len(late) == 1 else 'people'} already written to; {fix} would fit",
+        value=added.step,
+    )

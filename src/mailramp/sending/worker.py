@@ -37,11 +37,12 @@ from mailramp.errors import (
 )
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.coalesce import Coalescer
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import DEFAULT_SEND_GAP, Mailbox, SendGap
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.mailboxes.service import MailboxService
 from mailramp.mailboxes.transport import ProviderFactory, ReportsSentMessageId
 from mailramp.mailboxes.transport import SendingProvider as Provider
+from mailramp.sending import pacing
 from mailramp.sending.message import Thread, build_message, message_id_for, thread_for
 from mailramp.sending.models import NextStep, Outcome, SendResult
 from mailramp.sending.repository import Lease, SendingRepository
@@ -64,6 +65,8 @@ class WorkerSettings:
     max_attempts: int = 5
     retry_base_seconds: float = 60
     poll_seconds: float = 1.0
+    send_gap: SendGap = DEFAULT_SEND_GAP
+    """The random pause between two sends of one mailbox (sending/pacing.py)."""
 
 
 class WorkerMetrics(Protocol):
@@ -137,7 +140,9 @@ class SendingWorker:
         worker_id: str | None = None,
         tracking: TrackingLinks | None = None,
         metrics: WorkerMetrics | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        self._rng = rng or random.Random()  # noqa: S311 - a human pace, not security
         self._tracking = tracking
         self._metrics = metrics or _Unmeasured()
         self._store = store
@@ -225,7 +230,9 @@ class SendingWorker:
             await provider.close()
 
     async def tick(self) -> int:
-        """One pass: lifecycle, then lease and send what is due. Returns records handled."""
+        """One pass: lifecycle, then lease and send what is due. Returns how many records it
+        tried to send (what a mailbox's pace held back, or was given back, is not counted:
+        a loop of passes ends when nothing more can go now)."""
         started = time.perf_counter()
         now = self._clock()
         await self._store.run_lifecycle(now=now)
@@ -256,7 +263,7 @@ class SendingWorker:
         for failure in failures:
             if isinstance(failure, BaseException):
                 raise failure
-        return len(records)
+        return sum(outcomes.values())
 
     def _log_pass(self, claimed: int, outcomes: Counter[Outcome], seconds: float) -> None:
         # One line per pass, not per email: at 200 records a pass, per-email INFO lines
@@ -287,8 +294,17 @@ class SendingWorker:
             if mailbox is None or not mailbox.can_send:
                 return
             mailbox = await self._mailboxes.recheck_tracking_domain(mailbox)
-            provider = await self._provider(mailbox)
             campaigns: dict[str, Campaign | None] = {}
+            for campaign_id in {record.campaign_id for record in records}:
+                campaigns[campaign_id] = await self._store.get_campaign_unscoped(campaign_id)
+            pace = await self._pace(mailbox, records, campaigns)
+            if pace.later:
+                await self._store.put_back(worker_id=self.worker_id, due=pace.later)
+                unsent -= pace.later.keys()
+            records = pace.now
+            if not records:
+                return
+            provider = await self._provider(mailbox)
             size = self._settings.in_flight_per_mailbox
             for start in range(0, len(records), size):
                 if self._stopping.is_set():
@@ -311,6 +327,33 @@ class SendingWorker:
         finally:
             if unsent:
                 await self._store.release_claims(worker_id=self.worker_id, record_ids=unsent)
+
+    async def _pace(
+        self,
+        mailbox: Mailbox,
+        records: Sequence[EmailTracking],
+        campaigns: dict[str, Campaign | None],
+    ) -> pacing.Pace:
+        """Which of the mailbox's claimed records go now, and until when the others wait:
+        its daily limit, follow-ups first, one send per turn when there is a gap."""
+        known = {cid: campaign for cid, campaign in campaigns.items() if campaign is not None}
+        now = self._clock()
+        ordered = pacing.sending_order(r for r in records if r.campaign_id in known)
+        made = {
+            day: await self._store.made_since(mailbox.id, day)
+            for day in pacing.counted_days(ordered, known, now)
+        }
+        pace = pacing.within_daily_limit(
+            ordered, known, daily_limit=mailbox.daily_limit, made=made, now=now
+        )
+        gap = self._settings.send_gap
+        if gap.off or not pace.now:
+            return pace
+        until = now + gap.draw(self._rng)
+        held = await self._store.take_turn(mailbox.id, now=now, until=until)
+        return pacing.one_per_turn(
+            pace, known, taken=held is None, next_turn=until if held is None else held, gap=gap
+        )
 
     async def _send_group(
         self,

@@ -50,24 +50,29 @@ UNSENT_STATUSES = (TrackingStatus.PENDING, TrackingStatus.WAITING)
 """An email not handed to a worker yet: what a stop, a cancel or a closing window ends."""
 
 
-EVENT_TIMESTAMPS = (
-    "sent_at",
-    "delivered_at",
-    "opened_at",
-    "clicked_at",
-    "replied_at",
-    "bounced_at",
-    "unsubscribed_at",
-    "human_opened_at",
-    "human_clicked_at",
-    "auto_replied_at",
-    "complained_at",
-)
+class EventMoments(Record):
+    """When anything first happened: to one email (`EmailTracking`), or to any email of one
+    person of a campaign (`CampaignRecipient`)."""
+
+    sent_at: UTCDateTime | None = None
+    delivered_at: UTCDateTime | None = None
+    opened_at: UTCDateTime | None = None
+    clicked_at: UTCDateTime | None = None
+    replied_at: UTCDateTime | None = None
+    bounced_at: UTCDateTime | None = None
+    unsubscribed_at: UTCDateTime | None = None
+    human_opened_at: UTCDateTime | None = None
+    human_clicked_at: UTCDateTime | None = None
+    auto_replied_at: UTCDateTime | None = None
+    complained_at: UTCDateTime | None = None
+
+
+EVENT_TIMESTAMPS = tuple(EventMoments.model_fields)
 """A record's timestamps of what happened to its email, each set once, by the first event
 of its kind (tracking/events.py says which)."""
 
 
-class EmailTracking(Record):
+class EmailTracking(EventMoments):
     """One email of one campaign: the recipient's step `step`."""
 
     id: ObjectIdStr = Field(alias="_id")
@@ -92,17 +97,6 @@ class EmailTracking(Record):
     lease_expires_at: UTCDateTime | None = None
     message_id: str | None = None
     last_error: str | None = None
-    sent_at: UTCDateTime | None = None
-    delivered_at: UTCDateTime | None = None
-    opened_at: UTCDateTime | None = None
-    clicked_at: UTCDateTime | None = None
-    replied_at: UTCDateTime | None = None
-    bounced_at: UTCDateTime | None = None
-    unsubscribed_at: UTCDateTime | None = None
-    human_opened_at: UTCDateTime | None = None
-    human_clicked_at: UTCDateTime | None = None
-    auto_replied_at: UTCDateTime | None = None
-    complained_at: UTCDateTime | None = None
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
@@ -111,7 +105,7 @@ class EmailTracking(Record):
         return {**self.merge_variables, "email": self.recipient_email}
 
 
-class CampaignRecipient(Record):
+class CampaignRecipient(EventMoments):
     """One person of one campaign, whatever number of emails they get: the first time
     anything happened to any of their emails (the `campaign_matrix` counters count these,
     so a campaign counts people), and why their sequence stopped."""
@@ -120,17 +114,6 @@ class CampaignRecipient(Record):
     campaign_id: CampaignIdStr
     user_id: ObjectIdStr
     recipient_email: str
-    sent_at: UTCDateTime | None = None
-    delivered_at: UTCDateTime | None = None
-    opened_at: UTCDateTime | None = None
-    clicked_at: UTCDateTime | None = None
-    replied_at: UTCDateTime | None = None
-    bounced_at: UTCDateTime | None = None
-    unsubscribed_at: UTCDateTime | None = None
-    human_opened_at: UTCDateTime | None = None
-    human_clicked_at: UTCDateTime | None = None
-    auto_replied_at: UTCDateTime | None = None
-    complained_at: UTCDateTime | None = None
     stopped_at: UTCDateTime | None = None
     created_at: UTCDateTime
     updated_at: UTCDateTime

@@ -85,6 +85,8 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(TRACKING, "ix_email_tracking_message_id", ("message_id",)),
     IndexSpec(TRACKING, "ix_email_tracking_user_id", ("user_id",)),
     IndexSpec(TRACKING, "ix_email_tracking_mailbox_id", ("mailbox_id",)),
+    # what a mailbox sent today, counted against its daily limit as its emails leave
+    IndexSpec(TRACKING, "ix_email_tracking_mailbox_id_sent_at", ("mailbox_id", "sent_at")),
     # a bounce or an auto-reply without a Message-ID of ours: by mailbox and address
     IndexSpec(TRACKING, "ix_email_tracking_mailbox_id_recipient_email",
               ("mailbox_id", "recipient_email")),

@@ -32,6 +32,7 @@ from collections.abc import (
     Awaitable,
     Collection,
     Iterable,
+    Mapping,
     Sequence,
 )
 from datetime import datetime
@@ -639,6 +640,53 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             {"_id": oid(record_id), "status": PENDING},
             {"$set": lifecycle.cancelled_pending(now)},
         )
+
+    async def put_back(self, *, worker_id: str, due: Mapping[str, datetime]) -> int:
+        by_moment: dict[datetime, list[str]] = defaultdict(list)
+        for record_id, moment in due.items():
+            by_moment[moment].append(record_id)
+        put = 0
+        for moment, record_ids in sorted(by_moment.items()):
+            result = await self._db[TRACKING].update_many(
+                {
+                    "_id": {"$in": _object_ids(record_ids)},
+                    "lease_owner": worker_id,
+                    "status": PENDING,
+                },
+                {
+                    "$set": {"lease_owner": None, "lease_expires_at": None},
+                    "$max": {"scheduled_at": moment},
+                },
+            )
+            put += int(result.matched_count)
+        return put
+
+    async def made_since(self, mailbox_id: str, since: datetime) -> int:
+        if not ObjectId.is_valid(mailbox_id):
+            return 0
+        made = 0
+        for count in lifecycle.MADE_COUNTS:
+            made += await self._db[TRACKING].count_documents(
+                {
+                    "mailbox_id": oid(mailbox_id),
+                    "status": {"$in": list(count.statuses)},
+                    count.moment: {"$gte": since},
+                }
+            )
+        return made
+
+    async def take_turn(
+        self, mailbox_id: str, *, now: datetime, until: datetime
+    ) -> datetime | None:
+        free = {"$or": [{"next_send_at": None}, {"next_send_at": {"$lte": now}}]}
+        taken = await self._db[MAILBOXES].update_one(
+            {"_id": oid(mailbox_id), **free}, {"$set": {"next_send_at": until}}
+        )
+        if taken.matched_count:
+            return None
+        held = await self._db[MAILBOXES].find_one({"_id": oid(mailbox_id)}, {"next_send_at": 1})
+        moment = decode((held or {}).get("next_send_at"))
+        return moment if isinstance(moment, datetime) else until
 
     async def release_claims(
         self, *, worker_id: str, record_ids: Collection[str] | None = None

@@ -9,7 +9,7 @@ IMMEDIATE), which gives the same guarantee for workers on one machine.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,7 @@ T = tables.tracking
 
 
 C = tables.campaigns
+M = tables.mailboxes
 
 
 P = tables.recipients
@@ -462,6 +463,58 @@ class SqlQueue(SqlPeople):
                 )
             ).mappings()
             return [EmailTracking.model_validate(dict(row)) for row in rows]
+
+    async def put_back(self, *, worker_id: str, due: Mapping[str, datetime]) -> int:
+        by_moment: dict[datetime, list[str]] = defaultdict(list)
+        for record_id, moment in due.items():
+            by_moment[moment].append(record_id)
+        put = 0
+        async with self._write() as connection:
+            for moment, record_ids in sorted(by_moment.items()):
+                later = case((T.c.scheduled_at < moment, moment), else_=T.c.scheduled_at)
+                result = await connection.execute(
+                    update(T)
+                    .where(
+                        T.c._id.in_(record_ids),
+                        T.c.lease_owner == worker_id,
+                        T.c.status == TrackingStatus.PENDING.value,
+                    )
+                    .values(lease_owner=None, lease_expires_at=None, scheduled_at=later)
+                )
+                put += int(result.rowcount)
+        return put
+
+    async def made_since(self, mailbox_id: str, since: datetime) -> int:
+        counts = [
+            select(func.count())
+            .select_from(T)
+            .where(
+                T.c.mailbox_id == mailbox_id,
+                T.c.status.in_(count.statuses),
+                T.c[count.moment] >= since,
+            )
+            .scalar_subquery()
+            for count in lifecycle.MADE_COUNTS
+        ]
+        async with self._read() as connection:
+            return sum(int(n) for n in (await connection.execute(select(*counts))).one())
+
+    async def take_turn(
+        self, mailbox_id: str, *, now: datetime, until: datetime
+    ) -> datetime | None:
+        async with self._write() as connection:
+            taken = await connection.execute(
+                update(M)
+                .where(
+                    M.c._id == mailbox_id,
+                    or_(M.c.next_send_at.is_(None), M.c.next_send_at <= now),
+                )
+                .values(next_send_at=until)
+            )
+            if taken.rowcount:
+                return None
+            held = await connection.execute(select(M.c.next_send_at).where(M.c._id == mailbox_id))
+            return held.scalar() or until
 
     async def queue_depth(self, *, now: datetime) -> send_models.QueueDepth:
         # What the next worker pass would claim: its lifecycle step first starts campaigns

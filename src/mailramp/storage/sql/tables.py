@@ -101,6 +101,9 @@ mailboxes = Table(
     Column("tracking_domain_verified_at", UTCDateTime, nullable=True),
     Column("tracking_domain_checked_at", UTCDateTime, nullable=True),
     Column("tracking_domain_problem", Text, nullable=True),
+    # Until when the mailbox's last send holds its turn: its next email waits for it
+    # (sending/pacing.py, the gap between two sends).
+    Column("next_send_at", UTCDateTime, nullable=True),
     Index("uq_linkbox_box_table_user_id_email", "user_id", "email", unique=True),
     # At most one primary per user, enforced by the database so concurrent links cannot
     # both become primary.
@@ -220,6 +223,8 @@ tracking = Table(
     Index("ix_email_tracking_message_id", "message_id"),
     Index("ix_email_tracking_user_id", "user_id"),
     Index("ix_email_tracking_mailbox_id", "mailbox_id"),
+    # What a mailbox sent today, counted against its daily limit as its emails leave.
+    Index("ix_email_tracking_mailbox_id_sent_at", "mailbox_id", "sent_at"),
     # A bounce or an auto-reply without a Message-ID of ours is matched by mailbox and
     # address; soft bounces are counted per owner and address.
     Index("ix_email_tracking_mailbox_id_recipient_email", "mailbox_id", "recipient_email"),

@@ -407,11 +407,19 @@ async def _campaign_page(
     waiting = await runtime.campaigns.pending_schedule(user_id, campaign.campaign_id)
     wanted_preview = request.query_params.get("preview")
     picked = wanted_preview if wanted_preview and is_object_id(wanted_preview) else None
+    wanted_step = request.query_params.get("step", "")
+    step = (
+        int(wanted_step) if wanted_step.isdigit() and int(wanted_step) in campaign.steps else None
+    )
     links = runtime.tracking_links
     try:
-        preview = await runtime.sending.preview(user_id, campaign.campaign_id, picked, links)
+        preview = await runtime.sending.preview(
+            user_id, campaign.campaign_id, picked, links, step=step
+        )
     except NotFoundError:  # not this campaign's recipient: show the first
-        preview = await runtime.sending.preview(user_id, campaign.campaign_id, None, links)
+        preview = await runtime.sending.preview(
+            user_id, campaign.campaign_id, None, links, step=step
+        )
     series = await runtime.tracking.series(user_id, campaign.campaign_id)
     return render(
         request,
