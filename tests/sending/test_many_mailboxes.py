@@ -153,6 +153,56 @@ async def test_a_mailbox_that_stops_hands_its_waiting_emails_to_the_others(world
     assert (await world.metrics.get_campaign_metrics(campaign.campaign_id)).total_sent == 10
 
 
+async def test_a_stopped_mailboxs_follow_ups_wait_for_it_and_its_first_emails_move(
+    world: World,
+) -> None:
+    user, ann = await world.sender(daily_limit=20)
+    zed = await second_mailbox(world, user, "zed@acme.com", 20)
+    campaign, _ = await world.campaign(
+        user,
+        ann,
+        people(4),
+        duration=24 * 5,
+        mailbox_ids=[ann.mailbox_id, zed.mailbox_id],
+        campaign_steps=[{"delay_days": 1, "message": "Following up."}],
+    )
+    firsts = await world.store.step_emails(campaign.campaign_id, 1)
+    zeds = sorted(r.recipient_email for r in firsts if r.mailbox_id == zed.mailbox_id)
+    anns = sorted(r.recipient_email for r in firsts if r.mailbox_id == ann.mailbox_id)
+    assert len(zeds) == len(anns) == 2
+    await world.send_first(zeds[0], anns[0])  # one person written to from each mailbox
+    await world.mailboxes.pause(user.user_id, zed.mailbox_id)
+
+    # Zed's person not written to yet moves to ann; zed's person already written to keeps
+    # zed for their follow-up (another sender would break the thread): it waits.
+    world.clock.advance(days=2)
+    await world.make_due(*zeds, *anns)
+    worker = world.worker()
+    while await worker.tick():
+        pass
+    sent = Counter((r.recipients[0], r.sender) for r in world.smtp.inbox.messages)
+    assert sent == {
+        (zeds[0], "zed@acme.com"): 1,
+        (anns[0], "ann@acme.com"): 2,  # first email and follow-up
+        (zeds[1], "ann@acme.com"): 1,
+        (anns[1], "ann@acme.com"): 1,
+    }
+    waiting = await world.store.sequence_emails(campaign.campaign_id, zeds[0])
+    assert [(r.step, r.status, r.mailbox_id) for r in waiting] == [
+        (1, "sent", zed.mailbox_id),
+        (2, "pending", zed.mailbox_id),
+    ]
+    # Back, zed sends it.
+    before = len(world.smtp.inbox.messages)
+    await world.mailboxes.activate(user.user_id, zed.mailbox_id)
+    await world.make_due(zeds[0])
+    while await worker.tick():
+        pass
+    await worker.close()
+    later = [(r.recipients[0], r.sender) for r in world.smtp.inbox.messages[before:]]
+    assert later == [(zeds[0], "zed@acme.com")]
+
+
 async def test_a_mailbox_added_to_a_running_campaign_takes_a_share_of_those_not_contacted(
     world: World,
 ) -> None:
