@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -92,7 +92,7 @@ async def test_the_daily_limit_counts_what_left_and_follow_ups_go_first(world: W
         if r.status is TrackingStatus.PENDING
     ]
     assert len(waiting) == 3
-    wednesday = datetime(2027, 3, 3, tzinfo=UTC)
+    wednesday = (START + timedelta(days=2)).replace(hour=0)  # midnight after the clock's Tuesday
     assert {r.scheduled_at for r in waiting} == {wednesday + timedelta(seconds=1)}
 
     world.clock.now = wednesday + timedelta(minutes=1)

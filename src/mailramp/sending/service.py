@@ -176,6 +176,8 @@ class SendingService:
         planned again whole: _plan_for_steps)."""
         changed = campaign.model_copy(update={"campaign_steps": steps})
         before_change = {f.step for f in campaign.campaign_steps}
+        if all(f.step in before_change for f in steps):
+            return {}  # nothing added: no email to make, nothing to read
         started = {
             e.recipient_email
             for e in await self._store.step_emails(campaign.campaign_id, 1)
