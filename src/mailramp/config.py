@@ -129,8 +129,9 @@ class Settings(BaseSettings):
     )
     dns_servers: str | None = Field(
         default=None,
-        description="The DNS servers mailramp asks about users' domains (comma-separated "
-        "`ip` or `ip:port`); unset, the machine's resolver.",
+        description="The DNS servers mailramp asks about users' domains (tracking domains; "
+        "the sending domains' MX, SPF, DKIM and DMARC), comma-separated `ip` or `ip:port`; "
+        "unset, the machine's resolver.",
     )
     run_worker: bool = Field(
         default=True, description="Run a sending worker inside `mailramp serve`."

@@ -21,9 +21,12 @@ from mailramp.config import Settings
 from mailramp.errors import ConfigurationError, MailboxTestFailed, SecretKeyError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.dns import DnsResolver, parse_servers
+from mailramp.kit.mail_dns import MailDns
+from mailramp.kit.periodic import Periodic
 from mailramp.kit.secrets import InstanceSecrets, KeyFile, SecretBox
 from mailramp.kit.signing import TRACKING_KEYS, TokenSigner, load_tracking_keys
 from mailramp.legacy.service import LegacyService
+from mailramp.mailboxes.domain_checks import DomainChecks
 from mailramp.mailboxes.models import NO_GAP, Mailbox, SendGap
 from mailramp.mailboxes.service import MailboxService
 from mailramp.mailboxes.tracking_domain import TrackingDomains, public_host
@@ -45,6 +48,8 @@ from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.service import EventMetrics, TrackingService, unmeasured
 
 log = logging.getLogger(__name__)
+UPKEEP_INTERVAL_SECONDS = 60.0
+"""How often a worker looks for upkeep due (a pass does a bounded amount of work)."""
 
 STARTUP_SECRET_SAMPLE = 20
 
@@ -81,11 +86,12 @@ def build_services(
     events: EventMetrics | None = None,
     signup_open: bool = True,
     tracking_domains: TrackingDomains | None = None,
+    domain_checks: DomainChecks | None = None,
     send_gap: SendGap = NO_GAP,
 ) -> Services:
     """The services on `store`, reading `clock`; `events` counts tracking events;
-    `tracking_domains` checks mailboxes' own tracking domains in DNS; plans leave
-    `send_gap` between two sends of a mailbox."""
+    `tracking_domains` checks mailboxes' own tracking domains in DNS and `domain_checks`
+    their sending domains; plans leave `send_gap` between two sends of a mailbox."""
     accounts = AccountService(store, clock=clock)
     campaigns = CampaignService(store, clock=clock, send_gap=send_gap)
     return Services(
@@ -93,7 +99,12 @@ def build_services(
         clock=clock,
         accounts=accounts,
         mailboxes=MailboxService(
-            store, secrets, in_use=campaigns, clock=clock, tracking_domains=tracking_domains
+            store,
+            secrets,
+            in_use=campaigns,
+            clock=clock,
+            tracking_domains=tracking_domains,
+            domain_checks=domain_checks,
         ),
         campaigns=campaigns,
         metrics=MetricsService(store, clock=clock),
@@ -181,6 +192,17 @@ class Runtime(Services):
     def oauth_tokens(self) -> MailboxTokenSources:
         """Token sources for OAuth mailboxes: stored tokens, refreshed through `oauth`."""
         return MailboxTokenSources(self.oauth, self.mailboxes, clock=self.clock)
+
+    def upkeep(self) -> list[Periodic]:
+        """What a worker does now and then besides sending and reading inboxes: check
+        mailboxes' sending domains in DNS again once a day."""
+        return [
+            Periodic(
+                "domain checks",
+                self.mailboxes.recheck_domains,
+                interval_seconds=UPKEEP_INTERVAL_SECONDS,
+            )
+        ]
 
     def inbox_poller(self, *, inboxes: InboxFactory | None = None) -> InboxPoller:
         """An inbox poller for replies and bounces, on this runtime's store."""
@@ -320,6 +342,9 @@ async def open_runtime(
         signup_open=settings.signup_open,
         tracking_domains=TrackingDomains(
             public_host(settings.public_base_url), DnsResolver(parse_servers(settings.dns_servers))
+        ),
+        domain_checks=DomainChecks(
+            MailDns(parse_servers(settings.dns_servers)), public_host(settings.public_base_url)
         ),
         send_gap=send_gap(settings),
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
 from mailramp.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import DnsCheck, Mailbox, Verdict
+from mailramp.storage import Store
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
 
 
@@ -253,3 +255,36 @@ async def test_a_tracking_domain_is_in_use_while_verified_on_a_linked_mailbox(
     assert await store.tracking_domain_in_use("other.acme.example") is False
     await services.mailboxes.unlink_mailbox(user.user_id, box.mailbox_id)
     assert await store.tracking_domain_in_use(domain) is False
+
+
+async def test_domain_checks_are_stored_and_found_due_never_checked_first(
+    services: Services, store: Store
+) -> None:
+    user = await make_user(services)
+    older, newer, never, unlinked = [await make_mailbox(services, user) for _ in range(4)]
+    now = services.clock()
+    checks = [{"name": "spf", "verdict": "fail", "found": "no SPF record", "record": "x. TXT y"}]
+    await store.update_mailbox(
+        user.user_id,
+        older.mailbox_id,
+        {"dns_checks": checks, "dns_checked_at": now - timedelta(days=3)},
+    )
+    await store.update_mailbox(
+        user.user_id,
+        newer.mailbox_id,
+        {"dns_checked_at": now - timedelta(hours=2), "dkim_selectors": ["s1", "google"]},
+    )
+    await services.mailboxes.unlink_mailbox(user.user_id, unlinked.mailbox_id)
+
+    due = await store.mailboxes_due_dns_check(now - timedelta(days=1), limit=10)
+
+    assert [box.mailbox_id for box in due] == [never.mailbox_id, older.mailbox_id]
+    assert due[1].dns_checks == [
+        DnsCheck(name="spf", verdict=Verdict.FAIL, found="no SPF record", record="x. TXT y")
+    ]
+    assert due[1].dns_verdict is Verdict.FAIL and due[0].dns_verdict is None
+    assert [box.mailbox_id for box in await store.mailboxes_due_dns_check(now, limit=1)] == [
+        never.mailbox_id
+    ]
+    read = await services.mailboxes.get_mailbox(user.user_id, newer.mailbox_id)
+    assert read.dkim_selectors == ["s1", "google"] and read.dns_checks == []

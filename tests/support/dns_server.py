@@ -1,13 +1,14 @@
 """A real DNS server (dnsmasq, from Debian's dnsmasq-base) on loopback, answering for the
-test zones under `.example` and nothing else: an unknown name is NXDOMAIN, a name with other
-records but not the one asked answers NoAnswer, as an authoritative server does."""
+test zones under `.example` (and any other zone a test names) and nothing else: an unknown
+name is NXDOMAIN, a name with other records but not the one asked answers NoAnswer, as an
+authoritative server does."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.message
@@ -37,10 +38,18 @@ class DnsServer:
 
     @classmethod
     def start(
-        cls, *, addresses: Mapping[str, str], aliases: Mapping[str, str] | None = None
+        cls,
+        *,
+        addresses: Mapping[str, str],
+        aliases: Mapping[str, str] | None = None,
+        txt: Mapping[str, Sequence[str]] | None = None,
+        mx: Mapping[str, Sequence[tuple[int, str]]] | None = None,
+        zones: Sequence[str] = (),
     ) -> DnsServer:
-        """Serve `addresses` (name → IPv4 address) and `aliases` (name → CNAME target; the
-        target must be one of `addresses`, dnsmasq serves no other)."""
+        """Serve `addresses` (name → IPv4 address), `aliases` (name → CNAME target; the
+        target must be one of `addresses`, dnsmasq serves no other), `txt` (name → its TXT
+        records, one each; a value longer than 255 characters is split into strings) and
+        `mx` (name → (preference, host)), for `.example` and the other `zones`."""
         binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         if not shutil.which(binary):
             raise DnsUnavailable(
@@ -49,6 +58,15 @@ class DnsServer:
         port = free_port()
         records = [f"--host-record={name},{address}" for name, address in addresses.items()]
         records += [f"--cname={name},{target}" for name, target in (aliases or {}).items()]
+        for name, values in (txt or {}).items():
+            for value in values:
+                if "," in value or '"' in value:
+                    raise ValueError(f"dnsmasq would split {value!r} at its commas")
+                strings = [value[i : i + 255] for i in range(0, len(value), 255)]
+                records.append(f"--txt-record={name},{','.join(strings)}")
+        for name, hosts in (mx or {}).items():
+            records += [f"--mx-host={name},{host},{preference}" for preference, host in hosts]
+        records += [f"--local=/{zone}/" for zone in zones]
         process = subprocess.Popen(
             [
                 binary,

@@ -45,13 +45,18 @@ def clean_environment(**overrides: str) -> dict[str, str]:
 
 
 def run_mailramp(
-    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`mailramp ARGS` to completion."""
+    """`mailramp ARGS` to completion, `stdin` typed into it."""
     return subprocess.run(
         [*MAILRAMP, *args],
         cwd=cwd,
         env=dict(env) if env is not None else clean_environment(),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

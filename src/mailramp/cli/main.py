@@ -198,8 +198,8 @@ def worker(
     ] = None,
     health_host: Annotated[str, typer.Option(help="Address for --health-port.")] = "127.0.0.1",
 ) -> None:
-    """Send due email and read inboxes for replies and bounces until SIGTERM or Ctrl-C
-    (then finish the sends in flight and stop).
+    """Send due email, read inboxes for replies and bounces, and check mailboxes' domains
+    in DNS daily, until SIGTERM or Ctrl-C (then finish the sends in flight and stop).
 
     Run as many as you like on PostgreSQL; each record is sent by one worker at most.
 
@@ -212,18 +212,22 @@ def worker(
     async def work(runtime: Runtime) -> None:
         sender = runtime.worker()
         poller = runtime.inbox_poller()
+        upkeep = runtime.upkeep()
 
         def stop() -> None:
             sender.stop()
             poller.stop()
+            for job in upkeep:
+                job.stop()
 
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, stop)
+        everything = [sender.run(), poller.run(), *(job.run() for job in upkeep)]
         if health_port is None:
-            await asyncio.gather(sender.run(), poller.run())
+            await asyncio.gather(*everything)
         else:
             async with health_server(runtime, host=health_host, port=health_port):
-                await asyncio.gather(sender.run(), poller.run())
+                await asyncio.gather(*everything)
 
     run(settings, work)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -95,6 +96,36 @@ class TransportSecurity(StrEnum):
     PLAIN = "plain"  # only sensible on loopback or a trusted network
 
 
+class Verdict(StrEnum):
+    """How one DNS check of a mailbox's domain came out."""
+
+    PASS = "pass"  # noqa: S105 (a verdict, not a password)
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def rank(self) -> int:
+        return _VERDICT_RANK[self]
+
+    @staticmethod
+    def worst(verdicts: Iterable[Verdict]) -> Verdict | None:
+        """The worst of `verdicts` (None when there are none)."""
+        return max(verdicts, key=lambda verdict: verdict.rank, default=None)
+
+
+_VERDICT_RANK = {Verdict.PASS: 0, Verdict.WARN: 1, Verdict.FAIL: 2}
+
+
+class DnsCheck(Record):
+    """One check of the sending domain (`mailboxes/domain_checks.py`): what was found, and
+    for a warning or a failure the record to publish, as a zone file writes it."""
+
+    name: str
+    verdict: Verdict
+    found: str
+    record: str | None = None
+
+
 class MailboxFields(Record):
     """What may be shown of a mailbox: everything but its encrypted secrets."""
 
@@ -135,12 +166,38 @@ class MailboxFields(Record):
     tracking_domain_problem: str | None = None
     next_send_at: UTCDateTime | None = None
     """Until when its last send holds its turn (the random gap between two of its sends)."""
+    # The sending domain's DNS checks (mailboxes/domain_checks.py): the last checks DNS
+    # answered, when, and what stopped the last attempt when DNS did not answer.
+    dkim_selectors: list[str] = Field(default_factory=list)
+    dns_checks: list[DnsCheck] = Field(default_factory=list)
+    dns_checked_at: UTCDateTime | None = None
+    dns_check_problem: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_defaults(cls, data: Any) -> Any:
+        """Rows stored before a list field existed (NULL there) read as empty."""
+        if isinstance(data, dict):
+            for name in ("dkim_selectors", "dns_checks"):
+                if name in data and data[name] is None:
+                    data = {**data, name: []}
+        return data
 
     @model_validator(mode="after")
     def _alias_matches(self) -> Self:
         if self.mailbox_id != self.id:
             raise ValueError("mailbox_id must equal _id")
         return self
+
+    @property
+    def domain(self) -> str:
+        """The domain it sends as: the part of its address after the @, lower case."""
+        return self.email.rsplit("@", 1)[-1].lower()
+
+    @property
+    def dns_verdict(self) -> Verdict | None:
+        """The worst of its domain's checks (None before the first)."""
+        return Verdict.worst(check.verdict for check in self.dns_checks)
 
     @property
     def is_linked(self) -> bool:
@@ -150,7 +207,7 @@ class MailboxFields(Record):
     @property
     def is_demo(self) -> bool:
         """Whether it is the mailbox `mailramp demo` linked, not one that sends real mail."""
-        return self.email.rsplit("@", 1)[-1].lower() == DEMO_DOMAIN
+        return self.domain == DEMO_DOMAIN
 
     @property
     def tracking_host(self) -> str | None:

@@ -34,6 +34,11 @@ class MailboxRepository(Protocol):
         domain (for the reverse proxy's question before it gets a certificate)."""
         ...
 
+    async def mailboxes_due_dns_check(self, before: datetime, *, limit: int) -> list[Mailbox]:
+        """Linked mailboxes, whoever owns them, whose domain was never checked in DNS or last
+        checked before `before` — never checked first, then oldest check first."""
+        ...
+
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         """The user's mailbox with this address, linked or not."""
         ...

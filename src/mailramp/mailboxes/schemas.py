@@ -13,6 +13,18 @@ Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Port = Annotated[int, Field(ge=1, le=65535)]
 DailyLimit = Annotated[int, Field(ge=1, le=10_000)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+DkimSelector = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*$",
+    ),
+]
+"""A DKIM selector as it stands before `._domainkey.` (`google`, `s1`, `2024a.mail`)."""
+DkimSelectors = Annotated[list[DkimSelector], Field(max_length=10)]
 
 
 class ServerSettings(Input):
@@ -66,6 +78,11 @@ class MailboxUpdate(ServerSettings):
     user_profile: dict[str, Any] | None = None
     display_name: DisplayName | None = None
     daily_limit: DailyLimit | None = None
+    dkim_selectors: DkimSelectors | None = Field(
+        default=None,
+        description="The DKIM selectors your domain signs with, when mailramp cannot guess "
+        "them from the provider (checked by the domain checks); [] goes back to the guess.",
+    )
 
 
 class TrackingDomainChange(Input):

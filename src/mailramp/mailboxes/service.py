@@ -12,11 +12,13 @@ from pydantic import SecretStr
 from mailramp.accounts.repository import UserRepository
 from mailramp.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
 from mailramp.kit.clock import Clock, utc_now
-from mailramp.kit.dns import normal_name
+from mailramp.kit.dns import DnsUnavailable, normal_name
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox, secret_context
 from mailramp.kit.types import parse_input
 from mailramp.kit.validation import enum_arg, object_id_arg
+from mailramp.mailboxes.domain_checks import RECHECK_AFTER as DNS_RECHECK_AFTER
+from mailramp.mailboxes.domain_checks import DomainChecks
 from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, MailboxStatus
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
@@ -81,12 +83,14 @@ class MailboxService:
         in_use: MailboxUsers,
         clock: Clock = utc_now,
         tracking_domains: TrackingDomains | None = None,
+        domain_checks: DomainChecks | None = None,
     ) -> None:
         self._store = store
         self._secrets = secrets
         self._in_use = in_use
         self._clock = clock
         self._domains = tracking_domains
+        self._domain_checks = domain_checks
 
     # -- linking ----------------------------------------------------------------------
 
@@ -185,6 +189,8 @@ class MailboxService:
         for name in ("daily_limit", "user_profile"):
             if name in changes and changes[name] is None:
                 raise ValidationError(name, "cannot be cleared", value=None)
+        if "dkim_selectors" in changes:
+            changes["dkim_selectors"] = list(dict.fromkeys(changes["dkim_selectors"] or ()))
         changes |= self._encrypted(mailbox.id, data)
         changes["updated_at"] = self._clock()
         return await self._updated(mailbox.user_id, mailbox.id, changes)
@@ -247,6 +253,54 @@ class MailboxService:
                 field=TRACKING_DOMAIN,
             )
         return self._domains
+
+    # -- the sending domain's DNS ------------------------------------------------------
+
+    async def check_domain(self, user_id: str, mailbox_id: str) -> Mailbox:
+        """Check the mailbox's sending domain in DNS now (MX, SPF, DKIM, DMARC, tracking
+        domain) and record the verdicts; when DNS does not answer the previous ones stand
+        and `dns_check_problem` says why."""
+        mailbox = await self._linked(user_id, mailbox_id)
+        if self._domain_checks is None:
+            raise ConflictError(
+                "domains cannot be checked here (no DNS resolver configured)", field="dns_checks"
+            )
+        return await self._check_domain(mailbox, self._domain_checks)
+
+    async def recheck_domains(self, *, limit: int = 20) -> int:
+        """Check again the domains of linked mailboxes whose last check is older than a
+        day (never checked first); returns how many were checked."""
+        if self._domain_checks is None:
+            return 0
+        now = self._clock()
+        due = await self._store.mailboxes_due_dns_check(now - DNS_RECHECK_AFTER, limit=limit)
+        for mailbox in due:
+            await self._check_domain(mailbox, self._domain_checks)
+        return len(due)
+
+    async def _check_domain(self, mailbox: Mailbox, checks: DomainChecks) -> Mailbox:
+        now = self._clock()
+        if mailbox.is_demo:
+            changes: dict[str, Any] = {
+                "dns_check_problem": f"{mailbox.domain} is the demo's reserved domain: no DNS "
+                "to check",
+                "dns_checked_at": now,
+            }
+            return await self._updated(mailbox.user_id, mailbox.id, changes)
+        try:
+            found = await checks.check(mailbox)
+        except DnsUnavailable as error:
+            changes = {
+                "dns_check_problem": f"DNS did not answer ({error}); the previous checks stand",
+                "dns_checked_at": now,
+            }
+        else:
+            changes = {
+                "dns_checks": [check.model_dump(mode="json") for check in found],
+                "dns_checked_at": now,
+                "dns_check_problem": None,
+            }
+        return await self._updated(mailbox.user_id, mailbox.id, changes)
 
     async def set_primary(self, user_id: str, mailbox_id: str) -> Mailbox:
         """Make this linked mailbox the user's primary; the previous primary stops being one."""

@@ -4,7 +4,6 @@ reply, automatic-reply and bounce events (classification in `inbound.py`)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 from typing import Any, Protocol
@@ -13,13 +12,13 @@ from mailramp.campaigns.models import StepDelay
 from mailramp.campaigns.repository import CampaignRepository
 from mailramp.campaigns.sequencing import after_delay
 from mailramp.errors import (
-    DatabaseUnavailableError,
     MailboxUnusableError,
     NotFoundError,
     TransientSendError,
 )
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
+from mailramp.kit.periodic import Periodic
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.mailboxes.service import MailboxService
@@ -85,30 +84,18 @@ class InboxPoller:
         self._metrics = metrics or unmeasured()
         self._interval = interval_seconds
         self._stopping = asyncio.Event()
+        self._periodic = Periodic(
+            "inbox poll", self.poll_once, interval_seconds=min(interval_seconds, 5)
+        )
 
     def stop(self) -> None:
         """Leave `run()` after the current check."""
         self._stopping.set()
+        self._periodic.stop()
 
     async def run(self) -> None:
         """Check inboxes until stopped."""
-        database_lost = False
-        while not self._stopping.is_set():
-            try:
-                await self.poll_once()
-            except DatabaseUnavailableError as error:
-                # One line when it goes and one when it is back, not a traceback a poll.
-                if not database_lost:
-                    log.warning("inbox poll: %s; waiting for it", error.message)
-                database_lost = True
-            except Exception:
-                log.exception("inbox poll failed; retrying")
-            else:
-                if database_lost:
-                    log.warning("inbox poll: the database answers again")
-                database_lost = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=min(self._interval, 5))
+        await self._periodic.run()
 
     async def poll_once(self) -> dict[str, int]:
         """Check the inboxes that are due; returns how many messages of each kind it saw."""

@@ -91,11 +91,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         worker = runtime.worker() if runtime.settings.run_worker else None
         poller = runtime.inbox_poller() if runtime.settings.run_worker else None
+        upkeep = runtime.upkeep() if runtime.settings.run_worker else []
         tasks = []
         if worker is not None and poller is not None:
             tasks = [
                 asyncio.create_task(worker.run(), name="sending-worker"),
                 asyncio.create_task(poller.run(), name="inbox-poller"),
+                *(asyncio.create_task(job.run(), name=job.name) for job in upkeep),
             ]
         try:
             yield
@@ -103,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if worker is not None and poller is not None:
                 worker.stop()  # sends in flight finish; the rest is released
                 poller.stop()
+                for job in upkeep:
+                    job.stop()
                 await asyncio.gather(*tasks)
             await runtime.close()
 

@@ -63,6 +63,7 @@ INDEXES: tuple[IndexSpec, ...] = (
               partial={"is_primary": True}, field="is_primary", kind="primary mailbox"),
     IndexSpec(MAILBOXES, "ix_linkbox_box_table_status", ("status",)),
     IndexSpec(MAILBOXES, "ix_linkbox_box_table_created_at", ("created_at",)),
+    IndexSpec(MAILBOXES, "ix_linkbox_box_table_dns_checked_at", ("dns_checked_at",)),
     # campaign_creation_table
     IndexSpec(CAMPAIGNS, "uq_campaign_creation_table_campaign_id", ("campaign_id",), True,
               field="campaign_id", kind="campaign"),

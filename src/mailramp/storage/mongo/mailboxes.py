@@ -115,6 +115,17 @@ class MongoMailboxes(MongoBase):
         }
         return await self._db[MAILBOXES].find_one(query, {"_id": 1}) is not None
 
+    async def mailboxes_due_dns_check(self, before: datetime, *, limit: int) -> list[Mailbox]:
+        due = {
+            "unlinked_at": None,
+            "$or": [{"dns_checked_at": None}, {"dns_checked_at": {"$lt": before}}],
+        }
+        # Never checked first (a missing or null field sorts first), then oldest check first.
+        cursor = (
+            self._db[MAILBOXES].find(due).sort([("dns_checked_at", 1), ("_id", 1)]).limit(limit)
+        )
+        return [box async for box in _models(Mailbox, cursor)]
+
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         return await self._find_one(MAILBOXES, Mailbox, {"user_id": oid(user_id), "email": email})
 

@@ -76,6 +76,21 @@ class SqlMailboxes(SqlBase):
         async with self._read() as connection:
             return (await connection.execute(query.limit(1))).first() is not None
 
+    async def mailboxes_due_dns_check(self, before: datetime, *, limit: int) -> list[Mailbox]:
+        boxes = tables.mailboxes
+        query = (
+            select(boxes)
+            .where(
+                boxes.c.unlinked_at.is_(None),
+                or_(boxes.c.dns_checked_at.is_(None), boxes.c.dns_checked_at < before),
+            )
+            .order_by(boxes.c.dns_checked_at.is_not(None), boxes.c.dns_checked_at, boxes.c._id)
+            .limit(limit)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).mappings()
+            return [Mailbox.model_validate(dict(row)) for row in rows]
+
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         boxes = tables.mailboxes
         return await self._read_one(

@@ -104,6 +104,12 @@ mailboxes = Table(
     # Until when the mailbox's last send holds its turn: its next email waits for it
     # (sending/pacing.py, the gap between two sends).
     Column("next_send_at", UTCDateTime, nullable=True),
+    # The sending domain's DNS checks (mailboxes/domain_checks.py): the DKIM selectors the
+    # user named, the last verdicts, when, and why the last attempt found nothing.
+    Column("dkim_selectors", json_document(), nullable=True),
+    Column("dns_checks", json_document(), nullable=True),
+    Column("dns_checked_at", UTCDateTime, nullable=True),
+    Column("dns_check_problem", Text, nullable=True),
     Index("uq_linkbox_box_table_user_id_email", "user_id", "email", unique=True),
     # At most one primary per user, enforced by the database so concurrent links cannot
     # both become primary.
@@ -116,6 +122,7 @@ mailboxes = Table(
     ),
     Index("ix_linkbox_box_table_status", "status"),
     Index("ix_linkbox_box_table_created_at", "created_at"),
+    Index("ix_linkbox_box_table_dns_checked_at", "dns_checked_at"),
 )
 
 campaigns = Table(

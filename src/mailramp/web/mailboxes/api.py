@@ -113,6 +113,17 @@ async def test_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) 
     return await runtime.check_mailbox(caller.user.user_id, mailbox_id)
 
 
+@router.post("/mailboxes/{mailbox_id}/dns-check", tags=["mailboxes"])
+async def check_mailbox_domain(
+    mailbox_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> MailboxPublic:
+    """Check the mailbox's sending domain in DNS now (also done daily by the worker): MX,
+    SPF, DKIM, DMARC and the tracking domain, each `pass`, `warn` or `fail` in `dns_checks`
+    with the record to publish. When DNS does not answer, the previous checks stand and
+    `dns_check_problem` says why."""
+    return MailboxPublic.of(await runtime.mailboxes.check_domain(caller.user.user_id, mailbox_id))
+
+
 @router.put("/mailboxes/{mailbox_id}/tracking-domain", tags=["mailboxes"])
 async def set_tracking_domain(
     mailbox_id: str, body: TrackingDomainChange, caller: CallerDep, runtime: RuntimeDep

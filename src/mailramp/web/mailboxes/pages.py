@@ -217,6 +217,65 @@ async def edit_mailbox(
     return RedirectResponse("/mailboxes", status_code=303)
 
 
+@router.get("/mailboxes/{mailbox_id}/health")
+async def mailbox_health_page(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> HTMLResponse:
+    """The mailbox's health: its domain's DNS checks with the records to publish."""
+    mailbox = await runtime.mailboxes.get_mailbox(who.user.user_id, mailbox_id)
+    return _health_page(request, who, mailbox)
+
+
+def _health_page(
+    request: Request,
+    who: PageUser,
+    mailbox: Mailbox,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    selectors = {"dkim_selectors": " ".join(mailbox.dkim_selectors)}
+    return render(
+        request,
+        "mailbox_health.html",
+        who=who,
+        section="mailboxes",
+        mailbox=mailbox,
+        values=values or selectors,
+        errors=errors or {},
+        status=status,
+    )
+
+
+@router.post("/mailboxes/{mailbox_id}/dns-check")
+async def check_mailbox_domain(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """Check the domain in DNS now; with `dkim_selectors` in the form, save them first."""
+    form = await read_form(request)
+    check_csrf(who, form)
+    user_id = who.user.user_id
+    if "dkim_selectors" in form:
+        typed = form["dkim_selectors"]
+        try:
+            await runtime.mailboxes.update_mailbox(
+                user_id, mailbox_id, dkim_selectors=typed.replace(",", " ").split()
+            )
+        except MailrampError as error:
+            mailbox = await runtime.mailboxes.get_mailbox(user_id, mailbox_id)
+            return _health_page(
+                request,
+                who,
+                mailbox,
+                values={"dkim_selectors": typed},
+                errors={"dkim_selectors": error.detail},
+                status=error.status_code,
+            )
+    await runtime.mailboxes.check_domain(user_id, mailbox_id)
+    return RedirectResponse(f"/mailboxes/{mailbox_id}/health#dns", status_code=303)
+
+
 @router.post("/mailboxes/{mailbox_id}/{action}")
 async def mailbox_action(
     mailbox_id: str, action: str, request: Request, who: PageUserDep, runtime: RuntimeDep
