@@ -134,6 +134,7 @@ LAYERS = (
         "campaigns",
         "tracking",
         "sending",
+        "deliverability",
         "legacy",
     ),
     ("storage", "providers", "oauth", "observability"),

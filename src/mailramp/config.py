@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     signup_open: bool = Field(
         default=True, description="Let anyone create a local account (turn off after yours)."
     )
+    ramp_new_mailboxes: bool = Field(
+        default=True,
+        description="Newly linked mailboxes ramp up to their daily limit (10 a day, 2 more "
+        "after each day sent without a brake) unless linked as already warm; false: every "
+        "new mailbox is taken as already warm.",
+    )
     allow_private_hosts: bool = Field(
         default=False,
         description="Let mailbox SMTP/IMAP hosts resolve to loopback or private addresses "

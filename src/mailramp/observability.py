@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -30,6 +31,7 @@ from prometheus_client import (
 
 from mailramp import __version__
 from mailramp.config import Settings
+from mailramp.deliverability.service import MailboxGauges
 from mailramp.sending.models import Outcome
 from mailramp.tracking.events import EVENT_SOURCES, EventSource
 from mailramp.tracking.models import EventType
@@ -81,6 +83,15 @@ class Telemetry:
             ["state"],
             registry=registry,
         )
+        self._mailbox_gauges = {
+            name: Gauge(
+                f"mailramp_mailbox_{name}",
+                help_text,
+                ["mailbox_id"],
+                registry=registry,
+            )
+            for name, help_text in MAILBOX_GAUGES.items()
+        }
         self._claims = Histogram(
             "mailramp_claim_latency_seconds",
             "How long this process's worker took to lease due records (one transaction).",
@@ -119,8 +130,17 @@ class Telemetry:
         """One tracking event was recorded."""
         self._events.labels(event=event.value, source=source).inc()
 
-    async def exposition(self, store: Store, *, now: datetime) -> bytes:
-        """Every metric in the Prometheus text format, with the queue depth read now."""
+    async def exposition(
+        self,
+        store: Store,
+        *,
+        now: datetime,
+        mailboxes: Callable[[], Awaitable[list[MailboxGauges]]] | None = None,
+    ) -> bytes:
+        """Every metric in the Prometheus text format, with the queue depth read now (and
+        each linked mailbox's health, when `mailboxes` reads it)."""
+        if mailboxes is not None:
+            await self._read_mailboxes(mailboxes)
         try:
             async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
                 depth = await store.queue_depth(now=now)
@@ -133,6 +153,36 @@ class Telemetry:
             self._queue.labels(state="due").set(depth.due)
             self._queue.labels(state="sending").set(depth.sending)
         return generate_latest(self.registry)
+
+    async def _read_mailboxes(
+        self, mailboxes: Callable[[], Awaitable[list[MailboxGauges]]]
+    ) -> None:
+        for gauge in self._mailbox_gauges.values():
+            gauge.clear()
+        try:
+            async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
+                readings = await mailboxes()
+        except Exception as error:
+            log.warning("metrics: cannot read the mailboxes' health: %s", describe_error(error))
+            return
+        for reading in readings:
+            labels = {"mailbox_id": reading.mailbox_id}
+            self._mailbox_gauges["daily_limit"].labels(**labels).set(reading.limit_today)
+            self._mailbox_gauges["sent_today"].labels(**labels).set(reading.sent_today)
+            self._mailbox_gauges["braked"].labels(**labels).set(int(reading.braked))
+            if reading.inbox_placement is not None:
+                placement = self._mailbox_gauges["inbox_placement_percent"]
+                placement.labels(**labels).set(reading.inbox_placement)
+
+
+MAILBOX_GAUGES = {
+    "daily_limit": "Each linked mailbox's daily limit today (its ramp's while it ramps up).",
+    "sent_today": "Emails each linked mailbox sent today (UTC), campaigns and warm-up, as "
+    "last rolled up.",
+    "inbox_placement_percent": "Each linked mailbox's warm-up emails found in the inbox "
+    "over the last 7 days, in percent (its health score; absent before any was found).",
+    "braked": "1 while a brake holds each linked mailbox's campaign sends.",
+}
 
 
 def describe_error(error: BaseException) -> str:

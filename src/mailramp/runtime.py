@@ -18,6 +18,7 @@ from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
 from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
+from mailramp.deliverability.service import DeliverabilityService
 from mailramp.errors import ConfigurationError, MailboxTestFailed, SecretKeyError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.dns import DnsResolver, parse_servers
@@ -50,6 +51,8 @@ from mailramp.tracking.service import EventMetrics, TrackingService, unmeasured
 log = logging.getLogger(__name__)
 UPKEEP_INTERVAL_SECONDS = 60.0
 """How often a worker looks for upkeep due (a pass does a bounded amount of work)."""
+ROLL_UP_INTERVAL_SECONDS = 300.0
+"""How often a worker rolls up every mailbox's recent history (the brakes' figures)."""
 
 STARTUP_SECRET_SAMPLE = 20
 
@@ -70,6 +73,7 @@ class Services:
     suppression: SuppressionService
     tracking: TrackingService
     auth: AuthService
+    deliverability: DeliverabilityService
 
 
 def send_gap(settings: Settings) -> SendGap:
@@ -88,24 +92,28 @@ def build_services(
     tracking_domains: TrackingDomains | None = None,
     domain_checks: DomainChecks | None = None,
     send_gap: SendGap = NO_GAP,
+    ramp_new_mailboxes: bool = False,
 ) -> Services:
     """The services on `store`, reading `clock`; `events` counts tracking events;
     `tracking_domains` checks mailboxes' own tracking domains in DNS and `domain_checks`
-    their sending domains; plans leave `send_gap` between two sends of a mailbox."""
+    their sending domains; plans leave `send_gap` between two sends of a mailbox; new
+    mailboxes ramp up unless linked as warm when `ramp_new_mailboxes`."""
     accounts = AccountService(store, clock=clock)
     campaigns = CampaignService(store, clock=clock, send_gap=send_gap)
+    mailboxes = MailboxService(
+        store,
+        secrets,
+        in_use=campaigns,
+        clock=clock,
+        tracking_domains=tracking_domains,
+        domain_checks=domain_checks,
+        ramp_new_mailboxes=ramp_new_mailboxes,
+    )
     return Services(
         store=store,
         clock=clock,
         accounts=accounts,
-        mailboxes=MailboxService(
-            store,
-            secrets,
-            in_use=campaigns,
-            clock=clock,
-            tracking_domains=tracking_domains,
-            domain_checks=domain_checks,
-        ),
+        mailboxes=mailboxes,
         campaigns=campaigns,
         metrics=MetricsService(store, clock=clock),
         legacy=LegacyService(store, clock=clock),
@@ -113,6 +121,7 @@ def build_services(
         suppression=SuppressionService(store, clock=clock),
         tracking=TrackingService(store, signer, clock=clock, metrics=events or unmeasured()),
         auth=AuthService(store, accounts, clock=clock, signup_open=signup_open),
+        deliverability=DeliverabilityService(store, mailboxes, campaigns, clock=clock),
     )
 
 
@@ -195,13 +204,22 @@ class Runtime(Services):
 
     def upkeep(self) -> list[Periodic]:
         """What a worker does now and then besides sending and reading inboxes: check
-        mailboxes' sending domains in DNS again once a day."""
+        mailboxes' sending domains in DNS again once a day, roll up their histories, apply
+        the brakes."""
         return [
             Periodic(
                 "domain checks",
                 self.mailboxes.recheck_domains,
                 interval_seconds=UPKEEP_INTERVAL_SECONDS,
-            )
+            ),
+            Periodic(
+                "history roll-up",
+                self.deliverability.roll_up,
+                interval_seconds=ROLL_UP_INTERVAL_SECONDS,
+            ),
+            Periodic(
+                "brakes", self.deliverability.apply_brakes, interval_seconds=UPKEEP_INTERVAL_SECONDS
+            ),
         ]
 
     def inbox_poller(self, *, inboxes: InboxFactory | None = None) -> InboxPoller:
@@ -227,8 +245,11 @@ class Runtime(Services):
         return await self.store.schema_version()
 
     async def metrics_exposition(self) -> bytes:
-        """This process's Prometheus metrics, with the queue depth read now."""
-        return await self.telemetry.exposition(self.store, now=self.clock())
+        """This process's Prometheus metrics, with the queue depth and the mailboxes' health
+        read now."""
+        return await self.telemetry.exposition(
+            self.store, now=self.clock(), mailboxes=self.deliverability.gauges
+        )
 
     async def rotate_secrets(self) -> int:
         """Re-encrypt every stored secret under the newest key — mailbox passwords and
@@ -347,6 +368,7 @@ async def open_runtime(
             MailDns(parse_servers(settings.dns_servers)), public_host(settings.public_base_url)
         ),
         send_gap=send_gap(settings),
+        ramp_new_mailboxes=settings.ramp_new_mailboxes,
     )
     return Runtime(
         **{field.name: getattr(services, field.name) for field in fields(Services)},

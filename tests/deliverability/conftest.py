@@ -1,5 +1,8 @@
-"""The browser page the dashboard tests use (tests/web/conftest.py), for the health page."""
+"""Fixtures the deliverability tests share with others: the dashboard's browser page
+(tests/web/conftest.py) and the sending world, a real SMTP server and the services on an
+injected clock (tests/sending/conftest.py)."""
 
+from tests.sending.conftest import smtp_server, world
 from tests.web.conftest import page
 
-__all__ = ["page"]
+__all__ = ["page", "smtp_server", "world"]

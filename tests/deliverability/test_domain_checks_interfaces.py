@@ -113,6 +113,13 @@ def test_the_api_checks_a_domain_and_says_what_to_publish(site: Site) -> None:
             "no DKIM key at s1._domainkey.nodmarc.example, k2._domainkey.nodmarc.example"
         )
 
+        # No brake holds it: nothing to resume, and the answer says so.
+        resumed = api.post(f"/api/v1/mailboxes/{mailbox['_id']}/resume")
+        assert resumed.status_code == 409
+        assert (
+            resumed.json()["error"]["message"] == "braked_at: this mailbox is not held by a brake"
+        )
+
         # Another user's mailbox is not found, and nothing about it is checked.
         assert eve.post(f"/api/v1/mailboxes/{mailbox['_id']}/dns-check").status_code == 404
 

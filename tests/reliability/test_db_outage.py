@@ -3,7 +3,7 @@ that cannot be used.
 
 The outage: a `mailramp serve` (with its own worker) and 2 `mailramp worker` processes send
 a campaign; mid-campaign this module's own PostgreSQL cluster is stopped with `pg_ctl` for
-30 s and started again on the same port and data directory. What a user must see:
+15 s and started again on the same port and data directory. What a user must see:
 
 - during the outage the processes stay up, /healthz answers 503 and the API 503
   `database_unavailable`; no new message leaves (at most the groups already marked
@@ -56,7 +56,7 @@ from tests.support.processes import MAILRAMP, clean_environment, serving
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres]
 
 RECIPIENTS = 2000
-OUTAGE_SECONDS = 30
+OUTAGE_SECONDS = 15
 RECOVERY_BOUND_SECONDS = 60
 IN_FLIGHT_PER_MAILBOX = 5
 SENDERS = 3  # the server's own worker and 2 `mailramp worker` processes
@@ -184,7 +184,7 @@ def _worker_sender(worker: Worker, n: int) -> Sender:
     return Sender(name=f"worker {n}", base=f"http://127.0.0.1:{worker.health_port}")
 
 
-def test_workers_and_api_ride_out_a_30_second_database_outage(
+def test_workers_and_api_ride_out_a_15_second_database_outage(
     cluster: PostgresServer, tmp_path: Path
 ) -> None:
     target = Target(url=_new_database(cluster, "outage"), key=generate_key())

@@ -1,5 +1,5 @@
 """Scale-out on PostgreSQL: 2 `mailramp serve` processes (as if behind a reverse proxy) and
-4 `mailramp worker` processes share one database and nothing else. 10,000 recipients are
+4 `mailramp worker` processes share one database and nothing else. 4,000 recipients are
 all due at once; every one must get exactly one email, and the tracking hits spread over
 both servers (repeats racing each other on the two) must leave the campaign's counters
 equal to a recomputation and to what was sent.
@@ -21,7 +21,7 @@ from tests.conftest import PostgresTarget, new_postgres_database
 from tests.scale.scenario import Target, recipient, run_scale_out
 from tests.support.loops import run_blocking
 
-RECIPIENTS = 10_000
+RECIPIENTS = 4_000
 SERVERS = 2
 WORKERS = 4
 REPORT = Path(__file__).resolve().parents[2] / "build" / "scale-postgres.json"

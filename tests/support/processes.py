@@ -29,10 +29,17 @@ def plain(output: str) -> str:
     return " ".join(text.split())
 
 
-SUITE_SETTINGS = {"MAILRAMP_SEND_GAP_MIN_SECONDS": "0", "MAILRAMP_SEND_GAP_MAX_SECONDS": "0"}
+SUITE_SETTINGS = {
+    "MAILRAMP_SEND_GAP_MIN_SECONDS": "0",
+    "MAILRAMP_SEND_GAP_MAX_SECONDS": "0",
+    "MAILRAMP_RAMP_NEW_MAILBOXES": "false",
+}
 """What every test runs with unless it says otherwise: no pause between two emails of one
-mailbox (a few minutes by default), so a test sends its emails in seconds. The tests of
-the pause set it (tests/sending/test_pacing.py)."""
+mailbox (a few minutes by default), so a test sends its emails in seconds; a new mailbox's
+daily limit applies from its first day (it ramps up from 10 a day by default), so a test
+sends a campaign's hundreds in one day. The tests of the pause
+(tests/sending/test_pacing.py) and of the ramp (tests/deliverability/test_ramp.py) set
+them."""
 
 
 def clean_environment(**overrides: str) -> dict[str, str]:

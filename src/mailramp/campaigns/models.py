@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mailramp.campaigns.spintax import spin
 from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, UTCDateTime
+from mailramp.mailboxes.models import BrakeKind, BrakeRules
 from mailramp.metrics.figures import Figure, figures
 from mailramp.metrics.models import CampaignMetrics
 
@@ -239,6 +240,17 @@ class Campaign(Record):
     """The follow-ups after the first email (`subject`/`message` are step 1), in order of
     their `step` numbers. Empty: a one-step campaign, as every campaign stored before
     sequences reads."""
+    brake_rules: BrakeRules | None = None
+    """When its bounce brake pauses it; None: the defaults (`DEFAULT_BRAKE_RULES`)."""
+    brake_kind: BrakeKind | None = None
+    """What the last brake watched (kept after a resume: the grace is per kind)."""
+    brake_reason: str | None = None
+    """Why a brake paused it (deliverability/brakes.py); None once resumed."""
+    braked_at: UTCDateTime | None = None
+    brake_resumed_at: UTCDateTime | None = None
+    brake_resumed_rate: float | None = None
+    """The rate its brake watched when its owner last resumed it: the same brake waits 7
+    days from then unless the rate rises above it."""
 
     @model_validator(mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import Protocol
 
 from mailramp.campaigns import planner
 from mailramp.campaigns.models import Campaign
@@ -26,6 +27,7 @@ from mailramp.campaigns.sequencing import (
 )
 from mailramp.errors import NotFoundError
 from mailramp.mailboxes.models import NO_GAP, Mailbox, SendGap
+from mailramp.mailboxes.ramp import limits_ahead, ramp_days, ramp_of
 from mailramp.mailboxes.repository import MailboxRepository
 
 
@@ -95,8 +97,12 @@ class CampaignPlan:
         return slots
 
 
+class PlanningStore(CampaignQueue, MailboxRepository, Protocol):
+    """What planning reads: the queue, and the mailboxes' history (their ramps)."""
+
+
 async def campaign_plan(
-    store: CampaignQueue,
+    store: PlanningStore,
     campaign: Campaign,
     mailboxes: Sequence[Mailbox],
     *,
@@ -104,18 +110,20 @@ async def campaign_plan(
     send_gap: SendGap = NO_GAP,
 ) -> CampaignPlan:
     """The plan binding for `campaign` sending from `mailboxes` (planning_mailboxes), each
-    mailbox's day holding what its daily limit and the gap between its sends allow."""
+    mailbox's day holding what its daily limit, its ramp and the gap between its sends
+    allow."""
     start = max(now, campaign.start_time)
     window = campaign.sending_window
     open_hours = window.open_hours if window else 24
     capacities = []
+    ramped = False
     for mailbox in mailboxes:
+        taken = await _already_planned(store, campaign, mailbox.id, start)
+        for day, held in (await _ramp_holds(store, mailbox, now, campaign.end_time)).items():
+            taken[day] = taken.get(day, 0) + held
+            ramped = True
         capacities.append(
-            SenderCapacity(
-                mailbox.id,
-                send_gap.daily_cap(mailbox.daily_limit, open_hours),
-                await _already_planned(store, campaign, mailbox.id, start),
-            )
+            SenderCapacity(mailbox.id, send_gap.daily_cap(mailbox.daily_limit, open_hours), taken)
         )
     first = planner.PlanRequest(
         start=start,
@@ -137,7 +145,12 @@ async def campaign_plan(
         seed=campaign.campaign_id,
     )
     steps = tuple(step.step for step in follow_ups)
-    paced = any(c.daily_limit < m.daily_limit for c, m in zip(capacities, mailboxes, strict=True))
+    # A day held below the daily limit (the gap between sends, a ramp) is planned sequence
+    # by sequence: the one-step planner's refusal would name a daily limit that is not the
+    # one holding it.
+    paced = ramped or any(
+        c.daily_limit < m.daily_limit for c, m in zip(capacities, mailboxes, strict=True)
+    )
     return CampaignPlan(tuple(c.mailbox_id for c in capacities), first, sequences, steps, paced)
 
 
@@ -155,8 +168,26 @@ async def _already_planned(
     return dict(Counter(planner.day_of(moment, campaign.sending_window) for moment in taken))
 
 
+async def _ramp_holds(
+    store: MailboxRepository, mailbox: Mailbox, now: datetime, end: datetime
+) -> dict[date, int]:
+    """What the mailbox's ramp holds back of its daily limit on each day from today until
+    it reaches its target (nothing when it is already warm), as if each coming day were a
+    good one; past `end` too, so a refusal's "would fit" duration counts with the ramp."""
+    if ramp_of(mailbox) is None:
+        return {}
+    limits = limits_ahead(
+        mailbox, await store.mailbox_days(mailbox.id), now, ramp_days(mailbox, now, end)
+    )
+    return {
+        day: mailbox.daily_limit - limit
+        for day, limit in limits.items()
+        if limit < mailbox.daily_limit
+    }
+
+
 async def plan_function(
-    store: CampaignQueue,
+    store: PlanningStore,
     campaign: Campaign,
     mailboxes: Sequence[Mailbox],
     *,

@@ -123,6 +123,8 @@ class DayLoad:
     day: date
     first_emails: int
     follow_ups: int
+    daily_limit: int | None = None
+    """The mailbox's limit that day: its ramp's while it ramps up (mailboxes/ramp.py)."""
 
 
 @dataclass(frozen=True)

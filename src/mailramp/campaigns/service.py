@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from mailramp.accounts.repository import UserRepository
@@ -47,7 +48,8 @@ from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_campaign_id, new_object_id
 from mailramp.kit.types import Page, parse_input
 from mailramp.kit.validation import campaign_id_arg, enum_arg, object_id_arg
-from mailramp.mailboxes.models import NO_GAP, Mailbox, SendGap
+from mailramp.mailboxes.models import NO_GAP, BrakeKind, Mailbox, SendGap
+from mailramp.mailboxes.ramp import limits_ahead, ramp_days, ramp_of
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.metrics.figures import Figure
 from mailramp.metrics.models import CampaignMetrics, tallied
@@ -284,8 +286,16 @@ class CampaignService:
             await self._replan(updated)
         return updated
 
-    async def change_status(self, user_id: str, campaign_id: str, status: str) -> Campaign:
-        """Move the campaign to `status` if the state machine allows it from where it is."""
+    async def change_status(
+        self,
+        user_id: str,
+        campaign_id: str,
+        status: str,
+        *,
+        also: Mapping[str, Any] | None = None,
+    ) -> Campaign:
+        """Move the campaign to `status` if the state machine allows it from where it is
+        (with the `also` changes, in the same write)."""
         target = enum_arg(CampaignStatus, status, field="status")
         for _ in range(STATUS_CHANGE_RETRIES):
             campaign = await self.get_campaign(user_id, campaign_id)
@@ -294,7 +304,7 @@ class CampaignService:
                 raise InvalidTransitionError(
                     "campaign", campaign.status, target, sorted(s.value for s in allowed)
                 )
-            changes = {"status": target, "updated_at": self._clock()}
+            changes = {"status": target, "updated_at": self._clock(), **(also or {})}
             updated = await self._store.update_campaign(campaign, changes)
             if updated is not None:
                 return updated
@@ -346,7 +356,19 @@ class CampaignService:
         (days as its daily limit counts them: the sending window's zone, else UTC)."""
         campaign = await self.get_campaign(user_id, campaign_id)
         slots = await self._store.pending_slots(campaign.user_id, campaign.campaign_id)
-        return day_loads(slots, campaign.sending_window)
+        loads = day_loads(slots, campaign.sending_window)
+        now = self._clock()
+        limits: dict[str, dict[date, int]] = {}
+        for mailbox_id in {load.mailbox_id for load in loads}:
+            mailbox = await self._store.get_mailbox(campaign.user_id, mailbox_id)
+            if mailbox is not None:
+                days = await self._store.mailbox_days(mailbox.id) if ramp_of(mailbox) else []
+                span = ramp_days(mailbox, now, campaign.end_time)
+                limits[mailbox_id] = limits_ahead(mailbox, days, now, span)
+        return [
+            replace(load, daily_limit=limits.get(load.mailbox_id, {}).get(load.day))
+            for load in loads
+        ]
 
     async def _replan(self, campaign: Campaign) -> None:
         now = self._clock()
@@ -362,9 +384,19 @@ class CampaignService:
         """Stop sending until resumed."""
         return await self.change_status(user_id, campaign_id, CampaignStatus.PAUSED)
 
+    async def brake(self, campaign: Campaign, kind: BrakeKind, reason: str) -> Campaign:
+        """Pause the campaign by a brake (deliverability/brakes.py), saying why; resuming
+        it is one action, as after any pause."""
+        held = {"brake_kind": kind, "brake_reason": reason, "braked_at": self._clock()}
+        return await self.change_status(
+            campaign.user_id, campaign.campaign_id, CampaignStatus.PAUSED, also=held
+        )
+
     async def resume(self, user_id: str, campaign_id: str) -> Campaign:
         """Continue a paused campaign: `active` if its start has passed, else `scheduled`.
-        The recipients not yet sent are spread again across what is left of the window."""
+        The recipients not yet sent are spread again across what is left of the window. A
+        brake's pause is lifted the same way; its bounce rate now is remembered (the brake
+        then waits 7 days unless the rate rises above it)."""
         campaign = await self.get_campaign(user_id, campaign_id)
         target = (
             CampaignStatus.ACTIVE
@@ -380,7 +412,16 @@ class CampaignService:
                 self._store, campaign, mailboxes, now=now, send_gap=self._send_gap
             )
             plan.check_fits(await self._pending_count(campaign))
-        resumed = await self.change_status(user_id, campaign_id, target)
+        lifted: dict[str, Any] = {}
+        if campaign.braked_at is not None:
+            metrics = await self._store.get_metrics(campaign.user_id, campaign.campaign_id)
+            lifted = {
+                "brake_reason": None,
+                "braked_at": None,
+                "brake_resumed_at": now,
+                "brake_resumed_rate": metrics.bounce_rate if metrics else None,
+            }
+        resumed = await self.change_status(user_id, campaign_id, target, also=lifted)
         await self._replan(resumed)
         return resumed
 

@@ -86,6 +86,15 @@ def mailbox_add(
     imap_security: Annotated[str | None, typer.Option(help="tls, starttls or plain.")] = None,
     display_name: Annotated[str | None, typer.Option(help="Name shown in From.")] = None,
     daily_limit: Annotated[int, typer.Option(help="Most emails a day from this mailbox.")] = 50,
+    already_warm: Annotated[
+        bool | None,
+        typer.Option(
+            "--already-warm/--ramp-up",
+            help="Already warm: the daily limit applies from day one. Ramp up: start at 10 "
+            "a day, 2 more after each good day. Default: the server's "
+            "(MAILRAMP_RAMP_NEW_MAILBOXES).",
+        ),
+    ] = None,
     password: Annotated[
         str | None, typer.Option(help="Prompted for when left out; prefer --password-stdin.")
     ] = None,
@@ -115,6 +124,7 @@ def mailbox_add(
         "imap_security": imap_security,
         "display_name": display_name,
         "daily_limit": daily_limit,
+        "already_warm": already_warm,
     }
 
     async def work(runtime: Runtime) -> Mailbox:

@@ -132,6 +132,8 @@ async def _demo_mailbox(
         "imap_security": "plain",
         "password": password,
         "daily_limit": 10_000,
+        # The demo's senders play mailboxes that have been sending for months.
+        "already_warm": True,
     }
     for mailbox in await runtime.mailboxes.list_mailboxes(user.user_id):
         if mailbox.email == address:

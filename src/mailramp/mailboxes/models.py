@@ -24,6 +24,10 @@ def check_secret_field(field: str) -> None:
 
 
 DEFAULT_DAILY_LIMIT = 50
+DEFAULT_RAMP_START = 10
+"""A new mailbox's daily limit on its first sending day (mailboxes/ramp.py)."""
+DEFAULT_RAMP_STEP = 2
+"""How much its daily limit grows after each day it sent without a brake."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,34 @@ class DnsCheck(Record):
     record: str | None = None
 
 
+class BrakeKind(StrEnum):
+    """What a brake watched."""
+
+    BOUNCES = "bounces"
+    COMPLAINTS = "complaints"
+    PLACEMENT = "placement"
+
+
+class BrakeRules(Record):
+    """When a brake stops sending (deliverability/brakes.py); each owner may change them
+    per campaign (the bounce rule) and per mailbox (complaints, inbox placement)."""
+
+    bounce_rate_percent: float = Field(default=3.0, gt=0, le=100)
+    """A campaign pauses itself when more than this share of its emails bounced…"""
+    bounce_min_sends: int = Field(default=20, ge=1)
+    """…once it sent at least this many."""
+    complaint_rate_percent: float = Field(default=0.3, gt=0, le=100)
+    """A mailbox stops campaign sends above this complaint rate (Gmail's bulk-sender limit)
+    over its last 30 days…"""
+    inbox_placement_percent: float = Field(default=70.0, ge=0, le=100)
+    """…or when fewer than this share of its warm-up emails reached the inbox over 7 days…"""
+    placement_min_emails: int = Field(default=10, ge=1)
+    """…once at least this many were found by the receiving mailboxes."""
+
+
+DEFAULT_BRAKE_RULES = BrakeRules()
+
+
 class MailboxFields(Record):
     """What may be shown of a mailbox: everything but its encrypted secrets."""
 
@@ -172,6 +204,22 @@ class MailboxFields(Record):
     dns_checks: list[DnsCheck] = Field(default_factory=list)
     dns_checked_at: UTCDateTime | None = None
     dns_check_problem: str | None = None
+    # The ramp (mailboxes/ramp.py): `daily_limit` is the target; a mailbox not marked
+    # `already_warm` starts at `ramp_start` a day and grows by `ramp_step` after each day it
+    # sent without a brake.
+    already_warm: bool = True
+    ramp_start: int = DEFAULT_RAMP_START
+    ramp_step: int = DEFAULT_RAMP_STEP
+    # A brake (deliverability/brakes.py) stops its campaign sends, not its warm-up, until
+    # its owner resumes it: why, and since when.
+    brake_rules: BrakeRules | None = None
+    """None: the defaults (`DEFAULT_BRAKE_RULES`)."""
+    brake_kind: BrakeKind | None = None
+    """What the last brake watched (kept after a resume: the grace is per kind)."""
+    brake_reason: str | None = None
+    braked_at: UTCDateTime | None = None
+    brake_resumed_at: UTCDateTime | None = None
+    brake_resumed_rate: float | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -246,6 +294,40 @@ class Mailbox(MailboxFields):
         return self.refresh_token is not None
 
     @property
-    def can_send(self) -> bool:
-        """Whether campaigns may use this mailbox now."""
+    def can_connect(self) -> bool:
+        """Whether mailramp may send from it at all (warm-up goes on under a brake)."""
         return self.is_linked and self.is_active and self.status is MailboxStatus.ACTIVE
+
+    @property
+    def can_send(self) -> bool:
+        """Whether campaigns may use this mailbox now: it can connect and no brake holds it."""
+        return self.can_connect and self.braked_at is None
+
+
+class MailboxDay(Record):
+    """One mailbox's figures for one UTC day (`day`, `YYYY-MM-DD`), rolled up from the
+    emails it sent that day (deliverability/history.py): the campaign emails and what became
+    of them, its warm-up emails and where the receiving mailboxes found them, whether a
+    brake held it that day, and the daily limit that applied. What the ramp, the health
+    figures and the charts read."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    mailbox_id: ObjectIdStr
+    user_id: ObjectIdStr
+    day: str
+    campaign_sent: int = 0
+    bounced: int = 0
+    complained: int = 0
+    replied: int = 0
+    warmup_sent: int = 0
+    warmup_inbox: int = 0
+    warmup_spam: int = 0
+    warmup_other: int = 0
+    braked: bool = False
+    daily_limit: int | None = None
+    updated_at: UTCDateTime
+
+    @property
+    def sent(self) -> int:
+        """Every email it sent that day: campaigns and warm-up."""
+        return self.campaign_sent + self.warmup_sent

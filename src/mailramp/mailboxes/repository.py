@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import Mailbox, MailboxDay
 
 
 class MailboxRepository(Protocol):
@@ -37,6 +37,11 @@ class MailboxRepository(Protocol):
     async def mailboxes_due_dns_check(self, before: datetime, *, limit: int) -> list[Mailbox]:
         """Linked mailboxes, whoever owns them, whose domain was never checked in DNS or last
         checked before `before` — never checked first, then oldest check first."""
+        ...
+
+    async def mailbox_days(self, mailbox_id: str, *, since: str | None = None) -> list[MailboxDay]:
+        """The mailbox's day-by-day history (from the UTC day `since`, `YYYY-MM-DD`, when
+        given), oldest first."""
         ...
 
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:

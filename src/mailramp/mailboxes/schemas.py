@@ -7,11 +7,18 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, StringConstraints, model_validator
 
 from mailramp.kit.types import EmailAddress, Input, UTCDateTime
-from mailramp.mailboxes.models import DEFAULT_DAILY_LIMIT, Provider, TransportSecurity
+from mailramp.mailboxes.models import (
+    DEFAULT_DAILY_LIMIT,
+    BrakeRules,
+    Provider,
+    TransportSecurity,
+)
 
 Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 DailyLimit = Annotated[int, Field(ge=1, le=10_000)]
+RampStart = Annotated[int, Field(ge=1, le=10_000)]
+RampStep = Annotated[int, Field(ge=1, le=1_000)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 DkimSelector = Annotated[
     str,
@@ -53,6 +60,20 @@ class MailboxCreate(ServerSettings):
     user_profile: dict[str, Any] = Field(default_factory=dict)
     display_name: DisplayName | None = None
     daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT
+    already_warm: bool | None = Field(
+        default=None,
+        description="True: the mailbox has been sending for a while, its `daily_limit` "
+        "applies from day one. False: it ramps up to it from `ramp_start` a day, "
+        "`ramp_step` more after each day it sent without a brake. Unset when linking: the "
+        "operator's default (MAILRAMP_RAMP_NEW_MAILBOXES).",
+    )
+    ramp_start: RampStart | None = None
+    ramp_step: RampStep | None = None
+    brake_rules: BrakeRules | None = Field(
+        default=None,
+        description="When the brakes stop this mailbox's campaign sends (complaint rate, "
+        "inbox placement); unset: the defaults.",
+    )
 
     @model_validator(mode="after")
     def _credentials_fit_provider(self) -> MailboxCreate:
@@ -78,6 +99,20 @@ class MailboxUpdate(ServerSettings):
     user_profile: dict[str, Any] | None = None
     display_name: DisplayName | None = None
     daily_limit: DailyLimit | None = None
+    already_warm: bool | None = Field(
+        default=None,
+        description="True: the mailbox has been sending for a while, its `daily_limit` "
+        "applies from day one. False: it ramps up to it from `ramp_start` a day, "
+        "`ramp_step` more after each day it sent without a brake. Unset when linking: the "
+        "operator's default (MAILRAMP_RAMP_NEW_MAILBOXES).",
+    )
+    ramp_start: RampStart | None = None
+    ramp_step: RampStep | None = None
+    brake_rules: BrakeRules | None = Field(
+        default=None,
+        description="When the brakes stop this mailbox's campaign sends (complaint rate, "
+        "inbox placement); unset: the defaults.",
+    )
     dkim_selectors: DkimSelectors | None = Field(
         default=None,
         description="The DKIM selectors your domain signs with, when mailramp cannot guess "

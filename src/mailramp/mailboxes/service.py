@@ -19,7 +19,8 @@ from mailramp.kit.types import parse_input
 from mailramp.kit.validation import enum_arg, object_id_arg
 from mailramp.mailboxes.domain_checks import RECHECK_AFTER as DNS_RECHECK_AFTER
 from mailramp.mailboxes.domain_checks import DomainChecks
-from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, MailboxStatus
+from mailramp.mailboxes.models import SECRET_FIELDS, BrakeKind, Mailbox, MailboxStatus
+from mailramp.mailboxes.ramp import limit_today, ramp_of
 from mailramp.mailboxes.repository import MailboxRepository
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
 from mailramp.mailboxes.tracking_domain import FIELD as TRACKING_DOMAIN
@@ -84,6 +85,7 @@ class MailboxService:
         clock: Clock = utc_now,
         tracking_domains: TrackingDomains | None = None,
         domain_checks: DomainChecks | None = None,
+        ramp_new_mailboxes: bool = False,
     ) -> None:
         self._store = store
         self._secrets = secrets
@@ -91,6 +93,7 @@ class MailboxService:
         self._clock = clock
         self._domains = tracking_domains
         self._domain_checks = domain_checks
+        self._ramp_new = ramp_new_mailboxes
 
     # -- linking ----------------------------------------------------------------------
 
@@ -109,7 +112,8 @@ class MailboxService:
                 raise DuplicateError("email", data.email, kind="linked mailbox")
             return await self._relink(existing, data, now)
         mailbox_id = new_object_id()
-        plain = data.model_dump(exclude=set(SECRET_FIELDS))
+        plain = _without_unset_ramp(data.model_dump(exclude=set(SECRET_FIELDS)))
+        plain.setdefault("already_warm", not self._ramp_new)
         mailbox = Mailbox(
             id=mailbox_id,
             mailbox_id=mailbox_id,
@@ -125,7 +129,7 @@ class MailboxService:
         return await self._store.insert_mailbox(mailbox)
 
     async def _relink(self, existing: Mailbox, data: MailboxCreate, now: Any) -> Mailbox:
-        changes: dict[str, Any] = data.model_dump(exclude=set(SECRET_FIELDS))
+        changes = _without_unset_ramp(data.model_dump(exclude=set(SECRET_FIELDS)))
         changes |= dict.fromkeys(SECRET_FIELDS)
         changes |= self._encrypted(existing.id, data)
         changes |= {
@@ -186,11 +190,13 @@ class MailboxService:
         changes: dict[str, Any] = {
             name: getattr(data, name) for name in data.model_fields_set if name not in SECRET_FIELDS
         }
-        for name in ("daily_limit", "user_profile"):
+        for name in ("daily_limit", "user_profile", *RAMP_FIELDS):
             if name in changes and changes[name] is None:
                 raise ValidationError(name, "cannot be cleared", value=None)
         if "dkim_selectors" in changes:
             changes["dkim_selectors"] = list(dict.fromkeys(changes["dkim_selectors"] or ()))
+        if changes.get("brake_rules") is not None:
+            changes["brake_rules"] = changes["brake_rules"].model_dump()
         changes |= self._encrypted(mailbox.id, data)
         changes["updated_at"] = self._clock()
         return await self._updated(mailbox.user_id, mailbox.id, changes)
@@ -341,9 +347,45 @@ class MailboxService:
             "status": new_status,
             "status_reason": reason,
             "is_active": new_status is MailboxStatus.ACTIVE,
-            "updated_at": self._clock(),
         }
-        changed = await self._updated(mailbox.user_id, mailbox.id, changes)
+        return await self._changed_sending(mailbox, changes)
+
+    # -- the ramp and the brake ----------------------------------------------------------
+
+    async def limit_today(self, mailbox: Mailbox) -> int:
+        """The most the mailbox may send today: its ramped limit (mailboxes/ramp.py), or its
+        `daily_limit` when it is already warm."""
+        if ramp_of(mailbox) is None:
+            return mailbox.daily_limit
+        days = await self._store.mailbox_days(mailbox.id)
+        return limit_today(mailbox, days, self._clock())
+
+    async def brake(self, mailbox: Mailbox, kind: BrakeKind, reason: str) -> Mailbox:
+        """Stop the mailbox's campaign sends (its warm-up goes on) until its owner resumes
+        it; its campaigns' waiting emails move to their other mailboxes."""
+        changes = {"brake_kind": kind, "brake_reason": reason, "braked_at": self._clock()}
+        return await self._changed_sending(mailbox, changes)
+
+    async def resume_sending(
+        self, user_id: str, mailbox_id: str, *, rate: float | None = None
+    ) -> Mailbox:
+        """Lift the mailbox's brake: campaigns send from it again. `rate` is what the brake
+        watched now; the same brake waits 7 days unless it rises above it."""
+        mailbox = await self._linked(user_id, mailbox_id)
+        if mailbox.braked_at is None:
+            raise ConflictError("this mailbox is not held by a brake", field="braked_at")
+        changes = {
+            "brake_reason": None,
+            "braked_at": None,
+            "brake_resumed_at": self._clock(),
+            "brake_resumed_rate": rate,
+        }
+        return await self._changed_sending(mailbox, changes)
+
+    async def _changed_sending(self, mailbox: Mailbox, changes: dict[str, Any]) -> Mailbox:
+        changed = await self._updated(
+            mailbox.user_id, mailbox.id, changes | {"updated_at": self._clock()}
+        )
         if changed.can_send != mailbox.can_send:
             await self._in_use.mailbox_can_send_changed(changed.user_id, changed.id)
         return changed
@@ -428,3 +470,11 @@ class MailboxService:
         if result is None:
             raise NotFoundError("mailbox", mailbox_id)
         return result
+
+
+RAMP_FIELDS = ("already_warm", "ramp_start", "ramp_step")
+
+
+def _without_unset_ramp(fields: dict[str, Any]) -> dict[str, Any]:
+    """Linking fields without the ramp settings left unset (the defaults apply)."""
+    return {k: v for k, v in fields.items() if not (k in RAMP_FIELDS and v is None)}

@@ -343,9 +343,8 @@ class SendingWorker:
             day: await self._store.made_since(mailbox.id, day)
             for day in pacing.counted_days(ordered, known, now)
         }
-        pace = pacing.within_daily_limit(
-            ordered, known, daily_limit=mailbox.daily_limit, made=made, now=now
-        )
+        limit = await self._mailboxes.limit_today(mailbox)
+        pace = pacing.within_daily_limit(ordered, known, daily_limit=limit, made=made, now=now)
         gap = self._settings.send_gap
         if gap.off or not pace.now:
             return pace

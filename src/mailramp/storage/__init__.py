@@ -7,6 +7,7 @@ from typing import Protocol
 from mailramp.accounts.repository import UserRepository
 from mailramp.auth.repository import AuthRepository
 from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
+from mailramp.deliverability.repository import DeliverabilityRepository
 from mailramp.kit.secrets import InstanceSecretRepository
 from mailramp.legacy.repository import LegacyRepository
 from mailramp.mailboxes.repository import MailboxRepository
@@ -28,6 +29,7 @@ class Store(
     SuppressionRepository,
     AuthRepository,
     InstanceSecretRepository,
+    DeliverabilityRepository,
     Protocol,
 ):
     """Every repository of every domain, on one backend."""

@@ -206,3 +206,113 @@ def _table(starts: list[datetime], unit: str, counts: dict[str, list[int]]) -> s
         f"{unit} (periods with events)</summary><table><thead><tr><th>{unit.title()}</th>"
         f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
     )
+
+
+class DayFigures(NamedTuple):
+    """One day of a mailbox's history as its health chart draws it."""
+
+    day: str
+    campaign_sent: int
+    warmup_sent: int
+    placement: float | None
+    """Warm-up emails found in the inbox among those found, in percent (None: none found)."""
+    daily_limit: int | None
+
+
+HEALTH_SENT = (("Campaign emails", "#2f5bea"), ("Warm-up emails", "#0e9384"))
+PLACEMENT_COLOUR = "#b54708"
+
+
+def health_chart(days: list[DayFigures]) -> str:
+    """A mailbox's last days: what it sent each day (campaigns and warm-up, against its
+    daily limit), and the inbox placement of its warm-up emails; '' before any day. A table
+    with the same numbers follows for screen readers."""
+    if not days:
+        return ""
+    width, left, right, slot_count = 760, 44, 30, len(days)
+    plot = width - left - right
+    slot = plot / slot_count
+    top = max(max(d.campaign_sent + d.warmup_sent, d.daily_limit or 0) for d in days) or 1
+    parts: list[str] = []
+    height, base = 130, 22 + 130
+    parts.append(
+        f'<text x="{left}" y="14" class="chart-title">Emails sent per day (line: the daily '
+        "limit)</text>"
+        f'<line x1="{left}" y1="{base}" x2="{width - right}" y2="{base}" class="axis"/>'
+        f'<text x="{left - 6}" y="{base}" class="tick" text-anchor="end">0</text>'
+        f'<text x="{left - 6}" y="{base - height + 4}" class="tick" text-anchor="end">{top}</text>'
+    )
+    for index, day in enumerate(days):
+        x = left + index * slot + slot * 0.15
+        bar = slot * 0.7
+        y = float(base)
+        for (name, colour), value in zip(
+            HEALTH_SENT, (day.campaign_sent, day.warmup_sent), strict=True
+        ):
+            if value:
+                h = value / top * height
+                y -= h
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                    f'fill="{colour}"><title>{escape(name)}: {value} ({day.day})</title></rect>'
+                )
+        if day.daily_limit:
+            ly = base - day.daily_limit / top * height
+            parts.append(
+                f'<line x1="{x - slot * 0.1:.1f}" y1="{ly:.1f}" x2="{x + bar + slot * 0.1:.1f}" '
+                f'y2="{ly:.1f}" stroke="#344054" stroke-width="2"><title>Daily limit: '
+                f"{day.daily_limit} ({day.day})</title></line>"
+            )
+    panel_top = base + 16
+    p_height = 70
+    p_base = panel_top + 22 + p_height
+    parts.append(
+        f'<text x="{left}" y="{panel_top + 14}" class="chart-title">Warm-up emails that '
+        "reached the inbox, %</text>"
+        f'<line x1="{left}" y1="{p_base}" x2="{width - right}" y2="{p_base}" class="axis"/>'
+        f'<text x="{left - 6}" y="{p_base}" class="tick" text-anchor="end">0</text>'
+        f'<text x="{left - 6}" y="{p_base - p_height + 4}" class="tick" '
+        'text-anchor="end">100</text>'
+    )
+    for index, day in enumerate(days):
+        if day.placement is None:
+            continue
+        x = left + index * slot + slot * 0.15
+        h = day.placement / 100 * p_height
+        parts.append(
+            f'<rect x="{x:.1f}" y="{p_base - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
+            f'fill="{PLACEMENT_COLOUR}" data-placement="{day.day}"><title>Inbox placement: '
+            f"{day.placement:g} % ({day.day})</title></rect>"
+        )
+    y = p_base + 8
+    step = max(slot_count // MAX_TICKS, 1)
+    for index in range(0, slot_count, step):
+        x = left + (index + 0.5) * slot
+        parts.append(
+            f'<text x="{x:.1f}" y="{y + 10}" class="tick" text-anchor="middle">'
+            f"{escape(days[index].day[5:])}</text>"
+        )
+    y += 26
+    legend_x = left
+    for name, colour in (*HEALTH_SENT, ("Inbox placement", PLACEMENT_COLOUR)):
+        parts.append(
+            f'<rect x="{legend_x}" y="{y - 9}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{legend_x + 14}" y="{y}" class="legend">{escape(name)}</text>'
+        )
+        legend_x += 16 + 7 * len(name) + 18
+    svg = (
+        f'<svg class="chart" id="health-chart" role="img" viewBox="0 0 {width} {y + 8}" '
+        f'width="100%" aria-labelledby="health-caption">{"".join(parts)}</svg>'
+    )
+    rows = "".join(
+        f"<tr><th>{d.day}</th><td>{d.campaign_sent}</td><td>{d.warmup_sent}</td>"
+        f"<td>{'' if d.daily_limit is None else d.daily_limit}</td>"
+        f"<td>{'' if d.placement is None else f'{d.placement:g} %'}</td></tr>"
+        for d in days
+    )
+    return svg + (
+        '<details class="chart-data"><summary id="health-caption">The numbers, per day'
+        "</summary><table><thead><tr><th>Day</th><th>Campaign emails</th><th>Warm-up "
+        "emails</th><th>Daily limit</th><th>Inbox placement</th></tr></thead><tbody>"
+        f"{rows}</tbody></table></details>"
+    )

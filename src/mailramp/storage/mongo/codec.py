@@ -31,6 +31,7 @@ EMAIL_CAMPAIGNS = "email_campaigns"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
 UNMATCHED = "inbound_unmatched"
 META = "mailramp_meta"
+MAILBOX_DAYS = "mailbox_days"
 
 OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     # `user_id` here is the string alias of `_id` (schema): not converted.
@@ -48,6 +49,7 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     WARM_UP_EMAILS: frozenset({"_id", "user_id"}),
     EMAIL_CAMPAIGNS: frozenset({"_id", "user_id"}),
     UNMATCHED: frozenset({"_id", "user_id", "mailbox_id"}),
+    MAILBOX_DAYS: frozenset({"_id", "user_id", "mailbox_id"}),
 }
 
 

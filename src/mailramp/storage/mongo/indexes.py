@@ -17,6 +17,7 @@ from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
     EMAIL_CAMPAIGNS,
     EVENTS,
+    MAILBOX_DAYS,
     MAILBOXES,
     METRICS,
     RECIPIENTS,
@@ -64,6 +65,8 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(MAILBOXES, "ix_linkbox_box_table_status", ("status",)),
     IndexSpec(MAILBOXES, "ix_linkbox_box_table_created_at", ("created_at",)),
     IndexSpec(MAILBOXES, "ix_linkbox_box_table_dns_checked_at", ("dns_checked_at",)),
+    IndexSpec(MAILBOX_DAYS, "uq_mailbox_days_mailbox_id_day", ("mailbox_id", "day"), True,
+              field="day", kind="mailbox day"),
     # campaign_creation_table
     IndexSpec(CAMPAIGNS, "uq_campaign_creation_table_campaign_id", ("campaign_id",), True,
               field="campaign_id", kind="campaign"),

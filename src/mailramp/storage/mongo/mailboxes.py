@@ -15,10 +15,11 @@ from pydantic import BaseModel
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, check_secret_field
+from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, MailboxDay, check_secret_field
 from mailramp.mailboxes.primary import PRIMARY_RETRIES, PrimaryMailboxConflict, retry_primary
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
+    MAILBOX_DAYS,
     MAILBOXES,
     encode,
     from_document,
@@ -125,6 +126,13 @@ class MongoMailboxes(MongoBase):
             self._db[MAILBOXES].find(due).sort([("dns_checked_at", 1), ("_id", 1)]).limit(limit)
         )
         return [box async for box in _models(Mailbox, cursor)]
+
+    async def mailbox_days(self, mailbox_id: str, *, since: str | None = None) -> list[MailboxDay]:
+        query: dict[str, Any] = {"mailbox_id": oid(mailbox_id)}
+        if since is not None:
+            query["day"] = {"$gte": since}
+        cursor = self._db[MAILBOX_DAYS].find(query).sort("day", 1)
+        return [day async for day in _models(MailboxDay, cursor)]
 
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         return await self._find_one(MAILBOXES, Mailbox, {"user_id": oid(user_id), "email": email})

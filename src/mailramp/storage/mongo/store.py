@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mailramp.storage.mongo.auth import MongoAuth
 from mailramp.storage.mongo.campaigns import MongoCampaigns
+from mailramp.storage.mongo.deliverability import MongoDeliverability
 from mailramp.storage.mongo.legacy import MongoLegacy
 from mailramp.storage.mongo.mailboxes import MongoMailboxes
 from mailramp.storage.mongo.metrics import MongoMetrics
@@ -23,6 +24,7 @@ class MongoStore(
     MongoUsers,
     MongoMailboxes,
     MongoCampaigns,
+    MongoDeliverability,
     MongoTracking,
     MongoQueue,
     MongoSuppression,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, check_secret_field
+from mailramp.mailboxes.models import SECRET_FIELDS, Mailbox, MailboxDay, check_secret_field
 from mailramp.mailboxes.primary import retry_primary
 from mailramp.storage.rows import changes_row, to_row
 from mailramp.storage.sql import tables
@@ -90,6 +90,15 @@ class SqlMailboxes(SqlBase):
         async with self._read() as connection:
             rows = (await connection.execute(query)).mappings()
             return [Mailbox.model_validate(dict(row)) for row in rows]
+
+    async def mailbox_days(self, mailbox_id: str, *, since: str | None = None) -> list[MailboxDay]:
+        days = tables.mailbox_days
+        query = select(days).where(days.c.mailbox_id == mailbox_id)
+        if since is not None:
+            query = query.where(days.c.day >= since)
+        async with self._read() as connection:
+            rows = (await connection.execute(query.order_by(days.c.day))).mappings()
+            return [MailboxDay.model_validate(dict(row)) for row in rows]
 
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         boxes = tables.mailboxes

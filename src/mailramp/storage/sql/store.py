@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mailramp.storage.sql.auth import SqlAuth
 from mailramp.storage.sql.campaigns import SqlCampaigns
+from mailramp.storage.sql.deliverability import SqlDeliverability
 from mailramp.storage.sql.legacy import SqlLegacy
 from mailramp.storage.sql.mailboxes import SqlMailboxes
 from mailramp.storage.sql.metrics import SqlMetrics
@@ -24,6 +25,7 @@ class SqlStore(
     SqlUsers,
     SqlMailboxes,
     SqlCampaigns,
+    SqlDeliverability,
     SqlTracking,
     SqlQueue,
     SqlSuppression,

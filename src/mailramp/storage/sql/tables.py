@@ -110,6 +110,16 @@ mailboxes = Table(
     Column("dns_checks", json_document(), nullable=True),
     Column("dns_checked_at", UTCDateTime, nullable=True),
     Column("dns_check_problem", Text, nullable=True),
+    # The ramp (mailboxes/ramp.py) and a brake on its campaign sends (deliverability).
+    Column("already_warm", Boolean, nullable=False, server_default=text("true")),
+    Column("ramp_start", Integer, nullable=False, server_default=text("10")),
+    Column("ramp_step", Integer, nullable=False, server_default=text("2")),
+    Column("brake_rules", json_document(), nullable=True),
+    Column("brake_kind", String(20), nullable=True),
+    Column("brake_reason", Text, nullable=True),
+    Column("braked_at", UTCDateTime, nullable=True),
+    Column("brake_resumed_at", UTCDateTime, nullable=True),
+    Column("brake_resumed_rate", Float, nullable=True),
     Index("uq_linkbox_box_table_user_id_email", "user_id", "email", unique=True),
     # At most one primary per user, enforced by the database so concurrent links cannot
     # both become primary.
@@ -157,6 +167,14 @@ campaigns = Table(
     # The follow-up steps (JSON list of FollowUp); NULL before 0014: one step.
     Column("campaign_steps", json_document(), nullable=True),
     Column("auto_reply_postpone_days", Integer, nullable=False, server_default=text("0")),
+    # A brake that paused it (deliverability/brakes.py): why and when; and the rate when
+    # its owner last resumed it (the same brake waits 7 days unless the rate rises).
+    Column("brake_rules", json_document(), nullable=True),
+    Column("brake_kind", String(20), nullable=True),
+    Column("brake_reason", Text, nullable=True),
+    Column("braked_at", UTCDateTime, nullable=True),
+    Column("brake_resumed_at", UTCDateTime, nullable=True),
+    Column("brake_resumed_rate", Float, nullable=True),
     Index("uq_campaign_creation_table_campaign_id", "campaign_id", unique=True),
     # Listing a user's campaigns newest first, optionally by status.
     Index("ix_campaign_creation_table_user_id_created_at", "user_id", "created_at"),
@@ -372,6 +390,30 @@ instance_secrets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# One row per mailbox per UTC day (deliverability/history.py): what it sent and what became
+# of it, where its warm-up emails landed, whether a brake held it, the limit that applied.
+mailbox_days = Table(
+    "mailbox_days",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("campaign_sent", Integer, nullable=False),
+    Column("bounced", Integer, nullable=False),
+    Column("complained", Integer, nullable=False),
+    Column("replied", Integer, nullable=False),
+    Column("warmup_sent", Integer, nullable=False),
+    Column("warmup_inbox", Integer, nullable=False),
+    Column("warmup_spam", Integer, nullable=False),
+    Column("warmup_other", Integer, nullable=False),
+    Column("braked", Boolean, nullable=False),
+    Column("daily_limit", Integer, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("uq_mailbox_days_mailbox_id_day", "mailbox_id", "day", unique=True),
+)
+
 
 # Webhook deliveries already processed (their Svix message ids), so a replayed delivery
 # changes nothing; kept for WEBHOOK_MEMORY (auth/repository.py), far past Svix's 5-minute

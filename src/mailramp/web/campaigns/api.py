@@ -109,6 +109,8 @@ class DayLoadPublic(Public):
     day: date
     first_emails: int
     follow_ups: int
+    daily_limit: int | None = None
+    """The mailbox's limit that day: its ramp's while it ramps up; None for a day past."""
 
 
 class EventPublic(EmailEvent, Public):

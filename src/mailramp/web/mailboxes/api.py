@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from mailramp.mailboxes.models import MailboxFields
+from mailramp.mailboxes.models import MailboxDay, MailboxFields
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate, TrackingDomainChange
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import Public
@@ -23,6 +23,38 @@ class MailboxPublic(MailboxFields, Public):
     has_password: bool
     has_access_token: bool
     has_refresh_token: bool
+
+
+class PeriodPublic(Public):
+    """A mailbox's figures over its last `days` days (rates in percent)."""
+
+    days: int
+    campaign_sent: int
+    bounce_rate: float
+    complaint_rate: float
+    reply_rate: float
+    warmup_sent: int
+    warmup_found: int
+    inbox_placement: float | None
+
+
+class MailboxDayPublic(MailboxDay, Public):
+    """One UTC day of the mailbox's history."""
+
+
+class HealthPublic(Public):
+    """A mailbox's health ([deliverability.md](deliverability.md)): its last 7 and 30
+    days, its score (inbox placement of its warm-up emails over 7 days; healthy above 90),
+    today's limit and its ramp, and its day-by-day history for charts."""
+
+    mailbox: MailboxPublic
+    week: PeriodPublic
+    month: PeriodPublic
+    score: float | None
+    healthy: bool | None
+    limit_today: int
+    ramp: list[int]
+    history: list[MailboxDayPublic]
 
 
 class OAuthStarted(Public):
@@ -122,6 +154,23 @@ async def check_mailbox_domain(
     with the record to publish. When DNS does not answer, the previous checks stand and
     `dns_check_problem` says why."""
     return MailboxPublic.of(await runtime.mailboxes.check_domain(caller.user.user_id, mailbox_id))
+
+
+@router.get("/mailboxes/{mailbox_id}/health", tags=["mailboxes"])
+async def mailbox_health(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> HealthPublic:
+    """The mailbox's health: bounce, complaint and reply rates and the inbox placement of
+    its warm-up emails over 7 and 30 days, its score, today's limit, its ramp to its daily
+    limit, and its last 30 days day by day."""
+    return HealthPublic.of(await runtime.deliverability.health(caller.user.user_id, mailbox_id))
+
+
+@router.post("/mailboxes/{mailbox_id}/resume", tags=["mailboxes"])
+async def resume_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> MailboxPublic:
+    """Lift the brake on the mailbox's campaign sends (`brake_reason` said why it stopped;
+    409 when no brake holds it). The same brake then waits 7 days unless its rate rises."""
+    return MailboxPublic.of(
+        await runtime.deliverability.resume_mailbox(caller.user.user_id, mailbox_id)
+    )
 
 
 @router.put("/mailboxes/{mailbox_id}/tracking-domain", tags=["mailboxes"])

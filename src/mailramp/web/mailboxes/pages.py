@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailramp.errors import MailboxTestFailed, MailrampError, NotFoundError
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import Mailbox, MailboxDay
 from mailramp.mailboxes.tracking_domain import public_host
+from mailramp.metrics.models import percent
+from mailramp.web.charts import DayFigures, health_chart
 from mailramp.web.dashboard import (
     PageUser,
     PageUserDep,
@@ -55,7 +58,10 @@ async def _mailboxes_page(
     status: int = 200,
 ) -> HTMLResponse:
     boxes = await runtime.mailboxes.list_mailboxes(who.user.user_id)
-    form = {"values": values or {"smtp_security": "starttls"}, "errors": errors or {}}
+    fresh = {"smtp_security": "starttls"}
+    if not runtime.settings.ramp_new_mailboxes:
+        fresh["already_warm"] = "on"
+    form = {"values": values or fresh, "errors": errors or {}}
     results = {"checks": checks or {}, "refused": refused or {}}
     shown = mailbox_context(runtime, boxes)
     return render_section(request, who, "mailboxes", status=status, **form, **results, **shown)
@@ -91,11 +97,16 @@ async def link_mailbox(request: Request, who: PageUserDep, runtime: RuntimeDep) 
         name: form[name].strip() for name in MAILBOX_FIELDS if form.get(name, "").strip()
     }
     fields["provider"] = "smtp"
+    fields["already_warm"] = "already_warm" in form
     _imap_security_as_for_smtp(fields)
     try:
         await runtime.mailboxes.create_mailbox(who.user.user_id, **fields)
     except MailrampError as error:
-        kept = {k: v for k, v in form.items() if k in MAILBOX_FIELDS and k != "password"}
+        kept = {
+            k: v
+            for k, v in form.items()
+            if k in (*MAILBOX_FIELDS, "already_warm") and k != "password"
+        }
         return await _mailboxes_page(
             request,
             who,
@@ -127,9 +138,16 @@ async def test_mailbox(
     return await _mailboxes_page(request, who, runtime, checks={mailbox_id: results})
 
 
+RAMP_FIELDS = ("ramp_start", "ramp_step")
+
+
 def _edit_values(mailbox: Mailbox) -> dict[str, str]:
-    values = {name: getattr(mailbox, name, None) for name in EDIT_FIELDS if name != "password"}
-    return {name: "" if value is None else str(value) for name, value in values.items()}
+    names = (*EDIT_FIELDS, *RAMP_FIELDS)
+    values = {name: getattr(mailbox, name, None) for name in names if name != "password"}
+    shown = {name: "" if value is None else str(value) for name, value in values.items()}
+    if mailbox.already_warm:
+        shown["already_warm"] = "on"
+    return shown
 
 
 @router.get("/mailboxes/{mailbox_id}/edit")
@@ -195,7 +213,8 @@ async def edit_mailbox(
     check_csrf(who, form)
     mailbox = await runtime.mailboxes.get_mailbox(who.user.user_id, mailbox_id)
     editable = EDIT_FIELDS if mailbox.provider == "smtp" else ("display_name", "daily_limit")
-    fields: dict[str, Any] = {}
+    editable = (*editable, *RAMP_FIELDS)
+    fields: dict[str, Any] = {"already_warm": "already_warm" in form}
     for name in editable:
         value = form.get(name, "").strip()
         if value:
@@ -209,8 +228,10 @@ async def edit_mailbox(
     try:
         await runtime.mailboxes.update_mailbox(who.user.user_id, mailbox_id, **fields)
     except MailrampError as error:
-        kept = {k: v for k, v in form.items() if k in EDIT_FIELDS and k != "password"}
-        errors = form_errors(error, EDIT_FIELDS)
+        kept = {k: v for k, v in form.items() if k in editable and k != "password"}
+        if "already_warm" in form:
+            kept["already_warm"] = "on"
+        errors = form_errors(error, editable)
         return _edit_form(
             request, who, runtime, mailbox, values=kept, errors=errors, status=error.status_code
         )
@@ -221,20 +242,23 @@ async def edit_mailbox(
 async def mailbox_health_page(
     mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
 ) -> HTMLResponse:
-    """The mailbox's health: its domain's DNS checks with the records to publish."""
-    mailbox = await runtime.mailboxes.get_mailbox(who.user.user_id, mailbox_id)
-    return _health_page(request, who, mailbox)
+    """The mailbox's health: its brake, its figures over 7 and 30 days with the chart of
+    its last 30, its ramp, and its domain's DNS checks with the records to publish."""
+    return await _health_page(request, who, runtime, mailbox_id)
 
 
-def _health_page(
+async def _health_page(
     request: Request,
     who: PageUser,
-    mailbox: Mailbox,
+    runtime: RuntimeDep,
+    mailbox_id: str,
     *,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
+    health = await runtime.deliverability.health(who.user.user_id, mailbox_id)
+    mailbox = health.mailbox
     selectors = {"dkim_selectors": " ".join(mailbox.dkim_selectors)}
     return render(
         request,
@@ -242,10 +266,36 @@ def _health_page(
         who=who,
         section="mailboxes",
         mailbox=mailbox,
+        health=health,
+        chart=health_chart(_chart_days(health.history, runtime.clock())),
         values=values or selectors,
         errors=errors or {},
         status=status,
     )
+
+
+def _chart_days(history: list[MailboxDay], now: datetime) -> list[DayFigures]:
+    """The last 30 UTC days to today, days without a row as zeros (from the first row on)."""
+    if not history:
+        return []
+    rows = {day.day: day for day in history}
+    today = now.astimezone(UTC).date()
+    first = max(today - timedelta(days=29), date.fromisoformat(history[0].day))
+    shown = []
+    for offset in range((today - first).days + 1):
+        key = (first + timedelta(days=offset)).isoformat()
+        row = rows.get(key)
+        found = (row.warmup_inbox + row.warmup_spam + row.warmup_other) if row else 0
+        shown.append(
+            DayFigures(
+                day=key,
+                campaign_sent=row.campaign_sent if row else 0,
+                warmup_sent=row.warmup_sent if row else 0,
+                placement=percent(row.warmup_inbox, found) if row and found else None,
+                daily_limit=row.daily_limit if row else None,
+            )
+        )
+    return shown
 
 
 @router.post("/mailboxes/{mailbox_id}/dns-check")
@@ -263,17 +313,27 @@ async def check_mailbox_domain(
                 user_id, mailbox_id, dkim_selectors=typed.replace(",", " ").split()
             )
         except MailrampError as error:
-            mailbox = await runtime.mailboxes.get_mailbox(user_id, mailbox_id)
-            return _health_page(
+            return await _health_page(
                 request,
                 who,
-                mailbox,
+                runtime,
+                mailbox_id,
                 values={"dkim_selectors": typed},
                 errors={"dkim_selectors": error.detail},
                 status=error.status_code,
             )
     await runtime.mailboxes.check_domain(user_id, mailbox_id)
     return RedirectResponse(f"/mailboxes/{mailbox_id}/health#dns", status_code=303)
+
+
+@router.post("/mailboxes/{mailbox_id}/resume-sending")
+async def resume_mailbox_sending(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """Lift the brake on the mailbox's campaign sends."""
+    check_csrf(who, await read_form(request))
+    await runtime.deliverability.resume_mailbox(who.user.user_id, mailbox_id)
+    return RedirectResponse(f"/mailboxes/{mailbox_id}/health", status_code=303)
 
 
 @router.post("/mailboxes/{mailbox_id}/{action}")
