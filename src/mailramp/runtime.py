@@ -18,11 +18,14 @@ from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
 from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
+from mailramp.deliverability.pool import WarmupPool
 from mailramp.deliverability.service import DeliverabilityService
 from mailramp.errors import ConfigurationError, MailboxTestFailed, SecretKeyError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.dns import DnsResolver, parse_servers
 from mailramp.kit.mail_dns import MailDns
+from mailramp.kit.marked_ids import WARMUP_KEY, WarmupMarker
+from mailramp.kit.marked_ids import new_key as new_warmup_key
 from mailramp.kit.periodic import Periodic
 from mailramp.kit.secrets import InstanceSecrets, KeyFile, SecretBox
 from mailramp.kit.signing import TRACKING_KEYS, TokenSigner, load_tracking_keys
@@ -137,6 +140,8 @@ class Runtime(Services):
     oauth: OAuthLinking
     telemetry: Telemetry
     """This process's Prometheus metrics (GET /metrics)."""
+    warmup_marker: WarmupMarker
+    """Makes and recognises warm-up emails' Message-IDs (an instance secret's key)."""
 
     def worker(
         self, *, providers: ProviderFactory | None = None, worker_id: str | None = None
@@ -220,6 +225,9 @@ class Runtime(Services):
             Periodic(
                 "brakes", self.deliverability.apply_brakes, interval_seconds=UPKEEP_INTERVAL_SECONDS
             ),
+            Periodic(
+                "warm-up", self.warmup_pool().run_once, interval_seconds=UPKEEP_INTERVAL_SECONDS
+            ),
         ]
 
     def inbox_poller(self, *, inboxes: InboxFactory | None = None) -> InboxPoller:
@@ -231,6 +239,20 @@ class Runtime(Services):
             clock=self.clock,
             interval_seconds=self.settings.inbox_poll_interval_seconds,
             metrics=self.telemetry,
+            warmup=self.warmup_marker,
+        )
+
+    def warmup_pool(
+        self, *, providers: ProviderFactory | None = None, inboxes: InboxFactory | None = None
+    ) -> WarmupPool:
+        """The warm-up pool on this runtime's store: plans, sends and tends warm-up emails."""
+        return WarmupPool(
+            self.store,
+            self.mailboxes,
+            providers or self.providers(),
+            inboxes or self.inboxes(),
+            self.warmup_marker,
+            clock=self.clock,
         )
 
     @property
@@ -350,6 +372,7 @@ async def open_runtime(
         await mailboxes.check_secrets(sample=STARTUP_SECRET_SAMPLE)
         instance = InstanceSecrets(store, secrets, clock=clock)
         signer = TokenSigner(await load_tracking_keys(instance, encryption_keys=keys))
+        marker = WarmupMarker(await instance.get_or_create(WARMUP_KEY, new_warmup_key))
     except BaseException:
         await store.close()
         raise
@@ -387,6 +410,7 @@ async def open_runtime(
             settings.clerk_publishable_key, settings.clerk_frontend_api_url
         ),
         telemetry=telemetry,
+        warmup_marker=marker,
     )
 
 

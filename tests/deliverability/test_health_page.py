@@ -141,6 +141,24 @@ def test_the_health_page_shows_figures_chart_ramp_and_brake(
     assert f"mailramp_mailbox_inbox_placement_percent{label} 90.0" in metrics
     assert f"mailramp_mailbox_braked{label} 1.0" in metrics
 
+    # Joining the warm-up pool: a zone that is none is refused beside its field.
+    page.check("#warmup_enabled")
+    page.fill("#warmup_timezone", "Mars/Olympus")
+    page.click("#warmup button[type=submit]")
+    assert page.get_attribute("#warmup_timezone", "aria-invalid") == "true"
+    assert "unknown time zone 'Mars/Olympus'" in page.inner_text("#warmup_timezone-error")
+    assert page.is_checked("#warmup_enabled")  # what was typed stays
+    page.fill("#warmup_timezone", "Europe/Paris")
+    page.fill("#warmup_max", "12")
+    page.click("#warmup button[type=submit]")
+    page.wait_for_url(f"**/mailboxes/{mailbox_id}/health#warmup")
+    assert page.is_checked("#warmup_enabled")
+    assert (page.input_value("#warmup_max"), page.input_value("#warmup_timezone")) == (
+        "12",
+        "Europe/Paris",
+    )
+    assert "warm-up emails sent (up to 12 a day)" in page.inner_text("#warmup-today")
+
     page.click("#brake button[type=submit]")
     page.wait_for_url(f"**/mailboxes/{mailbox_id}/health")
     assert page.query_selector("#brake") is None

@@ -107,7 +107,7 @@ SEED = os.environ.get("MAILRAMP_LIFECYCLE_SEED", "20270301")
 """CI's fixed seed: the same examples every run (`random` for a fresh search each time).
 A seed, not `derandomize=True`: hypothesis's derandomized stream repeats one rule for most
 of an example, which here sent about one message per example instead of three."""
-EXAMPLES_BY_BACKEND = {"sqlite": 40, "postgresql": 12, "mongodb": 60}
+EXAMPLES_BY_BACKEND = {"sqlite": 25, "postgresql": 12, "mongodb": 60}
 """Examples CI runs per backend: about 25 s for SQLite, 20 s for PostgreSQL and 11 s for
 the MongoDB double on two shared cores (MAILRAMP_LIFECYCLE_EXAMPLES for a longer search)."""
 

@@ -13,6 +13,8 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
+import pytest
+
 from mailramp.accounts.models import User
 from mailramp.kit.signing import TokenSigner
 from mailramp.mailboxes.models import Mailbox
@@ -83,6 +85,9 @@ async def _mailbox(world: World, user: User, email: str, dovecot: Dovecot) -> Ma
     )
 
 
+# On SQLite only (CI time): the same store paths run on PostgreSQL in test_sequences.py and
+# test_sequence_property.py.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_three_steps_from_two_mailboxes_to_thirty_people(
     world: World, dovecot: Dovecot
 ) -> None:

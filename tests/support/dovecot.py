@@ -2,7 +2,9 @@
 
 Started from a config file in a temporary directory: plaintext login allowed (loopback
 only), one passwd-file user per account, Maildir storage owned by uid 65534 since Dovecot
-will not run mail processes as root.
+will not run mail processes as root. With a `junk_rule` (Sieve's test syntax), it is a
+whole mail system: LMTP delivery (dovecot-lmtpd) through a global Sieve script
+(dovecot-sieve) that files the messages the rule matches into the Junk folder.
 """
 
 from __future__ import annotations
@@ -64,6 +66,29 @@ service stats {{
 }}
 """
 
+DELIVERY = """protocols = $protocols lmtp
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+protocol lmtp {{
+  mail_plugins = $mail_plugins sieve
+  postmaster_address = postmaster@localhost
+}}
+plugin {{
+  sieve_before = {root}/junk.sieve
+}}
+namespace inbox {{
+  inbox = yes
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = create
+  }}
+}}
+"""
+
 
 class DovecotUnavailable(RuntimeError):
     """Dovecot is not installed."""
@@ -75,6 +100,7 @@ class Dovecot:
     port: int
     process: subprocess.Popen[bytes]
     tls_port: int | None = None
+    lmtp_port: int | None = None
 
     @classmethod
     def start(
@@ -83,9 +109,11 @@ class Dovecot:
         *,
         cert_file: Path | None = None,
         key_file: Path | None = None,
+        junk_rule: str | None = None,
     ) -> Dovecot:
         """Plain IMAP on `port`; with a certificate also STARTTLS there and implicit TLS on
-        `tls_port`."""
+        `tls_port`; with `junk_rule` (e.g. `header :contains "subject" "offer"`), LMTP on
+        `lmtp_port`, filing what the rule matches into Junk."""
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
         if not Path(binary).exists():
             raise DovecotUnavailable(
@@ -109,6 +137,14 @@ class Dovecot:
         )
         is_root = os.geteuid() == 0
         config = root / "dovecot.conf"
+        lmtp_port = free_port() if junk_rule else 0
+        delivery = ""
+        if junk_rule:
+            (root / "junk.sieve").write_text(
+                'require ["fileinto", "mailbox"];\n'
+                f'if {junk_rule} {{ fileinto :create "Junk"; stop; }}\n'
+            )
+            delivery = DELIVERY.format(root=root, lmtp_port=lmtp_port)
         config.write_text(
             CONFIG.format(
                 root=root,
@@ -120,6 +156,7 @@ class Dovecot:
                 internal_user="dovecot" if is_root else os.environ.get("USER", "nobody"),
                 internal_group="dovecot" if is_root else os.environ.get("USER", "nobody"),
             )
+            + delivery
         )
         process = subprocess.Popen(
             [binary, "-F", "-c", str(config)],
@@ -127,7 +164,7 @@ class Dovecot:
             stderr=subprocess.STDOUT,
             env=real_time_environment(),
         )
-        server = cls(root, port, process, tls_port or None)
+        server = cls(root, port, process, tls_port or None, lmtp_port or None)
         deadline = time.monotonic() + 15
         import socket
 

@@ -4,6 +4,7 @@ refuse recipients, for a while or for good."""
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import ssl
 import threading
 from collections import defaultdict
@@ -43,6 +44,9 @@ class Inbox:
     logins: list[str] = field(default_factory=list)
     data_delay: float = 0.0
     """Seconds the server takes to answer DATA (a slower sink makes crashes land mid-send)."""
+    lmtp_port: int | None = None
+    """Where each accepted message is delivered on (Dovecot's LMTP): the SMTP server of a
+    whole mail system on loopback."""
 
     def to(self, address: str) -> list[EmailMessage]:
         with self.lock:
@@ -55,6 +59,11 @@ class Inbox:
                 for recipient in received.recipients:
                     counts[recipient] += 1
         return dict(counts)
+
+
+def _deliver(port: int, sender: str, recipients: list[str], content: bytes) -> None:
+    with smtplib.LMTP("127.0.0.1", port) as lmtp:
+        lmtp.sendmail(sender, recipients, content)
 
 
 class _Handler:
@@ -91,6 +100,11 @@ class _Handler:
             await asyncio.sleep(self.inbox.data_delay)
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
+        if self.inbox.lmtp_port is not None:
+            await asyncio.to_thread(
+                _deliver, self.inbox.lmtp_port, envelope.mail_from, envelope.rcpt_tos,
+                envelope.content,
+            )  # fmt: skip
         with self.inbox.lock:
             self.inbox.messages.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), message)
@@ -107,8 +121,9 @@ class SmtpServer:
         *,
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
+        lmtp_port: int | None = None,
     ) -> None:
-        self.inbox = Inbox(accounts=dict(accounts or {}))
+        self.inbox = Inbox(accounts=dict(accounts or {}), lmtp_port=lmtp_port)
         self.port = free_port()
         options: dict[str, Any] = {}
         if starttls is not None:

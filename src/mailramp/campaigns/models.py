@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mailramp.campaigns.spintax import spin
 from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, UTCDateTime
+from mailramp.kit.validation import zone_problem
 from mailramp.mailboxes.models import BrakeKind, BrakeRules
 from mailramp.metrics.figures import Figure, figures
 from mailramp.metrics.models import CampaignMetrics
@@ -78,16 +79,6 @@ class MessageFormat(StrEnum):
 
     TEXT = "text"
     HTML = "html"
-
-
-def zone_problem(name: str) -> str | None:
-    """Why `name` is no time zone (None when it is one): an IANA name such as
-    Europe/Paris is expected."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)"
-    return None
 
 
 class SendingWindow(BaseModel):

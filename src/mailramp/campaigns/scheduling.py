@@ -27,7 +27,7 @@ from mailramp.campaigns.sequencing import (
 )
 from mailramp.errors import NotFoundError
 from mailramp.mailboxes.models import NO_GAP, Mailbox, SendGap
-from mailramp.mailboxes.ramp import limits_ahead, ramp_days, ramp_of
+from mailramp.mailboxes.ramp import limits_ahead, ramp_days, ramp_of, warmup_ahead
 from mailramp.mailboxes.repository import MailboxRepository
 
 
@@ -173,17 +173,20 @@ async def _ramp_holds(
 ) -> dict[date, int]:
     """What the mailbox's ramp holds back of its daily limit on each day from today until
     it reaches its target (nothing when it is already warm), as if each coming day were a
-    good one; past `end` too, so a refusal's "would fit" duration counts with the ramp."""
-    if ramp_of(mailbox) is None:
+    good one — past `end` too, so a refusal's "would fit" duration counts with the ramp —
+    and what its warm-up takes of each day (its emails count against the limit too)."""
+    if ramp_of(mailbox) is None and not mailbox.warmup_enabled:
         return {}
-    limits = limits_ahead(
-        mailbox, await store.mailbox_days(mailbox.id), now, ramp_days(mailbox, now, end)
-    )
-    return {
+    days = await store.mailbox_days(mailbox.id)
+    span = ramp_days(mailbox, now, end)
+    holds = {
         day: mailbox.daily_limit - limit
-        for day, limit in limits.items()
+        for day, limit in limits_ahead(mailbox, days, now, span).items()
         if limit < mailbox.daily_limit
     }
+    for day, volume in warmup_ahead(mailbox, days, now, span).items():
+        holds[day] = min(holds.get(day, 0) + volume, mailbox.daily_limit)
+    return holds
 
 
 async def plan_function(

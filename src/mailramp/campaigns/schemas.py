@@ -18,6 +18,7 @@ from mailramp.campaigns.models import (
 )
 from mailramp.campaigns.spintax import template_problems
 from mailramp.kit.types import Input, Name, ObjectIdStr, UTCDateTime
+from mailramp.mailboxes.models import BrakeRules
 
 
 def well_formed(text: str) -> str:
@@ -149,6 +150,11 @@ class CampaignCreate(Input):
     auto_reply_postpone_days: PostponeDays = 0
     variants: Variants | None = None
     campaign_steps: FollowUps | None = None
+    brake_rules: BrakeRules | None = Field(
+        default=None,
+        description="When its bounce brake pauses it (deliverability.md); unset: 3 % "
+        "after 20 people.",
+    )
 
     _variants_checked = field_validator("variants")(well_formed_variants)
     _steps_checked = field_validator("campaign_steps")(well_formed_steps)
@@ -180,6 +186,7 @@ class CampaignUpdate(Input):
     stop_company_on_reply: bool | None = None
     auto_reply_postpone_days: PostponeDays | None = None
     variants: Variants | None = None
+    brake_rules: BrakeRules | None = None
 
     _variants_checked = field_validator("variants")(well_formed_variants)
 

@@ -241,20 +241,20 @@ class CampaignService:
 
     async def update_campaign(self, user_id: str, campaign_id: str, **fields: Any) -> Campaign:
         """Edit a campaign that has not started; `end_time` follows start and duration. A
-        running (or paused) campaign can change only its mailboxes: one added takes a share
+        running (or paused) campaign can change only its mailboxes — one added takes a share
         of the people not contacted yet, and so adds capacity; people already contacted
-        keep theirs."""
+        keep theirs — and its brake rules (None: the defaults)."""
         campaign = await self.get_campaign(user_id, campaign_id)
         data = parse_input(CampaignUpdate, fields)
         changes: dict[str, Any] = {}
         for name in data.model_fields_set:
             value = getattr(data, name)
-            if value is None and name != "sending_window":
+            if value is None and name not in ("sending_window", "brake_rules"):
                 raise ValidationError(name, "cannot be cleared", value=None)
             changes[name] = value
         if "variants" in changes:
             changes["variants"] = _variants(changes["variants"])
-        mailboxes_only = not set(changes) - {"mailbox_id", "mailbox_ids"}
+        mailboxes_only = not set(changes) - {"mailbox_id", "mailbox_ids", "brake_rules"}
         running = campaign.status in RUNNING_STATUSES and mailboxes_only and changes
         if campaign.status is not CampaignStatus.SCHEDULED and not running:
             raise NotEditableError(

@@ -1,7 +1,7 @@
 """Each mailbox's day-by-day history, rolled up from what it sent: one row per UTC day with
 its campaign emails and what became of them (bounced, complained, replied — counted on the
-day the email left, so a day's rates compare like with like), where its warm-up emails
-landed, whether a brake held it, and the daily limit its ramp allowed.
+day the email left, so a day's rates compare like with like), its warm-up emails and where
+the receiving mailboxes found them, whether a brake held it, and the daily limit its ramp allowed.
 
 The worker rolls up the last `RECOUNT_DAYS` days of every linked mailbox now and then (a
 bounce or a reply can come days after the email); older rows are final. A braked day stays
@@ -14,7 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
-from mailramp.deliverability.repository import SentEmail
+from mailramp.deliverability.models import Placement
+from mailramp.deliverability.repository import SentEmail, WarmupSent
 from mailramp.mailboxes.models import Mailbox, MailboxDay
 from mailramp.mailboxes.ramp import day_key, ramp_of
 
@@ -35,10 +36,12 @@ def rolled_up(
     *,
     now: datetime,
     new_id: Callable[[], str],
+    warmup: Iterable[WarmupSent] = (),
 ) -> list[MailboxDay]:
     """The mailbox's rows from `recount_since(now)` to today, counted again from `sent`
-    (its campaign emails since then); warm-up figures and braked flags already stored are
-    kept. Only rows that exist, or have something to say, are returned."""
+    (its campaign emails since then) and `warmup` (its warm-up emails since then, where
+    they landed counted on the day they left); braked flags already stored are kept. Only
+    rows that exist, or have something to say, are returned."""
     first = day_key(recount_since(now))
     today = day_key(now)
     emails: Counter[str] = Counter()
@@ -51,9 +54,16 @@ def rolled_up(
         bounced[day] += email.bounced
         complained[day] += email.complained
         replied[day] += email.replied
+    warm: Counter[str] = Counter()
+    landed: dict[Placement, Counter[str]] = {place: Counter() for place in Placement}
+    for warmed in warmup:
+        day = day_key(warmed.sent_at)
+        warm[day] += 1
+        if warmed.placement is not None:
+            landed[warmed.placement][day] += 1
     old = {row.day: row for row in stored}
     held_since = day_key(mailbox.braked_at) if mailbox.braked_at else None
-    recounted = {day for day in old if first <= day <= today} | set(emails)
+    recounted = {day for day in old if first <= day <= today} | set(emails) | set(warm)
     if held_since is not None:
         recounted.add(today)
     rows: dict[str, MailboxDay] = {day: row for day, row in old.items() if day < first}
@@ -69,10 +79,10 @@ def rolled_up(
                 "bounced": bounced[day],
                 "complained": complained[day],
                 "replied": replied[day],
-                "warmup_sent": before.warmup_sent if before else 0,
-                "warmup_inbox": before.warmup_inbox if before else 0,
-                "warmup_spam": before.warmup_spam if before else 0,
-                "warmup_other": before.warmup_other if before else 0,
+                "warmup_sent": warm[day],
+                "warmup_inbox": landed[Placement.INBOX][day],
+                "warmup_spam": landed[Placement.SPAM][day],
+                "warmup_other": landed[Placement.OTHER][day],
                 "braked": bool(before and before.braked)
                 or (held_since is not None and held_since <= day),
                 "updated_at": now,

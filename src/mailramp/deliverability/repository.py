@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
+from mailramp.deliverability.models import Placement, WarmupEmail, WarmupStatus
 from mailramp.mailboxes.models import Mailbox, MailboxDay
+
+
+@dataclass(frozen=True)
+class WarmupSent:
+    """One warm-up email a mailbox sent, and where the receiving mailbox found it."""
+
+    sent_at: datetime
+    placement: Placement | None
 
 
 @dataclass(frozen=True)
@@ -38,4 +47,50 @@ class DeliverabilityRepository(Protocol):
 
     async def sending_campaigns(self) -> list[Campaign]:
         """Every active campaign, whoever owns it."""
+        ...
+
+    async def warmup_sent_since(self, mailbox_id: str, since: datetime) -> list[WarmupSent]:
+        """The warm-up emails the mailbox sent from `since` on, with where they landed."""
+        ...
+
+
+class WarmupRepository(Protocol):
+    """The warm-up pool's emails, across owners (the pool is the installation's)."""
+
+    async def warmup_pool(self) -> list[Mailbox]:
+        """Every linked, active mailbox that takes part in warm-up, whoever owns it."""
+        ...
+
+    async def warmup_openings_since(self, mailbox_id: str, since: datetime) -> int:
+        """How many conversations the mailbox was planned to open from `since` on."""
+        ...
+
+    async def insert_warmup_emails(self, emails: Sequence[WarmupEmail]) -> None:
+        """Store new warm-up emails (planned)."""
+        ...
+
+    async def claim_warmup_emails(self, now: datetime, *, limit: int) -> list[WarmupEmail]:
+        """Take up to `limit` planned warm-up emails due at `now`: each is handed to one
+        caller only (it becomes `sending`)."""
+        ...
+
+    async def finish_warmup_email(
+        self, email_id: str, *, status: WarmupStatus, at: datetime, error: str | None = None
+    ) -> None:
+        """Record that a claimed warm-up email was sent (`sent_at` = `at`), or failed, or
+        goes back to `planned` for another try."""
+        ...
+
+    async def warmup_emails_to_find(self, mailbox_id: str) -> list[WarmupEmail]:
+        """The warm-up emails sent to the mailbox that it has not found yet."""
+        ...
+
+    async def update_warmup_email(self, email_id: str, changes: Mapping[str, object]) -> None:
+        """Change a warm-up email: what the receiving side did with it (where it was found,
+        when it was rescued from spam and read, whether a reply was planned), or when it is
+        tried again."""
+        ...
+
+    async def get_warmup_email(self, email_id: str) -> WarmupEmail | None:
+        """One warm-up email by id."""
         ...

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.service import CampaignService
-from mailramp.deliverability import brakes
+from mailramp.deliverability import brakes, warmup
 from mailramp.deliverability.brakes import Reading
 from mailramp.deliverability.history import recount_since, rolled_up
 from mailramp.deliverability.repository import DeliverabilityRepository
@@ -94,6 +94,20 @@ class MailboxGauges:
     braked: bool
 
 
+@dataclass(frozen=True)
+class WarmupStatusRow:
+    """One mailbox's warm-up today (`mailramp warmup status`)."""
+
+    mailbox_id: str
+    email: str
+    enabled: bool
+    volume_today: int
+    warmup_sent_today: int
+    inbox_placement: float | None
+    limit_today: int
+    braked: bool
+
+
 class DeliverabilityService:
     """Histories, brakes and health, for every owner (the worker) or one (the interfaces)."""
 
@@ -122,9 +136,11 @@ class DeliverabilityService:
         return len(boxes)
 
     async def _roll_up(self, mailbox: Mailbox, now: datetime) -> list[MailboxDay]:
-        sent = await self._store.campaign_emails_sent_since(mailbox.id, recount_since(now))
+        since = recount_since(now)
+        sent = await self._store.campaign_emails_sent_since(mailbox.id, since)
+        warmup = await self._store.warmup_sent_since(mailbox.id, since)
         stored = await self._store.mailbox_days(mailbox.id)
-        rows = rolled_up(mailbox, sent, stored, now=now, new_id=new_object_id)
+        rows = rolled_up(mailbox, sent, stored, now=now, new_id=new_object_id, warmup=warmup)
         await self._store.put_mailbox_days(rows)
         return rows
 
@@ -241,6 +257,34 @@ class DeliverabilityService:
                 )
             )
         return readings
+
+    async def warmup_status(self, user_id: str | None = None) -> list[WarmupStatusRow]:
+        """Each mailbox's warm-up today: the user's mailboxes, or every linked one."""
+        now = self._clock()
+        today = day_key(now)
+        boxes = (
+            await self._mailboxes.list_mailboxes(user_id)
+            if user_id is not None
+            else await self._store.linked_mailboxes()
+        )
+        rows = []
+        for mailbox in boxes:
+            days = await self._store.mailbox_days(mailbox.id)
+            rows.append(
+                WarmupStatusRow(
+                    mailbox_id=mailbox.id,
+                    email=mailbox.email,
+                    enabled=mailbox.warmup_enabled,
+                    volume_today=warmup.volume_today(mailbox, days, now)
+                    if mailbox.warmup_enabled
+                    else 0,
+                    warmup_sent_today=sum(d.warmup_sent for d in days if d.day == today),
+                    inbox_placement=period(days, now, 7).inbox_placement,
+                    limit_today=limit_today(mailbox, days, now),
+                    braked=mailbox.braked_at is not None,
+                )
+            )
+        return rows
 
     async def health(self, user_id: str, mailbox_id: str) -> Health:
         """The mailbox's figures over 7 and 30 days, its score and its ramp."""

@@ -235,6 +235,9 @@ async def run_demo(
             start_time=datetime.now(UTC) + timedelta(seconds=2),
             duration=window / 3600,
             campaign_steps=[{"delay_days": 0, "delay_hours": delay, **f} for f in FOLLOW_UPS],
+            # The demo's made-up list bounces about 4.5 % on purpose, to show bounces: its
+            # bounce brake is set above that, so the demo is not paused half-way.
+            brake_rules={"bounce_rate_percent": 10.0},
         )
         # Addresses that unsubscribed or bounced in an earlier demo are suppressed now.
         suppressed = await runtime.suppression.suppressed_among(user.id, [p.email for p in people])

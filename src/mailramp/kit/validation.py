@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailramp.errors import ValidationError
 from mailramp.kit.ids import is_uuid4, normalize_object_id
@@ -33,3 +34,13 @@ def enum_arg(enum: type[EnumT], value: object, *, field: str) -> EnumT:
         raise ValidationError(
             field, f"unknown value {value!r}; use one of {allowed}", value=value
         ) from None
+
+
+def zone_problem(name: str) -> str | None:
+    """Why `name` is no time zone (None when it is one): an IANA name such as
+    Europe/Paris is expected."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)"
+    return None

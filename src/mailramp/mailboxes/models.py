@@ -28,6 +28,12 @@ DEFAULT_RAMP_START = 10
 """A new mailbox's daily limit on its first sending day (mailboxes/ramp.py)."""
 DEFAULT_RAMP_STEP = 2
 """How much its daily limit grows after each day it sent without a brake."""
+WARMUP_START = 2
+WARMUP_STEP = 2
+WARMUP_MAX = 20
+WARMUP_REPLY_PERCENT = 30
+"""A warm-up pool member's defaults: 2 warm-up emails on its first day, 2 more each day it
+warms up, up to 20; it answers 30 % of those it receives (deliverability/warmup.py)."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,14 @@ class MailboxFields(Record):
     already_warm: bool = True
     ramp_start: int = DEFAULT_RAMP_START
     ramp_step: int = DEFAULT_RAMP_STEP
+    # The warm-up pool (deliverability/warmup.py): whether it takes part, its own ramp, the
+    # share of warm-up emails it answers, and the zone of its business hours.
+    warmup_enabled: bool = False
+    warmup_start: int = WARMUP_START
+    warmup_step: int = WARMUP_STEP
+    warmup_max: int = WARMUP_MAX
+    warmup_reply_percent: int = WARMUP_REPLY_PERCENT
+    warmup_timezone: str = "UTC"
     # A brake (deliverability/brakes.py) stops its campaign sends, not its warm-up, until
     # its owner resumes it: why, and since when.
     brake_rules: BrakeRules | None = None

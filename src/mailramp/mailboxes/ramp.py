@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from mailramp.mailboxes.models import Mailbox, MailboxDay
 
@@ -89,3 +90,47 @@ def limits_ahead(
         return {first + timedelta(days=n): mailbox.daily_limit for n in range(count)}
     limits = ramp.ahead(good_days(days, now), count)
     return {first + timedelta(days=n): limit for n, limit in enumerate(limits)}
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def is_business_day(moment: datetime, zone: str) -> bool:
+    """Whether `moment` falls on a weekday in `zone` (warm-up writes on weekdays only)."""
+    return moment.astimezone(_zone(zone)).weekday() < 5
+
+
+def warmup_days(days: Iterable[MailboxDay], now: datetime) -> int:
+    """How many days before today the mailbox sent warm-up emails."""
+    today = day_key(now)
+    return sum(1 for day in days if day.day < today and day.warmup_sent > 0)
+
+
+def warmup_volume(mailbox: Mailbox, warm_days: int) -> int:
+    """How many warm-up conversations a pool member opens on a weekday after `warm_days`
+    days of warm-up: its own ramp, `warmup_start` (2) then `warmup_step` (2) more a day, up
+    to `warmup_max` (20)."""
+    return min(mailbox.warmup_max, mailbox.warmup_start + mailbox.warmup_step * warm_days)
+
+
+def warmup_ahead(
+    mailbox: Mailbox, days: Iterable[MailboxDay], now: datetime, count: int
+) -> dict[date, int]:
+    """The warm-up conversations the mailbox opens today and on the next days, by UTC
+    date: none when it is not in the pool or on a weekend; what planning holds of each day's
+    limit for its warm-up (its replies come on top, from the other members' share)."""
+    if not mailbox.warmup_enabled:
+        return {}
+    warm = warmup_days(days, now)
+    first = datetime.fromisoformat(day_key(now)).replace(tzinfo=UTC)
+    ahead = {}
+    for n in range(count):
+        moment = first + timedelta(days=n, hours=12)
+        if is_business_day(moment, mailbox.warmup_timezone):
+            ahead[moment.date()] = warmup_volume(mailbox, warm)
+            warm += 1
+    return ahead

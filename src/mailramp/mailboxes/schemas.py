@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, SecretStr, StringConstraints, model_validator
 
 from mailramp.kit.types import EmailAddress, Input, UTCDateTime
+from mailramp.kit.validation import zone_problem
 from mailramp.mailboxes.models import (
     DEFAULT_DAILY_LIMIT,
     BrakeRules,
@@ -32,6 +33,18 @@ DkimSelector = Annotated[
 ]
 """A DKIM selector as it stands before `._domainkey.` (`google`, `s1`, `2024a.mail`)."""
 DkimSelectors = Annotated[list[DkimSelector], Field(max_length=10)]
+
+
+def _time_zone(value: str) -> str:
+    problem = zone_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+TimeZoneName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_time_zone)
+]
 
 
 class ServerSettings(Input):
@@ -69,6 +82,19 @@ class MailboxCreate(ServerSettings):
     )
     ramp_start: RampStart | None = None
     ramp_step: RampStep | None = None
+    warmup_enabled: bool | None = Field(
+        default=None,
+        description="Take part in the warm-up pool: exchange warm-up emails with the other "
+        "opted-in mailboxes (deliverability.md).",
+    )
+    warmup_start: Annotated[int, Field(ge=1, le=100)] | None = None
+    warmup_step: Annotated[int, Field(ge=0, le=100)] | None = None
+    warmup_max: Annotated[int, Field(ge=1, le=200)] | None = None
+    warmup_reply_percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    warmup_timezone: TimeZoneName | None = Field(
+        default=None,
+        description="The zone of its warm-up business hours (IANA, e.g. Europe/Paris).",
+    )
     brake_rules: BrakeRules | None = Field(
         default=None,
         description="When the brakes stop this mailbox's campaign sends (complaint rate, "
@@ -108,6 +134,19 @@ class MailboxUpdate(ServerSettings):
     )
     ramp_start: RampStart | None = None
     ramp_step: RampStep | None = None
+    warmup_enabled: bool | None = Field(
+        default=None,
+        description="Take part in the warm-up pool: exchange warm-up emails with the other "
+        "opted-in mailboxes (deliverability.md).",
+    )
+    warmup_start: Annotated[int, Field(ge=1, le=100)] | None = None
+    warmup_step: Annotated[int, Field(ge=0, le=100)] | None = None
+    warmup_max: Annotated[int, Field(ge=1, le=200)] | None = None
+    warmup_reply_percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    warmup_timezone: TimeZoneName | None = Field(
+        default=None,
+        description="The zone of its warm-up business hours (IANA, e.g. Europe/Paris).",
+    )
     brake_rules: BrakeRules | None = Field(
         default=None,
         description="When the brakes stop this mailbox's campaign sends (complaint rate, "

@@ -472,9 +472,20 @@ class MailboxService:
         return result
 
 
-RAMP_FIELDS = ("already_warm", "ramp_start", "ramp_step")
+RAMP_FIELDS = (
+    "already_warm",
+    "ramp_start",
+    "ramp_step",
+    "warmup_enabled",
+    "warmup_start",
+    "warmup_step",
+    "warmup_max",
+    "warmup_reply_percent",
+    "warmup_timezone",
+)
 
 
 def _without_unset_ramp(fields: dict[str, Any]) -> dict[str, Any]:
-    """Linking fields without the ramp settings left unset (the defaults apply)."""
+    """Linking fields without the ramp and warm-up settings left unset (the defaults
+    apply)."""
     return {k: v for k, v in fields.items() if not (k in RAMP_FIELDS and v is None)}

@@ -5,6 +5,7 @@ in `errors.py` (`ProviderError`)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from email.message import Message
 from typing import Protocol, runtime_checkable
@@ -75,6 +76,28 @@ class Inbox(Protocol):
 
     async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
         """Messages after `last_uid` under `uid_validity`."""
+        ...
+
+
+@dataclass(frozen=True)
+class TendedWarmup:
+    """A warm-up email the receiving mailbox found: where (`inbox`, `spam` or `other`, and
+    the folder's name), and whether it was moved out of spam into the inbox. Each found one
+    is marked read (and important where the provider has it)."""
+
+    message_id: str
+    placement: str
+    folder: str
+    rescued: bool
+
+
+@runtime_checkable
+class WarmupInbox(Protocol):
+    """A mailbox's folders, as the warm-up pool's receiving side tends them."""
+
+    async def tend_warmup(self, message_ids: Collection[str]) -> list[TendedWarmup]:
+        """Look for `message_ids` in every folder: mark each one found read and important,
+        and move it to the inbox when it is in spam."""
         ...
 
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import re
 import socket
 import ssl
+from collections.abc import Collection
 
 from mailramp.errors import MailboxUnusableError, TransientSendError
 from mailramp.kit.network import ResolvedHost, connect_blocking
 from mailramp.mailboxes.models import TransportSecurity
-from mailramp.mailboxes.transport import InboxBatch
+from mailramp.mailboxes.transport import InboxBatch, TendedWarmup
 from mailramp.providers.smtp import MailServer
 
 DEFAULT_PORTS = {
@@ -21,6 +23,10 @@ DEFAULT_PORTS = {
     TransportSecurity.PLAIN: 143,
 }
 BATCH = 200
+SPAM_NAMES = frozenset({"junk", "spam", "junk e-mail", "junk email", "bulk mail", "[gmail]/spam"})
+"""Folder names taken as spam when the server marks none with the \\Junk special use."""
+SKIPPED_USES = frozenset({"\\sent", "\\drafts", "\\noselect", "\\nonexistent", "\\all"})
+_LIST_LINE = re.compile(rb'\((?P<flags>[^)]*)\) (?P<delimiter>"[^"]*"|NIL) (?P<name>.+)')
 
 
 class ImapInbox(MailServer):
@@ -33,6 +39,45 @@ class ImapInbox(MailServer):
         """Messages after `last_uid` (all of them if the inbox's UIDVALIDITY changed)."""
         target = await self._resolve(logs_in=True)
         return await asyncio.to_thread(self._fetch, target, uid_validity, last_uid)
+
+    async def tend_warmup(self, message_ids: Collection[str]) -> list[TendedWarmup]:
+        """Find the warm-up emails `message_ids` in every folder (SEARCH HEADER Message-ID),
+        mark each read and flagged, and MOVE those in spam to INBOX."""
+        target = await self._resolve(logs_in=True)
+        wanted = {message_id.strip() for message_id in message_ids}
+        return await asyncio.to_thread(self._tend, target, wanted)
+
+    def _tend(self, target: ResolvedHost, wanted: set[str]) -> list[TendedWarmup]:
+        client = self._connect(target)
+        tended: list[TendedWarmup] = []
+        try:
+            status, data = client.capability()  # after login: MOVE may only show now
+            can_move = status == "OK" and b"MOVE" in (data[0] or b"").upper().split()
+            for name, flags in _folders(client):
+                if flags & SKIPPED_USES:
+                    continue
+                is_spam = "\\junk" in flags or name.lower() in SPAM_NAMES
+                placement = "inbox" if name.upper() == "INBOX" else "spam" if is_spam else "other"
+                if client.select(_quoted(name))[0] != "OK":
+                    continue
+                for uid, message_id in _message_ids(client, wanted):
+                    client.uid("STORE", uid, "+FLAGS", "(\\Seen \\Flagged)")
+                    rescued = placement == "spam"
+                    if rescued:
+                        _move(client, uid, "INBOX", can_move=can_move)
+                    tended.append(TendedWarmup(message_id, placement, name, rescued))
+                    wanted.discard(message_id)
+                client.close()
+                if not wanted:
+                    break
+            return tended
+        except (OSError, imaplib.IMAP4.error) as error:
+            raise TransientSendError(f"tending warm-up emails failed: {error}") from None
+        finally:
+            try:
+                client.logout()
+            except (OSError, imaplib.IMAP4.error):
+                client.shutdown()
 
     async def check(self) -> None:
         """Connect and log in (then leave): what "test connection" does."""
@@ -95,6 +140,50 @@ class ImapInbox(MailServer):
                 client.logout()
             except (OSError, imaplib.IMAP4.error):
                 client.shutdown()
+
+
+def _folders(client: imaplib.IMAP4) -> list[tuple[str, frozenset[str]]]:
+    """Every folder's name and its flags (lower case), INBOX first."""
+    status, lines = client.list()
+    folders = []
+    for line in lines if status == "OK" else []:
+        if not isinstance(line, bytes):
+            continue
+        found = _LIST_LINE.match(line)
+        if found is None:
+            continue
+        flags = frozenset(flag.lower() for flag in found.group("flags").decode().split())
+        name = found.group("name").decode().strip()
+        if name.startswith('"') and name.endswith('"'):
+            name = name[1:-1].replace('\\"', '"')
+        folders.append((name, flags))
+    folders.sort(key=lambda folder: folder[0].upper() != "INBOX")
+    return folders
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _message_ids(client: imaplib.IMAP4, wanted: Collection[str]) -> list[tuple[str, str]]:
+    """(UID, Message-ID) of the selected folder's messages among `wanted`, one header
+    search each (Message-IDs are random: a search finds one message or none)."""
+    found = []
+    for message_id in sorted(wanted):
+        status, data = client.uid("SEARCH", "HEADER", "Message-ID", _quoted(message_id))
+        uids = (data[0] or b"").split() if status == "OK" and data else []
+        found += [(uid.decode(), message_id) for uid in uids[:1]]
+    return found
+
+
+def _move(client: imaplib.IMAP4, uid: str, folder: str, *, can_move: bool) -> None:
+    """Move one message (RFC 6851 MOVE, or COPY then delete where the server lacks it)."""
+    if can_move:
+        client.uid("MOVE", uid, folder)
+        return
+    client.uid("COPY", uid, folder)
+    client.uid("STORE", uid, "+FLAGS", "(\\Deleted)")
+    client.expunge()
 
 
 class _PinnedIMAP4(imaplib.IMAP4):

@@ -23,10 +23,11 @@ from datetime import datetime
 from typing import BinaryIO
 
 from mailramp.campaigns import templates
-from mailramp.campaigns.models import MAX_STEPS, Campaign, zone_problem
+from mailramp.campaigns.models import MAX_STEPS, Campaign
 from mailramp.errors import ImportFileError, ValidationError
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.types import normalize_email
+from mailramp.kit.validation import zone_problem
 from mailramp.sending.models import ImportReport, InvalidRow
 from mailramp.tracking.models import EmailTracking, TrackingStatus
 

@@ -7,7 +7,7 @@ from typing import Protocol
 from mailramp.accounts.repository import UserRepository
 from mailramp.auth.repository import AuthRepository
 from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
-from mailramp.deliverability.repository import DeliverabilityRepository
+from mailramp.deliverability.repository import DeliverabilityRepository, WarmupRepository
 from mailramp.kit.secrets import InstanceSecretRepository
 from mailramp.legacy.repository import LegacyRepository
 from mailramp.mailboxes.repository import MailboxRepository
@@ -30,6 +30,7 @@ class Store(
     AuthRepository,
     InstanceSecretRepository,
     DeliverabilityRepository,
+    WarmupRepository,
     Protocol,
 ):
     """Every repository of every domain, on one backend."""

@@ -18,6 +18,7 @@ from mailramp.errors import (
 )
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
+from mailramp.kit.marked_ids import WarmupMarker
 from mailramp.kit.periodic import Periodic
 from mailramp.mailboxes.models import Mailbox
 from mailramp.mailboxes.repository import MailboxRepository
@@ -76,8 +77,10 @@ class InboxPoller:
         clock: Clock = utc_now,
         interval_seconds: float = 60,
         metrics: EventMetrics | None = None,
+        warmup: WarmupMarker | None = None,
     ) -> None:
         self._store = store
+        self._warmup = warmup
         self._mailboxes = mailboxes
         self._inboxes = inboxes
         self._clock = clock
@@ -157,6 +160,10 @@ class InboxPoller:
                 len(raw),
             )
             return InboundKind.UNRELATED
+        if self._warmup is not None and self._warmup.in_thread(
+            inbound.message_id, *inbound.references
+        ):
+            return InboundKind.WARMUP
         if inbound.kind is InboundKind.UNRELATED:
             return inbound.kind
         if inbound.kind in ANSWERS and await self._sent_from_here(mailbox, inbound):

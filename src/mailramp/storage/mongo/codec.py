@@ -32,6 +32,7 @@ WEBHOOK_DELIVERIES = "webhook_deliveries"
 UNMATCHED = "inbound_unmatched"
 META = "mailramp_meta"
 MAILBOX_DAYS = "mailbox_days"
+WARMUP = "warmup_emails"
 
 OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     # `user_id` here is the string alias of `_id` (schema): not converted.
@@ -50,6 +51,7 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     EMAIL_CAMPAIGNS: frozenset({"_id", "user_id"}),
     UNMATCHED: frozenset({"_id", "user_id", "mailbox_id"}),
     MAILBOX_DAYS: frozenset({"_id", "user_id", "mailbox_id"}),
+    WARMUP: frozenset({"_id", "user_id", "mailbox_id", "to_mailbox_id", "to_user_id", "thread_id"}),
 }
 
 

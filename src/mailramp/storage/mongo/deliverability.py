@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
-from mailramp.deliverability.repository import SentEmail
+from mailramp.deliverability.models import Placement, WarmupEmail, WarmupStatus
+from mailramp.deliverability.repository import SentEmail, WarmupSent
 from mailramp.mailboxes.models import Mailbox, MailboxDay
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
@@ -17,6 +18,7 @@ from mailramp.storage.mongo.codec import (
     MAILBOX_DAYS,
     MAILBOXES,
     TRACKING,
+    WARMUP,
     decode,
     from_document,
     oid,
@@ -75,3 +77,77 @@ def _present(items: Sequence[Any]) -> list[Any]:
 def _aware(moment: datetime) -> datetime:
     value: datetime = decode(moment)
     return value
+
+
+class MongoWarmup(MongoBase):
+    """The warm-up pool's emails on MongoDB."""
+
+    async def warmup_sent_since(self, mailbox_id: str, since: datetime) -> list[WarmupSent]:
+        query = {"mailbox_id": oid(mailbox_id), "sent_at": {"$gte": since}}
+        found = []
+        async for document in self._db[WARMUP].find(query, {"sent_at": 1, "placement": 1}):
+            placement = document.get("placement")
+            found.append(
+                WarmupSent(_aware(document["sent_at"]), Placement(placement) if placement else None)
+            )
+        return found
+
+    async def warmup_pool(self) -> list[Mailbox]:
+        query = {
+            "unlinked_at": None,
+            "warmup_enabled": True,
+            "status": "active",
+            "is_active": True,
+        }
+        cursor = self._db[MAILBOXES].find(query).sort("created_at", 1)
+        return _present([from_document(Mailbox, document) async for document in cursor])
+
+    async def warmup_openings_since(self, mailbox_id: str, since: datetime) -> int:
+        query = {"mailbox_id": oid(mailbox_id), "step": 0, "planned_at": {"$gte": since}}
+        return int(await self._db[WARMUP].count_documents(query))
+
+    async def insert_warmup_emails(self, emails: Sequence[WarmupEmail]) -> None:
+        if emails:
+            await self._db[WARMUP].insert_many([to_document(WARMUP, e) for e in emails])
+
+    async def claim_warmup_emails(self, now: datetime, *, limit: int) -> list[WarmupEmail]:
+        due = {"status": WarmupStatus.PLANNED.value, "planned_at": {"$lte": now}}
+        cursor = self._db[WARMUP].find(due, {"_id": 1}).sort("planned_at", 1).limit(limit)
+        claimed = []
+        async for document in cursor:
+            taken = await self._db[WARMUP].find_one_and_update(
+                {"_id": document["_id"], "status": WarmupStatus.PLANNED.value},
+                {
+                    "$set": {"status": WarmupStatus.SENDING.value, "updated_at": now},
+                    "$inc": {"attempts": 1},
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+            email = from_document(WarmupEmail, taken)
+            if email is not None:
+                claimed.append(email)
+        return claimed
+
+    async def finish_warmup_email(
+        self, email_id: str, *, status: WarmupStatus, at: datetime, error: str | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status.value, "updated_at": at, "last_error": error}
+        if status is WarmupStatus.SENT:
+            values["sent_at"] = at
+        await self._db[WARMUP].update_one({"_id": oid(email_id)}, {"$set": values})
+
+    async def warmup_emails_to_find(self, mailbox_id: str) -> list[WarmupEmail]:
+        query = {
+            "to_mailbox_id": oid(mailbox_id),
+            "status": WarmupStatus.SENT.value,
+            "found_at": None,
+        }
+        cursor = self._db[WARMUP].find(query).sort("sent_at", 1)
+        return _present([from_document(WarmupEmail, document) async for document in cursor])
+
+    async def update_warmup_email(self, email_id: str, changes: Mapping[str, object]) -> None:
+        values = {k: (v.value if isinstance(v, Placement) else v) for k, v in changes.items()}
+        await self._db[WARMUP].update_one({"_id": oid(email_id)}, {"$set": values})
+
+    async def get_warmup_email(self, email_id: str) -> WarmupEmail | None:
+        return from_document(WarmupEmail, await self._db[WARMUP].find_one({"_id": oid(email_id)}))

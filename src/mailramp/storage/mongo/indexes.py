@@ -27,6 +27,7 @@ from mailramp.storage.mongo.codec import (
     UNMATCHED,
     USERS,
     WARM_UP_EMAILS,
+    WARMUP,
     WEBHOOK_DELIVERIES,
 )
 
@@ -67,6 +68,11 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(MAILBOXES, "ix_linkbox_box_table_dns_checked_at", ("dns_checked_at",)),
     IndexSpec(MAILBOX_DAYS, "uq_mailbox_days_mailbox_id_day", ("mailbox_id", "day"), True,
               field="day", kind="mailbox day"),
+    IndexSpec(WARMUP, "uq_warmup_emails_message_id", ("message_id",), True,
+              field="message_id", kind="warm-up email"),
+    IndexSpec(WARMUP, "ix_warmup_emails_status_planned_at", ("status", "planned_at")),
+    IndexSpec(WARMUP, "ix_warmup_emails_mailbox_id_sent_at", ("mailbox_id", "sent_at")),
+    IndexSpec(WARMUP, "ix_warmup_emails_to_mailbox_id_found_at", ("to_mailbox_id", "found_at")),
     # campaign_creation_table
     IndexSpec(CAMPAIGNS, "uq_campaign_creation_table_campaign_id", ("campaign_id",), True,
               field="campaign_id", kind="campaign"),

@@ -53,6 +53,7 @@ from mailramp.storage.mongo.codec import (
     MAILBOXES,
     RECIPIENTS,
     TRACKING,
+    WARMUP,
     decode,
     encode,
     from_document,
@@ -673,6 +674,12 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
                     count.moment: {"$gte": since},
                 }
             )
+        # Its warm-up emails count against its daily limit too.
+        made += int(
+            await self._db[WARMUP].count_documents(
+                {"mailbox_id": oid(mailbox_id), "sent_at": {"$gte": since}}
+            )
+        )
         return made
 
     async def take_turn(

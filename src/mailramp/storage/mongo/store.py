@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mailramp.storage.mongo.auth import MongoAuth
 from mailramp.storage.mongo.campaigns import MongoCampaigns
-from mailramp.storage.mongo.deliverability import MongoDeliverability
+from mailramp.storage.mongo.deliverability import MongoDeliverability, MongoWarmup
 from mailramp.storage.mongo.legacy import MongoLegacy
 from mailramp.storage.mongo.mailboxes import MongoMailboxes
 from mailramp.storage.mongo.metrics import MongoMetrics
@@ -25,6 +25,7 @@ class MongoStore(
     MongoMailboxes,
     MongoCampaigns,
     MongoDeliverability,
+    MongoWarmup,
     MongoTracking,
     MongoQueue,
     MongoSuppression,

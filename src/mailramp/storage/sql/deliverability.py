@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
-from mailramp.deliverability.repository import SentEmail
+from mailramp.deliverability.models import Placement, WarmupEmail, WarmupStatus
+from mailramp.deliverability.repository import SentEmail, WarmupSent
 from mailramp.mailboxes.models import Mailbox, MailboxDay
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
@@ -16,6 +17,7 @@ from mailramp.storage.sql.base import SqlBase
 
 DAYS = tables.mailbox_days
 T = tables.tracking
+W = tables.warmup_emails
 KEPT_ON_CONFLICT = ("_id", "mailbox_id", "day")
 
 
@@ -46,16 +48,15 @@ class SqlDeliverability(SqlBase):
     async def put_mailbox_days(self, days: Sequence[MailboxDay]) -> None:
         if not days:
             return
+        rows = [to_row(day) for day in days]
+        statement = self._insert(DAYS).values(rows)
+        updated = {
+            name: statement.excluded[name] for name in rows[0] if name not in KEPT_ON_CONFLICT
+        }
         async with self._write() as connection:
-            for day in days:
-                row = to_row(day)
-                insert = self._insert(DAYS).values(row)
-                await connection.execute(
-                    insert.on_conflict_do_update(
-                        index_elements=["mailbox_id", "day"],
-                        set_={k: v for k, v in row.items() if k not in KEPT_ON_CONFLICT},
-                    )
-                )
+            await connection.execute(
+                statement.on_conflict_do_update(index_elements=["mailbox_id", "day"], set_=updated)
+            )
 
     async def sending_campaigns(self) -> list[Campaign]:
         campaigns = tables.campaigns
@@ -63,3 +64,95 @@ class SqlDeliverability(SqlBase):
         async with self._read() as connection:
             rows = (await connection.execute(query)).mappings()
             return [Campaign.model_validate(dict(row)) for row in rows]
+
+    async def warmup_sent_since(self, mailbox_id: str, since: datetime) -> list[WarmupSent]:
+        query = select(W.c.sent_at, W.c.placement).where(
+            W.c.mailbox_id == mailbox_id, W.c.sent_at >= since
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            WarmupSent(sent_at, Placement(placement) if placement else None)
+            for sent_at, placement in rows
+        ]
+
+    # -- the warm-up pool ---------------------------------------------------------------
+
+    async def warmup_pool(self) -> list[Mailbox]:
+        boxes = tables.mailboxes
+        query = select(boxes).where(
+            boxes.c.unlinked_at.is_(None),
+            boxes.c.warmup_enabled.is_(True),
+            boxes.c.status == "active",
+            boxes.c.is_active.is_(True),
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query.order_by(boxes.c.created_at))).mappings()
+            return [Mailbox.model_validate(dict(row)) for row in rows]
+
+    async def warmup_openings_since(self, mailbox_id: str, since: datetime) -> int:
+        query = (
+            select(func.count())
+            .select_from(W)
+            .where(W.c.mailbox_id == mailbox_id, W.c.step == 0, W.c.planned_at >= since)
+        )
+        async with self._read() as connection:
+            return int((await connection.execute(query)).scalar_one())
+
+    async def insert_warmup_emails(self, emails: Sequence[WarmupEmail]) -> None:
+        if not emails:
+            return
+        async with self._write() as connection:
+            await connection.execute(insert(W), [to_row(email) for email in emails])
+
+    async def claim_warmup_emails(self, now: datetime, *, limit: int) -> list[WarmupEmail]:
+        due = (
+            select(W.c._id)
+            .where(W.c.status == WarmupStatus.PLANNED.value, W.c.planned_at <= now)
+            .order_by(W.c.planned_at)
+            .limit(limit)
+        )
+        claimed = []
+        async with self._write() as connection:
+            for (email_id,) in (await connection.execute(due)).all():
+                taken = await connection.execute(
+                    update(W)
+                    .where(W.c._id == email_id, W.c.status == WarmupStatus.PLANNED.value)
+                    .values(
+                        status=WarmupStatus.SENDING.value,
+                        attempts=W.c.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(*W.c)
+                )
+                row = taken.mappings().first()
+                if row is not None:
+                    claimed.append(WarmupEmail.model_validate(dict(row)))
+        return claimed
+
+    async def finish_warmup_email(
+        self, email_id: str, *, status: WarmupStatus, at: datetime, error: str | None = None
+    ) -> None:
+        values: dict[str, object] = {"status": status.value, "updated_at": at, "last_error": error}
+        if status is WarmupStatus.SENT:
+            values["sent_at"] = at
+        async with self._write() as connection:
+            await connection.execute(update(W).where(W.c._id == email_id).values(**values))
+
+    async def warmup_emails_to_find(self, mailbox_id: str) -> list[WarmupEmail]:
+        query = select(W).where(
+            W.c.to_mailbox_id == mailbox_id,
+            W.c.status == WarmupStatus.SENT.value,
+            W.c.found_at.is_(None),
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query.order_by(W.c.sent_at))).mappings()
+            return [WarmupEmail.model_validate(dict(row)) for row in rows]
+
+    async def update_warmup_email(self, email_id: str, changes: Mapping[str, object]) -> None:
+        values = {k: (v.value if isinstance(v, Placement) else v) for k, v in changes.items()}
+        async with self._write() as connection:
+            await connection.execute(update(W).where(W.c._id == email_id).values(**values))
+
+    async def get_warmup_email(self, email_id: str) -> WarmupEmail | None:
+        return await self._read_one(WarmupEmail, select(W).where(W.c._id == email_id))

@@ -496,6 +496,14 @@ class SqlQueue(SqlPeople):
             .scalar_subquery()
             for count in lifecycle.MADE_COUNTS
         ]
+        # Its warm-up emails count against its daily limit too.
+        W = tables.warmup_emails
+        counts.append(
+            select(func.count())
+            .select_from(W)
+            .where(W.c.mailbox_id == mailbox_id, W.c.sent_at >= since)
+            .scalar_subquery()
+        )
         async with self._read() as connection:
             return sum(int(n) for n in (await connection.execute(select(*counts))).one())
 

@@ -120,6 +120,13 @@ mailboxes = Table(
     Column("braked_at", UTCDateTime, nullable=True),
     Column("brake_resumed_at", UTCDateTime, nullable=True),
     Column("brake_resumed_rate", Float, nullable=True),
+    # The warm-up pool (deliverability/warmup.py).
+    Column("warmup_enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("warmup_start", Integer, nullable=False, server_default=text("2")),
+    Column("warmup_step", Integer, nullable=False, server_default=text("2")),
+    Column("warmup_max", Integer, nullable=False, server_default=text("20")),
+    Column("warmup_reply_percent", Integer, nullable=False, server_default=text("30")),
+    Column("warmup_timezone", String(64), nullable=False, server_default=text("'UTC'")),
     Index("uq_linkbox_box_table_user_id_email", "user_id", "email", unique=True),
     # At most one primary per user, enforced by the database so concurrent links cannot
     # both become primary.
@@ -412,6 +419,41 @@ mailbox_days = Table(
     Column("daily_limit", Integer, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("uq_mailbox_days_mailbox_id_day", "mailbox_id", "day", unique=True),
+)
+
+
+# What the warm-up pool's mailboxes sent each other (deliverability/models.py WarmupEmail).
+warmup_emails = Table(
+    "warmup_emails",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("user_id", ObjectIdColumn, nullable=False),
+    Column("mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
+    Column("to_mailbox_id", ObjectIdColumn, ForeignKey(mailboxes.c._id), nullable=False),
+    Column("to_user_id", ObjectIdColumn, nullable=False),
+    Column("thread_id", ObjectIdColumn, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("message_id", String(250), nullable=False),
+    Column("in_reply_to", String(250), nullable=True),
+    Column("references", Text, nullable=True),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("planned_at", UTCDateTime, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("found_at", UTCDateTime, nullable=True),
+    Column("placement", String(10), nullable=True),
+    Column("rescued_at", UTCDateTime, nullable=True),
+    Column("read_at", UTCDateTime, nullable=True),
+    Column("reply_planned", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("uq_warmup_emails_message_id", "message_id", unique=True),
+    Index("ix_warmup_emails_status_planned_at", "status", "planned_at"),
+    Index("ix_warmup_emails_mailbox_id_sent_at", "mailbox_id", "sent_at"),
+    Index("ix_warmup_emails_to_mailbox_id_found_at", "to_mailbox_id", "found_at"),
 )
 
 

@@ -17,6 +17,9 @@ class InboundKind(StrEnum):
     SOFT_BOUNCE = "soft_bounce"
     DELAYED = "delayed"
     COMPLAINT = "complaint"
+    WARMUP = "warmup"
+    """A warm-up email, a reply in a warm-up thread or a report about one (the pool's,
+    deliverability/pool.py): nothing of a campaign."""
     UNRELATED = "unrelated"
 
 

@@ -254,12 +254,17 @@ async def _health_page(
     mailbox_id: str,
     *,
     values: dict[str, str] | None = None,
+    warmup_values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     health = await runtime.deliverability.health(who.user.user_id, mailbox_id)
     mailbox = health.mailbox
     selectors = {"dkim_selectors": " ".join(mailbox.dkim_selectors)}
+    rows = await runtime.deliverability.warmup_status(who.user.user_id)
+    shown = {name: str(getattr(mailbox, name)) for name in WARMUP_FIELDS}
+    if mailbox.warmup_enabled:
+        shown["warmup_enabled"] = "on"
     return render(
         request,
         "mailbox_health.html",
@@ -269,6 +274,8 @@ async def _health_page(
         health=health,
         chart=health_chart(_chart_days(health.history, runtime.clock())),
         values=values or selectors,
+        warmup_values=warmup_values or shown,
+        warmup_row=next((row for row in rows if row.mailbox_id == mailbox.id), None),
         errors=errors or {},
         status=status,
     )
@@ -324,6 +331,36 @@ async def check_mailbox_domain(
             )
     await runtime.mailboxes.check_domain(user_id, mailbox_id)
     return RedirectResponse(f"/mailboxes/{mailbox_id}/health#dns", status_code=303)
+
+
+WARMUP_FIELDS = ("warmup_max", "warmup_reply_percent", "warmup_timezone")
+
+
+@router.post("/mailboxes/{mailbox_id}/warmup")
+async def save_warmup(
+    mailbox_id: str, request: Request, who: PageUserDep, runtime: RuntimeDep
+) -> Response:
+    """Join or leave the warm-up pool, and its settings."""
+    form = await read_form(request)
+    check_csrf(who, form)
+    fields: dict[str, Any] = {"warmup_enabled": "warmup_enabled" in form}
+    fields |= {name: form[name].strip() for name in WARMUP_FIELDS if form.get(name, "").strip()}
+    try:
+        await runtime.mailboxes.update_mailbox(who.user.user_id, mailbox_id, **fields)
+    except MailrampError as error:
+        typed = {name: form.get(name, "") for name in WARMUP_FIELDS}
+        if "warmup_enabled" in form:
+            typed["warmup_enabled"] = "on"
+        return await _health_page(
+            request,
+            who,
+            runtime,
+            mailbox_id,
+            warmup_values=typed,
+            errors=form_errors(error, WARMUP_FIELDS),
+            status=error.status_code,
+        )
+    return RedirectResponse(f"/mailboxes/{mailbox_id}/health#warmup", status_code=303)
 
 
 @router.post("/mailboxes/{mailbox_id}/resume-sending")
