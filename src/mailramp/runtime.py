@@ -52,6 +52,8 @@ from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.service import EventMetrics, TrackingService, unmeasured
 
 log = logging.getLogger(__name__)
+INSTANCE_SECRETS = (TRACKING_KEYS, WARMUP_KEY)
+"""The installation's own secrets, stored encrypted under the key set (rotated with it)."""
 UPKEEP_INTERVAL_SECONDS = 60.0
 """How often a worker looks for upkeep due (a pass does a bounded amount of work)."""
 ROLL_UP_INTERVAL_SECONDS = 300.0
@@ -275,10 +277,12 @@ class Runtime(Services):
 
     async def rotate_secrets(self) -> int:
         """Re-encrypt every stored secret under the newest key — mailbox passwords and
-        tokens, and the tracking links' signing keys; returns how many were re-encrypted."""
+        tokens, the tracking links' signing keys and the warm-up marker's key; returns how
+        many were re-encrypted."""
         report = await self.mailboxes.rotate_secrets()
         instance = InstanceSecrets(self.store, self.secrets, clock=self.clock)
-        return report.rotated + int(await instance.rotate(TRACKING_KEYS))
+        rotated = [await instance.rotate(name) for name in INSTANCE_SECRETS]
+        return report.rotated + sum(rotated)
 
     async def close(self) -> None:
         """Release the database connections."""

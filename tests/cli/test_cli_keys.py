@@ -52,8 +52,8 @@ def test_rotate_and_drop_old_keys(tmp_path: Path) -> None:
 
     result = run_mailramp("keys", "rotate", "--drop-old", cwd=tmp_path, env=clean_environment())
     assert result.returncode == 0, result.stderr
-    # The two OAuth tokens and the tracking links' signing keys.
-    assert "re-encrypted 3 secret(s) under the newest key" in plain(result.stdout)
+    # The two OAuth tokens, the tracking links' signing keys and the warm-up marker's key.
+    assert "re-encrypted 4 secret(s) under the newest key" in plain(result.stdout)
     assert "removed 1 older key(s)" in plain(result.stdout)
     new_keys = [line for line in key_file.read_text().splitlines() if not line.startswith("#")]
     assert len(new_keys) == 1 and new_keys != old_keys
@@ -70,7 +70,8 @@ def test_rotate_with_environment_keys_needs_the_new_key_first(tmp_path: Path) ->
     assert "put the new key first" in plain(refused.stderr)
     accepted = run_mailramp("keys", "rotate", "--no-new-key", cwd=tmp_path, env=environment)
     assert accepted.returncode == 0, accepted.stderr
-    assert "re-encrypted 1 secret(s)" in plain(accepted.stdout)  # the tracking keys, made at start
+    # The tracking keys and the warm-up marker's key, made at start.
+    assert "re-encrypted 2 secret(s)" in plain(accepted.stdout)
 
 
 def run_key(tmp_path: Path) -> str:

@@ -1,5 +1,5 @@
 """The automatic brakes, through a real SMTP server (and a real IMAP server for the
-complaint) with an injected clock: a campaign whose bounces pass 3 % pauses itself and
+complaint) with an injected clock: a campaign that hits 4 % bounces pauses itself and
 says why, a mailbox with complaints stops its campaign sends; nothing else stops; a resume
 is one action, and the same brake then waits unless the rate rises."""
 
@@ -38,34 +38,34 @@ async def test_a_campaign_past_three_percent_bounces_pauses_itself_and_nothing_e
         world.smtp.inbox.rcpt_replies[address] = [REFUSED.format(address)]
     bad, _ = await world.campaign(user, mailbox, csv(stale), duration=72)
 
-    await world.send_first(*stale[:40])  # 2 of the first 40 refused: 5 %
+    await world.send_first(*stale[:50])  # 2 of the first 50 refused: 4 %
     assert await world.deliverability.apply_brakes() == [f"campaign {bad.campaign_id}"]
 
     paused = await world.campaigns.get_campaign(user.user_id, bad.campaign_id)
     assert paused.status is CampaignStatus.PAUSED
     assert paused.brake_reason == (
-        "paused by its bounce brake: 2 of 40 people bounced (5 %, above 3 %); clean the "
+        "paused by its bounce brake: 2 of 50 people bounced (4 %, above 3 %); clean the "
         "list, then resume"
     )
     # The next hours: another campaign of the mailbox goes on, the paused one sends
     # nothing more.
     await world.campaign(user, mailbox, csv(fresh), duration=4)
     await world.run(world.worker(), until=world.clock.now + timedelta(hours=5))
-    assert world.smtp.inbox.count_by_recipient().keys() == set(stale[2:40]) | set(fresh)
+    assert world.smtp.inbox.count_by_recipient().keys() == set(stale[2:50]) | set(fresh)
     held = await world.mailboxes.get_mailbox(user.user_id, mailbox.mailbox_id)
     assert held.braked_at is None and held.can_send
 
     # One action resumes it; the brake then waits 7 days unless the rate rises.
     resumed = await world.campaigns.resume(user.user_id, bad.campaign_id)
-    assert (resumed.brake_reason, resumed.brake_resumed_rate) == (None, 5.0)
+    assert (resumed.brake_reason, resumed.brake_resumed_rate) == (None, 4.0)
     assert await world.deliverability.apply_brakes() == []
-    bouncing = stale[40]
+    bouncing = stale[50]
     world.smtp.inbox.rcpt_replies[bouncing] = [REFUSED.format(bouncing)]
-    await world.send_first(*stale[40:45])  # 3 of 45: 6.67 %, rising
+    await world.send_first(*stale[50:55])  # 3 of 55: 5.45 %, rising
     assert await world.deliverability.apply_brakes() == [f"campaign {bad.campaign_id}"]
     again = await world.campaigns.get_campaign(user.user_id, bad.campaign_id)
     assert again.status is CampaignStatus.PAUSED
-    assert again.brake_reason is not None and "3 of 45 people bounced" in again.brake_reason
+    assert again.brake_reason is not None and "3 of 55 people bounced" in again.brake_reason
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -157,6 +157,19 @@ def test_the_command_line_prints_each_check_and_fails_when_one_fails(site: Site)
         "pass",
         "warn",
     ]
+    # The warm-up pool from the shell: neither mailbox takes part yet.
+    status = cli("warmup", "status", "--user", "cli@nomx.example")
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines() == [
+        f"{'cli@nomx.example':<32} warm-up off  placement -  limit 50/day",
+        f"{'cli@good.example':<32} warm-up off  placement -  limit 50/day",
+    ]
+    rows = json.loads(cli("warmup", "status", "--user", "cli@nomx.example", "--json").stdout)
+    assert [(row["email"], row["enabled"], row["limit_today"]) for row in rows] == [
+        ("cli@nomx.example", False, 50),
+        ("cli@good.example", False, 50),
+    ]
+
     unknown = cli("mailbox", "check", "nobody@nomx.example", "--user", "cli@nomx.example")
     assert unknown.returncode != 0
     assert "nobody@nomx.example" in plain(unknown.stderr)

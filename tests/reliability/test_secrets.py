@@ -651,8 +651,9 @@ def test_after_rotate_and_drop_old_every_secret_decrypts_and_sent_links_still_wo
 
     rotated = run_mailramp("keys", "rotate", "--drop-old", cwd=tmp_path, env=environment)
     assert rotated.returncode == 0, rotated.stderr
-    # 3 passwords, 6 OAuth tokens (3 mailboxes), and the tracking links' signing keys.
-    assert "re-encrypted 10 secret(s) under the newest key" in rotated.stdout
+    # 3 passwords, 6 OAuth tokens (3 mailboxes), the tracking links' signing keys and the
+    # warm-up marker's key.
+    assert "re-encrypted 11 secret(s) under the newest key" in rotated.stdout
     assert "removed 1 older key(s)" in rotated.stdout
     new_key = [line for line in key_file.read_text().splitlines() if not line.startswith("#")]
     assert len(new_key) == 1 and new_key != old_key

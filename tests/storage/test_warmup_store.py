@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from mailramp.deliverability.models import Placement, WarmupEmail, WarmupStatus
 from mailramp.kit.ids import new_object_id
-from mailramp.mailboxes.models import Mailbox
+from mailramp.mailboxes.models import Mailbox, MailboxDay
 from mailramp.storage import Store
 from tests.conftest import Services, make_mailbox, make_user
 
@@ -75,3 +75,37 @@ async def test_the_pool_plans_claims_once_finds_and_counts(
     assert [(s.sent_at, s.placement) for s in sent] == [(now, Placement.SPAM)]
     waiting = await store.get_warmup_email(later.id)
     assert waiting is not None and waiting.status is WarmupStatus.PLANNED
+
+
+async def test_a_mailboxs_days_are_stored_and_replaced_by_day(
+    services: Services, store: Store
+) -> None:
+    user = await make_user(services)
+    mailbox = await make_mailbox(services, user)
+    now = services.clock()
+
+    def day(key: str, **counts: int) -> MailboxDay:
+        return MailboxDay.model_validate(
+            {
+                "_id": new_object_id(),
+                "mailbox_id": mailbox.id,
+                "user_id": user.user_id,
+                "day": key,
+                "updated_at": now,
+                **counts,
+            }
+        )
+
+    await store.put_mailbox_days([day("2027-03-02", campaign_sent=5), day("2027-03-01", bounced=1)])
+    first = await store.mailbox_days(mailbox.id)
+    await store.put_mailbox_days([day("2027-03-02", campaign_sent=7, warmup_inbox=3)])
+
+    again = await store.mailbox_days(mailbox.id)
+    assert [(d.day, d.campaign_sent, d.bounced, d.warmup_inbox) for d in again] == [
+        ("2027-03-01", 0, 1, 0),
+        ("2027-03-02", 7, 0, 3),
+    ]
+    assert again[1].id == first[1].id  # replaced in place, not added
+    assert [d.day for d in await store.mailbox_days(mailbox.id, since="2027-03-02")] == [
+        "2027-03-02"
+    ]

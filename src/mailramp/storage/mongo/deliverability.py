@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.deliverability.models import Placement, WarmupEmail, WarmupStatus
@@ -51,19 +51,13 @@ class MongoDeliverability(MongoBase):
     async def put_mailbox_days(self, days: Sequence[MailboxDay]) -> None:
         if not days:
             return
-        writes = []
         for day in days:
             document = to_document(MAILBOX_DAYS, day)
             key = {"mailbox_id": document["mailbox_id"], "day": document["day"]}
             changes = {k: v for k, v in document.items() if k not in KEPT_ON_CONFLICT}
-            writes.append(
-                UpdateOne(
-                    key,
-                    {"$set": changes, "$setOnInsert": {"_id": document["_id"]}},
-                    upsert=True,
-                )
+            await self._db[MAILBOX_DAYS].update_one(
+                key, {"$set": changes, "$setOnInsert": {"_id": document["_id"]}}, upsert=True
             )
-        await self._db[MAILBOX_DAYS].bulk_write(writes, ordered=False)
 
     async def sending_campaigns(self) -> list[Campaign]:
         cursor = self._db[CAMPAIGNS].find({"status": CampaignStatus.ACTIVE.value})
