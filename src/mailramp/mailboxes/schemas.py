@@ -61,18 +61,11 @@ class ServerSettings(Input):
     imap_username: str | None = None
 
 
-class MailboxCreate(ServerSettings):
-    """A mailbox to link. Outlook and Gmail need an OAuth token; SMTP needs a host and password."""
+class DeliverabilitySettings(Input):
+    """How the mailbox ramps up, takes part in warm-up and is braked
+    ([deliverability.md](deliverability.md)); left out, they stay as they are (or the
+    defaults, when linking)."""
 
-    email: EmailAddress
-    provider: Provider
-    password: SecretStr | None = Field(default=None, repr=False)
-    access_token: SecretStr | None = Field(default=None, repr=False)
-    refresh_token: SecretStr | None = Field(default=None, repr=False)
-    token_expires_at: UTCDateTime | None = None
-    user_profile: dict[str, Any] = Field(default_factory=dict)
-    display_name: DisplayName | None = None
-    daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT
     already_warm: bool | None = Field(
         default=None,
         description="True: the mailbox has been sending for a while, its `daily_limit` "
@@ -100,6 +93,20 @@ class MailboxCreate(ServerSettings):
         description="When the brakes stop this mailbox's campaign sends (complaint rate, "
         "inbox placement); unset: the defaults.",
     )
+
+
+class MailboxCreate(ServerSettings, DeliverabilitySettings):
+    """A mailbox to link. Outlook and Gmail need an OAuth token; SMTP needs a host and password."""
+
+    email: EmailAddress
+    provider: Provider
+    password: SecretStr | None = Field(default=None, repr=False)
+    access_token: SecretStr | None = Field(default=None, repr=False)
+    refresh_token: SecretStr | None = Field(default=None, repr=False)
+    token_expires_at: UTCDateTime | None = None
+    user_profile: dict[str, Any] = Field(default_factory=dict)
+    display_name: DisplayName | None = None
+    daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT
 
     @model_validator(mode="after")
     def _credentials_fit_provider(self) -> MailboxCreate:
@@ -115,7 +122,7 @@ class MailboxCreate(ServerSettings):
         return self
 
 
-class MailboxUpdate(ServerSettings):
+class MailboxUpdate(ServerSettings, DeliverabilitySettings):
     """Changes to a mailbox; fields left out stay as they are. Secrets given are replaced."""
 
     password: SecretStr | None = Field(default=None, repr=False)
@@ -125,33 +132,6 @@ class MailboxUpdate(ServerSettings):
     user_profile: dict[str, Any] | None = None
     display_name: DisplayName | None = None
     daily_limit: DailyLimit | None = None
-    already_warm: bool | None = Field(
-        default=None,
-        description="True: the mailbox has been sending for a while, its `daily_limit` "
-        "applies from day one. False: it ramps up to it from `ramp_start` a day, "
-        "`ramp_step` more after each day it sent without a brake. Unset when linking: the "
-        "operator's default (MAILRAMP_RAMP_NEW_MAILBOXES).",
-    )
-    ramp_start: RampStart | None = None
-    ramp_step: RampStep | None = None
-    warmup_enabled: bool | None = Field(
-        default=None,
-        description="Take part in the warm-up pool: exchange warm-up emails with the other "
-        "opted-in mailboxes (deliverability.md).",
-    )
-    warmup_start: Annotated[int, Field(ge=1, le=100)] | None = None
-    warmup_step: Annotated[int, Field(ge=0, le=100)] | None = None
-    warmup_max: Annotated[int, Field(ge=1, le=200)] | None = None
-    warmup_reply_percent: Annotated[int, Field(ge=0, le=100)] | None = None
-    warmup_timezone: TimeZoneName | None = Field(
-        default=None,
-        description="The zone of its warm-up business hours (IANA, e.g. Europe/Paris).",
-    )
-    brake_rules: BrakeRules | None = Field(
-        default=None,
-        description="When the brakes stop this mailbox's campaign sends (complaint rate, "
-        "inbox placement); unset: the defaults.",
-    )
     dkim_selectors: DkimSelectors | None = Field(
         default=None,
         description="The DKIM selectors your domain signs with, when mailramp cannot guess "
