@@ -5,7 +5,6 @@ found, and the exact record it tells the user to publish."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -44,8 +43,8 @@ def _checks(zone: DnsServer | None, *, timeout: float = 5.0) -> DomainChecks:
 
 
 def _mailbox(email: str, provider: str = "gmail", **fields: Any) -> Mailbox:
-    # A mailbox as stored; the checks read no time, so its dates are any.
-    when = datetime(2027, 3, 1, tzinfo=UTC)
+    # A mailbox as stored; the checks read no time, so its dates are the suite clock's start.
+    when = FakeClock()()
     return Mailbox.model_validate(
         {
             "_id": "6750a1b2c3d4e5f601234567",

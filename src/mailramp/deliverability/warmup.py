@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from mailramp.mailboxes.models import Mailbox, MailboxDay
-from mailramp.mailboxes.ramp import is_business_day, warmup_days, warmup_volume
+from mailramp.mailboxes.ramp import is_business_day, warmup_days, warmup_volume, zone_of
 
 OPEN_AT = time(9)
 CLOSE_AT = time(17)
@@ -38,16 +38,9 @@ def volume_today(mailbox: Mailbox, days: Iterable[MailboxDay], now: datetime) ->
     return warmup_volume(mailbox, warmup_days(days, now))
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def business_hours(day: date, zone: str) -> tuple[datetime, datetime]:
     """When `day`'s business hours open and close, in UTC."""
-    local = _zone(zone)
+    local = zone_of(zone)
     opens = datetime.combine(day, OPEN_AT, local)
     closes = datetime.combine(day, CLOSE_AT, local)
     return opens.astimezone(ZoneInfo("UTC")), closes.astimezone(ZoneInfo("UTC"))
@@ -56,7 +49,7 @@ def business_hours(day: date, zone: str) -> tuple[datetime, datetime]:
 def send_times(count: int, now: datetime, zone: str, rng: random.Random) -> list[datetime]:
     """`count` random moments in what is left of today's business hours in `zone` (none
     when they are over), in order."""
-    opens, closes = business_hours(now.astimezone(_zone(zone)).date(), zone)
+    opens, closes = business_hours(now.astimezone(zone_of(zone)).date(), zone)
     start = max(now, opens)
     if count <= 0 or start >= closes:
         return []
@@ -88,7 +81,7 @@ def reply_time(found_at: datetime, zone: str, seed: str) -> datetime:
     rng = random.Random(seed)  # noqa: S311
     moment = found_at + timedelta(minutes=rng.uniform(*REPLY_DELAY_MINUTES))
     for _ in range(8):
-        local_day = moment.astimezone(_zone(zone)).date()
+        local_day = moment.astimezone(zone_of(zone)).date()
         opens, closes = business_hours(local_day, zone)
         if is_business_day(moment, zone) and opens <= moment < closes:
             return moment

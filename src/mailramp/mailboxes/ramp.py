@@ -92,7 +92,9 @@ def limits_ahead(
     return {first + timedelta(days=n): limit for n, limit in enumerate(limits)}
 
 
-def _zone(name: str) -> ZoneInfo:
+def zone_of(name: str) -> ZoneInfo:
+    """The time zone called `name`; UTC when there is none by that name (a mailbox's
+    `warmup_timezone` is checked when set, this only guards older data)."""
     try:
         return ZoneInfo(name)
     except (KeyError, ValueError):
@@ -101,7 +103,7 @@ def _zone(name: str) -> ZoneInfo:
 
 def is_business_day(moment: datetime, zone: str) -> bool:
     """Whether `moment` falls on a weekday in `zone` (warm-up writes on weekdays only)."""
-    return moment.astimezone(_zone(zone)).weekday() < 5
+    return moment.astimezone(zone_of(zone)).weekday() < 5
 
 
 def warmup_days(days: Iterable[MailboxDay], now: datetime) -> int:
