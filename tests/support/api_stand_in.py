@@ -79,6 +79,9 @@ class ApiStandIn:
         self.delay_seconds = 0.0
         self.sent: list[EmailMessage] = []
         self.refused_recipients: set[str] = set()
+        self.writable = True  # False: the token's grant may read but not change messages
+        # Called with each message sent (its raw bytes): to deliver it into another stand-in.
+        self.relay: Callable[[bytes], None] | None = None
         self.requests: list[Seen] = []
         self.faults: list[Fault] = []
         self.in_flight = 0
@@ -95,6 +98,9 @@ class ApiStandIn:
 
             def do_POST(self) -> None:
                 stand_in._handle(self, "POST")
+
+            def do_PATCH(self) -> None:
+                stand_in._handle(self, "PATCH")
 
             def log_message(self, *_: Any) -> None:
                 pass

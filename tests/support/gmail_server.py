@@ -3,11 +3,17 @@
     POST /gmail/v1/users/me/messages/send       {"raw": base64url message} → 200 {id, threadId,
                                                 labelIds}
     GET  /gmail/v1/users/me/messages            q (in:inbox, in:sent, after:, before:,
-                                                newer_than:Nd, from:), maxResults, pageToken
+                                                newer_than:Nd, from:, rfc822msgid:),
+                                                includeSpamTrash, maxResults, pageToken
                                                 → {messages: [{id, threadId}], nextPageToken,
                                                 resultSizeEstimate}, newest first
     GET  /gmail/v1/users/me/messages/{id}       format=metadata (with metadataHeaders), raw,
                                                 minimal
+    POST /gmail/v1/users/me/messages/{id}/modify  {addLabelIds, removeLabelIds}
+
+As in Gmail, messages labelled SPAM or TRASH are listed only with includeSpamTrash=true,
+and with `writable` False (a gmail.readonly grant) modify answers 403
+insufficientPermissions.
 
 Bodies and errors follow Gmail's documentation: `{"error": {"code", "message", "errors":
 [{"domain", "reason", "message"}], "status"}}`, 401 authError for a bearer token it does
@@ -115,9 +121,12 @@ class GmailServer(ApiStandIn):
     def set_account(self, address: str) -> None:
         self.address = address
 
-    def deliver(self, raw: bytes, *, received_at: datetime) -> GmailMessage:
-        """Put a message in the INBOX, received at `received_at`."""
-        stored = GmailMessage(self._new_id(), raw, received_at.astimezone(UTC), ["INBOX"])
+    def deliver(
+        self, raw: bytes, *, received_at: datetime, labels: tuple[str, ...] = ("INBOX", "UNREAD")
+    ) -> GmailMessage:
+        """Put a message under `labels` (the INBOX, unread, by default), received at
+        `received_at`."""
+        stored = GmailMessage(self._new_id(), raw, received_at.astimezone(UTC), list(labels))
         with self._lock:
             self.messages.append(stored)
         return stored
@@ -164,6 +173,8 @@ class GmailServer(ApiStandIn):
             self._list(handler, query)
         elif method == "GET" and (found := re.fullmatch(r"/messages/([0-9a-f]+)", path)):
             self._get(handler, found.group(1), query)
+        elif method == "POST" and (found := re.fullmatch(r"/messages/([0-9a-f]+)/modify", path)):
+            self._modify(handler, found.group(1), body)
         else:
             self._error(handler, 404, "notFound", "Requested entity was not found.")
 
@@ -210,6 +221,8 @@ class GmailServer(ApiStandIn):
         with self._lock:
             self.sent.append(message)
             self.messages.append(stored)
+        if self.relay is not None:
+            self.relay(raw)
         if self.garble_send_answers:  # a proxy in between mangled the 200's body
             self.garble_send_answers -= 1
             handler.send_response(200)
@@ -226,9 +239,16 @@ class GmailServer(ApiStandIn):
         except ValueError as error:
             self._error(handler, 400, "invalidArgument", f"Invalid query: {error}")
             return
+        everywhere = query.get("includeSpamTrash", ["false"])[0].lower() == "true"
         with self._lock:
             found = sorted(
-                (m for m in self.messages if matches(m)), key=lambda m: m.internal_ms, reverse=True
+                (
+                    m
+                    for m in self.messages
+                    if matches(m) and (everywhere or not {"SPAM", "TRASH"} & set(m.labels))
+                ),
+                key=lambda m: m.internal_ms,
+                reverse=True,
             )
         size = min(int(query.get("maxResults", ["100"])[0]), self.page_size, 500)
         start = int(query.get("pageToken", ["0"])[0] or 0)
@@ -253,6 +273,23 @@ class GmailServer(ApiStandIn):
             self._error(handler, 400, "invalidArgument", f"Invalid value for format: {fmt}")
             return
         self._json(handler, stored.resource(fmt, query.get("metadataHeaders", [])))
+
+    def _modify(self, handler: BaseHTTPRequestHandler, message_id: str, body: bytes) -> None:
+        if not self.writable:
+            self._error(handler, 403, "insufficientPermissions", "Insufficient Permission")
+            return
+        with self._lock:
+            stored = next((m for m in self.messages if m.id == message_id), None)
+        if stored is None:
+            self._error(handler, 404, "notFound", "Requested entity was not found.")
+            return
+        document = json.loads(body)
+        with self._lock:
+            removed = set(document.get("removeLabelIds", []))
+            kept = [label for label in stored.labels if label not in removed]
+            added = [label for label in document.get("addLabelIds", []) if label not in kept]
+            stored.labels = kept + added
+        self._json(handler, stored.resource("minimal", []))
 
     def _error(
         self,
@@ -292,6 +329,7 @@ def _matcher(q: str) -> Callable[[GmailMessage], bool]:
     after: list[datetime] = []
     before: list[datetime] = []
     senders: list[str] = []
+    message_ids: list[str] = []
     for term in q.split():
         name, _, value = term.partition(":")
         name = name.lower()
@@ -304,6 +342,8 @@ def _matcher(q: str) -> Callable[[GmailMessage], bool]:
             after.append(datetime.now(UTC) - timedelta(days=days))
         elif name == "from" and value:
             senders.append(value.lower())
+        elif name == "rfc822msgid" and value:
+            message_ids.append(value.strip("<>"))
         else:
             raise ValueError(term)
 
@@ -314,6 +354,10 @@ def _matcher(q: str) -> Callable[[GmailMessage], bool]:
             and all(message.internal_date > moment for moment in after)
             and all(message.internal_date < moment for moment in before)
             and all(wanted in sender for wanted in senders)
+            and all(
+                str(message.parsed.get("Message-ID", "")).strip().strip("<>") == wanted
+                for wanted in message_ids
+            )
         )
 
     return matches

@@ -6,6 +6,15 @@
                                                         receivedDateTime lt …], $orderby,
                                                         $top, paged by @odata.nextLink ($skip)
     GET  /v1.0/me/messages/{id}/$value                  the raw MIME
+    GET  /v1.0/me/messages                              $filter=internetMessageId eq '…',
+                                                        every folder
+    GET  /v1.0/me/mailFolders/{id or well-known name}   {id, displayName}
+    PATCH /v1.0/me/messages/{id}                        isRead, flag, inferenceClassification
+    POST /v1.0/me/messages/{id}/move                    {destinationId} → 201, a new id
+
+Received messages sit in folders (`deliver(..., folder="junkemail")`); the folders have
+opaque ids, and the well-known names `inbox`, `junkemail`, `archive`, `deleteditems` stand
+for them as in Graph. With `writable` False (a Mail.Read grant) changes answer 403.
 
 Bodies and errors follow Graph's documentation: `{"error": {"code", "message"}}`, 401
 InvalidAuthenticationToken for a bearer token it does not know, and injectable 429/503
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,11 +40,28 @@ from tests.support.api_stand_in import ApiStandIn, Fault, StoredMessage, parse, 
 PREFIX = "/v1.0"
 
 
+FOLDERS = {
+    "inbox": "Inbox",
+    "junkemail": "Junk Email",
+    "archive": "Archive",
+    "deleteditems": "Deleted Items",
+}
+
+
+def folder_id(well_known: str) -> str:
+    """The opaque id the stand-in gives a well-known folder."""
+    return "AQMkAD" + base64.urlsafe_b64encode(well_known.encode()).decode().rstrip("=")
+
+
 @dataclass
 class GraphMessage(StoredMessage):
     received_at: datetime
     headers_available: bool = True
     internet_message_id: str = ""
+    folder: str = "inbox"  # a well-known name
+    is_read: bool = False
+    flag_status: str = "notFlagged"
+    inference_classification: str = "other"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,6 +83,11 @@ class GraphMessage(StoredMessage):
             "internetMessageId": self.internet_message_id,
             "internetMessageHeaders": headers,
             "from": {"emailAddress": {"name": name, "address": address}},
+            "parentFolderId": folder_id(self.folder),
+            "isRead": self.is_read,
+            "isDraft": False,
+            "flag": {"flagStatus": self.flag_status},
+            "inferenceClassification": self.inference_classification,
         }
         # Graph returns internetMessageHeaders only when $select names it.
         keep = (select or set(full) - {"internetMessageHeaders"}) | {"@odata.etag", "id"}
@@ -88,10 +120,18 @@ class GraphServer(ApiStandIn):
         self.profile = {"mail": address, "userPrincipalName": address, "displayName": "Ann"}
 
     def deliver(
-        self, raw: bytes, *, received_at: datetime, headers_available: bool = True
+        self,
+        raw: bytes,
+        *,
+        received_at: datetime,
+        headers_available: bool = True,
+        folder: str = "inbox",
     ) -> GraphMessage:
-        """Put a message in the Inbox; without headers like a report Exchange made itself."""
-        stored = GraphMessage(self._new_id(), raw, received_at.astimezone(UTC), headers_available)
+        """Put a message in a folder (the Inbox by default; a well-known name); without
+        headers like a report Exchange made itself."""
+        stored = GraphMessage(
+            self._new_id(), raw, received_at.astimezone(UTC), headers_available, folder=folder
+        )
         with self._lock:
             self.inbox.append(stored)
         return stored
@@ -136,6 +176,14 @@ class GraphServer(ApiStandIn):
             self._inbox(handler, query)
         elif method == "GET" and (found := re.fullmatch(r"/me/messages/([^/]+)/\$value", path)):
             self._value(handler, found.group(1))
+        elif method == "GET" and path == "/me/messages":
+            self._find(handler, query)
+        elif method == "GET" and (found := re.fullmatch(r"/me/mailFolders/([^/]+)", path)):
+            self._folder(handler, found.group(1))
+        elif method == "PATCH" and (found := re.fullmatch(r"/me/messages/([^/]+)", path)):
+            self._change(handler, found.group(1), body)
+        elif method == "POST" and (found := re.fullmatch(r"/me/messages/([^/]+)/move", path)):
+            self._move(handler, found.group(1), body)
         else:
             self._error(handler, 400, "BadRequest", f"Resource not found for the segment {path}")
 
@@ -177,6 +225,8 @@ class GraphServer(ApiStandIn):
                     self._new_id(), raw, datetime.now(UTC), internet_message_id=internet_id
                 )
             )
+        if self.relay is not None:
+            self.relay(raw)
         handler.send_response(202)
         handler.send_header("Content-Length", "0")
         handler.end_headers()
@@ -208,7 +258,8 @@ class GraphServer(ApiStandIn):
             matching = [
                 m
                 for m in self.inbox
-                if (since_at is None or m.received_at >= since_at)
+                if m.folder == "inbox"
+                and (since_at is None or m.received_at >= since_at)
                 and (until_at is None or m.received_at < until_at)
             ]
         if query.get("$orderby", "").split(" ")[0] == "receivedDateTime":
@@ -246,6 +297,81 @@ class GraphServer(ApiStandIn):
         handler.send_header("Content-Length", str(len(stored.raw)))
         handler.end_headers()
         handler.wfile.write(stored.raw)
+
+    def _find(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+        found = re.fullmatch(r"internetMessageId eq '((?:[^']|'')*)'", query.get("$filter", ""))
+        if found is None:
+            self._error(handler, 400, "ErrorInvalidUrlQueryFilter", "Invalid filter clause")
+            return
+        wanted = found.group(1).replace("''", "'")
+        select = _select(query)
+        with self._lock:
+            matches = [m.resource(select) for m in self.inbox if m.internet_message_id == wanted]
+        self._json(
+            handler,
+            {"@odata.context": f"{self.url}/$metadata#users('me')/messages", "value": matches},
+        )
+
+    def _folder(self, handler: BaseHTTPRequestHandler, key: str) -> None:
+        name = next((w for w in FOLDERS if key.lower() == w or key == folder_id(w)), None)
+        if name is None:
+            self._error(
+                handler,
+                404,
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            )
+            return
+        self._json(handler, {"id": folder_id(name), "displayName": FOLDERS[name]})
+
+    def _stored(self, handler: BaseHTTPRequestHandler, message_id: str) -> GraphMessage | None:
+        if not self.writable:
+            self._error(
+                handler,
+                403,
+                "ErrorAccessDenied",
+                "Access is denied. Check credentials and try again.",
+            )
+            return None
+        with self._lock:
+            stored = next((m for m in self.inbox if m.id == message_id), None)
+        if stored is None:
+            self._error(
+                handler,
+                404,
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            )
+        return stored
+
+    def _change(self, handler: BaseHTTPRequestHandler, message_id: str, body: bytes) -> None:
+        stored = self._stored(handler, message_id)
+        if stored is None:
+            return
+        document = json.loads(body)
+        with self._lock:
+            stored.is_read = bool(document.get("isRead", stored.is_read))
+            stored.flag_status = document.get("flag", {}).get("flagStatus", stored.flag_status)
+            stored.inference_classification = document.get(
+                "inferenceClassification", stored.inference_classification
+            )
+        self._json(handler, stored.resource(set()))
+
+    def _move(self, handler: BaseHTTPRequestHandler, message_id: str, body: bytes) -> None:
+        stored = self._stored(handler, message_id)
+        if stored is None:
+            return
+        destination = str(json.loads(body).get("destinationId", ""))
+        name = next(
+            (w for w in FOLDERS if destination.lower() == w or destination == folder_id(w)), None
+        )
+        if name is None:
+            self._error(handler, 400, "ErrorInvalidIdMalformed", "Id is malformed.")
+            return
+        with self._lock:
+            stored.folder = name
+            stored.id = self._new_id()  # a moved message gets a new id, as in Exchange
+        self._answer(handler, 201, stored.resource(set()))
 
     def _context(self, folder: str) -> str:
         return f"{self.url}/$metadata#users('me')/mailFolders('{folder}')/messages"

@@ -234,7 +234,7 @@ class OAuthStandIn:
 class MicrosoftStandIn(OAuthStandIn):
     """login.microsoftonline.com's v2.0 endpoints and Graph `/me`."""
 
-    required_scopes = ("offline_access", "Mail.Send", "Mail.Read", "User.Read")
+    required_scopes = ("offline_access", "Mail.Send", "Mail.ReadWrite", "User.Read")
     rotates_refresh_tokens = True
     bad_secret_description = (
         "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the "
@@ -319,7 +319,7 @@ class GoogleStandIn(OAuthStandIn):
 
     required_scopes = (
         "https://www.googleapis.com/auth/gmail.send",
-        "https://www.googleapis.com/auth/gmail.readonly",
+        "https://www.googleapis.com/auth/gmail.modify",
         "openid",
         "email",
     )

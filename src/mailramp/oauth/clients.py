@@ -18,10 +18,10 @@ from mailramp.mailboxes.models import Provider
 
 TIMEOUT_SECONDS = 20
 
-MICROSOFT_SCOPES = ("offline_access", "Mail.Send", "Mail.Read", "User.Read")
+MICROSOFT_SCOPES = ("offline_access", "Mail.Send", "Mail.ReadWrite", "User.Read")
 GOOGLE_SCOPES = (
     "https://www.googleapis.com/auth/gmail.send",
-    "https://www.googleapis.com/auth/gmail.readonly",
+    "https://www.googleapis.com/auth/gmail.modify",
     "openid",
     "email",
     "profile",

@@ -18,6 +18,11 @@ What each answer means for a send (the rest as in providers.http):
 
 The daily sending limit is such a throttling, answered with the time it lifts (often hours
 away): the record is retried then, and no send from the mailbox asks Gmail before it.
+
+The warm-up pool's receiving side (`GmailInbox.tend_warmup`) finds a message by its
+Message-ID (`rfc822msgid:`, spam and trash included), marks it read and important, and
+moves it out of spam (`messages.modify`: +INBOX -SPAM): that needs the `gmail.modify`
+scope. A message in a category tab (Promotions, Updates) carries INBOX and counts as inbox.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import asyncio
 import base64
 import json
 import re
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
@@ -35,7 +40,7 @@ import httpx
 
 from mailramp.errors import ThrottledError, TransientSendError
 from mailramp.kit.clock import Clock, utc_now
-from mailramp.mailboxes.transport import InboxBatch, TokenSource
+from mailramp.mailboxes.transport import InboxBatch, TendedWarmup, TokenSource
 from mailramp.providers import http as api
 
 GMAIL_BASE_URL = "https://gmail.googleapis.com"
@@ -43,6 +48,9 @@ API = "/gmail/v1/users/me"
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 # "User-rate limit exceeded.  Retry after 2026-11-25T18:00:00.000Z (Mail sending)"
 RETRY_AFTER_TIME = re.compile(r"Retry after (\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:\d\d))")
+# Where a message is, by the system labels that work as folders: spam first (a message in
+# spam keeps no INBOX label, but be sure), then the inbox, then the bin.
+FOLDER_LABELS = ("SPAM", "INBOX", "TRASH")
 # Gmail has no UIDVALIDITY: the inbox position is an internalDate, valid forever.
 GMAIL_UID_VALIDITY = 1
 
@@ -250,13 +258,40 @@ class GmailInbox(api.ApiInbox):
         messages = [(at, _b64url_decode(str(item.get("raw", "")))) for at, item in listed]
         return InboxBatch(uid_validity=GMAIL_UID_VALIDITY, messages=messages)
 
-    async def _list(self, query: str) -> list[str]:
+    async def tend_warmup(self, message_ids: Collection[str]) -> list[TendedWarmup]:
+        """Find the warm-up emails `message_ids` under any label, spam and trash included;
+        mark each read and important, and move those in spam to the inbox."""
+        found = await asyncio.gather(*(self._tend_one(i.strip()) for i in message_ids))
+        return [tended for tended in found if tended is not None]
+
+    async def _tend_one(self, message_id: str) -> TendedWarmup | None:
+        ids = await self._list(f"rfc822msgid:{message_id.strip('<>')}", spam_and_trash=True)
+        for gmail_id in ids:
+            item = await self._read_if_found(f"/messages/{gmail_id}", {"format": "minimal"})
+            labels = set(item.get("labelIds") or []) if item is not None else {"DRAFT"}
+            if labels & {"SENT", "DRAFT"}:
+                continue  # the sender's own copy, when both ends share the account
+            folder = next((name for name in FOLDER_LABELS if name in labels), "All Mail")
+            placement = {"INBOX": "inbox", "SPAM": "spam"}.get(folder, "other")
+            rescued = placement == "spam"
+            changes = {
+                "addLabelIds": ["IMPORTANT", "INBOX"] if rescued else ["IMPORTANT"],
+                "removeLabelIds": ["UNREAD", "SPAM"] if rescued else ["UNREAD"],
+            }
+            if await self._client.change("POST", f"/messages/{gmail_id}/modify", changes) is None:
+                continue  # deleted since it was found
+            return TendedWarmup(message_id, placement, folder, rescued)
+        return None
+
+    async def _list(self, query: str, *, spam_and_trash: bool = False) -> list[str]:
         ids: list[str] = []
         token: str | None = None
         # Listing is cheap (ids only, up to 500 a page) and must reach the oldest message
         # of the window: the list is newest first, and the position moves from the oldest.
         while True:
             params = {"q": query, "maxResults": str(self._page_size)}
+            if spam_and_trash:
+                params["includeSpamTrash"] = "true"
             if token:
                 params["pageToken"] = token
             page = self._client.json_of(await self._client.read("/messages", params=params))

@@ -13,6 +13,10 @@ What each answer means for a send (the rest as in providers.http):
     504, connection lost after  UncertainSendError: Exchange may have taken it; look it up
     the body was sent           with `find_sent_message_id` before sending again
 
+The warm-up pool's receiving side (`GraphInbox.tend_warmup`) finds a message by its
+`internetMessageId` in every folder (`/me/messages`), marks it read, flagged and Focused,
+and moves it out of Junk Email (`/move`, destination `inbox`): that needs `Mail.ReadWrite`.
+
 Graph allows four concurrent requests per mailbox and app (more are answered 429
 "ApplicationThrottled"); every request of one `GraphClient` waits its turn for one of
 `max_concurrency` slots, and a Retry-After pauses all of them, not only the one answered.
@@ -20,8 +24,9 @@ Graph allows four concurrent requests per mailbox and app (more are answered 429
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from email.message import Message
 from typing import Any, ClassVar
@@ -30,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mailramp.errors import ThrottledError, TransientSendError
-from mailramp.mailboxes.transport import InboxBatch
+from mailramp.mailboxes.transport import InboxBatch, TendedWarmup
 from mailramp.providers import http as api
 
 GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
@@ -82,8 +87,9 @@ class GraphClient(api.ApiClient):
         return None
 
     def refuses_reading(self, response: httpx.Response, *, url: str) -> bool:
-        """A 403 or 404 for a mail folder: no Mail.Read, or no mailbox."""
-        return response.status_code in (403, 404) and url.startswith("/me/mailFolders")
+        """A 403 (no Mail.Read), or a 404 for a mail folder (no mailbox)."""
+        status = response.status_code
+        return status == 403 or (status == 404 and url.startswith("/me/mailFolders"))
 
 
 class GraphProvider(api.ApiProvider):
@@ -182,6 +188,79 @@ class GraphInbox(api.ApiInbox):
 
     async def _raw(self, item: Mapping[str, Any]) -> bytes:
         return (await self._client.read(f"/me/messages/{item['id']}/$value")).content
+
+    async def tend_warmup(self, message_ids: Collection[str]) -> list[TendedWarmup]:
+        """Find the warm-up emails `message_ids` in any folder; mark each read, flagged and
+        Focused, and move those in Junk Email to the Inbox."""
+        folders = _Folders(self._client)
+        await folders.well_known("inbox")
+        await folders.well_known("junkemail")
+        found = await asyncio.gather(*(self._tend_one(i.strip(), folders) for i in message_ids))
+        return [tended for tended in found if tended is not None]
+
+    async def _tend_one(self, message_id: str, folders: _Folders) -> TendedWarmup | None:
+        quoted = message_id.replace("'", "''")
+        response = await self._client.read(
+            "/me/messages",
+            params={
+                "$filter": f"internetMessageId eq '{quoted}'",
+                "$select": "id,parentFolderId,isDraft",
+            },
+        )
+        items = self._client.json_of(response).get("value", [])
+        for item in items:
+            if not isinstance(item, dict) or item.get("isDraft") or "id" not in item:
+                continue
+            folder_id = str(item.get("parentFolderId", ""))
+            inbox, junk = await folders.well_known("inbox"), await folders.well_known("junkemail")
+            placement = "inbox" if folder_id == inbox else "spam" if folder_id == junk else "other"
+            changed = await self._client.change(
+                "PATCH",
+                f"/me/messages/{item['id']}",
+                {
+                    "isRead": True,
+                    "flag": {"flagStatus": "flagged"},
+                    "inferenceClassification": "focused",
+                },
+            )
+            if changed is None:  # deleted since it was found
+                continue
+            name = await folders.name(folder_id)
+            rescued = placement == "spam"
+            if rescued:
+                moved = await self._client.change(
+                    "POST", f"/me/messages/{item['id']}/move", {"destinationId": "inbox"}
+                )
+                rescued = moved is not None
+            return TendedWarmup(message_id, placement, name, rescued)
+        return None
+
+
+class _Folders:
+    """The ids of the well-known folders and the names of the others, each asked once."""
+
+    def __init__(self, client: api.ApiClient) -> None:
+        self._client = client
+        self._ids: dict[str, str] = {}
+        self._names: dict[str, str] = {}
+
+    async def well_known(self, name: str) -> str:
+        if name not in self._ids:
+            folder = await self._folder(name)
+            self._ids[name] = str(folder.get("id", "")) if folder else ""
+        return self._ids[name]
+
+    async def name(self, folder_id: str) -> str:
+        if folder_id not in self._names:
+            folder = await self._folder(folder_id) if folder_id else None
+            self._names[folder_id] = str(folder.get("displayName", "")) if folder else ""
+        return self._names[folder_id] or "(unknown folder)"
+
+    async def _folder(self, key: str) -> dict[str, Any] | None:
+        response = await self._client.read_if_found(
+            f"/me/mailFolders/{key}", params={"$select": "id,displayName"}
+        )
+        return None if response is None else self._client.json_of(response)
 
 
 def _position(item: Mapping[str, Any]) -> int | None:

@@ -21,11 +21,16 @@ What a send's answer means once it is neither a 401 nor a throttling (`send_refu
     the body was sent
     500, 502, 503               TransientSendError: the API did not take the message
     other 4xx                   PermanentSendError (an address or message it refuses)
+
+A change to a message (the warm-up pool's move, flag and label, `change`) is idempotent:
+a 404 means the message is gone, a 403 that the grant does not allow changes
+(MailboxUnusableError: reconnect), anything else but success is transient.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -220,6 +225,36 @@ class ApiClient:
         if response.status_code == 404:
             return None
         self._check_read(response, url=url)
+        return response
+
+    async def change(
+        self, method: str, url: str, document: Mapping[str, Any]
+    ) -> httpx.Response | None:
+        """A request that changes a message (`document` as JSON), answered 2xx; None when
+        the message is gone (404)."""
+        try:
+            response = await self.request(
+                method,
+                url,
+                content=json.dumps(document).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        except (ConnectionLost, httpx.TransportError) as error:
+            raise TransientSendError(
+                f"changing a message through {self.service} failed: {error!r}"
+            ) from None
+        status = response.status_code
+        if status == 404:
+            return None
+        if status == 403:
+            raise MailboxUnusableError(
+                f"{self.service} refused to change a message ({status}"
+                f" {self.error_text(response)}): {RECONNECT} to grant the changes warm-up makes"
+            )
+        if not 200 <= status < 300:
+            raise TransientSendError(
+                f"{self.service} answered {method} {url} with {status} {self.error_text(response)}"
+            )
         return response
 
     def json_of(self, response: httpx.Response) -> dict[str, Any]:

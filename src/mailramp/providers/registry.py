@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from mailramp.errors import MailboxUnusableError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.mailboxes.models import Mailbox, Provider, TransportSecurity
 from mailramp.mailboxes.service import MailboxCredentials
-from mailramp.mailboxes.transport import Inbox, InboxBatch, SendingProvider, TokenSourceFactory
+from mailramp.mailboxes.transport import (
+    Inbox,
+    InboxBatch,
+    SendingProvider,
+    TendedWarmup,
+    TokenSourceFactory,
+)
 from mailramp.providers.gmail import GMAIL_BASE_URL, GmailClient, GmailInbox, GmailProvider
 from mailramp.providers.graph import GRAPH_BASE_URL, GraphClient, GraphInbox, GraphProvider
 from mailramp.providers.imap import ImapInbox
@@ -117,12 +124,18 @@ class _ClosingInbox:
     """A Graph or Gmail inbox whose HTTP client is closed after each read (the poller
     makes a new reader per check)."""
 
-    def __init__(self, inbox: Inbox, client: GraphClient | GmailClient) -> None:
+    def __init__(self, inbox: GraphInbox | GmailInbox, client: GraphClient | GmailClient) -> None:
         self._inbox = inbox
         self._client = client
 
     async def fetch_new(self, *, uid_validity: int | None, last_uid: int | None) -> InboxBatch:
         try:
             return await self._inbox.fetch_new(uid_validity=uid_validity, last_uid=last_uid)
+        finally:
+            await self._client.close()
+
+    async def tend_warmup(self, message_ids: Collection[str]) -> list[TendedWarmup]:
+        try:
+            return await self._inbox.tend_warmup(message_ids)
         finally:
             await self._client.close()
