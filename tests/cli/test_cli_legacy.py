@@ -62,7 +62,10 @@ def test_a_mongoexport_file_migrates_once(tmp_path: Path) -> None:
 
     dry = _mailramp(tmp_path, "migrate-legacy", "--from-file", str(export), "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    summary = "dry run: 2 document(s) read: would migrate 1, 0 already migrated, 1 skipped"
+    summary = (
+        "dry run: email_campaigns: 2 document(s) read: would migrate 1, 0 already migrated,"
+        " 1 skipped"
+    )
     assert summary in plain(dry.stdout)
     assert f"skipped {bad}: no mailbox_id or sender address" in plain(dry.stdout)
     assert "migrating" in plain(dry.stderr)  # the progress bar
@@ -70,7 +73,8 @@ def test_a_mongoexport_file_migrates_once(tmp_path: Path) -> None:
     assert json.loads(listed.stdout) == []
 
     done = _mailramp(tmp_path, "migrate-legacy", "--from-file", str(export), "--json")
-    report = json.loads(done.stdout)
+    (report,) = json.loads(done.stdout).values()
+    assert report["collection"] == "email_campaigns"
     assert (report["migrated"], report["already_migrated"], report["read"]) == (1, 0, 2)
     assert report["skipped"] == [{"document_id": bad, "reason": "no mailbox_id or sender address"}]
     (campaign,) = json.loads(
@@ -85,8 +89,67 @@ def test_a_mongoexport_file_migrates_once(tmp_path: Path) -> None:
 
     again = json.loads(
         _mailramp(tmp_path, "migrate-legacy", "--from-file", str(export), "--json").stdout
-    )
+    )["email_campaigns"]
     assert (again["migrated"], again["already_migrated"]) == (0, 1)
+
+
+def test_a_warm_up_export_carries_over_between_linked_mailboxes(tmp_path: Path) -> None:
+    for name, address in (("Ann", "ann@one.example"), ("Bob", "bob@two.example")):
+        made = _mailramp(
+            tmp_path, "user", "create", "--name", name, "--login", address,
+            "--password-stdin", stdin="a long enough passphrase\n",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        linked = _mailramp(
+            tmp_path, "mailbox", "add", "--user", address, "--email", address,
+            "--smtp-host", "smtp.example.com", "--password-stdin", stdin="pw\n",
+        )  # fmt: skip
+        assert linked.returncode == 0, linked.stderr
+    carried, elsewhere = str(ObjectId()), str(ObjectId())
+    export = tmp_path / "warm_up_emails_table.json"
+    export.write_text(
+        json.dumps(
+            {
+                "_id": {"$oid": carried},
+                "from_email": "ann@one.example",
+                "to_email": "bob@two.example",
+                "subject": "Notes",
+                "sent_at": {"$date": "2026-01-05T10:00:00Z"},
+                "status": "delivered",
+                "landed_in": "spam",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "_id": {"$oid": elsewhere},
+                "from_email": "ann@one.example",
+                "to_email": "carl@three.example",
+                "sent_at": {"$date": "2026-01-05T11:00:00Z"},
+                "status": "sent",
+            }
+        )
+        + "\n"
+    )
+    args = ("migrate-legacy", "--collection", "warm_up_emails_table", "--from-file", str(export))
+
+    done = _mailramp(tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    shown = plain(done.stdout)
+    assert (
+        "warm_up_emails_table: 2 document(s) read: migrated 1, 0 already migrated, 1 skipped"
+        in shown
+    )
+    assert (
+        f"skipped {elsewhere}: the recipient carl@three.example is not a mailbox linked here"
+        in shown
+    )
+    again = json.loads(_mailramp(tmp_path, *args, "--json").stdout)["warm_up_emails_table"]
+    assert (again["read"], again["migrated"], again["already_migrated"]) == (2, 0, 1)
+    unknown = _mailramp(
+        tmp_path, "migrate-legacy", "--collection", "warmup", "--from-file", str(export)
+    )
+    assert unknown.returncode == 2 and "warm_up_emails_table" in plain(unknown.stderr)
 
 
 def test_a_broken_export_file_is_refused_naming_the_line(tmp_path: Path) -> None:

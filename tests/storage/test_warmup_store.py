@@ -63,12 +63,16 @@ async def test_the_pool_plans_claims_once_finds_and_counts(
     made_before = await store.made_since(sender.id, now - timedelta(hours=1))
     await store.finish_warmup_email(due.id, status=WarmupStatus.SENT, at=now)
     assert await store.made_since(sender.id, now - timedelta(hours=1)) == made_before + 1
-    assert [e.id for e in await store.warmup_emails_to_find(receiver.id)] == [due.id]
+    assert [e.id for e in await store.warmup_emails_to_find(receiver.id, sent_since=now)] == [
+        due.id
+    ]
+    later_on = now + timedelta(seconds=1)
+    assert await store.warmup_emails_to_find(receiver.id, sent_since=later_on) == []
 
     await store.update_warmup_email(
         due.id, {"found_at": now, "placement": Placement.SPAM, "rescued_at": now, "read_at": now}
     )
-    assert await store.warmup_emails_to_find(receiver.id) == []
+    assert await store.warmup_emails_to_find(receiver.id, sent_since=now) == []
     found = await store.get_warmup_email(due.id)
     assert found is not None and (found.placement, found.rescued_at) == (Placement.SPAM, now)
     sent = await store.warmup_sent_since(sender.id, now - timedelta(days=1))

@@ -40,6 +40,9 @@ MAX_STEP = 2
 MAX_ATTEMPTS = 3
 """A warm-up email the provider keeps refusing for a passing reason is given up after this."""
 RETRY_AFTER = timedelta(minutes=10)
+LOOK_FOR = timedelta(days=3)
+"""How long the receiving side looks for a warm-up email; one not found by then never
+arrived (or was deleted), and is not in the sender's placement figures."""
 
 
 class PoolStore(WarmupRepository, DeliverabilityRepository, MailboxRepository, Protocol):
@@ -179,7 +182,9 @@ class WarmupPool:
 
     async def _tend(self, pool: Sequence[Mailbox], done: PoolPass) -> None:
         for receiver in pool:
-            wanted = await self._store.warmup_emails_to_find(receiver.id)
+            wanted = await self._store.warmup_emails_to_find(
+                receiver.id, sent_since=self._clock() - LOOK_FOR
+            )
             if not wanted or not receiver.can_connect:
                 continue
             credentials = await self._mailboxes.credentials(receiver.user_id, receiver.id)

@@ -81,8 +81,11 @@ class WarmupRepository(Protocol):
         goes back to `planned` for another try."""
         ...
 
-    async def warmup_emails_to_find(self, mailbox_id: str) -> list[WarmupEmail]:
-        """The warm-up emails sent to the mailbox that it has not found yet."""
+    async def warmup_emails_to_find(
+        self, mailbox_id: str, *, sent_since: datetime
+    ) -> list[WarmupEmail]:
+        """The warm-up emails sent to the mailbox from `sent_since` on that it has not
+        found yet, oldest first."""
         ...
 
     async def update_warmup_email(self, email_id: str, changes: Mapping[str, object]) -> None:

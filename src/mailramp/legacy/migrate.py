@@ -87,8 +87,9 @@ class Skipped:
 
 @dataclass
 class MigrationReport:
-    """What a run did (or, with --dry-run, would do)."""
+    """What a run over one legacy collection did (or, with --dry-run, would do)."""
 
+    collection: str = "email_campaigns"
     read: int = 0
     migrated: int = 0
     already_migrated: int = 0
@@ -98,7 +99,7 @@ class MigrationReport:
     def summary(self) -> str:
         verb = "would migrate" if self.dry_run else "migrated"
         return (
-            f"{self.read} document(s) read: {verb} {self.migrated}, "
+            f"{self.collection}: {self.read} document(s) read: {verb} {self.migrated}, "
             f"{self.already_migrated} already migrated, {len(self.skipped)} skipped"
         )
 
@@ -150,7 +151,8 @@ def read_export(path: Path) -> Iterator[dict[str, Any]]:
         yield document
 
 
-def _first(document: Mapping[str, Any], names: Iterable[str]) -> Any:
+def first_of(document: Mapping[str, Any], names: Iterable[str]) -> Any:
+    """The value of the first of `names` the document has (not None, not empty)."""
     for name in names:
         value = document.get(name)
         if value not in (None, ""):
@@ -158,7 +160,8 @@ def _first(document: Mapping[str, Any], names: Iterable[str]) -> Any:
     return None
 
 
-def _id_text(value: Any) -> str | None:
+def id_text(value: Any) -> str | None:
+    """An ObjectId as text, however the export wrote it; None when it is not one."""
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, dict) and isinstance(value.get("$oid"), str):
@@ -168,7 +171,9 @@ def _id_text(value: Any) -> str | None:
     return None
 
 
-def _moment(value: Any, name: str) -> datetime:
+def moment(value: Any, name: str) -> datetime:
+    """A legacy date (BSON, Extended JSON, epoch milliseconds, ISO text) in UTC; NotMigrated
+    naming `name` when it is none of them."""
     if isinstance(value, dict) and "$date" in value:
         value = value["$date"]
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -198,19 +203,19 @@ async def convert(
     store: LegacyStore, document: Mapping[str, Any], *, now: datetime
 ) -> tuple[Campaign, CampaignMetrics]:
     """The campaign and metrics a legacy document becomes; NotMigrated says why not."""
-    legacy_id = _id_text(document.get("_id"))
+    legacy_id = id_text(document.get("_id"))
     if legacy_id is None:
         raise NotMigrated("no ObjectId _id")
-    user_id = _id_text(document.get("user_id"))
+    user_id = id_text(document.get("user_id"))
     if user_id is None:
         raise NotMigrated("no user_id")
     user = await store.get_user(user_id)
     if user is None:
         raise NotMigrated(f"user {user_id} does not exist")
-    mailbox_id = _id_text(document.get("mailbox_id"))
+    mailbox_id = id_text(document.get("mailbox_id"))
     mailbox = await store.get_mailbox(user_id, mailbox_id) if mailbox_id else None
     if mailbox is None:
-        sender = _first(document, SENDERS)
+        sender = first_of(document, SENDERS)
         if isinstance(sender, str):
             mailbox = await store.get_mailbox_by_email(user_id, sender.strip().lower())
         if mailbox is None:
@@ -220,24 +225,24 @@ async def convert(
                 if given
                 else "no mailbox_id or sender address"
             )
-    subject = _first(document, SUBJECTS)
+    subject = first_of(document, SUBJECTS)
     message_field = next((name for name in MESSAGES if document.get(name)), None)
     if not isinstance(subject, str) or not subject.strip():
         raise NotMigrated("no subject")
     if message_field is None or not isinstance(document[message_field], str):
         raise NotMigrated("no message body")
-    name = _first(document, NAMES) or subject
-    created = _moment(document["created_at"], "created_at") if document.get("created_at") else now
-    start_value = _first(document, STARTS)
-    start = _moment(start_value, "start_time") if start_value is not None else created
-    duration_value = _first(document, DURATIONS)
-    end_value = _first(document, ENDS)
+    name = first_of(document, NAMES) or subject
+    created = moment(document["created_at"], "created_at") if document.get("created_at") else now
+    start_value = first_of(document, STARTS)
+    start = moment(start_value, "start_time") if start_value is not None else created
+    duration_value = first_of(document, DURATIONS)
+    end_value = first_of(document, ENDS)
     if duration_value is not None:
         if isinstance(duration_value, bool) or not isinstance(duration_value, int | float):
             raise NotMigrated(f"duration {duration_value!r} is not a number of hours")
         duration = float(duration_value)
     elif end_value is not None:
-        duration = (_moment(end_value, "end_time") - start).total_seconds() / 3600
+        duration = (moment(end_value, "end_time") - start).total_seconds() / 3600
     else:
         raise NotMigrated("no duration or end_time")
     if not 0 < duration <= MAX_DURATION_HOURS:
@@ -246,13 +251,13 @@ async def convert(
     status = STATUS_MAP.get(raw_status)
     if status is None:
         raise NotMigrated(f"status {raw_status!r} has no equivalent")
-    recipients = _first(document, RECIPIENT_COUNTS)
+    recipients = first_of(document, RECIPIENT_COUNTS)
     if recipients is None:
-        listed = _first(document, RECIPIENT_LISTS)
+        listed = first_of(document, RECIPIENT_LISTS)
         recipients = len(listed) if isinstance(listed, list) else 0
     counters = dict.fromkeys(COUNTERS, 0)
     for counter, names in COUNTER_NAMES.items():
-        value = _first(document, names)
+        value = first_of(document, names)
         if value is not None:
             counters[counter] = _count(value, counter)
     kept = {key: _plain(value) for key, value in document.items() if key not in USED}
@@ -305,8 +310,8 @@ async def migrate(
     async for document in documents:
         report.read += 1
         on_document()
-        shown = _id_text(document.get("_id")) or f"document {report.read}"
-        legacy_id = _id_text(document.get("_id"))
+        shown = id_text(document.get("_id")) or f"document {report.read}"
+        legacy_id = id_text(document.get("_id"))
         if legacy_id and await store.get_campaign_unscoped(campaign_id_for(legacy_id)):
             report.already_migrated += 1
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from mailramp.errors import NotFoundError, ValidationError
 from mailramp.kit.clock import Clock, utc_now
@@ -11,12 +11,17 @@ from mailramp.kit.types import Page
 from mailramp.kit.validation import enum_arg, object_id_arg
 from mailramp.legacy.migrate import LegacyStore, MigrationReport, migrate
 from mailramp.legacy.models import LegacyCollection, LegacyDocument
+from mailramp.legacy.warmup import WarmupMigrationStore, migrate_warmup
+
+
+class MigrationStore(LegacyStore, WarmupMigrationStore, Protocol):
+    """What reading and migrating the legacy collections needs."""
 
 
 class LegacyService:
     """Read access to `warm_up_emails_table` and `email_campaigns`; no new writes go there."""
 
-    def __init__(self, legacy: LegacyStore, *, clock: Clock = utc_now) -> None:
+    def __init__(self, legacy: MigrationStore, *, clock: Clock = utc_now) -> None:
         self._legacy = legacy
         self._clock = clock
 
@@ -52,11 +57,10 @@ class LegacyService:
                 )
         return await self._legacy.import_legacy(target, documents)
 
-    async def email_campaigns(self) -> list[Mapping[str, Any]]:
-        """Every `email_campaigns` document of this database, whoever owns it: what the
-        operator's migration reads."""
-        documents = self._legacy.iter_legacy(LegacyCollection.EMAIL_CAMPAIGNS)
-        return [legacy.document async for legacy in documents]
+    async def documents_of(self, collection: LegacyCollection) -> list[Mapping[str, Any]]:
+        """Every document of a legacy collection in this database, whoever owns it: what
+        the operator's migration reads."""
+        return [legacy.document async for legacy in self._legacy.iter_legacy(collection)]
 
     async def migrate_campaigns(
         self,
@@ -68,5 +72,18 @@ class LegacyService:
         """Bring legacy `email_campaigns` documents over as campaigns with their metrics,
         once each (legacy/migrate.py has the mapping)."""
         return await migrate(
+            self._legacy, documents, dry_run=dry_run, now=self._clock(), on_document=on_document
+        )
+
+    async def migrate_warmup_emails(
+        self,
+        documents: AsyncIterator[Mapping[str, Any]],
+        *,
+        dry_run: bool = False,
+        on_document: Callable[[], None] = lambda: None,
+    ) -> MigrationReport:
+        """Bring legacy `warm_up_emails_table` documents over as warm-up emails where both
+        ends are linked mailboxes, once each (legacy/warmup.py has the mapping)."""
+        return await migrate_warmup(
             self._legacy, documents, dry_run=dry_run, now=self._clock(), on_document=on_document
         )

@@ -48,6 +48,11 @@ class MailboxRepository(Protocol):
         """The user's mailbox with this address, linked or not."""
         ...
 
+    async def linked_mailboxes_with_email(self, email: str) -> list[Mailbox]:
+        """Every linked mailbox with this address, whoever owns it, oldest first (for
+        operator tools such as `mailramp migrate-legacy`)."""
+        ...
+
     async def list_mailboxes(
         self, user_id: str, *, include_unlinked: bool = False
     ) -> list[Mailbox]:

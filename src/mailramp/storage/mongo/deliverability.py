@@ -130,11 +130,14 @@ class MongoWarmup(MongoBase):
             values["sent_at"] = at
         await self._db[WARMUP].update_one({"_id": oid(email_id)}, {"$set": values})
 
-    async def warmup_emails_to_find(self, mailbox_id: str) -> list[WarmupEmail]:
+    async def warmup_emails_to_find(
+        self, mailbox_id: str, *, sent_since: datetime
+    ) -> list[WarmupEmail]:
         query = {
             "to_mailbox_id": oid(mailbox_id),
             "status": WarmupStatus.SENT.value,
             "found_at": None,
+            "sent_at": {"$gte": sent_since},
         }
         cursor = self._db[WARMUP].find(query).sort("sent_at", 1)
         return _present([from_document(WarmupEmail, document) async for document in cursor])

@@ -137,6 +137,14 @@ class MongoMailboxes(MongoBase):
     async def get_mailbox_by_email(self, user_id: str, email: str) -> Mailbox | None:
         return await self._find_one(MAILBOXES, Mailbox, {"user_id": oid(user_id), "email": email})
 
+    async def linked_mailboxes_with_email(self, email: str) -> list[Mailbox]:
+        cursor = (
+            self._db[MAILBOXES]
+            .find({"email": email, "unlinked_at": None})
+            .sort([("created_at", 1), ("_id", 1)])
+        )
+        return [box async for box in _models(Mailbox, cursor)]
+
     async def list_mailboxes(
         self, user_id: str, *, include_unlinked: bool = False
     ) -> list[Mailbox]:

@@ -139,11 +139,14 @@ class SqlDeliverability(SqlBase):
         async with self._write() as connection:
             await connection.execute(update(W).where(W.c._id == email_id).values(**values))
 
-    async def warmup_emails_to_find(self, mailbox_id: str) -> list[WarmupEmail]:
+    async def warmup_emails_to_find(
+        self, mailbox_id: str, *, sent_since: datetime
+    ) -> list[WarmupEmail]:
         query = select(W).where(
             W.c.to_mailbox_id == mailbox_id,
             W.c.status == WarmupStatus.SENT.value,
             W.c.found_at.is_(None),
+            W.c.sent_at >= sent_since,
         )
         async with self._read() as connection:
             rows = (await connection.execute(query.order_by(W.c.sent_at))).mappings()

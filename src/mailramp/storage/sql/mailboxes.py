@@ -106,6 +106,17 @@ class SqlMailboxes(SqlBase):
             Mailbox, select(boxes).where(boxes.c.user_id == user_id, boxes.c.email == email)
         )
 
+    async def linked_mailboxes_with_email(self, email: str) -> list[Mailbox]:
+        boxes = tables.mailboxes
+        statement = (
+            select(boxes)
+            .where(boxes.c.email == email, boxes.c.unlinked_at.is_(None))
+            .order_by(boxes.c.created_at, boxes.c._id)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(statement)).mappings()
+            return [Mailbox.model_validate(dict(row)) for row in rows]
+
     async def list_mailboxes(
         self, user_id: str, *, include_unlinked: bool = False
     ) -> list[Mailbox]:
