@@ -245,16 +245,21 @@ class Runtime(Services):
         )
 
     def warmup_pool(
-        self, *, providers: ProviderFactory | None = None, inboxes: InboxFactory | None = None
+        self,
+        *,
+        providers: ProviderFactory | None = None,
+        inboxes: InboxFactory | None = None,
+        clock: Clock | None = None,
     ) -> WarmupPool:
-        """The warm-up pool on this runtime's store: plans, sends and tends warm-up emails."""
+        """The warm-up pool on this runtime's store: plans, sends and tends warm-up emails
+        (by the runtime's clock unless `clock` is given: the demo's compressed day)."""
         return WarmupPool(
             self.store,
             self.mailboxes,
             providers or self.providers(),
             inboxes or self.inboxes(),
             self.warmup_marker,
-            clock=self.clock,
+            clock=clock or self.clock,
         )
 
     @property

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from mailramp.deliverability.models import Placement, WarmupStatus
+from mailramp.deliverability.models import Placement, WarmupEmail, WarmupStatus
 from mailramp.deliverability.pool import WarmupPool
+from mailramp.kit.ids import new_object_id
 from mailramp.kit.marked_ids import WarmupMarker, new_key
 from mailramp.mailboxes.ramp import day_key
 from mailramp.providers.registry import DefaultInboxes, DefaultProviders
@@ -154,3 +155,30 @@ async def test_warm_up_between_an_outlook_and_a_gmail_mailbox(
         assert message["In-Reply-To"] == reply["in_reply_to"]
         assert reply["in_reply_to"] in str(message["References"])
         assert str(message["Subject"]).startswith("Re: ")
+
+    # A mailbox that leaves the pool sends nothing more, not even what it had planned.
+    outlook = members[0]
+    await services.mailboxes.update_mailbox(outlook.user_id, outlook.id, warmup_enabled=False)
+    left = WarmupEmail.model_validate(
+        {
+            "_id": new_object_id(),
+            "user_id": outlook.user_id,
+            "mailbox_id": outlook.id,
+            "to_mailbox_id": members[1].id,
+            "to_user_id": members[1].user_id,
+            "thread_id": new_object_id(),
+            "message_id": "<planned-before-leaving@contoso.example>",
+            "subject": "Friday",
+            "body": "See you then.",
+            "planned_at": clock(),
+            "created_at": clock(),
+            "updated_at": clock(),
+        }
+    )
+    await store.insert_warmup_emails([left])
+    sent_before = len(graph.sent)
+    await pool.run_once()
+    stored = await store.get_warmup_email(left.id)
+    assert stored is not None and stored.status is WarmupStatus.FAILED
+    assert stored.last_error == "the sending mailbox left the warm-up pool"
+    assert len(graph.sent) == sent_before

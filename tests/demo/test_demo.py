@@ -42,6 +42,12 @@ async def _stored(directory: Path, campaign_id: str) -> tuple[Any, ...]:
         await runtime.close()
 
 
+def base_of(url: str) -> str:
+    """The scheme and host of a URL the demo printed (its port is the demo's, not serve's)."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def _counters(metrics: CampaignMetrics | dict[str, Any]) -> dict[str, int]:
     data = metrics if isinstance(metrics, dict) else metrics.model_dump()
     return {name: int(data[name]) for name in COUNTERS}
@@ -102,6 +108,14 @@ def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(
     assert f"opened by people {stored.total_human_opened} " in last
     assert f"replied {stored.total_replied} · bounced {stored.total_bounced} · " in last
 
+    # Before the campaign, a warm-up day: each mailbox opened 6 conversations with the other,
+    # every email was found, the ones the demo's filter put in Junk were moved out.
+    warmup = result["warmup"]
+    assert warmup["failed"] == 0 and warmup["filed_in_junk"] >= 1
+    assert 12 <= warmup["sent"] <= 12 + warmup["replies_planned"]
+    assert sum(warmup["found"].values()) == warmup["sent"]
+    assert warmup["found"]["spam"] == warmup["filed_in_junk"]
+
     # The demo mailboxes are parked: `mailramp serve` will not try their stopped servers.
     assert len(mailboxes) == 2
     for mailbox in mailboxes:
@@ -121,6 +135,16 @@ def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(
             assert "Demo ·" in page.text and "completed" in page.text
             sent_cell = re.search(r'data-metric="sent"[^>]*>(\d+)<', page.text)
             assert sent_cell is not None and int(sent_cell.group(1)) == 80
+            # The warm-up day is in each mailbox's health: together, what the demo printed.
+            warmed = 0
+            for url in warmup["health_urls"]:
+                health = browser.get(url.removeprefix(base_of(url)))
+                assert health.status_code == 200
+                row = re.search(r"<th>Warm-up emails sent</th><td>(\d+)</td>", health.text)
+                assert row is not None
+                warmed += int(row.group(1))
+                assert "of its warm-up emails reached the inbox" in health.text
+            assert warmed == warmup["sent"]
 
 
 def test_a_second_demo_run_reuses_the_demo_user_and_mailboxes(demo_runs: DemoRuns) -> None:
@@ -136,6 +160,9 @@ def test_a_second_demo_run_reuses_the_demo_user_and_mailboxes(demo_runs: DemoRun
     imported = again["import"]
     assert imported["accepted"] + imported["suppressed"] == 20
     assert again["metrics"]["total_sent"] == imported["total_recipients"] == imported["accepted"]
+    # Its warm-up day is the business day before the first run's: no day is played twice.
+    assert again["warmup"]["day"] < result["warmup"]["day"]
+    assert again["warmup"]["sent"] >= 12 and again["warmup"]["failed"] == 0
 
 
 def test_the_demo_inbox_takes_a_password_that_looks_like_an_option() -> None:

@@ -50,7 +50,9 @@ async def test_the_pool_plans_claims_once_finds_and_counts(
 
     due, later = _email(sender, receiver, services, -5), _email(sender, receiver, services, 30)
     await store.insert_warmup_emails([due, later])
-    assert await store.warmup_openings_since(sender.id, now - timedelta(hours=1)) == 2
+    hour = timedelta(hours=1)
+    assert await store.warmup_openings_between(sender.id, now - hour, now + hour) == 2
+    assert await store.warmup_openings_between(sender.id, now - hour, now) == 1  # `later` not
 
     # Two claimers at once: the due email goes to one of them only.
     first, second = await asyncio.gather(

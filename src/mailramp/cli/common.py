@@ -19,7 +19,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from datetime import datetime
+from datetime import date
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
@@ -151,7 +151,7 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # a datetime too
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value

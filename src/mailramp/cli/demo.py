@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from mailramp.cli.common import (
     load_settings,
 )
 from mailramp.errors import MailrampError
+
+if TYPE_CHECKING:
+    from mailramp.demo.warmup import WarmupDay
 
 
 def demo(
@@ -35,7 +38,9 @@ def demo(
 ) -> None:
     """Run a demo campaign end to end on the configured database (the embedded SQLite file by
     default): a demo user and two mailboxes, local SMTP and IMAP servers playing the
-    recipients, a 3-step campaign (a first email and two follow-ups half a minute apart that
+    recipients, a warm-up day of the two mailboxes (a past business day played in seconds:
+    warm-up emails to each other, some filed in Junk and moved out, answers in their
+    threads), a 3-step campaign (a first email and two follow-ups half a minute apart that
     stop when someone answers) to a few hundred recipients from both mailboxes, its first
     emails compressed into about a minute, simulated opens, clicks, replies, an
     out-of-office answer, bounces and an unsubscribe through the real tracking endpoints
@@ -94,6 +99,7 @@ def demo(
         typer.echo("", err=True)
     report = result.import_report
     lines = [
+        *_warmup_lines(result.warmup),
         f"Demo campaign {result.campaign_id}",
         f"  import: {report.summary()}",
         "  emails: " + ", ".join(f"{k} {v}" for k, v in result.recipients.items() if v),
@@ -117,9 +123,23 @@ def demo(
             "import": report,
             "recipients": result.recipients,
             "steps_sent": result.steps_sent,
+            "warmup": result.warmup,
             "metrics": result.metrics,
             "simulated": result.simulated,
             "problems": result.problems,
         },
         lines,
     )
+
+
+def _warmup_lines(day: WarmupDay) -> list[str]:
+    found = day.found
+    return [
+        f"Warm-up day {day.day:%a %d %b %Y} (played in seconds, before the campaign)",
+        f"  {day.sent} warm-up emails between the demo mailboxes, {day.failed} failed; the"
+        f" demo's spam filter put {day.filed_in_junk} in Junk",
+        f"  found: {found.get('inbox', 0)} in the inbox, {found.get('spam', 0)} in Junk (moved"
+        f" to the inbox), {found.get('other', 0)} elsewhere; {day.replies_planned} answered"
+        " in their threads",
+        *[f"  health: {url}" for url in day.health_urls],
+    ]

@@ -104,7 +104,9 @@ class WarmupPool:
         for sender in pool:
             days = await self._store.mailbox_days(sender.id)
             volume = min(warmup.volume_today(sender, days, now), limit_today(sender, days, now))
-            opened = await self._store.warmup_openings_since(sender.id, day_start)
+            opened = await self._store.warmup_openings_between(
+                sender.id, day_start, day_start + timedelta(days=1)
+            )
             if volume <= opened:
                 continue
             seed = f"{sender.id}:{day_key(now)}"
@@ -156,6 +158,8 @@ class WarmupPool:
         recipient = await self._store.get_mailbox_unscoped(email.to_mailbox_id)
         if sender is None or recipient is None or not sender.can_connect:
             return WarmupStatus.FAILED, "a mailbox of the pair can no longer take part"
+        if not sender.warmup_enabled:
+            return WarmupStatus.FAILED, "the sending mailbox left the warm-up pool"
         credentials = await self._mailboxes.credentials(sender.user_id, sender.id)
         try:
             provider = self._providers(sender, credentials)

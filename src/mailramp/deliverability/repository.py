@@ -61,8 +61,9 @@ class WarmupRepository(Protocol):
         """Every linked, active mailbox that takes part in warm-up, whoever owns it."""
         ...
 
-    async def warmup_openings_since(self, mailbox_id: str, since: datetime) -> int:
-        """How many conversations the mailbox was planned to open from `since` on."""
+    async def warmup_openings_between(self, mailbox_id: str, start: datetime, end: datetime) -> int:
+        """How many conversations the mailbox was planned to open from `start` until before
+        `end`."""
         ...
 
     async def insert_warmup_emails(self, emails: Sequence[WarmupEmail]) -> None:

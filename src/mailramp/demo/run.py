@@ -1,5 +1,6 @@
-"""The demo, start to end: a demo user and two mailboxes, the local servers, the web app
-with its worker and inbox poller, a 3-step campaign (a first email and two follow-ups that
+"""The demo, start to end: a demo user and two mailboxes, the local servers, a warm-up day
+of the two mailboxes played in seconds (demo/warmup.py), the web app with its worker and
+inbox poller, a 3-step campaign (a first email and two follow-ups that
 stop when someone answers) from both mailboxes compressed into a couple of minutes, the
 simulated people, live progress, and the final numbers read back from the database."""
 
@@ -23,6 +24,7 @@ from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.config import Settings
 from mailramp.demo.people import Person, Simulation, audience, csv_file
 from mailramp.demo.servers import DemoInbox, RecipientServers
+from mailramp.demo.warmup import WarmupDay, play_warmup_day
 from mailramp.errors import ConfigurationError, NotFoundError
 from mailramp.mailboxes.models import DEMO_DOMAIN, Mailbox
 from mailramp.metrics.figures import Figure
@@ -89,6 +91,7 @@ class DemoResult:
     recipients: dict[str, int]
     metrics: CampaignMetrics
     figures: list[Figure]  # the metrics as the campaign page shows them
+    warmup: WarmupDay
     steps_sent: list[int] = field(default_factory=list)  # emails sent per step, in order
     simulated: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -209,8 +212,9 @@ async def run_demo(
     loop = asyncio.get_running_loop()
     password, mail_password = secrets.token_urlsafe(9), secrets.token_urlsafe(16)
     people = audience(options.recipients, seed=options.seed)
-    servers = RecipientServers(dict.fromkeys(DEMO_MAILBOXES, mail_password), loop).start()
     inboxes = {address: DemoInbox(address, mail_password) for address in DEMO_MAILBOXES}
+    logins = dict.fromkeys(DEMO_MAILBOXES, mail_password)
+    servers = RecipientServers(logins, loop, local=inboxes).start()
     server: uvicorn.Server | None = None
     serving: asyncio.Task[Any] | None = None
     runtime = await open_runtime(demo_settings)
@@ -222,6 +226,8 @@ async def run_demo(
             await _demo_mailbox(runtime, user, servers, inboxes[address], mail_password, address)
             for address in DEMO_MAILBOXES
         ]
+        warmup = await play_warmup_day(runtime, user, mailboxes, base_url=base)
+        warmup.filed_in_junk = servers.filed_in_junk
         delay = STEP_SECONDS / 3600
         # The first emails go out over `minutes`; the follow-ups' time is added on top.
         window = options.minutes * 60 + len(FOLLOW_UPS) * STEP_SECONDS + 10
@@ -290,6 +296,7 @@ async def run_demo(
         recipients=counts,
         metrics=metrics,
         figures=current.figures(metrics),
+        warmup=warmup,
         steps_sent=funnel,
         simulated=simulated,
         problems=problems,

@@ -1,7 +1,9 @@
 """The demo's stand-ins for the outside world, on loopback: an SMTP server that plays the
 recipients' mail servers (it rejects addresses that do not exist, as real ones do), and an
 IMAP server per demo mailbox (pymap, run as a child process) holding its inbox, where the
-simulated people's replies and the bounce reports land."""
+simulated people's replies and the bounce reports land. Mail between the demo mailboxes
+(their warm-up) is delivered into those IMAP servers, and a spam filter of the demo's own
+files every fifth email from each sender in Junk."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -28,6 +32,9 @@ except ImportError as missing:  # pragma: no cover - the demo extra is installed
     ) from missing
 
 UNKNOWN_MAILBOX_PREFIX = "nobody."
+JUNK_EVERY = 5
+"""The demo's spam filter files every fifth email from each sender among the demo mailboxes
+in Junk: an inbox placement of 80 % or more, above the placement brake's 70 %."""
 
 
 def free_port() -> int:
@@ -49,14 +56,23 @@ class Delivered:
 class RecipientServers:
     """An SMTP server on loopback accepting mail for every address except those starting
     with `nobody.` (550 5.1.1, a hard bounce at send time), from the demo mailboxes
-    (`logins`: address → password). Each accepted email goes to `delivered` on the
+    (`logins`: address → password). An email to a demo mailbox's own address goes into its
+    IMAP server (`local`), to INBOX or Junk; every other one goes to `delivered` on the
     demo's event loop."""
 
-    def __init__(self, logins: dict[str, str], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        logins: dict[str, str],
+        loop: asyncio.AbstractEventLoop,
+        local: Mapping[str, DemoInbox] | None = None,
+    ) -> None:
         self.port = free_port()
         self.delivered: asyncio.Queue[Delivered] = asyncio.Queue()
+        self.filed_in_junk = 0
         self._loop = loop
         self._logins = dict(logins)
+        self._local = dict(local or {})
+        self._from_sender: Counter[str] = Counter()
         self._controller = Controller(
             self,
             hostname="127.0.0.1",
@@ -86,9 +102,21 @@ class RecipientServers:
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         for recipient in envelope.rcpt_tos:
+            inbox = self._local.get(recipient.lower())
+            if inbox is not None:
+                await asyncio.to_thread(inbox.append, envelope.content, self._folder(envelope))
+                continue
             delivered = Delivered(recipient.lower(), message)
             self._loop.call_soon_threadsafe(self.delivered.put_nowait, delivered)
         return "250 2.0.0 Ok: queued"
+
+    def _folder(self, envelope: Any) -> str:
+        sender = str(envelope.mail_from).lower()
+        self._from_sender[sender] += 1
+        if self._from_sender[sender] % JUNK_EVERY:
+            return "INBOX"
+        self.filed_in_junk += 1
+        return "Junk"
 
     def start(self) -> RecipientServers:
         # aiosmtpd logs a deprecation of its own at every login; the demo's output is ours.
@@ -101,7 +129,8 @@ class RecipientServers:
 
 
 class DemoInbox:
-    """The demo mailbox's IMAP inbox: pymap's in-memory server as a child process."""
+    """The demo mailbox's IMAP server: pymap's in-memory server as a child process, with
+    an INBOX and a Junk folder."""
 
     def __init__(self, login: str, password: str) -> None:
         self.port = free_port()
@@ -133,7 +162,7 @@ class DemoInbox:
                 raise ConfigurationError(f"the demo's IMAP server did not start: {error[-500:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
+                    pass
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
@@ -141,13 +170,24 @@ class DemoInbox:
                         "the demo's IMAP server did not start in time"
                     ) from None
                 time.sleep(0.1)
+                continue
+            self._create("Junk")
+            return self
 
-    def append(self, raw: bytes) -> None:
-        """Put a message in the inbox (IMAP APPEND), as the mail server would on delivery."""
+    def _create(self, folder: str) -> None:
         client = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
         try:
             client.login(self.login, self.password)
-            status, detail = client.append("INBOX", None, None, raw)
+            client.create(folder)
+        finally:
+            client.logout()
+
+    def append(self, raw: bytes, folder: str = "INBOX") -> None:
+        """Put a message in a folder (IMAP APPEND), as the mail server would on delivery."""
+        client = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        try:
+            client.login(self.login, self.password)
+            status, detail = client.append(folder, None, None, raw)
             if status != "OK":
                 raise RuntimeError(f"IMAP APPEND refused: {detail!r}")
         finally:

@@ -96,8 +96,12 @@ class MongoWarmup(MongoBase):
         cursor = self._db[MAILBOXES].find(query).sort("created_at", 1)
         return _present([from_document(Mailbox, document) async for document in cursor])
 
-    async def warmup_openings_since(self, mailbox_id: str, since: datetime) -> int:
-        query = {"mailbox_id": oid(mailbox_id), "step": 0, "planned_at": {"$gte": since}}
+    async def warmup_openings_between(self, mailbox_id: str, start: datetime, end: datetime) -> int:
+        query = {
+            "mailbox_id": oid(mailbox_id),
+            "step": 0,
+            "planned_at": {"$gte": start, "$lt": end},
+        }
         return int(await self._db[WARMUP].count_documents(query))
 
     async def insert_warmup_emails(self, emails: Sequence[WarmupEmail]) -> None:

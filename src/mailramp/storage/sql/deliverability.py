@@ -90,11 +90,16 @@ class SqlDeliverability(SqlBase):
             rows = (await connection.execute(query.order_by(boxes.c.created_at))).mappings()
             return [Mailbox.model_validate(dict(row)) for row in rows]
 
-    async def warmup_openings_since(self, mailbox_id: str, since: datetime) -> int:
+    async def warmup_openings_between(self, mailbox_id: str, start: datetime, end: datetime) -> int:
         query = (
             select(func.count())
             .select_from(W)
-            .where(W.c.mailbox_id == mailbox_id, W.c.step == 0, W.c.planned_at >= since)
+            .where(
+                W.c.mailbox_id == mailbox_id,
+                W.c.step == 0,
+                W.c.planned_at >= start,
+                W.c.planned_at < end,
+            )
         )
         async with self._read() as connection:
             return int((await connection.execute(query)).scalar_one())
