@@ -232,17 +232,26 @@ class GraphServer(ApiStandIn):
         handler.end_headers()
 
     def _sent_items(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+        with self._lock:
+            sent = list(self.sent_items)
+        self._by_message_id(handler, query, sent, self._context("SentItems"))
+
+    def _by_message_id(
+        self,
+        handler: BaseHTTPRequestHandler,
+        query: dict[str, str],
+        messages: list[GraphMessage],
+        context: str,
+    ) -> None:
+        """The messages whose internetMessageId the `$filter` names."""
         found = re.fullmatch(r"internetMessageId eq '((?:[^']|'')*)'", query.get("$filter", ""))
         if found is None:
             self._error(handler, 400, "ErrorInvalidUrlQueryFilter", "Invalid filter clause")
             return
         wanted = found.group(1).replace("''", "'")
         select = _select(query)
-        with self._lock:
-            matches = [
-                m.resource(select) for m in self.sent_items if m.internet_message_id == wanted
-            ]
-        self._json(handler, {"@odata.context": self._context("SentItems"), "value": matches})
+        matches = [m.resource(select) for m in messages if m.internet_message_id == wanted]
+        self._json(handler, {"@odata.context": context, "value": matches})
 
     def _inbox(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
         text = query.get("$filter", "")
@@ -285,12 +294,7 @@ class GraphServer(ApiStandIn):
         with self._lock:
             stored = next((m for m in self.inbox + self.sent_items if m.id == message_id), None)
         if stored is None:
-            self._error(
-                handler,
-                404,
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-            )
+            self._not_found(handler)
             return
         handler.send_response(200)
         handler.send_header("Content-Type", "text/plain")
@@ -299,28 +303,15 @@ class GraphServer(ApiStandIn):
         handler.wfile.write(stored.raw)
 
     def _find(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
-        found = re.fullmatch(r"internetMessageId eq '((?:[^']|'')*)'", query.get("$filter", ""))
-        if found is None:
-            self._error(handler, 400, "ErrorInvalidUrlQueryFilter", "Invalid filter clause")
-            return
-        wanted = found.group(1).replace("''", "'")
-        select = _select(query)
         with self._lock:
-            matches = [m.resource(select) for m in self.inbox if m.internet_message_id == wanted]
-        self._json(
-            handler,
-            {"@odata.context": f"{self.url}/$metadata#users('me')/messages", "value": matches},
-        )
+            received = list(self.inbox)
+        context = f"{self.url}/$metadata#users('me')/messages"
+        self._by_message_id(handler, query, received, context)
 
     def _folder(self, handler: BaseHTTPRequestHandler, key: str) -> None:
-        name = next((w for w in FOLDERS if key.lower() == w or key == folder_id(w)), None)
+        name = _well_known(key)
         if name is None:
-            self._error(
-                handler,
-                404,
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-            )
+            self._not_found(handler)
             return
         self._json(handler, {"id": folder_id(name), "displayName": FOLDERS[name]})
 
@@ -336,12 +327,7 @@ class GraphServer(ApiStandIn):
         with self._lock:
             stored = next((m for m in self.inbox if m.id == message_id), None)
         if stored is None:
-            self._error(
-                handler,
-                404,
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-            )
+            self._not_found(handler)
         return stored
 
     def _change(self, handler: BaseHTTPRequestHandler, message_id: str, body: bytes) -> None:
@@ -362,9 +348,7 @@ class GraphServer(ApiStandIn):
         if stored is None:
             return
         destination = str(json.loads(body).get("destinationId", ""))
-        name = next(
-            (w for w in FOLDERS if destination.lower() == w or destination == folder_id(w)), None
-        )
+        name = _well_known(destination)
         if name is None:
             self._error(handler, 400, "ErrorInvalidIdMalformed", "Id is malformed.")
             return
@@ -372,6 +356,11 @@ class GraphServer(ApiStandIn):
             stored.folder = name
             stored.id = self._new_id()  # a moved message gets a new id, as in Exchange
         self._answer(handler, 201, stored.resource(set()))
+
+    def _not_found(self, handler: BaseHTTPRequestHandler) -> None:
+        self._error(
+            handler, 404, "ErrorItemNotFound", "The specified object was not found in the store."
+        )
 
     def _context(self, folder: str) -> str:
         return f"{self.url}/$metadata#users('me')/mailFolders('{folder}')/messages"
@@ -393,6 +382,11 @@ class GraphServer(ApiStandIn):
             },
         }
         self._answer(handler, status, {"error": error}, headers, content_type="application/json")
+
+
+def _well_known(key: str) -> str | None:
+    """The well-known name of a folder given by that name or by its id."""
+    return next((w for w in FOLDERS if key.lower() == w or key == folder_id(w)), None)
 
 
 def _select(query: dict[str, str]) -> set[str]:
