@@ -26,6 +26,12 @@ async def test_legacy_warm_up_emails_migrate_once_with_a_report(services: Servic
     ann, bob = await make_user(services), await make_user(services)
     sender = await make_mailbox(services, ann, email="ann@one.example")
     receiver = await make_mailbox(services, bob, email="bob@two.example")
+    # An address is found among linked mailboxes whoever owns them; an unlinked one is not.
+    carl = await make_user(services)
+    gone = await make_mailbox(services, carl, email="bob@two.example")
+    await services.mailboxes.unlink_mailbox(carl.id, gone.mailbox_id)
+    linked = await services.store.linked_mailboxes_with_email("bob@two.example")
+    assert [box.id for box in linked] == [receiver.id]
     now = services.clock()
     yesterday = now - timedelta(days=1)
     spam_id, inbox_id, failed_id, reply_id = (new_object_id() for _ in range(4))
