@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign
@@ -120,14 +120,30 @@ class World(Services):
 
     async def run(self, worker: SendingWorker, *, until: datetime, step_minutes: float = 5) -> None:
         """Let time pass in steps up to just before `until`, the worker doing its passes at
-        each step (as a polling worker would, only coarser)."""
+        each step (as a polling worker would, only coarser) and at each moment an email
+        falls due within a step (as a polling worker would be there, on time: a step's
+        lateness must not push a sequence's last email past the campaign's end)."""
         last = until - timedelta(milliseconds=1)
         while True:
             while await worker.tick():
                 pass
             if self.clock.now >= last:
                 return
-            self.clock.now = min(self.clock.now + timedelta(minutes=step_minutes), last)
+            following = self.clock.now + timedelta(minutes=step_minutes)
+            due = await self._next_due()
+            if due is not None and self.clock.now < due < following:
+                following = due
+            self.clock.now = min(following, last)
+
+    async def _next_due(self) -> datetime | None:
+        """The earliest moment a pending email is scheduled for."""
+        tracking = tables.tracking
+        async with self.store.engine.begin() as connection:  # type: ignore[attr-defined]
+            return await connection.scalar(
+                select(func.min(tracking.c.scheduled_at)).where(
+                    tracking.c.status == "pending", tracking.c.scheduled_at > self.clock.now
+                )
+            )
 
 
 @pytest.fixture

@@ -24,7 +24,10 @@ async def test_a_person_stopped_before_their_turn_is_never_emailed(world: World)
     again = await world.tracking.stop(user.user_id, campaign.campaign_id, bob.id)
     assert again.status == TrackingStatus.STOPPED
     _, events = await world.tracking.recipient_events(user.user_id, campaign.campaign_id, bob.id)
-    assert [(e.type, e.details) for e in events] == [(EventType.STOPPED, {"source": "manual"})]
+    assert [(e.type, e.details) for e in events] == [
+        (EventType.QUEUED, {}),
+        (EventType.STOPPED, {"source": "manual"}),
+    ]
 
     await world.run(world.worker(), until=campaign.end_time)
     assert world.smtp.inbox.count_by_recipient() == {
@@ -64,8 +67,13 @@ async def test_a_reply_that_came_another_way_counts_once(world: World) -> None:
     metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
     assert (metrics.total_replied, metrics.reply_rate) == (1, 33.33)
     _, events = await world.tracking.recipient_events(user.user_id, campaign.campaign_id, carol.id)
-    assert [e.type for e in events] == [EventType.REPLY, EventType.REPLY]
-    assert events[0].details == {"source": "manual"}
+    assert [e.type for e in events] == [
+        EventType.QUEUED,
+        EventType.SENT,
+        EventType.REPLY,
+        EventType.REPLY,
+    ]
+    assert events[2].details == {"source": "manual"}
 
     stranger = await world.accounts.create_user(user_name="Eve", login_id="eve-by-hand")
     with pytest.raises(NotFoundError):

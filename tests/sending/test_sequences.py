@@ -14,6 +14,7 @@ from mailramp.metrics.figures import by_key
 from mailramp.sending.service import Preview
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import TrackingStatus
+from mailramp.tracking.service import RecipientFilter
 from tests.conftest import TRACKING_KEY
 from tests.sending.conftest import World
 
@@ -45,6 +46,15 @@ async def test_follow_ups_go_in_the_thread_from_the_same_mailbox(world: World) -
 
     mail = by_person([received.message for received in world.smtp.inbox.messages])
     assert sorted(mail) == ["alice@example.com", "bob@example.com", "carol@example.com"]
+    if any(len(messages) != 3 for messages in mail.values()):  # say what became of them
+        page = await world.tracking.list_recipients(
+            user.user_id, campaign.campaign_id, RecipientFilter(None, None, 0, 50)
+        )
+        states = [
+            (r.recipient_email, r.step, r.status, r.scheduled_at, r.sent_at, r.last_error)
+            for r in page.items
+        ]
+        raise AssertionError(f"not three emails each; the records: {states}")
     for address, (first, second, third) in mail.items():
         name = address.split("@")[0].title()
         assert first["Subject"] == f"Hello {name}"

@@ -117,8 +117,8 @@ async def test_only_the_first_event_of_a_kind_counts(services: Services) -> None
     stored = await store.get_tracking_unscoped(first.id)
     assert stored is not None and stored.opened_at == NOW
     events = await store.list_events(first.user_id, first.id)
-    assert [e.type for e in events] == ["open", "open", "click"]
-    assert events[0].details["user_agent"] == "<script>x</script>"  # kept as given
+    assert [e.type for e in events] == ["queued", "sent", "open", "open", "click"]
+    assert events[2].details["user_agent"] == "<script>x</script>"  # kept as given
     assert await store.list_events(new_object_id(), first.id) == []
 
 
@@ -167,6 +167,8 @@ async def test_series_counts_events_per_hour(services: Services) -> None:
     assert series == [
         {"hour": NOW, "type": "open", "machine": False, "count": 1},
         {"hour": NOW, "type": "open", "machine": True, "count": 1},
+        {"hour": NOW, "type": "queued", "machine": False, "count": 3},
+        {"hour": NOW, "type": "sent", "machine": False, "count": 3},
         {"hour": NOW + timedelta(hours=1), "type": "click", "machine": False, "count": 1},
         {"hour": NOW + timedelta(hours=1), "type": "click", "machine": True, "count": 1},
     ]

@@ -162,7 +162,8 @@ async def test_replies_auto_replies_and_bounces_are_told_apart(
     assert metrics.total_replied == 1 and metrics.total_auto_replied == 1
     assert metrics.reply_rate == 25.0 and metrics.bounce_rate == 20.0
     events = await world.store.list_events(user.id, after["carol@example.com"].id)
-    assert events[0].details["status"] == "5.1.1" and events[0].details["bounce"] == "hard"
+    assert [e.type for e in events] == ["queued", "sent", "bounce"]
+    assert events[2].details["status"] == "5.1.1" and events[2].details["bounce"] == "hard"
 
     # The inbox is not read again within the interval, and read messages are not re-read.
     assert await poller.poll_once() == {}
@@ -414,5 +415,6 @@ async def test_a_reply_stops_the_colleagues_still_waiting_when_the_campaign_says
     bo = next(r for r in after.items if r.recipient_email == "bo@initech.example")
     events = await world.store.list_events(user.id, bo.id)
     assert [(e.type, e.details) for e in events] == [
-        ("stopped", {"source": "company_reply", "because": "ana@initech.example"})
+        ("queued", {}),
+        ("stopped", {"source": "company_reply", "because": "ana@initech.example"}),
     ]

@@ -303,7 +303,8 @@ def test_campaign_life_through_the_api(base: str, seen: list[str]) -> None:
     assert browser.call("POST", f"/api/v1/campaigns/{cid}/resume").json()["status"] == "scheduled"
     metrics = browser.call("GET", f"/api/v1/campaigns/{cid}/metrics").json()
     assert metrics["total_sent"] == 0 and "human_open_rate" in metrics
-    assert browser.call("GET", f"/api/v1/campaigns/{cid}/series").json() == []
+    series = browser.call("GET", f"/api/v1/campaigns/{cid}/series").json()
+    assert [(row["type"], row["count"]) for row in series] == [("queued", 2)]  # nothing sent
     assert browser.call("POST", f"/api/v1/campaigns/{cid}/resend-uncertain").json() == {"queued": 0}
     second = _campaign(browser, box["_id"], campaign_name="Q2")
     page = browser.call("GET", "/api/v1/campaigns", params={"limit": 1}).json()
@@ -502,7 +503,8 @@ def test_recipients_listing_and_a_spreadsheet_safe_export(base: str, seen: list[
     assert bad_status.status_code == 422 and bad_status.json()["error"]["field"] == "status"
     record = page["items"][0]
     events = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients/{record['_id']}/events")
-    assert events.status_code == 200 and events.json() == []
+    assert events.status_code == 200
+    assert [(e["type"], e["record_id"]) for e in events.json()] == [("queued", record["_id"])]
     export = browser.call("GET", f"/api/v1/campaigns/{cid}/export.csv")
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
     lines = export.text.splitlines()
@@ -548,12 +550,29 @@ def test_a_person_is_stopped_or_marked_replied_through_the_api(base: str, seen: 
     stopped = browser.call("POST", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/stop")
     assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
     events = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/events")
-    assert [(e["type"], e["details"]) for e in events.json()] == [("stopped", {"source": "manual"})]
+    assert [(e["type"], e["details"]) for e in events.json()] == [
+        ("queued", {}),
+        ("stopped", {"source": "manual"}),
+    ]
+    # The account's event log, read by cursor.
+    log = browser.call("GET", "/api/v1/events").json()
+    assert [(e["seq"], e["type"], e["recipient_email"]) for e in log["events"]] == [
+        (1, "queued", "ann@example.com"),
+        (2, "stopped", "ann@example.com"),
+    ]
+    assert log["next_after"] == 2
+    assert browser.call("GET", "/api/v1/events?after=2").json() == {"events": [], "next_after": 2}
+    stops = browser.call("GET", f"/api/v1/events?kind=stopped&campaign_id={cid}").json()
+    assert [e["seq"] for e in stops["events"]] == [2]
+    unknown = browser.call("GET", "/api/v1/events?kind=teleported")
+    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "kind.0"
     other = Browser(base, "by-hand-other@example.com", seen)
     assert (
         other.call("POST", f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/stop").status_code
         == 404
     )
+    assert other.call("GET", "/api/v1/events").json() == {"events": [], "next_after": 0}
+    assert other.call("GET", f"/api/v1/events?campaign_id={cid}").status_code == 404
 
 
 def test_an_ab_test_through_the_api(base: str, seen: list[str]) -> None:

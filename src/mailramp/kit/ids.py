@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from bson import ObjectId
 
@@ -44,3 +45,9 @@ def is_uuid4(value: object) -> bool:
     except ValueError:
         return False
     return parsed.version == 4 and str(parsed) == value.lower()
+
+
+def object_id_time(value: str) -> datetime:
+    """When an ObjectId was made (its first four bytes: seconds since the epoch, by the
+    clock of the machine that made it)."""
+    return datetime.fromtimestamp(int(value[:8], 16), UTC)

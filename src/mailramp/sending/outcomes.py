@@ -11,8 +11,8 @@ from typing import Any
 from mailramp.sending.lifecycle import released
 from mailramp.sending.models import Outcome, SendResult
 from mailramp.suppression.models import Suppression
-from mailramp.tracking.events import HARD_BOUNCE, SENT_FIRSTS
-from mailramp.tracking.models import TrackingStatus
+from mailramp.tracking.events import HARD_BOUNCE, SENT_FIRSTS, ChangedEmail, state_events
+from mailramp.tracking.models import EmailEvent, EventType, TrackingStatus
 
 # A record turned `uncertain` by an expired lease still takes a definite outcome if its
 # worker reports one after all; any other status means it was already recorded.
@@ -93,3 +93,38 @@ def outcome_values(result: SendResult, now: datetime) -> dict[str, Any]:
                 "last_error": result.error,
             }
     raise AssertionError(result.outcome)
+
+
+OUTCOME_EVENTS: Mapping[Outcome, EventType] = {
+    Outcome.SENT: EventType.SENT,
+    Outcome.BOUNCED: EventType.BOUNCE,
+    Outcome.FAILED: EventType.FAILED,
+    Outcome.UNCERTAIN: EventType.UNCERTAIN,
+    Outcome.SUPPRESSED: EventType.SUPPRESSED,
+}
+"""The event each recorded outcome appends (a retry changes nothing a reader follows)."""
+
+
+def changed_email(result: SendResult) -> ChangedEmail:
+    """The email a send result is about, as its events name it."""
+    return ChangedEmail(
+        result.record_id, result.campaign_id, result.user_id, result.recipient_email
+    )
+
+
+def outcome_events(result: SendResult, now: datetime) -> list[EmailEvent]:
+    """The event of an outcome recorded on its email (none for a retry)."""
+    kind = OUTCOME_EVENTS.get(result.outcome)
+    if kind is None:
+        return []
+    details: dict[str, Any] = {"source": "send"}
+    if result.error:
+        details["error"] = result.error
+    if result.message_id:
+        details["message_id"] = result.message_id
+    return state_events([changed_email(result)], kind, now, details)
+
+
+def ended_by(result: SendResult, stopped: list[ChangedEmail], now: datetime) -> list[EmailEvent]:
+    """The `stopped` events of the person's later emails an outcome ended."""
+    return state_events(stopped, EventType.STOPPED, now, {"because": result.outcome.value})

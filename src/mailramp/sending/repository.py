@@ -60,11 +60,13 @@ class SendingRepository(Protocol):
         """The highest step number any email of the campaign has (1 with none)."""
         ...
 
-    async def remove_step(self, campaign_id: str, step: int, *, next_step: int | None) -> int:
+    async def remove_step(
+        self, campaign_id: str, step: int, *, next_step: int | None, now: datetime
+    ) -> int:
         """Take a follow-up out of the campaign's emails: its emails not sent yet are
-        deleted (those sent stay), and where one was due, the person's `next_step` (if
-        any) becomes due in its place, at its moment — in one unit of work. Returns how
-        many emails were deleted."""
+        deleted (those sent stay; each deleted one's `cancelled` event stays in the log),
+        and where one was due, the person's `next_step` (if any) becomes due in its place,
+        at its moment — in one unit of work. Returns how many emails were deleted."""
         ...
 
     async def claim_due(self, lease: Lease, *, limit: int) -> list[EmailTracking]:

@@ -144,7 +144,7 @@ class SendingService:
         for gone in (f.step for f in existing if f.step not in kept):
             after = updated.step_after(gone)
             await self._store.remove_step(
-                campaign.campaign_id, gone, next_step=after.step if after else None
+                campaign.campaign_id, gone, next_step=after.step if after else None, now=now
             )
         for emails in added.values():
             for start in range(0, len(emails), 1000):

@@ -9,16 +9,16 @@ if it feeds a new counter, that counter in `metrics.models.COUNTERS`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from mailramp.kit.ids import new_object_id
 from mailramp.metrics.models import COUNTERS
 from mailramp.suppression.models import Suppression, SuppressionReason
-from mailramp.tracking.models import EventType
+from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
 
 EventSource = Literal["human", "machine", "inbox", "manual"]
 """Who made an event: a person or a machine (privacy proxy, link scanner) following a
@@ -208,3 +208,77 @@ def check_firsts(firsts: Mapping[str, str]) -> None:
     """ValueError unless `firsts` maps record timestamps an event sets to counters."""
     if set(firsts) - FIRST_FIELDS or set(firsts.values()) - set(COUNTERS):
         raise ValueError(f"not event fields or counters: {sorted(firsts.items())}")
+
+
+class ChangedEmail(NamedTuple):
+    """An email whose state a store changed: what its event names."""
+
+    record_id: str
+    campaign_id: str
+    user_id: str
+    recipient_email: str
+
+
+def state_events(
+    changed: Iterable[ChangedEmail],
+    kind: EventType,
+    at: datetime,
+    details: Mapping[str, Any] | None = None,
+) -> list[EmailEvent]:
+    """One event of `kind` for each email whose state changed (queued, sent, failed,
+    uncertain, expired, cancelled, suppressed, stopped): what a store appends in the unit
+    of work that made the change."""
+    return [
+        EmailEvent(
+            id=new_object_id(),
+            record_id=email.record_id,
+            campaign_id=email.campaign_id,
+            user_id=email.user_id,
+            recipient_email=email.recipient_email,
+            type=kind,
+            occurred_at=at,
+            details=dict(details or {}),
+        )
+        for email in changed
+    ]
+
+
+def numbered(events: Sequence[EmailEvent], last: Mapping[str, int]) -> list[EmailEvent]:
+    """`events` with their `seq`: each user's next numbers after `last[user_id]` (what the
+    user's counter held before), in the order given."""
+    following = dict(last)
+    out = []
+    for event in events:
+        following[event.user_id] = following.get(event.user_id, 0) + 1
+        out.append(event.model_copy(update={"seq": following[event.user_id]}))
+    return out
+
+
+def sequence_stopped(cause: EmailEvent, stopped: Iterable[ChangedEmail]) -> list[EmailEvent]:
+    """The `stopped` events of the emails an event's stop ended (a reply, a bounce, an
+    opt-out, a stop by hand — whose own event already says so for its email)."""
+    others = [
+        email
+        for email in stopped
+        if not (cause.type is EventType.STOPPED and email.record_id == cause.record_id)
+    ]
+    return state_events(others, EventType.STOPPED, cause.occurred_at, {"because": cause.type.value})
+
+
+def queued(records: Iterable[EmailTracking]) -> list[EmailEvent]:
+    """The `queued` events of new emails, at their creation."""
+    return [
+        event
+        for record in records
+        for event in state_events(
+            [ChangedEmail(record.id, record.campaign_id, record.user_id, record.recipient_email)],
+            EventType.QUEUED,
+            record.created_at,
+        )
+    ]
+
+
+def taken_out(emails: Iterable[ChangedEmail], reason: str, at: datetime) -> list[EmailEvent]:
+    """The `cancelled` events of emails taken out of the queue before they were sent (a
+    refused import, a removed step): the record goes, its events stay."""
+    return state_events(emails, EventType.CANCELLED, at, {"reason": reason})

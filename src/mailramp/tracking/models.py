@@ -133,8 +133,16 @@ class CampaignRecipient(EventMoments):
 
 
 class EventType(StrEnum):
-    """What can happen to a sent email."""
+    """What can happen to an email, in the event log (tracking/events.py says what each
+    does)."""
 
+    QUEUED = "queued"  # the email joined the queue (an import, a resend of an uncertain one)
+    SENT = "sent"  # the provider accepted it (SMTP 250 to DATA, Graph 202, Gmail 200)
+    FAILED = "failed"  # passing errors outlasted the attempts: it was not sent
+    UNCERTAIN = "uncertain"  # its worker's lease ran out mid-send: maybe sent
+    EXPIRED = "expired"  # the campaign window closed before it was sent
+    CANCELLED = "cancelled"  # the campaign was cancelled before it was sent
+    SUPPRESSED = "suppressed"  # the address was on the suppression list when its turn came
     OPEN = "open"
     CLICK = "click"
     UNSUBSCRIBE = "unsubscribe"
@@ -143,7 +151,8 @@ class EventType(StrEnum):
     BOUNCE = "bounce"
     DELAY = "delay"  # a delivery-status report saying the message is delayed, not lost
     COMPLAINT = "complaint"  # the recipient reported it as spam (a feedback-loop report)
-    STOPPED = "stopped"  # the owner stopped this person by hand: nothing more is sent to them
+    STOPPED = "stopped"  # the person's sequence ended (an answer, a bounce, by hand): this
+    # email, not sent yet, never will be
 
 
 class UnmatchedInbound(Record):
@@ -167,12 +176,18 @@ class UnmatchedInbound(Record):
 
 class EmailEvent(Record):
     """One entry of the event log. `details` holds what the request or message said (user
-    agent, link, IP fingerprint, DSN status) — untrusted data, escaped wherever shown."""
+    agent, link, IP fingerprint, DSN status) — untrusted data, escaped wherever shown.
+
+    `seq` numbers a user's events 1, 2, 3… in the order they were committed (given by the
+    store when the event is appended, in the same unit of work as the change it records):
+    the cursor of `GET /api/v1/events?after=` and of the webhooks."""
 
     id: ObjectIdStr = Field(alias="_id")
+    seq: int | None = None
     record_id: ObjectIdStr
     campaign_id: CampaignIdStr
     user_id: ObjectIdStr
+    recipient_email: str | None = None
     type: EventType
     occurred_at: UTCDateTime
     machine: bool = False
@@ -196,6 +211,7 @@ class EmailEvent(Record):
             record_id=record.id,
             campaign_id=record.campaign_id,
             user_id=record.user_id,
+            recipient_email=record.recipient_email,
             type=kind,
             occurred_at=at,
             machine=machine is not None,

@@ -10,7 +10,13 @@ from typing import Any, Protocol
 from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.suppression.models import Suppression
-from mailramp.tracking.models import EmailEvent, EmailTracking, TrackingStatus, UnmatchedInbound
+from mailramp.tracking.models import (
+    EmailEvent,
+    EmailTracking,
+    EventType,
+    TrackingStatus,
+    UnmatchedInbound,
+)
 
 
 @dataclass(frozen=True)
@@ -118,4 +124,21 @@ class TrackingRepository(Protocol):
         self, user_id: str, record_id: str, *, limit: int = 100
     ) -> list[EmailEvent]:
         """A record's events, oldest first."""
+        ...
+
+    async def list_event_log(
+        self,
+        user_id: str,
+        *,
+        after: int = 0,
+        campaign_id: str | None = None,
+        kinds: Collection[EventType] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[EmailEvent]:
+        """The user's events numbered after `after`, in number order, at most `limit`: of one
+        campaign, of some kinds, and from `since` until before `until` when given. Every
+        change of an email's state appends its event with the next number of its user, in
+        the unit of work that makes the change."""
         ...

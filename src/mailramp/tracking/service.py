@@ -3,15 +3,17 @@ count the first of each kind."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from mailramp.campaigns.models import MAX_STEPS, Campaign
 from mailramp.campaigns.repository import CampaignRepository
 from mailramp.campaigns.service import owned_campaign
-from mailramp.errors import ConflictError, NotFoundError
+from mailramp.errors import ConflictError, NotFoundError, ValidationError
 from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.ids import object_id_time
 from mailramp.kit.signing import InvalidToken, Purpose, TokenSigner
 from mailramp.kit.types import Page
 from mailramp.kit.validation import enum_arg, object_id_arg
@@ -113,10 +115,12 @@ class TrackingService:
         *,
         clock: Clock = utc_now,
         metrics: EventMetrics | None = None,
+        wall_clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._signer = signer
         self._clock = clock
+        self._wall_clock = wall_clock  # the clock ObjectIds carry (event_log's settling)
         self._metrics = metrics or unmeasured()
 
     async def _record_for(self, token: str, purpose: Purpose) -> tuple[EmailTracking, int] | None:
@@ -263,6 +267,44 @@ class TrackingService:
         record = await self._recipient(user_id, campaign_id, record_id)
         return record, await self._store.list_events(record.user_id, record.id)
 
+    async def event_log(
+        self,
+        user_id: str,
+        *,
+        after: int = 0,
+        campaign_id: str | None = None,
+        kinds: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[EmailEvent]:
+        """The user's events numbered after `after`, in number order (the event log read by
+        cursor): of one campaign, of some kinds, from `since` until before `until`.
+
+        A reader never gets number n+1 before n: what is returned stops before a missing
+        number (another writer's event being stored; on MongoDB, without transactions, for
+        a moment) unless the event after it was made more than EVENT_SETTLE ago by the wall
+        clock its id carries (then the number was lost to a crash, and never comes)."""
+        if after < 0:
+            raise ValidationError("after", f"must be 0 or more, got {after}")
+        if not 1 <= limit <= MAX_EVENT_PAGE:
+            raise ValidationError("limit", f"must be 1 to {MAX_EVENT_PAGE}, got {limit}")
+        wanted = [enum_arg(EventType, kind, field="kind") for kind in kinds]
+        if campaign_id is not None:
+            campaign_id = (await owned_campaign(self._store, user_id, campaign_id)).campaign_id
+        events = await self._store.list_event_log(
+            object_id_arg(user_id, field="user_id"),
+            after=after,
+            campaign_id=campaign_id,
+            kinds=wanted,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        if campaign_id is not None or wanted or since is not None or until is not None:
+            return events  # a filtered read skips numbers by design
+        return readable(events, after, wall=self._wall_clock(), settle=EVENT_SETTLE)
+
     async def recipient_timeline(
         self, user_id: str, campaign_id: str, record_id: str
     ) -> tuple[EmailTracking, list[EmailTracking], list[TimelineEntry]]:
@@ -286,9 +328,11 @@ class TrackingService:
         entries = []
         for email in emails:
             place = order.get(email.step, email.step)
-            if email.sent_at is not None:
+            events = await self._store.list_events(email.user_id, email.id)
+            logged = any(event.type is EventType.SENT for event in events)
+            if email.sent_at is not None and not logged:  # sent before the log said so
                 entries.append(TimelineEntry(email.sent_at, place, "sent", None))
-            for event in await self._store.list_events(email.user_id, email.id):
+            for event in events:
                 entries.append(TimelineEntry(event.occurred_at, place, event.type.value, event))
         entries.sort(key=lambda entry: (entry.at, entry.kind != "sent"))
         return record, emails, entries
@@ -347,3 +391,24 @@ class TrackingService:
         if record is None or record.campaign_id != campaign.campaign_id:
             raise NotFoundError("recipient", record_id)
         return record
+
+
+MAX_EVENT_PAGE = 1000
+EVENT_SETTLE = timedelta(seconds=10)
+"""How long a reader by cursor waits for a missing event number before passing it over."""
+
+
+def readable(
+    events: Sequence[EmailEvent], after: int, *, wall: datetime, settle: timedelta
+) -> list[EmailEvent]:
+    """The events a reader by cursor may take now: in number order up to the first missing
+    number, unless the event after the gap is older than `settle` (by `wall`, the clock of
+    the ids)."""
+    taken: list[EmailEvent] = []
+    expected = after + 1
+    for event in events:
+        if event.seq != expected and object_id_time(event.id) > wall - settle:
+            break
+        taken.append(event)
+        expected = (event.seq or expected) + 1
+    return taken

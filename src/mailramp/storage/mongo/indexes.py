@@ -109,6 +109,7 @@ INDEXES: tuple[IndexSpec, ...] = (
     # email_events
     IndexSpec(EVENTS, "ix_email_events_record_id", ("record_id",)),
     IndexSpec(EVENTS, "ix_email_events_campaign_id_occurred_at", ("campaign_id", "occurred_at")),
+    IndexSpec(EVENTS, "uq_email_events_user_id_seq", ("user_id", "seq"), unique=True),
     # suppression_list
     IndexSpec(SUPPRESSIONS, "uq_suppression_list_user_id_email", ("user_id", "email"), True,
               field="email", kind="suppressed address"),

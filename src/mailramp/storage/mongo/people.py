@@ -11,14 +11,15 @@ from datetime import datetime
 from pymongo.errors import DuplicateKeyError
 
 from mailramp.kit.ids import new_object_id
-from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import RECIPIENTS, TRACKING, oid
+from mailramp.storage.mongo.event_log import MongoEventLog
+from mailramp.tracking.events import ChangedEmail
 from mailramp.tracking.models import UNSENT_STATUSES, TrackingStatus
 
 UNSENT = [status.value for status in UNSENT_STATUSES]
 
 
-class MongoPeople(MongoBase):
+class MongoPeople(MongoEventLog):
     """What the queue and the event log do to people."""
 
     async def _add_people(
@@ -56,24 +57,22 @@ class MongoPeople(MongoBase):
         )
         return int(changed.modified_count)
 
-    async def _end_sequence(self, campaign_id: str, email: str, at: datetime) -> int:
-        """Stop every email of this person not handed to a worker yet; how many."""
-        stopped = await self._db[TRACKING].update_many(
+    async def _end_sequence(self, campaign_id: str, email: str, at: datetime) -> list[ChangedEmail]:
+        """Stop every email of this person not handed to a worker yet; the emails stopped."""
+        stopped = await self._change_emails(
             {"campaign_id": campaign_id, "recipient_email": email, "status": {"$in": UNSENT}},
             {
-                "$set": {
-                    "status": TrackingStatus.STOPPED.value,
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "updated_at": at,
-                }
+                "status": TrackingStatus.STOPPED.value,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "updated_at": at,
             },
         )
         await self._db[RECIPIENTS].update_one(
             {"campaign_id": campaign_id, "recipient_email": email, "stopped_at": None},
             {"$set": {"stopped_at": at, "updated_at": at}},
         )
-        return int(stopped.modified_count)
+        return stopped
 
     async def _postpone(self, campaign_id: str, email: str, until: datetime) -> None:
         """None of this person's emails not sent yet goes before `until`."""

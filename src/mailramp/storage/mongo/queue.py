@@ -64,9 +64,10 @@ from mailramp.storage.mongo.codec import (
 from mailramp.storage.mongo.metrics import MongoMetrics
 from mailramp.storage.mongo.people import UNSENT, MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
-from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL
+from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL, queued, state_events
 from mailramp.tracking.models import (
     EmailTracking,
+    EventType,
     TrackingStatus,
 )
 
@@ -121,11 +122,13 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
     ) -> send_models.ImportCounts:
         accepted = duplicates = suppressed = 0
         inserted: list[ObjectId] = []
+        started = campaign.updated_at  # then each batch's own time
         tracking = self._db[TRACKING]
         try:
             async for batch in batches:
                 if not batch:
                     continue
+                started = batch[0].created_at
                 emails = {record.recipient_email for record in batch}
                 blocked = await self.suppressed_among(campaign.user_id, emails)
                 documents = [
@@ -152,6 +155,10 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
                 await self._add_people(
                     campaign.campaign_id, campaign.user_id, people, batch[0].created_at
                 )
+                kept = [record for record in batch if record.recipient_email not in blocked]
+                await self._append_events(
+                    queued([record for n, record in enumerate(kept) if n not in refused])
+                )
                 accepted += len(people)
                 duplicates += len(firsts) - len(people)
             # The plan may refuse (PlanError) before any record is scheduled.
@@ -162,7 +169,7 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             for start in range(0, len(inserted), 1000):
                 chunk = {"_id": {"$in": inserted[start : start + 1000]}, "status": {"$in": UNSENT}}
                 taken_back.update(await tracking.distinct("recipient_email", chunk))
-                await tracking.delete_many(chunk)
+                await self._delete_emails(chunk, "import_refused", started)
             for email in sorted(taken_back):
                 who = {"campaign_id": campaign.campaign_id, "recipient_email": email}
                 if await tracking.find_one(who, {"_id": 1}) is None:
@@ -265,7 +272,9 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         )
         return int(found.get("step", 1)) if found else 1
 
-    async def remove_step(self, campaign_id: str, step: int, *, next_step: int | None) -> int:
+    async def remove_step(
+        self, campaign_id: str, step: int, *, next_step: int | None, now: datetime
+    ) -> int:
         tracking = self._db[TRACKING]
         removed = {"campaign_id": campaign_id, "step": step}
         due = {
@@ -291,8 +300,7 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
                     },
                     {"$set": {"status": PENDING, "scheduled_at": moment}},
                 )
-        deleted = await tracking.delete_many({**removed, "status": CANCELLED})
-        return int(deleted.deleted_count)
+        return await self._delete_emails({**removed, "status": CANCELLED}, "step_removed", now)
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)
@@ -324,37 +332,39 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         return moments
 
     async def cancel_pending(self, campaign_id: str, *, now: datetime) -> int:
-        result = await self._db[TRACKING].update_many(
+        cancelled = await self._change_emails(
             {"campaign_id": campaign_id, "status": {"$in": UNSENT}},
-            {"$set": lifecycle.cancelled_pending(now)},
+            lifecycle.cancelled_pending(now),
         )
-        return int(result.matched_count)
+        await self._append_events(state_events(cancelled, EventType.CANCELLED, now))
+        return len(cancelled)
 
     async def resend_uncertain(self, user_id: str, campaign_id: str, *, now: datetime) -> int:
-        result = await self._db[TRACKING].update_many(
+        queued = await self._change_emails(
             {
                 "campaign_id": campaign_id,
                 "user_id": oid(user_id),
                 "status": TrackingStatus.UNCERTAIN.value,
             },
             {
-                "$set": {
-                    "status": PENDING,
-                    "scheduled_at": now,
-                    "next_attempt_at": None,
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "updated_at": now,
-                }
+                "status": PENDING,
+                "scheduled_at": now,
+                "next_attempt_at": None,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "updated_at": now,
             },
         )
-        return int(result.matched_count)
+        await self._append_events(state_events(queued, EventType.QUEUED, now, {"resend": True}))
+        return len(queued)
 
     async def run_lifecycle(self, *, now: datetime) -> send_models.LifecycleReport:
-        tracking, campaigns = self._db[TRACKING], self._db[CAMPAIGNS]
-        uncertain = await tracking.update_many(
-            {"status": SENDING, "lease_expires_at": {"$lt": now}},
-            {"$set": lifecycle.lease_expired(now)},
+        campaigns = self._db[CAMPAIGNS]
+        uncertain = await self._change_emails(
+            {"status": SENDING, "lease_expires_at": {"$lt": now}}, lifecycle.lease_expired(now)
+        )
+        await self._append_events(
+            state_events(uncertain, EventType.UNCERTAIN, now, {"source": "lease_expired"})
         )
         activated = await campaigns.update_many(
             {"status": CampaignStatus.SCHEDULED.value, "start_time": {"$lte": now}},
@@ -369,17 +379,18 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         )
         expired_records = 0
         if ended:
-            expired = await tracking.update_many(
+            expired = await self._change_emails(
                 {"status": {"$in": UNSENT}, "campaign_id": {"$in": sorted(ended)}},
-                {"$set": lifecycle.window_closed(now)},
+                lifecycle.window_closed(now),
             )
-            expired_records = int(expired.matched_count)
+            await self._append_events(state_events(expired, EventType.EXPIRED, now))
+            expired_records = len(expired)
         completed = await self._complete_finished(now)
         return send_models.LifecycleReport(
             activated=int(activated.matched_count),
             completed=completed,
             expired_records=expired_records,
-            uncertain_records=int(uncertain.matched_count),
+            uncertain_records=len(uncertain),
         )
 
     async def _complete_finished(self, now: datetime) -> int:
@@ -579,9 +590,13 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             )
             if document is None:
                 continue
+            events = outcomes.outcome_events(result, now)
             campaign_id = str(document["campaign_id"])
-            if result.outcome is send_models.Outcome.RETRY:
-                await self._cancel_retry_of_cancelled(campaign_id, result.record_id, now)
+            retried = result.outcome is send_models.Outcome.RETRY
+            if retried and await self._cancel_retry_of_cancelled(
+                campaign_id, result.record_id, now
+            ):
+                events += state_events([outcomes.changed_email(result)], EventType.CANCELLED, now)
             for field, counter in outcomes.counted_firsts(result.outcome).items():
                 if field in COUNTED_ON_FIRST_EMAIL:
                     gained = document.get("step", 1) == 1
@@ -597,10 +612,12 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             if result.next_step is not None:
                 await self._next_step_due(campaign_id, result, result.next_step)
             if result.outcome in outcomes.ENDS_SEQUENCE:
-                await self._end_sequence(campaign_id, result.recipient_email, now)
+                stopped = await self._end_sequence(campaign_id, result.recipient_email, now)
+                events += outcomes.ended_by(result, stopped, now)
             suppression = outcomes.suppression_for(result, now)
             if suppression is not None:
                 await self._suppress(suppression)
+            await self._append_events(events)
         # Counters last: `$inc` once per campaign for the changes that matched above (the
         # metrics document's own increment, MongoAccounts._increment_metrics: `$inc`, then
         # the rates compare-and-set from the counters it read back).
@@ -629,18 +646,19 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
 
     async def _cancel_retry_of_cancelled(
         self, campaign_id: str, record_id: str, now: datetime
-    ) -> None:
+    ) -> bool:
         """A retry of a message that was in flight when its campaign was cancelled: cancel()
         emptied the queue before this record came back to it, so it is cancelled too. The
         campaign is read after the record was written: a cancel that ran before is seen
         here, one that runs after finds the record pending (cancel_pending)."""
         campaign = await self._db[CAMPAIGNS].find_one({"campaign_id": campaign_id}, {"status": 1})
         if campaign is None or campaign.get("status") != CampaignStatus.CANCELLED.value:
-            return
-        await self._db[TRACKING].update_one(
+            return False
+        changed = await self._db[TRACKING].update_one(
             {"_id": oid(record_id), "status": PENDING},
             {"$set": lifecycle.cancelled_pending(now)},
         )
+        return bool(changed.modified_count)
 
     async def put_back(self, *, worker_id: str, due: Mapping[str, datetime]) -> int:
         by_moment: dict[datetime, list[str]] = defaultdict(list)

@@ -4,7 +4,8 @@ Atomicity without a replica set (no transactions): every step of `record_event` 
 single-document operation, ordered so that what a crash can leave behind is only ever an
 under-count that `recompute_metrics` repairs from the records (the source of truth):
 
-1. the event is appended to `email_events` (the log; never read for counters);
+1. the event is appended to `email_events` with its number (the log; never read for
+   counters); the `stopped` events of the emails its stop ends follow the stop;
 2. for each first-of-its-kind field, `update_one({_id, field: None}, {$set: field})` — the
    record's own state change, atomic on one document, so of many concurrent duplicate hits
    exactly one matches;
@@ -46,7 +47,12 @@ from mailramp.storage.mongo.codec import (
 from mailramp.storage.mongo.metrics import MongoMetrics
 from mailramp.storage.mongo.people import MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
-from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL, check_firsts
+from mailramp.tracking.events import (
+    COUNTED_ON_FIRST_EMAIL,
+    check_firsts,
+    queued,
+    sequence_stopped,
+)
 from mailramp.tracking.models import (
     EVENT_TIMESTAMPS,
     CampaignRecipient,
@@ -115,6 +121,7 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
                         },
                         {"$min": {name: moment}},
                     )
+        await self._append_events(queued(records))
         return len(documents)
 
     async def _refused(
@@ -245,7 +252,7 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
         status_from, status_to = change.status_from, change.status_to
         check_firsts(firsts)
         # The order of the writes is the module docstring's: log, record, counters.
-        await self._db[EVENTS].insert_one(to_document(EVENTS, event))
+        await self._append_events([event])
         record_id = oid(event.record_id)
         deltas: dict[str, int] = {}
         at = event.occurred_at
@@ -282,7 +289,8 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
         if change.stops_sequence or change.postpone_until is not None:
             person = await self._db[TRACKING].find_one({"_id": record_id}, {"recipient_email": 1})
             if person is not None and change.stops_sequence:
-                await self._end_sequence(event.campaign_id, person["recipient_email"], at)
+                stopped = await self._end_sequence(event.campaign_id, person["recipient_email"], at)
+                await self._append_events(sequence_stopped(event, stopped))
             elif person is not None and change.postpone_until is not None:
                 await self._postpone(
                     event.campaign_id, person["recipient_email"], change.postpone_until

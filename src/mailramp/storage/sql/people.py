@@ -11,14 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.kit.ids import new_object_id
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.suppression import SqlSuppression
+from mailramp.storage.sql.event_log import SqlEventLog
+from mailramp.tracking.events import ChangedEmail
 from mailramp.tracking.models import UNSENT_STATUSES, TrackingStatus
 
 T = tables.tracking
 P = tables.recipients
+CHANGED = (T.c._id, T.c.campaign_id, T.c.user_id, T.c.recipient_email)
+"""What an UPDATE of emails returns for the events of the change (tracking/events.py)."""
 
 
-class SqlPeople(SqlSuppression):
+class SqlPeople(SqlEventLog):
     """What the queue and the event log do to people, inside their unit of work."""
 
     async def _add_people(
@@ -80,10 +83,10 @@ class SqlPeople(SqlSuppression):
 
     async def _end_sequence(
         self, connection: AsyncConnection, campaign_id: str, email: str, at: datetime
-    ) -> int:
+    ) -> list[ChangedEmail]:
         """Stop every email of this person not handed to a worker yet (a claimed one is no
-        longer `pending`, so it is not stopped here and a stop never races a send); how
-        many were stopped."""
+        longer `pending`, so it is not stopped here and a stop never races a send); the
+        emails stopped."""
         stopped = await connection.execute(
             update(T)
             .where(
@@ -97,7 +100,9 @@ class SqlPeople(SqlSuppression):
                 lease_expires_at=None,
                 updated_at=at,
             )
+            .returning(*CHANGED)
         )
+        emails = [ChangedEmail(*row) for row in stopped.all()]
         await connection.execute(
             update(P)
             .where(
@@ -106,7 +111,7 @@ class SqlPeople(SqlSuppression):
             )
             .values(stopped_at=at, updated_at=at)
         )
-        return int(stopped.rowcount)
+        return emails
 
     async def _email_of(self, connection: AsyncConnection, record_id: str) -> str | None:
         return (

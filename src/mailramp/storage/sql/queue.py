@@ -35,11 +35,19 @@ from mailramp.sending import models as send_models
 from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
-from mailramp.storage.sql.people import SqlPeople
-from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL
+from mailramp.storage.sql.people import CHANGED, SqlPeople
+from mailramp.tracking.events import (
+    COUNTED_ON_FIRST_EMAIL,
+    ChangedEmail,
+    queued,
+    state_events,
+    taken_out,
+)
 from mailramp.tracking.models import (
     UNSENT_STATUSES,
+    EmailEvent,
     EmailTracking,
+    EventType,
     TrackingStatus,
 )
 
@@ -92,10 +100,12 @@ class SqlQueue(SqlPeople):
         # person's first email and their follow-ups; counts are of people (first emails).
         accepted = duplicates = suppressed = 0
         inserted: list[str] = []
+        started = campaign.updated_at  # overwritten by each batch's own time below
         try:
             async for batch in batches:
                 if not batch:
                     continue
+                started = batch[0].created_at
                 async with self._write() as connection:
                     emails = {record.recipient_email for record in batch}
                     blocked = await self._suppressed_in(connection, campaign.user_id, emails)
@@ -124,12 +134,16 @@ class SqlQueue(SqlPeople):
                         people,
                         batch[0].created_at,
                     )
+                    taken = {record_id for record_id, _, _ in new}
+                    await self._append_events(
+                        connection, queued([r for r in batch if r.id in taken])
+                    )
                 inserted += [record_id for record_id, _, _ in new]
                 accepted += len(people)
                 duplicates += firsts - len(people)
             await self._schedule_pending(campaign.campaign_id, plan)
         except BaseException:
-            await self._take_back(campaign.campaign_id, inserted)
+            await self._take_back(campaign.campaign_id, inserted, started)
             raise
         async with self._write() as connection:
             total = await self._count_records(connection, campaign.campaign_id)
@@ -142,16 +156,22 @@ class SqlQueue(SqlPeople):
             accepted=accepted, duplicates=duplicates, suppressed=suppressed, total_recipients=total
         )
 
-    async def _take_back(self, campaign_id: str, record_ids: list[str]) -> None:
+    async def _take_back(self, campaign_id: str, record_ids: list[str], at: datetime) -> None:
         """Delete what a refused import inserted (only emails still waiting to be sent), and
         the people left with no email."""
         for start in range(0, len(record_ids), UPDATE_BATCH):
             async with self._write() as connection:
-                await connection.execute(
-                    delete(T).where(
+                gone = await connection.execute(
+                    delete(T)
+                    .where(
                         T.c._id.in_(record_ids[start : start + UPDATE_BATCH]),
                         T.c.status.in_(UNSENT),
                     )
+                    .returning(*CHANGED)
+                )
+                await self._append_events(
+                    connection,
+                    taken_out([ChangedEmail(*row) for row in gone], "import_refused", at),
                 )
         emailed = select(T.c._id).where(
             T.c.campaign_id == P.c.campaign_id, T.c.recipient_email == P.c.recipient_email
@@ -300,7 +320,9 @@ class SqlQueue(SqlPeople):
             )
         return int(found or 1)
 
-    async def remove_step(self, campaign_id: str, step: int, *, next_step: int | None) -> int:
+    async def remove_step(
+        self, campaign_id: str, step: int, *, next_step: int | None, now: datetime
+    ) -> int:
         gone = T.alias("removed_step")
         async with self._write() as connection:
             if next_step is not None:
@@ -325,11 +347,13 @@ class SqlQueue(SqlPeople):
                     .values(status=TrackingStatus.PENDING.value, scheduled_at=due)
                 )
             deleted = await connection.execute(
-                delete(T).where(
-                    T.c.campaign_id == campaign_id, T.c.step == step, T.c.status.in_(UNSENT)
-                )
+                delete(T)
+                .where(T.c.campaign_id == campaign_id, T.c.step == step, T.c.status.in_(UNSENT))
+                .returning(*CHANGED)
             )
-            return int(deleted.rowcount)
+            removed = [ChangedEmail(*row) for row in deleted]
+            await self._append_events(connection, taken_out(removed, "step_removed", now))
+            return len(removed)
 
     async def replan_pending(self, campaign: Campaign, *, plan: PlanFunction) -> int:
         return await self._schedule_pending(campaign.campaign_id, plan)
@@ -358,8 +382,11 @@ class SqlQueue(SqlPeople):
                 update(T)
                 .where(T.c.campaign_id == campaign_id, T.c.status.in_(UNSENT))
                 .values(lifecycle.cancelled_pending(now))
+                .returning(*CHANGED)
             )
-            return int(result.rowcount)
+            cancelled = [ChangedEmail(*row) for row in result.all()]
+            await self._append_events(connection, state_events(cancelled, EventType.CANCELLED, now))
+            return len(cancelled)
 
     async def resend_uncertain(self, user_id: str, campaign_id: str, *, now: datetime) -> int:
         async with self._write() as connection:
@@ -378,16 +405,25 @@ class SqlQueue(SqlPeople):
                     lease_expires_at=None,
                     updated_at=now,
                 )
+                .returning(*CHANGED)
             )
-            return int(result.rowcount)
+            queued = [ChangedEmail(*row) for row in result.all()]
+            await self._append_events(
+                connection, state_events(queued, EventType.QUEUED, now, {"resend": True})
+            )
+            return len(queued)
 
     async def run_lifecycle(self, *, now: datetime) -> send_models.LifecycleReport:
         async with self._write() as connection:
-            uncertain = await connection.execute(
-                update(T)
-                .where(T.c.status == TrackingStatus.SENDING.value, T.c.lease_expires_at < now)
-                .values(lifecycle.lease_expired(now))
-            )
+            uncertain = [
+                ChangedEmail(*row)
+                for row in await connection.execute(
+                    update(T)
+                    .where(T.c.status == TrackingStatus.SENDING.value, T.c.lease_expires_at < now)
+                    .values(lifecycle.lease_expired(now))
+                    .returning(*CHANGED)
+                )
+            ]
             activated = await connection.execute(
                 update(C)
                 .where(C.c.status == CampaignStatus.SCHEDULED.value, C.c.start_time <= now)
@@ -398,14 +434,18 @@ class SqlQueue(SqlPeople):
                 C.c.status == CampaignStatus.ACTIVE.value,
                 C.c.end_time <= now - send_models.EXPIRY_GRACE,
             )
-            expired = await connection.execute(
-                update(T)
-                .where(
-                    T.c.status.in_(UNSENT),
-                    T.c.campaign_id.in_(ended.scalar_subquery()),
+            expired = [
+                ChangedEmail(*row)
+                for row in await connection.execute(
+                    update(T)
+                    .where(
+                        T.c.status.in_(UNSENT),
+                        T.c.campaign_id.in_(ended.scalar_subquery()),
+                    )
+                    .values(lifecycle.window_closed(now))
+                    .returning(*CHANGED)
                 )
-                .values(lifecycle.window_closed(now))
-            )
+            ]
             # Complete active campaigns with nothing left to send: past their end, or with
             # recipients all of whom reached a final state.
             unfinished = select(T.c._id).where(
@@ -422,11 +462,16 @@ class SqlQueue(SqlPeople):
                 )
                 .values(lifecycle.campaign_completed(now))
             )
+            await self._append_events(
+                connection,
+                state_events(uncertain, EventType.UNCERTAIN, now, {"source": "lease_expired"})
+                + state_events(expired, EventType.EXPIRED, now),
+            )
         return send_models.LifecycleReport(
             activated=int(activated.rowcount),
             completed=int(completed.rowcount),
-            expired_records=int(expired.rowcount),
-            uncertain_records=int(uncertain.rowcount),
+            expired_records=len(expired),
+            uncertain_records=len(uncertain),
         )
 
     async def sequence_emails(self, campaign_id: str, recipient_email: str) -> list[EmailTracking]:
@@ -601,6 +646,7 @@ class SqlQueue(SqlPeople):
             (result for result in results if result.outcome is not send_models.Outcome.SENT),
             key=lambda result: (result.user_id, result.recipient_email, result.record_id),
         )
+        events: list[EmailEvent] = []
         async with self._write() as connection:
             # The common case in one statement: every accepted message of the batch sent
             # under our Message-ID; one each for those the provider sent under its own.
@@ -621,6 +667,9 @@ class SqlQueue(SqlPeople):
                 )
                 steps: dict[str, int] = {str(r): int(n) for r, n in changed.all()}
                 changed_sent += [r for r in batch if r.record_id in steps]
+                for result in batch:
+                    if result.record_id in steps:
+                        events += outcomes.outcome_events(result, now)
                 firsts.update(r for r, step in steps.items() if step == 1)
             await self._count_people(connection, changed_sent, firsts, deltas, now)
             await self._next_steps_due(connection, changed_sent)
@@ -637,19 +686,24 @@ class SqlQueue(SqlPeople):
                 step = changed.scalar()
                 if step is None:
                     continue
-                if result.outcome is send_models.Outcome.RETRY:
-                    await self._cancel_retry_of_cancelled(connection, result, now)
+                events += outcomes.outcome_events(result, now)
+                retried = result.outcome is send_models.Outcome.RETRY
+                if retried and await self._cancel_retry_of_cancelled(connection, result, now):
+                    cancelled = [outcomes.changed_email(result)]
+                    events += state_events(cancelled, EventType.CANCELLED, now)
                 first = {result.record_id} if step == 1 else set()
                 await self._count_people(connection, [result], first, deltas, now)
                 if result.outcome in outcomes.ENDS_SEQUENCE:
-                    await self._end_sequence(
+                    stopped = await self._end_sequence(
                         connection, result.campaign_id, result.recipient_email, now
                     )
+                    events += outcomes.ended_by(result, stopped, now)
                 suppression = outcomes.suppression_for(result, now)
                 if suppression is not None:
                     await self._suppress(connection, suppression)
             for campaign_id in sorted(deltas):
                 await self._increment(connection, campaign_id, deltas[campaign_id], now)
+            await self._append_events(connection, events)
 
     async def _count_people(
         self,
@@ -725,7 +779,7 @@ class SqlQueue(SqlPeople):
 
     async def _cancel_retry_of_cancelled(
         self, connection: AsyncConnection, result: send_models.SendResult, now: datetime
-    ) -> None:
+    ) -> bool:
         """A retry of a message that was in flight when its campaign was cancelled: cancel()
         emptied the queue before this record came back to it, so it is cancelled too.
 
@@ -737,10 +791,11 @@ class SqlQueue(SqlPeople):
         if self.backend == "postgresql":
             status = status.with_for_update(read=True)
         if (await connection.execute(status)).scalar() != CampaignStatus.CANCELLED.value:
-            return
+            return False
         await connection.execute(
             update(T).where(T.c._id == result.record_id).values(lifecycle.cancelled_pending(now))
         )
+        return True
 
     async def release_claims(
         self, *, worker_id: str, record_ids: Collection[str] | None = None

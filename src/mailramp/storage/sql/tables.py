@@ -322,11 +322,14 @@ events = Table(
     "email_events",
     metadata,
     Column("_id", ObjectIdColumn, primary_key=True),
-    Column(
-        "record_id", ObjectIdColumn, ForeignKey(tracking.c._id, ondelete="CASCADE"), nullable=False
-    ),
+    # The user's events numbered in commit order (event_sequences hands the numbers out).
+    Column("seq", BigInteger, nullable=False),
+    # No foreign key: the log is append-only and outlives an email taken out of the queue
+    # (a refused import, a removed step), whose last event says `cancelled`.
+    Column("record_id", ObjectIdColumn, nullable=False),
     Column("campaign_id", String(36), nullable=False),
     Column("user_id", ObjectIdColumn, nullable=False),
+    Column("recipient_email", String(254), nullable=True),
     Column("type", String(20), nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("machine", Boolean, nullable=False, server_default=text("false")),
@@ -335,6 +338,17 @@ events = Table(
     Index("ix_email_events_record_id", "record_id"),
     # The time series: a campaign's events by hour.
     Index("ix_email_events_campaign_id_occurred_at", "campaign_id", "occurred_at"),
+    # The log, read by cursor: a user's events after a number.
+    Index("uq_email_events_user_id_seq", "user_id", "seq", unique=True),
+)
+
+# The last event number each user was given: the row an event's unit of work updates last,
+# so a user's events commit in the order of their numbers.
+event_sequences = Table(
+    "event_sequences",
+    metadata,
+    Column("user_id", ObjectIdColumn, primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
 )
 
 # Bounces and complaints that match no email the user sent (kept, never dropped, so the

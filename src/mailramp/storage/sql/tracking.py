@@ -12,7 +12,12 @@ from mailramp.kit.types import Page
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.people import SqlPeople
-from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL, check_firsts
+from mailramp.tracking.events import (
+    COUNTED_ON_FIRST_EMAIL,
+    check_firsts,
+    queued,
+    sequence_stopped,
+)
 from mailramp.tracking.models import (
     EVENT_TIMESTAMPS,
     CampaignRecipient,
@@ -52,6 +57,7 @@ class SqlTracking(SqlPeople):
                 ),
                 [to_row(person) for person in people.values()],
             )
+            await self._append_events(connection, queued(records))
         return len(rows)
 
     async def get_tracking(self, user_id: str, tracking_id: str) -> EmailTracking | None:
@@ -160,8 +166,8 @@ class SqlTracking(SqlPeople):
         check_firsts(firsts)
         deltas: dict[str, int] = {}
         at = event.occurred_at
+        events = [event]
         async with self._write() as connection:
-            await connection.execute(E.insert().values(to_row(event)))
             for field, counter in firsts.items():
                 # Only the first event of its kind sets the email's field, and only the
                 # first of the person's emails to have it moves the counter: counters count
@@ -199,7 +205,8 @@ class SqlTracking(SqlPeople):
             if change.stops_sequence or change.postpone_until is not None:
                 email = await self._email_of(connection, event.record_id)
                 if email is not None and change.stops_sequence:
-                    await self._end_sequence(connection, event.campaign_id, email, at)
+                    stopped = await self._end_sequence(connection, event.campaign_id, email, at)
+                    events += sequence_stopped(event, stopped)
                 elif email is not None and change.postpone_until is not None:
                     await self._postpone(
                         connection, event.campaign_id, email, change.postpone_until
@@ -208,6 +215,7 @@ class SqlTracking(SqlPeople):
                 await self._suppress(connection, suppress)
             if deltas:
                 await self._increment(connection, event.campaign_id, deltas, event.occurred_at)
+            await self._append_events(connection, events)
         return deltas
 
     async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
@@ -17,7 +17,7 @@ from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate, StepsUpdate
 from mailramp.campaigns.service import StepFigures, VariantFigures
 from mailramp.metrics.models import CampaignMetrics
-from mailramp.tracking.models import EmailEvent, EmailTracking
+from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
 from mailramp.tracking.service import RecipientFilter
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import PagePublic, PagingDep, Public
@@ -116,6 +116,19 @@ class DayLoadPublic(Public):
 class EventPublic(EmailEvent, Public):
     """One entry of an email's event log (`details` is what the request or message said:
     untrusted)."""
+
+
+class EventLogPublic(Public):
+    """Your event log after a number, in number order: every change of an email's state
+    (queued, sent, opened, clicked, replied, auto-replied, bounced, complained,
+    unsubscribed, stopped, failed, uncertain, expired, cancelled, suppressed), each once,
+    numbered 1, 2, 3… per account in the order they were recorded."""
+
+    events: list[EventPublic]
+    next_after: int = Field(
+        description="Pass as `after` to read on: the last number returned (or the `after` "
+        "given, when nothing new was there)."
+    )
 
 
 class InvalidRowPublic(Public):
@@ -310,6 +323,34 @@ async def recipient_events(
     """What happened to one recipient's email, oldest first."""
     _, events = await runtime.tracking.recipient_events(caller.user.user_id, campaign_id, record_id)
     return [EventPublic.of(event) for event in events]
+
+
+@router.get("/events", tags=["events"])
+async def event_log(
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    after: Annotated[int, Query(ge=0, description="Events numbered after this one.")] = 0,
+    campaign_id: Annotated[str | None, Query(description="Only this campaign's.")] = None,
+    kind: Annotated[
+        list[EventType] | None, Query(description="Only these kinds (repeat for several).")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="Only from this moment on.")] = None,
+    until: Annotated[datetime | None, Query(description="Only before this moment.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventLogPublic:
+    """Read your event log by cursor: start with `after=0`, then pass `next_after` back.
+    A reader never gets an event before one numbered lower that is still being recorded."""
+    events = await runtime.tracking.event_log(
+        caller.user.user_id,
+        after=after,
+        campaign_id=campaign_id,
+        kinds=[k.value for k in kind or []],
+        since=since,
+        until=until,
+        limit=limit,
+    )
+    last = events[-1].seq if events and events[-1].seq is not None else after
+    return EventLogPublic(events=[EventPublic.of(e) for e in events], next_after=last)
 
 
 @router.post("/campaigns/{campaign_id}/recipients/{record_id}/stop", tags=["campaigns"])

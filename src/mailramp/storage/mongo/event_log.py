@@ -1,0 +1,121 @@
+"""The event log on MongoDB: appending events with their numbers, and reading a user's log
+by cursor (as storage/sql/event_log.py).
+
+Numbers come from the user's `event_sequences` document (`$inc`, one per user and append).
+Without a transaction, the change, the number and the event are separate writes, made in
+that order: two writers may store their events in the other order than their numbers for a
+moment, so a reader by cursor reads up to the first missing number unless it is older
+than a few seconds (tracking/service.py, `EVENT_SETTLE`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from mailramp.storage.mongo.base import MongoBase
+from mailramp.storage.mongo.codec import (
+    EVENT_SEQUENCES,
+    EVENTS,
+    TRACKING,
+    from_document,
+    oid,
+    to_document,
+)
+from mailramp.tracking.events import ChangedEmail, numbered, taken_out
+from mailramp.tracking.models import EmailEvent, EventType
+
+
+class MongoEventLog(MongoBase):
+    """EventLogRepository on MongoDB, and the append that follows each change."""
+
+    async def _append_events(self, events: Sequence[EmailEvent]) -> list[EmailEvent]:
+        """Number and store `events`."""
+        if not events:
+            return []
+        wanted = Counter(event.user_id for event in events)
+        before: dict[str, int] = {}
+        for user_id in sorted(wanted):
+            counter = await self._db[EVENT_SEQUENCES].find_one_and_update(
+                {"_id": oid(user_id)},
+                {"$inc": {"last_seq": wanted[user_id]}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            before[user_id] = int(counter["last_seq"]) - wanted[user_id]
+        stored = numbered(events, before)
+        await self._db[EVENTS].insert_many([to_document(EVENTS, event) for event in stored])
+        return stored
+
+    async def _delete_emails(self, query: Mapping[str, Any], reason: str, at: datetime) -> int:
+        """Take the emails `query` selects out of the queue: the records go, a `cancelled`
+        event of each says why (the log is append-only)."""
+        tracking = self._db[TRACKING]
+        found = [
+            document
+            async for document in tracking.find(
+                dict(query), {"campaign_id": 1, "user_id": 1, "recipient_email": 1}
+            )
+        ]
+        if not found:
+            return 0
+        deleted = await tracking.delete_many({**query, "_id": {"$in": [d["_id"] for d in found]}})
+        await self._append_events(taken_out([_changed(document) for document in found], reason, at))
+        return int(deleted.deleted_count)
+
+    async def _change_emails(
+        self, query: Mapping[str, Any], values: Mapping[str, Any]
+    ) -> list[ChangedEmail]:
+        """Apply `values` (a status and its `updated_at`) to the emails `query` selects; the
+        emails it changed (read back by both, since another writer may change some of them
+        between the read and the write)."""
+        tracking = self._db[TRACKING]
+        ids = [document["_id"] async for document in tracking.find(dict(query), {"_id": 1})]
+        if not ids:
+            return []
+        await tracking.update_many({**query, "_id": {"$in": ids}}, {"$set": dict(values)})
+        changed = tracking.find(
+            {"_id": {"$in": ids}, "status": values["status"], "updated_at": values["updated_at"]},
+            {"campaign_id": 1, "user_id": 1, "recipient_email": 1},
+        )
+        return [_changed(document) async for document in changed]
+
+    async def list_event_log(
+        self,
+        user_id: str,
+        *,
+        after: int = 0,
+        campaign_id: str | None = None,
+        kinds: Collection[EventType] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[EmailEvent]:
+        query: dict[str, Any] = {"user_id": oid(user_id), "seq": {"$gt": after}}
+        if campaign_id is not None:
+            query["campaign_id"] = campaign_id
+        if kinds:
+            query["type"] = {"$in": [kind.value for kind in kinds]}
+        moment: dict[str, datetime] = {}
+        if since is not None:
+            moment["$gte"] = since
+        if until is not None:
+            moment["$lt"] = until
+        if moment:
+            query["occurred_at"] = moment
+        cursor = self._db[EVENTS].find(query).sort("seq", 1).limit(limit)
+        events = [from_document(EmailEvent, document) async for document in cursor]
+        return [event for event in events if event is not None]
+
+
+def _changed(document: Mapping[str, Any]) -> ChangedEmail:
+    return ChangedEmail(
+        str(document["_id"]),
+        str(document["campaign_id"]),
+        str(document["user_id"]),
+        str(document["recipient_email"]),
+    )
