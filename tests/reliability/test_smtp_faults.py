@@ -431,7 +431,11 @@ async def test_delivery_reports_count_as_bounces_only_when_the_server_gave_up(
         lost[1]: TrackingStatus.BOUNCED,
     }
     assert after[sent[3]].bounced_at is None and after[lost[0]].bounced_at is None
-    assert [(e.type.value, e.details.get("status")) for e in delay_events] == [("delay", "4.2.2")]
+    assert [(e.type.value, e.details.get("status")) for e in delay_events] == [
+        ("queued", None),
+        ("sent", None),
+        ("delay", "4.2.2"),
+    ]
     # A report proves an uncertain message left, but not when the server took it.
     assert after[lost[0]].sent_at is not None and after[lost[0]].delivered_at is None
     assert after[sent[4]].delivered_at == after[sent[4]].sent_at

@@ -20,6 +20,8 @@ from mailramp.providers.registry import DefaultProviders
 from mailramp.runtime import Services
 from mailramp.sending.models import ImportReport
 from mailramp.sending.worker import SendingWorker, WorkerSettings
+from mailramp.storage.mongo import MongoStore
+from mailramp.storage.mongo.codec import decode
 from mailramp.storage.sql import SqlStore, tables
 from mailramp.tracking.links import TrackingLinks
 from tests.conftest import services_on
@@ -136,7 +138,15 @@ class World(Services):
             self.clock.now = min(following, last)
 
     async def _next_due(self) -> datetime | None:
-        """The earliest moment a pending email is scheduled for."""
+        """The earliest moment a pending email is scheduled for, after now."""
+        if isinstance(self.store, MongoStore):
+            cursor = (
+                self.store.database["email_tracking"]
+                .find({"status": "pending", "scheduled_at": {"$gt": self.clock.now}})
+                .sort("scheduled_at", 1)
+                .limit(1)
+            )
+            return next(iter([decode(d["scheduled_at"]) async for d in cursor]), None)
         tracking = tables.tracking
         async with self.store.engine.begin() as connection:  # type: ignore[attr-defined]
             return await connection.scalar(
