@@ -13,7 +13,7 @@ from mailramp.sending.models import Outcome, SendResult
 from mailramp.sending.repository import Lease
 from mailramp.storage import Store
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
-from mailramp.tracking.repository import EventChange
+from mailramp.tracking.repository import EventChange, EventLogQuery
 from tests.conftest import Services, make_campaign, make_mailbox, make_user
 from tests.support.clock import MONDAY_MORNING
 
@@ -88,7 +88,7 @@ async def test_each_change_appends_one_numbered_event(services: Services, store:
     await store.resend_uncertain(user_id, campaign_id, now=later)
     await store.cancel_pending(campaign_id, now=later)
 
-    log = await store.list_event_log(user_id)
+    log = await store.list_event_log(user_id, EventLogQuery())
     assert _log(log)[:9] == [
         (1, "queued", "p0@example.com"),
         (2, "queued", "p1@example.com"),
@@ -111,20 +111,30 @@ async def test_each_change_appends_one_numbered_event(services: Services, store:
     assert {e.campaign_id for e in log} == {campaign_id}
 
     # Read by cursor, and filtered.
-    assert [e.seq for e in await store.list_event_log(user_id, after=8)] == [9, 10, 11]
-    assert [e.seq for e in await store.list_event_log(user_id, after=2, limit=3)] == [3, 4, 5]
-    queued = await store.list_event_log(user_id, kinds=[EventType.QUEUED])
+    assert [e.seq for e in await store.list_event_log(user_id, EventLogQuery(after=8))] == [
+        9,
+        10,
+        11,
+    ]
+    assert [
+        e.seq for e in await store.list_event_log(user_id, EventLogQuery(after=2, limit=3))
+    ] == [3, 4, 5]
+    queued = await store.list_event_log(user_id, EventLogQuery(kinds=(EventType.QUEUED,)))
     assert [e.seq for e in queued] == [1, 2, 3, 4, 9]
     unknown_campaign = "00000000-0000-4000-8000-000000000000"
-    assert await store.list_event_log(user_id, campaign_id=unknown_campaign) == []
-    assert await store.list_event_log(user_id, since=later + timedelta(seconds=1)) == []
-    assert len(await store.list_event_log(user_id, until=later)) == 7
-    assert await store.list_event_log(new_object_id()) == []
+    assert await store.list_event_log(user_id, EventLogQuery(campaign_id=unknown_campaign)) == []
+    assert (
+        await store.list_event_log(user_id, EventLogQuery(since=later + timedelta(seconds=1))) == []
+    )
+    assert len(await store.list_event_log(user_id, EventLogQuery(until=later))) == 7
+    assert await store.list_event_log(new_object_id(), EventLogQuery()) == []
 
     # Another user's log is numbered on its own.
     others = await _campaign_of(services, 1)
     await store.insert_tracking(others)
-    assert _log(await store.list_event_log(others[0].user_id)) == [(1, "queued", "p0@example.com")]
+    assert _log(await store.list_event_log(others[0].user_id, EventLogQuery())) == [
+        (1, "queued", "p0@example.com")
+    ]
 
 
 async def test_a_stop_and_a_removed_step_leave_their_events(
@@ -141,7 +151,7 @@ async def test_a_stop_and_a_removed_step_leave_their_events(
     # The person answers before the first email's turn: their three emails stop.
     reply = _open(first).model_copy(update={"type": EventType.REPLY})
     await store.record_event(reply, EventChange(firsts={}, stops_sequence=True))
-    log = await store.list_event_log(first.user_id)
+    log = await store.list_event_log(first.user_id, EventLogQuery())
     assert [(e.seq, e.type.value) for e in log] == [
         (1, "queued"),
         (2, "queued"),
@@ -162,7 +172,7 @@ async def test_a_stop_and_a_removed_step_leave_their_events(
     await store.insert_tracking([other, step_two])
     assert await store.remove_step(other.campaign_id, 2, next_step=None, now=NOW) == 1
     assert await store.get_tracking_unscoped(step_two.id) is None
-    removed = await store.list_event_log(other.user_id, after=2)
+    removed = await store.list_event_log(other.user_id, EventLogQuery(after=2))
     assert [(e.type.value, e.record_id, e.details) for e in removed] == [
         ("cancelled", step_two.id, {"reason": "step_removed"})
     ]
@@ -176,7 +186,7 @@ async def test_numbers_stay_unique_and_gapless_under_concurrent_writers(
     await asyncio.gather(
         *(store.record_event(_open(r), EventChange(firsts=OPENED)) for r in records)
     )
-    log = await store.list_event_log(records[0].user_id, limit=1000)
+    log = await store.list_event_log(records[0].user_id, EventLogQuery(limit=1000))
     assert [e.seq for e in log] == list(range(1, 49))
     assert sorted(e.record_id for e in log if e.type is EventType.OPEN) == sorted(
         r.id for r in records

@@ -34,6 +34,25 @@ class RecipientQuery:
 
 
 @dataclass(frozen=True)
+class EventLogQuery:
+    """Which of a user's events a reader by cursor takes: numbered after `after`, of one
+    campaign (all if None), of some kinds (all if empty), from `since` until before
+    `until`, at most `limit`."""
+
+    after: int = 0
+    campaign_id: str | None = None
+    kinds: tuple[EventType, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+    @property
+    def filtered(self) -> bool:
+        """Whether it skips numbers by design (any filter but the cursor)."""
+        return bool(self.campaign_id or self.kinds or self.since or self.until)
+
+
+@dataclass(frozen=True)
 class EventChange:
     """What recording one event changes beside appending it: the record timestamps its
     first occurrence sets (→ the counters they feed), the address it suppresses, and the
@@ -126,19 +145,8 @@ class TrackingRepository(Protocol):
         """A record's events, oldest first."""
         ...
 
-    async def list_event_log(
-        self,
-        user_id: str,
-        *,
-        after: int = 0,
-        campaign_id: str | None = None,
-        kinds: Collection[EventType] = (),
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-    ) -> list[EmailEvent]:
-        """The user's events numbered after `after`, in number order, at most `limit`: of one
-        campaign, of some kinds, and from `since` until before `until` when given. Every
-        change of an email's state appends its event with the next number of its user, in
-        the unit of work that makes the change."""
+    async def list_event_log(self, user_id: str, query: EventLogQuery) -> list[EmailEvent]:
+        """The user's events the query asks for, in number order. Every change of an email's
+        state appends its event with the next number of its user, in the unit of work that
+        makes the change."""
         ...

@@ -28,7 +28,12 @@ from mailramp.tracking.models import (
     TrackingStatus,
     UnmatchedInbound,
 )
-from mailramp.tracking.repository import EventChange, RecipientQuery, TrackingRepository
+from mailramp.tracking.repository import (
+    EventChange,
+    EventLogQuery,
+    RecipientQuery,
+    TrackingRepository,
+)
 from mailramp.tracking.stops import stop_company
 
 MAX_AGENT = 500
@@ -292,16 +297,9 @@ class TrackingService:
         wanted = [enum_arg(EventType, kind, field="kind") for kind in kinds]
         if campaign_id is not None:
             campaign_id = (await owned_campaign(self._store, user_id, campaign_id)).campaign_id
-        events = await self._store.list_event_log(
-            object_id_arg(user_id, field="user_id"),
-            after=after,
-            campaign_id=campaign_id,
-            kinds=wanted,
-            since=since,
-            until=until,
-            limit=limit,
-        )
-        if campaign_id is not None or wanted or since is not None or until is not None:
+        query = EventLogQuery(after, campaign_id, tuple(wanted), since, until, limit)
+        events = await self._store.list_event_log(object_id_arg(user_id, field="user_id"), query)
+        if query.filtered:
             return events  # a filtered read skips numbers by design
         return readable(events, after, wall=self._wall_clock(), settle=EVENT_SETTLE)
 

@@ -11,7 +11,7 @@ than a few seconds (tracking/service.py, `EVENT_SETTLE`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,8 @@ from mailramp.storage.mongo.codec import (
     to_document,
 )
 from mailramp.tracking.events import ChangedEmail, numbered, taken_out
-from mailramp.tracking.models import EmailEvent, EventType
+from mailramp.tracking.models import EmailEvent
+from mailramp.tracking.repository import EventLogQuery
 
 
 class MongoEventLog(MongoBase):
@@ -84,30 +85,20 @@ class MongoEventLog(MongoBase):
         )
         return [_changed(document) async for document in changed]
 
-    async def list_event_log(
-        self,
-        user_id: str,
-        *,
-        after: int = 0,
-        campaign_id: str | None = None,
-        kinds: Collection[EventType] = (),
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-    ) -> list[EmailEvent]:
-        query: dict[str, Any] = {"user_id": oid(user_id), "seq": {"$gt": after}}
-        if campaign_id is not None:
-            query["campaign_id"] = campaign_id
-        if kinds:
-            query["type"] = {"$in": [kind.value for kind in kinds]}
+    async def list_event_log(self, user_id: str, query: EventLogQuery) -> list[EmailEvent]:
+        wanted: dict[str, Any] = {"user_id": oid(user_id), "seq": {"$gt": query.after}}
+        if query.campaign_id is not None:
+            wanted["campaign_id"] = query.campaign_id
+        if query.kinds:
+            wanted["type"] = {"$in": [kind.value for kind in query.kinds]}
         moment: dict[str, datetime] = {}
-        if since is not None:
-            moment["$gte"] = since
-        if until is not None:
-            moment["$lt"] = until
+        if query.since is not None:
+            moment["$gte"] = query.since
+        if query.until is not None:
+            moment["$lt"] = query.until
         if moment:
-            query["occurred_at"] = moment
-        cursor = self._db[EVENTS].find(query).sort("seq", 1).limit(limit)
+            wanted["occurred_at"] = moment
+        cursor = self._db[EVENTS].find(wanted).sort("seq", 1).limit(query.limit)
         events = [from_document(EmailEvent, document) async for document in cursor]
         return [event for event in events if event is not None]
 

@@ -11,8 +11,7 @@ transaction's locks in one order (records, suppressions, counters, then numbers)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +20,8 @@ from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.suppression import SqlSuppression
 from mailramp.tracking.events import numbered
-from mailramp.tracking.models import EmailEvent, EventType
+from mailramp.tracking.models import EmailEvent
+from mailramp.tracking.repository import EventLogQuery
 
 E = tables.events
 S = tables.event_sequences
@@ -50,27 +50,17 @@ class SqlEventLog(SqlSuppression):
         await connection.execute(E.insert(), [to_row(event) for event in stored])
         return stored
 
-    async def list_event_log(
-        self,
-        user_id: str,
-        *,
-        after: int = 0,
-        campaign_id: str | None = None,
-        kinds: Collection[EventType] = (),
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-    ) -> list[EmailEvent]:
-        condition = and_(E.c.user_id == user_id, E.c.seq > after)
-        if campaign_id is not None:
-            condition = and_(condition, E.c.campaign_id == campaign_id)
-        if kinds:
-            condition = and_(condition, E.c.type.in_([kind.value for kind in kinds]))
-        if since is not None:
-            condition = and_(condition, E.c.occurred_at >= since)
-        if until is not None:
-            condition = and_(condition, E.c.occurred_at < until)
-        statement = select(E).where(condition).order_by(E.c.seq).limit(limit)
+    async def list_event_log(self, user_id: str, query: EventLogQuery) -> list[EmailEvent]:
+        condition = and_(E.c.user_id == user_id, E.c.seq > query.after)
+        if query.campaign_id is not None:
+            condition = and_(condition, E.c.campaign_id == query.campaign_id)
+        if query.kinds:
+            condition = and_(condition, E.c.type.in_([kind.value for kind in query.kinds]))
+        if query.since is not None:
+            condition = and_(condition, E.c.occurred_at >= query.since)
+        if query.until is not None:
+            condition = and_(condition, E.c.occurred_at < query.until)
+        statement = select(E).where(condition).order_by(E.c.seq).limit(query.limit)
         async with self._read() as connection:
             rows = (await connection.execute(statement)).mappings()
             return [EmailEvent.model_validate(dict(row)) for row in rows]
