@@ -62,7 +62,9 @@ WANTED = {
     "soft": {InboundKind.HARD_BOUNCE, InboundKind.SOFT_BOUNCE, InboundKind.DELAYED},
     "auto-reply": {InboundKind.AUTO_REPLY},
     "feedback-report": {InboundKind.COMPLAINT},
-    "delivered-dsn": {InboundKind.UNRELATED},
+    # A delivery, or a report that only says the address could take mail (Postfix's
+    # `sendmail -bv`, "Action: deliverable"): never a bounce.
+    "delivered-dsn": {InboundKind.DELIVERED, InboundKind.UNRELATED},
 }
 
 

@@ -66,8 +66,19 @@ def test_a_dsn_per_recipient(
     assert failure.status[:1] == status[:1] and not failure.inferred
 
 
-def test_a_delivered_dsn_is_nothing_to_record() -> None:
-    assert classify_inbound(_dsn("delivered", "2.0.0")).kind is InboundKind.UNRELATED
+def test_a_delivered_dsn_records_the_delivery_of_the_original() -> None:
+    inbound = classify_inbound(_dsn("delivered", "2.0.0"))
+    assert (inbound.kind, inbound.references, inbound.recipient, inbound.failures) == (
+        InboundKind.DELIVERED,
+        [ORIGINAL],
+        "bob@example.com",
+        [],
+    )
+
+
+def test_a_relayed_dsn_is_nothing_to_record() -> None:
+    # The message went on to a system that does not report: nobody knows if it arrived.
+    assert classify_inbound(_dsn("relayed", "2.0.0")).kind is InboundKind.UNRELATED
 
 
 @pytest.mark.parametrize(
@@ -173,8 +184,17 @@ def test_amazon_ses_notifications_by_sns() -> None:
         "carol@example.com",
         "abuse",
     )
-    delivery = _ses({"notificationType": "Delivery", "mail": mail, "delivery": {}})
-    assert classify_inbound(delivery).kind is InboundKind.UNRELATED
+    delivery = _ses(
+        {
+            "notificationType": "Delivery",
+            "mail": mail,
+            "delivery": {"recipients": ["Dave@Example.com"], "smtpResponse": "250 2.6.0 ok"},
+        }
+    )
+    delivered = classify_inbound(delivery)
+    assert (delivered.kind, delivered.recipient) == (InboundKind.DELIVERED, "dave@example.com")
+    sent = _ses({"notificationType": "Send", "mail": mail})
+    assert classify_inbound(sent).kind is InboundKind.UNRELATED
 
 
 @pytest.mark.parametrize(

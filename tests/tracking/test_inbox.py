@@ -131,11 +131,19 @@ async def test_replies_auto_replies_and_bounces_are_told_apart(
         auto_reply(ids["bob"]),
         dsn("carol@example.com", ids["carol"], "5.1.1", "failed"),
         dsn("dave@example.com", ids["dave"], "4.2.2", "delayed"),
+        dsn("erin@example.com", ids["erin"], "2.0.0", "delivered"),
         UNRELATED,
     )
     poller = inbox_poller(world)
     seen = await poller.poll_once()
-    assert seen == {"reply": 1, "auto_reply": 1, "hard_bounce": 1, "delayed": 1, "unrelated": 1}
+    assert seen == {
+        "reply": 1,
+        "auto_reply": 1,
+        "hard_bounce": 1,
+        "delayed": 1,
+        "delivered": 1,
+        "unrelated": 1,
+    }
 
     after = {
         r.recipient_email: r
@@ -164,6 +172,8 @@ async def test_replies_auto_replies_and_bounces_are_told_apart(
     events = await world.store.list_events(user.id, after["carol@example.com"].id)
     assert [e.type for e in events] == ["queued", "sent", "bounce"]
     assert events[2].details["status"] == "5.1.1" and events[2].details["bounce"] == "hard"
+    delivered = await world.store.list_events(user.id, after["erin@example.com"].id)
+    assert [e.type for e in delivered] == ["queued", "sent", "delivered"]
 
     # The inbox is not read again within the interval, and read messages are not re-read.
     assert await poller.poll_once() == {}

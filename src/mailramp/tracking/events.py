@@ -145,6 +145,9 @@ COMPLAINT = EventKind(
 )
 # A delay report is not a bounce: the message may still arrive.
 DELAYED = EventKind("delayed", EventType.DELAY, firsts=dict(_SENT))
+# A positive delivery report (RFC 3464 `Action: delivered`, an SES Delivery): logged, and
+# proof an `uncertain` message left; `delivered_at` was set when the provider took it.
+DELIVERED = EventKind("delivered", EventType.DELIVERED, firsts=dict(_SENT))
 # A person stopped — by hand, or because a colleague answered (tracking/stops.py): an
 # email not sent yet is not sent; nothing is counted.
 STOPPED = EventKind(
@@ -164,6 +167,7 @@ EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
             SOFT_BOUNCE,
             COMPLAINT,
             DELAYED,
+            DELIVERED,
             STOPPED,
         )
     }

@@ -138,6 +138,7 @@ class EventType(StrEnum):
 
     QUEUED = "queued"  # the email joined the queue (an import, a resend of an uncertain one)
     SENT = "sent"  # the provider accepted it (SMTP 250 to DATA, Graph 202, Gmail 200)
+    DELIVERED = "delivered"  # a delivery report: the receiving server took it
     FAILED = "failed"  # passing errors outlasted the attempts: it was not sent
     UNCERTAIN = "uncertain"  # its worker's lease ran out mid-send: maybe sent
     EXPIRED = "expired"  # the campaign window closed before it was sent

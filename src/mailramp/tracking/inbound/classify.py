@@ -4,7 +4,9 @@
 In this order, the first that applies:
 1. a complaint: an ARF feedback report (RFC 5965), Microsoft's JMRP forward, or an
    Amazon SES complaint;
-2. a delivery status notification (RFC 3464) or an SES bounce / delivery notice;
+2. a delivery status notification (RFC 3464) or an SES bounce / delivery notice: a
+   failure, a delay, or a delivery (`Action: delivered` or `expanded`; `relayed` says
+   only that the message left for a system that does not report, so it records nothing);
 3. a failure notice in plain words (`text.py`);
 4. an automatic reply (`automatic.py`), matched by the Message-IDs it answers or, when it
    names none, by who sent it;
@@ -94,7 +96,10 @@ def classify_inbound(raw: bytes) -> Inbound:
                 )
             if ses.type == "Bounce" and ses.failures:
                 return _bounce(base, ses.failures, references)
-            return base  # a delivery (or other) notice: nothing went wrong
+            if ses.type == "Delivery":
+                recipient = ses.delivered[0] if ses.delivered else None
+                return _with(base, InboundKind.DELIVERED, references, recipient=recipient)
+            return base  # another notice (a send, an open): nothing to record
 
     reports = delivery_reports(message, text)
     if reports:
@@ -108,7 +113,10 @@ def classify_inbound(raw: bytes) -> Inbound:
         delayed = [r.failure for r in reports if r.delayed]
         if delayed:
             return _with(base, InboundKind.DELAYED, originals or answered, failures=delayed)
-        return base  # delivered, relayed or expanded: nothing to record
+        delivered = [r.failure.recipient for r in reports if r.delivered]
+        if delivered:
+            return _with(base, InboundKind.DELIVERED, originals or answered, recipient=delivered[0])
+        return base  # relayed to a system that does not report: nothing to record
 
     attached = any(part.get_content_type() in RETURNED_TYPES for part in message.walk())
     if is_failure_notice(message, report, returns_message=attached or returned is not None):

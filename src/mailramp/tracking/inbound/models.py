@@ -16,6 +16,8 @@ class InboundKind(StrEnum):
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCE = "soft_bounce"
     DELAYED = "delayed"
+    DELIVERED = "delivered"
+    """A positive delivery status notification: the receiving server took the message."""
     COMPLAINT = "complaint"
     WARMUP = "warmup"
     """A warm-up email, a reply in a warm-up thread or a report about one (the pool's,

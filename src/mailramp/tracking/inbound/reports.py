@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
@@ -42,6 +42,14 @@ class RecipientReport:
         return self.failure.status.startswith("2") or self.action.startswith(
             ("delivered", "relayed", "expand")
         )
+
+    @property
+    def delivered(self) -> bool:
+        """The reporting server put the message in the recipient's mailbox (or a list's
+        members'); `relayed` only says it went on to a system that does not report."""
+        if self.action:
+            return self.action.startswith(("delivered", "expand"))
+        return self.failure.status.startswith("2")
 
     @property
     def failed(self) -> bool:
@@ -179,6 +187,7 @@ class SesNotification:
     complained: list[str]
     feedback_type: str | None
     message_ids: list[str]  # the original's Message-ID header, when SES gives it
+    delivered: list[str] = field(default_factory=list)  # a Delivery's recipients
 
 
 def _json_objects(message: Message) -> Iterator[dict[str, Any]]:
@@ -241,8 +250,13 @@ def ses_notification(message: Message) -> SesNotification | None:
             and (address := address_of(str(entry.get("emailAddress") or "")))
         ]
         feedback = complaint.get("complaintFeedbackType")
+        delivered = [
+            address
+            for entry in _object(document.get("delivery")).get("recipients") or []
+            if (address := address_of(str(entry)))
+        ]
         return SesNotification(
-            kind, failures, complained, str(feedback) if feedback else None, message_ids
+            kind, failures, complained, str(feedback) if feedback else None, message_ids, delivered
         )
     return None
 
