@@ -135,6 +135,7 @@ LAYERS = (
         "tracking",
         "sending",
         "deliverability",
+        "conversations",
         "legacy",
     ),
     ("storage", "providers", "oauth", "observability"),

@@ -18,6 +18,7 @@ from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
 from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
+from mailramp.conversations.leads import LeadService
 from mailramp.deliverability.pool import WarmupPool
 from mailramp.deliverability.service import DeliverabilityService
 from mailramp.errors import ConfigurationError, MailboxTestFailed, SecretKeyError
@@ -79,6 +80,7 @@ class Services:
     tracking: TrackingService
     auth: AuthService
     deliverability: DeliverabilityService
+    leads: LeadService
 
 
 def send_gap(settings: Settings) -> SendGap:
@@ -114,6 +116,7 @@ def build_services(
         domain_checks=domain_checks,
         ramp_new_mailboxes=ramp_new_mailboxes,
     )
+    tracking = TrackingService(store, signer, clock=clock, metrics=events or unmeasured())
     return Services(
         store=store,
         clock=clock,
@@ -124,9 +127,10 @@ def build_services(
         legacy=LegacyService(store, clock=clock),
         sending=SendingService(store, clock=clock, send_gap=send_gap),
         suppression=SuppressionService(store, clock=clock),
-        tracking=TrackingService(store, signer, clock=clock, metrics=events or unmeasured()),
+        tracking=tracking,
         auth=AuthService(store, accounts, clock=clock, signup_open=signup_open),
         deliverability=DeliverabilityService(store, mailboxes, campaigns, clock=clock),
+        leads=LeadService(store, tracking, clock=clock),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -163,3 +164,52 @@ def test_a_person_is_stopped_or_marked_replied_from_the_command_line(tmp_path: P
     assert unknown.returncode == 3 and "not found" in plain(unknown.stderr)
     shown = run_mailramp("campaign", "show", campaign_id, cwd=tmp_path, env=environment)
     assert "stopped 1" in plain(shown.stdout) and "pending 1" in plain(shown.stdout)
+
+
+def test_lead_statuses_and_labels_from_the_command_line(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'mailramp.db'}",
+        encryption_key_file=tmp_path / "mailramp.key",
+    )
+    user_id, campaign_id = asyncio.run(_setup(settings, free_port()))
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text("email\nann@example.com\nben@example.com\n")
+    environment = clean_environment()
+
+    def mailramp(*arguments: str) -> tuple[int, str, str]:
+        done = run_mailramp(*arguments, cwd=tmp_path, env=environment)
+        return done.returncode, plain(done.stdout).strip(), plain(done.stderr).strip()
+
+    assert mailramp("campaign", "import", campaign_id, str(csv_file))[0] == 0
+    assert mailramp("lead", "add-label", "Needs pricing", "--user", user_id) == (
+        0,
+        "label added: Needs pricing",
+        "",
+    )
+    code, _, error = mailramp("lead", "add-label", "needs pricing", "--user", user_id)
+    assert code == 4 and "a label with name 'needs pricing' already exists" in error
+    code, out, _ = mailramp("lead", "statuses", "--user", user_id, "--json")
+    assert code == 0 and json.loads(out)[1:2] + json.loads(out)[-2:] == [
+        "meeting_booked",
+        "do_not_contact",
+        "Needs pricing",
+    ]
+
+    assert mailramp("lead", "set", campaign_id, "Ann@Example.com", "meeting booked") == (
+        0,
+        "ann@example.com: Meeting booked",
+        "",
+    )
+    assert mailramp("lead", "set", campaign_id, "ben@example.com", "do not contact")[0] == 0
+    code, _, error = mailramp("lead", "set", campaign_id, "ben@example.com", "maybe")
+    assert code == 1 and "unknown lead status 'maybe'" in error
+    code, out, _ = mailramp("lead", "counts", campaign_id)
+    assert (code, out) == (0, "1 Do not contact 1 Meeting booked")
+    code, out, _ = mailramp("lead", "counts", campaign_id, "--json")
+    assert json.loads(out) == {"do_not_contact": 1, "meeting_booked": 1}
+    # "Do not contact" stopped Ben and suppressed his address.
+    shown = mailramp("campaign", "show", campaign_id)[1]
+    assert "stopped 1" in shown and "pending 1" in shown
+    code, _, error = mailramp("lead", "remove-label", "Nope", "--user", user_id)
+    assert code == 3 and "not found" in error
+    assert mailramp("lead", "remove-label", "needs PRICING", "--user", user_id)[0] == 0

@@ -115,7 +115,8 @@ def _methods_the_services_call() -> set[str]:
 
     root = Path(mailramp.__file__).parent
     names: set[str] = set()
-    for path in root.glob("*/service.py"):
+    # Every domain module (a service may live beside others: conversations/leads.py).
+    for path in (path for path in root.glob("*/*.py") if path.parent.name != "storage"):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Attribute)

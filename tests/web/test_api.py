@@ -575,6 +575,64 @@ def test_a_person_is_stopped_or_marked_replied_through_the_api(base: str, seen: 
     assert other.call("GET", f"/api/v1/events?campaign_id={cid}").status_code == 404
 
 
+def test_lead_statuses_and_labels_through_the_api(base: str, seen: list[str]) -> None:
+    browser = Browser(base, "leads@example.com", seen)
+    box = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("l@acme.com")).json()
+    cid = _campaign(browser, box["_id"])["campaign_id"]
+    imported = browser.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={
+            "file": (
+                "p.csv",
+                b"email,first_name\nann@example.com,Ann\nben@example.com,Ben\n",
+                "text/csv",
+            )
+        },
+    )
+    assert imported.status_code == 200, imported.text
+    ann, ben = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients").json()["items"]
+    added = browser.call("POST", "/api/v1/lead-labels", json={"name": "Needs pricing"})
+    assert added.status_code == 201 and added.json()["name"] == "Needs pricing"
+    again = browser.call("POST", "/api/v1/lead-labels", json={"name": "NEEDS pricing"})
+    assert again.status_code == 409 and again.json()["error"]["field"] == "name"
+    choices = browser.call("GET", "/api/v1/lead-statuses").json()["statuses"]
+    assert choices[0] == "interested" and choices[-1] == "Needs pricing" and len(choices) == 10
+
+    def lead(record: dict[str, object], status: object) -> Any:
+        path = f"/api/v1/campaigns/{cid}/recipients/{record['_id']}/lead-status"
+        return browser.call("PUT", path, json={"status": status})
+
+    interested = lead(ann, "interested")
+    assert interested.status_code == 200
+    assert (interested.json()["recipient_email"], interested.json()["lead_status"]) == (
+        "ann@example.com",
+        "interested",
+    )
+    assert lead(ben, "needs pricing").json()["lead_status"] == "Needs pricing"
+    refused = lead(ben, "maybe later")
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "status"
+    held = browser.call("DELETE", "/api/v1/lead-labels/needs pricing")
+    assert held.status_code == 409 and "1 people" in held.json()["error"]["message"]
+    assert lead(ben, "do_not_contact").json()["lead_status"] == "do_not_contact"
+    metrics = browser.call("GET", f"/api/v1/campaigns/{cid}/metrics").json()
+    assert metrics["lead_statuses"] == {"interested": 1, "do_not_contact": 1}
+    assert browser.call("DELETE", "/api/v1/lead-labels/needs pricing").status_code == 204
+    # Do not contact: Ben is stopped and suppressed; the changes are in the event log.
+    ben_now = browser.call("GET", f"/api/v1/campaigns/{cid}/recipients?status=stopped").json()
+    assert [r["recipient_email"] for r in ben_now["items"]] == ["ben@example.com"]
+    log = browser.call("GET", "/api/v1/events?kind=lead_status").json()["events"]
+    assert [(e["recipient_email"], e["details"]["to"]) for e in log] == [
+        ("ann@example.com", "interested"),
+        ("ben@example.com", "Needs pricing"),
+        ("ben@example.com", "do_not_contact"),
+    ]
+    other = Browser(base, "leads-other@example.com", seen)
+    path = f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/lead-status"
+    assert other.call("PUT", path, json={"status": "won"}).status_code == 404
+    assert other.call("GET", "/api/v1/lead-statuses").json()["statuses"][-1] == "do_not_contact"
+
+
 def test_an_ab_test_through_the_api(base: str, seen: list[str]) -> None:
     browser = Browser(base, "ab@example.com", seen)
     box = browser.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("ab@acme.com")).json()

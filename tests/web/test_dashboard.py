@@ -698,6 +698,17 @@ def test_a_person_is_stopped_from_their_timeline(site: str, page: Any, tmp_path:
             "#recipient-actions"
         )
         assert "pending" in page.inner_text("tr[data-recipient='ann@example.com']")
+
+        # Ann's lead status, set from her timeline: counted on the campaign page.
+        page.locator("tr[data-recipient='ann@example.com'] a:has-text('events')").click()
+        page.select_option("#lead-status", label="Meeting booked")
+        page.click("#lead-status-form button:has-text('Set')")
+        assert "ann@example.com now has the lead status Meeting booked" in page.inner_text(
+            "p.notice"
+        )
+        assert page.inner_text("#lead-statuses td[data-lead-status='Meeting booked']") == "1"
+        assert "lead status: none → meeting_booked (dashboard)" in page.inner_text("#events")
+        assert page.eval_on_selector("#lead-status", "e => e.value") == "meeting_booked"
         assert page.problems == []
     finally:
         smtp.stop()

@@ -7,6 +7,7 @@ from typing import Protocol
 from mailramp.accounts.repository import UserRepository
 from mailramp.auth.repository import AuthRepository
 from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
+from mailramp.conversations.repository import LeadRepository
 from mailramp.deliverability.repository import DeliverabilityRepository, WarmupRepository
 from mailramp.kit.secrets import InstanceSecretRepository
 from mailramp.legacy.repository import LegacyRepository
@@ -31,6 +32,7 @@ class Store(
     InstanceSecretRepository,
     DeliverabilityRepository,
     WarmupRepository,
+    LeadRepository,
     Protocol,
 ):
     """Every repository of every domain, on one backend."""

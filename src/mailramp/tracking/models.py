@@ -115,6 +115,10 @@ class CampaignRecipient(EventMoments):
     user_id: ObjectIdStr
     recipient_email: str
     stopped_at: UTCDateTime | None = None
+    lead_status: str | None = None
+    """Where the conversation stands: a `conversations.models.LeadStatus` value or the
+    name of one of the user's own labels; None until someone sets it."""
+    lead_status_at: UTCDateTime | None = None
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
@@ -154,6 +158,7 @@ class EventType(StrEnum):
     COMPLAINT = "complaint"  # the recipient reported it as spam (a feedback-loop report)
     STOPPED = "stopped"  # the person's sequence ended (an answer, a bounce, by hand): this
     # email, not sent yet, never will be
+    LEAD_STATUS = "lead_status"  # the person's lead status changed (details: from, to)
 
 
 class UnmatchedInbound(Record):

@@ -53,12 +53,22 @@ class EventLogQuery:
 
 
 @dataclass(frozen=True)
+class LeadStatusMove:
+    """A person's lead status set to `to` (None clears it), only if it is still `was`: a
+    change made meanwhile by someone else raises ConflictError and nothing is written."""
+
+    was: str | None
+    to: str | None
+
+
+@dataclass(frozen=True)
 class EventChange:
     """What recording one event changes beside appending it: the record timestamps its
     first occurrence sets (→ the counters they feed), the address it suppresses, and the
     record's status move (only from `status_from`), whether it ends the person's sequence
-    (their emails not sent yet are `stopped`, in the same unit of work), and the moment
-    before which none of their emails not sent yet may go (an out-of-office)."""
+    (their emails not sent yet are `stopped`, in the same unit of work), the moment
+    before which none of their emails not sent yet may go (an out-of-office), and the
+    person's new lead status."""
 
     firsts: Mapping[str, str]
     suppress: Suppression | None = None
@@ -66,6 +76,7 @@ class EventChange:
     status_to: TrackingStatus | None = None
     stops_sequence: bool = False
     postpone_until: datetime | None = None
+    lead_status: LeadStatusMove | None = None
 
 
 class TrackingRepository(Protocol):

@@ -269,7 +269,7 @@ class TrackingService:
     ) -> tuple[EmailTracking, list[EmailEvent]]:
         """One recipient of the user's campaign and what happened to their email, oldest
         first."""
-        record = await self._recipient(user_id, campaign_id, record_id)
+        record = await self.recipient(user_id, campaign_id, record_id)
         return record, await self._store.list_events(record.user_id, record.id)
 
     async def event_log(
@@ -309,7 +309,7 @@ class TrackingService:
         """One person of the user's campaign (named by any of their emails): that email,
         all their emails by step, and what happened to them across the sequence, oldest
         first — each email's sending, then its events, each with the step's place."""
-        record = await self._recipient(user_id, campaign_id, record_id)
+        record = await self.recipient(user_id, campaign_id, record_id)
         campaign = await owned_campaign(self._store, user_id, campaign_id)
         query = RecipientQuery(
             campaign.campaign_id, search=record.recipient_email, limit=MAX_STEPS * 4
@@ -350,7 +350,7 @@ class TrackingService:
         """Record, by hand, a reply that came another way (a call, another address): counted
         as their reply, and it ends their sequence. Only someone who was emailed can have
         replied (ConflictError otherwise)."""
-        record = await self._recipient(user_id, campaign_id, record_id)
+        record = await self.recipient(user_id, campaign_id, record_id)
         if record.sent_at is None and record.status not in REPLIABLE:
             raise ConflictError(
                 f"{record.recipient_email} has not been emailed ({record.status}): nothing to "
@@ -362,26 +362,27 @@ class TrackingService:
         campaign = await owned_campaign(self._store, user_id, campaign_id)
         for _ in await stop_company(self._store, campaign, record, now=self._clock()):
             self._metrics.count_event(STOPPED.type, source="manual")
-        return await self._recipient(user_id, campaign_id, record_id)
+        return await self.recipient(user_id, campaign_id, record_id)
 
     async def stop(self, user_id: str, campaign_id: str, record_id: str) -> EmailTracking:
         """Stop a person by hand: their emails not sent yet are stopped (in the same unit of
         work as the `stopped` event, so no worker can claim one after), and their sequence
         ends. Stopping someone stopped before changes nothing."""
-        record = await self._recipient(user_id, campaign_id, record_id)
+        record = await self.recipient(user_id, campaign_id, record_id)
         events = await self._store.list_events(record.user_id, record.id)
         if any(event.type == EventType.STOPPED for event in events):
             return record
         change = EventChange(firsts=STOPPED.firsts_for(human=False), stops_sequence=True)
         await self._by_hand(record, STOPPED.type, change)
-        return await self._recipient(user_id, campaign_id, record_id)
+        return await self.recipient(user_id, campaign_id, record_id)
 
     async def _by_hand(self, record: EmailTracking, kind: EventType, change: EventChange) -> None:
         event = EmailEvent.about(record, kind, self._clock(), details={"source": "manual"})
         await self._store.record_event(event, change)
         self._metrics.count_event(kind, source="manual")
 
-    async def _recipient(self, user_id: str, campaign_id: str, record_id: str) -> EmailTracking:
+    async def recipient(self, user_id: str, campaign_id: str, record_id: str) -> EmailTracking:
+        """One email of the user's campaign, by id (NotFoundError if it is not one of it)."""
         campaign = await owned_campaign(self._store, user_id, campaign_id)
         record = await self._store.get_tracking(
             campaign.user_id, object_id_arg(record_id, field="record_id")

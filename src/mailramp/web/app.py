@@ -27,6 +27,7 @@ from mailramp.web.account import pages as account_pages
 from mailramp.web.account import webhooks as account_webhooks
 from mailramp.web.campaigns import api as campaigns_api
 from mailramp.web.campaigns import pages as campaigns_pages
+from mailramp.web.conversations import api as conversations_api
 from mailramp.web.dashboard import SignInRequired
 from mailramp.web.deps import CONTENT_SECURITY_POLICY
 from mailramp.web.health import health_report, metrics_response
@@ -48,6 +49,7 @@ ROUTERS = (
     account_api.router,
     mailboxes_api.router,
     campaigns_api.router,
+    conversations_api.router,
     suppression_api.router,
     tracking_api.router,
     legacy_api.router,

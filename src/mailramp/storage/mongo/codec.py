@@ -34,6 +34,7 @@ UNMATCHED = "inbound_unmatched"
 META = "mailramp_meta"
 MAILBOX_DAYS = "mailbox_days"
 WARMUP = "warmup_emails"
+LEAD_LABELS = "lead_labels"
 
 OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     # `user_id` here is the string alias of `_id` (schema): not converted.
@@ -52,6 +53,7 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     EMAIL_CAMPAIGNS: frozenset({"_id", "user_id"}),
     UNMATCHED: frozenset({"_id", "user_id", "mailbox_id"}),
     MAILBOX_DAYS: frozenset({"_id", "user_id", "mailbox_id"}),
+    LEAD_LABELS: frozenset({"_id", "user_id"}),
     WARMUP: frozenset({"_id", "user_id", "mailbox_id", "to_mailbox_id", "to_user_id", "thread_id"}),
 }
 

@@ -17,6 +17,7 @@ from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
     EMAIL_CAMPAIGNS,
     EVENTS,
+    LEAD_LABELS,
     MAILBOX_DAYS,
     MAILBOXES,
     METRICS,
@@ -106,6 +107,10 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(RECIPIENTS, "uq_campaign_recipients_campaign_id_recipient_email",
               ("campaign_id", "recipient_email"), True,
               field="recipient_email", kind="recipient"),
+    IndexSpec(RECIPIENTS, "ix_campaign_recipients_user_id_lead_status",
+              ("user_id", "lead_status")),
+    IndexSpec(LEAD_LABELS, "uq_lead_labels_user_id_key", ("user_id", "key"), True,
+              field="name", kind="label"),
     # email_events
     IndexSpec(EVENTS, "ix_email_events_record_id", ("record_id",)),
     IndexSpec(EVENTS, "ix_email_events_campaign_id_occurred_at", ("campaign_id", "occurred_at")),

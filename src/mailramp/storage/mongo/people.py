@@ -10,11 +10,13 @@ from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
+from mailramp.errors import ConflictError
 from mailramp.kit.ids import new_object_id
 from mailramp.storage.mongo.codec import RECIPIENTS, TRACKING, oid
 from mailramp.storage.mongo.event_log import MongoEventLog
 from mailramp.tracking.events import ChangedEmail
 from mailramp.tracking.models import UNSENT_STATUSES, TrackingStatus
+from mailramp.tracking.repository import LeadStatusMove
 
 UNSENT = [status.value for status in UNSENT_STATUSES]
 
@@ -80,3 +82,17 @@ class MongoPeople(MongoEventLog):
             {"campaign_id": campaign_id, "recipient_email": email, "status": {"$in": UNSENT}},
             {"$max": {"scheduled_at": until}},
         )
+
+    async def _move_lead_status(
+        self, campaign_id: str, email: str, move: LeadStatusMove, at: datetime
+    ) -> None:
+        """Set the person's lead status if it is still `move.was`; ConflictError, before
+        anything else of the change is written, if it is not."""
+        moved = await self._db[RECIPIENTS].update_one(
+            {"campaign_id": campaign_id, "recipient_email": email, "lead_status": move.was},
+            {"$set": {"lead_status": move.to, "lead_status_at": at, "updated_at": at}},
+        )
+        if not moved.matched_count:
+            raise ConflictError(
+                f"the lead status of {email} changed meanwhile; look again", field="status"
+            )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mailramp.storage.mongo.auth import MongoAuth
 from mailramp.storage.mongo.campaigns import MongoCampaigns
+from mailramp.storage.mongo.conversations import MongoConversations
 from mailramp.storage.mongo.deliverability import MongoDeliverability, MongoWarmup
 from mailramp.storage.mongo.legacy import MongoLegacy
 from mailramp.storage.mongo.mailboxes import MongoMailboxes
@@ -24,6 +25,7 @@ class MongoStore(
     MongoUsers,
     MongoMailboxes,
     MongoCampaigns,
+    MongoConversations,
     MongoDeliverability,
     MongoWarmup,
     MongoTracking,

@@ -251,9 +251,19 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
         firsts, suppress = change.firsts, change.suppress
         status_from, status_to = change.status_from, change.status_to
         check_firsts(firsts)
+        record_id = oid(event.record_id)
+        if change.lead_status is not None:
+            # Checked and set first: a status changed meanwhile leaves nothing written.
+            person = await self._db[TRACKING].find_one({"_id": record_id}, {"recipient_email": 1})
+            if person is not None:
+                await self._move_lead_status(
+                    event.campaign_id,
+                    person["recipient_email"],
+                    change.lead_status,
+                    event.occurred_at,
+                )
         # The order of the writes is the module docstring's: log, record, counters.
         await self._append_events([event])
-        record_id = oid(event.record_id)
         deltas: dict[str, int] = {}
         at = event.occurred_at
         for field, counter in firsts.items():

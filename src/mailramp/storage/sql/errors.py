@@ -24,6 +24,8 @@ _UNIQUE_RULES: tuple[tuple[str, str, str], ...] = (
     ("uq_campaign_creation_table_campaign_id", "campaign_id", "campaign"),
     ("campaign_creation_table.campaign_id", "campaign_id", "campaign"),
     ("uq_campaign_matrix_campaign_id", "campaign_id", "campaign_matrix document"),
+    ("uq_lead_labels_user_id_key", "name", "label"),
+    ("lead_labels.user_id, lead_labels.key", "name", "label"),
     ("campaign_matrix.campaign_id", "campaign_id", "campaign_matrix document"),
 )
 

@@ -9,11 +9,13 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mailramp.errors import ConflictError
 from mailramp.kit.ids import new_object_id
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.event_log import SqlEventLog
 from mailramp.tracking.events import ChangedEmail
 from mailramp.tracking.models import UNSENT_STATUSES, TrackingStatus
+from mailramp.tracking.repository import LeadStatusMove
 
 T = tables.tracking
 P = tables.recipients
@@ -132,3 +134,24 @@ class SqlPeople(SqlEventLog):
             )
             .values(scheduled_at=until, updated_at=until)
         )
+
+    async def _move_lead_status(
+        self,
+        connection: AsyncConnection,
+        campaign_id: str,
+        email: str,
+        move: LeadStatusMove,
+        at: datetime,
+    ) -> None:
+        """Set the person's lead status if it is still `move.was` (inside a change's unit of
+        work); ConflictError, undoing the whole change, if it is not."""
+        still = P.c.lead_status.is_(None) if move.was is None else P.c.lead_status == move.was
+        moved = await connection.execute(
+            update(P)
+            .where(P.c.campaign_id == campaign_id, P.c.recipient_email == email, still)
+            .values(lead_status=move.to, lead_status_at=at, updated_at=at)
+        )
+        if not moved.rowcount:
+            raise ConflictError(
+                f"the lead status of {email} changed meanwhile; look again", field="status"
+            )

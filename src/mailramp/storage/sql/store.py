@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mailramp.storage.sql.auth import SqlAuth
 from mailramp.storage.sql.campaigns import SqlCampaigns
+from mailramp.storage.sql.conversations import SqlConversations
 from mailramp.storage.sql.deliverability import SqlDeliverability
 from mailramp.storage.sql.legacy import SqlLegacy
 from mailramp.storage.sql.mailboxes import SqlMailboxes
@@ -25,6 +26,7 @@ class SqlStore(
     SqlUsers,
     SqlMailboxes,
     SqlCampaigns,
+    SqlConversations,
     SqlDeliverability,
     SqlTracking,
     SqlQueue,

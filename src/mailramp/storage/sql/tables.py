@@ -278,6 +278,8 @@ recipients = Table(
     Column("recipient_email", String(254), nullable=False),
     *(Column(name, UTCDateTime, nullable=True) for name in EVENT_TIMESTAMPS),
     Column("stopped_at", UTCDateTime, nullable=True),
+    Column("lead_status", String(60), nullable=True),
+    Column("lead_status_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index(
@@ -286,6 +288,19 @@ recipients = Table(
         "recipient_email",
         unique=True,
     ),
+    # Counts per lead status, and whether a label is still held.
+    Index("ix_campaign_recipients_user_id_lead_status", "user_id", "lead_status"),
+)
+
+lead_labels = Table(
+    "lead_labels",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("name", String(60), nullable=False),
+    Column("key", String(60), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("uq_lead_labels_user_id_key", "user_id", "key", unique=True),
 )
 
 

@@ -211,6 +211,12 @@ class SqlTracking(SqlPeople):
                     await self._postpone(
                         connection, event.campaign_id, email, change.postpone_until
                     )
+            if change.lead_status is not None:
+                email = await self._email_of(connection, event.record_id)
+                if email is not None:
+                    await self._move_lead_status(
+                        connection, event.campaign_id, email, change.lead_status, at
+                    )
             if suppress is not None:
                 await self._suppress(connection, suppress)
             if deltas:

@@ -31,7 +31,13 @@ class CampaignPublic(Campaign, Public):
 
 class MetricsPublic(CampaignMetrics, Public):
     """A campaign's `campaign_matrix`: counters of unique recipients, and rates in percent
-    (the human figures leave out privacy proxies and link scanners)."""
+    (the human figures leave out privacy proxies and link scanners); beside them, how many
+    people hold each lead status."""
+
+    lead_statuses: dict[str, int] = Field(
+        default_factory=dict,
+        description="People per lead status (statuses no one holds left out), counted when read.",
+    )
 
 
 class RecipientPublic(EmailTracking, Public):
@@ -244,10 +250,11 @@ async def upload_recipients(
 async def campaign_metrics(
     campaign_id: str, caller: CallerDep, runtime: RuntimeDep
 ) -> MetricsPublic:
-    """Counters and rates (human figures included)."""
-    return MetricsPublic.of(
-        await runtime.metrics.get_campaign_metrics(campaign_id, user_id=caller.user.user_id)
-    )
+    """Counters and rates (human figures included), and people per lead status."""
+    user_id = caller.user.user_id
+    metrics = await runtime.metrics.get_campaign_metrics(campaign_id, user_id=user_id)
+    counts = await runtime.leads.counts(user_id, campaign_id)
+    return MetricsPublic.of(metrics).model_copy(update={"lead_statuses": counts})
 
 
 @router.get("/campaigns/{campaign_id}/variants", tags=["campaigns"])

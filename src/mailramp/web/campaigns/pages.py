@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from mailramp.campaigns.models import FINAL_STATUSES, SENDING_STATUSES, campaign_actions
 from mailramp.campaigns.repository import PendingSchedule
 from mailramp.campaigns.sequencing import DayLoad
+from mailramp.conversations.models import status_title
 from mailramp.errors import MailrampError, NotFoundError
 from mailramp.kit.ids import is_object_id
 from mailramp.mailboxes.models import Mailbox
@@ -253,20 +254,32 @@ async def recipient_action(
     who: PageUserDep,
     runtime: RuntimeDep,
 ) -> Response:
-    """A person's buttons under their timeline: stop them, or mark that they replied."""
-    check_csrf(who, await read_form(request))
+    """A person's buttons under their timeline: stop them, mark that they replied, set their
+    lead status."""
+    form = await read_form(request)
+    check_csrf(who, form)
+    user_id = who.user.user_id
     actions = {"stop": runtime.tracking.stop, "replied": runtime.tracking.mark_replied}
-    if action not in actions:
+    if action not in actions and action != "lead-status":
         return HTMLResponse("Not found", status_code=404)
     try:
-        record = await actions[action](who.user.user_id, campaign_id, record_id)
+        if action == "lead-status":
+            wanted = form.get("status") or None
+            person = await runtime.leads.set_status(
+                user_id, campaign_id, record_id, wanted, source="dashboard"
+            )
+            shown = status_title(person.lead_status) if person.lead_status else "none"
+            done, email = f"now has the lead status {shown}", person.recipient_email
+        else:
+            record = await actions[action](user_id, campaign_id, record_id)
+            done = {"stop": "stopped", "replied": "marked as replied"}[action]
+            email = record.recipient_email
     except MailrampError as error:
         return await _campaign_page(
             request, who, runtime, campaign_id, problem=error.message, status=error.status_code
         )
-    done = {"stop": "stopped", "replied": "marked as replied"}[action]
-    back = urlencode({"notice": f"{record.recipient_email} {done}", "record": record.id})
-    return RedirectResponse(f"/campaigns/{campaign_id}?{back}#record-{record.id}", 303)
+    back = urlencode({"notice": f"{email} {done}", "record": record_id})
+    return RedirectResponse(f"/campaigns/{campaign_id}?{back}#record-{record_id}", 303)
 
 
 @router.post("/campaigns/{campaign_id}/steps")
@@ -384,6 +397,7 @@ async def _campaign_page(
     recipients = await runtime.tracking.list_recipients(user_id, campaign.campaign_id, shown)
     events = None
     person_emails: list[Any] = []
+    lead_status = None
     record_id = query.get("record")
     if record_id and is_object_id(record_id):
         with contextlib.suppress(NotFoundError):
@@ -392,6 +406,7 @@ async def _campaign_page(
             )
             first = next((email for email in person_emails if email.step == 1), person)
             record_id = first.id  # the row it unfolds under
+            lead_status = await runtime.leads.status_of(user_id, first)
 
     def page_link(*, offset: int, record: str | None = None) -> str:
         """This page's address with its filters, at another offset (or a record's events)."""
@@ -446,6 +461,15 @@ async def _campaign_page(
         step_places={step: place for place, step in enumerate(campaign.steps, start=1)},
         status_filter=status_filter or "",
         statuses=[s.value for s in TrackingStatus],
+        lead_status=lead_status,
+        lead_choices=[(c, status_title(c)) for c in await runtime.leads.choices(user_id)],
+        lead_counts=[
+            (status_title(name), count)
+            for name, count in sorted(
+                (await runtime.leads.counts(user_id, campaign.campaign_id)).items(),
+                key=lambda item: (-item[1], item[0]),
+            )
+        ],
         preview=preview,
         plan=_plan_summary(counts, metrics, waiting, page_zone(request)),
         plan_days=_days_table(loads, mailboxes),
