@@ -136,6 +136,7 @@ LAYERS = (
         "sending",
         "deliverability",
         "conversations",
+        "webhooks",
         "legacy",
     ),
     ("storage", "providers", "oauth", "observability"),

@@ -8,8 +8,10 @@ says what to do, never later in the middle of a send.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from mailramp.oauth.tokens import MailboxTokenSources
 from mailramp.observability import Telemetry
 from mailramp.providers.check import check_mailbox
 from mailramp.providers.registry import DefaultInboxes, DefaultProviders
+from mailramp.providers.webhooks import HttpWebhookPoster
 from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage import Store
@@ -51,6 +54,9 @@ from mailramp.suppression.service import SuppressionService
 from mailramp.tracking.inbox import InboxPoller
 from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.service import EventMetrics, TrackingService, unmeasured
+from mailramp.webhooks.dispatcher import WebhookDispatcher
+from mailramp.webhooks.repository import WebhookPoster
+from mailramp.webhooks.service import WebhookService
 
 log = logging.getLogger(__name__)
 INSTANCE_SECRETS = (TRACKING_KEYS, WARMUP_KEY)
@@ -61,6 +67,9 @@ ROLL_UP_INTERVAL_SECONDS = 300.0
 """How often a worker rolls up every mailbox's recent history (the brakes' figures)."""
 
 STARTUP_SECRET_SAMPLE = 20
+
+WEBHOOK_INTERVAL_SECONDS = 1.0
+"""How often a worker looks for new events to push to webhook endpoints."""
 
 
 @dataclass
@@ -81,6 +90,8 @@ class Services:
     auth: AuthService
     deliverability: DeliverabilityService
     leads: LeadService
+    webhooks: WebhookService
+    webhook_dispatcher: WebhookDispatcher
 
 
 def send_gap(settings: Settings) -> SendGap:
@@ -100,6 +111,8 @@ def build_services(
     domain_checks: DomainChecks | None = None,
     send_gap: SendGap = NO_GAP,
     ramp_new_mailboxes: bool = False,
+    allow_private_hosts: bool = False,
+    webhook_poster: Callable[[], WebhookPoster] | None = None,
 ) -> Services:
     """The services on `store`, reading `clock`; `events` counts tracking events;
     `tracking_domains` checks mailboxes' own tracking domains in DNS and `domain_checks`
@@ -117,6 +130,13 @@ def build_services(
         ramp_new_mailboxes=ramp_new_mailboxes,
     )
     tracking = TrackingService(store, signer, clock=clock, metrics=events or unmeasured())
+    dispatcher = WebhookDispatcher(
+        store,
+        tracking,
+        secrets,
+        webhook_poster or partial(HttpWebhookPoster, allow_private_hosts=allow_private_hosts),
+        clock=clock,
+    )
     return Services(
         store=store,
         clock=clock,
@@ -131,6 +151,10 @@ def build_services(
         auth=AuthService(store, accounts, clock=clock, signup_open=signup_open),
         deliverability=DeliverabilityService(store, mailboxes, campaigns, clock=clock),
         leads=LeadService(store, tracking, clock=clock),
+        webhooks=WebhookService(
+            store, secrets, dispatcher, clock=clock, allow_private_hosts=allow_private_hosts
+        ),
+        webhook_dispatcher=dispatcher,
     )
 
 
@@ -234,6 +258,11 @@ class Runtime(Services):
             Periodic(
                 "warm-up", self.warmup_pool().run_once, interval_seconds=UPKEEP_INTERVAL_SECONDS
             ),
+            Periodic(
+                "webhooks",
+                self.webhook_dispatcher.run_once,
+                interval_seconds=WEBHOOK_INTERVAL_SECONDS,
+            ),
         ]
 
     def inbox_poller(self, *, inboxes: InboxFactory | None = None) -> InboxPoller:
@@ -294,7 +323,8 @@ class Runtime(Services):
         return report.rotated + sum(rotated)
 
     async def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections (and the webhooks' HTTP ones)."""
+        await self.webhook_dispatcher.close()
         await self.store.close()
 
 
@@ -405,6 +435,7 @@ async def open_runtime(
         ),
         send_gap=send_gap(settings),
         ramp_new_mailboxes=settings.ramp_new_mailboxes,
+        allow_private_hosts=settings.allow_private_hosts,
     )
     return Runtime(
         **{field.name: getattr(services, field.name) for field in fields(Services)},

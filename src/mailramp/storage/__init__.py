@@ -16,6 +16,7 @@ from mailramp.metrics.repository import MetricsRepository
 from mailramp.sending.repository import SendingRepository
 from mailramp.suppression.repository import SuppressionRepository
 from mailramp.tracking.repository import TrackingRepository
+from mailramp.webhooks.repository import WebhookRepository
 
 
 class Store(
@@ -33,6 +34,7 @@ class Store(
     DeliverabilityRepository,
     WarmupRepository,
     LeadRepository,
+    WebhookRepository,
     Protocol,
 ):
     """Every repository of every domain, on one backend."""

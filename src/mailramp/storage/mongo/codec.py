@@ -35,6 +35,9 @@ META = "mailramp_meta"
 MAILBOX_DAYS = "mailbox_days"
 WARMUP = "warmup_emails"
 LEAD_LABELS = "lead_labels"
+WEBHOOK_ENDPOINTS = "webhook_endpoints"
+WEBHOOK_MESSAGES = "webhook_messages"
+WEBHOOK_ATTEMPTS = "webhook_attempts"
 
 OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     # `user_id` here is the string alias of `_id` (schema): not converted.
@@ -54,6 +57,9 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     UNMATCHED: frozenset({"_id", "user_id", "mailbox_id"}),
     MAILBOX_DAYS: frozenset({"_id", "user_id", "mailbox_id"}),
     LEAD_LABELS: frozenset({"_id", "user_id"}),
+    WEBHOOK_ENDPOINTS: frozenset({"_id", "user_id"}),
+    WEBHOOK_MESSAGES: frozenset({"_id", "user_id", "endpoint_id", "event_id"}),
+    WEBHOOK_ATTEMPTS: frozenset({"_id", "user_id", "endpoint_id", "message_id"}),
     WARMUP: frozenset({"_id", "user_id", "mailbox_id", "to_mailbox_id", "to_user_id", "thread_id"}),
 }
 

@@ -29,7 +29,10 @@ from mailramp.storage.mongo.codec import (
     USERS,
     WARM_UP_EMAILS,
     WARMUP,
+    WEBHOOK_ATTEMPTS,
     WEBHOOK_DELIVERIES,
+    WEBHOOK_ENDPOINTS,
+    WEBHOOK_MESSAGES,
 )
 
 STRING = {"$type": "string"}
@@ -111,6 +114,17 @@ INDEXES: tuple[IndexSpec, ...] = (
               ("user_id", "lead_status")),
     IndexSpec(LEAD_LABELS, "uq_lead_labels_user_id_key", ("user_id", "key"), True,
               field="name", kind="label"),
+    # outgoing webhooks
+    IndexSpec(WEBHOOK_ENDPOINTS, "ix_webhook_endpoints_user_id", ("user_id",)),
+    IndexSpec(WEBHOOK_MESSAGES, "uq_webhook_messages_endpoint_id_event_id",
+              ("endpoint_id", "event_id"), True, field="event_id", kind="webhook message"),
+    IndexSpec(WEBHOOK_MESSAGES, "ix_webhook_messages_status_next_attempt_at",
+              ("status", "next_attempt_at")),
+    IndexSpec(WEBHOOK_MESSAGES, "ix_webhook_messages_endpoint_id_person_seq",
+              ("endpoint_id", "person", "seq")),
+    IndexSpec(WEBHOOK_MESSAGES, "ix_webhook_messages_endpoint_id_created_at",
+              ("endpoint_id", "created_at")),
+    IndexSpec(WEBHOOK_ATTEMPTS, "ix_webhook_attempts_message_id", ("message_id",)),
     # email_events
     IndexSpec(EVENTS, "ix_email_events_record_id", ("record_id",)),
     IndexSpec(EVENTS, "ix_email_events_campaign_id_occurred_at", ("campaign_id", "occurred_at")),

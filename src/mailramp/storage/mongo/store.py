@@ -19,6 +19,7 @@ from mailramp.storage.mongo.secrets import MongoSecrets
 from mailramp.storage.mongo.suppression import MongoSuppression
 from mailramp.storage.mongo.tracking import MongoTracking
 from mailramp.storage.mongo.users import MongoUsers
+from mailramp.storage.mongo.webhooks import MongoWebhooks
 
 
 class MongoStore(
@@ -35,5 +36,6 @@ class MongoStore(
     MongoLegacy,
     MongoAuth,
     MongoSecrets,
+    MongoWebhooks,
 ):
     """The Store on MongoDB (standalone servers included: no transactions needed)."""

@@ -20,6 +20,7 @@ from mailramp.storage.sql.secrets import SqlSecrets
 from mailramp.storage.sql.suppression import SqlSuppression
 from mailramp.storage.sql.tracking import SqlTracking
 from mailramp.storage.sql.users import SqlUsers
+from mailramp.storage.sql.webhooks import SqlWebhooks
 
 
 class SqlStore(
@@ -35,5 +36,6 @@ class SqlStore(
     SqlLegacy,
     SqlAuth,
     SqlSecrets,
+    SqlWebhooks,
 ):
     """The Store on SQLite (the embedded default) or PostgreSQL."""

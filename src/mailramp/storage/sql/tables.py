@@ -496,3 +496,79 @@ webhook_deliveries = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Index("ix_webhook_deliveries_received_at", "received_at"),
 )
+
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("kinds", json_document(), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text, nullable=True),
+    Column("previous_secret_until", UTCDateTime, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text, nullable=True),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("cursor", BigInteger, nullable=False),
+    Column("failing_since", UTCDateTime, nullable=True),
+    Column("last_success_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_webhook_endpoints_user_id", "user_id"),
+)
+
+webhook_messages = Table(
+    "webhook_messages",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column(
+        "endpoint_id",
+        ObjectIdColumn,
+        ForeignKey(webhook_endpoints.c._id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", ObjectIdColumn, nullable=False),
+    Column("seq", BigInteger, nullable=True),
+    Column("event_id", ObjectIdColumn, nullable=False),
+    Column("person", String(400), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # An event is queued once per endpoint.
+    Index("uq_webhook_messages_endpoint_id_event_id", "endpoint_id", "event_id", unique=True),
+    # What is due; a person's earlier message still pending.
+    Index("ix_webhook_messages_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_webhook_messages_endpoint_id_person_seq", "endpoint_id", "person", "seq"),
+    Index("ix_webhook_messages_endpoint_id_created_at", "endpoint_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column(
+        "message_id",
+        ObjectIdColumn,
+        ForeignKey(webhook_messages.c._id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("endpoint_id", ObjectIdColumn, nullable=False),
+    Column("user_id", ObjectIdColumn, nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("manual", Boolean, nullable=False),
+    Index("ix_webhook_attempts_message_id", "message_id"),
+)

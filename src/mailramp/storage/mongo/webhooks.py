@@ -1,0 +1,254 @@
+"""Outgoing webhooks on MongoDB (as storage/sql/webhooks.py). Without transactions a change
+is ordered so a crash between two writes repeats work rather than losing it: messages are
+queued (duplicates refused by the unique index) before the cursor moves; an attempt is
+logged before its message changes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from mailramp.kit.types import Page
+from mailramp.storage.mongo.base import MongoBase
+from mailramp.storage.mongo.codec import (
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_ENDPOINTS,
+    WEBHOOK_MESSAGES,
+    encode,
+    from_document,
+    maybe_oid,
+    oid,
+    to_document,
+)
+from mailramp.webhooks.models import (
+    MessageStatus,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookMessage,
+)
+from mailramp.webhooks.repository import AttemptResult
+
+PENDING = MessageStatus.PENDING.value
+
+
+class MongoWebhooks(MongoBase):
+    async def add_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        await self._insert(WEBHOOK_ENDPOINTS, endpoint)
+
+    async def get_webhook_endpoint(self, user_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        key = _owned(user_id, endpoint_id)
+        return (
+            None if key is None else await self._find_one(WEBHOOK_ENDPOINTS, WebhookEndpoint, key)
+        )
+
+    async def list_webhook_endpoints(self, user_id: str) -> list[WebhookEndpoint]:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return []
+        cursor = (
+            self._db[WEBHOOK_ENDPOINTS]
+            .find({"user_id": owner})
+            .sort([("created_at", 1), ("_id", 1)])
+        )
+        return [e async for document in cursor if (e := from_document(WebhookEndpoint, document))]
+
+    async def update_webhook_endpoint(
+        self, user_id: str, endpoint_id: str, changes: Mapping[str, Any]
+    ) -> WebhookEndpoint | None:
+        key = _owned(user_id, endpoint_id)
+        if key is None:
+            return None
+        if changes:
+            await self._db[WEBHOOK_ENDPOINTS].update_one(
+                key, {"$set": encode(WEBHOOK_ENDPOINTS, changes)}
+            )
+        return await self._find_one(WEBHOOK_ENDPOINTS, WebhookEndpoint, key)
+
+    async def delete_webhook_endpoint(self, user_id: str, endpoint_id: str) -> bool:
+        key = _owned(user_id, endpoint_id)
+        if key is None:
+            return False
+        gone = await self._db[WEBHOOK_ENDPOINTS].delete_one(key)
+        if gone.deleted_count:
+            await self._db[WEBHOOK_ATTEMPTS].delete_many({"endpoint_id": key["_id"]})
+            await self._db[WEBHOOK_MESSAGES].delete_many({"endpoint_id": key["_id"]})
+        return bool(gone.deleted_count)
+
+    async def enabled_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        cursor = (
+            self._db[WEBHOOK_ENDPOINTS]
+            .find({"enabled": True})
+            .sort([("created_at", 1), ("_id", 1)])
+        )
+        return [e async for document in cursor if (e := from_document(WebhookEndpoint, document))]
+
+    async def queue_webhook_messages(
+        self,
+        endpoint_id: str,
+        messages: Sequence[WebhookMessage],
+        *,
+        cursor_from: int,
+        cursor_to: int,
+    ) -> bool:
+        endpoint = await self._db[WEBHOOK_ENDPOINTS].find_one(
+            {"_id": oid(endpoint_id)}, {"cursor": 1}
+        )
+        if endpoint is None or endpoint.get("cursor", 0) != cursor_from:
+            return False
+        if messages:
+            documents = [to_document(WEBHOOK_MESSAGES, message) for message in messages]
+            # Queued meanwhile by another worker (or before a crash): the index refuses it.
+            with contextlib.suppress(BulkWriteError):
+                await self._db[WEBHOOK_MESSAGES].insert_many(documents, ordered=False)
+        moved = await self._db[WEBHOOK_ENDPOINTS].update_one(
+            {"_id": oid(endpoint_id), "cursor": cursor_from}, {"$set": {"cursor": cursor_to}}
+        )
+        return bool(moved.modified_count)
+
+    async def resume_webhook_messages(self, endpoint_id: str, *, now: datetime) -> int:
+        resumed = await self._db[WEBHOOK_MESSAGES].update_many(
+            {"endpoint_id": oid(endpoint_id), "status": PENDING},
+            {"$set": {"next_attempt_at": now, "updated_at": now}},
+        )
+        return int(resumed.modified_count)
+
+    async def add_webhook_message(self, message: WebhookMessage) -> None:
+        await self._insert(WEBHOOK_MESSAGES, message)
+
+    async def claim_webhook_messages(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[WebhookMessage]:
+        enabled = [
+            document["_id"]
+            async for document in self._db[WEBHOOK_ENDPOINTS].find({"enabled": True}, {"_id": 1})
+        ]
+        free = {"$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}]}
+        due = {
+            "status": PENDING,
+            "endpoint_id": {"$in": enabled},
+            "next_attempt_at": {"$lte": now},
+            **free,
+        }
+        cursor = (
+            self._db[WEBHOOK_MESSAGES]
+            .find(due)
+            .sort([("next_attempt_at", 1), ("seq", 1)])
+            .limit(limit * 4)
+        )
+        claimed: list[WebhookMessage] = []
+        async for document in cursor:
+            if len(claimed) == limit:
+                break
+            if document.get("seq") is not None and await self._db[WEBHOOK_MESSAGES].find_one(
+                {
+                    "endpoint_id": document["endpoint_id"],
+                    "person": document["person"],
+                    "status": PENDING,
+                    "seq": {"$lt": document["seq"]},
+                },
+                {"_id": 1},
+            ):
+                continue  # the person's earlier message goes first
+            taken = await self._db[WEBHOOK_MESSAGES].find_one_and_update(
+                {"_id": document["_id"], "status": PENDING, **free},
+                {"$set": {"lease_until": lease_until}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if (message := from_document(WebhookMessage, taken)) is not None:
+                claimed.append(message)
+        return claimed
+
+    async def record_webhook_attempt(self, result: AttemptResult) -> None:
+        attempt = result.attempt
+        at = attempt.attempted_at
+        with contextlib.suppress(DuplicateKeyError):  # logged before a crash: once is enough
+            await self._insert(WEBHOOK_ATTEMPTS, attempt)
+        changes: dict[str, Any] = {
+            "status": result.status.value,
+            "next_attempt_at": result.next_attempt_at,
+            "lease_until": None,
+            "last_status_code": attempt.status_code,
+            "last_error": attempt.error,
+            "updated_at": at,
+        }
+        if result.status is MessageStatus.DELIVERED:
+            changes["delivered_at"] = at
+        await self._db[WEBHOOK_MESSAGES].update_one(
+            {"_id": oid(attempt.message_id)}, {"$set": changes, "$inc": {"attempts": 1}}
+        )
+        endpoint = {"_id": oid(attempt.endpoint_id)}
+        if result.succeeded:
+            await self._db[WEBHOOK_ENDPOINTS].update_one(
+                endpoint, {"$set": {"last_success_at": at, "failing_since": None}}
+            )
+        else:
+            await self._db[WEBHOOK_ENDPOINTS].update_one(
+                {**endpoint, "failing_since": None}, {"$set": {"failing_since": at}}
+            )
+        if result.disable is not None:
+            await self._db[WEBHOOK_ENDPOINTS].update_one(
+                endpoint,
+                {"$set": {"enabled": False, "disabled_reason": result.disable, "disabled_at": at}},
+            )
+
+    async def list_webhook_messages(
+        self,
+        user_id: str,
+        endpoint_id: str,
+        *,
+        status: MessageStatus | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[WebhookMessage]:
+        owner, endpoint = maybe_oid(user_id), maybe_oid(endpoint_id)
+        query: dict[str, Any] = {"user_id": owner, "endpoint_id": endpoint}
+        if status is not None:
+            query["status"] = status.value
+        sort = [("created_at", -1), ("seq", -1), ("_id", -1)]
+        return await self._page(WEBHOOK_MESSAGES, WebhookMessage, query, sort, offset, limit)
+
+    async def get_webhook_message(self, user_id: str, message_id: str) -> WebhookMessage | None:
+        key = _owned(user_id, message_id)
+        return None if key is None else await self._find_one(WEBHOOK_MESSAGES, WebhookMessage, key)
+
+    async def list_webhook_attempts(self, user_id: str, message_id: str) -> list[WebhookAttempt]:
+        owner, message = maybe_oid(user_id), maybe_oid(message_id)
+        if owner is None or message is None:
+            return []
+        cursor = (
+            self._db[WEBHOOK_ATTEMPTS]
+            .find({"user_id": owner, "message_id": message})
+            .sort([("attempted_at", 1), ("_id", 1)])
+        )
+        return [a async for document in cursor if (a := from_document(WebhookAttempt, document))]
+
+    async def redeliver_webhook_message(
+        self, user_id: str, message_id: str, *, now: datetime
+    ) -> WebhookMessage | None:
+        key = _owned(user_id, message_id)
+        if key is None:
+            return None
+        document = await self._db[WEBHOOK_MESSAGES].find_one_and_update(
+            key,
+            {
+                "$set": {
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "lease_until": None,
+                    "updated_at": now,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return from_document(WebhookMessage, document)
+
+
+def _owned(user_id: str, object_id: str) -> dict[str, Any] | None:
+    owner, key = maybe_oid(user_id), maybe_oid(object_id)
+    return None if owner is None or key is None else {"_id": key, "user_id": owner}
