@@ -8,12 +8,15 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from standardwebhooks import Webhook
+
 from mailramp.config import Settings
 from mailramp.runtime import open_runtime
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, plain, run_mailramp, serving
 from tests.support.scenario import make_due_now, smtp_sender
 from tests.support.smtp import SmtpServer
+from tests.support.webhook_receiver import WebhookReceiver
 
 
 async def _setup(settings: Settings, smtp_port: int) -> tuple[str, str]:
@@ -213,3 +216,39 @@ def test_lead_statuses_and_labels_from_the_command_line(tmp_path: Path) -> None:
     code, _, error = mailramp("lead", "remove-label", "Nope", "--user", user_id)
     assert code == 3 and "not found" in error
     assert mailramp("lead", "remove-label", "needs PRICING", "--user", user_id)[0] == 0
+
+
+def test_webhooks_from_the_command_line(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'mailramp.db'}",
+        encryption_key_file=tmp_path / "mailramp.key",
+    )
+    user_id, _ = asyncio.run(_setup(settings, free_port()))
+    receiver = WebhookReceiver().start()
+    environment = clean_environment(MAILRAMP_ALLOW_PRIVATE_HOSTS="true")
+
+    def mailramp(*arguments: str) -> tuple[int, str, str]:
+        done = run_mailramp(*arguments, cwd=tmp_path, env=environment)
+        return done.returncode, done.stdout, plain(done.stderr)
+
+    try:
+        code, out, _ = mailramp(
+            "webhook", "add", receiver.url, "--user", user_id, "--kind", "reply", "--json"
+        )
+        added = json.loads(out)
+        assert code == 0 and added["kinds"] == ["reply"] and added["secret"].startswith("whsec_")
+        assert "enc1:" not in out  # the stored (encrypted) secret is never printed
+        code, out, _ = mailramp("webhook", "list", "--user", user_id)
+        assert code == 0 and f"{added['id']} enabled {receiver.url} reply" in plain(out)
+        code, out, _ = mailramp("webhook", "test", added["id"], "--user", user_id)
+        assert code == 0 and plain(out).startswith("HTTP 200 in ")
+        (arrived,) = receiver.take()
+        body = Webhook(added["secret"]).verify(arrived.body, arrived.headers)
+        assert body["type"] == "webhook.test"
+        receiver.stop()
+        code, out, _ = mailramp("webhook", "test", added["id"], "--user", user_id)
+        assert code == 1 and "no answer" in plain(out) and "ConnectError" in plain(out)
+        code, _, error = mailramp("webhook", "add", "ftp://x.example/", "--user", user_id)
+        assert code == 1 and "is not an http:// or https:// URL" in error
+    finally:
+        receiver.stop()

@@ -12,12 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
 
 from mailramp.config import Settings
 from tests.support.clock import next_monday, system_now
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 from tests.support.smtp import SmtpServer
+from tests.support.webhook_receiver import WebhookReceiver
 
 PASSWORD = "correct horse battery staple"
 CANARY_PASSWORD = "smtp-CANARY-password-7f3a"
@@ -600,8 +602,11 @@ def test_lead_statuses_and_labels_through_the_api(base: str, seen: list[str]) ->
     assert choices[0] == "interested" and choices[-1] == "Needs pricing" and len(choices) == 10
 
     def lead(record: dict[str, object], status: object) -> Any:
-        path = f"/api/v1/campaigns/{cid}/recipients/{record['_id']}/lead-status"
-        return browser.call("PUT", path, json={"status": status})
+        return browser.call(
+            "PUT",
+            f"/api/v1/campaigns/{cid}/recipients/{record['_id']}/lead-status",
+            json={"status": status},
+        )
 
     interested = lead(ann, "interested")
     assert interested.status_code == 200
@@ -631,6 +636,60 @@ def test_lead_statuses_and_labels_through_the_api(base: str, seen: list[str]) ->
     path = f"/api/v1/campaigns/{cid}/recipients/{ann['_id']}/lead-status"
     assert other.call("PUT", path, json={"status": "won"}).status_code == 404
     assert other.call("GET", "/api/v1/lead-statuses").json()["statuses"][-1] == "do_not_contact"
+
+
+def test_webhook_endpoints_through_the_api(base: str, seen: list[str]) -> None:
+    receiver = WebhookReceiver().start()
+    try:
+        browser = Browser(base, "hooks@example.com", seen)
+        made = browser.call(
+            "POST",
+            "/api/v1/webhooks",
+            json={"url": receiver.url, "kinds": ["lead_status", "reply"], "description": "CRM"},
+        )
+        assert made.status_code == 201, made.text
+        endpoint = made.json()
+        secret = endpoint.pop("secret")
+        assert secret.startswith("whsec_") and endpoint["kinds"] == ["reply", "lead_status"]
+        eid = endpoint["_id"]
+        listed = browser.call("GET", "/api/v1/webhooks").json()
+        assert listed == [endpoint]  # never the secret again
+        assert "secret" not in browser.call("GET", f"/api/v1/webhooks/{eid}").json()
+
+        tested = browser.call("POST", f"/api/v1/webhooks/{eid}/test").json()
+        assert (tested["status_code"], tested["manual"]) == (200, True)
+        (arrived,) = receiver.take()
+        assert Webhook(secret).verify(arrived.body, arrived.headers)["type"] == "webhook.test"
+        (message,) = browser.call("GET", f"/api/v1/webhooks/{eid}/messages").json()["items"]
+        assert (message["type"], message["status"], message["attempts"]) == (
+            "webhook.test",
+            "delivered",
+            1,
+        )
+        attempts = browser.call("GET", f"/api/v1/webhook-messages/{message['_id']}/attempts")
+        assert [a["status_code"] for a in attempts.json()] == [200]
+        again = browser.call("POST", f"/api/v1/webhook-messages/{message['_id']}/redeliver")
+        assert (again.json()["status"], again.json()["attempts"]) == ("pending", 0)
+
+        rotated = browser.call("POST", f"/api/v1/webhooks/{eid}/rotate-secret").json()["secret"]
+        assert rotated.startswith("whsec_") and rotated != secret
+        off = browser.call("PATCH", f"/api/v1/webhooks/{eid}", json={"enabled": False}).json()
+        assert (off["enabled"], off["disabled_reason"]) == (False, "disabled by its owner")
+        wrong = browser.call("PATCH", f"/api/v1/webhooks/{eid}", json={"kinds": ["teleported"]})
+        assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "kinds.0"
+        bad = browser.call("POST", "/api/v1/webhooks", json={"url": "ftp://x.example/"})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "url"
+
+        other = Browser(base, "hooks-other@example.com", seen)
+        assert other.call("GET", f"/api/v1/webhooks/{eid}").status_code == 404
+        assert other.call("POST", f"/api/v1/webhooks/{eid}/test").status_code == 404
+        redeliver = f"/api/v1/webhook-messages/{message['_id']}/redeliver"
+        assert other.call("POST", redeliver).status_code == 404
+        assert other.call("GET", "/api/v1/webhooks").json() == []
+        assert browser.call("DELETE", f"/api/v1/webhooks/{eid}").status_code == 204
+        assert browser.call("GET", f"/api/v1/webhooks/{eid}").status_code == 404
+    finally:
+        receiver.stop()
 
 
 def test_an_ab_test_through_the_api(base: str, seen: list[str]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from standardwebhooks import Webhook
 
 from tests.support import scenario
 from tests.support.clock import system_now
@@ -16,6 +17,7 @@ from tests.support.inbound_mail import arf_complaint, exchange_bounce
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
 from tests.support.smtp import SmtpServer
+from tests.support.webhook_receiver import WebhookReceiver
 from tests.web.conftest import (
     README_WIDTHS,
     cut_off_the_internet,
@@ -869,3 +871,43 @@ def test_a_three_step_campaign_with_variants_from_two_mailboxes_made_on_the_form
         assert page.problems == []
     finally:
         smtp.stop()
+
+
+def test_a_webhook_endpoint_from_the_dashboard(site: str, page: Any) -> None:
+    receiver = WebhookReceiver().start()
+    try:
+        _sign_up(page, site, "wes@example.com")
+        page.goto(site + "/webhooks")
+        assert "current" in (page.get_attribute("nav >> text=Webhooks", "class") or "")
+        assert "No endpoint yet." in page.inner_text("main")
+        page.fill("#url", receiver.url)
+        page.fill("#description", "Our CRM")
+        page.check("#add-webhook input[value=reply]")
+        page.check("#add-webhook input[value=lead_status]")
+        page.click("text=Add endpoint")
+        secret = page.inner_text("#new-secret code")
+        assert secret.startswith("whsec_")
+        card = page.locator(f"[data-endpoint='{receiver.url}']")
+        assert "Our CRM · reply, lead_status · enabled" in card.inner_text()
+
+        card.locator("button:has-text('Send a test')").click()
+        assert "test sent: HTTP 200 in" in page.inner_text("p.notice")
+        (arrived,) = receiver.take()
+        assert Webhook(secret).verify(arrived.body, arrived.headers)["type"] == "webhook.test"
+        row = card.locator("tr[data-type='webhook.test']")
+        assert "delivered" in row.inner_text() and "HTTP 200" in row.inner_text()
+        row.locator("button:has-text('Send again')").click()
+        assert "queued again" in page.inner_text("p.notice")
+        assert "pending" in card.locator("tr[data-type='webhook.test']").inner_text()
+
+        card.locator("button:has-text('Disable')").click()
+        assert "Disabled" in card.inner_text() and "disabled by its owner" in card.inner_text()
+        # A secret is never on the page again once shown.
+        page.reload()
+        assert secret not in page.content()
+        page.fill("#url", "ftp://example.com/hooks")
+        page.click("text=Add endpoint")
+        assert "is not an http:// or https:// URL" in page.inner_text("#add-webhook")
+        assert page.problems == []
+    finally:
+        receiver.stop()

@@ -18,6 +18,7 @@ from mailramp.cli.conversations import lead_app
 from mailramp.cli.deliverability import warmup_app
 from mailramp.cli.demo import demo
 from mailramp.cli.legacy import migrate_legacy
+from mailramp.cli.webhooks import webhook_app
 from mailramp.config import Settings
 from mailramp.kit.secrets import KeyFile, generate_key
 from mailramp.runtime import Runtime, migrate_store, schema_head
@@ -40,6 +41,7 @@ app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(warmup_app, name="warmup")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(lead_app, name="lead")
+app.add_typer(webhook_app, name="webhook")
 
 
 def _settings(*, server: bool = False) -> Settings:

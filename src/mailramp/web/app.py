@@ -40,6 +40,8 @@ from mailramp.web.suppression import api as suppression_api
 from mailramp.web.suppression import pages as suppression_pages
 from mailramp.web.tracking import api as tracking_api
 from mailramp.web.tracking import public as tracking_public
+from mailramp.web.webhooks import api as webhooks_api
+from mailramp.web.webhooks import pages as webhooks_pages
 
 # One convention: each domain's JSON routes in web/<domain>/api.py, its dashboard pages in
 # web/<domain>/pages.py, and what strangers reach (tracking links, webhooks) beside them.
@@ -50,6 +52,7 @@ ROUTERS = (
     mailboxes_api.router,
     campaigns_api.router,
     conversations_api.router,
+    webhooks_api.router,
     suppression_api.router,
     tracking_api.router,
     legacy_api.router,
@@ -58,6 +61,7 @@ ROUTERS = (
     mailboxes_pages.router,
     campaigns_pages.router,
     suppression_pages.router,
+    webhooks_pages.router,
 )
 
 log = logging.getLogger(__name__)
