@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import smtplib
@@ -22,6 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Protocol
 
 import aiosmtplib
 from tests.support.postgres import PostgresServer, free_port
@@ -29,7 +31,7 @@ from tests.support.scenario import make_due_now
 
 from mailramp.config import Settings
 from mailramp.kit.secrets import generate_key
-from mailramp.runtime import open_runtime
+from mailramp.runtime import Runtime, open_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,14 +101,30 @@ WORKER_SETTINGS = {
     # Throughput, not a human pace: no pause between two emails of one mailbox.
     "send_gap_min_seconds": 0,
     "send_gap_max_seconds": 0,
+    # The mailboxes are the benchmark's own: warm from the start, no ramp-up.
+    "ramp_new_mailboxes": False,
 }
 
 
+class EngineHooks(Protocol):
+    """What another benchmark runs around the send loop (bench/webhooks.py: endpoints made
+    before the import, their dispatcher running beside the worker)."""
+
+    async def prepare(self, runtime: Runtime, user_id: str) -> None: ...
+
+    async def during(self, runtime: Runtime) -> None: ...
+
+
 async def mailramp_engine(
-    database_url: str, port: int, messages: int, mailboxes: int, processes: int = 0
+    database_url: str,
+    port: int,
+    messages: int,
+    mailboxes: int,
+    processes: int = 0,
+    hooks: EngineHooks | None = None,
 ) -> float:
     """Messages per second through mailramp's worker, with all bookkeeping: in this process,
-    or in `processes` separate `mailramp worker` processes."""
+    or in `processes` separate `mailramp worker` processes; `hooks` run around it."""
     key = generate_key()
     settings = Settings(
         database_url=database_url,
@@ -117,6 +135,8 @@ async def mailramp_engine(
     runtime = await open_runtime(settings)
     try:
         user = await runtime.accounts.create_user(user_name="Bench", login_id="bench")
+        if hooks is not None:
+            await hooks.prepare(runtime, user.user_id)
         campaigns = []
         per_mailbox = messages // mailboxes
         now = datetime.now(UTC)
@@ -180,11 +200,16 @@ async def mailramp_engine(
                     process.terminate()
                     process.wait()
         else:
+            beside = asyncio.create_task(hooks.during(runtime)) if hooks else None
             worker = runtime.worker()
             while await worker.tick():
                 pass
             elapsed = time.perf_counter() - started
             await worker.close()
+            if beside is not None:
+                beside.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beside
         sent = await total_sent()
         assert sent == per_mailbox * mailboxes, f"only {sent} recorded as sent"
         return sent / elapsed

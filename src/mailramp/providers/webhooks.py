@@ -14,11 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from mailramp.errors import HostError
-from mailramp.kit.network import resolve_host
+from mailramp.kit.network import IPAddress, resolve_host
 from mailramp.webhooks.models import ATTEMPT_TIMEOUT_SECONDS
 from mailramp.webhooks.repository import Delivery
 
 USER_AGENT = "mailramp-webhooks"
+RESOLVED_FOR = 60.0  # seconds a host's checked address is used before it is resolved again
 
 
 class HttpWebhookPoster:
@@ -26,6 +27,7 @@ class HttpWebhookPoster:
 
     def __init__(self, *, allow_private_hosts: bool = False) -> None:
         self._allow_private = allow_private_hosts
+        self._resolved: dict[tuple[str, int], tuple[IPAddress, float]] = {}
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(ATTEMPT_TIMEOUT_SECONDS),
             follow_redirects=False,
@@ -43,10 +45,9 @@ class HttpWebhookPoster:
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            target = await resolve_host(host, port, allow_private=self._allow_private)
+            address = await self._address(host, port)
         except HostError as error:
             return Delivery(None, error.message, took())
-        address = target.addresses[0]
         shown = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
         pinned = urlunsplit((parts.scheme, f"{shown}:{port}", parts.path or "/", parts.query, ""))
         netloc = parts.netloc.rsplit("@", 1)[-1]
@@ -66,6 +67,18 @@ class HttpWebhookPoster:
         await response.aclose()
         problem = None if response.is_success else f"HTTP {response.status_code}"
         return Delivery(response.status_code, problem, latency)
+
+    async def _address(self, host: str, port: int) -> IPAddress:
+        """The address to connect to: resolved and checked, then kept for RESOLVED_FOR
+        (what is kept is the checked address, so a name that changes meanwhile cannot
+        move the connection)."""
+        now = time.monotonic()
+        kept = self._resolved.get((host, port))
+        if kept is not None and kept[1] > now:
+            return kept[0]
+        target = await resolve_host(host, port, allow_private=self._allow_private)
+        self._resolved[(host, port)] = (target.addresses[0], now + RESOLVED_FOR)
+        return target.addresses[0]
 
     async def close(self) -> None:
         await self._client.aclose()

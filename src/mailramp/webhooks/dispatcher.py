@@ -134,29 +134,43 @@ class WebhookDispatcher:
         by_endpoint: dict[str, list[WebhookMessage]] = defaultdict(list)
         for message in claimed:
             by_endpoint[message.endpoint_id].append(message)
-        await asyncio.gather(
+        batches = await asyncio.gather(
             *(
                 self._deliver_all(endpoints[endpoint_id], messages)
                 for endpoint_id, messages in by_endpoint.items()
                 if endpoint_id in endpoints
             )
         )
+        # One unit of work for the whole batch: the store's writer is shared with sending.
+        # A crash before it leaves the messages leased; they go again when the lease ends.
+        await self._store.record_webhook_attempts([r for batch in batches for r in batch])
         return len(claimed)
 
-    async def _deliver_all(self, endpoint: WebhookEndpoint, messages: list[WebhookMessage]) -> None:
+    async def _deliver_all(
+        self, endpoint: WebhookEndpoint, messages: list[WebhookMessage]
+    ) -> list[AttemptResult]:
         gate = asyncio.Semaphore(self._per_endpoint)
 
-        async def one(message: WebhookMessage) -> None:
+        async def one(message: WebhookMessage) -> AttemptResult:
             async with gate:
-                await self.attempt(endpoint, message)
+                return await self._try(endpoint, message)
 
-        await asyncio.gather(*(one(message) for message in messages))
+        results = await asyncio.gather(*(one(message) for message in messages))
+        return sorted(results, key=lambda result: result.attempt.attempted_at)
 
     async def attempt(
         self, endpoint: WebhookEndpoint, message: WebhookMessage, *, manual: bool = False
     ) -> WebhookAttempt:
-        """Deliver one message once, sign it with the endpoint's secret(s), and record what
-        happened (and what it means for the message and the endpoint)."""
+        """Deliver one message once and record what happened (and what it means for the
+        message and the endpoint)."""
+        result = await self._try(endpoint, message, manual=manual)
+        await self._store.record_webhook_attempts([result])
+        return result.attempt
+
+    async def _try(
+        self, endpoint: WebhookEndpoint, message: WebhookMessage, *, manual: bool = False
+    ) -> AttemptResult:
+        """POST one message, signed with the endpoint's secret(s); what the answer means."""
         at = self._clock()
         # The receiver holds `webhook-timestamp` against its own clock: the real one.
         keys = self._keys(endpoint, at)
@@ -173,8 +187,7 @@ class WebhookDispatcher:
             error=delivery.error,
             manual=manual,
         )
-        await self._store.record_webhook_attempt(self._judge(endpoint, message, attempt))
-        return attempt
+        return self._judge(endpoint, message, attempt)
 
     def _judge(
         self, endpoint: WebhookEndpoint, message: WebhookMessage, attempt: WebhookAttempt

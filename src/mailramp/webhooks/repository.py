@@ -29,6 +29,24 @@ class AttemptResult:
     disable: str | None = None
 
 
+def endpoint_changes(results: Sequence[AttemptResult]) -> dict[str, dict[str, Any]]:
+    """What a batch of attempts, in order, sets on each endpoint: a success clears the
+    failing streak (`failing_since` None); a failure after it starts one at its time; with
+    no success in the batch, a failure starts one only if none runs (the store keeps the
+    running one: `last_success_at` absent says so); a `disable` turns the endpoint off."""
+    changes: dict[str, dict[str, Any]] = {}
+    for result in results:
+        endpoint = changes.setdefault(result.attempt.endpoint_id, {})
+        at = result.attempt.attempted_at
+        if result.succeeded:
+            endpoint |= {"last_success_at": at, "failing_since": None}
+        elif endpoint.get("failing_since") is None:
+            endpoint["failing_since"] = at
+        if result.disable is not None:
+            endpoint |= {"enabled": False, "disabled_reason": result.disable, "disabled_at": at}
+    return changes
+
+
 class WebhookRepository(Protocol):
     """Endpoints, their queued messages and the attempts, scoped to their owner."""
 
@@ -88,9 +106,9 @@ class WebhookRepository(Protocol):
         first. Another claimer gets none of them until `lease_until`."""
         ...
 
-    async def record_webhook_attempt(self, result: AttemptResult) -> None:
-        """In one unit of work: log the attempt, update its message (one attempt more, the
-        lease released) and its endpoint as `result` says."""
+    async def record_webhook_attempts(self, results: Sequence[AttemptResult]) -> None:
+        """In one unit of work, in order: log each attempt, update its message (one attempt
+        more, the lease released) and its endpoint as its result says."""
         ...
 
     async def list_webhook_messages(

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from mailramp.kit.types import Page
 from mailramp.storage.mongo.base import MongoBase
@@ -31,7 +31,7 @@ from mailramp.webhooks.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from mailramp.webhooks.repository import AttemptResult
+from mailramp.webhooks.repository import AttemptResult, endpoint_changes
 
 PENDING = MessageStatus.PENDING.value
 
@@ -163,38 +163,38 @@ class MongoWebhooks(MongoBase):
                 claimed.append(message)
         return claimed
 
-    async def record_webhook_attempt(self, result: AttemptResult) -> None:
-        attempt = result.attempt
-        at = attempt.attempted_at
-        with contextlib.suppress(DuplicateKeyError):  # logged before a crash: once is enough
-            await self._insert(WEBHOOK_ATTEMPTS, attempt)
-        changes: dict[str, Any] = {
-            "status": result.status.value,
-            "next_attempt_at": result.next_attempt_at,
-            "lease_until": None,
-            "last_status_code": attempt.status_code,
-            "last_error": attempt.error,
-            "updated_at": at,
-        }
-        if result.status is MessageStatus.DELIVERED:
-            changes["delivered_at"] = at
-        await self._db[WEBHOOK_MESSAGES].update_one(
-            {"_id": oid(attempt.message_id)}, {"$set": changes, "$inc": {"attempts": 1}}
-        )
-        endpoint = {"_id": oid(attempt.endpoint_id)}
-        if result.succeeded:
-            await self._db[WEBHOOK_ENDPOINTS].update_one(
-                endpoint, {"$set": {"last_success_at": at, "failing_since": None}}
+    async def record_webhook_attempts(self, results: Sequence[AttemptResult]) -> None:
+        if not results:
+            return
+        documents = [to_document(WEBHOOK_ATTEMPTS, r.attempt) for r in results]
+        with contextlib.suppress(BulkWriteError):  # logged before a crash: once is enough
+            await self._db[WEBHOOK_ATTEMPTS].insert_many(documents, ordered=False)
+        for result in results:
+            attempt = result.attempt
+            changes: dict[str, Any] = {
+                "status": result.status.value,
+                "next_attempt_at": result.next_attempt_at,
+                "lease_until": None,
+                "last_status_code": attempt.status_code,
+                "last_error": attempt.error,
+                "updated_at": attempt.attempted_at,
+            }
+            if result.status is MessageStatus.DELIVERED:
+                changes["delivered_at"] = attempt.attempted_at
+            await self._db[WEBHOOK_MESSAGES].update_one(
+                {"_id": oid(attempt.message_id)}, {"$set": changes, "$inc": {"attempts": 1}}
             )
-        else:
-            await self._db[WEBHOOK_ENDPOINTS].update_one(
-                {**endpoint, "failing_since": None}, {"$set": {"failing_since": at}}
-            )
-        if result.disable is not None:
-            await self._db[WEBHOOK_ENDPOINTS].update_one(
-                endpoint,
-                {"$set": {"enabled": False, "disabled_reason": result.disable, "disabled_at": at}},
-            )
+        for endpoint_id, endpoint_change in endpoint_changes(results).items():
+            key = {"_id": oid(endpoint_id)}
+            rest = dict(endpoint_change)
+            start = rest.get("failing_since")
+            if start is not None and "last_success_at" not in rest:
+                del rest["failing_since"]  # a failing streak starts unless one runs
+                await self._db[WEBHOOK_ENDPOINTS].update_one(
+                    {**key, "failing_since": None}, {"$set": {"failing_since": start}}
+                )
+            if rest:
+                await self._db[WEBHOOK_ENDPOINTS].update_one(key, {"$set": rest})
 
     async def list_webhook_messages(
         self,

@@ -19,7 +19,7 @@ from mailramp.webhooks.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from mailramp.webhooks.repository import AttemptResult
+from mailramp.webhooks.repository import AttemptResult, endpoint_changes
 
 E = tables.webhook_endpoints
 M = tables.webhook_messages
@@ -142,36 +142,36 @@ class SqlWebhooks(SqlBase):
         messages = [WebhookMessage.model_validate(dict(row)) for row in rows]
         return sorted(messages, key=lambda m: (m.next_attempt_at or now, m.seq or 0))
 
-    async def record_webhook_attempt(self, result: AttemptResult) -> None:
-        attempt = result.attempt
-        at = attempt.attempted_at
-        delivered = result.status is MessageStatus.DELIVERED
+    async def record_webhook_attempts(self, results: Sequence[AttemptResult]) -> None:
+        if not results:
+            return
         async with self._write() as connection:
-            await connection.execute(A.insert().values(to_row(attempt)))
-            await connection.execute(
-                update(M)
-                .where(M.c._id == attempt.message_id)
-                .values(
-                    status=result.status.value,
-                    attempts=M.c.attempts + 1,
-                    next_attempt_at=result.next_attempt_at,
-                    lease_until=None,
-                    last_status_code=attempt.status_code,
-                    last_error=attempt.error,
-                    delivered_at=at if delivered else M.c.delivered_at,
-                    updated_at=at,
+            await connection.execute(A.insert(), [to_row(r.attempt) for r in results])
+            for result in results:
+                attempt = result.attempt
+                at = attempt.attempted_at
+                delivered = result.status is MessageStatus.DELIVERED
+                await connection.execute(
+                    update(M)
+                    .where(M.c._id == attempt.message_id)
+                    .values(
+                        status=result.status.value,
+                        attempts=M.c.attempts + 1,
+                        next_attempt_at=result.next_attempt_at,
+                        lease_until=None,
+                        last_status_code=attempt.status_code,
+                        last_error=attempt.error,
+                        delivered_at=at if delivered else M.c.delivered_at,
+                        updated_at=at,
+                    )
                 )
-            )
-            endpoint: dict[str, Any] = (
-                {"last_success_at": at, "failing_since": None}
-                if result.succeeded
-                else {"failing_since": func.coalesce(E.c.failing_since, at)}
-            )
-            if result.disable is not None:
-                endpoint |= {"enabled": False, "disabled_reason": result.disable, "disabled_at": at}
-            await connection.execute(
-                update(E).where(E.c._id == attempt.endpoint_id).values(endpoint)
-            )
+            for endpoint_id, changes in endpoint_changes(results).items():
+                values: dict[str, Any] = dict(changes)
+                if values.get("failing_since") and "last_success_at" not in values:
+                    values["failing_since"] = func.coalesce(
+                        E.c.failing_since, values["failing_since"]
+                    )
+                await connection.execute(update(E).where(E.c._id == endpoint_id).values(values))
 
     async def list_webhook_messages(
         self,
