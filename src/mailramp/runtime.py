@@ -318,12 +318,13 @@ class Runtime(Services):
 
     async def rotate_secrets(self) -> int:
         """Re-encrypt every stored secret under the newest key — mailbox passwords and
-        tokens, the tracking links' signing keys and the warm-up marker's key; returns how
-        many were re-encrypted."""
+        tokens, webhook signing secrets, the tracking links' signing keys and the warm-up
+        marker's key; returns how many were re-encrypted."""
         report = await self.mailboxes.rotate_secrets()
+        webhooks = await self.webhooks.rotate_keys()
         instance = InstanceSecrets(self.store, self.secrets, clock=self.clock)
         rotated = [await instance.rotate(name) for name in INSTANCE_SECRETS]
-        return report.rotated + sum(rotated)
+        return report.rotated + webhooks + sum(rotated)
 
     async def close(self) -> None:
         """Release the database connections (and the webhooks' HTTP ones)."""

@@ -16,7 +16,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from mailramp.errors import NotFoundError, ValidationError
 from mailramp.kit.ids import new_object_id
-from mailramp.kit.secrets import SecretBox
+from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.providers.webhooks import HttpWebhookPoster
 from mailramp.storage import Store
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
@@ -273,6 +273,7 @@ async def test_rotation_private_addresses_and_owners(
     services: Services,
     store: Store,
     secret_box: SecretBox,
+    key: str,
     receivers: list[WebhookReceiver],
     dispatchers: list[WebhookDispatcher],
 ) -> None:
@@ -291,6 +292,16 @@ async def test_rotation_private_addresses_and_owners(
     for secret in (old, new):
         assert Webhook(secret).verify(received.body, received.headers)["type"] == "reply"
     assert json.loads(received.body)["data"]["seq"] == 2
+
+    # `mailramp keys rotate`: both secrets re-encrypted; the old key can then go.
+    newest = generate_key()
+    rotating, _ = _webhooks(store, services, SecretBox([newest, key]), dispatchers)
+    assert await rotating.rotate_keys() == 2
+    _, only_newest = _webhooks(store, services, SecretBox([newest]), dispatchers)
+    await _event(store, person, EventType.LEAD_STATUS, services.clock())
+    await only_newest.run_once()
+    (after,) = receiver.take()
+    assert Webhook(new).verify(after.body, after.headers)["type"] == "lead_status"
 
     with pytest.raises(ValidationError) as bad_kind:
         await webhooks.add_endpoint(user_id, receiver.url, kinds=["reply", "teleported"])

@@ -72,6 +72,17 @@ class WebhookRepository(Protocol):
         """Remove the user's endpoint with its messages and attempts; whether it existed."""
         ...
 
+    async def all_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        """Every endpoint, whoever owns it, enabled or not (for key rotation)."""
+        ...
+
+    async def replace_webhook_secret(
+        self, endpoint_id: str, field: str, *, old: str, new: str
+    ) -> bool:
+        """Set an endpoint's `secret` or `previous_secret` to `new` if it still is `old`;
+        whether it was."""
+        ...
+
     async def enabled_webhook_endpoints(self) -> list[WebhookEndpoint]:
         """Every enabled endpoint, whoever owns it (for the dispatcher)."""
         ...

@@ -153,6 +153,21 @@ class WebhookService:
         await self._update(endpoint, changes)
         return secret
 
+    async def rotate_keys(self) -> int:
+        """Re-encrypt every endpoint's secrets under the newest encryption key (`mailramp
+        keys rotate`); how many were. One changed meanwhile is already under it."""
+        rotated = 0
+        for endpoint in await self._store.all_webhook_endpoints():
+            for field in ("secret", "previous_secret"):
+                ciphertext = getattr(endpoint, field)
+                if not ciphertext:
+                    continue
+                new = self._secrets.rotate(ciphertext, context=secret_field(endpoint.id, field))
+                rotated += await self._store.replace_webhook_secret(
+                    endpoint.id, field, old=ciphertext, new=new
+                )
+        return rotated
+
     async def send_test(self, user_id: str, endpoint_id: str) -> WebhookAttempt:
         """Send a `webhook.test` message now, whether or not the endpoint is enabled; the
         attempt (status, latency) is logged with the others."""

@@ -79,6 +79,18 @@ class MongoWebhooks(MongoBase):
             await self._db[WEBHOOK_MESSAGES].delete_many({"endpoint_id": key["_id"]})
         return bool(gone.deleted_count)
 
+    async def all_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        cursor = self._db[WEBHOOK_ENDPOINTS].find({}).sort([("created_at", 1), ("_id", 1)])
+        return [e async for document in cursor if (e := from_document(WebhookEndpoint, document))]
+
+    async def replace_webhook_secret(
+        self, endpoint_id: str, field: str, *, old: str, new: str
+    ) -> bool:
+        replaced = await self._db[WEBHOOK_ENDPOINTS].update_one(
+            {"_id": oid(endpoint_id), field: old}, {"$set": {field: new}}
+        )
+        return bool(replaced.modified_count)
+
     async def enabled_webhook_endpoints(self) -> list[WebhookEndpoint]:
         cursor = (
             self._db[WEBHOOK_ENDPOINTS]

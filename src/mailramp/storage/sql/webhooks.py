@@ -61,6 +61,21 @@ class SqlWebhooks(SqlBase):
             )
         return bool(gone.rowcount)
 
+    async def all_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        query = select(E).order_by(E.c.created_at, E.c._id)
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).mappings()
+            return [WebhookEndpoint.model_validate(dict(row)) for row in rows]
+
+    async def replace_webhook_secret(
+        self, endpoint_id: str, field: str, *, old: str, new: str
+    ) -> bool:
+        async with self._write() as connection:
+            replaced = await connection.execute(
+                update(E).where(E.c._id == endpoint_id, E.c[field] == old).values({field: new})
+            )
+        return bool(replaced.rowcount)
+
     async def enabled_webhook_endpoints(self) -> list[WebhookEndpoint]:
         query = select(E).where(E.c.enabled.is_(True)).order_by(E.c.created_at, E.c._id)
         async with self._read() as connection:
