@@ -17,6 +17,17 @@ from mailramp.webhooks.models import (
 
 
 @dataclass(frozen=True)
+class MessageQuery:
+    """Which messages of one endpoint a delivery log shows: of one status (all if None),
+    one page."""
+
+    endpoint_id: str
+    status: MessageStatus | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True)
 class AttemptResult:
     """What one attempt changes: the attempt logged, the message's new status (and when it
     is tried next, if pending), and the endpoint's health — `succeeded` clears its failing
@@ -123,15 +134,9 @@ class WebhookRepository(Protocol):
         ...
 
     async def list_webhook_messages(
-        self,
-        user_id: str,
-        endpoint_id: str,
-        *,
-        status: MessageStatus | None = None,
-        offset: int = 0,
-        limit: int = 50,
+        self, user_id: str, query: MessageQuery
     ) -> Page[WebhookMessage]:
-        """The endpoint's messages (of one status, or all), newest first."""
+        """The messages `query` selects, newest first."""
         ...
 
     async def get_webhook_message(self, user_id: str, message_id: str) -> WebhookMessage | None:

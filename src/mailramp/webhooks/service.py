@@ -25,7 +25,7 @@ from mailramp.webhooks.models import (
     WebhookMessage,
     secret_field,
 )
-from mailramp.webhooks.repository import WebhookRepository
+from mailramp.webhooks.repository import MessageQuery, WebhookRepository
 from mailramp.webhooks.signing import new_secret
 
 URL_MAX = 2000
@@ -205,9 +205,8 @@ class WebhookService:
     ) -> Page[WebhookMessage]:
         """The endpoint's messages, newest first."""
         endpoint = await self.get_endpoint(user_id, endpoint_id)
-        return await self._store.list_webhook_messages(
-            endpoint.user_id, endpoint.id, status=status, offset=offset, limit=limit
-        )
+        query = MessageQuery(endpoint.id, status, offset, limit)
+        return await self._store.list_webhook_messages(endpoint.user_id, query)
 
     async def attempts(self, user_id: str, message_id: str) -> list[WebhookAttempt]:
         """Every attempt at one of the user's messages, oldest first."""

@@ -31,7 +31,7 @@ from mailramp.webhooks.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from mailramp.webhooks.repository import AttemptResult, endpoint_changes
+from mailramp.webhooks.repository import AttemptResult, MessageQuery, endpoint_changes
 
 PENDING = MessageStatus.PENDING.value
 
@@ -209,20 +209,18 @@ class MongoWebhooks(MongoBase):
                 await self._db[WEBHOOK_ENDPOINTS].update_one(key, {"$set": rest})
 
     async def list_webhook_messages(
-        self,
-        user_id: str,
-        endpoint_id: str,
-        *,
-        status: MessageStatus | None = None,
-        offset: int = 0,
-        limit: int = 50,
+        self, user_id: str, query: MessageQuery
     ) -> Page[WebhookMessage]:
-        owner, endpoint = maybe_oid(user_id), maybe_oid(endpoint_id)
-        query: dict[str, Any] = {"user_id": owner, "endpoint_id": endpoint}
-        if status is not None:
-            query["status"] = status.value
+        wanted: dict[str, Any] = {
+            "user_id": maybe_oid(user_id),
+            "endpoint_id": maybe_oid(query.endpoint_id),
+        }
+        if query.status is not None:
+            wanted["status"] = query.status.value
         sort = [("created_at", -1), ("seq", -1), ("_id", -1)]
-        return await self._page(WEBHOOK_MESSAGES, WebhookMessage, query, sort, offset, limit)
+        return await self._page(
+            WEBHOOK_MESSAGES, WebhookMessage, wanted, sort, query.offset, query.limit
+        )
 
     async def get_webhook_message(self, user_id: str, message_id: str) -> WebhookMessage | None:
         key = _owned(user_id, message_id)

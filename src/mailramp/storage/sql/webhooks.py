@@ -19,7 +19,7 @@ from mailramp.webhooks.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from mailramp.webhooks.repository import AttemptResult, endpoint_changes
+from mailramp.webhooks.repository import AttemptResult, MessageQuery, endpoint_changes
 
 E = tables.webhook_endpoints
 M = tables.webhook_messages
@@ -189,21 +189,17 @@ class SqlWebhooks(SqlBase):
                 await connection.execute(update(E).where(E.c._id == endpoint_id).values(values))
 
     async def list_webhook_messages(
-        self,
-        user_id: str,
-        endpoint_id: str,
-        *,
-        status: MessageStatus | None = None,
-        offset: int = 0,
-        limit: int = 50,
+        self, user_id: str, query: MessageQuery
     ) -> Page[WebhookMessage]:
-        check_page(offset, limit)
-        condition = and_(M.c.endpoint_id == endpoint_id, M.c.user_id == user_id)
-        if status is not None:
-            condition = and_(condition, M.c.status == status.value)
+        check_page(query.offset, query.limit)
+        condition = and_(M.c.endpoint_id == query.endpoint_id, M.c.user_id == user_id)
+        if query.status is not None:
+            condition = and_(condition, M.c.status == query.status.value)
         order = (M.c.created_at.desc(), M.c.seq.desc(), M.c._id.desc())
         async with self._read() as connection:
-            return await self._page(connection, WebhookMessage, M, condition, order, offset, limit)
+            return await self._page(
+                connection, WebhookMessage, M, condition, order, query.offset, query.limit
+            )
 
     async def get_webhook_message(self, user_id: str, message_id: str) -> WebhookMessage | None:
         query = select(M).where(M.c._id == message_id, M.c.user_id == user_id)
