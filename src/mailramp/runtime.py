@@ -20,6 +20,7 @@ from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
 from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
+from mailramp.conversations.inbox import InboxService
 from mailramp.conversations.leads import LeadService
 from mailramp.deliverability.pool import WarmupPool
 from mailramp.deliverability.service import DeliverabilityService
@@ -93,6 +94,7 @@ class Services:
     auth: AuthService
     deliverability: DeliverabilityService
     leads: LeadService
+    inbox: InboxService
     webhooks: WebhookService
     webhook_dispatcher: WebhookDispatcher
 
@@ -154,6 +156,7 @@ def build_services(
         auth=AuthService(store, accounts, clock=clock, signup_open=signup_open),
         deliverability=DeliverabilityService(store, mailboxes, campaigns, clock=clock),
         leads=LeadService(store, tracking, clock=clock),
+        inbox=InboxService(store, tracking, clock=clock),
         webhooks=WebhookService(
             store, secrets, dispatcher, clock=clock, allow_private_hosts=allow_private_hosts
         ),

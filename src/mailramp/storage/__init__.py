@@ -7,7 +7,7 @@ from typing import Protocol
 from mailramp.accounts.repository import UserRepository
 from mailramp.auth.repository import AuthRepository
 from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
-from mailramp.conversations.repository import LeadRepository
+from mailramp.conversations.repository import InboxRepository, LeadRepository
 from mailramp.deliverability.repository import DeliverabilityRepository, WarmupRepository
 from mailramp.kit.secrets import InstanceSecretRepository
 from mailramp.legacy.repository import LegacyRepository
@@ -34,6 +34,7 @@ class Store(
     DeliverabilityRepository,
     WarmupRepository,
     LeadRepository,
+    InboxRepository,
     WebhookRepository,
     Protocol,
 ):

@@ -16,7 +16,7 @@ from mailramp.errors import (
     NotFoundError,
     TransientSendError,
 )
-from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.clock import Clock, truncate, utc_now
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.marked_ids import WarmupMarker
 from mailramp.kit.periodic import Periodic
@@ -36,14 +36,18 @@ from mailramp.tracking.events import (
     SOFT_BOUNCE_WINDOW,
 )
 from mailramp.tracking.inbound import Inbound, InboundKind, classify_inbound
+from mailramp.tracking.inbound.content import read_content
 from mailramp.tracking.models import (
+    AttachmentInfo,
+    ConversationFile,
+    ConversationMessage,
     EmailEvent,
     EmailTracking,
     EventType,
     TrackingStatus,
     UnmatchedInbound,
 )
-from mailramp.tracking.repository import EventChange, TrackingRepository
+from mailramp.tracking.repository import EventChange, ReceivedMessage, TrackingRepository
 from mailramp.tracking.service import EventMetrics, unmeasured
 from mailramp.tracking.stops import stop_company
 
@@ -184,6 +188,9 @@ class InboxPoller:
             if kind is SOFT_BOUNCE:
                 suppress = await self._soft_bounce_limit(record, inbound, now)
         event = EmailEvent.about(record, kind.type, now, details=_details(inbound))
+        received = (
+            _received(mailbox, record, inbound, raw, now) if inbound.kind in ANSWERS else None
+        )
         change = EventChange(
             firsts=kind.firsts_for(human=False),
             suppress=suppress,
@@ -192,6 +199,7 @@ class InboxPoller:
             # A soft bounce ends the sequence once it suppresses the address (too many).
             stops_sequence=kind.stops_sequence or suppress is not None,
             postpone_until=await self._postponed(record, now) if kind is AUTO_REPLY else None,
+            received=received,
         )
         await self._store.record_event(event, change)
         self._metrics.count_event(event.type, source="inbox")
@@ -313,3 +321,54 @@ def _unmatched(mailbox: Mailbox, inbound: Inbound, now: datetime) -> UnmatchedIn
         details=details,
         received_at=now,
     )
+
+
+def _received(
+    mailbox: Mailbox, record: EmailTracking, inbound: Inbound, raw: bytes, now: datetime
+) -> ReceivedMessage:
+    """A reply or automatic reply as the inbox keeps it, with its kept attachments."""
+    content = read_content(raw)
+    message_id = new_object_id()
+    files: list[ConversationFile] = []
+    attachments: list[AttachmentInfo] = []
+    for attachment in content.attachments:
+        file_id = new_object_id()
+        attachments.append(
+            AttachmentInfo(
+                id=file_id,
+                filename=attachment.filename,
+                content_type=attachment.content_type,
+                size=attachment.size,
+                kept=attachment.data is not None,
+            )
+        )
+        if attachment.data is not None:
+            files.append(
+                ConversationFile(
+                    id=file_id, message_id=message_id, user_id=record.user_id, data=attachment.data
+                )
+            )
+    message = ConversationMessage(
+        id=message_id,
+        user_id=record.user_id,
+        mailbox_id=mailbox.id,
+        campaign_id=record.campaign_id,
+        record_id=record.id,
+        recipient_email=record.recipient_email,
+        direction="in",
+        kind=inbound.kind.value,
+        message_id=content.message_id,
+        references=content.in_reply_to,
+        sender=content.sender,
+        to=content.to,
+        subject=content.subject,
+        sent_at=truncate(content.sent_at) if content.sent_at else None,
+        received_at=now,
+        text=content.text,
+        quoted=content.quoted,
+        html=content.html,
+        attachments=attachments,
+        size=content.size,
+        problem=content.problem,
+    )
+    return ReceivedMessage(message, files)

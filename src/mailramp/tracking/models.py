@@ -180,6 +180,58 @@ class UnmatchedInbound(Record):
     received_at: UTCDateTime
 
 
+class AttachmentInfo(Record):
+    """A file a conversation's message carried: `kept` False when it was over what the
+    inbox keeps (tracking/inbound/content.py), so it can only be read in the mailbox."""
+
+    id: ObjectIdStr
+    filename: str
+    content_type: str
+    size: int
+    kept: bool
+
+
+class ConversationMessage(Record):
+    """One message of a conversation with a person of a campaign: their reply or automatic
+    reply (`direction` "in"), or the user's answer from the inbox ("out"). The thread is
+    the person: (`campaign_id`, `recipient_email`). `text` is what was written, `quoted`
+    the history the client quoted, `html` the sanitised HTML (None if there was none, or
+    too much); `problem` says why the body is not there."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    user_id: ObjectIdStr
+    mailbox_id: ObjectIdStr
+    campaign_id: CampaignIdStr
+    record_id: ObjectIdStr
+    """The campaign email it answers (or, for an answer, the person's latest)."""
+    recipient_email: str
+    direction: str  # in, out
+    kind: str  # reply, auto_reply, answer
+    message_id: str | None = None
+    references: list[str] = Field(default_factory=list)
+    sender: str = ""
+    to: str = ""
+    subject: str = ""
+    sent_at: UTCDateTime | None = None
+    received_at: UTCDateTime
+    text: str = ""
+    quoted: str = ""
+    html: str | None = None
+    attachments: list[AttachmentInfo] = Field(default_factory=list)
+    size: int = 0
+    problem: str | None = None
+    read_at: UTCDateTime | None = None
+
+
+class ConversationFile(Record):
+    """The content of a kept attachment."""
+
+    id: ObjectIdStr = Field(alias="_id")
+    message_id: ObjectIdStr
+    user_id: ObjectIdStr
+    data: bytes
+
+
 class EmailEvent(Record):
     """One entry of the event log. `details` holds what the request or message said (user
     agent, link, IP fingerprint, DSN status) — untrusted data, escaped wherever shown.

@@ -11,6 +11,8 @@ from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.suppression.models import Suppression
 from mailramp.tracking.models import (
+    ConversationFile,
+    ConversationMessage,
     EmailEvent,
     EmailTracking,
     EventType,
@@ -62,13 +64,22 @@ class LeadStatusMove:
 
 
 @dataclass(frozen=True)
+class ReceivedMessage:
+    """A reply kept for the inbox, with its kept attachments' contents; stored once per
+    mailbox and Message-ID (read again after a crash, it is not kept twice)."""
+
+    message: ConversationMessage
+    files: Sequence[ConversationFile] = ()
+
+
+@dataclass(frozen=True)
 class EventChange:
     """What recording one event changes beside appending it: the record timestamps its
     first occurrence sets (→ the counters they feed), the address it suppresses, and the
     record's status move (only from `status_from`), whether it ends the person's sequence
     (their emails not sent yet are `stopped`, in the same unit of work), the moment
-    before which none of their emails not sent yet may go (an out-of-office), and the
-    person's new lead status."""
+    before which none of their emails not sent yet may go (an out-of-office), the
+    person's new lead status, and the reply kept for the inbox."""
 
     firsts: Mapping[str, str]
     suppress: Suppression | None = None
@@ -77,6 +88,7 @@ class EventChange:
     stops_sequence: bool = False
     postpone_until: datetime | None = None
     lead_status: LeadStatusMove | None = None
+    received: ReceivedMessage | None = None
 
 
 class TrackingRepository(Protocol):

@@ -38,6 +38,8 @@ LEAD_LABELS = "lead_labels"
 WEBHOOK_ENDPOINTS = "webhook_endpoints"
 WEBHOOK_MESSAGES = "webhook_messages"
 WEBHOOK_ATTEMPTS = "webhook_attempts"
+CONVERSATION_MESSAGES = "conversation_messages"
+CONVERSATION_FILES = "conversation_files"
 
 OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     # `user_id` here is the string alias of `_id` (schema): not converted.
@@ -60,6 +62,8 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     WEBHOOK_ENDPOINTS: frozenset({"_id", "user_id"}),
     WEBHOOK_MESSAGES: frozenset({"_id", "user_id", "endpoint_id", "event_id"}),
     WEBHOOK_ATTEMPTS: frozenset({"_id", "user_id", "endpoint_id", "message_id"}),
+    CONVERSATION_MESSAGES: frozenset({"_id", "user_id", "mailbox_id", "record_id"}),
+    CONVERSATION_FILES: frozenset({"_id", "user_id", "message_id"}),
     WARMUP: frozenset({"_id", "user_id", "mailbox_id", "to_mailbox_id", "to_user_id", "thread_id"}),
 }
 

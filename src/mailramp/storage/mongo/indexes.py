@@ -15,6 +15,8 @@ from mailramp.auth.models import WEBHOOK_MEMORY
 from mailramp.storage.mongo.codec import (
     API_KEYS,
     CAMPAIGNS,
+    CONVERSATION_FILES,
+    CONVERSATION_MESSAGES,
     EMAIL_CAMPAIGNS,
     EVENTS,
     LEAD_LABELS,
@@ -114,6 +116,15 @@ INDEXES: tuple[IndexSpec, ...] = (
               ("user_id", "lead_status")),
     IndexSpec(LEAD_LABELS, "uq_lead_labels_user_id_key", ("user_id", "key"), True,
               field="name", kind="label"),
+    # conversations: a reply read again is kept once; threads newest first
+    IndexSpec(CONVERSATION_MESSAGES, "uq_conversation_messages_mailbox_id_message_id",
+              ("mailbox_id", "message_id"), True, partial={"message_id": STRING},
+              field="message_id", kind="conversation message"),
+    IndexSpec(CONVERSATION_MESSAGES, "ix_conversation_messages_user_id_received_at",
+              ("user_id", "received_at")),
+    IndexSpec(CONVERSATION_MESSAGES, "ix_conversation_messages_campaign_id_recipient_email",
+              ("campaign_id", "recipient_email", "received_at")),
+    IndexSpec(CONVERSATION_FILES, "ix_conversation_files_message_id", ("message_id",)),
     # outgoing webhooks
     IndexSpec(WEBHOOK_ENDPOINTS, "ix_webhook_endpoints_user_id", ("user_id",)),
     IndexSpec(WEBHOOK_MESSAGES, "uq_webhook_messages_endpoint_id_event_id",

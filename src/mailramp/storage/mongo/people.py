@@ -10,13 +10,20 @@ from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
-from mailramp.errors import ConflictError
+from mailramp.errors import ConflictError, DuplicateError
 from mailramp.kit.ids import new_object_id
-from mailramp.storage.mongo.codec import RECIPIENTS, TRACKING, oid
+from mailramp.storage.mongo.codec import (
+    CONVERSATION_FILES,
+    CONVERSATION_MESSAGES,
+    RECIPIENTS,
+    TRACKING,
+    oid,
+    to_document,
+)
 from mailramp.storage.mongo.event_log import MongoEventLog
 from mailramp.tracking.events import ChangedEmail
 from mailramp.tracking.models import UNSENT_STATUSES, TrackingStatus
-from mailramp.tracking.repository import LeadStatusMove
+from mailramp.tracking.repository import LeadStatusMove, ReceivedMessage
 
 UNSENT = [status.value for status in UNSENT_STATUSES]
 
@@ -95,4 +102,15 @@ class MongoPeople(MongoEventLog):
         if not moved.matched_count:
             raise ConflictError(
                 f"the lead status of {email} changed meanwhile; look again", field="status"
+            )
+
+    async def _keep_received(self, received: ReceivedMessage) -> None:
+        """Keep a reply for the inbox, with its files, unless it was kept before."""
+        try:
+            await self._insert(CONVERSATION_MESSAGES, received.message)
+        except DuplicateError:
+            return
+        if received.files:
+            await self._db[CONVERSATION_FILES].insert_many(
+                [to_document(CONVERSATION_FILES, file) for file in received.files]
             )

@@ -262,6 +262,8 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
                     change.lead_status,
                     event.occurred_at,
                 )
+        if change.received is not None:  # kept once: a repeat after a crash is refused
+            await self._keep_received(change.received)
         # The order of the writes is the module docstring's: log, record, counters.
         await self._append_events([event])
         deltas: dict[str, int] = {}

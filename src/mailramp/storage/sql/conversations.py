@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, select
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.conversations.models import LeadLabel
-from mailramp.storage.rows import to_row
+from mailramp.conversations.repository import ThreadQuery, ThreadSummary
+from mailramp.kit.types import Page
+from mailramp.storage.rows import check_page, to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.base import SqlBase
-from mailramp.tracking.models import CampaignRecipient
+from mailramp.tracking.models import CampaignRecipient, ConversationFile, ConversationMessage
 
 P = tables.recipients
 L = tables.lead_labels
+C = tables.conversation_messages
+F = tables.conversation_files
+K = tables.campaigns
 
 
 class SqlConversations(SqlBase):
@@ -60,3 +69,153 @@ class SqlConversations(SqlBase):
         async with self._write() as connection:
             gone = await connection.execute(delete(L).where(L.c.user_id == user_id, L.c.key == key))
         return bool(gone.rowcount)
+
+    # -- the inbox ------------------------------------------------------------------
+
+    async def list_threads(self, user_id: str, query: ThreadQuery) -> Page[ThreadSummary]:
+        check_page(query.offset, query.limit)
+        mine = [C.c.user_id == user_id]
+        if not query.automatic:
+            mine.append(C.c.kind != "auto_reply")
+        if query.mailbox_id is not None:
+            mine.append(C.c.mailbox_id == query.mailbox_id)
+        unread = func.sum(case((and_(C.c.direction == "in", C.c.read_at.is_(None)), 1), else_=0))
+        last_at = func.max(C.c.received_at)
+        threads = (
+            select(
+                C.c.campaign_id,
+                C.c.recipient_email,
+                last_at.label("last_at"),
+                func.count().label("messages"),
+                unread.label("unread"),
+            )
+            .where(*mine)
+            .group_by(C.c.campaign_id, C.c.recipient_email)
+        )
+        if query.unread:
+            threads = threads.having(unread > 0)
+        grouped = threads.subquery()
+        listed = (
+            select(
+                grouped,
+                K.c.campaign_name,
+                P.c.lead_status,
+            )
+            .join(K, K.c.campaign_id == grouped.c.campaign_id)
+            .outerjoin(
+                P,
+                and_(
+                    P.c.campaign_id == grouped.c.campaign_id,
+                    P.c.recipient_email == grouped.c.recipient_email,
+                ),
+            )
+        )
+        if query.lead_status is not None:
+            listed = listed.where(P.c.lead_status == query.lead_status)
+        if query.search:
+            text = query.search.lower()
+            said = (
+                select(C.c._id)
+                .where(
+                    *mine,
+                    C.c.campaign_id == grouped.c.campaign_id,
+                    C.c.recipient_email == grouped.c.recipient_email,
+                    or_(
+                        func.lower(C.c.sender).contains(text, autoescape=True),
+                        func.lower(C.c.subject).contains(text, autoescape=True),
+                        func.lower(C.c.text).contains(text, autoescape=True),
+                    ),
+                )
+                .exists()
+            )
+            listed = listed.where(
+                or_(
+                    grouped.c.recipient_email.contains(text, autoescape=True),
+                    func.lower(K.c.campaign_name).contains(text, autoescape=True),
+                    said,
+                )
+            )
+        counted = select(func.count()).select_from(listed.subquery())
+        page = listed.order_by(grouped.c.last_at.desc()).offset(query.offset).limit(query.limit)
+        async with self._read() as connection:
+            total = int((await connection.execute(counted)).scalar_one())
+            rows = (await connection.execute(page)).mappings().all()
+            latest = await self._latest(connection, user_id, query, rows)
+        items = [
+            ThreadSummary(
+                campaign_id=row["campaign_id"],
+                campaign_name=row["campaign_name"],
+                recipient_email=row["recipient_email"],
+                lead_status=row["lead_status"],
+                last_at=latest[(row["campaign_id"], row["recipient_email"])].received_at,
+                messages=int(row["messages"]),
+                unread=int(row["unread"] or 0),
+                latest=latest[(row["campaign_id"], row["recipient_email"])],
+            )
+            for row in rows
+        ]
+        return Page[ThreadSummary](items=items, total=total, offset=query.offset, limit=query.limit)
+
+    async def _latest(
+        self, connection: AsyncConnection, user_id: str, query: ThreadQuery, rows: Any
+    ) -> dict[tuple[str, str], ConversationMessage]:
+        """The newest message shown of each listed thread."""
+        pairs = [(row["campaign_id"], row["recipient_email"]) for row in rows]
+        if not pairs:
+            return {}
+        wanted = select(C).where(
+            C.c.user_id == user_id, tuple_(C.c.campaign_id, C.c.recipient_email).in_(pairs)
+        )
+        if not query.automatic:
+            wanted = wanted.where(C.c.kind != "auto_reply")
+        latest: dict[tuple[str, str], ConversationMessage] = {}
+        for row in (await connection.execute(wanted.order_by(C.c.received_at))).mappings():
+            message = ConversationMessage.model_validate(dict(row))
+            latest[(message.campaign_id, message.recipient_email)] = message
+        return latest
+
+    async def list_conversation(
+        self, user_id: str, campaign_id: str, recipient_email: str
+    ) -> list[ConversationMessage]:
+        query = (
+            select(C)
+            .where(
+                C.c.user_id == user_id,
+                C.c.campaign_id == campaign_id,
+                C.c.recipient_email == recipient_email,
+            )
+            .order_by(C.c.received_at, C.c._id)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).mappings()
+            return [ConversationMessage.model_validate(dict(row)) for row in rows]
+
+    async def get_conversation_file(
+        self, user_id: str, file_id: str
+    ) -> tuple[ConversationMessage, ConversationFile] | None:
+        query = select(F).where(F.c._id == file_id, F.c.user_id == user_id)
+        async with self._read() as connection:
+            file = await self._one(connection, ConversationFile, query)
+            if file is None:
+                return None
+            message = await self._one(
+                connection, ConversationMessage, select(C).where(C.c._id == file.message_id)
+            )
+        return None if message is None else (message, file)
+
+    async def mark_conversation_read(
+        self, user_id: str, campaign_id: str, recipient_email: str, *, read_at: datetime | None
+    ) -> int:
+        async with self._write() as connection:
+            changed = await connection.execute(
+                update(C)
+                .where(
+                    C.c.user_id == user_id,
+                    C.c.campaign_id == campaign_id,
+                    C.c.recipient_email == recipient_email,
+                    C.c.direction == "in",
+                    C.c.read_at.is_(None) if read_at is not None else C.c.read_at.is_not(None),
+                )
+                .values(read_at=read_at)
+            )
+        return int(changed.rowcount)

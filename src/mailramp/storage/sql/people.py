@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.errors import ConflictError
 from mailramp.kit.ids import new_object_id
+from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.event_log import SqlEventLog
 from mailramp.tracking.events import ChangedEmail
 from mailramp.tracking.models import UNSENT_STATUSES, TrackingStatus
-from mailramp.tracking.repository import LeadStatusMove
+from mailramp.tracking.repository import LeadStatusMove, ReceivedMessage
 
 T = tables.tracking
 P = tables.recipients
@@ -154,4 +155,17 @@ class SqlPeople(SqlEventLog):
         if not moved.rowcount:
             raise ConflictError(
                 f"the lead status of {email} changed meanwhile; look again", field="status"
+            )
+
+    async def _keep_received(self, connection: AsyncConnection, received: ReceivedMessage) -> None:
+        """Keep a reply for the inbox, with its files, unless it was kept before."""
+        kept = await connection.execute(
+            self._insert(tables.conversation_messages).on_conflict_do_nothing(
+                index_elements=["mailbox_id", "message_id"]
+            ),
+            [to_row(received.message)],
+        )
+        if kept.rowcount and received.files:
+            await connection.execute(
+                tables.conversation_files.insert(), [to_row(file) for file in received.files]
             )

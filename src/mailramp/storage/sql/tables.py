@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -571,4 +572,64 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     Column("manual", Boolean, nullable=False),
     Index("ix_webhook_attempts_message_id", "message_id"),
+)
+
+
+conversation_messages = Table(
+    "conversation_messages",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("user_id", ObjectIdColumn, ForeignKey(users.c._id), nullable=False),
+    Column("mailbox_id", ObjectIdColumn, nullable=False),
+    Column(
+        "campaign_id",
+        String(36),
+        ForeignKey(campaigns.c.campaign_id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("record_id", ObjectIdColumn, nullable=False),
+    Column("recipient_email", String(254), nullable=False),
+    Column("direction", String(3), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("message_id", String(998), nullable=True),
+    Column("references", json_document(), nullable=False),
+    Column("sender", Text, nullable=False),
+    Column("to", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("quoted", Text, nullable=False),
+    Column("html", Text, nullable=True),
+    Column("attachments", json_document(), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("problem", Text, nullable=True),
+    Column("read_at", UTCDateTime, nullable=True),
+    # A message read again (a crash before the inbox position was saved) is kept once.
+    Index(
+        "uq_conversation_messages_mailbox_id_message_id", "mailbox_id", "message_id", unique=True
+    ),
+    # Threads: a user's, newest first; one person's messages in order.
+    Index("ix_conversation_messages_user_id_received_at", "user_id", "received_at"),
+    Index(
+        "ix_conversation_messages_campaign_id_recipient_email",
+        "campaign_id",
+        "recipient_email",
+        "received_at",
+    ),
+)
+
+conversation_files = Table(
+    "conversation_files",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column(
+        "message_id",
+        ObjectIdColumn,
+        ForeignKey(conversation_messages.c._id, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", ObjectIdColumn, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_conversation_files_message_id", "message_id"),
 )

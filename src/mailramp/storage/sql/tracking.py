@@ -217,6 +217,8 @@ class SqlTracking(SqlPeople):
                     await self._move_lead_status(
                         connection, event.campaign_id, email, change.lead_status, at
                     )
+            if change.received is not None:
+                await self._keep_received(connection, change.received)
             if suppress is not None:
                 await self._suppress(connection, suppress)
             if deltas:

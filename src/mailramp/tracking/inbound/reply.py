@@ -35,12 +35,22 @@ def reply_text(message: Message) -> str | None:
     parts = report_parts(message)
     if not parts:
         return None
-    text = text_of(parts[0]).replace("\r\n", "\n")
-    quote = _QUOTE_STARTS.search(text)
-    if quote is not None:
-        text = text[: quote.start()]
-    kept = "\n".join(line for line in text.split("\n") if not line.lstrip().startswith(">"))
-    kept = _BLANK_LINES.sub("\n\n", kept).strip()
+    kept, _ = split_quoted(text_of(parts[0]))
     if len(kept) > REPLY_TEXT:
         kept = kept[: REPLY_TEXT - 1].rstrip() + "…"
     return kept or None
+
+
+def split_quoted(text: str) -> tuple[str, str]:
+    """A reply's text as (what the person wrote, the history their client quoted): cut
+    where the client starts quoting, `>`-quoted lines moved to the history."""
+    text = text.replace("\r\n", "\n")
+    quote = _QUOTE_STARTS.search(text)
+    history = ""
+    if quote is not None:
+        text, history = text[: quote.start()], text[quote.start() :]
+    lines = text.split("\n")
+    quoted = [line for line in lines if line.lstrip().startswith(">")]
+    kept = "\n".join(line for line in lines if not line.lstrip().startswith(">"))
+    history = "\n".join([*quoted, history.strip()]).strip() if quoted else history.strip()
+    return _BLANK_LINES.sub("\n\n", kept).strip(), history
