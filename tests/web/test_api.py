@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -953,6 +954,104 @@ def test_unmatched_bounces_are_shown_to_their_owner_only(base: str, seen: list[s
     page = alice.call("GET", "/settings").text
     assert 'data-unmatched="stranger@example.org"' in page
     assert 'data-unmatched="stranger@example.org"' not in bob.call("GET", "/settings").text
+
+
+def test_the_inbox_through_the_api_and_the_cli(base: str, seen: list[str]) -> None:
+    import asyncio
+
+    from mailramp.runtime import open_runtime
+    from mailramp.sending.models import Outcome, SendResult
+    from mailramp.sending.repository import Lease
+    from tests.support.processes import run_mailramp
+    from tests.support.scenario import make_due_now
+
+    ann = Browser(base, "inbox-a@example.com", seen)
+    box = ann.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("ia@acme.com")).json()
+    cid = _campaign(ann, box["_id"], campaign_name="Spring outreach")["campaign_id"]
+    ann.call(
+        "POST",
+        f"/api/v1/campaigns/{cid}/recipients",
+        files={"file": ("p.csv", b"email,first_name\nzoe@example.com,Zoe\n", "text/csv")},
+    )
+    assert ann.call("POST", f"/api/v1/campaigns/{cid}/launch").status_code == 200
+    reply = (
+        "From: Zoe <zoe@example.com>\r\nTo: ia@acme.com\r\nSubject: Re: Hello\r\n"
+        "Message-ID: <zoe-1@example.com>\r\nIn-Reply-To: {ours}\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="M"\r\n\r\n'
+        "--M\r\nContent-Type: text/html\r\n\r\n<p>Yes <b>please</b></p>"
+        '<img src="https://tracker.example/p.gif"><script>alert(1)</script>\r\n'
+        "--M\r\nContent-Type: text/html\r\n"
+        "Content-Disposition: attachment; filename*=UTF-8''%C3%A9vil.html\r\n\r\n"
+        "<script>alert(document.cookie)</script>\r\n--M--\r\n"
+    )
+
+    async def zoe_answers() -> str:
+        runtime = await open_runtime(_server_settings())
+        try:
+            await make_due_now(runtime, cid)
+            now = runtime.clock()
+            lease = Lease("test", now, now + timedelta(minutes=1))
+            (record,) = await runtime.store.claim_due(lease, limit=5)
+            ours = f"<{record.id}@acme.com>"
+            await runtime.store.start_sending(lease, {record.id: ours})
+            sent = SendResult(record.id, cid, record.user_id, record.recipient_email, Outcome.SENT)
+            await runtime.store.record_results([sent], now=now)
+            mailbox = await runtime.mailboxes.get_mailbox(ann.user["_id"], box["_id"])
+            raw = reply.replace("{ours}", ours).encode()
+            return (await runtime.inbox_poller().process(mailbox, raw)).value
+        finally:
+            await runtime.close()
+
+    assert asyncio.run(zoe_answers()) == "reply"
+    listed = ann.call("GET", "/api/v1/inbox").json()
+    (thread,) = listed["items"]
+    assert (thread["recipient_email"], thread["campaign_name"], thread["unread"]) == (
+        "zoe@example.com",
+        "Spring outreach",
+        1,
+    )
+    assert thread["latest"]["text"] == "Yes please"
+    assert ann.call("GET", "/api/v1/inbox?search=nothing-like-it").json()["total"] == 0
+    assert ann.call("GET", "/api/v1/inbox?unread=true").json()["total"] == 1
+
+    rid = thread["record_id"]
+    detail = ann.call("GET", f"/api/v1/inbox/{cid}/{rid}").json()
+    (message,) = detail["messages"]
+    assert message["html"] == "<p>Yes <b>please</b></p>"
+    assert [s["step"] for s in detail["sent"]] == [1]
+    assert ann.call("GET", "/api/v1/inbox?unread=true").json()["total"] == 0
+    (attachment,) = message["attachments"]
+    download = ann.call("GET", f"/api/v1/inbox/attachments/{attachment['id']}")
+    assert download.status_code == 200 and download.content.startswith(b"<script>")
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert download.headers["content-disposition"] == (
+        "attachment; filename=\"_vil.html\"; filename*=UTF-8''%C3%A9vil.html"
+    )
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in download.headers["content-security-policy"]
+    marked = ann.call("POST", f"/api/v1/inbox/{cid}/{rid}/unread").json()
+    assert marked == {"marked_unread": 1}
+
+    other = Browser(base, "inbox-b@example.com", seen)
+    assert other.call("GET", "/api/v1/inbox").json()["total"] == 0
+    assert other.call("GET", f"/api/v1/inbox/{cid}/{rid}").status_code == 404
+    stolen = other.call("GET", f"/api/v1/inbox/attachments/{attachment['id']}")
+    assert stolen.status_code == 404
+
+    environment = clean_environment(
+        MAILRAMP_DATABASE_URL=f"sqlite:///{DIRECTORIES[0] / 'mailramp.db'}",
+        MAILRAMP_ENCRYPTION_KEY_FILE=str(DIRECTORIES[0] / "mailramp.key"),
+    )
+    shown = run_mailramp(
+        "inbox", "list", "--user", "inbox-a@example.com", "--unread", "--json",
+        cwd=DIRECTORIES[0], env=environment,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    (listed_by_cli,) = json.loads(shown.stdout)
+    assert (listed_by_cli["recipient_email"], listed_by_cli["latest"]["text"]) == (
+        "zoe@example.com",
+        "Yes please",
+    )
 
 
 def test_no_response_ever_carried_a_secret(base: str, seen: list[str]) -> None:

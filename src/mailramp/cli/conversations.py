@@ -1,4 +1,4 @@
-"""`mailramp lead …`: people's lead statuses and a user's own labels."""
+"""`mailramp lead …`: people's lead statuses and a user's own labels; `mailramp inbox list`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mailramp.cli.common import (
     run,
 )
 from mailramp.conversations.models import LeadLabel, status_title
+from mailramp.conversations.repository import ThreadQuery, ThreadSummary
 from mailramp.runtime import Runtime
 from mailramp.tracking.models import CampaignRecipient
 
@@ -132,3 +133,50 @@ def lead_remove_label(name: str, user: UserOption, as_json: JsonOption = False) 
 
     removed = run(settings, work, as_json=as_json)
     emit(as_json, {"removed": removed}, f"label removed: {removed}")
+
+
+inbox_app = command_group("The unified inbox: every conversation a user's campaigns started.")
+
+
+@inbox_app.command("list")
+def inbox_list(
+    user: UserOption,
+    search: Annotated[str | None, typer.Option(help="In address, campaign, sender, text.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only this lead status.")] = None,
+    unread: Annotated[bool, typer.Option("--unread", help="Only threads with unread replies.")] = (
+        False
+    ),
+    automatic: Annotated[
+        bool, typer.Option("--automatic", help="Threads of automatic replies too.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="How many threads (newest first).")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """A user's conversations, the latest reply first: the person, the campaign, how many
+    messages (unread), the lead status and the latest reply's first line.
+
+    Example:
+
+        mailramp inbox list --user ann@acme.com --unread
+    """
+    settings = load_settings()
+
+    async def work(runtime: Runtime) -> list[ThreadSummary]:
+        owner = await find_user(runtime, user)
+        query = ThreadQuery(
+            search=search, lead_status=status, unread=unread, automatic=automatic, limit=limit
+        )
+        return list((await runtime.inbox.threads(owner.user_id, query)).items)
+
+    threads = run(settings, work, as_json=as_json)
+    lines = []
+    for thread in threads:
+        said = (thread.latest.text or thread.latest.subject).strip().splitlines()
+        first_line = said[0][:80] if said else ""
+        unread_part = f", {thread.unread} unread" if thread.unread else ""
+        lead = f" [{status_title(thread.lead_status)}]" if thread.lead_status else ""
+        lines.append(
+            f"{thread.last_at:%Y-%m-%d %H:%M}  {thread.recipient_email}{lead}  "
+            f"{thread.campaign_name}  ({thread.messages} messages{unread_part})  {first_line}"
+        )
+    emit(as_json, threads, lines or ["no conversations"])

@@ -14,7 +14,7 @@ from mailramp import __version__
 from mailramp.cli.accounts import mailbox_app, user_app
 from mailramp.cli.campaigns import campaign_app
 from mailramp.cli.common import command_group, load_settings, run, run_on_store
-from mailramp.cli.conversations import lead_app
+from mailramp.cli.conversations import inbox_app, lead_app
 from mailramp.cli.deliverability import warmup_app
 from mailramp.cli.demo import demo
 from mailramp.cli.legacy import migrate_legacy
@@ -41,6 +41,7 @@ app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(warmup_app, name="warmup")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(lead_app, name="lead")
+app.add_typer(inbox_app, name="inbox")
 app.add_typer(webhook_app, name="webhook")
 
 

@@ -141,8 +141,7 @@ def _attachments(message: Message) -> list[Attachment]:
 
 
 def _is_attachment(part: Message) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
-    if disposition == "attachment" or part.get_filename():
+    if part.get_content_disposition() == "attachment" or _filename(part, 0) != "attachment-0":
         return True
     return part.get_content_maintype() not in ("text", "multipart", "message")
 
@@ -150,7 +149,9 @@ def _is_attachment(part: Message) -> bool:
 def _filename(part: Message, number: int) -> str:
     name = ""
     with contextlib.suppress(Exception):  # a name in an encoding the parser cannot read
-        name = part.get_filename() or ""
+        name = str(part.get_filename() or "")
+    # Raw 8-bit bytes in the header come back as surrogates: read them as UTF-8.
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     name = name.replace("/", "_").replace("\\", "_").strip()[:200]
     return name or f"attachment-{number}"
 

@@ -1,14 +1,17 @@
-"""Conversations over JSON: people's lead statuses and your own labels."""
+"""Conversations over JSON: the inbox, people's lead statuses and your own labels."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from mailramp.conversations.repository import ThreadQuery
 from mailramp.web.deps import CallerDep, RuntimeDep
-from mailramp.web.responses import Public
+from mailramp.web.responses import PagePublic, PagingDep, Public
 
 router = APIRouter(prefix="/api/v1")
 
@@ -84,3 +87,155 @@ async def delete_lead_label(name: str, caller: CallerDep, runtime: RuntimeDep) -
     """Remove a label no one holds (409 says how many people do)."""
     await runtime.leads.delete_label(caller.user.user_id, name)
     return Response(status_code=204)
+
+
+class AttachmentPublic(Public):
+    """A file a message carried: download it by `id` when `kept` (never shown inline)."""
+
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    kept: bool
+
+
+class ConversationMessagePublic(Public):
+    """One message of a conversation: `text` what was written, `quoted` the history the
+    sender's client quoted, `html` the sanitised HTML (null if none); `problem` why the
+    body is not there."""
+
+    id: str = Field(serialization_alias="_id")
+    direction: str
+    kind: str
+    message_id: str | None
+    sender: str
+    to: str
+    subject: str
+    sent_at: datetime | None
+    received_at: datetime
+    text: str
+    quoted: str
+    html: str | None
+    attachments: list[AttachmentPublic]
+    size: int
+    problem: str | None
+    read_at: datetime | None
+    mailbox_id: str
+
+
+class ThreadPublic(Public):
+    """One conversation in the inbox list."""
+
+    campaign_id: str
+    campaign_name: str
+    recipient_email: str
+    record_id: str = Field(description="Opens the thread: GET /inbox/{campaign_id}/{record_id}")
+    lead_status: str | None
+    last_at: datetime
+    messages: int
+    unread: int
+    latest: ConversationMessagePublic
+
+
+class SentEmailPublic(Public):
+    """An email of the campaign that went to the person."""
+
+    id: str = Field(serialization_alias="_id")
+    step: int
+    message_id: str | None
+    sent_at: datetime | None
+    status: str
+
+
+class ThreadDetailPublic(Public):
+    """One conversation: the person, what the campaign sent them, every message kept."""
+
+    campaign_id: str
+    campaign_name: str
+    recipient_email: str
+    lead_status: str | None
+    sent: list[SentEmailPublic]
+    messages: list[ConversationMessagePublic]
+
+
+@router.get("/inbox", tags=["conversations"])
+async def inbox(
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    paging: PagingDep,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    lead_status: Annotated[str | None, Query(max_length=60)] = None,
+    mailbox_id: Annotated[str | None, Query(max_length=24)] = None,
+    unread: bool = False,
+    automatic: bool = False,
+) -> PagePublic[ThreadPublic]:
+    """Every conversation your campaigns started, the latest message first: search
+    (address, campaign name, sender, subject, text), by lead status or mailbox, unread
+    only; `automatic=true` lists threads of automatic replies too."""
+    query = ThreadQuery(
+        search=search or None,
+        lead_status=lead_status or None,
+        mailbox_id=mailbox_id or None,
+        unread=unread,
+        automatic=automatic,
+        offset=paging.offset,
+        limit=paging.limit,
+    )
+    page = await runtime.inbox.threads(caller.user.user_id, query)
+    items = [
+        ThreadPublic.model_validate(
+            {**thread.__dict__, "record_id": thread.latest.record_id, "latest": thread.latest},
+            from_attributes=True,
+        )
+        for thread in page.items
+    ]
+    return PagePublic[ThreadPublic](
+        items=items, total=page.total, offset=page.offset, limit=page.limit
+    )
+
+
+@router.get("/inbox/attachments/{file_id}", tags=["conversations"])
+async def inbox_attachment(file_id: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    """Download a kept attachment. Always as a download, never shown in the browser."""
+    name, _, file = await runtime.inbox.attachment(caller.user.user_id, file_id)
+    return Response(
+        content=file.data,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": _disposition(name),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+        },
+    )
+
+
+@router.get("/inbox/{campaign_id}/{record_id}", tags=["conversations"])
+async def inbox_thread(
+    campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> ThreadDetailPublic:
+    """One conversation (the person of this email of the campaign); reading it marks the
+    person's messages read."""
+    thread = await runtime.inbox.thread(caller.user.user_id, campaign_id, record_id)
+    return ThreadDetailPublic(
+        campaign_id=thread.campaign_id,
+        campaign_name=thread.campaign_name,
+        recipient_email=thread.person.recipient_email,
+        lead_status=thread.person.lead_status,
+        sent=[SentEmailPublic.of(email) for email in thread.sent],
+        messages=[ConversationMessagePublic.of(message) for message in thread.messages],
+    )
+
+
+@router.post("/inbox/{campaign_id}/{record_id}/unread", tags=["conversations"])
+async def inbox_unread(
+    campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, int]:
+    """Mark the person's messages unread again."""
+    changed = await runtime.inbox.mark_unread(caller.user.user_id, campaign_id, record_id)
+    return {"marked_unread": changed}
+
+
+def _disposition(name: str) -> str:
+    """`attachment` with the file name, ASCII for old clients and UTF-8 (RFC 6266) too."""
+    ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\\\' else "_" for c in name)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
