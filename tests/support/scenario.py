@@ -130,3 +130,33 @@ def send_everything_now(directory: Path, public_base_url: str) -> None:
             await runtime.close()
 
     run_blocking(send())
+
+
+async def reply_arrives(
+    settings: Any, user_id: str, mailbox_id: str, campaign_id: str, reply: str
+) -> str:
+    """On a server's database (its settings): the campaign's first email is sent — marked
+    so without a mail server — and `reply` (with `{ours}` standing for that email's
+    Message-ID) arrives in the mailbox's inbox; what the poller made of it."""
+    from mailramp.runtime import open_runtime
+    from mailramp.sending.models import Outcome, SendResult
+    from mailramp.sending.repository import Lease
+
+    runtime = await open_runtime(settings)
+    try:
+        await make_due_now(runtime, campaign_id)
+        now = runtime.clock()
+        await runtime.store.run_lifecycle(now=now)  # a campaign whose start came: active
+        lease = Lease("test", now, now + timedelta(minutes=1))
+        record = (await runtime.store.claim_due(lease, limit=1))[0]
+        ours = f"<{record.id}@acme.com>"
+        await runtime.store.start_sending(lease, {record.id: ours})
+        sent = SendResult(
+            record.id, campaign_id, record.user_id, record.recipient_email, Outcome.SENT
+        )
+        await runtime.store.record_results([sent], now=now)
+        mailbox = await runtime.mailboxes.get_mailbox(user_id, mailbox_id)
+        raw = reply.replace("{ours}", ours).encode()
+        return (await runtime.inbox_poller().process(mailbox, raw)).value
+    finally:
+        await runtime.close()

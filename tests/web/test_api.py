@@ -959,11 +959,8 @@ def test_unmatched_bounces_are_shown_to_their_owner_only(base: str, seen: list[s
 def test_the_inbox_through_the_api_and_the_cli(base: str, seen: list[str]) -> None:
     import asyncio
 
-    from mailramp.runtime import open_runtime
-    from mailramp.sending.models import Outcome, SendResult
-    from mailramp.sending.repository import Lease
     from tests.support.processes import run_mailramp
-    from tests.support.scenario import make_due_now
+    from tests.support.scenario import reply_arrives
 
     ann = Browser(base, "inbox-a@example.com", seen)
     box = ann.call("POST", "/api/v1/mailboxes", json=_smtp_mailbox("ia@acme.com")).json()
@@ -985,24 +982,8 @@ def test_the_inbox_through_the_api_and_the_cli(base: str, seen: list[str]) -> No
         "<script>alert(document.cookie)</script>\r\n--M--\r\n"
     )
 
-    async def zoe_answers() -> str:
-        runtime = await open_runtime(_server_settings())
-        try:
-            await make_due_now(runtime, cid)
-            now = runtime.clock()
-            lease = Lease("test", now, now + timedelta(minutes=1))
-            (record,) = await runtime.store.claim_due(lease, limit=5)
-            ours = f"<{record.id}@acme.com>"
-            await runtime.store.start_sending(lease, {record.id: ours})
-            sent = SendResult(record.id, cid, record.user_id, record.recipient_email, Outcome.SENT)
-            await runtime.store.record_results([sent], now=now)
-            mailbox = await runtime.mailboxes.get_mailbox(ann.user["_id"], box["_id"])
-            raw = reply.replace("{ours}", ours).encode()
-            return (await runtime.inbox_poller().process(mailbox, raw)).value
-        finally:
-            await runtime.close()
-
-    assert asyncio.run(zoe_answers()) == "reply"
+    arrived = reply_arrives(_server_settings(), ann.user["_id"], box["_id"], cid, reply)
+    assert asyncio.run(arrived) == "reply"
     listed = ann.call("GET", "/api/v1/inbox").json()
     (thread,) = listed["items"]
     assert (thread["recipient_email"], thread["campaign_name"], thread["unread"]) == (

@@ -11,11 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from standardwebhooks import Webhook
 
+from mailramp.config import Settings
 from tests.support import scenario
 from tests.support.clock import system_now
 from tests.support.inbound_mail import arf_complaint, exchange_bounce
+from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
+from tests.support.scenario import reply_arrives
 from tests.support.smtp import SmtpServer
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.web.conftest import (
@@ -911,3 +914,76 @@ def test_a_webhook_endpoint_from_the_dashboard(site: str, page: Any) -> None:
         assert page.problems == []
     finally:
         receiver.stop()
+
+
+HOSTILE_REPLY = (
+    "From: Mallory <mallory@example.com>\r\nTo: ivy@acme.com\r\nSubject: Re: Hi\r\n"
+    "Message-ID: <mallory-1@example.com>\r\nIn-Reply-To: {ours}\r\n"
+    'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="A"\r\n\r\n'
+    "--A\r\nContent-Type: text/plain\r\n\r\nInterested! <script>alert('text')</script>\r\n"
+    "--A\r\nContent-Type: text/html\r\n\r\n"
+    "<p>Interested!</p><script>fetch('TRACKER/script')</script>"
+    "<script src='TRACKER/script.js'></script>"
+    "<img src='TRACKER/pixel.gif' width=1 height=1><img src='cid:logo@mallory'>"
+    "<link rel='stylesheet' href='TRACKER/style.css'><style>@import 'TRACKER/import.css';</style>"
+    "<div style='background:url(TRACKER/bg.png)'>signature</div>"
+    "<iframe src='TRACKER/frame'></iframe><object data='TRACKER/object'></object>"
+    "<video poster='TRACKER/poster.png'></video><svg><image href='TRACKER/svg.png'/></svg>"
+    "<a href='TRACKER/link' ping='TRACKER/ping'>a link</a>"
+    "<form action='TRACKER/form'><input name=q></form>"
+    "<img src=x onerror=\"fetch('TRACKER/onerror')\">\r\n--A--\r\n"
+)
+
+
+def test_a_hostile_reply_runs_and_loads_nothing(site: str, page: Any, tmp_path: Path) -> None:
+    tracker = WebhookReceiver().start()  # any request reaching it is a leak
+    smtp = SmtpServer({"ivy@acme.com": "smtp-pass"}).start()
+    try:
+        _sign_up(page, site, "ivy@example.com")
+        _link_mailbox(page, "ivy@acme.com", smtp.port)
+        fill_campaign_form(
+            page, site, name="Hostile", subject="Hi", message="<p>Hi</p>", duration="2"
+        )
+        people = tmp_path / "people.csv"
+        people.write_text("email\nmallory@example.com\n")
+        page.set_input_files("#recipients", str(people))
+        page.click("text=Create campaign")
+        campaign_id = page.url.split("?")[0].rsplit("/", 1)[1]
+        user = page.request.get(f"{site}/api/v1/me").json()
+        (mailbox,) = page.request.get(f"{site}/api/v1/mailboxes").json()
+        settings = Settings(
+            database_url=f"sqlite:///{SITE_DIRECTORIES[0] / 'mailramp.db'}",
+            encryption_key_file=SITE_DIRECTORIES[0] / "mailramp.key",
+        )
+        origin = f"http://127.0.0.1:{tracker.port}"
+        reply = HOSTILE_REPLY.replace("TRACKER", origin)
+        arrived = reply_arrives(settings, user["_id"], mailbox["_id"], campaign_id, reply)
+        assert run_blocking(arrived) == "reply"
+
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(site + "/inbox")
+        row = page.locator("tr[data-thread='mallory@example.com']")
+        assert "1 unread" in row.inner_text() and "Interested!" in row.inner_text()
+        record_id = (row.locator("a").get_attribute("href") or "").rsplit("/", 1)[1]
+        page.goto(site + f"/inbox/{campaign_id}/{record_id}")
+        message = page.locator("li.message").first
+        assert "Interested! <script>alert('text')</script>" in message.inner_text()  # as text
+        message.locator("summary:has-text('As formatted')").click()
+        frame = page.frame_locator("iframe.reply-frame")
+        assert frame.locator("p").inner_text() == "Interested!"
+        link = frame.locator("a")
+        assert link.inner_text() == "a link" and link.get_attribute("ping") is None
+        assert link.get_attribute("rel") == "noopener noreferrer nofollow"
+        page.wait_for_timeout(500)  # time for anything that would load to try
+        assert tracker.take() == []  # nothing reached the tracker
+        assert all(url.startswith(site) for url in requested), requested
+        page.select_option("#lead-status", label="Interested")
+        page.click("#thread-lead-status button")
+        assert "lead status: Interested" in page.inner_text("p.notice")
+        page.goto(site + "/inbox?lead_status=interested")
+        assert page.locator("tr[data-thread='mallory@example.com']").count() == 1
+        assert page.problems == []
+    finally:
+        smtp.stop()
+        tracker.stop()

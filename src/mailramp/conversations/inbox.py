@@ -98,6 +98,15 @@ class InboxService:
             record.user_id, record.campaign_id, record.recipient_email, read_at=None
         )
 
+    async def message(self, user_id: str, message_id: str) -> ConversationMessage:
+        """One of the user's kept messages (NotFoundError if not theirs)."""
+        message = await self._store.get_conversation_message(
+            object_id_arg(user_id, field="user_id"), object_id_arg(message_id, field="message_id")
+        )
+        if message is None:
+            raise NotFoundError("message", message_id)
+        return message
+
     async def attachment(self, user_id: str, file_id: str) -> tuple[str, str, ConversationFile]:
         """A kept attachment of one of the user's messages: its file name, content type and
         content (NotFoundError if not theirs)."""

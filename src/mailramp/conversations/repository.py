@@ -85,6 +85,12 @@ class InboxRepository(Protocol):
         """Every message kept of one thread, oldest first."""
         ...
 
+    async def get_conversation_message(
+        self, user_id: str, message_id: str
+    ) -> ConversationMessage | None:
+        """One of the user's kept messages."""
+        ...
+
     async def get_conversation_file(
         self, user_id: str, file_id: str
     ) -> tuple[ConversationMessage, ConversationFile] | None:

@@ -28,6 +28,7 @@ from mailramp.web.account import webhooks as account_webhooks
 from mailramp.web.campaigns import api as campaigns_api
 from mailramp.web.campaigns import pages as campaigns_pages
 from mailramp.web.conversations import api as conversations_api
+from mailramp.web.conversations import pages as conversations_pages
 from mailramp.web.dashboard import SignInRequired
 from mailramp.web.deps import CONTENT_SECURITY_POLICY
 from mailramp.web.health import health_report, metrics_response
@@ -60,6 +61,7 @@ ROUTERS = (
     account_pages.router,
     mailboxes_pages.router,
     campaigns_pages.router,
+    conversations_pages.router,
     suppression_pages.router,
     webhooks_pages.router,
 )

@@ -169,6 +169,16 @@ class MongoConversations(MongoBase):
         )
         return [m async for d in cursor if (m := from_document(ConversationMessage, d))]
 
+    async def get_conversation_message(
+        self, user_id: str, message_id: str
+    ) -> ConversationMessage | None:
+        owner, key = maybe_oid(user_id), maybe_oid(message_id)
+        if owner is None or key is None:
+            return None
+        return await self._find_one(
+            CONVERSATION_MESSAGES, ConversationMessage, {"_id": key, "user_id": owner}
+        )
+
     async def get_conversation_file(
         self, user_id: str, file_id: str
     ) -> tuple[ConversationMessage, ConversationFile] | None:

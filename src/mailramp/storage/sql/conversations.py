@@ -190,6 +190,12 @@ class SqlConversations(SqlBase):
             rows = (await connection.execute(query)).mappings()
             return [ConversationMessage.model_validate(dict(row)) for row in rows]
 
+    async def get_conversation_message(
+        self, user_id: str, message_id: str
+    ) -> ConversationMessage | None:
+        query = select(C).where(C.c._id == message_id, C.c.user_id == user_id)
+        return await self._read_one(ConversationMessage, query)
+
     async def get_conversation_file(
         self, user_id: str, file_id: str
     ) -> tuple[ConversationMessage, ConversationFile] | None:
