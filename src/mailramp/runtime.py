@@ -20,6 +20,7 @@ from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
 from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
 from mailramp.config import Settings
+from mailramp.conversations.answers import AnswerService
 from mailramp.conversations.inbox import InboxService
 from mailramp.conversations.leads import LeadService
 from mailramp.deliverability.pool import WarmupPool
@@ -206,6 +207,12 @@ class Runtime(Services):
     def providers(self) -> DefaultProviders:
         """What sends for each mailbox: SMTP, Graph or the Gmail API, as configured."""
         return DefaultProviders(**self._adapter_options())
+
+    def answers(self, *, providers: ProviderFactory | None = None) -> AnswerService:
+        """Answering from the inbox, through each mailbox's own provider."""
+        return AnswerService(
+            self.store, self.inbox, self.mailboxes, providers or self.providers(), clock=self.clock
+        )
 
     def inboxes(self) -> DefaultInboxes:
         """What reads each mailbox's inbox: IMAP, Graph or the Gmail API."""

@@ -160,3 +160,16 @@ async def reply_arrives(
         return (await runtime.inbox_poller().process(mailbox, raw)).value
     finally:
         await runtime.close()
+
+
+async def message_arrives(settings: Any, user_id: str, mailbox_id: str, raw: bytes) -> str:
+    """On a server's database: `raw` arrives in the mailbox's inbox; what the poller made
+    of it."""
+    from mailramp.runtime import open_runtime
+
+    runtime = await open_runtime(settings)
+    try:
+        mailbox = await runtime.mailboxes.get_mailbox(user_id, mailbox_id)
+        return (await runtime.inbox_poller().process(mailbox, raw)).value
+    finally:
+        await runtime.close()

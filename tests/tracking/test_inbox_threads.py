@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import base64
 
+from mailramp.conversations.answers import AnswerService
 from mailramp.conversations.repository import ThreadQuery
+from mailramp.errors import UncertainSendError, ValidationError
+from mailramp.kit.ids import new_object_id
+from mailramp.providers.registry import DefaultProviders
 from mailramp.tracking.repository import RecipientQuery
 from tests.sending.conftest import World
 from tests.support.dovecot import Dovecot
@@ -149,3 +153,125 @@ async def test_three_threads_with_the_right_text(world: World, dovecot: Dovecot)
     # Another user sees none of it.
     stranger = await world.accounts.create_user(user_name="S", login_id="s@x.example")
     assert (await inbox.threads(stranger.user_id, ThreadQuery())).total == 0
+
+
+async def test_an_answer_goes_once_in_the_thread_and_its_reply_joins_it(
+    world: World, dovecot: Dovecot
+) -> None:
+    user, mailbox = await reading_sender(world, dovecot)
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
+    await world.run(world.worker(), until=campaign.end_time)
+    records = {
+        r.recipient_email.split("@")[0]: r
+        for r in (
+            await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+        ).items
+    }
+    alice = records["alice"]
+    _append(
+        dovecot,
+        _plain("Alice <alice@example.com>", alice.message_id or "",
+               "Sounds good, call me Tuesday.\r\nAlice", message_id="<alice-1@example.com>"),
+    )  # fmt: skip
+    poller = inbox_poller(world)
+    assert await poller.poll_once() == {"reply": 1}
+    answers = AnswerService(
+        world.store,
+        world.inbox,
+        world.mailboxes,
+        DefaultProviders(allow_private_hosts=True),
+        clock=world.clock,
+    )
+    before = len(world.smtp.inbox.messages)
+    answer_id = new_object_id()
+    sent = await answers.answer(
+        user.user_id, campaign.campaign_id, alice.id, "Tuesday 10:00 works.", answer_id=answer_id
+    )
+    assert (sent.status, sent.direction, sent.kind) == ("sent", "out", "answer")
+    (arrived,) = world.smtp.inbox.messages[before:]
+    message = arrived.message
+    assert arrived.recipients == ["alice@example.com"] and arrived.sender == mailbox.email
+    assert message["In-Reply-To"] == "<alice-1@example.com>"
+    assert message["References"] == f"{alice.message_id} <alice-1@example.com>"
+    assert message["Subject"] == "Re: Hello"
+    assert message["Message-ID"] == sent.message_id
+    assert message.get_content_type() == "text/plain" and message["List-Unsubscribe"] is None
+    body = message.get_content().replace("\r\n", "\n")
+    assert body.startswith("Tuesday 10:00 works.\n\nOn Mon, 01 Mar 2027 10:00:00 +0000, Alice")
+    assert "> Sounds good, call me Tuesday.\n> Alice" in body
+    assert "/t/o/" not in body and "/t/c/" not in body  # no tracking
+    # Asked again (a double click): the same answer, nothing sent twice.
+    again = await answers.answer(
+        user.user_id, campaign.campaign_id, alice.id, "Tuesday 10:00 works.", answer_id=answer_id
+    )
+    assert again.id == sent.id and len(world.smtp.inbox.messages) == before + 1
+    metrics = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert metrics.total_sent == 5  # an answer is not a campaign email
+
+    # Alice answers the answer, naming only it: her reply joins the thread.
+    world.clock.advance(minutes=5)
+    _append(
+        dovecot,
+        _plain("Alice <alice@example.com>", sent.message_id or "", "Great, talk then.",
+               message_id="<alice-2@example.com>"),
+    )  # fmt: skip
+    assert await poller.poll_once() == {"reply": 1}
+    thread = await world.inbox.thread(user.user_id, campaign.campaign_id, alice.id)
+    assert [(m.direction, m.text) for m in thread.messages] == [
+        ("in", "Sounds good, call me Tuesday.\nAlice"),
+        ("out", "Tuesday 10:00 works."),
+        ("in", "Great, talk then."),
+    ]
+    # A copy of the answer in the inbox (a Bcc to self) is not a reply.
+    _append(dovecot, message.as_bytes())
+    world.clock.advance(minutes=2)
+    assert await poller.poll_once() == {"unrelated": 1}
+
+
+class _BrokenMidway:
+    """A provider whose connection breaks while the message is handed over."""
+
+    def __init__(self, *_: object) -> None:
+        self.sends = 0
+
+    async def send(self, message: object, *, sender: str, recipient: str) -> None:
+        self.sends += 1
+        raise UncertainSendError("the connection closed after DATA")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_an_answer_that_may_have_left_is_never_sent_again(
+    world: World, dovecot: Dovecot
+) -> None:
+    user, mailbox = await reading_sender(world, dovecot)
+    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
+    await world.run(world.worker(), until=campaign.end_time)
+    bob = next(
+        r
+        for r in (
+            await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+        ).items
+        if r.recipient_email == "bob@example.com"
+    )
+    broken = _BrokenMidway()
+    answers = AnswerService(
+        world.store, world.inbox, world.mailboxes, lambda *_: broken, clock=world.clock
+    )
+    answer_id = new_object_id()
+    first = await answers.answer(
+        user.user_id, campaign.campaign_id, bob.id, "Following up.", answer_id=answer_id
+    )
+    assert (first.status, first.error) == ("uncertain", "the connection closed after DATA")
+    assert first.references == [bob.message_id] and first.subject == "Re: " + campaign.campaign_name
+    again = await answers.answer(
+        user.user_id, campaign.campaign_id, bob.id, "Following up.", answer_id=answer_id
+    )
+    assert (again.status, broken.sends) == ("uncertain", 1)
+    refused = None
+    try:
+        await answers.answer(user.user_id, campaign.campaign_id, bob.id, "   ")
+    except ValidationError as error:
+        refused = error
+    assert refused is not None and refused.field == "text"

@@ -1012,6 +1012,16 @@ def test_the_inbox_through_the_api_and_the_cli(base: str, seen: list[str]) -> No
     assert "sandbox" in download.headers["content-security-policy"]
     marked = ann.call("POST", f"/api/v1/inbox/{cid}/{rid}/unread").json()
     assert marked == {"marked_unread": 1}
+    # An answer through a mailbox whose server does not exist: it did not leave, and says so.
+    answer = {"text": "Great, Tuesday?", "answer_id": "a" * 24}
+    answered = ann.call("POST", f"/api/v1/inbox/{cid}/{rid}/answer", json=answer)
+    assert answered.status_code == 201, answered.text
+    assert (answered.json()["status"], answered.json()["direction"]) == ("failed", "out")
+    assert "smtp.example.com" in answered.json()["error"]
+    repeated = ann.call("POST", f"/api/v1/inbox/{cid}/{rid}/answer", json=answer).json()
+    assert (repeated["_id"], repeated["status"]) == ("a" * 24, "failed")
+    empty = ann.call("POST", f"/api/v1/inbox/{cid}/{rid}/answer", json={"text": "  "})
+    assert empty.status_code == 422 and empty.json()["error"]["field"] == "text"
 
     other = Browser(base, "inbox-b@example.com", seen)
     assert other.call("GET", "/api/v1/inbox").json()["total"] == 0
@@ -1029,10 +1039,8 @@ def test_the_inbox_through_the_api_and_the_cli(base: str, seen: list[str]) -> No
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     (listed_by_cli,) = json.loads(shown.stdout)
-    assert (listed_by_cli["recipient_email"], listed_by_cli["latest"]["text"]) == (
-        "zoe@example.com",
-        "Yes please",
-    )
+    assert (listed_by_cli["recipient_email"], listed_by_cli["messages"]) == ("zoe@example.com", 2)
+    assert listed_by_cli["latest"]["text"] == "Great, Tuesday?"  # the answer, newest
 
 
 def test_no_response_ever_carried_a_secret(base: str, seen: list[str]) -> None:

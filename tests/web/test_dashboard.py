@@ -18,7 +18,7 @@ from tests.support.inbound_mail import arf_complaint, exchange_bounce
 from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, run_mailramp, serving
-from tests.support.scenario import reply_arrives
+from tests.support.scenario import message_arrives, reply_arrives
 from tests.support.smtp import SmtpServer
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.web.conftest import (
@@ -935,7 +935,9 @@ HOSTILE_REPLY = (
 )
 
 
-def test_a_hostile_reply_runs_and_loads_nothing(site: str, page: Any, tmp_path: Path) -> None:
+def test_a_hostile_reply_loads_nothing_and_is_answered_in_its_thread(
+    site: str, page: Any, tmp_path: Path
+) -> None:
     tracker = WebhookReceiver().start()  # any request reaching it is a leak
     smtp = SmtpServer({"ivy@acme.com": "smtp-pass"}).start()
     try:
@@ -983,6 +985,33 @@ def test_a_hostile_reply_runs_and_loads_nothing(site: str, page: Any, tmp_path: 
         assert "lead status: Interested" in page.inner_text("p.notice")
         page.goto(site + "/inbox?lead_status=interested")
         assert page.locator("tr[data-thread='mallory@example.com']").count() == 1
+
+        # Answer from the thread: it arrives in the person's mailbox, in the thread.
+        page.goto(site + f"/inbox/{campaign_id}/{record_id}")
+        page.fill("#answer-text", "Glad to hear it. Does Tuesday work?")
+        page.click("#answer-form button")
+        assert "answer sent" in page.inner_text("p.notice")
+        (answer,) = [
+            m.message for m in smtp.inbox.messages if m.recipients == ["mallory@example.com"]
+        ]
+        assert answer["In-Reply-To"] == "<mallory-1@example.com>"
+        assert answer["References"].split()[-1] == "<mallory-1@example.com>"
+        assert answer["Subject"] == "Re: Hi" and "Does Tuesday work?" in answer.get_content()
+        assert "Your answer: sent" in page.inner_text("li.message.out")
+        later = (
+            "From: Mallory <mallory@example.com>\r\nTo: ivy@acme.com\r\nSubject: Re: Hi\r\n"
+            f"Message-ID: <mallory-2@example.com>\r\nIn-Reply-To: {answer['Message-ID']}\r\n"
+            "\r\nTuesday works.\r\n"
+        ).encode()
+        joined = message_arrives(settings, user["_id"], mailbox["_id"], later)
+        assert run_blocking(joined) == "reply"
+        page.goto(site + f"/inbox/{campaign_id}/{record_id}")
+        assert [m.get_attribute("class") for m in page.locator("li.message").all()] == [
+            "message in",
+            "message out",
+            "message in",
+        ]
+        assert "Tuesday works." in page.locator("li.message").last.inner_text()
         assert page.problems == []
     finally:
         smtp.stop()

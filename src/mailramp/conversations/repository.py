@@ -97,6 +97,15 @@ class InboxRepository(Protocol):
         """A kept attachment of one of the user's messages, with its message."""
         ...
 
+    async def add_conversation_message(self, message: ConversationMessage) -> bool:
+        """Store a message (an answer about to leave); False, storing nothing, if one with
+        its id exists (the same answer asked twice)."""
+        ...
+
+    async def finish_answer(self, message_id: str, *, status: str, error: str | None) -> bool:
+        """Move an answer out of `sending`; False if it was not `sending` any more."""
+        ...
+
     async def mark_conversation_read(
         self, user_id: str, campaign_id: str, recipient_email: str, *, read_at: datetime | None
     ) -> int:

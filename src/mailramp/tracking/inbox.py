@@ -233,19 +233,27 @@ class InboxPoller:
         if inbound.message_id is None:
             return False
         ours = await self._store.find_tracking_by_message_ids([inbound.message_id])
-        return any(record.user_id == mailbox.user_id for record in ours)
+        answers = await self._store.find_answers_by_message_ids([inbound.message_id])
+        owners = [record.user_id for record in ours] + [answer.user_id for answer in answers]
+        return mailbox.user_id in owners
 
     async def _matched(
         self, mailbox: Mailbox, inbound: Inbound, now: datetime
     ) -> EmailTracking | None:
-        """The email a message is about: the one whose Message-ID it names or, for a bounce,
-        complaint or automatic reply that names none of ours, the newest this mailbox sent
-        to the address it is about within MATCH_WINDOW."""
+        """The email a message is about: the one whose Message-ID it names (or whose thread
+        an answer it names was sent in) or, for a bounce, complaint or automatic reply that
+        names none of ours, the newest this mailbox sent to the address it is about within
+        MATCH_WINDOW."""
         records = await self._store.find_tracking_by_message_ids(inbound.references)
         mine = {r.message_id: r for r in records if r.user_id == mailbox.user_id}
         for reference in inbound.references:
             if reference in mine:
                 return mine[reference]
+        # An answer sent from the inbox: its reply joins the thread of the email it was in.
+        answers = await self._store.find_answers_by_message_ids(inbound.references)
+        for answer in answers:
+            if answer.user_id == mailbox.user_id:
+                return await self._store.get_tracking_unscoped(answer.record_id)
         if inbound.kind is InboundKind.REPLY or not inbound.recipient:
             return None
         return await self._store.find_latest_sent_to(

@@ -221,6 +221,14 @@ class ConversationMessage(Record):
     size: int = 0
     problem: str | None = None
     read_at: UTCDateTime | None = None
+    status: str | None = None
+    """An answer's: `sending` (stored with its Message-ID before it left), then `sent`,
+    `failed` (refused: it did not leave) or `uncertain` (the connection broke while it was
+    handed over: it may have left). Never sent twice."""
+    error: str | None = None
+
+
+ANSWER_STATUSES = ("sending", "sent", "failed", "uncertain")
 
 
 class ConversationFile(Record):

@@ -121,6 +121,13 @@ class TrackingRepository(Protocol):
         """Records whose Message-ID is one of these (matching replies and bounces)."""
         ...
 
+    async def find_answers_by_message_ids(
+        self, message_ids: Collection[str]
+    ) -> list[ConversationMessage]:
+        """Answers sent from the inbox whose Message-ID is one of these (a reply to an
+        answer joins its thread)."""
+        ...
+
     async def find_latest_sent_to(
         self, mailbox_id: str, recipient_email: str, *, since: datetime
     ) -> EmailTracking | None:

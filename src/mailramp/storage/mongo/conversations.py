@@ -9,6 +9,7 @@ from typing import Any
 
 from mailramp.conversations.models import LeadLabel
 from mailramp.conversations.repository import ThreadQuery, ThreadSummary
+from mailramp.errors import DuplicateError
 from mailramp.kit.types import Page
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
@@ -209,3 +210,17 @@ class MongoConversations(MongoBase):
             {"$set": {"read_at": read_at}},
         )
         return int(changed.modified_count)
+
+    async def add_conversation_message(self, message: ConversationMessage) -> bool:
+        try:
+            await self._insert(CONVERSATION_MESSAGES, message)
+        except DuplicateError:
+            return False
+        return True
+
+    async def finish_answer(self, message_id: str, *, status: str, error: str | None) -> bool:
+        finished = await self._db[CONVERSATION_MESSAGES].update_one(
+            {"_id": oid(message_id), "status": "sending"},
+            {"$set": {"status": status, "error": error}},
+        )
+        return bool(finished.modified_count)

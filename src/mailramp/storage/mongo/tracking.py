@@ -34,6 +34,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from mailramp.errors import DuplicateError
 from mailramp.kit.types import Page
 from mailramp.storage.mongo.codec import (
+    CONVERSATION_MESSAGES,
     EVENTS,
     RECIPIENTS,
     SUPPRESSIONS,
@@ -56,6 +57,7 @@ from mailramp.tracking.events import (
 from mailramp.tracking.models import (
     EVENT_TIMESTAMPS,
     CampaignRecipient,
+    ConversationMessage,
     EmailEvent,
     EmailTracking,
     EventType,
@@ -203,6 +205,16 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
         cursor = self._db[TRACKING].find({"message_id": {"$in": list(message_ids)}}).sort("_id", 1)
         found = [from_document(EmailTracking, document) async for document in cursor]
         return [record for record in found if record is not None]
+
+    async def find_answers_by_message_ids(
+        self, message_ids: Collection[str]
+    ) -> list[ConversationMessage]:
+        if not message_ids:
+            return []
+        cursor = self._db[CONVERSATION_MESSAGES].find(
+            {"direction": "out", "message_id": {"$in": sorted(set(message_ids))}}
+        )
+        return [m async for d in cursor if (m := from_document(ConversationMessage, d))]
 
     async def find_latest_sent_to(
         self, mailbox_id: str, recipient_email: str, *, since: datetime

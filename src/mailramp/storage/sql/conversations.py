@@ -225,3 +225,19 @@ class SqlConversations(SqlBase):
                 .values(read_at=read_at)
             )
         return int(changed.rowcount)
+
+    async def add_conversation_message(self, message: ConversationMessage) -> bool:
+        async with self._write() as connection:
+            added = await connection.execute(
+                self._insert(C).on_conflict_do_nothing(index_elements=["_id"]), [to_row(message)]
+            )
+        return bool(added.rowcount)
+
+    async def finish_answer(self, message_id: str, *, status: str, error: str | None) -> bool:
+        async with self._write() as connection:
+            finished = await connection.execute(
+                update(C)
+                .where(C.c._id == message_id, C.c.status == "sending")
+                .values(status=status, error=error)
+            )
+        return bool(finished.rowcount)

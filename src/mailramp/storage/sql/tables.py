@@ -605,6 +605,8 @@ conversation_messages = Table(
     Column("size", Integer, nullable=False),
     Column("problem", Text, nullable=True),
     Column("read_at", UTCDateTime, nullable=True),
+    Column("status", String(20), nullable=True),
+    Column("error", Text, nullable=True),
     # A message read again (a crash before the inbox position was saved) is kept once.
     Index(
         "uq_conversation_messages_mailbox_id_message_id", "mailbox_id", "message_id", unique=True

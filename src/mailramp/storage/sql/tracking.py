@@ -21,6 +21,7 @@ from mailramp.tracking.events import (
 from mailramp.tracking.models import (
     EVENT_TIMESTAMPS,
     CampaignRecipient,
+    ConversationMessage,
     EmailEvent,
     EmailTracking,
     EventType,
@@ -107,6 +108,19 @@ class SqlTracking(SqlPeople):
                 await connection.execute(select(T).where(T.c.message_id.in_(list(message_ids))))
             ).mappings()
             return [EmailTracking.model_validate(dict(row)) for row in rows]
+
+    async def find_answers_by_message_ids(
+        self, message_ids: Collection[str]
+    ) -> list[ConversationMessage]:
+        if not message_ids:
+            return []
+        answers = tables.conversation_messages
+        query = select(answers).where(
+            answers.c.direction == "out", answers.c.message_id.in_(sorted(set(message_ids)))
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).mappings()
+            return [ConversationMessage.model_validate(dict(row)) for row in rows]
 
     async def find_latest_sent_to(
         self, mailbox_id: str, recipient_email: str, *, since: datetime

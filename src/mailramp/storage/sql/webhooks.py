@@ -142,11 +142,13 @@ class SqlWebhooks(SqlBase):
             .order_by(M.c.next_attempt_at, M.c.seq)
             .limit(limit)
         )
-        async with self._write() as connection:
+        # Looked for in a read (an idle worker never takes SQLite's one writer for this),
+        # then leased in a write that checks again: of two claimers, one gets each message.
+        async with self._read() as connection:
             ids = list((await connection.execute(due)).scalars())
-            if not ids:
-                return []
-            # Re-checked under the row lock: of two claimers, one gets each message.
+        if not ids:
+            return []
+        async with self._write() as connection:
             claimed = await connection.execute(
                 update(M)
                 .where(M.c._id.in_(ids), M.c.status == PENDING, free)

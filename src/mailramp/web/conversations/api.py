@@ -121,6 +121,11 @@ class ConversationMessagePublic(Public):
     problem: str | None
     read_at: datetime | None
     mailbox_id: str
+    status: str | None = Field(
+        description="An answer's: sending, sent, failed (did not leave) or uncertain (may "
+        "have left: never sent again by itself)."
+    )
+    error: str | None
 
 
 class ThreadPublic(Public):
@@ -224,6 +229,27 @@ async def inbox_thread(
         sent=[SentEmailPublic.of(email) for email in thread.sent],
         messages=[ConversationMessagePublic.of(message) for message in thread.messages],
     )
+
+
+class AnswerIn(BaseModel):
+    """An answer to the person of a thread, in plain text. Send the same `answer_id` (24 hex
+    characters you make) when retrying: it is sent at most once."""
+
+    text: str = Field(max_length=50_000)
+    answer_id: str | None = Field(default=None, max_length=24)
+
+
+@router.post("/inbox/{campaign_id}/{record_id}/answer", tags=["conversations"], status_code=201)
+async def inbox_answer(
+    campaign_id: str, record_id: str, body: AnswerIn, caller: CallerDep, runtime: RuntimeDep
+) -> ConversationMessagePublic:
+    """Answer the person through the mailbox the conversation is with, in its thread
+    (In-Reply-To, References), their message quoted, without tracking. `status` says
+    whether it left."""
+    answer = await runtime.answers().answer(
+        caller.user.user_id, campaign_id, record_id, body.text, answer_id=body.answer_id
+    )
+    return ConversationMessagePublic.of(answer)
 
 
 @router.post("/inbox/{campaign_id}/{record_id}/unread", tags=["conversations"])

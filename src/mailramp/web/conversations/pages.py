@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from mailramp.conversations.models import status_title
 from mailramp.conversations.repository import ThreadQuery
 from mailramp.errors import MailrampError, NotFoundError
-from mailramp.kit.ids import is_object_id
+from mailramp.kit.ids import is_object_id, new_object_id
 from mailramp.web.dashboard import PageUserDep, check_csrf, read_form, render, render_section
 from mailramp.web.deps import RuntimeDep
 
@@ -67,6 +67,7 @@ async def thread_page(
         section="inbox",
         thread=thread,
         record_id=record_id,
+        answer_id=new_object_id(),
         lead_choices=[(c, status_title(c)) for c in await runtime.leads.choices(user_id)],
         status_title=status_title,
         notice=request.query_params.get("notice"),
@@ -92,7 +93,7 @@ async def thread_action(
     who: PageUserDep,
     runtime: RuntimeDep,
 ) -> Response:
-    """A thread's buttons: its lead status, mark it unread."""
+    """A thread's buttons: answer, its lead status, mark it unread."""
     form = await read_form(request)
     check_csrf(who, form)
     user_id = who.user.user_id
@@ -104,6 +105,19 @@ async def thread_action(
             )
             shown = status_title(person.lead_status) if person.lead_status else "none"
             notice = f"lead status: {shown}"
+        elif action == "answer":
+            answer = await runtime.answers().answer(
+                user_id,
+                campaign_id,
+                record_id,
+                form.get("text", ""),
+                answer_id=form.get("answer_id") or None,
+            )
+            notice = {
+                "sent": "answer sent",
+                "uncertain": f"the answer may or may not have left ({answer.error}); "
+                "it is not sent again",
+            }.get(answer.status or "", f"the answer was not sent: {answer.error}")
         elif action == "unread":
             await runtime.inbox.mark_unread(user_id, campaign_id, record_id)
             return RedirectResponse("/inbox", status_code=303)

@@ -1,6 +1,6 @@
-"""The inbox: each reply kept with its text, sanitised HTML and attachments list
-(`conversation_messages`), and the kept attachments' contents (`conversation_files`)
-(written 2026-12-06)."""
+"""The inbox: each reply kept with its text, sanitised HTML and attachments list, and each
+answer sent from it with its status (`conversation_messages`), and the kept attachments'
+contents (`conversation_files`) (written 2026-12-06)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("problem", sa.Text(), nullable=True),
         time_column("read_at", nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user_information_table._id"],

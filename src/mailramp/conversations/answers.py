@@ -1,0 +1,175 @@
+"""Answering from the inbox: the user's answer goes through the mailbox the conversation is
+with, in its thread (`In-Reply-To` the person's latest message, `References` the thread so
+far, `Re:` its subject), the message answered quoted below it, plain text, with no tracking
+pixel, no rewritten link and no unsubscribe header: a person's reply to a person. It is
+kept in the thread; it is not a campaign email (no record, no counter, no daily limit).
+
+At most once, as campaign sends: the answer is stored `sending`, with its Message-ID, before
+it leaves. A second request with the same `answer_id` (a double click, a retry after a
+timeout) finds it and sends nothing. A crash or a connection that breaks while it is handed
+over leaves it `sending` or `uncertain`, shown as such, never sent again by itself."""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from typing import Protocol
+
+from mailramp.conversations.inbox import InboxService, InboxStore, Thread
+from mailramp.errors import (
+    MailboxUnusableError,
+    PermanentSendError,
+    TransientSendError,
+    UncertainSendError,
+    ValidationError,
+)
+from mailramp.kit.clock import Clock, utc_now
+from mailramp.kit.ids import is_object_id, new_object_id
+from mailramp.mailboxes.service import MailboxService
+from mailramp.mailboxes.transport import ProviderFactory
+from mailramp.sending.message import message_id_for, reply_subject
+from mailramp.tracking.models import ConversationMessage
+
+log = logging.getLogger(__name__)
+
+ANSWER_MAX = 50_000
+"""Characters an answer may have."""
+
+
+class AnswerStore(InboxStore, Protocol):
+    """What answering reads and writes."""
+
+
+class AnswerService:
+    """Sends the user's answers from a thread."""
+
+    def __init__(
+        self,
+        store: AnswerStore,
+        inbox: InboxService,
+        mailboxes: MailboxService,
+        providers: ProviderFactory,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._inbox = inbox
+        self._mailboxes = mailboxes
+        self._providers = providers
+        self._clock = clock
+
+    async def answer(
+        self,
+        user_id: str,
+        campaign_id: str,
+        record_id: str,
+        text: str,
+        *,
+        answer_id: str | None = None,
+    ) -> ConversationMessage:
+        """Send `text` to the person of the thread (the module docstring says how); the
+        answer as stored, with its status. `answer_id` makes a repeat harmless."""
+        body = str(text or "").replace("\r\n", "\n").strip()
+        if not body or len(body) > ANSWER_MAX:
+            raise ValidationError(
+                "text", f"an answer is 1 to {ANSWER_MAX:,} characters, not {len(body):,}"
+            )
+        if answer_id is not None and not is_object_id(answer_id):
+            raise ValidationError("answer_id", "must be 24 hexadecimal characters", value=answer_id)
+        thread = await self._inbox.thread(user_id, campaign_id, record_id, mark_read=False)
+        if answer_id is not None:
+            earlier = next((m for m in thread.messages if m.id == answer_id), None)
+            if earlier is not None:
+                return earlier  # asked again: sent (or tried) once already
+        answer = await self._compose(thread, body, answer_id or new_object_id())
+        if not await self._store.add_conversation_message(answer):
+            return answer  # a concurrent request with the same id won the race
+        status, error = await self._send(answer, thread)
+        await self._store.finish_answer(answer.id, status=status, error=error)
+        return answer.model_copy(update={"status": status, "error": error})
+
+    async def _compose(self, thread: Thread, body: str, answer_id: str) -> ConversationMessage:
+        """The answer, in the thread of the person's latest message (or of the campaign's
+        latest email to them, when they have not written)."""
+        person = thread.person
+        theirs = [m for m in thread.messages if m.direction == "in"]
+        latest = theirs[-1] if theirs else None
+        if latest is not None:
+            mailbox_id, parent = latest.mailbox_id, latest.message_id
+            references = [*latest.references, *([parent] if parent else [])]
+            subject, record_id = reply_subject(latest.subject or "your message"), latest.record_id
+            quoted = _quote(latest.sent_at or latest.received_at, latest.sender, latest.text)
+        else:
+            if not thread.sent:
+                raise ValidationError("record_id", "nothing was sent to this person yet")
+            email = thread.sent[-1]
+            mailbox_id, parent, record_id = email.mailbox_id, email.message_id, email.id
+            references = [e.message_id for e in thread.sent if e.message_id]
+            subject, quoted = reply_subject(thread.campaign_name), ""
+        mailbox = await self._mailboxes.get_mailbox(person.user_id, mailbox_id)
+        now = self._clock()
+        return ConversationMessage(
+            id=answer_id,
+            user_id=person.user_id,
+            mailbox_id=mailbox.mailbox_id,
+            campaign_id=person.campaign_id,
+            record_id=record_id,
+            recipient_email=person.recipient_email,
+            direction="out",
+            kind="answer",
+            message_id=message_id_for(answer_id, mailbox.email),
+            references=list(dict.fromkeys(r for r in references if r))[-20:],
+            sender=formataddr((mailbox.display_name or "", mailbox.email)),
+            to=person.recipient_email,
+            subject=subject,
+            sent_at=now,
+            received_at=now,
+            text=body,
+            quoted=quoted,
+            size=len(body.encode()),
+            read_at=now,
+            status="sending",
+        )
+
+    async def _send(self, answer: ConversationMessage, thread: Thread) -> tuple[str, str | None]:
+        """Hand the answer to its mailbox's provider: its status, and what went wrong."""
+        message = _message(answer)
+        try:
+            credentials = await self._mailboxes.credentials(answer.user_id, answer.mailbox_id)
+            mailbox = await self._mailboxes.get_mailbox(answer.user_id, answer.mailbox_id)
+            provider = self._providers(mailbox, credentials)
+        except MailboxUnusableError as error:
+            return "failed", error.message
+        try:
+            await provider.send(message, sender=mailbox.email, recipient=answer.recipient_email)
+        except UncertainSendError as error:
+            log.warning("answer %s may or may not have left: %s", answer.id, error.message)
+            return "uncertain", error.message
+        except (PermanentSendError, TransientSendError, MailboxUnusableError) as error:
+            return "failed", error.message
+        finally:
+            await provider.close()
+        return "sent", None
+
+
+def _message(answer: ConversationMessage) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = answer.sender
+    message["To"] = answer.to
+    message["Subject"] = answer.subject
+    message["Date"] = format_datetime(answer.sent_at or answer.received_at)
+    message["Message-ID"] = answer.message_id or ""
+    if answer.references:
+        message["In-Reply-To"] = answer.references[-1]
+        message["References"] = " ".join(answer.references)
+    text = answer.text + (f"\n\n{answer.quoted}" if answer.quoted else "")
+    message.set_content(text + "\n")
+    return message
+
+
+def _quote(at: object, sender: str, text: str) -> str:
+    """The message answered, quoted as mail clients quote it."""
+    when = format_datetime(at) if at is not None else "earlier"  # type: ignore[arg-type]
+    lines = "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+    return f"On {when}, {sender} wrote:\n{lines}"
