@@ -19,6 +19,7 @@ import httpx
 
 from mailramp.accounts.models import User
 from mailramp.config import Settings
+from mailramp.conversations.answers import AnswerService
 from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.kit.signing import TokenSigner, derive_tracking_keys
 from mailramp.mailboxes.models import NO_GAP, Mailbox, MailboxStatus
@@ -260,6 +261,36 @@ class OAuthMailboxes:
         assert seen == {"reply": 1, "hard_bounce": 1}, seen
         metrics = await self.world.metrics.get_campaign_metrics(bob.campaign_id)
         assert (metrics.total_replied, metrics.total_bounced) == (1, 1)
+
+    async def bob_is_answered_from_the_inbox(self, linked: Linked, bob: EmailTracking) -> str:
+        """The user answers Bob's reply from the inbox: it leaves through the provider's API
+        in Bob's thread. The Message-ID the answer is known by."""
+        settings = self.settings
+        providers = DefaultProviders(
+            allow_private_hosts=True,
+            tokens=self.tokens,
+            graph_url=settings.graph_url,
+            gmail_url=settings.gmail_url,
+            clock=self.world.clock,
+        )
+        answers = AnswerService(
+            self.world.store,
+            self.world.inbox,
+            self.world.mailboxes,
+            providers,
+            clock=self.world.clock,
+        )
+        before = len(self.api.sent)
+        answer = await answers.answer(
+            linked.user.user_id, bob.campaign_id, bob.id, "Thanks Bob, talk soon."
+        )
+        assert answer.status == "sent", answer.error
+        (message,) = self.api.sent[before:]
+        assert message["In-Reply-To"] == "<reply1@example.com>"
+        assert message["References"] == f"{bob.message_id} <reply1@example.com>"
+        assert message["Subject"] == "Re: Hello Bob" and message["To"] == "bob@example.com"
+        assert str(message["Message-ID"]) == answer.message_id  # the id it left under
+        return answer.message_id or ""
 
     async def revoking_the_grant_stops_the_mailbox(self, linked: Linked) -> None:
         """The user revokes the app's access: the mailbox goes to `error`, and nothing

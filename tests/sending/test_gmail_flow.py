@@ -67,9 +67,13 @@ async def test_a_gmail_mailbox_sends_refreshes_reads_replies_and_stops_when_revo
         # Both were read whole (format=raw), once each, for the classifier.
         raw_reads = [r for r in gmail.seen("/messages/") if r.query.get("format") == ["raw"]]
         assert len(raw_reads) == 2
+        # Bob's reply answered from the inbox, through the Gmail API, in his thread; Gmail
+        # sends it under an id of its own, which the answer is kept under.
+        answered = await gmail_box.bob_is_answered_from_the_inbox(linked, sent["bob@example.com"])
+        assert answered.endswith("@mail.gmail.com>")
 
         await gmail_box.revoking_the_grant_stops_the_mailbox(linked)
-        assert len(gmail.sent) == 4
+        assert len(gmail.sent) == 5
 
 
 async def test_a_long_gmail_throttle_retries_when_gmail_said(gmail_box: OAuthMailboxes) -> None:

@@ -66,9 +66,11 @@ async def test_an_outlook_mailbox_sends_refreshes_reads_replies_and_stops_when_r
 
         # A reply and a bounce arrive in the inbox, read through Graph.
         await outlook.a_reply_and_a_bounce_are_read(sent)
+        # Bob's reply answered from the inbox, through Graph, in his thread.
+        await outlook.bob_is_answered_from_the_inbox(linked, sent["bob@example.com"])
 
         await outlook.revoking_the_grant_stops_the_mailbox(linked)
-        assert len(graph.sent) == 5
+        assert len(graph.sent) == 6
 
 
 async def test_a_long_graph_throttle_retries_when_graph_said(outlook: OAuthMailboxes) -> None:

@@ -20,6 +20,7 @@ from mailramp.conversations.inbox import InboxService, InboxStore, Thread
 from mailramp.errors import (
     MailboxUnusableError,
     PermanentSendError,
+    ProviderError,
     TransientSendError,
     UncertainSendError,
     ValidationError,
@@ -27,7 +28,7 @@ from mailramp.errors import (
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import is_object_id, new_object_id
 from mailramp.mailboxes.service import MailboxService
-from mailramp.mailboxes.transport import ProviderFactory
+from mailramp.mailboxes.transport import ProviderFactory, ReportsSentMessageId
 from mailramp.sending.message import message_id_for, reply_subject
 from mailramp.tracking.models import ConversationMessage
 
@@ -85,9 +86,14 @@ class AnswerService:
         answer = await self._compose(thread, body, answer_id or new_object_id())
         if not await self._store.add_conversation_message(answer):
             return answer  # a concurrent request with the same id won the race
-        status, error = await self._send(answer, thread)
-        await self._store.finish_answer(answer.id, status=status, error=error)
-        return answer.model_copy(update={"status": status, "error": error})
+        status, error, used = await self._send(answer)
+        message_id = used or answer.message_id
+        await self._store.finish_answer(
+            answer.id, status=status, error=error, message_id=message_id
+        )
+        return answer.model_copy(
+            update={"status": status, "error": error, "message_id": message_id}
+        )
 
     async def _compose(self, thread: Thread, body: str, answer_id: str) -> ConversationMessage:
         """The answer, in the thread of the person's latest message (or of the campaign's
@@ -132,25 +138,39 @@ class AnswerService:
             status="sending",
         )
 
-    async def _send(self, answer: ConversationMessage, thread: Thread) -> tuple[str, str | None]:
-        """Hand the answer to its mailbox's provider: its status, and what went wrong."""
+    async def _send(self, answer: ConversationMessage) -> tuple[str, str | None, str | None]:
+        """Hand the answer to its mailbox's provider: its status, what went wrong, and the
+        Message-ID the provider sent it under when not ours (Gmail may replace it)."""
         message = _message(answer)
         try:
             credentials = await self._mailboxes.credentials(answer.user_id, answer.mailbox_id)
             mailbox = await self._mailboxes.get_mailbox(answer.user_id, answer.mailbox_id)
             provider = self._providers(mailbox, credentials)
         except MailboxUnusableError as error:
-            return "failed", error.message
+            return "failed", error.message, None
         try:
             await provider.send(message, sender=mailbox.email, recipient=answer.recipient_email)
+            return "sent", None, await _used_message_id(provider, answer)
         except UncertainSendError as error:
             log.warning("answer %s may or may not have left: %s", answer.id, error.message)
-            return "uncertain", error.message
+            return "uncertain", error.message, None
         except (PermanentSendError, TransientSendError, MailboxUnusableError) as error:
-            return "failed", error.message
+            return "failed", error.message, None
         finally:
             await provider.close()
-        return "sent", None
+
+
+async def _used_message_id(provider: object, answer: ConversationMessage) -> str | None:
+    """The Message-ID a provider that may replace ours sent the answer under, if not ours;
+    the answer left whatever this says (a failed read-back keeps ours)."""
+    if not isinstance(provider, ReportsSentMessageId) or provider.last_message_id is None:
+        return None
+    try:
+        used = await provider.sent_message_id(provider.last_message_id)
+    except ProviderError as error:
+        log.warning("answer %s: Message-ID not read back: %s", answer.id, error.message)
+        return None
+    return used if used and used != answer.message_id else None
 
 
 def _message(answer: ConversationMessage) -> EmailMessage:

@@ -102,8 +102,11 @@ class InboxRepository(Protocol):
         its id exists (the same answer asked twice)."""
         ...
 
-    async def finish_answer(self, message_id: str, *, status: str, error: str | None) -> bool:
-        """Move an answer out of `sending`; False if it was not `sending` any more."""
+    async def finish_answer(
+        self, answer_id: str, *, status: str, error: str | None, message_id: str | None
+    ) -> bool:
+        """Move an answer out of `sending` (with the Message-ID it left under); False if it
+        was not `sending` any more."""
         ...
 
     async def mark_conversation_read(

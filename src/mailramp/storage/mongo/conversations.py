@@ -218,9 +218,11 @@ class MongoConversations(MongoBase):
             return False
         return True
 
-    async def finish_answer(self, message_id: str, *, status: str, error: str | None) -> bool:
+    async def finish_answer(
+        self, answer_id: str, *, status: str, error: str | None, message_id: str | None
+    ) -> bool:
         finished = await self._db[CONVERSATION_MESSAGES].update_one(
-            {"_id": oid(message_id), "status": "sending"},
-            {"$set": {"status": status, "error": error}},
+            {"_id": oid(answer_id), "status": "sending"},
+            {"$set": {"status": status, "error": error, "message_id": message_id}},
         )
         return bool(finished.modified_count)

@@ -233,11 +233,13 @@ class SqlConversations(SqlBase):
             )
         return bool(added.rowcount)
 
-    async def finish_answer(self, message_id: str, *, status: str, error: str | None) -> bool:
+    async def finish_answer(
+        self, answer_id: str, *, status: str, error: str | None, message_id: str | None
+    ) -> bool:
         async with self._write() as connection:
             finished = await connection.execute(
                 update(C)
-                .where(C.c._id == message_id, C.c.status == "sending")
-                .values(status=status, error=error)
+                .where(C.c._id == answer_id, C.c.status == "sending")
+                .values(status=status, error=error, message_id=message_id)
             )
         return bool(finished.rowcount)
