@@ -145,6 +145,14 @@ def test_the_demo_runs_end_to_end_and_its_numbers_are_the_databases(
                 warmed += int(row.group(1))
                 assert "of its warm-up emails reached the inbox" in health.text
             assert warmed == warmup["sent"]
+            # The replies are in the inbox, one thread each, to read and answer.
+            assert result["inbox_url"] == f"{base}/inbox"
+            inbox = browser.get("/api/v1/inbox").json()
+            assert inbox["total"] == did["replies"]
+            thread = inbox["items"][0]
+            opened = browser.get(f"/inbox/{thread['campaign_id']}/{thread['record_id']}")
+            assert opened.status_code == 200 and 'id="answer-form"' in opened.text
+            assert "wrote:" not in thread["latest"]["text"]  # the quoted email is folded
 
 
 def test_a_second_demo_run_reuses_the_demo_user_and_mailboxes(demo_runs: DemoRuns) -> None:

@@ -111,6 +111,7 @@ def demo(
         *[f"  problem: {problem}" for problem in result.problems],
         "",
         f"Dashboard: {result.dashboard_url}",
+        f"  the replies are in the inbox, to read and answer: {result.inbox_url}",
         f"  start it again with `mailramp serve` and sign in as {result.login} / {result.password}",
     ]
     emit(
@@ -118,6 +119,7 @@ def demo(
         {
             "campaign_id": result.campaign_id,
             "dashboard_url": result.dashboard_url,
+            "inbox_url": result.inbox_url,
             "login": result.login,
             "password": result.password,
             "import": report,

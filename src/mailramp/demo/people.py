@@ -231,11 +231,44 @@ def _answer(person: Person, original: EmailMessage, subject: str) -> EmailMessag
     return answer
 
 
+REPLY_TEXTS = (
+    "Sounds interesting. Can we talk on Thursday?",
+    "Not the right time for us, maybe next quarter.",
+    "Could you send pricing for a team of 20?",
+    "I'm not the right person; try our operations lead.",
+)
+
+
 def reply(person: Person, original: EmailMessage) -> bytes:
-    """A person's answer, threaded to the email they got."""
+    """A person's answer, threaded to the email they got, in one of the ways people write:
+    plain with the email quoted below, or HTML with a file attached (the inbox shows
+    both)."""
     answer = _answer(person, original, f"Re: {original['Subject']}")
-    answer.set_content(f"Sounds interesting. Can we talk on Thursday?\n\n{person.first_name}\n")
+    number = sum(map(ord, person.email))
+    said = REPLY_TEXTS[number % len(REPLY_TEXTS)]
+    quoted = "\n".join(f"> {line}" for line in _text_of(original).splitlines()[:6])
+    when = str(original["Date"] or "earlier")
+    text = f"{said}\n\n{person.first_name}\n\nOn {when}, {original['From']} wrote:\n{quoted}\n"
+    answer.set_content(text)
+    if number % 2:
+        answer.add_alternative(
+            f"<p>{said}</p><p>{person.first_name}<br><i>{person.company}</i></p>"
+            f"<blockquote>{quoted.replace('> ', '')}</blockquote>",
+            subtype="html",
+        )
+        answer.add_attachment(
+            f"{person.company}: requirements for a pilot\n- 20 seats\n- SSO\n".encode(),
+            maintype="text",
+            subtype="plain",
+            filename="requirements.txt",
+        )
     return bytes(answer)
+
+
+def _text_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain", "html"))
+    content = part.get_content() if part is not None else ""
+    return content if isinstance(content, str) else ""
 
 
 def auto_reply(person: Person, original: EmailMessage) -> bytes:

@@ -84,6 +84,7 @@ class DemoResult:
     """What the demo did and what mailramp recorded."""
 
     dashboard_url: str
+    inbox_url: str
     login: str
     password: str
     campaign_id: str
@@ -289,6 +290,7 @@ async def run_demo(
     on_progress(Progress(elapsed, current.total_recipients, counts, metrics, final=True))
     return DemoResult(
         dashboard_url=f"{base}/campaigns/{campaign.campaign_id}",
+        inbox_url=f"{base}/inbox",
         login=DEMO_LOGIN,
         password=password,
         campaign_id=campaign.campaign_id,
