@@ -175,6 +175,10 @@ class TrackingRepository(Protocol):
         """A record's events, oldest first."""
         ...
 
+    async def last_event_seq(self, user_id: str) -> int:
+        """The number the user's latest event was given (0 before the first)."""
+        ...
+
     async def list_event_log(self, user_id: str, query: EventLogQuery) -> list[EmailEvent]:
         """The user's events the query asks for, in number order. Every change of an email's
         state appends its event with the next number of its user, in the unit of work that

@@ -25,6 +25,7 @@ from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox
 from mailramp.tracking.models import EmailEvent
+from mailramp.tracking.repository import TrackingRepository
 from mailramp.tracking.service import MAX_EVENT_PAGE, TrackingService
 from mailramp.webhooks.models import (
     ATTEMPT_TIMEOUT_SECONDS,
@@ -45,7 +46,7 @@ LEASE = timedelta(seconds=ATTEMPT_TIMEOUT_SECONDS * 4)
 """How long a claimed message is another worker's: longer than its attempt can take."""
 
 
-class DispatcherStore(WebhookRepository, Protocol):
+class DispatcherStore(WebhookRepository, TrackingRepository, Protocol):
     """What the dispatcher reads and writes."""
 
 
@@ -80,10 +81,7 @@ class WebhookDispatcher:
 
     async def log_end(self, user_id: str) -> int:
         """The number of the user's newest event (a new endpoint starts after it)."""
-        last = 0
-        while events := await self._tracking.event_log(user_id, after=last, limit=MAX_EVENT_PAGE):
-            last = events[-1].seq or last
-        return last
+        return await self._store.last_event_seq(user_id)
 
     async def run_once(self, *, seconds: float = 30.0) -> int:
         """Queue what is new, then deliver what is due until nothing is or `seconds` passed;

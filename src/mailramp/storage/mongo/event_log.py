@@ -23,6 +23,7 @@ from mailramp.storage.mongo.codec import (
     EVENTS,
     TRACKING,
     from_document,
+    maybe_oid,
     oid,
     to_document,
 )
@@ -84,6 +85,11 @@ class MongoEventLog(MongoBase):
             {"campaign_id": 1, "user_id": 1, "recipient_email": 1},
         )
         return [_changed(document) async for document in changed]
+
+    async def last_event_seq(self, user_id: str) -> int:
+        owner = maybe_oid(user_id)
+        found = await self._db[EVENT_SEQUENCES].find_one({"_id": owner}) if owner else None
+        return int(found["last_seq"]) if found else 0
 
     async def list_event_log(self, user_id: str, query: EventLogQuery) -> list[EmailEvent]:
         wanted: dict[str, Any] = {"user_id": oid(user_id), "seq": {"$gt": query.after}}

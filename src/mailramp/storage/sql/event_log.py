@@ -50,6 +50,11 @@ class SqlEventLog(SqlSuppression):
         await connection.execute(E.insert(), [to_row(event) for event in stored])
         return stored
 
+    async def last_event_seq(self, user_id: str) -> int:
+        async with self._read() as connection:
+            last = await connection.scalar(select(S.c.last_seq).where(S.c.user_id == user_id))
+        return int(last or 0)
+
     async def list_event_log(self, user_id: str, query: EventLogQuery) -> list[EmailEvent]:
         condition = and_(E.c.user_id == user_id, E.c.seq > query.after)
         if query.campaign_id is not None:
