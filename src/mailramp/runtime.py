@@ -211,7 +211,12 @@ class Runtime(Services):
     def answers(self, *, providers: ProviderFactory | None = None) -> AnswerService:
         """Answering from the inbox, through each mailbox's own provider."""
         return AnswerService(
-            self.store, self.inbox, self.mailboxes, providers or self.providers(), clock=self.clock
+            self.store,
+            self.inbox,
+            self.mailboxes,
+            providers or self.providers(),
+            self.tracking_links,
+            clock=self.clock,
         )
 
     def inboxes(self) -> DefaultInboxes:

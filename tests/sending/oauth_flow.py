@@ -278,6 +278,7 @@ class OAuthMailboxes:
             self.world.inbox,
             self.world.mailboxes,
             providers,
+            TrackingLinks(TokenSigner(derive_tracking_keys([generate_key()])), "https://t.x"),
             clock=self.world.clock,
         )
         before = len(self.api.sent)

@@ -6,18 +6,25 @@ the HTML made safe, the attachment downloadable; read and unread, search and fil
 from __future__ import annotations
 
 import base64
+import re
 
 from mailramp.conversations.answers import AnswerService
 from mailramp.conversations.repository import ThreadQuery
 from mailramp.errors import UncertainSendError, ValidationError
 from mailramp.kit.ids import new_object_id
+from mailramp.kit.signing import TokenSigner
 from mailramp.providers.registry import DefaultProviders
+from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.repository import RecipientQuery
+from mailramp.tracking.service import Visitor
+from tests.conftest import TRACKING_KEY
 from tests.sending.conftest import World
 from tests.support.dovecot import Dovecot
 from tests.tracking.test_inbox import CSV, _append, inbox_poller, reading_sender
 
 PDF = b"%PDF-1.4\n% a deck\n"
+LINKS = TrackingLinks(TokenSigner([TRACKING_KEY]), "https://t.acme.com")
+"""Tracking links signed as the world's tracking service checks them."""
 
 
 def _plain(sender: str, ours: str, text: str, *, message_id: str, references: str = "") -> bytes:
@@ -180,6 +187,7 @@ async def test_an_answer_goes_once_in_the_thread_and_its_reply_joins_it(
         world.inbox,
         world.mailboxes,
         DefaultProviders(allow_private_hosts=True),
+        LINKS,
         clock=world.clock,
     )
     before = len(world.smtp.inbox.messages)
@@ -222,6 +230,23 @@ async def test_an_answer_goes_once_in_the_thread_and_its_reply_joins_it(
         ("out", "Tuesday 10:00 works."),
         ("in", "Great, talk then."),
     ]
+    # Asked for: an answer whose opens are tracked, by a pixel of its own — never the
+    # campaign's counters.
+    tracked = await answers.answer(
+        user.user_id, campaign.campaign_id, alice.id, "Agenda attached.", track_opens=True
+    )
+    html = world.smtp.inbox.messages[-1].message.get_body(preferencelist=("html",))
+    assert tracked.track_opens and html is not None
+    (token,) = re.findall(r"https://t\.acme\.com/t/a/([\w-]+)", html.get_content())
+    browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0"
+    assert await world.tracking.answer_open(token, Visitor(browser, "203.0.113.7"))
+    assert not await world.tracking.answer_open(token[:-2] + "xx", Visitor(browser, None))
+    opened = await world.inbox.thread(user.user_id, campaign.campaign_id, alice.id)
+    last = opened.messages[-1]
+    assert (last.opened_at, last.human_opened_at) == (world.clock(), world.clock())
+    assert opened.messages[1].opened_at is None  # the untracked answer has no pixel
+    after = await world.metrics.get_campaign_metrics(campaign.campaign_id)
+    assert after.total_opened == metrics.total_opened
     # A copy of the answer in the inbox (a Bcc to self) is not a reply.
     _append(dovecot, message.as_bytes())
     world.clock.advance(minutes=2)
@@ -257,7 +282,7 @@ async def test_an_answer_that_may_have_left_is_never_sent_again(
     )
     broken = _BrokenMidway()
     answers = AnswerService(
-        world.store, world.inbox, world.mailboxes, lambda *_: broken, clock=world.clock
+        world.store, world.inbox, world.mailboxes, lambda *_: broken, LINKS, clock=world.clock
     )
     answer_id = new_object_id()
     first = await answers.answer(

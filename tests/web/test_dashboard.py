@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -916,6 +917,7 @@ def test_a_webhook_endpoint_from_the_dashboard(site: str, page: Any) -> None:
         receiver.stop()
 
 
+HUMAN = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 Safari"
 HOSTILE_REPLY = (
     "From: Mallory <mallory@example.com>\r\nTo: ivy@acme.com\r\nSubject: Re: Hi\r\n"
     "Message-ID: <mallory-1@example.com>\r\nIn-Reply-To: {ours}\r\n"
@@ -989,6 +991,7 @@ def test_a_hostile_reply_loads_nothing_and_is_answered_in_its_thread(
         # Answer from the thread: it arrives in the person's mailbox, in the thread.
         page.goto(site + f"/inbox/{campaign_id}/{record_id}")
         page.fill("#answer-text", "Glad to hear it. Does Tuesday work?")
+        page.check("#answer-form input[name=track_opens]")
         page.click("#answer-form button")
         assert "answer sent" in page.inner_text("p.notice")
         (answer,) = [
@@ -996,8 +999,16 @@ def test_a_hostile_reply_loads_nothing_and_is_answered_in_its_thread(
         ]
         assert answer["In-Reply-To"] == "<mallory-1@example.com>"
         assert answer["References"].split()[-1] == "<mallory-1@example.com>"
-        assert answer["Subject"] == "Re: Hi" and "Does Tuesday work?" in answer.get_content()
-        assert "Your answer: sent" in page.inner_text("li.message.out")
+        assert answer["Subject"] == "Re: Hi"
+        assert "Does Tuesday work?" in answer.get_body(preferencelist=("plain",)).get_content()
+        assert "Your answer: sent · not opened yet" in page.inner_text("li.message.out")
+        # Asked for: a pixel of the answer's own; loading it shows on the answer.
+        html = answer.get_body(preferencelist=("html",)).get_content()
+        (token,) = re.findall(r"/t/a/([\w-]+)", html)
+        pixel = page.request.get(site + f"/t/a/{token}", headers={"User-Agent": HUMAN})
+        assert pixel.status == 200 and pixel.headers["content-type"] == "image/gif"
+        page.reload()
+        assert "Your answer: sent · opened" in page.inner_text("li.message.out")
         later = (
             "From: Mallory <mallory@example.com>\r\nTo: ivy@acme.com\r\nSubject: Re: Hi\r\n"
             f"Message-ID: <mallory-2@example.com>\r\nIn-Reply-To: {answer['Message-ID']}\r\n"

@@ -1,7 +1,8 @@
 """Answering from the inbox: the user's answer goes through the mailbox the conversation is
 with, in its thread (`In-Reply-To` the person's latest message, `References` the thread so
 far, `Re:` its subject), the message answered quoted below it, plain text, with no tracking
-pixel, no rewritten link and no unsubscribe header: a person's reply to a person. It is
+pixel — unless the user asks for one —, no rewritten link and no unsubscribe header: a
+person's reply to a person. It is
 kept in the thread; it is not a campaign email (no record, no counter, no daily limit).
 
 At most once, as campaign sends: the answer is stored `sending`, with its Message-ID, before
@@ -11,6 +12,7 @@ over leaves it `sending` or `uncertain`, shown as such, never sent again by itse
 
 from __future__ import annotations
 
+import html
 import logging
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -30,6 +32,7 @@ from mailramp.kit.ids import is_object_id, new_object_id
 from mailramp.mailboxes.service import MailboxService
 from mailramp.mailboxes.transport import ProviderFactory, ReportsSentMessageId
 from mailramp.sending.message import message_id_for, reply_subject
+from mailramp.tracking.links import TrackingLinks
 from mailramp.tracking.models import ConversationMessage
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ class AnswerService:
         inbox: InboxService,
         mailboxes: MailboxService,
         providers: ProviderFactory,
+        links: TrackingLinks,
         *,
         clock: Clock = utc_now,
     ) -> None:
@@ -58,6 +62,7 @@ class AnswerService:
         self._inbox = inbox
         self._mailboxes = mailboxes
         self._providers = providers
+        self._links = links
         self._clock = clock
 
     async def answer(
@@ -68,9 +73,12 @@ class AnswerService:
         text: str,
         *,
         answer_id: str | None = None,
+        track_opens: bool = False,
     ) -> ConversationMessage:
         """Send `text` to the person of the thread (the module docstring says how); the
-        answer as stored, with its status. `answer_id` makes a repeat harmless."""
+        answer as stored, with its status. `answer_id` makes a repeat harmless;
+        `track_opens` adds a pixel (in an HTML part beside the text), whose opens show on
+        the answer and never on the campaign's counters."""
         body = str(text or "").replace("\r\n", "\n").strip()
         if not body or len(body) > ANSWER_MAX:
             raise ValidationError(
@@ -83,7 +91,7 @@ class AnswerService:
             earlier = next((m for m in thread.messages if m.id == answer_id), None)
             if earlier is not None:
                 return earlier  # asked again: sent (or tried) once already
-        answer = await self._compose(thread, body, answer_id or new_object_id())
+        answer = await self._compose(thread, body, answer_id or new_object_id(), track_opens)
         if not await self._store.add_conversation_message(answer):
             return answer  # a concurrent request with the same id won the race
         status, error, used = await self._send(answer)
@@ -95,7 +103,9 @@ class AnswerService:
             update={"status": status, "error": error, "message_id": message_id}
         )
 
-    async def _compose(self, thread: Thread, body: str, answer_id: str) -> ConversationMessage:
+    async def _compose(
+        self, thread: Thread, body: str, answer_id: str, track_opens: bool
+    ) -> ConversationMessage:
         """The answer, in the thread of the person's latest message (or of the campaign's
         latest email to them, when they have not written)."""
         person = thread.person
@@ -136,15 +146,22 @@ class AnswerService:
             size=len(body.encode()),
             read_at=now,
             status="sending",
+            track_opens=track_opens,
         )
 
     async def _send(self, answer: ConversationMessage) -> tuple[str, str | None, str | None]:
         """Hand the answer to its mailbox's provider: its status, what went wrong, and the
         Message-ID the provider sent it under when not ours (Gmail may replace it)."""
-        message = _message(answer)
+        try:
+            mailbox = await self._mailboxes.get_mailbox(answer.user_id, answer.mailbox_id)
+        except MailboxUnusableError as error:
+            return "failed", error.message, None
+        pixel = None
+        if answer.track_opens:
+            pixel = self._links.for_mailbox(mailbox).answer_open_url(answer.id)
+        message = _message(answer, pixel)
         try:
             credentials = await self._mailboxes.credentials(answer.user_id, answer.mailbox_id)
-            mailbox = await self._mailboxes.get_mailbox(answer.user_id, answer.mailbox_id)
             provider = self._providers(mailbox, credentials)
         except MailboxUnusableError as error:
             return "failed", error.message, None
@@ -173,7 +190,7 @@ async def _used_message_id(provider: object, answer: ConversationMessage) -> str
     return used if used and used != answer.message_id else None
 
 
-def _message(answer: ConversationMessage) -> EmailMessage:
+def _message(answer: ConversationMessage, pixel: str | None) -> EmailMessage:
     message = EmailMessage()
     message["From"] = answer.sender
     message["To"] = answer.to
@@ -185,6 +202,14 @@ def _message(answer: ConversationMessage) -> EmailMessage:
         message["References"] = " ".join(answer.references)
     text = answer.text + (f"\n\n{answer.quoted}" if answer.quoted else "")
     message.set_content(text + "\n")
+    if pixel is not None:  # asked for: the text as HTML, and the pixel after it
+        paragraphs = "".join(
+            f"<p>{html.escape(part).replace(chr(10), '<br>')}</p>" for part in text.split("\n\n")
+        )
+        message.add_alternative(
+            f'{paragraphs}<img src="{html.escape(pixel)}" width="1" height="1" alt="">',
+            subtype="html",
+        )
     return message
 
 

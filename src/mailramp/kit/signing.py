@@ -41,6 +41,7 @@ class Purpose(IntEnum):
     OPEN = 1
     CLICK = 2
     UNSUBSCRIBE = 3
+    ANSWER_OPEN = 4  # the pixel of an answer sent from the inbox, when asked for
 
 
 @dataclass(frozen=True)

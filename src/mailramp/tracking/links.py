@@ -71,6 +71,10 @@ class TrackingLinks:
     def click_url(self, record_id: str, index: int) -> str:
         return f"{self.base_url}/t/c/{self.signer.sign(Purpose.CLICK, record_id, index)}"
 
+    def answer_open_url(self, answer_id: str) -> str:
+        """The pixel of an answer sent from the inbox with its opens tracked."""
+        return f"{self.base_url}/t/a/{self.signer.sign(Purpose.ANSWER_OPEN, answer_id)}"
+
     def unsubscribe_url(self, record_id: str) -> str:
         return f"{self.base_url}/t/u/{self.signer.sign(Purpose.UNSUBSCRIBE, record_id)}"
 

@@ -226,6 +226,12 @@ class ConversationMessage(Record):
     `failed` (refused: it did not leave) or `uncertain` (the connection broke while it was
     handed over: it may have left). Never sent twice."""
     error: str | None = None
+    track_opens: bool = False
+    """An answer the user asked to track: it carries a pixel (and so an HTML part)."""
+    opened_at: UTCDateTime | None = None
+    """When a tracked answer's pixel first loaded (by a person or a machine)."""
+    human_opened_at: UTCDateTime | None = None
+    """When a person, not a privacy proxy, first opened it."""
 
 
 ANSWER_STATUSES = ("sending", "sent", "failed", "uncertain")

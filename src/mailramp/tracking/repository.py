@@ -128,6 +128,11 @@ class TrackingRepository(Protocol):
         answer joins its thread)."""
         ...
 
+    async def record_answer_open(self, answer_id: str, *, at: datetime, human: bool) -> bool:
+        """Note a tracked answer's first open (and first by a person, if `human`); whether
+        there is such an answer."""
+        ...
+
     async def find_latest_sent_to(
         self, mailbox_id: str, recipient_email: str, *, since: datetime
     ) -> EmailTracking | None:

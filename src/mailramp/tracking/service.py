@@ -168,6 +168,18 @@ class TrackingService:
         )
         return True
 
+    async def answer_open(self, token: str, visitor: Visitor) -> bool:
+        """Note an open of an answer sent from the inbox with its opens tracked (never a
+        campaign counter); False for a bad token."""
+        try:
+            data = self._signer.verify(token, Purpose.ANSWER_OPEN)
+        except InvalidToken:
+            return False
+        machine = classify_open(user_agent=visitor.user_agent, ip=visitor.ip)
+        return await self._store.record_answer_open(
+            data.record_id, at=self._clock(), human=machine is None
+        )
+
     async def click(self, token: str, visitor: Visitor) -> str | None:
         """Log a click and return where it goes — the link of the stored message; None for
         a bad token or a link that is not in the message."""

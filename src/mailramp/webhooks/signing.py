@@ -11,8 +11,6 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from svix.webhooks import Webhook
-
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the scheme's prefix, not a secret)
 SECRET_BYTES = 24  # the spec asks for 24 to 64 random bytes
 
@@ -24,6 +22,10 @@ def new_secret() -> str:
 
 def signed_headers(keys: Sequence[str], message_id: str, at: datetime, body: str) -> dict[str, str]:
     """The three headers for one attempt at sending `body` at `at`, signed with each key."""
+    # Imported when first needed: the svix package takes a quarter of a second to load,
+    # and every `mailramp` command would pay it.
+    from svix.webhooks import Webhook
+
     signatures = " ".join(Webhook(key).sign(message_id, at, body) for key in keys)
     return {
         "webhook-id": message_id,

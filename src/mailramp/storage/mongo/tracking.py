@@ -216,6 +216,23 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
         )
         return [m async for d in cursor if (m := from_document(ConversationMessage, d))]
 
+    async def record_answer_open(self, answer_id: str, *, at: datetime, human: bool) -> bool:
+        key = maybe_oid(answer_id)
+        if key is None:
+            return False
+        answers = self._db[CONVERSATION_MESSAGES]
+        found = await answers.update_one(
+            {"_id": key, "track_opens": True, "opened_at": None}, {"$set": {"opened_at": at}}
+        )
+        exists = found.matched_count or await answers.count_documents(
+            {"_id": key, "track_opens": True}
+        )
+        if exists and human:
+            await answers.update_one(
+                {"_id": key, "human_opened_at": None}, {"$set": {"human_opened_at": at}}
+            )
+        return bool(exists)
+
     async def find_latest_sent_to(
         self, mailbox_id: str, recipient_email: str, *, since: datetime
     ) -> EmailTracking | None:

@@ -607,6 +607,9 @@ conversation_messages = Table(
     Column("read_at", UTCDateTime, nullable=True),
     Column("status", String(20), nullable=True),
     Column("error", Text, nullable=True),
+    Column("track_opens", Boolean, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=True),
+    Column("human_opened_at", UTCDateTime, nullable=True),
     # A message read again (a crash before the inbox position was saved) is kept once.
     Index(
         "uq_conversation_messages_mailbox_id_message_id", "mailbox_id", "message_id", unique=True

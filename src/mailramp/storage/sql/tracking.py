@@ -122,6 +122,23 @@ class SqlTracking(SqlPeople):
             rows = (await connection.execute(query)).mappings()
             return [ConversationMessage.model_validate(dict(row)) for row in rows]
 
+    async def record_answer_open(self, answer_id: str, *, at: datetime, human: bool) -> bool:
+        answers = tables.conversation_messages
+        tracked = and_(answers.c._id == answer_id, answers.c.track_opens.is_(True))
+        async with self._write() as connection:
+            found = await connection.execute(
+                update(answers)
+                .where(tracked)
+                .values(opened_at=func.coalesce(answers.c.opened_at, at))
+            )
+            if found.rowcount and human:
+                await connection.execute(
+                    update(answers)
+                    .where(tracked, answers.c.human_opened_at.is_(None))
+                    .values(human_opened_at=at)
+                )
+        return bool(found.rowcount)
+
     async def find_latest_sent_to(
         self, mailbox_id: str, recipient_email: str, *, since: datetime
     ) -> EmailTracking | None:

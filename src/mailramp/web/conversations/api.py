@@ -126,6 +126,9 @@ class ConversationMessagePublic(Public):
         "have left: never sent again by itself)."
     )
     error: str | None
+    track_opens: bool
+    opened_at: datetime | None
+    human_opened_at: datetime | None
 
 
 class ThreadPublic(Public):
@@ -237,6 +240,9 @@ class AnswerIn(BaseModel):
 
     text: str = Field(max_length=50_000)
     answer_id: str | None = Field(default=None, max_length=24)
+    track_opens: bool = Field(
+        default=False, description="Add a pixel: its opens show on the answer (`opened_at`)."
+    )
 
 
 @router.post("/inbox/{campaign_id}/{record_id}/answer", tags=["conversations"], status_code=201)
@@ -247,7 +253,12 @@ async def inbox_answer(
     (In-Reply-To, References), their message quoted, without tracking. `status` says
     whether it left."""
     answer = await runtime.answers().answer(
-        caller.user.user_id, campaign_id, record_id, body.text, answer_id=body.answer_id
+        caller.user.user_id,
+        campaign_id,
+        record_id,
+        body.text,
+        answer_id=body.answer_id,
+        track_opens=body.track_opens,
     )
     return ConversationMessagePublic.of(answer)
 

@@ -112,6 +112,7 @@ async def thread_action(
                 record_id,
                 form.get("text", ""),
                 answer_id=form.get("answer_id") or None,
+                track_opens=form.get("track_opens") == "1",
             )
             notice = {
                 "sent": "answer sent",

@@ -73,6 +73,13 @@ async def open_pixel(token: str, request: Request, runtime: RuntimeDep) -> Respo
     return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
 
 
+@router.get("/a/{token}")
+async def answer_pixel(token: str, request: Request, runtime: RuntimeDep) -> Response:
+    """A 1x1 GIF; a valid token notes an open of a tracked answer."""
+    await runtime.tracking.answer_open(token, _visitor(request))
+    return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
+
+
 @router.api_route("/c/{token}", methods=["GET", "HEAD"])
 async def click(token: str, request: Request, runtime: RuntimeDep) -> Response:
     """Redirect to the link of the stored message the token names."""

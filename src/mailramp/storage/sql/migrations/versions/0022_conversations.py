@@ -40,6 +40,9 @@ def upgrade() -> None:
         time_column("read_at", nullable=True),
         sa.Column("status", sa.String(length=20), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("track_opens", sa.Boolean(), nullable=False),
+        time_column("opened_at", nullable=True),
+        time_column("human_opened_at", nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user_information_table._id"],
