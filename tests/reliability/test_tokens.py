@@ -57,7 +57,7 @@ SENDERS = [
     SenderSpec("ann", ANN_LINKS, ("a1@example.com", "a2@example.com", "a3@example.com")),
     SenderSpec("bob", BOB_LINKS, ("b1@example.org", "b2@example.org")),
 ]
-PATHS = {Purpose.OPEN: "o", Purpose.CLICK: "c", Purpose.UNSUBSCRIBE: "u"}
+PATHS = {Purpose.OPEN: "o", Purpose.CLICK: "c", Purpose.UNSUBSCRIBE: "u", Purpose.ANSWER_OPEN: "a"}
 URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 STRAY = "=+/.~!*'(),;:@$ \n\t%"
 """Characters outside the base64url alphabet: padding, the standard alphabet's two,
@@ -270,7 +270,7 @@ def _assert_refused(
         return
     reaches_route = "/" not in token and token not in ("", ".", "..")
     responses = []
-    if purpose is Purpose.OPEN:
+    if purpose in (Purpose.OPEN, Purpose.ANSWER_OPEN):  # a pixel whatever the token
         pixel = client.get(path)
         responses.append(pixel)
         if reaches_route:

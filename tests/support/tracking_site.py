@@ -140,16 +140,19 @@ class TrackingSite:
         """What tracking requests can change, read from the database."""
         return asyncio.run(read_state(self.settings.database_url))
 
-    def additions(self) -> tuple[int, int]:
-        """(events, suppressions) — every tracking request that is accepted adds to one of
-        them. A quick read for SQLite sites, for checks after every request."""
+    def additions(self) -> tuple[int, int, int]:
+        """(events, suppressions, opened answers) — every tracking request that is accepted
+        adds to one of them. A quick read for SQLite sites, for checks after every request."""
         url = self.settings.database_url
         assert url.startswith("sqlite:///")
         path = url.removeprefix("sqlite:///")
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             events = db.execute("SELECT count(*) FROM email_events").fetchone()[0]
             suppressions = db.execute("SELECT count(*) FROM suppression_list").fetchone()[0]
-        return int(events), int(suppressions)
+            opened = db.execute(
+                "SELECT count(*) FROM conversation_messages WHERE opened_at IS NOT NULL"
+            ).fetchone()[0]
+        return int(events), int(suppressions), int(opened)
 
     def touch_sent_at(self, recipient: str, moment: datetime) -> None:
         """Arrangement: set when one message was sent (the classifier reads it)."""
