@@ -291,7 +291,7 @@ class DatabaseManager:
         return self._run(lambda r: r.tracking.series(user_id, campaign_id))
 
     def recompute_campaign_metrics(self, user_id: str, campaign_id: str) -> CampaignMetrics:
-        """Rebuild a campaign's counters and rates from its tracking records."""
+        """Rebuild a campaign's counters and rates from its event log."""
         return self._run(lambda r: r.tracking.recompute(user_id, campaign_id))
 
     def list_email_tracking(

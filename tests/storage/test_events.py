@@ -42,6 +42,7 @@ TYPES = {
     "auto_reply": EventType.AUTO_REPLY,
     "unsubscribe": EventType.UNSUBSCRIBE,
     "bounce": EventType.BOUNCE,
+    "complaint": EventType.COMPLAINT,
 }
 
 
@@ -86,11 +87,36 @@ def _event(record: EmailTracking, kind: str, at: datetime) -> EmailEvent:
         record_id=record.id,
         campaign_id=record.campaign_id,
         user_id=record.user_id,
+        recipient_email=record.recipient_email,
         type=TYPES[kind],
         occurred_at=at,
         machine=not kind.startswith("human") and kind in ("open", "click"),
         details={"user_agent": "<script>x</script>"},
     )
+
+
+async def test_a_mailboxs_history_reads_what_became_of_its_emails_from_the_log(
+    services: Services,
+) -> None:
+    store = services.store
+    records = await _sent_records(services, 4)
+    for record, kind in zip(records, ("bounce", "reply", "reply", "open"), strict=True):
+        await store.record_event(
+            _event(record, kind, NOW + timedelta(hours=2)), EventChange(firsts={})
+        )
+    # A complaint the log holds and the record does not (its field set by no change): the
+    # history follows the log.
+    await store.record_event(_event(records[0], "complaint", NOW), EventChange(firsts={}))
+    since = NOW - timedelta(hours=1)
+    emails = await store.campaign_emails_sent_since(records[0].mailbox_id, since)
+    assert sorted((e.sent_at, e.bounced, e.complained, e.replied) for e in emails) == [
+        (NOW, False, False, False),
+        (NOW, False, False, True),
+        (NOW, False, False, True),
+        (NOW, True, True, False),
+    ]
+    assert await store.campaign_emails_sent_since(records[0].mailbox_id, NOW + timedelta(1)) == []
+    assert await store.campaign_emails_sent_since(new_object_id(), since) == []
 
 
 async def test_only_the_first_event_of_a_kind_counts(services: Services) -> None:

@@ -34,8 +34,18 @@ from mailramp.metrics.service import MetricsService
 from mailramp.runtime import mailbox_service
 from mailramp.storage.mongo import MongoStore
 from mailramp.storage.mongo.base import SCHEMA_VERSION
-from mailramp.storage.mongo.codec import CAMPAIGNS, MAILBOXES, META, METRICS, USERS
+from mailramp.storage.mongo.codec import (
+    CAMPAIGNS,
+    MAILBOXES,
+    META,
+    METRICS,
+    TRACKING,
+    USERS,
+    to_document,
+)
 from mailramp.storage.mongo.indexes import INDEXES
+from mailramp.tracking.models import EmailTracking, EventType, TrackingStatus
+from mailramp.tracking.repository import EventLogQuery
 from tests.storage.conftest import MONGODB_URL
 
 SCHEMA = Path(__file__).parents[2] / "docs" / "schema.md"
@@ -495,3 +505,33 @@ async def test_campaign_insert_failure_removes_the_metrics_written_first(
         )
     assert caught.value.field == "campaign_id" and "a campaign with" in str(caught.value)
     assert await store.database[CAMPAIGNS].count_documents({}) == 1
+
+
+async def test_recomputing_gives_a_moment_the_log_missed_its_event_first(
+    store: MongoStore,
+) -> None:
+    # Without transactions, a crash between an outcome's record write and its event leaves
+    # a sent email the log does not know; the counters are rebuilt from the log, so the
+    # recount first gives that moment its event (history: marked `backfilled`).
+    results = await run_usage_examples(store)
+    campaign = results["campaign_id"]
+    at = campaign.created_at
+    record = EmailTracking(
+        id=str(ObjectId()),
+        campaign_id=campaign.campaign_id,
+        user_id=campaign.user_id,
+        mailbox_id=campaign.mailbox_id,
+        recipient_email="crashed@example.com",
+        status=TrackingStatus.SENT,
+        sent_at=at,
+        created_at=at,
+        updated_at=at,
+    )
+    await store.database[TRACKING].insert_one(to_document(TRACKING, record))
+    for _ in range(2):  # the second recount writes nothing more
+        metrics = await store.recompute_metrics(campaign.campaign_id, now=at)
+        assert metrics is not None and (metrics.total_sent, metrics.total_delivered) == (1, 1)
+    log = await store.list_event_log(campaign.user_id, EventLogQuery())
+    assert [(e.type, e.record_id, e.occurred_at, e.details) for e in log] == [
+        (EventType.SENT, record.id, at, {"backfilled": "sent_at"})
+    ]

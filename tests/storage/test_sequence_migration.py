@@ -16,8 +16,8 @@ from mailramp.storage.mongo.upgrade import OLD_UNIQUE_INDEX
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import head_revision, upgrade
 from mailramp.tracking.events import OPEN
-from mailramp.tracking.models import EmailEvent, TrackingStatus
-from mailramp.tracking.repository import EventChange
+from mailramp.tracking.models import EmailEvent, EventType, TrackingStatus
+from mailramp.tracking.repository import EventChange, EventLogQuery
 from tests.storage.test_migrations import BOX, CAMPAIGN, CAMPAIGN_ID, USER
 
 OPENED, UNOPENED = "0123456789abcdef0123456a", "0123456789abcdef0123456b"
@@ -62,6 +62,17 @@ async def test_an_existing_campaign_becomes_a_one_step_campaign(empty_database: 
 
         campaign = await store.get_campaign(USER, CAMPAIGN_ID)
         assert campaign is not None and campaign.steps == [1] and campaign.campaign_steps == []
+        # Every moment the old rows held has its event now (0023), numbered after nothing,
+        # marked as history; so the counters rebuilt from the log are the ones kept.
+        log = await store.list_event_log(USER, EventLogQuery(limit=10))
+        assert [(e.seq, e.record_id, e.type, e.machine, e.occurred_at) for e in log] == [
+            (1, OPENED, EventType.SENT, False, now),
+            (2, UNOPENED, EventType.SENT, False, now),
+            (3, OPENED, EventType.OPEN, True, now),
+        ]
+        assert all(e.backfilled for e in log) and log[2].details == {"backfilled": "opened_at"}
+        rebuilt = await store.recompute_metrics(CAMPAIGN_ID, now=now)
+        assert rebuilt is not None and (rebuilt.total_sent, rebuilt.total_opened) == (2, 1)
         emails = await store.sequence_emails(CAMPAIGN_ID, "a@example.com")
         assert [(e.step, e.status, e.opened_at) for e in emails] == [(1, TrackingStatus.SENT, now)]
         # Counters go on: a's second open counts nobody new; b's first open counts b.
@@ -75,7 +86,8 @@ async def test_an_existing_campaign_becomes_a_one_step_campaign(empty_database: 
         metrics = await store.get_metrics(USER, CAMPAIGN_ID)
         assert metrics is not None and (metrics.total_sent, metrics.total_opened) == (2, 2)
         recomputed = await store.recompute_metrics(CAMPAIGN_ID, now=later)
-        assert recomputed is not None and recomputed.total_opened == 2
+        assert recomputed is not None
+        assert (recomputed.total_sent, recomputed.total_opened) == (2, 2)
     finally:
         await store.close()
 
@@ -114,3 +126,11 @@ async def test_mongodb_documents_of_an_older_layout_become_one_step_campaigns() 
     person = await people.find_one({"recipient_email": "a@example.com"})
     assert person is not None and person["opened_at"] is not None
     assert person["sent_at"] is not None and person.get("clicked_at") is None
+    # Every moment the old documents held has its event now (mongo-0023), once.
+    log = await store.list_event_log(USER, EventLogQuery(limit=10))
+    assert [(e.seq, e.record_id, e.type, e.machine) for e in log] == [
+        (1, OPENED, EventType.SENT, False),
+        (2, UNOPENED, EventType.SENT, False),
+        (3, OPENED, EventType.OPEN, True),
+    ]
+    assert all(e.backfilled and e.occurred_at == now for e in log)

@@ -19,7 +19,7 @@ from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.providers.webhooks import HttpWebhookPoster
 from mailramp.storage import Store
-from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
+from mailramp.tracking.models import BACKFILLED, EmailEvent, EmailTracking, EventType
 from mailramp.tracking.repository import EventChange
 from mailramp.webhooks.dispatcher import WebhookDispatcher
 from mailramp.webhooks.models import MessageStatus
@@ -128,6 +128,11 @@ async def test_every_event_kind_arrives_signed(
     for n, kind in enumerate(kinds):
         await _event(store, people[n % 3], kind, services.clock())
     await services.store.insert_tracking([])  # nothing: no event
+    # An event an upgrade wrote for a moment older than the log is history: never pushed.
+    history = EmailEvent.about(
+        people[0], EventType.OPEN, services.clock(), details={BACKFILLED: "opened_at"}
+    )
+    await store.record_event(history, EventChange(firsts={}))
     assert await dispatcher.run_once() == len(kinds) + 2
 
     bodies = _verified(secret, everything.take())

@@ -3,7 +3,8 @@
 Everything that records, counts, suppresses or reports an event reads this table: the
 tracking service (opens, clicks, unsubscribes), the inbox poller (replies, automatic
 replies, bounces, delay reports), the send outcomes (a refused recipient is a hard bounce),
-metrics recomputation, telemetry and the storage tables. A new kind is one entry here (and,
+metrics recomputation (`TALLIES`: which events each counter counts), telemetry and the
+storage tables. A new kind is one entry here (and,
 if it feeds a new counter, that counter in `metrics.models.COUNTERS`).
 """
 
@@ -200,7 +201,80 @@ FIRST_FIELDS = frozenset({*_FIRSTS, SENT_AT_HANDOVER})
 COUNTED_BY: Mapping[str, str] = MappingProxyType(
     {counter: first for first, counter in _FIRSTS.items()}
 )
-"""Which record timestamp each counter counts (recomputation reads the records this way)."""
+"""Which record timestamp each counter counts (the record's first event of its kinds)."""
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Which events a counter counts the people of: those with at least one event of
+    `types` (made by a person, not a machine, when `people_only`)."""
+
+    types: frozenset[EventType]
+    people_only: bool = False
+
+    def counts(self, kind: EventType | str, *, machine: bool) -> bool:
+        """Whether an event of `kind`, by a machine or not, counts its person here."""
+        return EventType(kind) in self.types and not (self.people_only and machine)
+
+
+def _tallies() -> dict[str, Tally]:
+    types: dict[str, set[EventType]] = {}
+    people: set[str] = set()
+    made = [(SENT_FIRSTS, EventType.SENT, False)]
+    for kind in EVENT_KINDS.values():
+        made += [(kind.firsts, kind.type, False), (kind.human_firsts, kind.type, True)]
+    for firsts, kind_type, human in made:
+        for counter in firsts.values():
+            types.setdefault(counter, set()).add(kind_type)
+            if human:
+                people.add(counter)
+    return {counter: Tally(frozenset(found), counter in people) for counter, found in types.items()}
+
+
+TALLIES: Mapping[str, Tally] = MappingProxyType(_tallies())
+"""What each counter counts in the event log: the same kinds whose first event moves it
+(`EventKind.firsts`), so the counters moved as events are appended and the counters
+rebuilt from the log (`recompute_metrics`) are one rule read twice."""
+
+TALLIED_TYPES: tuple[str, ...] = tuple(
+    sorted({kind.value for tally in TALLIES.values() for kind in tally.types})
+)
+"""Every type of event some counter counts, as stored."""
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A record timestamp a counter counts, and the event it stands for when a record
+    holds it without one (written before the event log: `backfilled_moments`)."""
+
+    field: str
+    kind: EventType
+    types: frozenset[EventType]
+    people_only: bool
+    machine: bool
+
+
+def backfilled_moments() -> list[Moment]:
+    """Each counted record timestamp with the event it stands for alone — the first type
+    (in `EventType`'s order) that sets it: `sent` before anything inbound, an open before
+    a click — made by a person, or by an unknown machine when a person's moment beside it
+    says who (an `opened_at` without `human_opened_at`). People's moments come first: an
+    open by a person is an open too, so `opened_at` then finds an event and needs none."""
+    order = list(EventType)
+    moments = []
+    for counter, tally in TALLIES.items():
+        beside = any(o.people_only and o.types == tally.types for o in TALLIES.values())
+        moments.append(
+            Moment(
+                field=COUNTED_BY[counter],
+                kind=min(tally.types, key=order.index),
+                types=tally.types,
+                people_only=tally.people_only,
+                machine=beside and not tally.people_only,
+            )
+        )
+    return sorted(moments, key=lambda moment: not moment.people_only)
+
 
 EVENT_SOURCES: Mapping[EventType, tuple[EventSource, ...]] = MappingProxyType(
     {kind.type: kind.sources for kind in EVENT_KINDS.values()}

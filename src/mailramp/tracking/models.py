@@ -246,6 +246,10 @@ class ConversationFile(Record):
     data: bytes
 
 
+BACKFILLED = "backfilled"
+"""The `details` key of an event an upgrade wrote (its value: the record field)."""
+
+
 class EmailEvent(Record):
     """One entry of the event log. `details` holds what the request or message said (user
     agent, link, IP fingerprint, DSN status) — untrusted data, escaped wherever shown.
@@ -265,6 +269,12 @@ class EmailEvent(Record):
     machine: bool = False
     machine_reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def backfilled(self) -> bool:
+        """Written by an upgrade for a moment a record held from before the event log:
+        history, which the webhooks never push."""
+        return BACKFILLED in self.details
 
     @classmethod
     def about(

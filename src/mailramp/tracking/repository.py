@@ -166,8 +166,8 @@ class TrackingRepository(Protocol):
         ...
 
     async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
-        """Rebuild a campaign's counters and rates from its tracking records (a counter
-        counts the people with at least one email that has its field)."""
+        """Rebuild a campaign's counters and rates from its event log: a counter counts
+        the people with at least one event of its kinds (`events.TALLIES`)."""
         ...
 
     async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:

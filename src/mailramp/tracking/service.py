@@ -239,7 +239,7 @@ class TrackingService:
         return target
 
     async def recompute(self, user_id: str, campaign_id: str) -> CampaignMetrics:
-        """Rebuild the user's campaign's counters from its records."""
+        """Rebuild the user's campaign's counters from its event log."""
         campaign = await owned_campaign(self._store, user_id, campaign_id)
         metrics = await self._store.recompute_metrics(campaign.campaign_id, now=self._clock())
         if metrics is None:

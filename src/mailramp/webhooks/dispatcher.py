@@ -112,7 +112,11 @@ class WebhookDispatcher:
             if not events or events[-1].seq is None:
                 continue
             now = self._clock()
-            messages = [_message(endpoint, e, now) for e in events if endpoint.wants(e.type)]
+            messages = [
+                _message(endpoint, e, now)
+                for e in events
+                if endpoint.wants(e.type) and not e.backfilled
+            ]
             if await self._store.queue_webhook_messages(
                 endpoint.id, messages, cursor_from=endpoint.cursor, cursor_to=events[-1].seq
             ):

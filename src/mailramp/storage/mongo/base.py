@@ -26,8 +26,10 @@ from mailramp.storage.rows import check_page
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-SCHEMA_VERSION = "mongo-0014"
-KNOWN_VERSIONS = frozenset({"mongo-0005", "mongo-0006", "mongo-0008", "mongo-0009", SCHEMA_VERSION})
+SCHEMA_VERSION = "mongo-0023"
+KNOWN_VERSIONS = frozenset(
+    {"mongo-0005", "mongo-0006", "mongo-0008", "mongo-0009", "mongo-0014", SCHEMA_VERSION}
+)
 """The document layout this code writes (indexes, fields); kept in step with the SQL
 migrations' head so both backends hold the same data."""
 
@@ -76,7 +78,7 @@ class MongoBase:
     async def migrate(self) -> str:
         """Bring documents of an older layout up to this one, create the indexes
         (idempotent) and record the layout version."""
-        await upgrade_documents(self._db)
+        await upgrade_documents(self._db, await self.schema_version())
         await ensure_indexes(self._db)
         await self._db[META].update_one(
             {"_id": "schema"}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True

@@ -15,6 +15,7 @@ from mailramp.mailboxes.models import Mailbox, MailboxDay
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
+    EVENTS,
     MAILBOX_DAYS,
     MAILBOXES,
     TRACKING,
@@ -24,6 +25,7 @@ from mailramp.storage.mongo.codec import (
     oid,
     to_document,
 )
+from mailramp.tracking.events import TALLIED_TYPES, TALLIES
 
 KEPT_ON_CONFLICT = ("_id", "mailbox_id", "day")
 
@@ -34,19 +36,33 @@ class MongoDeliverability(MongoBase):
         return _present([from_document(Mailbox, document) async for document in cursor])
 
     async def campaign_emails_sent_since(self, mailbox_id: str, since: datetime) -> list[SentEmail]:
-        fields = {"sent_at": 1, "bounced_at": 1, "complained_at": 1, "replied_at": 1}
+        # The email says which mailbox sent it (and, for the index, when); what became of
+        # it is read from the event log, as the counters are.
         query = {"mailbox_id": oid(mailbox_id), "sent_at": {"$gte": since}}
-        found = []
-        async for document in self._db[TRACKING].find(query, fields):
-            found.append(
-                SentEmail(
-                    sent_at=_aware(document["sent_at"]),
-                    bounced=document.get("bounced_at") is not None,
-                    complained=document.get("complained_at") is not None,
-                    replied=document.get("replied_at") is not None,
+        ids = [document["_id"] async for document in self._db[TRACKING].find(query, {"_id": 1})]
+        found: dict[str, list[tuple[str, bool, datetime]]] = {}
+        wanted = {"record_id": {"$in": ids}, "type": {"$in": list(TALLIED_TYPES)}}
+        fields = {"record_id": 1, "type": 1, "machine": 1, "occurred_at": 1}
+        async for event in self._db[EVENTS].find(wanted, fields):
+            seen = (str(event["type"]), bool(event.get("machine")), _aware(event["occurred_at"]))
+            found.setdefault(str(event["record_id"]), []).append(seen)
+        emails = []
+        for events in found.values():
+
+            def had(counter: str, events: list[tuple[str, bool, datetime]] = events) -> bool:
+                return any(TALLIES[counter].counts(t, machine=m) for t, m, _ in events)
+
+            sent = [at for t, m, at in events if TALLIES["total_sent"].counts(t, machine=m)]
+            if sent and min(sent) >= since:
+                emails.append(
+                    SentEmail(
+                        sent_at=min(sent),
+                        bounced=had("total_bounced"),
+                        complained=had("total_complained"),
+                        replied=had("total_replied"),
+                    )
                 )
-            )
-        return found
+        return emails
 
     async def put_mailbox_days(self, days: Sequence[MailboxDay]) -> None:
         if not days:

@@ -1,11 +1,12 @@
 """The campaign_matrix documents on MongoDB: counters `$inc`-ed, derived fields written
-with compare-and-set, and recomputation from the records."""
+with compare-and-set, and recomputation from the event log (`TALLIES` says which events
+each counter counts)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymongo import ReturnDocument
 
@@ -17,13 +18,24 @@ from mailramp.metrics.models import (
 )
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
+    EVENTS,
     METRICS,
     TRACKING,
     from_document,
     maybe_oid,
     oid,
 )
-from mailramp.tracking.events import COUNTED_BY
+from mailramp.storage.mongo.upgrade import events_for_every_record
+from mailramp.tracking.events import TALLIED_TYPES, TALLIES
+
+
+class _Tallied(NamedTuple):
+    """One distinct (email, person, type, by a machine or not) of a campaign's events."""
+
+    record_id: str
+    person: str | None
+    type: str
+    machine: bool
 
 
 class MongoMetrics(MongoBase):
@@ -91,24 +103,25 @@ class MongoMetrics(MongoBase):
             document = await metrics.find_one({"_id": document["_id"]})
         return from_document(CampaignMetrics, document)
 
-    async def _counted(
-        self, match: dict[str, Any], by: Any, *, per_person: bool = False
-    ) -> list[dict[str, Any]]:
-        """One pass over the matching records: each counter is how many have its field
-        set, per value of `by` (None: all together); with `per_person`, how many people
-        have at least one email with it set."""
-        pipeline: list[dict[str, Any]] = [{"$match": match}]
-        fields = {field: f"${field}" for field in COUNTED_BY.values()}
-        if per_person:
-            people: dict[str, Any] = {"_id": "$recipient_email"}
-            people |= {field: {"$max": value} for field, value in fields.items()}
-            pipeline.append({"$group": people})
-        group: dict[str, Any] = {"_id": by}
-        for counter, field in COUNTED_BY.items():
-            group[counter] = {"$sum": {"$cond": [{"$ifNull": [f"${field}", False]}, 1, 0]}}
-        pipeline.append({"$group": group})
-        cursor = await self._db[TRACKING].aggregate(pipeline)
-        return [row async for row in cursor]
+    async def _tallied(self, match: dict[str, Any]) -> list[_Tallied]:
+        """The matching events some counter counts, one per (email, person, type,
+        machine)."""
+        key = {"record": "$record_id", "person": "$recipient_email"}
+        key |= {"type": "$type", "machine": "$machine"}
+        pipeline = [
+            {"$match": {**match, "type": {"$in": list(TALLIED_TYPES)}}},
+            {"$group": {"_id": key}},
+        ]
+        cursor = await self._db[EVENTS].aggregate(pipeline)
+        return [
+            _Tallied(
+                str(row["_id"]["record"]),
+                row["_id"].get("person"),
+                str(row["_id"]["type"]),
+                bool(row["_id"].get("machine")),
+            )
+            async for row in cursor
+        ]
 
     async def counters_by_step(
         self, user_id: str, campaign_id: str
@@ -117,19 +130,35 @@ class MongoMetrics(MongoBase):
         if owner is None:
             return {}
         match = {"campaign_id": campaign_id, "user_id": owner}
-        by = {"step": {"$ifNull": ["$step", 1]}, "variant": {"$ifNull": ["$variant", 0]}}
-        rows = await self._counted(match, by)
+        where: dict[str, tuple[int, int]] = {}
+        async for email in self._db[TRACKING].find(match, {"step": 1, "variant": 1}):
+            where[str(email["_id"])] = (int(email.get("step", 1)), int(email.get("variant", 0)))
+        # An email counts once per counter: the emails with at least one such event.
+        emails: dict[tuple[int, int], dict[str, set[str]]] = {
+            place: {counter: set() for counter in TALLIES} for place in set(where.values())
+        }
+        for event in await self._tallied(match):
+            place = where.get(event.record_id)
+            if place is None:
+                continue
+            for counter, tally in TALLIES.items():
+                if tally.counts(event.type, machine=event.machine):
+                    emails[place][counter].add(event.record_id)
         return {
-            (int(row["_id"]["step"]), int(row["_id"]["variant"])): {
-                c: int(row[c]) for c in COUNTED_BY
-            }
-            for row in rows
+            place: {counter: len(found) for counter, found in counted.items()}
+            for place, counted in emails.items()
         }
 
     async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
-        rows = await self._counted({"campaign_id": campaign_id}, None, per_person=True)
-        counters = {counter: int(rows[0][counter]) if rows else 0 for counter in COUNTED_BY}
-        # total_delivered is derived; the counters this leaves out of COUNTED_BY have none.
+        await events_for_every_record(self._db, {"campaign_id": campaign_id})
+        # A counter counts people: those with at least one event it counts.
+        people: dict[str, set[str]] = {counter: set() for counter in TALLIES}
+        for event in await self._tallied({"campaign_id": campaign_id}):
+            for counter, tally in TALLIES.items():
+                if event.person is not None and tally.counts(event.type, machine=event.machine):
+                    people[counter].add(event.person)
+        counters = {counter: len(found) for counter, found in people.items()}
+        # total_delivered is derived; the counters this leaves out of TALLIES have none.
         full = {name: counters.get(name, 0) for name in COUNTERS}
         values = {**counters, **derived_fields(full), "last_updated": now}
         document = await self._db[METRICS].find_one_and_update(

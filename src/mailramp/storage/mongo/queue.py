@@ -13,7 +13,9 @@ between leaves nothing a worker or a reader would act on wrongly:
   state (`sending`/`uncertain`); only the changes that matched are counted, then the
   bounce suppressions are written, then the campaign's counters `$inc`-ed once per batch.
   A crash after the status changes and before the `$inc` leaves the counters short (never
-  double); recomputing the metrics from the records (recompute_metrics) repairs them.
+  double). A crash between a record's status change and its event leaves a moment the log
+  misses: recomputing the metrics (recompute_metrics) first gives each such moment its
+  event (marked `backfilled`, storage/mongo/upgrade.py), then counts the log.
 - Import: records are inserted with no `scheduled_at` (no worker claims them, no plan
   counts them) and only scheduled once every batch is in and the plan succeeded; if the
   batches or the plan raise, the records this import inserted are deleted again. A crash

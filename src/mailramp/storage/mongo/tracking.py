@@ -2,10 +2,10 @@
 
 Atomicity without a replica set (no transactions): every step of `record_event` is one
 single-document operation, ordered so that what a crash can leave behind is only ever an
-under-count that `recompute_metrics` repairs from the records (the source of truth):
+under-count that `recompute_metrics` repairs from the event log (what the counters count):
 
-1. the event is appended to `email_events` with its number (the log; never read for
-   counters); the `stopped` events of the emails its stop ends follow the stop;
+1. the event is appended to `email_events` with its number, first; the `stopped` events
+   of the emails its stop ends follow the stop;
 2. for each first-of-its-kind field, `update_one({_id, field: None}, {$set: field})` — the
    record's own state change, atomic on one document, so of many concurrent duplicate hits
    exactly one matches;

@@ -5,21 +5,44 @@ mongo-0014 (sequences, as SQL's 0014_sequences): every email without a step is s
 a one-step campaign; the unique index moves from (campaign, recipient) to (campaign,
 recipient, step); each recipient gets a `campaign_recipients` document holding what
 already happened to their email, so the counters (which count people) go on from there.
+
+mongo-0023 (as SQL's 0023_events_for_every_record): every counted moment a record holds
+has its event, since the counters are rebuilt from the event log: a moment written before
+there was a log gets the event it stands for, at that moment, numbered after the user's
+events and marked `{"backfilled": "<field>"}` (history: webhooks never push it). It runs
+when the stored layout is older than mongo-0023 (a scan of every record).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mailramp.storage.mongo.codec import RECIPIENTS, TRACKING
-from mailramp.tracking.models import EVENT_TIMESTAMPS
+from pymongo import ReturnDocument
+
+from mailramp.storage.mongo.codec import (
+    EVENT_SEQUENCES,
+    EVENTS,
+    RECIPIENTS,
+    TRACKING,
+    from_document,
+    oid,
+    to_document,
+)
+from mailramp.tracking.events import backfilled_moments
+from mailramp.tracking.models import BACKFILLED, EVENT_TIMESTAMPS, EmailEvent, EmailTracking
 
 OLD_UNIQUE_INDEX = "uq_email_tracking_campaign_id_recipient_email"
 
 
-async def upgrade_documents(database: Any) -> None:
-    """Every step below, in order."""
+EVENTS_FOR_EVERY_RECORD = "mongo-0023"
+
+
+async def upgrade_documents(database: Any, stored: str | None) -> None:
+    """Every step below, in order; `stored` is the layout the database was at (None for
+    a database never migrated)."""
     await _emails_have_steps(database)
+    if stored != EVENTS_FOR_EVERY_RECORD:
+        await events_for_every_record(database, {})
 
 
 async def _emails_have_steps(database: Any) -> None:
@@ -47,3 +70,37 @@ async def _emails_have_steps(database: Any) -> None:
             upsert=True,
         )
         await tracking.update_one({"_id": email["_id"], **unstepped}, {"$set": {"step": 1}})
+
+
+async def events_for_every_record(database: Any, records: dict[str, Any]) -> int:
+    """Give each counted moment of the records `records` selects that has no event the
+    event it stands for (marked `backfilled`); how many were written. The upgrade runs it
+    on every record; recomputing a campaign's counters runs it on the campaign's first,
+    since without transactions a crash between an outcome's record write and its event
+    can leave a moment without one."""
+    written = 0
+    for moment in backfilled_moments():
+        wanted: dict[str, Any] = {"type": {"$in": [kind.value for kind in moment.types]}}
+        if moment.people_only:
+            wanted["machine"] = False
+        async for document in database[TRACKING].find({**records, moment.field: {"$ne": None}}):
+            if await database[EVENTS].find_one({"record_id": document["_id"], **wanted}):
+                continue
+            record = from_document(EmailTracking, document)
+            at = getattr(record, moment.field, None) if record else None
+            if record is None or at is None:
+                continue
+            machine = "unknown: recorded before the event log" if moment.machine else None
+            event = EmailEvent.about(
+                record, moment.kind, at, details={BACKFILLED: moment.field}, machine=machine
+            )
+            counter = await database[EVENT_SEQUENCES].find_one_and_update(
+                {"_id": oid(record.user_id)},
+                {"$inc": {"last_seq": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            numbered = event.model_copy(update={"seq": int(counter["last_seq"])})
+            await database[EVENTS].insert_one(to_document(EVENTS, numbered))
+            written += 1
+    return written

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.deliverability.models import Placement, WarmupEmail, WarmupStatus
@@ -14,9 +15,12 @@ from mailramp.mailboxes.models import Mailbox, MailboxDay
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.base import SqlBase
+from mailramp.storage.sql.event_log import tallied
+from mailramp.tracking.events import TALLIED_TYPES, TALLIES
 
 DAYS = tables.mailbox_days
 T = tables.tracking
+E = tables.events
 W = tables.warmup_emails
 KEPT_ON_CONFLICT = ("_id", "mailbox_id", "day")
 
@@ -30,19 +34,38 @@ class SqlDeliverability(SqlBase):
             return [Mailbox.model_validate(dict(row)) for row in rows]
 
     async def campaign_emails_sent_since(self, mailbox_id: str, since: datetime) -> list[SentEmail]:
-        query = select(T.c.sent_at, T.c.bounced_at, T.c.complained_at, T.c.replied_at).where(
-            T.c.mailbox_id == mailbox_id, T.c.sent_at >= since
+        # The email says which mailbox sent it (and, for the index, when); what became of
+        # it is read from the event log, as the counters are.
+        def seen(counter: str) -> Any:
+            return func.max(case((tallied(TALLIES[counter]), 1), else_=0))
+
+        sent_at = func.min(case((tallied(TALLIES["total_sent"]), E.c.occurred_at)))
+        query = (
+            select(
+                sent_at.label("sent_at"),
+                seen("total_bounced").label("bounced"),
+                seen("total_complained").label("complained"),
+                seen("total_replied").label("replied"),
+            )
+            .select_from(T.join(E, E.c.record_id == T.c._id))
+            .where(
+                T.c.mailbox_id == mailbox_id,
+                T.c.sent_at >= since,
+                E.c.type.in_(TALLIED_TYPES),
+            )
+            .group_by(T.c._id)
+            .having(sent_at >= since)
         )
         async with self._read() as connection:
-            rows = (await connection.execute(query)).all()
+            rows = (await connection.execute(query)).mappings().all()
         return [
             SentEmail(
-                sent_at=sent_at,
-                bounced=bounced_at is not None,
-                complained=complained_at is not None,
-                replied=replied_at is not None,
+                sent_at=row["sent_at"],
+                bounced=bool(row["bounced"]),
+                complained=bool(row["complained"]),
+                replied=bool(row["replied"]),
             )
-            for sent_at, bounced_at, complained_at, replied_at in rows
+            for row in rows
         ]
 
     async def put_mailbox_days(self, days: Sequence[MailboxDay]) -> None:

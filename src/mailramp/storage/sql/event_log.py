@@ -13,18 +13,24 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.suppression import SqlSuppression
-from mailramp.tracking.events import numbered
+from mailramp.tracking.events import Tally, numbered
 from mailramp.tracking.models import EmailEvent
 from mailramp.tracking.repository import EventLogQuery
 
 E = tables.events
 S = tables.event_sequences
+
+
+def tallied(tally: Tally) -> ColumnElement[bool]:
+    """The events a counter counts (`tally`): a condition on `email_events` rows."""
+    kinds = E.c.type.in_(sorted(kind.value for kind in tally.types))
+    return and_(kinds, E.c.machine.is_(False)) if tally.people_only else kinds
 
 
 class SqlEventLog(SqlSuppression):

@@ -1,22 +1,22 @@
-"""The campaign_matrix documents on SQL: counters moved in the unit of work that changed a
-record, and recomputed from the records."""
+"""The campaign_matrix documents on SQL: counters moved in the unit of work that appends an
+event, and recomputed from the event log (`TALLIES` says which events each one counts)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.metrics.models import CampaignMetrics, check_increments, derived_fields
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.base import SqlBase
-from mailramp.tracking.events import COUNTED_BY
+from mailramp.storage.sql.event_log import tallied
+from mailramp.tracking.events import TALLIED_TYPES, TALLIES
 
 T = tables.tracking
-
-
+E = tables.events
 MT = tables.metrics
 
 
@@ -66,11 +66,18 @@ class SqlMetrics(SqlBase):
     async def counters_by_step(
         self, user_id: str, campaign_id: str
     ) -> dict[tuple[int, int], dict[str, int]]:
+        # An email counts once per counter: the emails with at least one such event.
         statement = (
             select(
                 T.c.step,
                 T.c.variant,
-                *(func.count(T.c[field]).label(counter) for counter, field in COUNTED_BY.items()),
+                *(
+                    func.count(func.distinct(case((tallied(tally), E.c.record_id)))).label(counter)
+                    for counter, tally in TALLIES.items()
+                ),
+            )
+            .select_from(
+                T.outerjoin(E, and_(E.c.record_id == T.c._id, E.c.type.in_(TALLIED_TYPES)))
             )
             .where(T.c.campaign_id == campaign_id, T.c.user_id == user_id)
             .group_by(T.c.step, T.c.variant)
@@ -79,7 +86,7 @@ class SqlMetrics(SqlBase):
             rows = (await connection.execute(statement)).mappings().all()
         return {
             (int(row["step"]), int(row["variant"])): {
-                counter: int(row[counter]) for counter in COUNTED_BY
+                counter: int(row[counter]) for counter in TALLIES
             }
             for row in rows
         }
@@ -91,24 +98,17 @@ class SqlMetrics(SqlBase):
     async def _recompute(
         self, connection: AsyncConnection, campaign_id: str, now: datetime
     ) -> CampaignMetrics | None:
-        # A counter counts people: those with at least one email that has its field.
-        counts = (
-            (
-                await connection.execute(
-                    select(
-                        *(
-                            func.count(
-                                func.distinct(case((T.c[field].is_not(None), T.c.recipient_email)))
-                            ).label(counter)
-                            for counter, field in COUNTED_BY.items()
-                        )
-                    ).where(T.c.campaign_id == campaign_id)
+        # A counter counts people: those with at least one event it counts.
+        statement = select(
+            *(
+                func.count(func.distinct(case((tallied(tally), E.c.recipient_email)))).label(
+                    counter
                 )
+                for counter, tally in TALLIES.items()
             )
-            .mappings()
-            .one()
-        )
-        counters = {counter: int(counts[counter]) for counter in COUNTED_BY}
+        ).where(E.c.campaign_id == campaign_id, E.c.type.in_(TALLIED_TYPES))
+        counts = (await connection.execute(statement)).mappings().one()
+        counters = {counter: int(counts[counter]) for counter in TALLIES}
         values = {**counters, **derived_fields(counters), "last_updated": now}
         result = await connection.execute(
             update(MT).where(MT.c.campaign_id == campaign_id).values(values)
