@@ -47,7 +47,8 @@ async def _campaign(runtime: Runtime) -> tuple[str, str, str]:
 
 
 async def _add_records(runtime: Runtime, ids: tuple[str, str, str], start: int, count: int) -> None:
-    """`count` sent records, made in the database itself (fast enough for a million)."""
+    """`count` sent records, made in the database itself (fast enough for a million), and
+    counted."""
     user_id, mailbox_id, campaign_id = ids
     sent = datetime.now(UTC) - timedelta(minutes=30)
     backend = runtime.store.backend
@@ -75,7 +76,8 @@ async def _add_records(runtime: Runtime, ids: tuple[str, str, str], start: int, 
             {"a": start, "b": start + count - 1, "c": campaign_id, "u": user_id, "m": mailbox_id}
             | params,
         )
-    await runtime.store.recompute_metrics(campaign_id, now=datetime.now(UTC))
+    # Made behind the queue's back, they have no `sent` events to recount: counted here.
+    await runtime.store.increment_metrics(campaign_id, {"total_sent": count}, at=datetime.now(UTC))
 
 
 async def _load(urls: list[str], *, follow: bool = False) -> float:

@@ -20,6 +20,7 @@ import pytest
 
 from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign
+from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.kit.signing import TokenSigner
 from mailramp.mailboxes.models import Mailbox
@@ -27,6 +28,7 @@ from mailramp.runtime import Services, build_services
 from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import upgrade
+from mailramp.tracking.models import EmailTracking
 from tests.support.clock import FakeClock
 from tests.support.demo_run import DemoRuns
 from tests.support.dns_server import DnsServer, DnsUnavailable
@@ -257,6 +259,21 @@ async def make_campaign(
     }
     values.update(fields)
     return await services.campaigns.create_campaign(user.user_id, **values)
+
+
+def make_email(campaign: Campaign, recipient_email: str, **fields: Any) -> EmailTracking:
+    """A new email of `campaign` to `recipient_email` (not stored): created and updated at
+    the campaign's creation unless `fields` say otherwise."""
+    values: dict[str, Any] = {
+        "id": new_object_id(),
+        "campaign_id": campaign.campaign_id,
+        "user_id": campaign.user_id,
+        "mailbox_id": campaign.mailbox_id,
+        "recipient_email": recipient_email,
+        "created_at": campaign.created_at,
+        "updated_at": campaign.created_at,
+    }
+    return EmailTracking(**(values | fields))
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,9 @@ and, where it helps, the offending value.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
 
 
 class MailrampError(Exception):
@@ -146,6 +148,14 @@ class NotFoundError(MailrampError):
         super().__init__(f"{kind} {identifier!r} not found")
         self.kind = kind
         self.identifier = identifier
+
+
+def found(item: T | None, kind: str, identifier: str) -> T:
+    """`item`, or NotFoundError(kind, identifier) when there is none: not there, or
+    another user's (a store scoped to its owner answers None for both)."""
+    if item is None:
+        raise NotFoundError(kind, identifier)
+    return item
 
 
 class TooManyAttemptsError(MailrampError):

@@ -19,7 +19,7 @@ from mailramp.tracking.models import (
     EventType,
 )
 from mailramp.tracking.repository import EventChange, ReceivedMessage
-from tests.conftest import Services, make_campaign, make_mailbox, make_user
+from tests.conftest import Services, make_campaign, make_email, make_mailbox, make_user
 
 
 async def _people(services: Services, *names: str) -> dict[str, EmailTracking]:
@@ -27,16 +27,8 @@ async def _people(services: Services, *names: str) -> dict[str, EmailTracking]:
     campaign = await make_campaign(services, user, await make_mailbox(services, user))
     now = services.clock()
     records = {
-        name: EmailTracking(
-            id=new_object_id(),
-            campaign_id=campaign.campaign_id,
-            user_id=user.id,
-            mailbox_id=campaign.mailbox_id,
-            recipient_email=f"{name}@example.com",
-            message_id=f"<{name}@acme.com>",
-            sent_at=now,
-            created_at=now,
-            updated_at=now,
+        name: make_email(
+            campaign, f"{name}@example.com", message_id=f"<{name}@acme.com>", sent_at=now
         )
         for name in names
     }

@@ -14,7 +14,7 @@ from mailramp.sending.repository import Lease
 from mailramp.storage import Store
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
 from mailramp.tracking.repository import EventChange, EventLogQuery
-from tests.conftest import Services, make_campaign, make_mailbox, make_user
+from tests.conftest import Services, make_campaign, make_email, make_mailbox, make_user
 from tests.support.clock import MONDAY_MORNING
 
 NOW = MONDAY_MORNING
@@ -27,16 +27,7 @@ async def _campaign_of(services: Services, count: int) -> list[EmailTracking]:
         services, user, await make_mailbox(services, user), start_time=NOW - timedelta(hours=1)
     )
     return [
-        EmailTracking(
-            id=new_object_id(),
-            campaign_id=campaign.campaign_id,
-            user_id=user.id,
-            mailbox_id=campaign.mailbox_id,
-            recipient_email=f"p{n}@example.com",
-            scheduled_at=NOW - timedelta(minutes=50),
-            created_at=NOW,
-            updated_at=NOW,
-        )
+        make_email(campaign, f"p{n}@example.com", scheduled_at=NOW - timedelta(minutes=50))
         for n in range(count)
     ]
 

@@ -13,7 +13,7 @@ from mailramp.sending.repository import Lease
 from mailramp.suppression.models import Suppression, SuppressionReason
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
 from mailramp.tracking.repository import EventChange
-from tests.conftest import Services, make_campaign, make_mailbox, make_user
+from tests.conftest import Services, make_campaign, make_email, make_mailbox, make_user
 from tests.support.clock import MONDAY_MORNING
 
 NOW = MONDAY_MORNING  # where the services' clock stands (tests/conftest.py)
@@ -52,16 +52,7 @@ async def _sent_records(services: Services, count: int) -> list[EmailTracking]:
         services, user, await make_mailbox(services, user), start_time=NOW - timedelta(hours=1)
     )
     records = [
-        EmailTracking(
-            id=new_object_id(),
-            campaign_id=campaign.campaign_id,
-            user_id=user.id,
-            mailbox_id=campaign.mailbox_id,
-            recipient_email=f"e{n}@example.com",
-            scheduled_at=NOW - timedelta(minutes=50),
-            created_at=NOW,
-            updated_at=NOW,
-        )
+        make_email(campaign, f"e{n}@example.com", scheduled_at=NOW - timedelta(minutes=50))
         for n in range(count)
     ]
     store = services.store

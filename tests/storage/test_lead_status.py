@@ -10,11 +10,10 @@ from datetime import timedelta
 import pytest
 
 from mailramp.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
-from mailramp.kit.ids import new_object_id
 from mailramp.storage import Store
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
 from mailramp.tracking.repository import EventChange, EventLogQuery, LeadStatusMove
-from tests.conftest import Services, make_campaign, make_mailbox, make_user
+from tests.conftest import Services, make_campaign, make_email, make_mailbox, make_user
 
 
 async def _people(services: Services) -> tuple[str, dict[str, list[EmailTracking]]]:
@@ -25,17 +24,12 @@ async def _people(services: Services) -> tuple[str, dict[str, list[EmailTracking
     emails: dict[str, list[EmailTracking]] = {}
     for name in ("ann", "bob"):
         emails[name] = [
-            EmailTracking(
-                id=new_object_id(),
-                campaign_id=campaign.campaign_id,
-                user_id=user.id,
-                mailbox_id=campaign.mailbox_id,
-                recipient_email=f"{name}@example.com",
+            make_email(
+                campaign,
+                f"{name}@example.com",
                 step=step,
                 status=TrackingStatus.PENDING if step == 1 else TrackingStatus.WAITING,
                 scheduled_at=now + timedelta(hours=2) if step == 1 else None,
-                created_at=now,
-                updated_at=now,
             )
             for step in (1, 2)
         ]

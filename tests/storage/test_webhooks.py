@@ -15,7 +15,6 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from mailramp.errors import NotFoundError, ValidationError
-from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.providers.webhooks import HttpWebhookPoster
 from mailramp.storage import Store
@@ -24,7 +23,7 @@ from mailramp.tracking.repository import EventChange
 from mailramp.webhooks.dispatcher import WebhookDispatcher
 from mailramp.webhooks.models import MessageStatus
 from mailramp.webhooks.service import WebhookService
-from tests.conftest import Services, make_campaign, make_mailbox, make_user
+from tests.conftest import Services, make_campaign, make_email, make_mailbox, make_user
 from tests.support.clock import FakeClock
 from tests.support.webhook_receiver import Received, WebhookReceiver
 
@@ -78,19 +77,7 @@ def _webhooks(
 async def _people(services: Services, count: int) -> list[EmailTracking]:
     user = await make_user(services)
     campaign = await make_campaign(services, user, await make_mailbox(services, user))
-    now = services.clock()
-    records = [
-        EmailTracking(
-            id=new_object_id(),
-            campaign_id=campaign.campaign_id,
-            user_id=user.id,
-            mailbox_id=campaign.mailbox_id,
-            recipient_email=f"p{n}@example.com",
-            created_at=now,
-            updated_at=now,
-        )
-        for n in range(count)
-    ]
+    records = [make_email(campaign, f"p{n}@example.com") for n in range(count)]
     await services.store.insert_tracking(records)  # each one's `queued` event
     return records
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 import base64
 import re
 
+from mailramp.accounts.models import User
+from mailramp.campaigns.models import Campaign
 from mailramp.conversations.answers import AnswerService
 from mailramp.conversations.repository import ThreadQuery
 from mailramp.errors import UncertainSendError, ValidationError
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.signing import TokenSigner
+from mailramp.mailboxes.models import Mailbox
 from mailramp.providers.registry import DefaultProviders
 from mailramp.tracking.links import TrackingLinks
+from mailramp.tracking.models import EmailTracking
 from mailramp.tracking.repository import RecipientQuery
 from mailramp.tracking.service import Visitor
 from tests.conftest import TRACKING_KEY
@@ -58,16 +62,20 @@ def _html_with_attachment(ours: str) -> bytes:
     ).encode()
 
 
-async def test_three_threads_with_the_right_text(world: World, dovecot: Dovecot) -> None:
+async def _sent(
+    world: World, dovecot: Dovecot
+) -> tuple[User, Mailbox, Campaign, dict[str, EmailTracking]]:
+    """A campaign to CSV's people, sent through a mailbox whose inbox mailramp reads; its
+    emails by the name before the @."""
     user, mailbox = await reading_sender(world, dovecot)
     campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
     await world.run(world.worker(), until=campaign.end_time)
-    records = {
-        r.recipient_email.split("@")[0]: r
-        for r in (
-            await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
-        ).items
-    }
+    listed = await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
+    return user, mailbox, campaign, {r.recipient_email.split("@")[0]: r for r in listed.items}
+
+
+async def test_three_threads_with_the_right_text(world: World, dovecot: Dovecot) -> None:
+    user, mailbox, campaign, records = await _sent(world, dovecot)
     ours = {name: record.message_id or "" for name, record in records.items()}
     _append(
         dovecot,
@@ -135,7 +143,10 @@ async def test_three_threads_with_the_right_text(world: World, dovecot: Dovecot)
     # Opening a thread marks it read; it can be marked unread again.
     unread = await inbox.threads(user.user_id, ThreadQuery(unread=True))
     assert [t.recipient_email for t in unread.items] == ["alice@example.com"]
-    assert await inbox.mark_unread(user.user_id, campaign.campaign_id, records["bob"].id) == 1
+    assert (
+        await inbox.mark_read(user.user_id, campaign.campaign_id, records["bob"].id, read=False)
+        == 1
+    )
     assert (await inbox.threads(user.user_id, ThreadQuery(unread=True))).total == 2
 
     # Search by text, address, campaign name; filter by lead status and mailbox.
@@ -165,15 +176,7 @@ async def test_three_threads_with_the_right_text(world: World, dovecot: Dovecot)
 async def test_an_answer_goes_once_in_the_thread_and_its_reply_joins_it(
     world: World, dovecot: Dovecot
 ) -> None:
-    user, mailbox = await reading_sender(world, dovecot)
-    campaign, _ = await world.campaign(user, mailbox, CSV, duration=1)
-    await world.run(world.worker(), until=campaign.end_time)
-    records = {
-        r.recipient_email.split("@")[0]: r
-        for r in (
-            await world.store.list_tracking(user.id, RecipientQuery(campaign.campaign_id))
-        ).items
-    }
+    user, mailbox, campaign, records = await _sent(world, dovecot)
     alice = records["alice"]
     _append(
         dovecot,

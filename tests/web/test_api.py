@@ -1000,6 +1000,10 @@ def test_the_inbox_through_the_api_and_the_cli(base: str, seen: list[str]) -> No
     (message,) = detail["messages"]
     assert message["html"] == "<p>Yes <b>please</b></p>"
     assert [s["step"] for s in detail["sent"]] == [1]
+    # Reading through the API leaves it unread (a sync is not a person reading it).
+    assert ann.call("GET", "/api/v1/inbox?unread=true").json()["total"] == 1
+    read = ann.call("POST", f"/api/v1/inbox/{cid}/{rid}/read").json()
+    assert read == {"marked_read": 1}
     assert ann.call("GET", "/api/v1/inbox?unread=true").json()["total"] == 0
     (attachment,) = message["attachments"]
     download = ann.call("GET", f"/api/v1/inbox/attachments/{attachment['id']}")

@@ -8,7 +8,7 @@ from typing import Any
 from mailramp.accounts.models import User
 from mailramp.accounts.repository import UserRepository
 from mailramp.accounts.schemas import UserCreate, UserUpdate
-from mailramp.errors import DuplicateError, NotFoundError
+from mailramp.errors import DuplicateError, NotFoundError, found
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.passwords import PASSWORDS, Passwords, needs_rehash
@@ -52,24 +52,25 @@ class AccountService:
 
     async def get_user(self, user_id: str) -> User:
         """The user with this id."""
-        user = await self._users.get_user(object_id_arg(user_id, field="user_id"))
-        if user is None:
-            raise NotFoundError("user", user_id)
-        return user
+        return found(
+            await self._users.get_user(object_id_arg(user_id, field="user_id")), "user", user_id
+        )
 
     async def get_user_by_login_id(self, login_id: str) -> User:
         """The user with this login id (case-insensitive)."""
-        user = await self._users.get_user_by_login_id(login_id.strip().lower())
-        if user is None:
-            raise NotFoundError("user with login_id", login_id)
-        return user
+        return found(
+            await self._users.get_user_by_login_id(login_id.strip().lower()),
+            "user with login_id",
+            login_id,
+        )
 
     async def get_user_by_clerk_id(self, clerk_user_id: str) -> User:
         """The user linked to this Clerk id."""
-        user = await self._users.get_user_by_clerk_id(clerk_user_id.strip())
-        if user is None:
-            raise NotFoundError("user with clerk_user_id", clerk_user_id)
-        return user
+        return found(
+            await self._users.get_user_by_clerk_id(clerk_user_id.strip()),
+            "user with clerk_user_id",
+            clerk_user_id,
+        )
 
     async def get_or_create_clerk_user(
         self, clerk_user_id: str, *, user_name: str | None = None, email: str | None = None

@@ -43,6 +43,7 @@ from mailramp.errors import (
     NotFoundError,
     PlanError,
     ValidationError,
+    found,
 )
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_campaign_id, new_object_id
@@ -136,12 +137,13 @@ def _mailboxes_after(campaign: Campaign, changes: dict[str, Any]) -> list[str]:
 
 async def owned_campaign(store: CampaignRepository, user_id: str, campaign_id: str) -> Campaign:
     """The user's campaign (ids checked); another user's is 'not found', as a missing one."""
-    campaign = await store.get_campaign(
-        object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
+    return found(
+        await store.get_campaign(
+            object_id_arg(user_id, field="user_id"), campaign_id_arg(campaign_id)
+        ),
+        "campaign",
+        campaign_id,
     )
-    if campaign is None:
-        raise NotFoundError("campaign", campaign_id)
-    return campaign
 
 
 class CampaignStore(
@@ -224,10 +226,11 @@ class CampaignService:
     async def get_campaign_of_anyone(self, campaign_id: str) -> Campaign:
         """A campaign whoever owns it: for the operator's CLI, which then acts through the
         owner-scoped methods as that owner."""
-        campaign = await self._store.get_campaign_unscoped(campaign_id_arg(campaign_id))
-        if campaign is None:
-            raise NotFoundError("campaign", campaign_id)
-        return campaign
+        return found(
+            await self._store.get_campaign_unscoped(campaign_id_arg(campaign_id)),
+            "campaign",
+            campaign_id,
+        )
 
     async def list_campaigns(
         self, user_id: str, *, status: str | None = None, offset: int = 0, limit: int = 50

@@ -15,7 +15,7 @@ from mailramp.cli.common import (
     load_settings,
     run,
 )
-from mailramp.conversations.models import LeadLabel, status_title
+from mailramp.conversations.models import LeadLabel, shown_status, status_title
 from mailramp.conversations.repository import ThreadQuery, ThreadSummary
 from mailramp.runtime import Runtime
 from mailramp.tracking.models import CampaignRecipient
@@ -53,7 +53,7 @@ def lead_set(
         )
 
     person = run(settings, work, as_json=as_json)
-    shown = status_title(person.lead_status) if person.lead_status else "none"
+    shown = shown_status(person.lead_status)
     emit(as_json, person, f"{person.recipient_email}: {shown}")
 
 

@@ -16,7 +16,7 @@ from mailramp.conversations.repository import (
     ThreadQuery,
     ThreadSummary,
 )
-from mailramp.errors import NotFoundError
+from mailramp.errors import NotFoundError, found
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.types import Page
 from mailramp.kit.validation import object_id_arg
@@ -76,9 +76,7 @@ class InboxService:
         if person is None:
             raise NotFoundError("recipient", record_id)
         if mark_read:
-            await self._store.mark_conversation_read(
-                record.user_id, record.campaign_id, record.recipient_email, read_at=self._clock()
-            )
+            await self.mark_read(user_id, campaign_id, record_id, read=True)
         emails = await self._store.sequence_emails(record.campaign_id, record.recipient_email)
         messages = await self._store.list_conversation(
             record.user_id, record.campaign_id, record.recipient_email
@@ -91,21 +89,26 @@ class InboxService:
             messages=messages,
         )
 
-    async def mark_unread(self, user_id: str, campaign_id: str, record_id: str) -> int:
-        """Mark the person's messages unread again; how many."""
+    async def mark_read(self, user_id: str, campaign_id: str, record_id: str, *, read: bool) -> int:
+        """Mark the person's messages read, or unread again; how many changed."""
         record = await self._tracking.recipient(user_id, campaign_id, record_id)
         return await self._store.mark_conversation_read(
-            record.user_id, record.campaign_id, record.recipient_email, read_at=None
+            record.user_id,
+            record.campaign_id,
+            record.recipient_email,
+            read_at=self._clock() if read else None,
         )
 
     async def message(self, user_id: str, message_id: str) -> ConversationMessage:
         """One of the user's kept messages (NotFoundError if not theirs)."""
-        message = await self._store.get_conversation_message(
-            object_id_arg(user_id, field="user_id"), object_id_arg(message_id, field="message_id")
+        return found(
+            await self._store.get_conversation_message(
+                object_id_arg(user_id, field="user_id"),
+                object_id_arg(message_id, field="message_id"),
+            ),
+            "message",
+            message_id,
         )
-        if message is None:
-            raise NotFoundError("message", message_id)
-        return message
 
     async def attachment(self, user_id: str, file_id: str) -> tuple[str, str, ConversationFile]:
         """A kept attachment of one of the user's messages: its file name, content type and

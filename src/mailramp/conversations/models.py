@@ -30,6 +30,11 @@ def status_title(status: str) -> str:
     return status
 
 
+def shown_status(status: str | None) -> str:
+    """A person's status as a notice or the terminal says it: its title, or "none"."""
+    return status_title(status) if status else "none"
+
+
 def builtin_status(text: str) -> LeadStatus | None:
     """The built-in status `text` names, by value or title in any case ("Do not contact",
     "do-not-contact"), or None."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from mailramp.errors import NotFoundError, ValidationError
+from mailramp.errors import ValidationError, found
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.types import Page
 from mailramp.kit.validation import enum_arg, object_id_arg
@@ -38,14 +38,15 @@ class LegacyService:
 
     async def get_document(self, collection: str, user_id: str, document_id: str) -> LegacyDocument:
         """One of the user's legacy documents."""
-        document = await self._legacy.get_legacy(
-            enum_arg(LegacyCollection, collection, field="collection"),
-            object_id_arg(user_id, field="user_id"),
-            object_id_arg(document_id, field="document_id"),
+        return found(
+            await self._legacy.get_legacy(
+                enum_arg(LegacyCollection, collection, field="collection"),
+                object_id_arg(user_id, field="user_id"),
+                object_id_arg(document_id, field="document_id"),
+            ),
+            f"{collection} document",
+            document_id,
         )
-        if document is None:
-            raise NotFoundError(f"{collection} document", document_id)
-        return document
 
     async def import_documents(self, collection: str, documents: Sequence[dict[str, Any]]) -> int:
         """Store documents exported from a previous deployment, as they were."""

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from mailramp.accounts.repository import UserRepository
-from mailramp.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
+from mailramp.errors import ConflictError, DuplicateError, NotFoundError, ValidationError, found
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.dns import DnsUnavailable, normal_name
 from mailramp.kit.ids import new_object_id
@@ -155,12 +155,14 @@ class MailboxService:
 
     async def get_mailbox(self, user_id: str, mailbox_id: str) -> Mailbox:
         """The user's mailbox (linked or unlinked); another user's is 'not found'."""
-        mailbox = await self._store.get_mailbox(
-            object_id_arg(user_id, field="user_id"), object_id_arg(mailbox_id, field="mailbox_id")
+        return found(
+            await self._store.get_mailbox(
+                object_id_arg(user_id, field="user_id"),
+                object_id_arg(mailbox_id, field="mailbox_id"),
+            ),
+            "mailbox",
+            mailbox_id,
         )
-        if mailbox is None:
-            raise NotFoundError("mailbox", mailbox_id)
-        return mailbox
 
     async def list_mailboxes(
         self, user_id: str, *, include_unlinked: bool = False
@@ -311,10 +313,11 @@ class MailboxService:
     async def set_primary(self, user_id: str, mailbox_id: str) -> Mailbox:
         """Make this linked mailbox the user's primary; the previous primary stops being one."""
         mailbox = await self._linked(user_id, mailbox_id)
-        result = await self._store.set_primary_mailbox(mailbox.user_id, mailbox.id)
-        if result is None:
-            raise NotFoundError("mailbox", mailbox_id)
-        return result
+        return found(
+            await self._store.set_primary_mailbox(mailbox.user_id, mailbox.id),
+            "mailbox",
+            mailbox_id,
+        )
 
     async def pause(self, user_id: str, mailbox_id: str, *, reason: str | None = None) -> Mailbox:
         """Stop sending from the mailbox until it is activated again."""
@@ -466,10 +469,9 @@ class MailboxService:
         return mailbox
 
     async def _updated(self, user_id: str, mailbox_id: str, changes: Mapping[str, Any]) -> Mailbox:
-        result = await self._store.update_mailbox(user_id, mailbox_id, changes)
-        if result is None:
-            raise NotFoundError("mailbox", mailbox_id)
-        return result
+        return found(
+            await self._store.update_mailbox(user_id, mailbox_id, changes), "mailbox", mailbox_id
+        )
 
 
 RAMP_FIELDS = (

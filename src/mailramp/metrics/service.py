@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from mailramp.errors import NotFoundError
+from mailramp.errors import found
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.validation import campaign_id_arg, object_id_arg
 from mailramp.metrics.models import CampaignMetrics
@@ -29,9 +29,7 @@ class MetricsService:
         else:
             owner = object_id_arg(user_id, field="user_id")
             metrics = await self._metrics.get_metrics(owner, campaign_id)
-        if metrics is None:
-            raise NotFoundError("campaign metrics", campaign_id)
-        return metrics
+        return found(metrics, "campaign metrics", campaign_id)
 
     async def metrics_of(
         self, user_id: str, campaign_ids: Collection[str]
@@ -47,9 +45,10 @@ class MetricsService:
 
     async def count(self, campaign_id: str, deltas: Mapping[str, int]) -> CampaignMetrics:
         """Add to a campaign's counters; delivered and the rates follow."""
-        metrics = await self._metrics.increment_metrics(
-            campaign_id_arg(campaign_id), deltas, at=self._clock()
+        return found(
+            await self._metrics.increment_metrics(
+                campaign_id_arg(campaign_id), deltas, at=self._clock()
+            ),
+            "campaign metrics",
+            campaign_id,
         )
-        if metrics is None:
-            raise NotFoundError("campaign metrics", campaign_id)
-        return metrics

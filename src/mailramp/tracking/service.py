@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from mailramp.campaigns.models import MAX_STEPS, Campaign
 from mailramp.campaigns.repository import CampaignRepository
 from mailramp.campaigns.service import owned_campaign
-from mailramp.errors import ConflictError, NotFoundError, ValidationError
+from mailramp.errors import ConflictError, NotFoundError, ValidationError, found
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import object_id_time
 from mailramp.kit.signing import InvalidToken, Purpose, TokenSigner
@@ -241,10 +241,11 @@ class TrackingService:
     async def recompute(self, user_id: str, campaign_id: str) -> CampaignMetrics:
         """Rebuild the user's campaign's counters from its event log."""
         campaign = await owned_campaign(self._store, user_id, campaign_id)
-        metrics = await self._store.recompute_metrics(campaign.campaign_id, now=self._clock())
-        if metrics is None:
-            raise NotFoundError("campaign metrics", campaign_id)
-        return metrics
+        return found(
+            await self._store.recompute_metrics(campaign.campaign_id, now=self._clock()),
+            "campaign metrics",
+            campaign_id,
+        )
 
     async def series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
         """Events per hour for the user's campaign."""

@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
+from mailramp.conversations.models import status_title
 from mailramp.errors import AuthenticationError, ForbiddenError, MailrampError
 from mailramp.kit.network import unreachable_for_recipients
 from mailramp.mailboxes.models import Mailbox
@@ -48,6 +49,7 @@ def localtime(moment: datetime | None, zone: ZoneInfo) -> str:
 
 
 TEMPLATES.filters["localtime"] = localtime
+TEMPLATES.filters["lead_status"] = status_title
 
 
 class SignInRequired(Exception):
@@ -125,6 +127,11 @@ def form_errors(error: MailrampError, known: tuple[str, ...]) -> dict[str, str]:
     if field == "total_recipients" and "file" in known:
         field = "file"  # the recipients do not fit: the upload is what to change
     return {field if field in known else "form": message}
+
+
+async def lead_choices(runtime: Runtime, user_id: str) -> list[tuple[str, str]]:
+    """The lead statuses a person can be given, each with its title, for a form's list."""
+    return [(choice, status_title(choice)) for choice in await runtime.leads.choices(user_id)]
 
 
 def oauth_offered(runtime: Runtime) -> dict[str, bool]:

@@ -30,6 +30,7 @@ from mailramp.tracking.service import MAX_EVENT_PAGE, TrackingService
 from mailramp.webhooks.models import (
     ATTEMPT_TIMEOUT_SECONDS,
     DISABLE_AFTER,
+    AttemptResult,
     MessageStatus,
     WebhookAttempt,
     WebhookEndpoint,
@@ -37,7 +38,7 @@ from mailramp.webhooks.models import (
     next_attempt,
     secret_field,
 )
-from mailramp.webhooks.repository import AttemptResult, WebhookPoster, WebhookRepository
+from mailramp.webhooks.repository import WebhookPoster, WebhookRepository
 from mailramp.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,15 @@
 """Webhook endpoints, the messages queued for them and each delivery attempt, and the rules
 they follow: which events an endpoint takes, when a failed message is tried again, when an
-endpoint is disabled."""
+endpoint is disabled, what a batch of attempts does to its endpoints' health."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -135,3 +137,34 @@ class WebhookAttempt(Record):
 def secret_field(endpoint_id: str, field: str) -> str:
     """What an endpoint's encrypted `secret` or `previous_secret` is bound to."""
     return secret_context("webhook_endpoints", endpoint_id, field)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt changes: the attempt logged, the message's new status (and when it
+    is tried next, if pending), and the endpoint's health — `succeeded` clears its failing
+    streak, anything else starts one if none runs; `disable` (a reason) disables it."""
+
+    attempt: WebhookAttempt
+    status: MessageStatus
+    next_attempt_at: datetime | None
+    succeeded: bool
+    disable: str | None = None
+
+
+def endpoint_changes(results: Sequence[AttemptResult]) -> dict[str, dict[str, Any]]:
+    """What a batch of attempts, in order, sets on each endpoint: a success clears the
+    failing streak (`failing_since` None); a failure after it starts one at its time; with
+    no success in the batch, a failure starts one only if none runs (the store keeps the
+    running one: `last_success_at` absent says so); a `disable` turns the endpoint off."""
+    changes: dict[str, dict[str, Any]] = {}
+    for result in results:
+        endpoint = changes.setdefault(result.attempt.endpoint_id, {})
+        at = result.attempt.attempted_at
+        if result.succeeded:
+            endpoint |= {"last_success_at": at, "failing_since": None}
+        elif endpoint.get("failing_since") is None:
+            endpoint["failing_since"] = at
+        if result.disable is not None:
+            endpoint |= {"enabled": False, "disabled_reason": result.disable, "disabled_at": at}
+    return changes

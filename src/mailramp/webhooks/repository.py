@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from mailramp.kit.types import Page
 from mailramp.webhooks.models import (
+    AttemptResult,
     MessageStatus,
     WebhookAttempt,
     WebhookEndpoint,
@@ -25,37 +26,6 @@ class MessageQuery:
     status: MessageStatus | None = None
     offset: int = 0
     limit: int = 50
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """What one attempt changes: the attempt logged, the message's new status (and when it
-    is tried next, if pending), and the endpoint's health — `succeeded` clears its failing
-    streak, anything else starts one if none runs; `disable` (a reason) disables it."""
-
-    attempt: WebhookAttempt
-    status: MessageStatus
-    next_attempt_at: datetime | None
-    succeeded: bool
-    disable: str | None = None
-
-
-def endpoint_changes(results: Sequence[AttemptResult]) -> dict[str, dict[str, Any]]:
-    """What a batch of attempts, in order, sets on each endpoint: a success clears the
-    failing streak (`failing_since` None); a failure after it starts one at its time; with
-    no success in the batch, a failure starts one only if none runs (the store keeps the
-    running one: `last_success_at` absent says so); a `disable` turns the endpoint off."""
-    changes: dict[str, dict[str, Any]] = {}
-    for result in results:
-        endpoint = changes.setdefault(result.attempt.endpoint_id, {})
-        at = result.attempt.attempted_at
-        if result.succeeded:
-            endpoint |= {"last_success_at": at, "failing_since": None}
-        elif endpoint.get("failing_since") is None:
-            endpoint["failing_since"] = at
-        if result.disable is not None:
-            endpoint |= {"enabled": False, "disabled_reason": result.disable, "disabled_at": at}
-    return changes
 
 
 class WebhookRepository(Protocol):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from mailramp.errors import HostError, NotFoundError, ValidationError
+from mailramp.errors import HostError, ValidationError, found
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.network import resolve_host
@@ -85,12 +85,13 @@ class WebhookService:
 
     async def get_endpoint(self, user_id: str, endpoint_id: str) -> WebhookEndpoint:
         """One of the user's endpoints (NotFoundError if not theirs)."""
-        endpoint = await self._store.get_webhook_endpoint(
-            object_id_arg(user_id, field="user_id"), object_id_arg(endpoint_id, field="id")
+        return found(
+            await self._store.get_webhook_endpoint(
+                object_id_arg(user_id, field="user_id"), object_id_arg(endpoint_id, field="id")
+            ),
+            "webhook endpoint",
+            endpoint_id,
         )
-        if endpoint is None:
-            raise NotFoundError("webhook endpoint", endpoint_id)
-        return endpoint
 
     async def update_endpoint(
         self,
@@ -216,26 +217,29 @@ class WebhookService:
     async def redeliver(self, user_id: str, message_id: str) -> WebhookMessage:
         """Queue a message again, due now, with a fresh retry schedule."""
         message = await self._message(user_id, message_id)
-        again = await self._store.redeliver_webhook_message(
-            message.user_id, message.id, now=self._clock()
+        return found(
+            await self._store.redeliver_webhook_message(
+                message.user_id, message.id, now=self._clock()
+            ),
+            "webhook message",
+            message_id,
         )
-        if again is None:
-            raise NotFoundError("webhook message", message_id)
-        return again
 
     async def _message(self, user_id: str, message_id: str) -> WebhookMessage:
-        message = await self._store.get_webhook_message(
-            object_id_arg(user_id, field="user_id"), object_id_arg(message_id, field="id")
+        return found(
+            await self._store.get_webhook_message(
+                object_id_arg(user_id, field="user_id"), object_id_arg(message_id, field="id")
+            ),
+            "webhook message",
+            message_id,
         )
-        if message is None:
-            raise NotFoundError("webhook message", message_id)
-        return message
 
     async def _update(self, endpoint: WebhookEndpoint, changes: dict[str, Any]) -> WebhookEndpoint:
-        updated = await self._store.update_webhook_endpoint(endpoint.user_id, endpoint.id, changes)
-        if updated is None:
-            raise NotFoundError("webhook endpoint", endpoint.id)
-        return updated
+        return found(
+            await self._store.update_webhook_endpoint(endpoint.user_id, endpoint.id, changes),
+            "webhook endpoint",
+            endpoint.id,
+        )
 
     async def _url(self, url: str) -> str:
         """A URL an endpoint may have: http(s), a host that resolves to public addresses

@@ -26,12 +26,14 @@ from mailramp.storage.mongo.codec import (
     to_document,
 )
 from mailramp.webhooks.models import (
+    AttemptResult,
     MessageStatus,
     WebhookAttempt,
     WebhookEndpoint,
     WebhookMessage,
+    endpoint_changes,
 )
-from mailramp.webhooks.repository import AttemptResult, MessageQuery, endpoint_changes
+from mailramp.webhooks.repository import MessageQuery
 
 PENDING = MessageStatus.PENDING.value
 

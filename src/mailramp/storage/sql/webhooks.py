@@ -14,12 +14,14 @@ from mailramp.storage.rows import changes_row, check_page, to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.base import SqlBase
 from mailramp.webhooks.models import (
+    AttemptResult,
     MessageStatus,
     WebhookAttempt,
     WebhookEndpoint,
     WebhookMessage,
+    endpoint_changes,
 )
-from mailramp.webhooks.repository import AttemptResult, MessageQuery, endpoint_changes
+from mailramp.webhooks.repository import MessageQuery
 
 E = tables.webhook_endpoints
 M = tables.webhook_messages

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from mailramp.campaigns.models import FINAL_STATUSES, SENDING_STATUSES, campaign_actions
 from mailramp.campaigns.repository import PendingSchedule
 from mailramp.campaigns.sequencing import DayLoad
-from mailramp.conversations.models import status_title
+from mailramp.conversations.models import shown_status, status_title
 from mailramp.errors import MailrampError, NotFoundError
 from mailramp.kit.ids import is_object_id
 from mailramp.mailboxes.models import Mailbox
@@ -31,6 +31,7 @@ from mailramp.web.dashboard import (
     PageUserDep,
     check_csrf,
     form_errors,
+    lead_choices,
     localtime,
     mailbox_context,
     page_zone,
@@ -268,7 +269,7 @@ async def recipient_action(
             person = await runtime.leads.set_status(
                 user_id, campaign_id, record_id, wanted, source="dashboard"
             )
-            shown = status_title(person.lead_status) if person.lead_status else "none"
+            shown = shown_status(person.lead_status)
             done, email = f"now has the lead status {shown}", person.recipient_email
         else:
             record = await actions[action](user_id, campaign_id, record_id)
@@ -462,7 +463,7 @@ async def _campaign_page(
         status_filter=status_filter or "",
         statuses=[s.value for s in TrackingStatus],
         lead_status=lead_status,
-        lead_choices=[(c, status_title(c)) for c in await runtime.leads.choices(user_id)],
+        lead_choices=await lead_choices(runtime, user_id),
         lead_counts=[
             (status_title(name), count)
             for name, count in sorted(

@@ -221,9 +221,12 @@ async def inbox_attachment(file_id: str, caller: CallerDep, runtime: RuntimeDep)
 async def inbox_thread(
     campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
 ) -> ThreadDetailPublic:
-    """One conversation (the person of this email of the campaign); reading it marks the
-    person's messages read."""
-    thread = await runtime.inbox.thread(caller.user.user_id, campaign_id, record_id)
+    """One conversation (the person of this email of the campaign). Reading it here
+    changes nothing (a program syncing the inbox leaves it unread for the people who read
+    it); `POST …/read` marks it read, as opening it on the dashboard does."""
+    thread = await runtime.inbox.thread(
+        caller.user.user_id, campaign_id, record_id, mark_read=False
+    )
     return ThreadDetailPublic(
         campaign_id=thread.campaign_id,
         campaign_name=thread.campaign_name,
@@ -263,12 +266,21 @@ async def inbox_answer(
     return ConversationMessagePublic.of(answer)
 
 
+@router.post("/inbox/{campaign_id}/{record_id}/read", tags=["conversations"])
+async def inbox_read(
+    campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, int]:
+    """Mark the person's messages read; how many were unread."""
+    changed = await runtime.inbox.mark_read(caller.user.user_id, campaign_id, record_id, read=True)
+    return {"marked_read": changed}
+
+
 @router.post("/inbox/{campaign_id}/{record_id}/unread", tags=["conversations"])
 async def inbox_unread(
     campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
 ) -> dict[str, int]:
-    """Mark the person's messages unread again."""
-    changed = await runtime.inbox.mark_unread(caller.user.user_id, campaign_id, record_id)
+    """Mark the person's messages unread again; how many were read."""
+    changed = await runtime.inbox.mark_read(caller.user.user_id, campaign_id, record_id, read=False)
     return {"marked_unread": changed}
 
 

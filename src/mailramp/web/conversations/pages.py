@@ -8,11 +8,18 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mailramp.conversations.models import status_title
+from mailramp.conversations.models import shown_status
 from mailramp.conversations.repository import ThreadQuery
 from mailramp.errors import MailrampError, NotFoundError
 from mailramp.kit.ids import is_object_id, new_object_id
-from mailramp.web.dashboard import PageUserDep, check_csrf, read_form, render, render_section
+from mailramp.web.dashboard import (
+    PageUserDep,
+    check_csrf,
+    lead_choices,
+    read_form,
+    render,
+    render_section,
+)
 from mailramp.web.deps import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
@@ -49,8 +56,7 @@ async def inbox_page(request: Request, who: PageUserDep, runtime: RuntimeDep) ->
         threads=threads,
         query=query,
         mailboxes=mailboxes,
-        lead_choices=[(c, status_title(c)) for c in await runtime.leads.choices(user_id)],
-        status_title=status_title,
+        lead_choices=await lead_choices(runtime, user_id),
     )
 
 
@@ -68,8 +74,7 @@ async def thread_page(
         thread=thread,
         record_id=record_id,
         answer_id=new_object_id(),
-        lead_choices=[(c, status_title(c)) for c in await runtime.leads.choices(user_id)],
-        status_title=status_title,
+        lead_choices=await lead_choices(runtime, user_id),
         notice=request.query_params.get("notice"),
     )
 
@@ -103,7 +108,7 @@ async def thread_action(
             person = await runtime.leads.set_status(
                 user_id, campaign_id, record_id, form.get("status") or None, source="inbox"
             )
-            shown = status_title(person.lead_status) if person.lead_status else "none"
+            shown = shown_status(person.lead_status)
             notice = f"lead status: {shown}"
         elif action == "answer":
             answer = await runtime.answers().answer(
@@ -120,7 +125,7 @@ async def thread_action(
                 "it is not sent again",
             }.get(answer.status or "", f"the answer was not sent: {answer.error}")
         elif action == "unread":
-            await runtime.inbox.mark_unread(user_id, campaign_id, record_id)
+            await runtime.inbox.mark_read(user_id, campaign_id, record_id, read=False)
             return RedirectResponse("/inbox", status_code=303)
         else:
             raise NotFoundError("action", action)
