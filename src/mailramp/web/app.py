@@ -6,12 +6,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,7 +23,7 @@ from mailramp.errors import BusyError, MailrampError, TooManyAttemptsError
 from mailramp.kit.network import unreachable_for_recipients
 from mailramp.observability import install_log_redaction
 from mailramp.runtime import Runtime, open_runtime
-from mailramp.web import api_docs
+from mailramp.web import api_docs, openapi
 from mailramp.web.account import api as account_api
 from mailramp.web.account import pages as account_pages
 from mailramp.web.account import webhooks as account_webhooks
@@ -36,6 +38,7 @@ from mailramp.web.legacy import api as legacy_api
 from mailramp.web.limits import BodyLimit, json_syntax_message, unparsable_body_message
 from mailramp.web.mailboxes import api as mailboxes_api
 from mailramp.web.mailboxes import pages as mailboxes_pages
+from mailramp.web.methods import HttpMethods
 from mailramp.web.origin import CrossOriginGuard, trusted_origins
 from mailramp.web.suppression import api as suppression_api
 from mailramp.web.suppression import pages as suppression_pages
@@ -120,8 +123,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # /docs is ours (web/api_docs.py): FastAPI's own page loads Swagger UI from a CDN.
     app = FastAPI(
-        title="mailramp", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+        title="mailramp",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
+    api_routes = [
+        route
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.include_in_schema
+    ]
+    app.openapi = partial(openapi.document, app, api_routes)  # type: ignore[method-assign]
 
     for router in ROUTERS:
         app.include_router(router)
@@ -137,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CrossOriginGuard,
         trusted=trusted_origins(limits.public_base_url, limits.clerk_authorized_parties),
     )
+    app.add_middleware(HttpMethods)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: Any) -> Any:

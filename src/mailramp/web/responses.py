@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Self, TypeVar, get_args
 
 from fastapi import Depends, Query
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from mailramp.kit.types import Page
@@ -64,3 +65,16 @@ class PagePublic(BaseModel, Generic[ItemT]):
             offset=page.offset,
             limit=page.limit,
         )
+
+
+class CsvStream(StreamingResponse):
+    """A CSV file, written as it is read (the OpenAPI document says `text/csv`)."""
+
+    media_type = "text/csv"
+
+
+class Download(Response):
+    """Bytes to save, never to show (the OpenAPI document says
+    `application/octet-stream`)."""
+
+    media_type = "application/octet-stream"

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from mailramp.errors import AuthenticationError, ForbiddenError, NotFoundError
@@ -14,6 +15,15 @@ from mailramp.runtime import Runtime
 from mailramp.web.deps import RuntimeDep
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+
+
+class ClerkDelivery(BaseModel):
+    """What a delivery did: `handled` false for an event mailramp does not act on, or
+    one it had already processed (`reason`); the user it created or updated."""
+
+    handled: bool
+    reason: str | None = None
+    user_id: str | None = None
 
 
 def _primary_email(data: dict[str, Any]) -> str | None:
@@ -31,8 +41,8 @@ def _name(data: dict[str, Any]) -> str | None:
     return name or (data.get("username") if isinstance(data.get("username"), str) else None)
 
 
-@router.post("/clerk")
-async def clerk_webhook(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+@router.post("/clerk", response_model_exclude_none=True)
+async def clerk_webhook(request: Request, runtime: RuntimeDep) -> ClerkDelivery:
     """`user.created` / `user.updated` create or update the user; `user.deleted`
     deactivates them. The Svix signature is checked before anything is read."""
     secret = runtime.settings.clerk_webhook_secret
@@ -47,7 +57,7 @@ async def clerk_webhook(request: Request, runtime: RuntimeDep) -> dict[str, Any]
     # signature's five minutes is still validly signed, so it is recognised by the id.
     delivery = request.headers.get("svix-id", "")
     if not await runtime.auth.first_delivery(delivery):
-        return {"handled": False, "reason": "this delivery was already processed"}
+        return ClerkDelivery(handled=False, reason="this delivery was already processed")
     try:
         return await _process(json.loads(body), runtime)
     except BaseException:
@@ -55,11 +65,11 @@ async def clerk_webhook(request: Request, runtime: RuntimeDep) -> dict[str, Any]
         raise
 
 
-async def _process(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+async def _process(event: dict[str, Any], runtime: Runtime) -> ClerkDelivery:
     kind, data = event.get("type"), event.get("data") or {}
     clerk_user_id = data.get("id")
     if not isinstance(clerk_user_id, str):
-        return {"handled": False}
+        return ClerkDelivery(handled=False)
     accounts = runtime.accounts
     if kind in ("user.created", "user.updated"):
         email, name = _primary_email(data), _name(data)
@@ -67,7 +77,7 @@ async def _process(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
             user = await runtime.auth.clerk_account(clerk_user_id, user_name=name, email=email)
         except ForbiddenError as closed:
             # Answered 200: Svix would otherwise deliver it again and again.
-            return {"handled": False, "reason": closed.message}
+            return ClerkDelivery(handled=False, reason=closed.message)
         changes: dict[str, Any] = {}
         if name and name != user.user_name:
             changes["user_name"] = name
@@ -75,10 +85,10 @@ async def _process(event: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
             changes["email"] = email
         if changes:
             await accounts.update_user(user.user_id, **changes)
-        return {"handled": True, "user_id": user.user_id}
+        return ClerkDelivery(handled=True, user_id=user.user_id)
     if kind == "user.deleted":
         with contextlib.suppress(NotFoundError):
             existing = await accounts.get_user_by_clerk_id(clerk_user_id)
             await accounts.deactivate_user(existing.user_id)
-        return {"handled": True}
-    return {"handled": False}
+        return ClerkDelivery(handled=True)
+    return ClerkDelivery(handled=False)

@@ -10,7 +10,6 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
-from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from mailramp.campaigns.models import Campaign
@@ -20,7 +19,7 @@ from mailramp.metrics.models import CampaignMetrics
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
 from mailramp.tracking.service import RecipientFilter
 from mailramp.web.deps import CallerDep, RuntimeDep
-from mailramp.web.responses import PagePublic, PagingDep, Public
+from mailramp.web.responses import CsvStream, PagePublic, PagingDep, Public
 
 router = APIRouter(prefix="/api/v1")
 
@@ -298,13 +297,22 @@ async def campaign_plan_by_day(
     return [DayLoadPublic.of(load) for load in loads]
 
 
+class SeriesPointPublic(Public):
+    """How many events of one type (by machines, or not) the campaign had in one hour."""
+
+    hour: datetime
+    type: EventType
+    machine: bool
+    count: int
+
+
 @router.get("/campaigns/{campaign_id}/series", tags=["campaigns"])
 async def campaign_series(
     campaign_id: str, caller: CallerDep, runtime: RuntimeDep
-) -> list[dict[str, Any]]:
+) -> list[SeriesPointPublic]:
     """Events per hour, for charts."""
     rows = await runtime.tracking.series(caller.user.user_id, campaign_id)
-    return [row | {"hour": row["hour"].isoformat()} for row in rows]
+    return [SeriesPointPublic.model_validate(row) for row in rows]
 
 
 @router.get("/campaigns/{campaign_id}/recipients", tags=["campaigns"])
@@ -380,10 +388,8 @@ async def mark_recipient_replied(
     return RecipientPublic.of(record)
 
 
-@router.get("/campaigns/{campaign_id}/export.csv", tags=["campaigns"])
-async def export_recipients(
-    campaign_id: str, caller: CallerDep, runtime: RuntimeDep
-) -> StreamingResponse:
+@router.get("/campaigns/{campaign_id}/export.csv", tags=["campaigns"], response_class=CsvStream)
+async def export_recipients(campaign_id: str, caller: CallerDep, runtime: RuntimeDep) -> CsvStream:
     """Every recipient and what happened, as CSV (merge variables included)."""
     campaign = await runtime.campaigns.get_campaign(caller.user.user_id, campaign_id)
 
@@ -392,7 +398,7 @@ async def export_recipients(
             yield _csv_line(cells)
 
     filename = f"campaign-{campaign.campaign_id}.csv"
-    return StreamingResponse(
+    return CsvStream(
         rows(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},

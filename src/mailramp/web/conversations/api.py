@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from mailramp.conversations.repository import ThreadQuery
 from mailramp.web.deps import CallerDep, RuntimeDep
-from mailramp.web.responses import PagePublic, PagingDep, Public
+from mailramp.web.responses import Download, PagePublic, PagingDep, Public
 
 router = APIRouter(prefix="/api/v1")
 
@@ -202,13 +202,12 @@ async def inbox(
     )
 
 
-@router.get("/inbox/attachments/{file_id}", tags=["conversations"])
-async def inbox_attachment(file_id: str, caller: CallerDep, runtime: RuntimeDep) -> Response:
+@router.get("/inbox/attachments/{file_id}", tags=["conversations"], response_class=Download)
+async def inbox_attachment(file_id: str, caller: CallerDep, runtime: RuntimeDep) -> Download:
     """Download a kept attachment. Always as a download, never shown in the browser."""
     name, _, file = await runtime.inbox.attachment(caller.user.user_id, file_id)
-    return Response(
+    return Download(
         content=file.data,
-        media_type="application/octet-stream",
         headers={
             "Content-Disposition": _disposition(name),
             "X-Content-Type-Options": "nosniff",
@@ -266,22 +265,34 @@ async def inbox_answer(
     return ConversationMessagePublic.of(answer)
 
 
+class MarkedRead(BaseModel):
+    """How many of the person's messages were unread."""
+
+    marked_read: int
+
+
+class MarkedUnread(BaseModel):
+    """How many of the person's messages were read."""
+
+    marked_unread: int
+
+
 @router.post("/inbox/{campaign_id}/{record_id}/read", tags=["conversations"])
 async def inbox_read(
     campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
-) -> dict[str, int]:
+) -> MarkedRead:
     """Mark the person's messages read; how many were unread."""
     changed = await runtime.inbox.mark_read(caller.user.user_id, campaign_id, record_id, read=True)
-    return {"marked_read": changed}
+    return MarkedRead(marked_read=changed)
 
 
 @router.post("/inbox/{campaign_id}/{record_id}/unread", tags=["conversations"])
 async def inbox_unread(
     campaign_id: str, record_id: str, caller: CallerDep, runtime: RuntimeDep
-) -> dict[str, int]:
+) -> MarkedUnread:
     """Mark the person's messages unread again; how many were read."""
     changed = await runtime.inbox.mark_read(caller.user.user_id, campaign_id, record_id, read=False)
-    return {"marked_unread": changed}
+    return MarkedUnread(marked_unread=changed)
 
 
 def _disposition(name: str) -> str:

@@ -227,7 +227,15 @@ async def start_oauth_link(
     return OAuthStarted(authorize_url=url)
 
 
-@router.get("/mailboxes/oauth/{provider}/callback", tags=["mailboxes"], response_model=None)
+@router.get(
+    "/mailboxes/oauth/{provider}/callback",
+    tags=["mailboxes"],
+    response_model=None,
+    responses={
+        200: {"model": MailboxPublic, "description": "Linked (with `Accept: application/json`)."},
+        303: {"description": "Linked: on to the dashboard's mailboxes."},
+    },
+)
 async def finish_oauth_link(
     provider: str,
     request: Request,

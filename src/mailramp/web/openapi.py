@@ -1,0 +1,148 @@
+"""The OpenAPI document, stating what the server does: every operation named by its route
+function (a stable `operationId`), every error it can answer listed with the one error shape
+(`{"error": {"code", "message", "field"}}`), and the ids in paths with the format the
+server checks (24-hex ObjectIds, UUID4 campaign ids).
+
+Which errors an operation can answer follows from what it takes: a caller to authenticate
+(401; 403 for a cookie session without its CSRF token on a change), a path id (404), a body
+(400 unreadable, 413 too large), any input at all (422), a change of stored state (409),
+a password (429 after too many attempts); and any of them 503 while the database is down
+or busy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+from mailramp.web.deps import get_caller
+
+OBJECT_ID = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$", "format": "objectid"}
+UUID4 = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}"
+    "-[0-9a-fA-F]{12}$",
+}
+PATH_IDS: dict[str, dict[str, str]] = {
+    "campaign_id": UUID4,
+    **dict.fromkeys(
+        (
+            "mailbox_id",
+            "record_id",
+            "key_id",
+            "endpoint_id",
+            "message_id",
+            "file_id",
+            "document_id",
+        ),
+        OBJECT_ID,
+    ),
+}
+"""The format of each id a path names (kit/validation.py checks the same)."""
+
+WHY: dict[int, str] = {
+    400: "The body could not be read: not UTF-8, nested too deeply, a number too long.",
+    401: "No valid credential: a session cookie or `Authorization: Bearer <API key>`.",
+    403: "Not allowed: a cookie session's change without its `X-CSRF-Token`, or closed sign-up.",
+    404: "Not found, or another user's (the two are not told apart).",
+    409: "The request contradicts the stored state (a duplicate, a status that does not "
+    "allow it); `message` says which.",
+    413: "The body is larger than this route accepts.",
+    422: "Invalid input; `field` names it.",
+    429: "Too many attempts; `Retry-After` says when to try again.",
+    503: "The database is unavailable or busy for now; `Retry-After` says when to try "
+    "again. Nothing was changed.",
+}
+PASSWORD_ROUTES = frozenset({"log_in", "change_password"})
+UNAUTHENTICATED_REFUSALS = {
+    "sign_up": {403},
+    "log_in": {401},
+    "clerk_webhook": {401, 403, 413},  # a bad signature; not configured; too large
+}
+
+
+class ErrorFields(BaseModel):
+    """What went wrong."""
+
+    code: str = Field(description="Stable: `not_found`, `invalid`, `conflict`, `duplicate`, …")
+    message: str = Field(description="For a person to read.")
+    field: str | None = Field(default=None, description="The input field at fault, if one.")
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer has this shape."""
+
+    error: ErrorFields
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's stable id: the name of its route function (`create_campaign`)."""
+    return route.name
+
+
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    yield dependant
+    for inner in dependant.dependencies:
+        yield from _dependants(inner)
+
+
+def error_statuses(route: APIRoute) -> set[int]:
+    """The error statuses `route` can answer (see the module's docstring)."""
+    found = list(_dependants(route.dependant))
+    changes = bool(set(route.methods or ()) - {"GET", "HEAD"})
+    statuses: set[int] = {503, *UNAUTHENTICATED_REFUSALS.get(route.name, ())}
+    if any(dependant.call is get_caller for dependant in found):
+        statuses |= {401, 403} if changes else {401}
+    if any(dependant.path_params for dependant in found):
+        statuses.add(404)
+    if route.body_field is not None:
+        statuses |= {400, 413}
+    inputs = any(d.path_params or d.query_params or d.header_params or d.body_params for d in found)
+    if inputs or route.body_field is not None:
+        statuses.add(422)
+    if changes:
+        statuses.add(409)
+    if route.name in PASSWORD_ROUTES:
+        statuses.add(429)
+    return statuses
+
+
+def document(app: FastAPI, routes: Iterable[APIRoute]) -> dict[str, Any]:
+    """The app's OpenAPI document (built once, then kept); `routes` are the API's routes,
+    as their routers declare them (what each depends on says which errors it answers)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorFields"] = ErrorFields.model_json_schema()
+    components["ErrorPublic"] = ErrorPublic.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    components["ErrorPublic"].pop("$defs", None)
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}}
+    statuses = {route.name: error_statuses(route) for route in routes}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            responses.pop("422", None)  # FastAPI's own shape; ours is below
+            for status in sorted(statuses.get(operation["operationId"], {503})):
+                responses[str(status)] = {"description": WHY[status], "content": error}
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] in PATH_IDS:
+                    parameter["schema"] = {**parameter["schema"], **PATH_IDS[parameter["name"]]}
+    # FastAPI's validation-error shapes: no operation answers with them.
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
