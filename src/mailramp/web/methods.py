@@ -1,28 +1,34 @@
 """HTTP methods as RFC 9110 says: a `405` names in `Allow` every method the path takes (not
 only those of the one route the router tried), `OPTIONS` answers `204` with that list, and
-`HEAD` is `GET` without the body wherever `GET` is served."""
+`HEAD` is `GET` without the body wherever `GET` is served and no route takes `HEAD` itself."""
 
 from __future__ import annotations
 
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PROBED = ("GET", "POST", "PUT", "PATCH", "DELETE")
+PROBED = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
-def allowed_methods(scope: Scope) -> list[str]:
-    """The methods the app serves at the request's path, `HEAD` and `OPTIONS` included
-    when any is (empty: the path is not served)."""
+def served_methods(scope: Scope) -> set[str]:
+    """The methods a route of the app takes at the request's path, as declared."""
     router = scope["app"].router
-    allowed: set[str] = set()
+    served: set[str] = set()
     for method in PROBED:
         probe = {**scope, "method": method}
         for route in router.routes:
             match, _ = route.matches(probe)
             if match is Match.FULL:
                 # A mount (static files) takes every method and answers GET and HEAD.
-                allowed |= {"GET"} if isinstance(route, Mount) else {method}
+                served |= {"GET", "HEAD"} if isinstance(route, Mount) else {method}
                 break
+    return served
+
+
+def allowed_methods(scope: Scope) -> list[str]:
+    """The methods the app answers at the request's path: those served, `HEAD` wherever
+    `GET` is, and `OPTIONS` (empty: the path is not served)."""
+    allowed = served_methods(scope)
     if "GET" in allowed:
         allowed.add("HEAD")
     if allowed:
@@ -54,9 +60,13 @@ class HttpMethods:
                 )
                 await send({"type": "http.response.body", "body": b""})
                 return
-        if method == "HEAD" and "GET" in allowed_methods(scope):
-            await self.app({**scope, "method": "GET"}, receive, _without_body(send))
-            return
+        if method == "HEAD":
+            # A route that takes HEAD itself answers it (a tracking link: a scanner's
+            # HEAD is not a click); elsewhere HEAD is GET without the body.
+            served = served_methods(scope)
+            if "HEAD" not in served and "GET" in served:
+                await self.app({**scope, "method": "GET"}, receive, _without_body(send))
+                return
         # As it arrived: routing rewrites the scope (a mount's root path) on the way in.
         await self.app(scope, receive, _allow_on_405(dict(scope), send))
 

@@ -10,12 +10,9 @@ than a few seconds (tracking/service.py, `EVENT_SETTLE`).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
-
-from pymongo import ReturnDocument
 
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
@@ -25,9 +22,9 @@ from mailramp.storage.mongo.codec import (
     from_document,
     maybe_oid,
     oid,
-    to_document,
 )
-from mailramp.tracking.events import ChangedEmail, numbered, taken_out
+from mailramp.storage.mongo.numbering import append_numbered
+from mailramp.tracking.events import ChangedEmail, taken_out
 from mailramp.tracking.models import EmailEvent
 from mailramp.tracking.repository import EventLogQuery
 
@@ -37,21 +34,7 @@ class MongoEventLog(MongoBase):
 
     async def _append_events(self, events: Sequence[EmailEvent]) -> list[EmailEvent]:
         """Number and store `events`."""
-        if not events:
-            return []
-        wanted = Counter(event.user_id for event in events)
-        before: dict[str, int] = {}
-        for user_id in sorted(wanted):
-            counter = await self._db[EVENT_SEQUENCES].find_one_and_update(
-                {"_id": oid(user_id)},
-                {"$inc": {"last_seq": wanted[user_id]}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            before[user_id] = int(counter["last_seq"]) - wanted[user_id]
-        stored = numbered(events, before)
-        await self._db[EVENTS].insert_many([to_document(EVENTS, event) for event in stored])
-        return stored
+        return await append_numbered(self._db, events)
 
     async def _delete_emails(self, query: Mapping[str, Any], reason: str, at: datetime) -> int:
         """Take the emails `query` selects out of the queue: the records go, a `cancelled`

@@ -17,21 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ReturnDocument
-
-from mailramp.storage.mongo.codec import (
-    EVENT_SEQUENCES,
-    EVENTS,
-    RECIPIENTS,
-    TRACKING,
-    from_document,
-    oid,
-    to_document,
-)
-from mailramp.tracking.events import backfilled_moments
+from mailramp.storage.mongo.codec import EVENTS, RECIPIENTS, TRACKING, from_document
+from mailramp.storage.mongo.numbering import append_numbered
+from mailramp.tracking.events import Moment, backfilled_moments
 from mailramp.tracking.models import BACKFILLED, EVENT_TIMESTAMPS, EmailEvent, EmailTracking
 
 OLD_UNIQUE_INDEX = "uq_email_tracking_campaign_id_recipient_email"
+BATCH = 500
 
 
 EVENTS_FOR_EVERY_RECORD = "mongo-0023"
@@ -77,30 +69,40 @@ async def events_for_every_record(database: Any, records: dict[str, Any]) -> int
     event it stands for (marked `backfilled`); how many were written. The upgrade runs it
     on every record; recomputing a campaign's counters runs it on the campaign's first,
     since without transactions a crash between an outcome's record write and its event
-    can leave a moment without one."""
+    can leave a moment without one. A batch of records at a time: one query for which of
+    them have such an event, one append for the rest."""
     written = 0
     for moment in backfilled_moments():
         wanted: dict[str, Any] = {"type": {"$in": [kind.value for kind in moment.types]}}
         if moment.people_only:
             wanted["machine"] = False
-        async for document in database[TRACKING].find({**records, moment.field: {"$ne": None}}):
-            if await database[EVENTS].find_one({"record_id": document["_id"], **wanted}):
-                continue
-            record = from_document(EmailTracking, document)
-            at = getattr(record, moment.field, None) if record else None
-            if record is None or at is None:
-                continue
-            machine = "unknown: recorded before the event log" if moment.machine else None
-            event = EmailEvent.about(
-                record, moment.kind, at, details={BACKFILLED: moment.field}, machine=machine
-            )
-            counter = await database[EVENT_SEQUENCES].find_one_and_update(
-                {"_id": oid(record.user_id)},
-                {"$inc": {"last_seq": 1}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            numbered = event.model_copy(update={"seq": int(counter["last_seq"])})
-            await database[EVENTS].insert_one(to_document(EVENTS, numbered))
-            written += 1
+        cursor = database[TRACKING].find({**records, moment.field: {"$ne": None}})
+        batch: list[dict[str, Any]] = []
+        async for document in cursor:
+            batch.append(document)
+            if len(batch) == BATCH:
+                written += await _backfill(database, moment, wanted, batch)
+                batch = []
+        written += await _backfill(database, moment, wanted, batch)
     return written
+
+
+async def _backfill(
+    database: Any, moment: Moment, wanted: dict[str, Any], documents: list[dict[str, Any]]
+) -> int:
+    if not documents:
+        return 0
+    ids = [document["_id"] for document in documents]
+    covered = set(
+        await database[EVENTS].distinct("record_id", {"record_id": {"$in": ids}, **wanted})
+    )
+    machine = "unknown: recorded before the event log" if moment.machine else None
+    events = []
+    for document in documents:
+        record = from_document(EmailTracking, document)
+        at = getattr(record, moment.field, None) if record else None
+        if document["_id"] in covered or record is None or at is None:
+            continue
+        details = {BACKFILLED: moment.field}
+        events.append(EmailEvent.about(record, moment.kind, at, details=details, machine=machine))
+    return len(await append_numbered(database, events))
