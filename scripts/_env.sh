@@ -48,3 +48,23 @@ ensure_venv() {
     echo "$digest" >"$stamp"
   fi
 }
+
+# A command-line tool the tests run, in a virtual environment of its own (its pins must not
+# move the project's): `ensure_tool NAME VERSION` installs NAME==VERSION once, into
+# .test-services/tools/NAME (its command: .test-services/tools/NAME/bin/NAME).
+ensure_tool() {
+  local name="$1" version="$2"
+  local home="$ROOT/.test-services/tools/$name"
+  if [ -x "$home/bin/$name" ] && [ "$(cat "$home/.version" 2>/dev/null)" = "$version" ]; then
+    return 0
+  fi
+  echo "installing $name $version into .test-services/tools/$name" >&2
+  rm -rf "$home"
+  "$(find_python)" -m venv "$home"
+  if ! "$home/bin/python" -m pip install --quiet "$name==$version" >"$home.log" 2>&1; then
+    grep -v '^WARNING: Location' "$home.log" >&2
+    echo "installing $name $version failed (full log: $home.log)" >&2
+    return 1
+  fi
+  echo "$version" >"$home/.version"
+}

@@ -45,6 +45,7 @@ TEMPLATE_DATABASE = f"mailramp_template_{os.getpid()}"
 each other's template."""
 TRACKING_KEY = b"tests-tracking-signing-key-00000"
 DEMO_RUNS = pytest.StashKey[DemoRuns]()
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
@@ -63,10 +64,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
     demo = [item for item in items if "demo_runs" in getattr(item, "fixturenames", ())]
-    if demo and not config.option.collectonly:
+    if config.option.collectonly:
+        return
+    if XDIST_WORKER:
+        # Under pytest-xdist every worker collects every test, and which one runs a test is
+        # decided later, in this order: the demo tests form one group (`--dist loadgroup`,
+        # marked below), handed out first; the worker that gets them starts the runs (the
+        # `demo_runs` fixture) and waits for them while the others run the long tests, then
+        # the rest (a long test last would leave the other workers idle at the end).
+        long = [item for item in items if item.get_closest_marker("long") and item not in demo]
+        items[:] = demo + long + [item for item in items if item not in demo and item not in long]
+        return
+    if demo:
         items[:] = [item for item in items if item not in demo] + demo
-        base = Path(tempfile.mkdtemp(prefix="mailramp-demo-runs-"))
-        config.stash[DEMO_RUNS] = DemoRuns(base).start()
+        config.stash[DEMO_RUNS] = _demo_runs()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if XDIST_WORKER and "demo_runs" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.xdist_group("demo"))
+
+
+def _demo_runs() -> DemoRuns:
+    return DemoRuns(Path(tempfile.mkdtemp(prefix="mailramp-demo-runs-"))).start()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -278,8 +299,12 @@ def make_email(campaign: Campaign, recipient_email: str, **fields: Any) -> Email
 
 @pytest.fixture(scope="session")
 def demo_runs(request: pytest.FixtureRequest) -> DemoRuns:
-    """The session's demo runs, started at collection (tests/support/demo_run.py)."""
-    return request.config.stash[DEMO_RUNS]
+    """The session's demo runs, started at collection (tests/support/demo_run.py), or here
+    in the pytest-xdist worker that runs the demo tests."""
+    stash = request.config.stash
+    if DEMO_RUNS not in stash:
+        stash[DEMO_RUNS] = _demo_runs()
+    return stash[DEMO_RUNS]
 
 
 @pytest.fixture(scope="session")

@@ -607,9 +607,13 @@ def test_dates_out_of_range_are_422_naming_the_field(site: Site) -> None:
             ("POST", "/api/v1/campaigns",
              base | {"duration": 1, "start_time": "0001-01-01T00:00+01:00"}, "start_time"),
             ("PATCH", f"/api/v1/campaigns/{campaign_id}",
-             {"start_time": "9999-12-31T23:00Z", "duration": 8784}, "duration"),
+             {"start_time": "9999-12-31T23:00Z", "duration": 8784}, "start_time"),
             ("POST", "/api/v1/campaigns",
-             base | {"duration": 8784, "start_time": "9999-12-31T23:00Z"}, "duration"),
+             base | {"duration": 8784, "start_time": "9999-12-31T23:00:00Z"}, "start_time"),
+            ("POST", "/api/v1/campaigns",  # a leap second; a naive time
+             base | {"duration": 1, "start_time": "2027-01-10T09:00:60Z"}, "start_time"),
+            ("POST", "/api/v1/campaigns",
+             base | {"duration": 1, "start_time": "2027-01-10T09:00:00"}, "start_time"),
         ]  # fmt: skip
         for method, path, body, field in cases:
             answer = client.request(method, path, json=body, headers=headers)

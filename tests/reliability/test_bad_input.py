@@ -212,6 +212,7 @@ def test_rows_with_a_bad_address_are_listed_and_the_rest_imported(site: Site) ->
 # -- 200,000 rows -------------------------------------------------------------------------
 
 
+@pytest.mark.long
 def test_200k_rows_import_in_memory_bounded_by_the_records(site: Site) -> None:
     figures: list[tuple[str, int, int, float, int]] = []
 

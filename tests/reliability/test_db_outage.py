@@ -184,6 +184,7 @@ def _worker_sender(worker: Worker, n: int) -> Sender:
     return Sender(name=f"worker {n}", base=f"http://127.0.0.1:{worker.health_port}")
 
 
+@pytest.mark.long
 def test_workers_and_api_ride_out_a_15_second_database_outage(
     cluster: PostgresServer, tmp_path: Path
 ) -> None:

@@ -26,7 +26,7 @@ SERVERS = 2
 WORKERS = 4
 REPORT = Path(__file__).resolve().parents[2] / "build" / "scale-postgres.json"
 
-pytestmark = [pytest.mark.postgres, pytest.mark.scale]
+pytestmark = [pytest.mark.postgres, pytest.mark.scale, pytest.mark.long]
 
 
 def test_servers_and_workers_share_the_work_through_the_database(

@@ -250,7 +250,7 @@ def bad_campaign_bodies(mailbox_id: str, *, start: datetime) -> list[BadBody]:
         BadBody("truncated", campaign()[:40], 422, ("not valid JSON",), "body"),
         BadBody("not-json", b"hello", 422, ("not valid JSON",), "body"),
         BadBody("empty", b"", 422, ("body",), "body"),
-        BadBody("a-list", b"[1, 2, 3]", 422, ("valid dictionary",), "body"),
+        BadBody("a-list", b"[1, 2, 3]", 422, ("must be an object, not an array",), "body"),
         BadBody(
             "wrong-types",
             (
@@ -279,7 +279,7 @@ def bad_campaign_bodies(mailbox_id: str, *, start: datetime) -> list[BadBody]:
             "a-40-digit-number",
             campaign(extra=', "total_recipients": ' + "9" * 40),
             422,
-            ("recipients fit",),
+            ("less than or equal to 10000000",),
             "total_recipients",
         ),
         BadBody("infinite-duration", campaign("1e999"), 422, ("duration",), "duration"),

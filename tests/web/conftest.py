@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from tests.support.postgres import free_port
+from tests.support.processes import clean_environment, serving
+
+
+@contextmanager
+def api_site(directory: Path) -> Iterator[str]:
+    """`mailramp serve` on SQLite in `directory`, without its worker: its base URL."""
+    port = free_port()
+    with serving(port, cwd=directory, env=clean_environment(MAILRAMP_RUN_WORKER="false")):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

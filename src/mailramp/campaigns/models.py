@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from mailramp.campaigns.spintax import spin
-from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, UTCDateTime
-from mailramp.kit.validation import zone_problem
+from mailramp.kit.types import CampaignIdStr, ObjectIdStr, Record, TimeZoneName, UTCDateTime
 from mailramp.mailboxes.models import BrakeKind, BrakeRules
 from mailramp.metrics.figures import Figure, figures
 from mailramp.metrics.models import CampaignMetrics
@@ -87,10 +86,19 @@ class SendingWindow(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    days: Annotated[
+        tuple[int, ...],
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0, "maximum": 6},
+                "minItems": 1,
+            }
+        ),
+    ] = (0, 1, 2, 3, 4)
     start_hour: int = Field(default=9, ge=0, le=23)
     end_hour: int = Field(default=17, ge=1, le=24)
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
 
     @field_validator("days")
     @classmethod
@@ -98,14 +106,6 @@ class SendingWindow(BaseModel):
         if not days or any(day not in range(7) for day in days):
             raise ValueError("days must list weekdays 0 (Monday) to 6 (Sunday)")
         return tuple(sorted(set(days)))
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, name: str) -> str:
-        problem = zone_problem(name)
-        if problem:
-            raise ValueError(problem)
-        return name
 
     @model_validator(mode="after")
     def _hours(self) -> SendingWindow:

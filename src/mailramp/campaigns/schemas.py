@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from mailramp.campaigns.models import (
     MAX_DURATION_HOURS,
@@ -17,7 +23,7 @@ from mailramp.campaigns.models import (
     SendingWindow,
 )
 from mailramp.campaigns.spintax import template_problems
-from mailramp.kit.types import Input, Name, ObjectIdStr, UTCDateTime
+from mailramp.kit.types import Input, MomentInput, Name, ObjectIdStr, Text, refuse_null
 from mailramp.mailboxes.models import BrakeRules
 
 
@@ -30,8 +36,10 @@ def well_formed(text: str) -> str:
     return text
 
 
-SubjectText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=998)]
-BodyText = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+SubjectText = Annotated[str, Text(998)]
+BodyText = Annotated[str, Text(1_000_000)]
+OwnSubject = Annotated[str, Text(998, required=False)]
+"""A follow-up's subject: empty (the step's own, or a reply in the thread) or its own."""
 
 
 class VariantInput(Input):
@@ -59,7 +67,7 @@ class FollowUpVariantInput(Input):
     """Another wording of a follow-up (variant B, C…): its message, and its subject (left
     empty: the step's own; a step sent in the thread ignores it)."""
 
-    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=998)] = ""
+    subject: OwnSubject = ""
     message: BodyText
 
 
@@ -69,10 +77,20 @@ class FollowUpInput(Input):
     it is sent as a reply in the thread: `Re: <subject>`). `step` names an existing
     follow-up to keep or change; a step without one is added."""
 
-    step: int | None = Field(default=None, ge=2)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "properties": {"delay_days": {"const": 0}, "delay_hours": {"const": 0}},
+                "required": ["delay_days"],
+            },
+            "description": "A follow-up needs a delay: `delay_days` 0 needs `delay_hours`.",
+        }
+    )
+
+    step: int | None = Field(default=None, ge=2, le=MAX_STEPS)
     delay_days: int = Field(default=3, ge=0, le=365)
     delay_hours: float = Field(default=0.0, ge=0, le=24 * 365)
-    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=998)] = ""
+    subject: OwnSubject = ""
     message: BodyText
     variants: Annotated[list[FollowUpVariantInput], Field(max_length=MAX_VARIANTS - 1)] | None = (
         None
@@ -112,7 +130,10 @@ Body = Annotated[BodyText, AfterValidator(well_formed)]
 DurationHours = Annotated[float, Field(gt=0, le=MAX_DURATION_HOURS)]
 
 
-MailboxIds = Annotated[list[ObjectIdStr], Field(min_length=1, max_length=MAX_MAILBOXES)]
+MailboxIds = Annotated[
+    list[ObjectIdStr],
+    Field(min_length=1, max_length=MAX_MAILBOXES, json_schema_extra={"uniqueItems": True}),
+]
 
 
 def mailboxes_in_order(mailbox_id: str | None, mailbox_ids: list[str] | None) -> list[str] | None:
@@ -140,8 +161,8 @@ class CampaignCreate(Input):
     subject: Subject
     message: Body
     duration: DurationHours
-    start_time: UTCDateTime
-    total_recipients: int = Field(default=0, ge=0)
+    start_time: MomentInput
+    total_recipients: int = Field(default=0, ge=0, le=10_000_000)
     message_format: MessageFormat = MessageFormat.TEXT
     sending_window: SendingWindow | None = None
     track_opens: bool = True
@@ -168,9 +189,17 @@ class CampaignCreate(Input):
         return self
 
 
+CLEARABLE = frozenset({"sending_window", "brake_rules"})
+"""A campaign's settings a change may set to null (back to the defaults); no other."""
+
+
 class CampaignUpdate(Input):
     """Changes to a scheduled campaign; fields left out stay as they are. A new `mailbox_id`
     alone replaces the first mailbox; `mailbox_ids` replaces them all."""
+
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema: refuse_null(schema, set(schema["properties"]) - CLEARABLE)
+    )
 
     mailbox_id: ObjectIdStr | None = None
     mailbox_ids: MailboxIds | None = None
@@ -178,7 +207,7 @@ class CampaignUpdate(Input):
     subject: Subject | None = None
     message: Body | None = None
     duration: DurationHours | None = None
-    start_time: UTCDateTime | None = None
+    start_time: MomentInput | None = None
     message_format: MessageFormat | None = None
     sending_window: SendingWindow | None = None
     track_opens: bool | None = None

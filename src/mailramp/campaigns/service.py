@@ -29,6 +29,7 @@ from mailramp.campaigns.repository import (
 )
 from mailramp.campaigns.scheduling import campaign_mailboxes, campaign_plan, plan_function
 from mailramp.campaigns.schemas import (
+    CLEARABLE,
     CampaignCreate,
     CampaignUpdate,
     FollowUpInput,
@@ -252,7 +253,7 @@ class CampaignService:
         changes: dict[str, Any] = {}
         for name in data.model_fields_set:
             value = getattr(data, name)
-            if value is None and name not in ("sending_window", "brake_rules"):
+            if value is None and name not in CLEARABLE:
                 raise ValidationError(name, "cannot be cleared", value=None)
             changes[name] = value
         if "variants" in changes:

@@ -79,10 +79,12 @@ class AnswerService:
         answer as stored, with its status. `answer_id` makes a repeat harmless;
         `track_opens` adds a pixel (in an HTML part beside the text), whose opens show on
         the answer and never on the campaign's counters."""
-        body = str(text or "").replace("\r\n", "\n").strip()
-        if not body or len(body) > ANSWER_MAX:
+        given = str(text or "")
+        body = given.replace("\r\n", "\n").strip()
+        if not body or len(given) > ANSWER_MAX:
+            length = len(given) if body else 0
             raise ValidationError(
-                "text", f"an answer is 1 to {ANSWER_MAX:,} characters, not {len(body):,}"
+                "text", f"an answer is 1 to {ANSWER_MAX:,} characters, not {length:,}"
             )
         if answer_id is not None and not is_object_id(answer_id):
             raise ValidationError("answer_id", "must be 24 hexadecimal characters", value=answer_id)

@@ -115,15 +115,16 @@ class LeadService:
         return await self._store.list_lead_labels(object_id_arg(user_id, field="user_id"))
 
     async def add_label(self, user_id: str, name: str) -> LeadLabel:
-        """A label of the user's own; its name (trimmed, 1 to LABEL_MAX characters) may not
-        be a built-in status's value or title, nor one of their labels in any case."""
+        """A label of the user's own; its name (1 to LABEL_MAX characters as given, not all
+        whitespace; kept with its whitespace runs made one space) may not be a built-in
+        status's value or title, nor one of their labels in any case."""
         owner = object_id_arg(user_id, field="user_id")
-        clean = " ".join(str(name or "").split())
-        if not clean or len(clean) > LABEL_MAX:
+        given = str(name or "")
+        clean = " ".join(given.split())
+        if not clean or len(given) > LABEL_MAX:
+            length = len(given) if clean else 0
             raise ValidationError(
-                "name",
-                f"a label's name is 1 to {LABEL_MAX} characters, not {len(clean)}",
-                value=clean,
+                "name", f"a label's name is 1 to {LABEL_MAX} characters, not {length}", value=clean
             )
         if builtin_status(clean) is not None:
             raise ValidationError("name", f"{clean!r} is a built-in lead status", value=clean)

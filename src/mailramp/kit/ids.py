@@ -7,6 +7,16 @@ from datetime import UTC, datetime
 
 from bson import ObjectId
 
+OBJECT_ID_SCHEMA = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$", "format": "objectid"}
+"""An ObjectId as the API takes it (any case), in JSON Schema: what `is_object_id` accepts."""
+UUID4_SCHEMA = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}"
+    "-[0-9a-fA-F]{12}$",
+}
+"""A campaign id in JSON Schema: what `is_uuid4` accepts."""
+
 
 def new_object_id() -> str:
     """A new ObjectId as the 24-hex string stored in `_id`."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dns.exception
+import dns.name
 import dns.nameserver
 import dns.resolver
 
@@ -160,6 +161,10 @@ class MailDns:
         try:
             return list(self._resolver.resolve(name, kind, search=False))
         except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+            return []
+        except (dns.name.NameTooLong, dns.name.IDNAException, dns.exception.SyntaxError):
+            # A name no DNS can hold (a long selector on a long domain, a character IDNA
+            # refuses in a host name) has no records.
             return []
         except dns.exception.Timeout:
             raise DnsUnavailable("no DNS server answered in time") from None

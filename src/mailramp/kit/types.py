@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import pydantic
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from mailramp.errors import ValidationError
 from mailramp.kit.clock import ensure_utc
-from mailramp.kit.ids import is_object_id, is_uuid4
+from mailramp.kit.ids import OBJECT_ID_SCHEMA, UUID4_SCHEMA, is_object_id, is_uuid4
+from mailramp.kit.validation import time_zones, zone_problem
 
 
 def _object_id(value: str) -> str:
@@ -23,11 +35,39 @@ def _object_id(value: str) -> str:
     return value.lower()
 
 
+FIRST_YEAR, LAST_YEAR = 2, 9998
+"""The years a moment given to mailramp may name. Years 1 and 9999 are refused whatever
+their offset: some of their moments cannot be expressed in UTC, and a rule that held only
+for some offsets could not be declared in the API document."""
+_YEARS = (
+    "(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+)
+_HOUR, _MINUTE = "(?:[01][0-9]|2[0-3])", "[0-5][0-9]"
+RFC3339 = re.compile(
+    f"^{_YEARS}-[0-9]{{2}}-[0-9]{{2}}[Tt ]{_HOUR}:{_MINUTE}:{_MINUTE}(?:[.][0-9]+)?"
+    f"(?:[Zz]|[+-]{_HOUR}:{_MINUTE})$"
+)
+"""A moment as the API takes it: RFC 3339 with its offset, years FIRST_YEAR to LAST_YEAR,
+no leap second (`23:59:60` names no moment Python, or most databases, can hold)."""
+DATE_TIME_SCHEMA = {"type": "string", "format": "date-time", "pattern": RFC3339.pattern}
+
+
 def _aware_utc(value: datetime) -> datetime:
     try:
         return ensure_utc(value, field="")
     except ValidationError as error:
         raise ValueError(error.message.removeprefix(": ")) from None
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, int | float):  # pydantic would read it as a Unix time
+        raise ValueError(f"must be a date and time string (RFC 3339), not the number {value!r}")
+    if isinstance(value, str) and not RFC3339.match(value):
+        raise ValueError(
+            f"must be a date and time with its offset (RFC 3339, years {FIRST_YEAR} to "
+            f"{LAST_YEAR}), e.g. 2027-01-10T09:00:00+01:00; got {value!r}"
+        )
+    return value
 
 
 def normalize_email(value: str) -> str:
@@ -80,11 +120,94 @@ def _uuid4(value: str) -> str:
     return value.lower()
 
 
-ObjectIdStr = Annotated[str, AfterValidator(_object_id)]
+ObjectIdStr = Annotated[str, AfterValidator(_object_id), WithJsonSchema(OBJECT_ID_SCHEMA)]
 UTCDateTime = Annotated[datetime, AfterValidator(_aware_utc)]
-EmailAddress = Annotated[str, AfterValidator(normalize_email)]
-CampaignIdStr = Annotated[str, AfterValidator(_uuid4)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MomentInput = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    AfterValidator(_aware_utc),
+    WithJsonSchema(DATE_TIME_SCHEMA),
+]
+"""A moment a caller gives: as text, RFC 3339 with its offset in the years the API document
+states; as a datetime, aware; either way returned in UTC."""
+EmailAddress = Annotated[
+    str,
+    AfterValidator(normalize_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+]
+CampaignIdStr = Annotated[str, AfterValidator(_uuid4), WithJsonSchema(UUID4_SCHEMA)]
+
+WHITESPACE = "".join(chr(code) for code in range(0x3001) if chr(code).isspace())
+"""What mailramp strips around text and counts as blank: Python's whitespace (`str.strip`,
+`str.split`), the same characters everywhere."""
+NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
+"""JSON Schema's pattern (ECMA-262, found anywhere in the text) for "not whitespace only",
+with WHITESPACE spelled out: ECMA's `\\s` is another set."""
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text field's rule, in pydantic and in the API document alike: at most `max_length`
+    characters as sent, then stripped of surrounding WHITESPACE; `required`: something must
+    remain; `lower`: lowercased. (Length is counted before stripping so that the document
+    can state it exactly.)"""
+
+    max_length: int
+    required: bool = True
+    lower: bool = False
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            self._clean, core_schema.str_schema(max_length=self.max_length)
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        declared: dict[str, Any] = {"type": "string", "maxLength": self.max_length}
+        if self.required:
+            declared |= {"minLength": 1, "pattern": NOT_BLANK}
+        return declared
+
+    def _clean(self, value: str) -> str:
+        value = value.strip(WHITESPACE)
+        if self.required and not value:
+            raise ValueError("must not be empty or only whitespace")
+        return value.lower() if self.lower else value
+
+
+Name = Annotated[str, Text(200)]
+
+
+def _time_zone(value: str) -> str:
+    problem = zone_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+TimeZoneName = Annotated[
+    str,
+    AfterValidator(_time_zone),
+    WithJsonSchema({"type": "string", "enum": time_zones()}),
+]
+"""An IANA time zone name the machine's tz database knows (Europe/Paris, UTC…)."""
+
+
+def refuse_null(schema: dict[str, Any], names: Iterable[str]) -> None:
+    """Say in a model's JSON Schema that its fields `names` may be left out but not sent as
+    null (a change that cannot clear them); for `json_schema_extra`."""
+    for name in names:
+        field = schema["properties"][name]
+        kept = [variant for variant in field.pop("anyOf", []) if variant.get("type") != "null"]
+        if len(kept) == 1:
+            field.update(kept[0])
+        elif kept:
+            field["anyOf"] = kept
+        if field.get("default", ...) is None:
+            del field["default"]
 
 
 class Record(BaseModel):
@@ -96,7 +219,7 @@ class Record(BaseModel):
 class Input(BaseModel):
     """Caller input, validated before anything is written."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 InputT = TypeVar("InputT", bound=Input)

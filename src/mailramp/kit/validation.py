@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 from typing import TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 from mailramp.errors import ValidationError
 from mailramp.kit.ids import is_uuid4, normalize_object_id
@@ -36,11 +37,21 @@ def enum_arg(enum: type[EnumT], value: object, *, field: str) -> EnumT:
         ) from None
 
 
+@functools.cache
+def time_zones() -> list[str]:
+    """The IANA time zone names this machine knows (its tz database), sorted: the ones
+    mailramp accepts, and the list its API document gives."""
+    return sorted(available_timezones())
+
+
 def zone_problem(name: str) -> str | None:
     """Why `name` is no time zone (None when it is one): an IANA name such as
     Europe/Paris is expected."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    if name not in _known_zones():
         return f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)"
     return None
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(time_zones())

@@ -90,6 +90,10 @@ class Provider(StrEnum):
     SMTP = "smtp"
 
 
+OAUTH_PROVIDERS = (Provider.OUTLOOK, Provider.GMAIL)
+"""The providers whose mailboxes are linked over OAuth."""
+
+
 class MailboxStatus(StrEnum):
     """Whether the mailbox can send: `error` carries a reason in `status_reason`."""
 
@@ -150,14 +154,14 @@ class BrakeRules(Record):
 
     bounce_rate_percent: float = Field(default=3.0, gt=0, le=100)
     """A campaign pauses itself when more than this share of its emails bounced…"""
-    bounce_min_sends: int = Field(default=20, ge=1)
+    bounce_min_sends: int = Field(default=20, ge=1, le=1_000_000)
     """…once it sent at least this many."""
     complaint_rate_percent: float = Field(default=0.3, gt=0, le=100)
     """A mailbox stops campaign sends above this complaint rate (Gmail's bulk-sender limit)
     over its last 30 days…"""
     inbox_placement_percent: float = Field(default=70.0, ge=0, le=100)
     """…or when fewer than this share of its warm-up emails reached the inbox over 7 days…"""
-    placement_min_emails: int = Field(default=10, ge=1)
+    placement_min_emails: int = Field(default=10, ge=1, le=1_000_000)
     """…once at least this many were found by the receiving mailboxes."""
 
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, SecretStr, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
-from mailramp.kit.types import EmailAddress, Input, UTCDateTime
-from mailramp.kit.validation import zone_problem
+from mailramp.kit.types import EmailAddress, Input, MomentInput, Text, TimeZoneName, refuse_null
 from mailramp.mailboxes.models import (
     DEFAULT_DAILY_LIMIT,
     BrakeRules,
@@ -15,12 +22,14 @@ from mailramp.mailboxes.models import (
     TransportSecurity,
 )
 
-Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
+Host = Annotated[str, Text(253)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 DailyLimit = Annotated[int, Field(ge=1, le=10_000)]
 RampStart = Annotated[int, Field(ge=1, le=10_000)]
 RampStep = Annotated[int, Field(ge=1, le=1_000)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+DisplayName = Annotated[str, Text(200, required=False)]
+UserName = Annotated[str, Text(254, required=False)]
+"""The user name a server asks for (often the address); empty: the mailbox's address."""
 DkimSelector = Annotated[
     str,
     StringConstraints(
@@ -35,18 +44,6 @@ DkimSelector = Annotated[
 DkimSelectors = Annotated[list[DkimSelector], Field(max_length=10)]
 
 
-def _time_zone(value: str) -> str:
-    problem = zone_problem(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-TimeZoneName = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_time_zone)
-]
-
-
 class ServerSettings(Input):
     """Where an SMTP mailbox sends, and reads replies from (IMAP); unset on Outlook and
     Gmail mailboxes."""
@@ -54,11 +51,11 @@ class ServerSettings(Input):
     smtp_host: Host | None = None
     smtp_port: Port | None = None
     smtp_security: TransportSecurity | None = None
-    smtp_username: str | None = None
+    smtp_username: UserName | None = None
     imap_host: Host | None = None
     imap_port: Port | None = None
     imap_security: TransportSecurity | None = None
-    imap_username: str | None = None
+    imap_username: UserName | None = None
 
 
 class DeliverabilitySettings(Input):
@@ -98,12 +95,28 @@ class DeliverabilitySettings(Input):
 class MailboxCreate(ServerSettings, DeliverabilitySettings):
     """A mailbox to link. Outlook and Gmail need an OAuth token; SMTP needs a host and password."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"provider": {"const": Provider.SMTP.value}}},
+            "then": {
+                "required": ["smtp_host", "password"],
+                "properties": {"smtp_host": {"type": "string"}, "password": {"type": "string"}},
+            },
+            "else": {
+                "anyOf": [
+                    {"required": [name], "properties": {name: {"type": "string"}}}
+                    for name in ("access_token", "refresh_token")
+                ]
+            },
+        }
+    )
+
     email: EmailAddress
     provider: Provider
     password: SecretStr | None = Field(default=None, repr=False)
-    access_token: SecretStr | None = Field(default=None, repr=False)
-    refresh_token: SecretStr | None = Field(default=None, repr=False)
-    token_expires_at: UTCDateTime | None = None
+    access_token: OAuthToken | None = Field(default=None, repr=False)
+    refresh_token: OAuthToken | None = Field(default=None, repr=False)
+    token_expires_at: MomentInput | None = None
     user_profile: dict[str, Any] = Field(default_factory=dict)
     display_name: DisplayName | None = None
     daily_limit: DailyLimit = DEFAULT_DAILY_LIMIT
@@ -122,13 +135,60 @@ class MailboxCreate(ServerSettings, DeliverabilitySettings):
         return self
 
 
+TOKEN_MAX = 16_384
+"""Longer than any token Microsoft or Google issue (a few kilobytes at most)."""
+
+
+def _token(value: SecretStr) -> SecretStr:
+    token = value.get_secret_value()
+    if not token or len(token) > TOKEN_MAX or not all(" " <= c <= "~" for c in token):
+        raise ValueError(
+            f"must be 1 to {TOKEN_MAX:,} printable ASCII characters, as OAuth tokens are"
+        )
+    return value
+
+
+OAuthToken = Annotated[
+    SecretStr,
+    AfterValidator(_token),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "password",
+            "writeOnly": True,
+            "minLength": 1,
+            "maxLength": TOKEN_MAX,
+            "pattern": "^[\\x20-\\x7e]+$",
+        }
+    ),
+]
+"""An OAuth access or refresh token: RFC 6749 allows printable ASCII only (it goes in an
+HTTP header as it is)."""
+
+RAMP_FIELDS = (
+    "already_warm",
+    "ramp_start",
+    "ramp_step",
+    "warmup_enabled",
+    "warmup_start",
+    "warmup_step",
+    "warmup_max",
+    "warmup_reply_percent",
+    "warmup_timezone",
+)
+NOT_CLEARABLE = ("daily_limit", "user_profile", *RAMP_FIELDS)
+"""A mailbox's settings a change may not set to null."""
+
+
 class MailboxUpdate(ServerSettings, DeliverabilitySettings):
     """Changes to a mailbox; fields left out stay as they are. Secrets given are replaced."""
 
+    model_config = ConfigDict(json_schema_extra=lambda schema: refuse_null(schema, NOT_CLEARABLE))
+
     password: SecretStr | None = Field(default=None, repr=False)
-    access_token: SecretStr | None = Field(default=None, repr=False)
-    refresh_token: SecretStr | None = Field(default=None, repr=False)
-    token_expires_at: UTCDateTime | None = None
+    access_token: OAuthToken | None = Field(default=None, repr=False)
+    refresh_token: OAuthToken | None = Field(default=None, repr=False)
+    token_expires_at: MomentInput | None = None
     user_profile: dict[str, Any] | None = None
     display_name: DisplayName | None = None
     daily_limit: DailyLimit | None = None
@@ -143,4 +203,4 @@ class TrackingDomainChange(Input):
     """The host name a mailbox's tracking links should use, e.g. `links.example.com`: a
     CNAME to mailramp's public host that you add in your DNS first."""
 
-    domain: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
+    domain: Host

@@ -22,7 +22,7 @@ from mailramp.mailboxes.domain_checks import DomainChecks
 from mailramp.mailboxes.models import SECRET_FIELDS, BrakeKind, Mailbox, MailboxStatus
 from mailramp.mailboxes.ramp import limit_today, ramp_of
 from mailramp.mailboxes.repository import MailboxRepository
-from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate
+from mailramp.mailboxes.schemas import NOT_CLEARABLE, RAMP_FIELDS, MailboxCreate, MailboxUpdate
 from mailramp.mailboxes.tracking_domain import FIELD as TRACKING_DOMAIN
 from mailramp.mailboxes.tracking_domain import (
     RECHECK_AFTER,
@@ -192,7 +192,7 @@ class MailboxService:
         changes: dict[str, Any] = {
             name: getattr(data, name) for name in data.model_fields_set if name not in SECRET_FIELDS
         }
-        for name in ("daily_limit", "user_profile", *RAMP_FIELDS):
+        for name in NOT_CLEARABLE:
             if name in changes and changes[name] is None:
                 raise ValidationError(name, "cannot be cleared", value=None)
         if "dkim_selectors" in changes:
@@ -472,19 +472,6 @@ class MailboxService:
         return found(
             await self._store.update_mailbox(user_id, mailbox_id, changes), "mailbox", mailbox_id
         )
-
-
-RAMP_FIELDS = (
-    "already_warm",
-    "ramp_start",
-    "ramp_step",
-    "warmup_enabled",
-    "warmup_start",
-    "warmup_step",
-    "warmup_max",
-    "warmup_reply_percent",
-    "warmup_timezone",
-)
 
 
 def _without_unset_ramp(fields: dict[str, Any]) -> dict[str, Any]:

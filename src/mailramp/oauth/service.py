@@ -18,12 +18,10 @@ from mailramp.errors import (
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.secrets import SecretBox
 from mailramp.kit.types import normalize_email
-from mailramp.mailboxes.models import Mailbox, MailboxStatus, Provider
+from mailramp.mailboxes.models import OAUTH_PROVIDERS, Mailbox, MailboxStatus, Provider
 from mailramp.mailboxes.service import MailboxCredentials, MailboxService
 from mailramp.oauth.clients import OAuthClient, OAuthEndpoints
 from mailramp.oauth.state import LinkState, StateSealer
-
-OAUTH_PROVIDERS = (Provider.OUTLOOK, Provider.GMAIL)
 
 
 class OAuthLinking:

@@ -29,16 +29,17 @@ from mailramp.web.account import pages as account_pages
 from mailramp.web.account import webhooks as account_webhooks
 from mailramp.web.campaigns import api as campaigns_api
 from mailramp.web.campaigns import pages as campaigns_pages
+from mailramp.web.contract import body_as_documented
 from mailramp.web.conversations import api as conversations_api
 from mailramp.web.conversations import pages as conversations_pages
 from mailramp.web.dashboard import SignInRequired
 from mailramp.web.deps import CONTENT_SECURITY_POLICY
-from mailramp.web.health import health_report, metrics_response
+from mailramp.web.health import ServiceHealth, health_report, metrics_response
 from mailramp.web.legacy import api as legacy_api
 from mailramp.web.limits import BodyLimit, json_syntax_message, unparsable_body_message
 from mailramp.web.mailboxes import api as mailboxes_api
 from mailramp.web.mailboxes import pages as mailboxes_pages
-from mailramp.web.methods import HttpMethods
+from mailramp.web.methods import HttpMethods, literal_methods
 from mailramp.web.origin import CrossOriginGuard, trusted_origins
 from mailramp.web.suppression import api as suppression_api
 from mailramp.web.suppression import pages as suppression_pages
@@ -138,8 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ]
     app.openapi = partial(openapi.document, app, api_routes)  # type: ignore[method-assign]
 
-    for router in ROUTERS:
-        app.include_router(router)
+    for router in ROUTERS:  # a JSON body's types are the document's (web/contract.py)
+        app.include_router(router, dependencies=[Depends(body_as_documented)])
     app.mount(api_docs.ASSETS_PATH, StaticFiles(directory=api_docs.assets_directory()))
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     limits = settings or Settings()
@@ -152,7 +153,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CrossOriginGuard,
         trusted=trusted_origins(limits.public_base_url, limits.clerk_authorized_parties),
     )
-    app.add_middleware(HttpMethods)
+    app.add_middleware(
+        HttpMethods, literal=literal_methods([r for router in ROUTERS for r in router.routes])
+    )
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: Any) -> Any:
@@ -215,7 +218,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=500, content={"error": body}, headers={"Connection": "close"}
         )
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        response_model=ServiceHealth,
+        responses={503: {"model": ServiceHealth, "description": "Not able to serve."}},
+    )
     async def healthz(runtime: RuntimeDep) -> JSONResponse:
         """Liveness and the database the process is using; 503 if its schema is behind or
         it does not answer."""

@@ -11,9 +11,10 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +26,27 @@ from mailramp.observability import DATABASE_TIMEOUT_SECONDS, describe_error
 from mailramp.runtime import Runtime, schema_head, schema_is_newer
 
 log = logging.getLogger(__name__)
+
+
+class DatabaseHealth(BaseModel):
+    """The database as the process sees it: which, whether it answers, and its schema
+    against the one this code needs (`schema_head`)."""
+
+    backend: str
+    reachable: bool | None = None
+    schema_version: str | None = None
+    schema_head: str
+    up_to_date: bool | None = None
+    schema_newer: bool | None = None
+
+
+class ServiceHealth(BaseModel):
+    """What `/healthz` answers: `ok` (200); `schema_out_of_date` or
+    `database_unreachable` (503)."""
+
+    status: Literal["ok", "schema_out_of_date", "database_unreachable"]
+    version: str
+    database: DatabaseHealth
 
 
 async def health_report(runtime: Runtime) -> tuple[int, dict[str, Any]]:

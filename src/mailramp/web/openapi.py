@@ -4,7 +4,8 @@ function (a stable `operationId`), every error it can answer listed with the one
 server checks (24-hex ObjectIds, UUID4 campaign ids).
 
 Which errors an operation can answer follows from what it takes: a caller to authenticate
-(401; 403 for a cookie session without its CSRF token on a change), a path id (404), a body
+(401; 403 for a cookie session without its CSRF token on a change), a path id or another
+input naming a stored object (404), a body
 (400 unreadable, 413 too large), any input at all (422), a change of stored state (409),
 a password (429 after too many attempts); and any of them 503 while the database is down
 or busy."""
@@ -20,17 +21,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
+from mailramp.kit.ids import OBJECT_ID_SCHEMA, UUID4_SCHEMA
 from mailramp.web.deps import get_caller
 
-OBJECT_ID = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$", "format": "objectid"}
-UUID4 = {
-    "type": "string",
-    "format": "uuid",
-    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}"
-    "-[0-9a-fA-F]{12}$",
-}
 PATH_IDS: dict[str, dict[str, str]] = {
-    "campaign_id": UUID4,
+    "campaign_id": UUID4_SCHEMA,
     **dict.fromkeys(
         (
             "mailbox_id",
@@ -41,13 +36,14 @@ PATH_IDS: dict[str, dict[str, str]] = {
             "file_id",
             "document_id",
         ),
-        OBJECT_ID,
+        OBJECT_ID_SCHEMA,
     ),
 }
 """The format of each id a path names (kit/validation.py checks the same)."""
 
 WHY: dict[int, str] = {
-    400: "The body could not be read: not UTF-8, nested too deeply, a number too long.",
+    400: "The request could not be read: a body not UTF-8, nested too deeply, a number too "
+    "long; an OAuth callback without the `state` its start made.",
     401: "No valid credential: a session cookie or `Authorization: Bearer <API key>`.",
     403: "Not allowed: a cookie session's change without its `X-CSRF-Token`, or closed sign-up.",
     404: "Not found, or another user's (the two are not told apart).",
@@ -60,10 +56,11 @@ WHY: dict[int, str] = {
     "again. Nothing was changed.",
 }
 PASSWORD_ROUTES = frozenset({"log_in", "change_password"})
-UNAUTHENTICATED_REFUSALS = {
+OWN_REFUSALS = {  # what a route answers beyond the rule above
     "sign_up": {403},
     "log_in": {401},
     "clerk_webhook": {401, 403, 413},  # a bad signature; not configured; too large
+    "finish_oauth_link": {400},  # a callback whose `state` is missing or not ours
 }
 
 
@@ -92,14 +89,30 @@ def _dependants(dependant: Dependant) -> Iterator[Dependant]:
         yield from _dependants(inner)
 
 
+REFERENCES = frozenset({"campaign_id", "mailbox_id", "mailbox_ids"})
+"""Inputs that name a stored object (answered 404 when it is not the caller's)."""
+
+
+def _references(route: APIRoute, found: list[Dependant]) -> bool:
+    """Whether a query parameter or a body field of `route` names a stored object."""
+    if any(param.name in REFERENCES for d in found for param in d.query_params):
+        return True
+    body = route.body_field.field_info.annotation if route.body_field is not None else None
+    return (
+        isinstance(body, type)
+        and issubclass(body, BaseModel)
+        and bool(REFERENCES & body.model_fields.keys())
+    )
+
+
 def error_statuses(route: APIRoute) -> set[int]:
     """The error statuses `route` can answer (see the module's docstring)."""
     found = list(_dependants(route.dependant))
     changes = bool(set(route.methods or ()) - {"GET", "HEAD"})
-    statuses: set[int] = {503, *UNAUTHENTICATED_REFUSALS.get(route.name, ())}
+    statuses: set[int] = {503, *OWN_REFUSALS.get(route.name, ())}
     if any(dependant.call is get_caller for dependant in found):
         statuses |= {401, 403} if changes else {401}
-    if any(dependant.path_params for dependant in found):
+    if any(dependant.path_params for dependant in found) or _references(route, found):
         statuses.add(404)
     if route.body_field is not None:
         statuses |= {400, 413}
@@ -137,10 +150,17 @@ def document(app: FastAPI, routes: Iterable[APIRoute]) -> dict[str, Any]:
             responses = operation["responses"]
             responses.pop("422", None)  # FastAPI's own shape; ours is below
             for status in sorted(statuses.get(operation["operationId"], {503})):
-                responses[str(status)] = {"description": WHY[status], "content": error}
+                # An answer the route declares itself (/healthz's 503) keeps its own body.
+                responses.setdefault(str(status), {"description": WHY[status], "content": error})
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path" and parameter["name"] in PATH_IDS:
                     parameter["schema"] = {**parameter["schema"], **PATH_IDS[parameter["name"]]}
+    # A file in a form, as OpenAPI 3.1 says it (contentMediaType) and, for the client
+    # generators that read only OpenAPI 3.0's way, as `format: binary` too.
+    for component in components.values():
+        for field in component.get("properties", {}).values():
+            if field.get("contentMediaType") == "application/octet-stream":
+                field.setdefault("format", "binary")
     # FastAPI's validation-error shapes: no operation answers with them.
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)

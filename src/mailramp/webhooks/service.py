@@ -245,7 +245,7 @@ class WebhookService:
         """A URL an endpoint may have: http(s), a host that resolves to public addresses
         (unless the operator allows private ones), no credentials in it."""
         text = str(url or "").strip()
-        if not text or len(text) > URL_MAX:
+        if not text or len(str(url)) > URL_MAX:
             raise ValidationError("url", f"a URL of 1 to {URL_MAX} characters is needed")
         try:
             parts = urlsplit(text)

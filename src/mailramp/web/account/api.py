@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, SecretStr
 
 from mailramp.accounts.models import UserFields
+from mailramp.accounts.schemas import LoginId, Password
 from mailramp.auth.models import ApiKeyFields
 from mailramp.auth.service import NewSession
+from mailramp.kit.types import EmailAddress, Name
 from mailramp.web.deps import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -21,10 +23,10 @@ router = APIRouter(prefix="/api/v1")
 
 
 class SignUp(BaseModel):
-    user_name: str
-    login_id: str
-    password: SecretStr
-    email: str | None = None
+    user_name: Name
+    login_id: LoginId
+    password: Password
+    email: EmailAddress | None = None
 
 
 class LogIn(BaseModel):
@@ -34,7 +36,7 @@ class LogIn(BaseModel):
 
 class PasswordChange(BaseModel):
     current_password: SecretStr
-    new_password: SecretStr
+    new_password: Password
 
 
 class UserPublic(UserFields, Public):

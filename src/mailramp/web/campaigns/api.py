@@ -12,11 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, UploadFile
 from pydantic import Field
 
-from mailramp.campaigns.models import Campaign
+from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate, StepsUpdate
 from mailramp.campaigns.service import StepFigures, VariantFigures
+from mailramp.kit.types import CampaignIdStr, MomentInput
 from mailramp.metrics.models import CampaignMetrics
-from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
+from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
 from mailramp.tracking.service import RecipientFilter
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import CsvStream, PagePublic, PagingDep, Public
@@ -173,7 +174,10 @@ async def create_campaign(
 
 @router.get("/campaigns", tags=["campaigns"])
 async def list_campaigns(
-    caller: CallerDep, runtime: RuntimeDep, paging: PagingDep, status: str | None = None
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    paging: PagingDep,
+    status: Annotated[CampaignStatus | None, Query(description="Only those in this state.")] = None,
 ) -> PagePublic[CampaignPublic]:
     """Your campaigns, newest first."""
     page = await runtime.campaigns.list_campaigns(
@@ -321,7 +325,7 @@ async def list_recipients(
     caller: CallerDep,
     runtime: RuntimeDep,
     paging: PagingDep,
-    status: str | None = None,
+    status: TrackingStatus | None = None,
     search: Annotated[str | None, Query(max_length=254)] = None,
 ) -> PagePublic[RecipientPublic]:
     """The campaign's recipients with their state, in send order; `status` keeps those in
@@ -344,13 +348,15 @@ async def recipient_events(
 async def event_log(
     caller: CallerDep,
     runtime: RuntimeDep,
-    after: Annotated[int, Query(ge=0, description="Events numbered after this one.")] = 0,
-    campaign_id: Annotated[str | None, Query(description="Only this campaign's.")] = None,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Events numbered after this one.")
+    ] = 0,
+    campaign_id: Annotated[CampaignIdStr | None, Query(description="Only this campaign's.")] = None,
     kind: Annotated[
         list[EventType] | None, Query(description="Only these kinds (repeat for several).")
     ] = None,
-    since: Annotated[datetime | None, Query(description="Only from this moment on.")] = None,
-    until: Annotated[datetime | None, Query(description="Only before this moment.")] = None,
+    since: Annotated[MomentInput | None, Query(description="Only from this moment on.")] = None,
+    until: Annotated[MomentInput | None, Query(description="Only before this moment.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventLogPublic:
     """Read your event log by cursor: start with `after=0`, then pass `next_after` back.

@@ -9,7 +9,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from mailramp.conversations.answers import ANSWER_MAX
+from mailramp.conversations.models import LABEL_MAX
 from mailramp.conversations.repository import ThreadQuery
+from mailramp.kit.types import NOT_BLANK, ObjectIdStr
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import Download, PagePublic, PagingDep, Public
 
@@ -38,7 +41,7 @@ class LeadStatusIn(BaseModel):
 class LeadLabelIn(BaseModel):
     """A label of your own, offered beside the built-in lead statuses."""
 
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=LABEL_MAX, json_schema_extra={"pattern": NOT_BLANK})
 
 
 class LeadLabelPublic(Public):
@@ -173,7 +176,7 @@ async def inbox(
     paging: PagingDep,
     search: Annotated[str | None, Query(max_length=200)] = None,
     lead_status: Annotated[str | None, Query(max_length=60)] = None,
-    mailbox_id: Annotated[str | None, Query(max_length=24)] = None,
+    mailbox_id: ObjectIdStr | None = None,
     unread: bool = False,
     automatic: bool = False,
 ) -> PagePublic[ThreadPublic]:
@@ -240,8 +243,8 @@ class AnswerIn(BaseModel):
     """An answer to the person of a thread, in plain text. Send the same `answer_id` (24 hex
     characters you make) when retrying: it is sent at most once."""
 
-    text: str = Field(max_length=50_000)
-    answer_id: str | None = Field(default=None, max_length=24)
+    text: str = Field(max_length=ANSWER_MAX, json_schema_extra={"pattern": NOT_BLANK})
+    answer_id: ObjectIdStr | None = None
     track_opens: bool = Field(
         default=False, description="Add a pixel: its opens show on the answer (`opened_at`)."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailramp.legacy.models import LegacyDocument
+from mailramp.legacy.models import LegacyCollection, LegacyDocument
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import PagePublic, PagingDep, Public
 
@@ -17,7 +17,7 @@ class LegacyDocumentPublic(LegacyDocument, Public):
 
 @router.get("/legacy/{collection}", tags=["legacy"])
 async def list_legacy(
-    collection: str, caller: CallerDep, runtime: RuntimeDep, paging: PagingDep
+    collection: LegacyCollection, caller: CallerDep, runtime: RuntimeDep, paging: PagingDep
 ) -> PagePublic[LegacyDocumentPublic]:
     """Your documents of `warm_up_emails_table` or `email_campaigns` (read-only)."""
     page = await runtime.legacy.list_documents(
@@ -28,7 +28,7 @@ async def list_legacy(
 
 @router.get("/legacy/{collection}/{document_id}", tags=["legacy"])
 async def get_legacy(
-    collection: str, document_id: str, caller: CallerDep, runtime: RuntimeDep
+    collection: LegacyCollection, document_id: str, caller: CallerDep, runtime: RuntimeDep
 ) -> LegacyDocumentPublic:
     """One legacy document."""
     document = await runtime.legacy.get_document(collection, caller.user.user_id, document_id)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from mailramp.mailboxes.models import MailboxDay, MailboxFields
+from mailramp.mailboxes.models import OAUTH_PROVIDERS, MailboxDay, MailboxFields
 from mailramp.mailboxes.schemas import MailboxCreate, MailboxUpdate, TrackingDomainChange
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import Public
@@ -138,11 +138,32 @@ async def unlink_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep
     return MailboxPublic.of(await runtime.mailboxes.unlink_mailbox(caller.user.user_id, mailbox_id))
 
 
-@router.post("/mailboxes/{mailbox_id}/test", tags=["mailboxes"])
-async def test_mailbox(mailbox_id: str, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+class PartCheckPublic(Public):
+    """What one part of a mailbox answered: `ok`, or the `error` it gave."""
+
+    ok: bool
+    error: str | None = None
+
+
+class MailboxTestPublic(Public):
+    """What each part of the mailbox answered: `smtp` and `imap` (when it has one) for an
+    SMTP mailbox, `graph` for Outlook, `gmail` for Gmail."""
+
+    smtp: PartCheckPublic | None = None
+    imap: PartCheckPublic | None = None
+    graph: PartCheckPublic | None = None
+    gmail: PartCheckPublic | None = None
+
+
+@router.post("/mailboxes/{mailbox_id}/test", tags=["mailboxes"], response_model_exclude_none=True)
+async def test_mailbox(
+    mailbox_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> MailboxTestPublic:
     """Connect and log in to the mailbox's SMTP (and IMAP) servers, or for Outlook and Gmail
     mailboxes get a working token and read the account's profile; nothing is sent."""
-    return await runtime.check_mailbox(caller.user.user_id, mailbox_id)
+    return MailboxTestPublic.model_validate(
+        await runtime.check_mailbox(caller.user.user_id, mailbox_id)
+    )
 
 
 @router.post("/mailboxes/{mailbox_id}/dns-check", tags=["mailboxes"])
@@ -205,6 +226,12 @@ async def remove_tracking_domain(
     )
 
 
+OAuthProviderName = Annotated[
+    str, Path(json_schema_extra={"enum": [provider.value for provider in OAUTH_PROVIDERS]})
+]
+"""The providers a mailbox is linked with over OAuth, as a path names them."""
+
+
 class OAuthStart(BaseModel):
     login_hint: str | None = Field(
         default=None, max_length=320, description="The address to pre-fill on the sign-in page."
@@ -213,7 +240,7 @@ class OAuthStart(BaseModel):
 
 @router.post("/mailboxes/oauth/{provider}/start", tags=["mailboxes"])
 async def start_oauth_link(
-    provider: str,
+    provider: OAuthProviderName,
     request: Request,
     caller: CallerDep,
     runtime: RuntimeDep,
@@ -237,7 +264,7 @@ async def start_oauth_link(
     },
 )
 async def finish_oauth_link(
-    provider: str,
+    provider: OAuthProviderName,
     request: Request,
     caller: CallerDep,
     runtime: RuntimeDep,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
+from mailramp.kit.types import EmailAddress
 from mailramp.suppression.models import Suppression
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import PagePublic, PagingDep, Public
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/api/v1")
 
 
 class SuppressionCreate(BaseModel):
-    email: str
+    email: EmailAddress
 
 
 class SuppressionPublic(Suppression, Public):

@@ -4,24 +4,34 @@ log, tests and redelivery."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from mailramp.tracking.models import EventType
 from mailramp.web.deps import CallerDep, RuntimeDep
 from mailramp.web.responses import PagePublic, PagingDep, Public
 from mailramp.webhooks.models import MessageStatus
+from mailramp.webhooks.service import URL_MAX
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+
+
+URL_SCHEMA: dict[str, Any] = {"pattern": r"^\s*[hH][tT][tT][pP][sS]?://[^/?#@\s]"}
+"""An http(s) URL with a host (whether the host resolves to a public address is checked
+when it is given, and cannot be declared)."""
+KINDS_SCHEMA: dict[str, Any] = {
+    "items": {"type": "string", "enum": [kind.value for kind in EventType]}
+}
 
 
 class WebhookEndpointIn(BaseModel):
     """A URL to receive your events: `kinds` lists the event types it takes (all if
     empty; the types of `GET /events`)."""
 
-    url: str = Field(max_length=2000)
-    kinds: list[str] = Field(default_factory=list, max_length=40)
+    url: str = Field(max_length=URL_MAX, json_schema_extra=URL_SCHEMA)
+    kinds: list[str] = Field(default_factory=list, max_length=40, json_schema_extra=KINDS_SCHEMA)
     description: str = Field(default="", max_length=200)
 
 
@@ -29,8 +39,8 @@ class WebhookEndpointChange(BaseModel):
     """What to change of an endpoint; `enabled: true` turns a disabled one back on (what
     waited is sent at once)."""
 
-    url: str | None = Field(default=None, max_length=2000)
-    kinds: list[str] | None = Field(default=None, max_length=40)
+    url: str | None = Field(default=None, max_length=URL_MAX, json_schema_extra=URL_SCHEMA)
+    kinds: list[str] | None = Field(default=None, max_length=40, json_schema_extra=KINDS_SCHEMA)
     description: str | None = Field(default=None, max_length=200)
     enabled: bool | None = None
 
