@@ -14,6 +14,7 @@ import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from pydantic import TypeAdapter
 
@@ -91,6 +92,15 @@ def test_the_document_is_valid_and_every_answer_it_lists_is_what_comes(site: str
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "path" and parameter["name"].endswith("_id"):
                 assert parameter["schema"]["pattern"] in (OBJECT_ID["pattern"], UUID4["pattern"])
+    # Every JSON body has an example (shown by /docs, tried by the fuzz run's examples
+    # phase), and it is one the document's schema accepts.
+    for (_, path), operation in operations.items():
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is None or operation["operationId"] == "clerk_webhook":
+            continue
+        assert "example" in body, (path, operation["operationId"])
+        checker = Draft202012Validator({**body["schema"], "components": document["components"]})
+        assert list(checker.iter_errors(body["example"])) == [], operation["operationId"]
     health = {"$ref": "#/components/schemas/ServiceHealth"}  # 503: the same report as 200
     assert operations["GET", "/healthz"]["responses"]["503"]["content"]["application/json"] == {
         "schema": health

@@ -64,6 +64,55 @@ OWN_REFUSALS = {  # what a route answers beyond the rule above
 }
 
 
+MAILBOX = "675a1f0c9b1e8a3d4c2b1a09"
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "sign_up": {"user_name": "Ann Lee", "login_id": "ann", "password": "a long passphrase"},
+    "log_in": {"login_id": "ann", "password": "a long passphrase"},
+    "change_password": {
+        "current_password": "a long passphrase",
+        "new_password": "a longer passphrase",
+    },
+    "create_api_key": {"name": "CRM sync"},
+    "link_mailbox": {
+        "email": "ann@acme.com",
+        "provider": "smtp",
+        "smtp_host": "smtp.acme.com",
+        "smtp_port": 587,
+        "smtp_security": "starttls",
+        "imap_host": "imap.acme.com",
+        "password": "the mailbox's app password",
+        "daily_limit": 40,
+    },
+    "update_mailbox": {"daily_limit": 60, "warmup_enabled": True},
+    "pause_mailbox": {"reason": "moving to a new domain"},
+    "start_oauth_link": {"login_hint": "ann@acme.com"},
+    "set_tracking_domain": {"domain": "links.acme.com"},
+    "create_campaign": {
+        "mailbox_id": MAILBOX,
+        "campaign_name": "Q1 outreach",
+        "subject": "{{first_name}}, a question about {{company}}",
+        "message": "Hi {{first_name}},\n\nWould a short call next week help?\n\nAnn",
+        "duration": 72,
+        "start_time": "2099-01-05T09:00:00+01:00",
+        "sending_window": {"days": [0, 1, 2, 3, 4], "start_hour": 9, "end_hour": 17,
+                           "timezone": "Europe/Paris"},
+        "campaign_steps": [{"delay_days": 3, "message": "Hi {{first_name}}, any thoughts?"}],
+    },
+    "update_campaign": {"campaign_name": "Q1 outreach (EU)", "duration": 96},
+    "replace_campaign_steps": {
+        "campaign_steps": [{"delay_days": 2, "delay_hours": 4, "message": "Bumping this up."}]
+    },
+    "set_lead_status": {"status": "interested"},
+    "add_lead_label": {"name": "Budget next quarter"},
+    "inbox_answer": {"text": "Thanks! Tuesday 10:00 works for me.", "track_opens": False},
+    "add_webhook": {"url": "https://crm.acme.com/hooks/mailramp", "kinds": ["reply"]},
+    "change_webhook": {"enabled": True},
+    "add_suppression": {"email": "no-more@example.com"},
+}  # fmt: skip
+"""A request body per operation, shown by /docs and tried by the suite's schemathesis run
+(its examples phase)."""
+
+
 class ErrorFields(BaseModel):
     """What went wrong."""
 
@@ -148,6 +197,9 @@ def document(app: FastAPI, routes: Iterable[APIRoute]) -> dict[str, Any]:
     for operations in schema["paths"].values():
         for operation in operations.values():
             responses = operation["responses"]
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None and operation["operationId"] in EXAMPLES:
+                body["example"] = EXAMPLES[operation["operationId"]]
             responses.pop("422", None)  # FastAPI's own shape; ours is below
             for status in sorted(statuses.get(operation["operationId"], {503})):
                 # An answer the route declares itself (/healthz's 503) keeps its own body.
