@@ -151,6 +151,25 @@ class Settings(BaseSettings):
         gt=0,
         description="How often each mailbox's inbox is checked for replies and bounces.",
     )
+    scanner_burst_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=60,
+        description="Requests for one email's links, each within this many seconds of the "
+        "one before, form a burst: two or more distinct links in one are a link scanner's.",
+    )
+    settle_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="How long after an open or click its verdict (a person or a machine) "
+        "waits for the rest of its burst; the human counters move then.",
+    )
+    known_networks_file: Path | None = Field(
+        default=None,
+        description="A list of the networks mail proxies and security gateways publish, in "
+        "the format of the one mailramp ships (tracking/networks.toml), used instead of it.",
+    )
     send_gap_min_seconds: float = Field(
         default=120,
         ge=0,
@@ -245,6 +264,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"send_gap_min_seconds ({self.send_gap_min_seconds:g}) is more than "
                 f"send_gap_max_seconds ({self.send_gap_max_seconds:g})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _burst_inside_settling(self) -> Self:
+        if self.scanner_burst_seconds >= self.settle_seconds:
+            raise ValueError(
+                f"scanner_burst_seconds ({self.scanner_burst_seconds:g}) must be less than "
+                f"settle_seconds ({self.settle_seconds:g}): a request settles after its burst"
             )
         return self
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,10 @@ from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import head_revision, known_revisions, upgrade
 from mailramp.suppression.service import SuppressionService
+from mailramp.tracking.classify import MachineRules
 from mailramp.tracking.inbox import InboxPoller
 from mailramp.tracking.links import TrackingLinks
+from mailramp.tracking.networks import KnownNetworks
 from mailramp.tracking.service import EventMetrics, TrackingService, unmeasured
 from mailramp.webhooks.dispatcher import WebhookDispatcher
 from mailramp.webhooks.repository import WebhookPoster
@@ -71,6 +74,9 @@ ROLL_UP_INTERVAL_SECONDS = 300.0
 STARTUP_SECRET_SAMPLE = 20
 
 WEBHOOK_INTERVAL_SECONDS = 1.0
+SETTLE_INTERVAL_SECONDS = 5.0
+"""How often a worker decides the opens and clicks whose settling window has passed (more
+often when the window is shorter than 15 s)."""
 """How long a worker rests between two passes of pushing events to webhook endpoints."""
 WEBHOOK_SLICE_SECONDS = 0.5
 """How long one pass may deliver: a webhook backlog takes at most a third of a worker's
@@ -105,6 +111,15 @@ def send_gap(settings: Settings) -> SendGap:
     return SendGap(settings.send_gap_min_seconds, settings.send_gap_max_seconds)
 
 
+def machine_rules(settings: Settings) -> MachineRules:
+    """How tracking tells people from machines, as the settings say."""
+    return MachineRules(
+        burst=timedelta(seconds=settings.scanner_burst_seconds),
+        settle=timedelta(seconds=settings.settle_seconds),
+        networks=KnownNetworks.load(settings.known_networks_file),
+    )
+
+
 def build_services(
     store: Store,
     secrets: SecretBox,
@@ -119,6 +134,7 @@ def build_services(
     ramp_new_mailboxes: bool = False,
     allow_private_hosts: bool = False,
     webhook_poster: Callable[[], WebhookPoster] | None = None,
+    machine_rules: MachineRules | None = None,
 ) -> Services:
     """The services on `store`, reading `clock`; `events` counts tracking events;
     `tracking_domains` checks mailboxes' own tracking domains in DNS and `domain_checks`
@@ -135,7 +151,9 @@ def build_services(
         domain_checks=domain_checks,
         ramp_new_mailboxes=ramp_new_mailboxes,
     )
-    tracking = TrackingService(store, signer, clock=clock, metrics=events or unmeasured())
+    tracking = TrackingService(
+        store, signer, clock=clock, metrics=events or unmeasured(), rules=machine_rules
+    )
     dispatcher = WebhookDispatcher(
         store,
         tracking,
@@ -275,6 +293,11 @@ class Runtime(Services):
             ),
             Periodic(
                 "warm-up", self.warmup_pool().run_once, interval_seconds=UPKEEP_INTERVAL_SECONDS
+            ),
+            Periodic(
+                "settling",
+                self.tracking.settle,
+                interval_seconds=min(SETTLE_INTERVAL_SECONDS, self.settings.settle_seconds / 3),
             ),
             Periodic(
                 "webhooks",
@@ -455,6 +478,7 @@ async def open_runtime(
         send_gap=send_gap(settings),
         ramp_new_mailboxes=settings.ramp_new_mailboxes,
         allow_private_hosts=settings.allow_private_hosts,
+        machine_rules=machine_rules(settings),
     )
     return Runtime(
         **{field.name: getattr(services, field.name) for field in fields(Services)},

@@ -132,6 +132,15 @@ def send_everything_now(directory: Path, public_base_url: str) -> None:
     run_blocking(send())
 
 
+def settle_everything_now(directory: Path, public_base_url: str) -> int:
+    """For a `mailramp serve` site whose files are in `directory`: decide every open and
+    click so far, as a worker does once their settling window has passed."""
+    from tests.support.loops import run_blocking
+    from tests.support.settling import settle_now
+
+    return run_blocking(settle_now(_site_settings(directory, public_base_url)))
+
+
 async def reply_arrives(
     settings: Any, user_id: str, mailbox_id: str, campaign_id: str, reply: str
 ) -> str:

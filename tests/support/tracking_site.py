@@ -34,6 +34,7 @@ from mailramp.tracking.repository import RecipientQuery
 from tests.support.postgres import free_port
 from tests.support.processes import clean_environment, serving
 from tests.support.scenario import make_due_now, smtp_sender
+from tests.support.settling import settle_now
 from tests.support.smtp import SmtpServer
 
 URL = re.compile(r"""https?://[^\s"'<>)]+""")
@@ -131,6 +132,10 @@ class TrackingSite:
                 await runtime.close()
 
         return asyncio.run(go())
+
+    def settle(self) -> int:
+        """Decide the opens and clicks so far, as a worker does once they settle."""
+        return asyncio.run(settle_now(self.settings))
 
     def signer(self) -> TokenSigner:
         """The signer the server uses (its keys), to make tokens a test needs."""

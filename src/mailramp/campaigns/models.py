@@ -211,6 +211,10 @@ class Campaign(Record):
     sending_window: SendingWindow | None = None
     track_opens: bool = True
     track_clicks: bool = True
+    trap_link: bool = False
+    """Add a link no person can see to the HTML part: whatever fetches it is a link
+    scanner, and so is the burst it came in (tracking/classify.py; its cost in spam
+    scoring is measured in docs/tracking.md)."""
     stop_company_on_reply: bool = False
     """When one person answers, stop everyone at the same company domain still waiting
     (tracking/stops.py)."""

@@ -167,6 +167,7 @@ class CampaignCreate(Input):
     sending_window: SendingWindow | None = None
     track_opens: bool = True
     track_clicks: bool = True
+    trap_link: bool = False
     stop_company_on_reply: bool = False
     auto_reply_postpone_days: PostponeDays = 0
     variants: Variants | None = None
@@ -212,6 +213,7 @@ class CampaignUpdate(Input):
     sending_window: SendingWindow | None = None
     track_opens: bool | None = None
     track_clicks: bool | None = None
+    trap_link: bool | None = None
     stop_company_on_reply: bool | None = None
     auto_reply_postpone_days: PostponeDays | None = None
     variants: Variants | None = None

@@ -98,6 +98,12 @@ CLICK = EventKind(
     },
     sources=("human", "machine"),
 )
+# The unsubscribe link fetched (its page shown, nothing changed) and the trap link fetched:
+# counted nowhere, they tell a link scanner's burst (tracking/classify.py).
+UNSUBSCRIBE_PAGE = EventKind(
+    "unsubscribe_page", EventType.UNSUBSCRIBE_PAGE, firsts={}, sources=("human", "machine")
+)
+TRAP = EventKind("trap", EventType.TRAP, firsts={}, sources=("machine",))
 UNSUBSCRIBE = EventKind(
     "unsubscribe",
     EventType.UNSUBSCRIBE,
@@ -161,6 +167,8 @@ EVENT_KINDS: Mapping[str, EventKind] = MappingProxyType(
         for kind in (
             OPEN,
             CLICK,
+            UNSUBSCRIBE_PAGE,
+            TRAP,
             UNSUBSCRIBE,
             REPLY,
             AUTO_REPLY,

@@ -24,6 +24,13 @@ HTML_LINK = re.compile(
     re.IGNORECASE,
 )
 TEXT_LINK = re.compile(r"""https?://[^\s<>"']+""", re.IGNORECASE)
+TRAP_LINK_INDEX = 0xFFFF
+"""The link index of a campaign's trap link: a click token like any other, for a link past
+any message's last (tracking/classify.py)."""
+TRAP_MARKUP = '<a href="{url}" style="display:none" aria-hidden="true" tabindex="-1"></a>'
+"""The trap link in the HTML part: no text, not shown, not in the tab order or a screen
+reader's list — nothing a person can see or follow (its cost in spam scoring:
+docs/tracking.md, `bench/trap_link.py`)."""
 TRAILING = ".,;:!?)]}"
 
 
@@ -98,6 +105,8 @@ class TrackingLinks:
                 f'<p style="font-size:12px;color:#666">'
                 f'<a href="{unsubscribe}">Unsubscribe</a> from these emails.</p>'
             )
+            if campaign.trap_link:
+                extra += TRAP_MARKUP.format(url=self.click_url(record_id, TRAP_LINK_INDEX))
             if campaign.track_opens:
                 extra += (
                     f'<img src="{self.open_url(record_id)}" width="1" height="1" alt="" '

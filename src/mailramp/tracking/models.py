@@ -159,6 +159,9 @@ class EventType(StrEnum):
     STOPPED = "stopped"  # the person's sequence ended (an answer, a bounce, by hand): this
     # email, not sent yet, never will be
     LEAD_STATUS = "lead_status"  # the person's lead status changed (details: from, to)
+    UNSUBSCRIBE_PAGE = "unsubscribe_page"  # the unsubscribe link was fetched: its page shown,
+    # nothing changed (a person about to press its button, or a link scanner)
+    TRAP = "trap"  # the campaign's trap link, which no person can see, was fetched
 
 
 class UnmatchedInbound(Record):
@@ -250,6 +253,11 @@ BACKFILLED = "backfilled"
 """The `details` key of an event an upgrade wrote (its value: the record field)."""
 
 
+SETTLING = "settling"
+"""The `machine_reason` of an open or click not decided yet: counted as a machine's (never
+as a person's) until it settles."""
+
+
 class EmailEvent(Record):
     """One entry of the event log. `details` holds what the request or message said (user
     agent, link, IP fingerprint, DSN status) — untrusted data, escaped wherever shown.
@@ -269,6 +277,12 @@ class EmailEvent(Record):
     machine: bool = False
     machine_reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def settling(self) -> bool:
+        """Whether a person or a machine made it is not decided yet (tracking/classify.py:
+        an open or click that looks like a person's, inside its settling window)."""
+        return self.machine_reason == SETTLING
 
     @property
     def backfilled(self) -> bool:

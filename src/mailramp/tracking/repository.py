@@ -91,6 +91,26 @@ class EventChange:
     received: ReceivedMessage | None = None
 
 
+@dataclass(frozen=True)
+class SettledEvent:
+    """An open or click decided (tracking/classify.py): the event with its verdict
+    (`machine`, `machine_reason`, `details`), and the record timestamps (→ counters) a
+    person's event sets first."""
+
+    event: EmailEvent
+    firsts: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class UnsettledEmail:
+    """An email with opens or clicks to decide: its owner, and when the oldest of them due
+    was made."""
+
+    user_id: str
+    record_id: str
+    since: datetime
+
+
 class TrackingRepository(Protocol):
     """`email_tracking` records, scoped to their owner."""
 
@@ -168,6 +188,27 @@ class TrackingRepository(Protocol):
     async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
         """Rebuild a campaign's counters and rates from its event log: a counter counts
         the people with at least one event of its kinds (`events.TALLIES`)."""
+        ...
+
+    async def unsettled_emails(self, *, before: datetime, limit: int) -> list[UnsettledEmail]:
+        """Emails (of any user) with an event still settling that was made before `before`,
+        oldest first, at most `limit`."""
+        ...
+
+    async def list_fetches(
+        self, user_id: str, record_id: str, *, since: datetime, limit: int
+    ) -> list[EmailEvent]:
+        """A record's requests for its message's URLs (`classify.FETCHES`) made at or after
+        `since`, oldest first."""
+        ...
+
+    async def settle_events(
+        self, record_id: str, settled: Sequence[SettledEvent]
+    ) -> list[EmailEvent]:
+        """In one unit of work, for each event still settling: store its verdict and set
+        its `firsts` as `record_event` does (the field if empty, then the person's, then
+        the counter). An event decided meanwhile (by another worker) is left as it is.
+        Returns the events decided here."""
         ...
 
     async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:

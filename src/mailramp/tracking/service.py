@@ -18,10 +18,30 @@ from mailramp.kit.signing import InvalidToken, Purpose, TokenSigner
 from mailramp.kit.types import Page
 from mailramp.kit.validation import enum_arg, object_id_arg
 from mailramp.metrics.models import CampaignMetrics
-from mailramp.tracking.classify import classify_click, classify_open
-from mailramp.tracking.events import CLICK, OPEN, REPLY, STOPPED, UNSUBSCRIBE, EventSource
-from mailramp.tracking.links import click_destination
+from mailramp.tracking.classify import (
+    PERSON,
+    TRAP_LINK,
+    MachineRules,
+    Verdict,
+    Visitor,
+    judge_link,
+    judge_open,
+    settle,
+)
+from mailramp.tracking.events import (
+    CLICK,
+    OPEN,
+    REPLY,
+    STOPPED,
+    TRAP,
+    UNSUBSCRIBE,
+    UNSUBSCRIBE_PAGE,
+    EventKind,
+    EventSource,
+)
+from mailramp.tracking.links import TRAP_LINK_INDEX, click_destination
 from mailramp.tracking.models import (
+    SETTLING,
     EmailEvent,
     EmailTracking,
     EventType,
@@ -32,6 +52,7 @@ from mailramp.tracking.repository import (
     EventChange,
     EventLogQuery,
     RecipientQuery,
+    SettledEvent,
     TrackingRepository,
 )
 from mailramp.tracking.stops import stop_company
@@ -55,15 +76,6 @@ class _Unmeasured:
 def unmeasured() -> EventMetrics:
     """Event metrics nobody reads."""
     return _Unmeasured()
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """What a tracking request says about who made it (all of it untrusted)."""
-
-    user_agent: str | None
-    ip: str | None
-    method: str = "GET"
 
 
 @dataclass(frozen=True)
@@ -121,10 +133,12 @@ class TrackingService:
         clock: Clock = utc_now,
         metrics: EventMetrics | None = None,
         wall_clock: Clock = utc_now,
+        rules: MachineRules | None = None,
     ) -> None:
         self._store = store
         self._signer = signer
         self._clock = clock
+        self.rules = rules or MachineRules()
         self._wall_clock = wall_clock  # the clock ObjectIds carry (event_log's settling)
         self._metrics = metrics or unmeasured()
 
@@ -147,13 +161,28 @@ class TrackingService:
         return details | extra
 
     def _event(
-        self, record: EmailTracking, kind: EventType, machine: str | None, details: dict[str, Any]
+        self, record: EmailTracking, kind: EventType, verdict: Verdict, details: dict[str, Any]
     ) -> EmailEvent:
-        return EmailEvent.about(record, kind, self._clock(), details=details, machine=machine)
+        if verdict.found:
+            details = details | {"machine": verdict.found}
+        return EmailEvent.about(
+            record, kind, self._clock(), details=details, machine=verdict.reason
+        )
 
     async def _record(self, event: EmailEvent, change: EventChange) -> None:
         await self._store.record_event(event, change)
-        self._metrics.count_event(event.type, source="machine" if event.machine else "human")
+        if not event.settling:  # a settling one is counted when it settles
+            self._metrics.count_event(event.type, source="machine" if event.machine else "human")
+
+    async def _fetched(
+        self, record: EmailTracking, kind: EventKind, verdict: Verdict, details: dict[str, Any]
+    ) -> None:
+        """Log a request for one of the message's URLs. Only what any request counts moves
+        now; a person's counters wait until the request settles (`settle`)."""
+        await self._record(
+            self._event(record, kind.type, verdict, details),
+            EventChange(firsts=kind.firsts_for(human=False)),
+        )
 
     async def open(self, token: str, visitor: Visitor) -> bool:
         """Log an open from the pixel; False (and nothing logged) for a bad token."""
@@ -161,11 +190,8 @@ class TrackingService:
         if found is None:
             return False
         record, _ = found
-        machine = classify_open(user_agent=visitor.user_agent, ip=visitor.ip)
-        await self._record(
-            self._event(record, OPEN.type, machine, self._details(visitor)),
-            EventChange(firsts=OPEN.firsts_for(human=machine is None)),
-        )
+        verdict = judge_open(self.rules, visitor)
+        await self._fetched(record, OPEN, verdict, self._details(visitor))
         return True
 
     async def answer_open(self, token: str, visitor: Visitor) -> bool:
@@ -175,9 +201,10 @@ class TrackingService:
             data = self._signer.verify(token, Purpose.ANSWER_OPEN)
         except InvalidToken:
             return False
-        machine = classify_open(user_agent=visitor.user_agent, ip=visitor.ip)
+        # Nothing settles here: an answer has no burst to belong to.
+        verdict = judge_open(self.rules, visitor)
         return await self._store.record_answer_open(
-            data.record_id, at=self._clock(), human=machine is None
+            data.record_id, at=self._clock(), human=verdict.reason in (None, SETTLING)
         )
 
     async def click(self, token: str, visitor: Visitor) -> str | None:
@@ -192,22 +219,16 @@ class TrackingService:
             return None
         # Their variant and its spintax, as they got it.
         sent = campaign.for_recipient(record.recipient_email, record.variant, record.step)
+        if index == TRAP_LINK_INDEX:
+            # No person sees it: whatever fetched it is a machine, and so is its burst.
+            await self._fetched(record, TRAP, Verdict(TRAP_LINK), self._details(visitor))
+            return click_destination(sent, 0, record.merge_values())
         url = click_destination(sent, index, record.merge_values())
         if url is None:
             return None
-        now = self._clock()
-        machine = classify_click(
-            user_agent=visitor.user_agent,
-            ip=visitor.ip,
-            method=visitor.method,
-            sent_at=record.sent_at,
-            now=now,
-        )
+        verdict = judge_link(self.rules, visitor, sent_at=record.sent_at, now=self._clock())
         details = self._details(visitor, link_index=index, url=url[:2000])
-        await self._record(
-            self._event(record, CLICK.type, machine, details),
-            EventChange(firsts=CLICK.firsts_for(human=machine is None)),
-        )
+        await self._fetched(record, CLICK, verdict, details)
         return url
 
     async def unsubscribe_target(self, token: str) -> UnsubscribeTarget | None:
@@ -221,6 +242,46 @@ class TrackingService:
             return None
         return UnsubscribeTarget(record, campaign, already=record.unsubscribed_at is not None)
 
+    async def unsubscribe_page(self, token: str, visitor: Visitor) -> UnsubscribeTarget | None:
+        """What an unsubscribe link is for, noting that it was fetched (nothing changes:
+        a person presses the page's button, a link scanner fetches it with the rest)."""
+        target = await self.unsubscribe_target(token)
+        if target is None:
+            return None
+        record = target.record
+        verdict = judge_link(self.rules, visitor, sent_at=record.sent_at, now=self._clock())
+        await self._fetched(record, UNSUBSCRIBE_PAGE, verdict, self._details(visitor))
+        return target
+
+    async def settle(self) -> int:
+        """Decide the opens and clicks whose settling window has passed: a machine's (in a
+        scanner's burst) or a person's, whose counters move now, in the same unit of work
+        as the verdict. How many were decided."""
+        now = self._clock()
+        decided = 0
+        for email in await self._store.unsettled_emails(
+            before=now - self.rules.settle, limit=SETTLE_BATCH
+        ):
+            # A burst reaching further back than one settling window is read from there.
+            events = await self._store.list_fetches(
+                email.user_id,
+                email.record_id,
+                since=email.since - self.rules.settle,
+                limit=MAX_FETCHES,
+            )
+            if len(events) == MAX_FETCHES:  # a flood: decide the oldest due first
+                events = await self._store.list_fetches(
+                    email.user_id, email.record_id, since=email.since, limit=MAX_FETCHES
+                )
+            verdicts = settle(events, self.rules, now=now)
+            settled = [_settled(event, verdict) for event, verdict in verdicts]
+            for event in await self._store.settle_events(email.record_id, settled):
+                self._metrics.count_event(
+                    event.type, source="machine" if event.machine else "human"
+                )
+                decided += 1
+        return decided
+
     async def unsubscribe(self, token: str, visitor: Visitor) -> UnsubscribeTarget | None:
         """Unsubscribe the recipient from all of the sender's campaigns; repeating it
         changes nothing more."""
@@ -229,7 +290,7 @@ class TrackingService:
             return None
         record = target.record
         await self._record(
-            self._event(record, UNSUBSCRIBE.type, None, self._details(visitor)),
+            self._event(record, UNSUBSCRIBE.type, PERSON, self._details(visitor)),
             EventChange(
                 firsts=UNSUBSCRIBE.firsts_for(human=True),
                 suppress=UNSUBSCRIBE.suppression(record, now=self._clock()),
@@ -299,6 +360,9 @@ class TrackingService:
         """The user's events numbered after `after`, in number order (the event log read by
         cursor): of one campaign, of some kinds, from `since` until before `until`.
 
+        An open or click is read once it has settled (a person's or a machine's for good):
+        what is returned stops before the first still settling.
+
         A reader never gets number n+1 before n: what is returned stops before a missing
         number (another writer's event being stored; on MongoDB, without transactions, for
         a moment) unless the event after it was made more than EVENT_SETTLE ago by the wall
@@ -311,7 +375,13 @@ class TrackingService:
         if campaign_id is not None:
             campaign_id = (await owned_campaign(self._store, user_id, campaign_id)).campaign_id
         query = EventLogQuery(after, campaign_id, tuple(wanted), since, until, limit)
-        events = await self._store.list_event_log(object_id_arg(user_id, field="user_id"), query)
+        owner = object_id_arg(user_id, field="user_id")
+        events = await self._store.list_event_log(owner, query)
+        waiting = next((event for event in events if event.settling), None)
+        if waiting is not None and waiting.occurred_at <= self._clock() - self.rules.settle:
+            await self.settle()  # no worker has decided it yet: decide it now
+            events = await self._store.list_event_log(owner, query)
+        events = decided(events)
         if query.filtered:
             return events  # a filtered read skips numbers by design
         return readable(events, after, wall=self._wall_clock(), settle=EVENT_SETTLE)
@@ -405,9 +475,38 @@ class TrackingService:
         return record
 
 
+def _settled(event: EmailEvent, verdict: Verdict) -> SettledEvent:
+    """What settling writes for one event: its verdict, and a person's counters."""
+    kind = {OPEN.type: OPEN, CLICK.type: CLICK}.get(event.type)
+    person = verdict.reason is None
+    decided = event.model_copy(
+        update={
+            "machine": not person,
+            "machine_reason": verdict.reason,
+            "details": event.details | ({"machine": verdict.found} if verdict.found else {}),
+        }
+    )
+    firsts = dict(kind.human_firsts) if kind is not None and person else {}
+    return SettledEvent(decided, firsts)
+
+
+SETTLE_BATCH = 500
+"""How many emails one settling pass decides at most."""
+MAX_FETCHES = 1000
+"""How many of an email's events settling reads (a scanner that fetches more is one)."""
 MAX_EVENT_PAGE = 1000
 EVENT_SETTLE = timedelta(seconds=10)
 """How long a reader by cursor waits for a missing event number before passing it over."""
+
+
+def decided(events: Sequence[EmailEvent]) -> list[EmailEvent]:
+    """The events before the first whose verdict is not decided yet."""
+    taken = []
+    for event in events:
+        if event.settling:
+            break
+        taken.append(event)
+    return taken
 
 
 def readable(

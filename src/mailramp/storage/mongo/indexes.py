@@ -140,6 +140,9 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(EVENTS, "ix_email_events_record_id", ("record_id",)),
     IndexSpec(EVENTS, "ix_email_events_campaign_id_occurred_at", ("campaign_id", "occurred_at")),
     IndexSpec(EVENTS, "uq_email_events_user_id_seq", ("user_id", "seq"), unique=True),
+    # Opens and clicks still settling (tracking/classify.py), oldest first.
+    IndexSpec(EVENTS, "ix_email_events_settling", ("occurred_at",),
+              partial={"machine_reason": "settling"}),
     # suppression_list
     IndexSpec(SUPPRESSIONS, "uq_suppression_list_user_id_email", ("user_id", "email"), True,
               field="email", kind="suppressed address"),

@@ -40,6 +40,7 @@ from mailramp.storage.mongo.codec import (
     SUPPRESSIONS,
     TRACKING,
     UNMATCHED,
+    decode,
     from_document,
     maybe_oid,
     oid,
@@ -48,6 +49,7 @@ from mailramp.storage.mongo.codec import (
 from mailramp.storage.mongo.metrics import MongoMetrics
 from mailramp.storage.mongo.people import MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
+from mailramp.tracking.classify import FETCHES
 from mailramp.tracking.events import (
     COUNTED_ON_FIRST_EMAIL,
     check_firsts,
@@ -56,6 +58,7 @@ from mailramp.tracking.events import (
 )
 from mailramp.tracking.models import (
     EVENT_TIMESTAMPS,
+    SETTLING,
     CampaignRecipient,
     ConversationMessage,
     EmailEvent,
@@ -64,7 +67,12 @@ from mailramp.tracking.models import (
     TrackingStatus,
     UnmatchedInbound,
 )
-from mailramp.tracking.repository import EventChange, RecipientQuery
+from mailramp.tracking.repository import (
+    EventChange,
+    RecipientQuery,
+    SettledEvent,
+    UnsettledEmail,
+)
 
 _NEWEST = (("received_at", -1), ("_id", -1))  # unmatched reports, newest first
 
@@ -295,30 +303,8 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
             await self._keep_received(change.received)
         # The order of the writes is the module docstring's: log, record, counters.
         await self._append_events([event])
-        deltas: dict[str, int] = {}
         at = event.occurred_at
-        for field, counter in firsts.items():
-            # Only the first event of its kind sets the email's field, and only the first
-            # of the person's emails to have it moves the counter: counters count people.
-            # `{field: None}` matches a missing field too (documents written elsewhere).
-            changed = await self._db[TRACKING].find_one_and_update(
-                {"_id": record_id, field: None},
-                {"$set": {field: at, "updated_at": at}},
-                projection={"recipient_email": 1, "step": 1},
-            )
-            if changed is None:
-                continue
-            if field in COUNTED_ON_FIRST_EMAIL:
-                gained = changed.get("step", 1) == 1
-            else:
-                emails = [changed["recipient_email"]]
-                gained = bool(
-                    await self._first_for_people(
-                        event.campaign_id, event.user_id, emails, field, at
-                    )
-                )
-            if gained:
-                deltas[counter] = deltas.get(counter, 0) + 1
+        deltas = await self._set_firsts(event, firsts)
         if status_to is not None:
             await self._db[TRACKING].update_one(
                 {
@@ -343,6 +329,107 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
         if deltas:
             await self._increment_metrics(event.campaign_id, deltas, event.occurred_at)
         return deltas
+
+    async def _set_firsts(self, event: EmailEvent, firsts: Mapping[str, str]) -> dict[str, int]:
+        """Set each of `firsts` (record timestamp → counter) at the event's moment where it
+        is still empty; the counters that moved."""
+        deltas: dict[str, int] = {}
+        at = event.occurred_at
+        for field, counter in firsts.items():
+            # Only the first event of its kind sets the email's field, and only the first
+            # of the person's emails to have it moves the counter: counters count people.
+            # `{field: None}` matches a missing field too (documents written elsewhere).
+            changed = await self._db[TRACKING].find_one_and_update(
+                {"_id": oid(event.record_id), field: None},
+                {"$set": {field: at, "updated_at": at}},
+                projection={"recipient_email": 1, "step": 1},
+            )
+            if changed is None:
+                continue
+            if field in COUNTED_ON_FIRST_EMAIL:
+                gained = changed.get("step", 1) == 1
+            else:
+                emails = [changed["recipient_email"]]
+                gained = bool(
+                    await self._first_for_people(
+                        event.campaign_id, event.user_id, emails, field, at
+                    )
+                )
+            if gained:
+                deltas[counter] = deltas.get(counter, 0) + 1
+        return deltas
+
+    async def unsettled_emails(self, *, before: datetime, limit: int) -> list[UnsettledEmail]:
+        # Served by the partial index ix_email_events_settling (only settling events).
+        cursor = await self._db[EVENTS].aggregate(
+            [
+                {"$match": {"machine_reason": SETTLING, "occurred_at": {"$lte": before}}},
+                {
+                    "$group": {
+                        "_id": {"user_id": "$user_id", "record_id": "$record_id"},
+                        "since": {"$min": "$occurred_at"},
+                    }
+                },
+                {"$sort": {"since": 1}},
+                {"$limit": limit},
+            ]
+        )
+        return [
+            UnsettledEmail(
+                str(row["_id"]["user_id"]), str(row["_id"]["record_id"]), decode(row["since"])
+            )
+            async for row in cursor
+        ]
+
+    async def list_fetches(
+        self, user_id: str, record_id: str, *, since: datetime, limit: int
+    ) -> list[EmailEvent]:
+        owner, record = maybe_oid(user_id), maybe_oid(record_id)
+        if owner is None or record is None:
+            return []
+        cursor = (
+            self._db[EVENTS]
+            .find(
+                {
+                    "record_id": record,
+                    "user_id": owner,
+                    "type": {"$in": sorted(kind.value for kind in FETCHES)},
+                    "occurred_at": {"$gte": since},
+                }
+            )
+            .sort([("occurred_at", 1), ("_id", 1)])
+            .limit(limit)
+        )
+        events = [from_document(EmailEvent, document) async for document in cursor]
+        return [event for event in events if event is not None]
+
+    async def settle_events(
+        self, record_id: str, settled: Sequence[SettledEvent]
+    ) -> list[EmailEvent]:
+        # Without transactions, in the module docstring's order: the verdict first (guarded
+        # on `settling`, so of two workers exactly one decides it), then the record's
+        # fields and the counters — a crash between leaves an under-count that
+        # `recompute_metrics` repairs from the log.
+        decided: list[EmailEvent] = []
+        for item in settled:
+            event = item.event
+            verdict = await self._db[EVENTS].update_one(
+                {"_id": oid(event.id), "record_id": oid(record_id), "machine_reason": SETTLING},
+                {
+                    "$set": {
+                        "machine": event.machine,
+                        "machine_reason": event.machine_reason,
+                        "details": event.details,
+                    }
+                },
+            )
+            if verdict.modified_count != 1:
+                continue  # decided meanwhile, by another worker
+            decided.append(event)
+            deltas = await self._set_firsts(event, item.firsts)
+            if deltas:
+                await self._increment_metrics(event.campaign_id, deltas, event.occurred_at)
+        return decided
 
     async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
         owner = maybe_oid(user_id)

@@ -165,6 +165,7 @@ campaigns = Table(
     Column("sending_window", json_document(), nullable=True),
     Column("track_opens", Boolean, nullable=False, server_default=text("true")),
     Column("track_clicks", Boolean, nullable=False, server_default=text("true")),
+    Column("trap_link", Boolean, nullable=False, server_default=text("false")),
     Column("stop_company_on_reply", Boolean, nullable=False, server_default=text("false")),
     # Variants B, C… of the email (JSON list of {subject, message}); NULL: only A.
     Column("variants", json_document(), nullable=True),
@@ -356,6 +357,13 @@ events = Table(
     Index("ix_email_events_campaign_id_occurred_at", "campaign_id", "occurred_at"),
     # The log, read by cursor: a user's events after a number.
     Index("uq_email_events_user_id_seq", "user_id", "seq", unique=True),
+    # Opens and clicks still settling (tracking/classify.py), oldest first.
+    Index(
+        "ix_email_events_settling",
+        "occurred_at",
+        sqlite_where=text("machine_reason = 'settling'"),
+        postgresql_where=text("machine_reason = 'settling'"),
+    ),
 )
 
 # The last event number each user was given: the row an event's unit of work updates last,

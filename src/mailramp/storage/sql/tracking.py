@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.kit.types import Page
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.people import SqlPeople
+from mailramp.tracking.classify import FETCHES
 from mailramp.tracking.events import (
     COUNTED_ON_FIRST_EMAIL,
     check_firsts,
@@ -20,6 +22,7 @@ from mailramp.tracking.events import (
 )
 from mailramp.tracking.models import (
     EVENT_TIMESTAMPS,
+    SETTLING,
     CampaignRecipient,
     ConversationMessage,
     EmailEvent,
@@ -27,12 +30,24 @@ from mailramp.tracking.models import (
     EventType,
     UnmatchedInbound,
 )
-from mailramp.tracking.repository import EventChange, RecipientQuery
+from mailramp.tracking.repository import (
+    EventChange,
+    RecipientQuery,
+    SettledEvent,
+    UnsettledEmail,
+)
 
 T = tables.tracking
 
 
 E = tables.events
+
+
+def _utc(moment: datetime | str) -> datetime:
+    """A moment as SQLite's aggregate returns it (text, or naive) or PostgreSQL's, in UTC."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class SqlTracking(SqlPeople):
@@ -195,35 +210,10 @@ class SqlTracking(SqlPeople):
         firsts, suppress = change.firsts, change.suppress
         status_from, status_to = change.status_from, change.status_to
         check_firsts(firsts)
-        deltas: dict[str, int] = {}
         at = event.occurred_at
         events = [event]
         async with self._write() as connection:
-            for field, counter in firsts.items():
-                # Only the first event of its kind sets the email's field, and only the
-                # first of the person's emails to have it moves the counter: counters count
-                # people.
-                changed = (
-                    await connection.execute(
-                        update(T)
-                        .where(T.c._id == event.record_id, T.c[field].is_(None))
-                        .values({field: at, "updated_at": at})
-                        .returning(T.c.recipient_email, T.c.step)
-                    )
-                ).first()
-                if changed is None:
-                    continue
-                email, step = changed
-                if field in COUNTED_ON_FIRST_EMAIL:
-                    gained = step == 1
-                else:
-                    gained = bool(
-                        await self._first_for_people(
-                            connection, event.campaign_id, event.user_id, [email], field, at
-                        )
-                    )
-                if gained:
-                    deltas[counter] = deltas.get(counter, 0) + 1
+            deltas = await self._set_firsts(connection, event, firsts)
             if status_to is not None:
                 await connection.execute(
                     update(T)
@@ -257,6 +247,107 @@ class SqlTracking(SqlPeople):
             await self._append_events(connection, events)
         return deltas
 
+    async def _set_firsts(
+        self, connection: AsyncConnection, event: EmailEvent, firsts: Mapping[str, str]
+    ) -> dict[str, int]:
+        """Set each of `firsts` (record timestamp → counter) at the event's moment where it
+        is still empty; the counters that moved."""
+        deltas: dict[str, int] = {}
+        at = event.occurred_at
+        for field, counter in firsts.items():
+            # Only the first event of its kind sets the email's field, and only the first
+            # of the person's emails to have it moves the counter: counters count people.
+            changed = (
+                await connection.execute(
+                    update(T)
+                    .where(T.c._id == event.record_id, T.c[field].is_(None))
+                    .values({field: at, "updated_at": at})
+                    .returning(T.c.recipient_email, T.c.step)
+                )
+            ).first()
+            if changed is None:
+                continue
+            email, step = changed
+            if field in COUNTED_ON_FIRST_EMAIL:
+                gained = step == 1
+            else:
+                gained = bool(
+                    await self._first_for_people(
+                        connection, event.campaign_id, event.user_id, [email], field, at
+                    )
+                )
+            if gained:
+                deltas[counter] = deltas.get(counter, 0) + 1
+        return deltas
+
+    async def unsettled_emails(self, *, before: datetime, limit: int) -> list[UnsettledEmail]:
+        statement = (
+            select(E.c.user_id, E.c.record_id, func.min(E.c.occurred_at).label("since"))
+            .where(E.c.machine_reason == SETTLING, E.c.occurred_at <= before)
+            .group_by(E.c.user_id, E.c.record_id)
+            .order_by(func.min(E.c.occurred_at))
+            .limit(limit)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [
+            UnsettledEmail(str(user_id), str(record_id), _utc(since))
+            for user_id, record_id, since in rows
+        ]
+
+    async def list_fetches(
+        self, user_id: str, record_id: str, *, since: datetime, limit: int
+    ) -> list[EmailEvent]:
+        statement = (
+            select(E)
+            .where(
+                E.c.record_id == record_id,
+                E.c.user_id == user_id,
+                E.c.type.in_(sorted(kind.value for kind in FETCHES)),
+                E.c.occurred_at >= since,
+            )
+            .order_by(E.c.occurred_at, E.c._id)
+            .limit(limit)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(statement)).mappings()
+            return [EmailEvent.model_validate(dict(row)) for row in rows]
+
+    async def settle_events(
+        self, record_id: str, settled: Sequence[SettledEvent]
+    ) -> list[EmailEvent]:
+        decided: list[EmailEvent] = []
+        if not settled:
+            return decided
+        async with self._write() as connection:
+            deltas: dict[str, int] = {}
+            for item in settled:
+                event = item.event
+                verdict = await connection.execute(
+                    update(E)
+                    .where(
+                        E.c._id == event.id,
+                        E.c.record_id == record_id,
+                        E.c.machine_reason == SETTLING,
+                    )
+                    .values(
+                        machine=event.machine,
+                        machine_reason=event.machine_reason,
+                        details=event.details,
+                    )
+                )
+                if verdict.rowcount != 1:
+                    continue  # decided meanwhile, by another worker
+                decided.append(event)
+                for counter, moved in (
+                    await self._set_firsts(connection, event, item.firsts)
+                ).items():
+                    deltas[counter] = deltas.get(counter, 0) + moved
+            if deltas:
+                campaign_id = decided[0].campaign_id
+                await self._increment(connection, campaign_id, deltas, decided[-1].occurred_at)
+        return decided
+
     async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:
         if self.backend == "postgresql":
             hour: Any = func.date_trunc("hour", E.c.occurred_at)
@@ -272,13 +363,9 @@ class SqlTracking(SqlPeople):
             rows = (await connection.execute(statement)).mappings().all()
         series = []
         for row in rows:
-            moment = row["hour"]
-            if isinstance(moment, str):
-                moment = datetime.fromisoformat(moment)
-            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
             series.append(
                 {
-                    "hour": moment,
+                    "hour": _utc(row["hour"]),
                     "type": row["type"],
                     "machine": bool(row["machine"]),
                     "count": int(row["count"]),

@@ -72,6 +72,7 @@ CAMPAIGN_FIELDS = (
     "duration",
     "track_opens",  # checkboxes: "on" when ticked, "" when not
     "track_clicks",
+    "trap_link",
     "stop_company_on_reply",
     "auto_reply_postpone_days",
     *(f"variant_{part}_{n}" for n in (1, 2) for part in ("subject", "message")),
@@ -189,6 +190,7 @@ async def create_campaign(request: Request, who: PageUserDep, runtime: RuntimeDe
             total_recipients=recipients,
             track_opens=values["track_opens"] == "on",
             track_clicks=values["track_clicks"] == "on",
+            trap_link=values["trap_link"] == "on",
             stop_company_on_reply=values["stop_company_on_reply"] == "on",
             auto_reply_postpone_days=values["auto_reply_postpone_days"] or "0",
             variants=_variants_typed(values),

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailramp.runtime import Runtime
-from mailramp.tracking.service import UnsubscribeTarget, Visitor
+from mailramp.tracking.classify import Visitor
+from mailramp.tracking.service import UnsubscribeTarget
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_CACHE = {
@@ -90,9 +91,10 @@ async def click(token: str, request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/u/{token}")
-async def unsubscribe_page(token: str, runtime: RuntimeDep) -> Response:
-    """Ask for confirmation; changes nothing (mail scanners follow GET links)."""
-    target = await runtime.tracking.unsubscribe_target(token)
+async def unsubscribe_page(token: str, request: Request, runtime: RuntimeDep) -> Response:
+    """Ask for confirmation; changes nothing (mail scanners follow GET links), but the fetch
+    is logged: a scanner fetches it with the message's other links."""
+    target = await runtime.tracking.unsubscribe_page(token, _visitor(request))
     if target is None:
         return _not_found()
     email = html.escape(target.record.recipient_email)
