@@ -47,6 +47,7 @@ import mailramp
 from mailramp.kit import signing
 from mailramp.kit.secrets import generate_key
 from mailramp.kit.signing import InvalidToken, Purpose, TokenSigner, derive_tracking_keys
+from mailramp.tracking.links import TRAP_LINK_INDEX
 from tests.support.tracking_site import SenderSpec, TrackingSite, tracking_site
 
 pytestmark = pytest.mark.reliability
@@ -398,6 +399,9 @@ def test_a_click_only_ever_leads_to_a_link_of_the_stored_message(
     if index < len(stored):
         assert response.status_code == 302
         assert response.headers["location"] == stored[index]
+    elif index == TRAP_LINK_INDEX:  # the trap link: logged, then to the message's first link
+        assert response.status_code == 302
+        assert response.headers["location"] == stored[0]
     else:
         assert response.status_code == 404 and "location" not in response.headers
         TALLY["signed click, any link index: no redirect"] += 1

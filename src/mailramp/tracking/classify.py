@@ -286,3 +286,20 @@ def explain(event: EmailEvent) -> str | None:
     if "network" in found:
         said += f" (its network: {found['network']})"
     return said
+
+
+_DONE = {
+    EventType.OPEN: "opened",
+    EventType.CLICK: "clicked",
+    EventType.UNSUBSCRIBE_PAGE: "unsubscribe page fetched",
+    EventType.TRAP: "trap link fetched",
+    EventType.UNSUBSCRIBE: "unsubscribed",
+}
+
+
+def describe(event: EmailEvent) -> str:
+    """What an event says on a timeline: "clicked", or "clicked (scanner: burst of 4 links
+    in 0.8 s)" when a machine made it."""
+    done = _DONE.get(event.type, event.type.value.replace("_", " "))
+    why = explain(event)
+    return f"{done} ({why})" if why else done

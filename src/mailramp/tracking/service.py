@@ -274,7 +274,7 @@ class TrackingService:
                     email.user_id, email.record_id, since=email.since, limit=MAX_FETCHES
                 )
             verdicts = settle(events, self.rules, now=now)
-            settled = [_settled(event, verdict) for event, verdict in verdicts]
+            settled = [settled_event(event, verdict) for event, verdict in verdicts]
             for event in await self._store.settle_events(email.record_id, settled):
                 self._metrics.count_event(
                     event.type, source="machine" if event.machine else "human"
@@ -475,7 +475,7 @@ class TrackingService:
         return record
 
 
-def _settled(event: EmailEvent, verdict: Verdict) -> SettledEvent:
+def settled_event(event: EmailEvent, verdict: Verdict) -> SettledEvent:
     """What settling writes for one event: its verdict, and a person's counters."""
     kind = {OPEN.type: OPEN, CLICK.type: CLICK}.get(event.type)
     person = verdict.reason is None

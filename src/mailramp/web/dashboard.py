@@ -22,6 +22,7 @@ from mailramp.errors import AuthenticationError, ForbiddenError, MailrampError
 from mailramp.kit.network import unreachable_for_recipients
 from mailramp.mailboxes.models import Mailbox
 from mailramp.runtime import Runtime
+from mailramp.tracking.classify import describe
 from mailramp.web.deps import SESSION_COOKIE, RuntimeDep
 
 TEMPLATES = Environment(
@@ -50,6 +51,7 @@ def localtime(moment: datetime | None, zone: ZoneInfo) -> str:
 
 TEMPLATES.filters["localtime"] = localtime
 TEMPLATES.filters["lead_status"] = status_title
+TEMPLATES.filters["describe"] = describe
 
 
 class SignInRequired(Exception):

@@ -10,13 +10,14 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.campaigns.schemas import CampaignCreate, CampaignUpdate, StepsUpdate
 from mailramp.campaigns.service import StepFigures, VariantFigures
 from mailramp.kit.types import CampaignIdStr, MomentInput
 from mailramp.metrics.models import CampaignMetrics
+from mailramp.tracking.classify import describe
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType, TrackingStatus
 from mailramp.tracking.service import RecipientFilter
 from mailramp.web.deps import CallerDep, RuntimeDep
@@ -121,7 +122,15 @@ class DayLoadPublic(Public):
 
 class EventPublic(EmailEvent, Public):
     """One entry of an email's event log (`details` is what the request or message said:
-    untrusted)."""
+    untrusted; `details.machine`, what the rule in `machine_reason` found)."""
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description='What happened, in words, with why a machine made it: "clicked '
+        '(scanner: burst of 4 links in 0.8 s)", "opened (Apple Mail Privacy Protection)".'
+    )
+    @property
+    def summary(self) -> str:
+        return describe(self)
 
 
 class EventLogPublic(Public):

@@ -14,10 +14,12 @@ SETTLING = sa.text("machine_reason = 'settling'")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("campaign_creation_table") as batch_op:
-        batch_op.add_column(
-            sa.Column("trap_link", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    # A plain ADD COLUMN on both backends: SQLite's batch mode would copy the table, and
+    # dropping the original cascades to the rows that reference it.
+    op.add_column(
+        "campaign_creation_table",
+        sa.Column("trap_link", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
     op.create_index(
         "ix_email_events_settling",
         "email_events",
@@ -29,5 +31,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_email_events_settling", table_name="email_events")
-    with op.batch_alter_table("campaign_creation_table") as batch_op:
-        batch_op.drop_column("trap_link")
+    op.drop_column("campaign_creation_table", "trap_link")  # SQLite 3.35+: no copy either
