@@ -44,11 +44,12 @@ from sqlalchemy import text
 from mailramp.config import Settings
 from mailramp.metrics.models import COUNTERS, RATES, CampaignMetrics
 from mailramp.runtime import Runtime, open_runtime
-from mailramp.tracking.classify import SCANNER_CLICK_WINDOW
+from mailramp.tracking.classify import TOO_FAST
 from tests.support.loops import run_blocking
 from tests.support.postgres import free_port
 from tests.support.processes import MAILRAMP, clean_environment, serving
 from tests.support.scenario import make_due_now, smtp_sender
+from tests.support.settling import settle_now
 
 SINK = Path(__file__).with_name("sink.py")
 SENDER = "scale@acme.com"
@@ -534,7 +535,7 @@ async def wait_for_click_window(target: Target, campaign_id: str) -> float:
         c=campaign_id,
     )
     last: datetime = rows[0]["last"]
-    ready = last + SCANNER_CLICK_WINDOW + timedelta(seconds=1)
+    ready = last + TOO_FAST + timedelta(seconds=1)
     wait = max((ready - datetime.now(UTC)).total_seconds(), 0.0)
     await asyncio.sleep(wait)
     return wait
@@ -729,6 +730,9 @@ def run_scale_out(
             tracking.start()
             run.hits = run_blocking(send_hits(units, list(running), plan.concurrency))
             run.hit_cpu = tracking.used()
+        # People's opens and clicks count once they settle (30 s on): a worker's pass,
+        # its clock past the window (the hits are people's: one link each, no bursts).
+        run_blocking(settle_now(target.settings()))
         run.stored, run.recomputed = run_blocking(read_metrics(target, user_id, campaign_id))
         run.from_events = run_blocking(counted_from_events(target, campaign_id))
         suppressed = run_blocking(
