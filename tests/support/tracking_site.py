@@ -215,7 +215,7 @@ async def read_state(database_url: str) -> dict[str, Any]:
     }
 
 
-async def _send_all(settings: Settings, smtp: SmtpServer, senders: list[SenderSpec]) -> Any:
+async def send_all(settings: Settings, smtp: SmtpServer, senders: list[SenderSpec]) -> Any:
     runtime = await open_runtime(settings)
     made: dict[str, tuple[str, str]] = {}
     try:
@@ -275,7 +275,7 @@ def tracking_site(
     )
     smtp = SmtpServer({f"{spec.login}@acme.com": "pw" for spec in senders}).start()
     try:
-        made, records = asyncio.run(_send_all(settings, smtp, senders))
+        made, records = asyncio.run(send_all(settings, smtp, senders))
         received = [received.message for received in smtp.inbox.messages]
     finally:
         smtp.stop()

@@ -141,6 +141,8 @@ def _network(rules: MachineRules, request: Visitor, *, opens: bool) -> Verdict |
 
 def judge_open(rules: MachineRules, request: Visitor) -> Verdict:
     """An open, judged from its request alone."""
+    if request.method.upper() == "HEAD":  # mail clients GET images; checkers look first
+        return Verdict("head_request")
     agent = (request.user_agent or "").lower()
     for marker, reason in _PROXY_AGENTS:
         if marker in agent:

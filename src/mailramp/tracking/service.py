@@ -161,12 +161,17 @@ class TrackingService:
         return details | extra
 
     def _event(
-        self, record: EmailTracking, kind: EventType, verdict: Verdict, details: dict[str, Any]
+        self,
+        record: EmailTracking,
+        kind: EventType,
+        verdict: Verdict,
+        details: dict[str, Any],
+        at: datetime | None = None,
     ) -> EmailEvent:
         if verdict.found:
             details = details | {"machine": verdict.found}
         return EmailEvent.about(
-            record, kind, self._clock(), details=details, machine=verdict.reason
+            record, kind, at or self._clock(), details=details, machine=verdict.reason
         )
 
     async def _record(self, event: EmailEvent, change: EventChange) -> None:
@@ -175,23 +180,30 @@ class TrackingService:
             self._metrics.count_event(event.type, source="machine" if event.machine else "human")
 
     async def _fetched(
-        self, record: EmailTracking, kind: EventKind, verdict: Verdict, details: dict[str, Any]
+        self,
+        record: EmailTracking,
+        kind: EventKind,
+        verdict: Verdict,
+        details: dict[str, Any],
+        at: datetime,
     ) -> None:
-        """Log a request for one of the message's URLs. Only what any request counts moves
+        """Log a request for one of the message's URLs, made `at` (when it arrived: the
+        time bursts are measured by, before any lookup). Only what any request counts moves
         now; a person's counters wait until the request settles (`settle`)."""
         await self._record(
-            self._event(record, kind.type, verdict, details),
+            self._event(record, kind.type, verdict, details, at),
             EventChange(firsts=kind.firsts_for(human=False)),
         )
 
     async def open(self, token: str, visitor: Visitor) -> bool:
         """Log an open from the pixel; False (and nothing logged) for a bad token."""
+        at = self._clock()
         found = await self._record_for(token, Purpose.OPEN)
         if found is None:
             return False
         record, _ = found
         verdict = judge_open(self.rules, visitor)
-        await self._fetched(record, OPEN, verdict, self._details(visitor))
+        await self._fetched(record, OPEN, verdict, self._details(visitor), at)
         return True
 
     async def answer_open(self, token: str, visitor: Visitor) -> bool:
@@ -210,6 +222,7 @@ class TrackingService:
     async def click(self, token: str, visitor: Visitor) -> str | None:
         """Log a click and return where it goes — the link of the stored message; None for
         a bad token or a link that is not in the message."""
+        at = self._clock()
         found = await self._record_for(token, Purpose.CLICK)
         if found is None:
             return None
@@ -221,14 +234,14 @@ class TrackingService:
         sent = campaign.for_recipient(record.recipient_email, record.variant, record.step)
         if index == TRAP_LINK_INDEX:
             # No person sees it: whatever fetched it is a machine, and so is its burst.
-            await self._fetched(record, TRAP, Verdict(TRAP_LINK), self._details(visitor))
+            await self._fetched(record, TRAP, Verdict(TRAP_LINK), self._details(visitor), at)
             return click_destination(sent, 0, record.merge_values())
         url = click_destination(sent, index, record.merge_values())
         if url is None:
             return None
-        verdict = judge_link(self.rules, visitor, sent_at=record.sent_at, now=self._clock())
+        verdict = judge_link(self.rules, visitor, sent_at=record.sent_at, now=at)
         details = self._details(visitor, link_index=index, url=url[:2000])
-        await self._fetched(record, CLICK, verdict, details)
+        await self._fetched(record, CLICK, verdict, details, at)
         return url
 
     async def unsubscribe_target(self, token: str) -> UnsubscribeTarget | None:
@@ -245,12 +258,13 @@ class TrackingService:
     async def unsubscribe_page(self, token: str, visitor: Visitor) -> UnsubscribeTarget | None:
         """What an unsubscribe link is for, noting that it was fetched (nothing changes:
         a person presses the page's button, a link scanner fetches it with the rest)."""
+        at = self._clock()
         target = await self.unsubscribe_target(token)
         if target is None:
             return None
         record = target.record
-        verdict = judge_link(self.rules, visitor, sent_at=record.sent_at, now=self._clock())
-        await self._fetched(record, UNSUBSCRIBE_PAGE, verdict, self._details(visitor))
+        verdict = judge_link(self.rules, visitor, sent_at=record.sent_at, now=at)
+        await self._fetched(record, UNSUBSCRIBE_PAGE, verdict, self._details(visitor), at)
         return target
 
     async def settle(self) -> int:

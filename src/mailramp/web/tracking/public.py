@@ -67,7 +67,7 @@ def _sender(target: UnsubscribeTarget) -> str:
     return html.escape(target.campaign.campaign_name)
 
 
-@router.get("/o/{token}")
+@router.api_route("/o/{token}", methods=["GET", "HEAD"])
 async def open_pixel(token: str, request: Request, runtime: RuntimeDep) -> Response:
     """A 1x1 GIF; a valid token logs an open."""
     await runtime.tracking.open(token, _visitor(request))
@@ -90,7 +90,7 @@ async def click(token: str, request: Request, runtime: RuntimeDep) -> Response:
     return RedirectResponse(url, status_code=302, headers=NO_CACHE)
 
 
-@router.get("/u/{token}")
+@router.api_route("/u/{token}", methods=["GET", "HEAD"])
 async def unsubscribe_page(token: str, request: Request, runtime: RuntimeDep) -> Response:
     """Ask for confirmation; changes nothing (mail scanners follow GET links), but the fetch
     is logged: a scanner fetches it with the message's other links."""
