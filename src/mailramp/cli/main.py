@@ -18,6 +18,7 @@ from mailramp.cli.conversations import inbox_app, lead_app
 from mailramp.cli.deliverability import warmup_app
 from mailramp.cli.demo import demo
 from mailramp.cli.legacy import migrate_legacy
+from mailramp.cli.tracking import networks_app
 from mailramp.cli.webhooks import webhook_app
 from mailramp.config import Settings
 from mailramp.kit.secrets import KeyFile, generate_key
@@ -43,6 +44,7 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(lead_app, name="lead")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(networks_app, name="networks")
 
 
 def _settings(*, server: bool = False) -> Settings:

@@ -56,6 +56,9 @@ class KnownNetworks:
         self.version = version
         self.networks = tuple(dict.fromkeys(network for _, network in ranges))
         self.ranges = len(ranges)
+        self._counts: dict[str, int] = {}
+        for _, network in ranges:
+            self._counts[network.operator] = self._counts.get(network.operator, 0) + 1
         # By address family, then prefix length (longest first): one dict lookup per length.
         self._by_prefix: dict[int, list[tuple[int, dict[int, Network]]]] = {4: [], 6: []}
         grouped: dict[tuple[int, int], dict[int, Network]] = {}
@@ -64,6 +67,10 @@ class KnownNetworks:
             grouped.setdefault(key, {})[int(block.network_address)] = network
         for (family, prefix), blocks in sorted(grouped.items(), key=lambda item: -item[0][1]):
             self._by_prefix[family].append((prefix, blocks))
+
+    def count(self, network: Network) -> int:
+        """How many ranges the list holds for `network`."""
+        return self._counts.get(network.operator, 0)
 
     def find(self, address: str | None) -> Network | None:
         """The network `address` is in; None for an unknown or unparsable address."""
