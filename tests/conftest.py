@@ -48,38 +48,10 @@ DEMO_RUNS = pytest.StashKey[DemoRuns]()
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--shard",
-        default=None,
-        help="K/N: run only the K-th of N shares of the selected tests (every N-th test, "
-        "from the K-th): N processes with one share each run the selection once, in "
-        "parallel, where pytest-xdist cannot (under libfaketime, scripts/test).",
-    )
-
-
-def _shard(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the `--shard K/N` share of `items` (the others are deselected)."""
-    wanted = config.getoption("--shard")
-    if not wanted:
-        return
-    try:
-        number, of = (int(part) for part in str(wanted).split("/"))
-    except ValueError:
-        raise pytest.UsageError(f"--shard: K/N with 1 <= K <= N, got {wanted!r}") from None
-    if not 1 <= number <= of:
-        raise pytest.UsageError(f"--shard: K/N with 1 <= K <= N, got {wanted!r}")
-    keep = [item for n, item in enumerate(items) if n % of == number - 1]
-    kept = {id(item) for item in keep}
-    config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
-    items[:] = keep
-
-
 @pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests against a real external service (Clerk, Microsoft, Google, MongoDB) run only
     when its environment variable is set; otherwise they are deselected, not skipped.
-    With `--shard K/N`, only that share of what is left runs.
 
     Tests that use the session's demo runs go last, and the runs start now, in the
     background (tests/support/demo_run.py): they mostly wait, while the others run."""
@@ -91,7 +63,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-    _shard(config, items)
     demo = [item for item in items if "demo_runs" in getattr(item, "fixturenames", ())]
     if config.option.collectonly:
         return
