@@ -48,6 +48,7 @@ from mailramp.observability import Telemetry
 from mailramp.providers.check import check_mailbox
 from mailramp.providers.registry import DefaultInboxes, DefaultProviders
 from mailramp.providers.webhooks import HttpWebhookPoster
+from mailramp.sending.reconcile import RECONCILE_INTERVAL, Reconciler
 from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage import Store
@@ -300,6 +301,11 @@ class Runtime(Services):
                 interval_seconds=min(SETTLE_INTERVAL_SECONDS, self.settings.settle_seconds / 3),
             ),
             Periodic(
+                "reconciliation",
+                Reconciler(self.store, clock=self.clock).run_once,
+                interval_seconds=RECONCILE_INTERVAL.total_seconds(),
+            ),
+            Periodic(
                 "webhooks",
                 partial(self.webhook_dispatcher.run_once, seconds=WEBHOOK_SLICE_SECONDS),
                 interval_seconds=WEBHOOK_INTERVAL_SECONDS,
@@ -385,7 +391,9 @@ def open_store(settings: Settings) -> Store:
         from mailramp.storage.mongo import MongoStore
 
         return MongoStore.from_url(
-            settings.database_url, max_pool_size=settings.db_pool_size + settings.db_max_overflow
+            settings.database_url,
+            max_pool_size=settings.db_pool_size + settings.db_max_overflow,
+            send_write_concern=settings.mongodb_send_write_concern,
         )
     return SqlStore.from_url(
         settings.database_url,
@@ -433,6 +441,17 @@ async def migrate_store(store: Store) -> str:
     version = await store.schema_version()
     assert version is not None
     return version
+
+
+def migration_report(store: Store) -> list[str]:
+    """What the `migrate_store` just run has to tell the operator: on MongoDB the index
+    report (created, adopted, each conflict with its way out, kept); nothing on SQL, whose
+    migrations own every index."""
+    if isinstance(store, SqlStore):
+        return []
+    from mailramp.storage.mongo import MongoStore
+
+    return store.index_report.lines() if isinstance(store, MongoStore) else []
 
 
 def mailbox_service(store: Store, secrets: SecretBox, *, clock: Clock = utc_now) -> MailboxService:

@@ -22,7 +22,8 @@ from mailramp.cli.tracking import networks_app
 from mailramp.cli.webhooks import webhook_app
 from mailramp.config import Settings
 from mailramp.kit.secrets import KeyFile, generate_key
-from mailramp.runtime import Runtime, migrate_store, schema_head
+from mailramp.runtime import Runtime, migrate_store, migration_report, schema_head
+from mailramp.storage import Store
 from mailramp.web.health import health_server
 
 app = typer.Typer(
@@ -116,8 +117,10 @@ async def _nothing(runtime: Runtime) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations (run it as a deploy step with
-    MAILRAMP_AUTO_MIGRATE=false on the servers). On MongoDB: create the indexes
-    (idempotently) and record the document layout version.
+    MAILRAMP_AUTO_MIGRATE=false on the servers). On MongoDB: bring in the indexes —
+    missing ones created, the same ones under another name adopted, nothing dropped —
+    record the document layout version, and print the indexes' report: each conflict
+    with an existing index, what goes wrong meanwhile and the commands of the way out.
 
     Example:
 
@@ -125,8 +128,13 @@ def db_upgrade() -> None:
     """
     settings = _settings()
 
-    revision = run_on_store(settings, migrate_store)
+    async def upgrade(store: Store) -> tuple[str, list[str]]:
+        return await migrate_store(store), migration_report(store)
+
+    revision, report = run_on_store(settings, upgrade)
     typer.echo(f"database at revision {revision} ({settings.backend})")
+    for line in report:
+        typer.echo(line)
 
 
 @db_app.command("current")

@@ -41,3 +41,9 @@ class MetricsRepository(Protocol):
         """Add `deltas` to counters and recompute delivered and the rates, atomically;
         `at` is the new `last_updated`."""
         ...
+
+    async def recount_needed(self, *, since: datetime) -> list[str]:
+        """The campaigns whose counters a crash may have left short since `since`: where a
+        change and its counters are not one transaction (MongoDB), the active campaigns
+        and those counted since; none where they are (SQL)."""
+        ...

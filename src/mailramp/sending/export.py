@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from mailramp.campaigns.models import VARIANT_LETTERS, Campaign
 from mailramp.tracking.models import EVENT_TIMESTAMPS, EmailTracking
-from mailramp.tracking.repository import RecipientQuery, TrackingRepository
+from mailramp.tracking.repository import TrackingRepository
 
 # What a spreadsheet wants of each recipient: the address, where it is, every timestamp of
 # what happened to it but the two a reader never asks for (`delivered_at` repeats
@@ -33,16 +33,17 @@ def spreadsheet_safe(value: object) -> str:
 async def _pages(
     store: TrackingRepository, campaign: Campaign
 ) -> AsyncIterator[Sequence[EmailTracking]]:
-    offset = 0
+    """The campaign's records a page at a time, by address and step (keyset: a record whose
+    time or status changes during the export is neither skipped nor repeated)."""
+    after: tuple[str, int] | None = None
     while True:
-        page = await store.list_tracking(
-            campaign.user_id, RecipientQuery(campaign.campaign_id, offset=offset, limit=PAGE_SIZE)
+        page = await store.export_tracking(
+            campaign.user_id, campaign.campaign_id, after=after, limit=PAGE_SIZE
         )
-        if page.items:
-            yield page.items
-        offset += len(page.items)
-        if offset >= page.total or not page.items:
+        if not page:
             return
+        yield page
+        after = (page[-1].recipient_email, page[-1].step)
 
 
 async def export_rows(store: TrackingRepository, campaign: Campaign) -> AsyncIterator[list[str]]:

@@ -93,6 +93,18 @@ class SendingRepository(Protocol):
         or just `record_ids`)."""
         ...
 
+    async def complete_owed_outcomes(self, *, before: datetime) -> int:
+        """Complete the consequences (events, next step, end of sequence) of outcomes
+        recorded before `before` by a worker that died before finishing them; how many.
+        Where an outcome is one transaction (SQL) nothing is ever owed: 0."""
+        ...
+
+    async def release_marked(self, *, worker_id: str, record_ids: Collection[str]) -> int:
+        """Give back `record_ids` this worker marked `sending` (or tried to) but handed to
+        no provider — marking them failed as far as it knows: pending again, lease free,
+        the attempt not counted. A record not held by this worker is left alone."""
+        ...
+
     async def put_back(self, *, worker_id: str, due: Mapping[str, datetime]) -> int:
         """Give back leased records never marked `sending`, each due again no earlier than
         its moment in `due` (a mailbox's daily limit or send gap holds them back)."""

@@ -17,7 +17,7 @@ import random
 import socket
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -365,14 +365,19 @@ class SendingWorker:
         """Send a group of records together; returns the ids it started (marked `sending`),
         whose outcome it recorded."""
         message_ids = {record.id: message_id_for(record.id, mailbox.email) for record in group}
-        allowed = await self._start.submit(message_ids)
-        results: list[SendResult] = []
-        # Suppressed since the import (unsubscribed or bounced in another campaign, or added
-        # by hand): checked here, at the last moment, so nobody gets mail after opting out.
-        blocked = await self._store.suppressed_among(
-            mailbox.user_id, [r.recipient_email for r in group if r.id in allowed]
-        )
         try:
+            allowed = await self._start.submit(message_ids)
+        except DatabaseUnavailableError:
+            await self._unmark_durably(list(message_ids))
+            raise
+        results: list[SendResult] = []
+        try:
+            # Suppressed since the import (unsubscribed or bounced in another campaign, or
+            # added by hand): checked here, at the last moment, so nobody gets mail after
+            # opting out. (Inside the try: a database failure here puts the group back.)
+            blocked = await self._store.suppressed_among(
+                mailbox.user_id, [r.recipient_email for r in group if r.id in allowed]
+            )
             for record in group:
                 if record.id not in allowed:
                     continue
@@ -448,22 +453,36 @@ class SendingWorker:
         did not), and only their outcome says so. Meanwhile the records stay `sending`, so
         nobody sends them again; if their lease runs out first they turn `uncertain`, and
         the outcome stored later still wins (SendingRepository.record_results)."""
+        await self._durably(
+            lambda: self._record.submit(results),
+            f"stopping without storing {len(results)} outcome(s); those records will end uncertain",
+        )
+
+    async def _unmark_durably(self, record_ids: list[str]) -> None:
+        """Give back records whose `sending` mark failed, waiting out the outage: the mark
+        may have been written with its answer lost (a failover, a write concern timeout),
+        and none of them reached a provider, so they are due again, not `uncertain`."""
+        await self._durably(
+            lambda: self._store.release_marked(worker_id=self.worker_id, record_ids=record_ids),
+            f"stopping without giving back {len(record_ids)} record(s) whose mark failed; "
+            "those records will end uncertain",
+        )
+
+    async def _durably(self, write: Callable[[], Awaitable[object]], giving_up: str) -> None:
+        """`write`, again and again while the database is unavailable (backing off up to
+        5 s); after a stop, for RECORDING_PATIENCE_AFTER_STOP at most, then `giving_up` is
+        logged and the outage raised."""
         pause = min(self._settings.poll_seconds, 1.0)
         give_up_at: float | None = None
         while True:
             try:
-                await self._record.submit(results)
+                await write()
             except DatabaseUnavailableError as error:
                 self._database_lost(error)
                 if self._stopping.is_set():
                     give_up_at = give_up_at or time.monotonic() + RECORDING_PATIENCE_AFTER_STOP
                     if time.monotonic() > give_up_at:
-                        log.error(
-                            "worker %s: stopping without storing %d outcome(s); those "
-                            "records will end uncertain",
-                            self.worker_id,
-                            len(results),
-                        )
+                        log.error("worker %s: %s", self.worker_id, giving_up)
                         raise
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)

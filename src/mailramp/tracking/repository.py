@@ -127,6 +127,15 @@ class TrackingRepository(Protocol):
         """The user's records `query` selects (of one campaign), in scheduled order."""
         ...
 
+    async def export_tracking(
+        self, user_id: str, campaign_id: str, *, after: tuple[str, int] | None, limit: int
+    ) -> list[EmailTracking]:
+        """Up to `limit` of the user's campaign's records after the (recipient_email, step)
+        `after` (None: from the first), by address then step. Paged by that key, which never
+        changes, an export neither skips nor repeats a record whose time or status changes
+        while it is read (offsets do, on a campaign that is sending)."""
+        ...
+
     async def count_tracking_by_status(self, user_id: str, campaign_id: str) -> dict[str, int]:
         """How many of a campaign's records are in each status (statuses with none left out)."""
         ...

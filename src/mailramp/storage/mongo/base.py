@@ -14,21 +14,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo import ReadPreference, WriteConcern
+from pymongo.errors import DuplicateKeyError
 
-from mailramp.errors import DatabaseUnavailableError, DuplicateError, MailrampError
+from mailramp.errors import DuplicateError, MailrampError
 from mailramp.kit.types import Page
-from mailramp.storage.mongo.client import open_database
+from mailramp.storage.mongo.client import DEFAULT_SEND_WRITE_CONCERN, WTIMEOUT_MS, open_database
 from mailramp.storage.mongo.codec import META, decode, from_document, to_document
+from mailramp.storage.mongo.guard import GuardedCollection, guarded
 from mailramp.storage.mongo.indexes import IndexSpec, ensure_indexes, unique_indexes
 from mailramp.storage.mongo.upgrade import upgrade_documents
 from mailramp.storage.rows import check_page
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-SCHEMA_VERSION = "mongo-0023"
+SCHEMA_VERSION = "mongo-0024"
 KNOWN_VERSIONS = frozenset(
-    {"mongo-0005", "mongo-0006", "mongo-0008", "mongo-0009", "mongo-0014", SCHEMA_VERSION}
+    {
+        "mongo-0005",
+        "mongo-0006",
+        "mongo-0008",
+        "mongo-0009",
+        "mongo-0014",
+        "mongo-0023",
+        SCHEMA_VERSION,
+    }
 )
 """The document layout this code writes (indexes, fields); kept in step with the SQL
 migrations' head so both backends hold the same data."""
@@ -39,20 +49,44 @@ class MongoBase:
 
     backend = "mongodb"
 
-    def __init__(self, database: Any, *, client: Any | None = None) -> None:
-        self._db = database
+    def __init__(
+        self,
+        database: Any,
+        *,
+        client: Any | None = None,
+        send_write_concern: str = DEFAULT_SEND_WRITE_CONCERN,
+    ) -> None:
+        # Every operation goes through the guard: an outage is DatabaseUnavailableError.
+        self._db = guarded(database)
         self._client = client
+        self._send_concern = send_concern(send_write_concern)
 
     @classmethod
-    def from_url(cls, database_url: str, *, max_pool_size: int = 100) -> Self:
+    def from_url(
+        cls,
+        database_url: str,
+        *,
+        max_pool_size: int = 100,
+        send_write_concern: str = DEFAULT_SEND_WRITE_CONCERN,
+    ) -> Self:
         """A store on the database a mongodb:// or mongodb+srv:// URL names."""
         client, database = open_database(database_url, max_pool_size=max_pool_size)
-        return cls(database, client=client)
+        return cls(database, client=client, send_write_concern=send_write_concern)
 
     @property
     def database(self) -> Any:
-        """The database (an AsyncDatabase, or the test double's)."""
-        return self._db
+        """The database as given (an AsyncDatabase, or the test double's), unguarded."""
+        return self._db.raw
+
+    def _durable(self, collection: str) -> GuardedCollection:
+        """`collection` for the writes that guard a send (the claim's lease, the `sending`
+        mark, the outcome) and their read-backs: acknowledged by a majority of the replica
+        set and journaled — whatever the URL's `w` says —, read from the primary. A mark
+        acknowledged by one node only could be rolled back by an election, return the
+        record to `pending` and let another worker send it again (docs/deployment.md)."""
+        return self._db[collection].with_options(
+            write_concern=self._send_concern, read_preference=ReadPreference.PRIMARY
+        )
 
     async def close(self) -> None:
         if self._client is not None:
@@ -61,25 +95,20 @@ class MongoBase:
     # -- schema -----------------------------------------------------------------------
 
     async def ping(self) -> None:
-        try:
-            await self._db.command("ping")
-        except PyMongoError as error:
-            raise _unavailable(error) from error
+        await self._db.command("ping")
 
     async def schema_version(self) -> str | None:
         # A database never migrated has no META document (find_one answers None); an error
-        # here means the server cannot be used, which is not the same as empty.
-        try:
-            document = await self._db[META].find_one({"_id": "schema"})
-        except PyMongoError as error:
-            raise _unavailable(error) from error
+        # here means the server cannot be used (the guard says so), not that it is empty.
+        document = await self._db[META].find_one({"_id": "schema"})
         return None if document is None else str(document["version"])
 
     async def migrate(self) -> str:
-        """Bring documents of an older layout up to this one, create the indexes
-        (idempotent) and record the layout version."""
+        """Bring documents of an older layout up to this one, bring in the indexes
+        (missing ones created, equivalent ones adopted, conflicts logged — never dropped;
+        the report stays in `index_report`) and record the layout version."""
         await upgrade_documents(self._db, await self.schema_version())
-        await ensure_indexes(self._db)
+        self.index_report = await ensure_indexes(self._db)
         await self._db[META].update_one(
             {"_id": "schema"}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True
         )
@@ -165,6 +194,9 @@ def _duplicate_of(spec: IndexSpec, document: Mapping[str, Any]) -> DuplicateErro
     return DuplicateError(field, decode(document.get(field)), kind=spec.kind)
 
 
-def _unavailable(error: PyMongoError) -> DatabaseUnavailableError:
-    reason = str(error).strip().split("\n", 1)[0] or type(error).__name__
-    return DatabaseUnavailableError(f"the database is unreachable (mongodb): {reason}")
+def send_concern(setting: str) -> WriteConcern:
+    """The write concern of the writes that guard a send: `majority` (the default) or a
+    number of members, always journaled, with a timeout (an unacknowledged write is an
+    outage, sending/worker.py waits it out)."""
+    w: int | str = int(setting) if setting.isdigit() else setting
+    return WriteConcern(w=w, j=True, wtimeout=WTIMEOUT_MS)

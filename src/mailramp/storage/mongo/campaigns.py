@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.repository import CampaignQuery
-from mailramp.errors import DuplicateError
+from mailramp.errors import DatabaseUnavailableError, DuplicateError
 from mailramp.kit.types import Page
 from mailramp.metrics.models import CampaignMetrics
 from mailramp.storage.mongo.base import MongoBase
@@ -58,7 +58,7 @@ class MongoCampaigns(MongoBase):
             await self._db[METRICS].delete_one({"_id": metrics_document["_id"]})
             raise await self._duplicate(CAMPAIGNS, campaign_document, error) from None
         except BaseException:
-            with contextlib.suppress(PyMongoError):
+            with contextlib.suppress(PyMongoError, DatabaseUnavailableError):
                 stored = await self._db[CAMPAIGNS].find_one(
                     {"_id": campaign_document["_id"]}, {"_id": 1}
                 )

@@ -1,15 +1,35 @@
 """The campaign_matrix documents on MongoDB: counters `$inc`-ed, derived fields written
 with compare-and-set, and recomputation from the event log (`TALLIES` says which events
-each counter counts)."""
+each counter counts).
+
+Recounting without transactions, and never over-counting. A writer changes the log (an
+event, a record's first-of-kind field) and then `$inc`s the counters: two writes. A
+recount that tallied the log between them, and then `$set` the counters, would have the
+late `$inc` count that change a second time. So each document has a `recount_epoch`:
+
+- a writer reads it *before* its change (`_metrics_epochs`) and `$inc`s only while it is
+  unchanged (`_increment_metrics(…, epoch=…)`);
+- a recount first moves it on, then tallies the log, then `$set`s the counters and moves
+  it on again — only if nobody else moved it meanwhile (`recompute_metrics`).
+
+A writer whose epoch moved on drops its `$inc` and recounts instead: its change is in the
+log by then, so that recount includes it exactly once. A writer that read the epoch after
+a recount's first move but `$inc`s before its `$set` is overwritten by that `$set`, which
+counted its change only if it was already in the log — at worst one short, never one
+over. Shorts (and those a crash leaves between a change and its `$inc`) are repaired by
+the next recount: the worker's reconciliation (`MetricsService.reconcile`) recounts every
+campaign whose metrics changed recently.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from pymongo import ReturnDocument
 
+from mailramp.campaigns.models import CampaignStatus
 from mailramp.metrics.models import (
     COUNTERS,
     CampaignMetrics,
@@ -18,6 +38,7 @@ from mailramp.metrics.models import (
 )
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
+    CAMPAIGNS,
     EVENTS,
     METRICS,
     TRACKING,
@@ -27,6 +48,20 @@ from mailramp.storage.mongo.codec import (
 )
 from mailramp.storage.mongo.upgrade import events_for_every_record
 from mailramp.tracking.events import TALLIED_TYPES, TALLIES
+
+EPOCH = "recount_epoch"
+
+
+class _Unguarded:
+    """No epoch read: an increment outside a change of the log (MetricsService.count)."""
+
+
+UNGUARDED: Final = _Unguarded()
+Epoch = int | None | _Unguarded
+"""A campaign_matrix document's `recount_epoch` as a writer read it (None: never recounted)."""
+
+
+RECOUNT_ATTEMPTS = 3
 
 
 class _Tallied(NamedTuple):
@@ -66,13 +101,38 @@ class MongoMetrics(MongoBase):
         self, campaign_id: str, deltas: Mapping[str, int], *, at: datetime
     ) -> CampaignMetrics | None:
         check_increments(deltas)
-        return await self._increment_metrics(campaign_id, deltas, at)
+        return await self._increment_metrics(campaign_id, deltas, at, epoch=UNGUARDED)
+
+    async def recount_needed(self, *, since: datetime) -> list[str]:
+        # Active campaigns (a crash between a change and its `$inc` moves nothing on the
+        # metrics document), and any counted since `since` (one that completed meanwhile).
+        active = self._db[CAMPAIGNS].find(
+            {"status": CampaignStatus.ACTIVE.value}, {"campaign_id": 1, "_id": 0}
+        )
+        wanted = {str(document["campaign_id"]) async for document in active}
+        counted = self._db[METRICS].find(
+            {"last_updated": {"$gte": since}}, {"campaign_id": 1, "_id": 0}
+        )
+        wanted.update([str(document["campaign_id"]) async for document in counted])
+        return sorted(wanted)
+
+    async def _metrics_epochs(self, campaign_ids: Collection[str]) -> dict[str, Epoch]:
+        """Each campaign's `recount_epoch`, read before a change whose counters follow it."""
+        epochs: dict[str, Epoch] = dict.fromkeys(campaign_ids)
+        cursor = self._db[METRICS].find(
+            {"campaign_id": {"$in": sorted(epochs)}}, {"campaign_id": 1, EPOCH: 1}
+        )
+        async for document in cursor:
+            epochs[str(document["campaign_id"])] = document.get(EPOCH)
+        return epochs
 
     async def _increment_metrics(
-        self, campaign_id: str, deltas: Mapping[str, int], now: datetime
+        self, campaign_id: str, deltas: Mapping[str, int], now: datetime, *, epoch: Epoch
     ) -> CampaignMetrics | None:
         """`$inc` the counters (atomic on the server, so concurrent increments are never
-        lost), then write the derived fields computed from the counters read back.
+        lost) while the document's `recount_epoch` is still `epoch` (a recount since then
+        may have counted this change already: recount again instead, module docstring),
+        then write the derived fields computed from the counters read back.
 
         Two writers may interleave between the `$inc` and the rates; the rates write is
         therefore guarded by the counters it was computed from (compare-and-set), and
@@ -81,21 +141,31 @@ class MongoMetrics(MongoBase):
         has no metrics document."""
         metrics = self._db[METRICS]
         increments = {name: int(delta) for name, delta in deltas.items()}
+        where: dict[str, Any] = {"campaign_id": campaign_id}
+        if not isinstance(epoch, _Unguarded):
+            where[EPOCH] = epoch  # None matches a document never recounted
         document = await metrics.find_one_and_update(
-            {"campaign_id": campaign_id},
+            where,
             {"$inc": increments, "$set": {"last_updated": now}}
             if increments
             else {"$set": {"last_updated": now}},
             return_document=ReturnDocument.AFTER,
         )
+        if document is None and not isinstance(epoch, _Unguarded):
+            # Recounted since the epoch was read (or no such campaign): recount now, which
+            # counts this change, already in the log, exactly once.
+            return await self.recompute_metrics(campaign_id, now=now)
         while document is not None:
-            counters = {name: int(document.get(name, 0)) for name in COUNTERS}
+            counters = {name: int(document.get(name) or 0) for name in COUNTERS}
             derived = derived_fields(counters)
-            if all(document.get(name) == value for name, value in derived.items()):
+            missing = {name: 0 for name in COUNTERS if document.get(name) is None}
+            if not missing and all(document.get(name) == value for name, value in derived.items()):
                 break
-            guard = {"_id": document["_id"], **counters}
+            # Guarded by the counters exactly as read: a counter the document lacks (the
+            # schema's own layout has 7 of them) is matched as missing, and filled with 0.
+            guard = {"_id": document["_id"], **{name: document.get(name) for name in COUNTERS}}
             updated = await metrics.find_one_and_update(
-                guard, {"$set": derived}, return_document=ReturnDocument.AFTER
+                guard, {"$set": {**missing, **derived}}, return_document=ReturnDocument.AFTER
             )
             if updated is not None:
                 document = updated
@@ -150,6 +220,31 @@ class MongoMetrics(MongoBase):
         }
 
     async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
+        metrics = self._db[METRICS]
+        for _ in range(RECOUNT_ATTEMPTS):
+            # Move the epoch on first: every writer that read the old one drops its `$inc`.
+            opened = await metrics.find_one_and_update(
+                {"campaign_id": campaign_id},
+                {"$inc": {EPOCH: 1}},
+                projection={EPOCH: 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if opened is None:
+                return None
+            epoch = opened[EPOCH]
+            values = {**await self._recount(campaign_id), "last_updated": now}
+            document = await metrics.find_one_and_update(
+                {"campaign_id": campaign_id, EPOCH: epoch},
+                {"$set": values, "$inc": {EPOCH: 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if document is not None:
+                return from_document(CampaignMetrics, document)
+        # Overtaken by other recounts each time: the last of them stands.
+        return await self.get_metrics_unscoped(campaign_id)
+
+    async def _recount(self, campaign_id: str) -> dict[str, Any]:
+        """The counters and derived fields the campaign's event log gives."""
         await events_for_every_record(self._db, {"campaign_id": campaign_id})
         # A counter counts people: those with at least one event it counts.
         people: dict[str, set[str]] = {counter: set() for counter in TALLIES}
@@ -160,10 +255,4 @@ class MongoMetrics(MongoBase):
         counters = {counter: len(found) for counter, found in people.items()}
         # total_delivered is derived; the counters this leaves out of TALLIES have none.
         full = {name: counters.get(name, 0) for name in COUNTERS}
-        values = {**counters, **derived_fields(full), "last_updated": now}
-        document = await self._db[METRICS].find_one_and_update(
-            {"campaign_id": campaign_id},
-            {"$set": values},
-            return_document=ReturnDocument.AFTER,
-        )
-        return from_document(CampaignMetrics, document)
+        return {**full, **derived_fields(full)}

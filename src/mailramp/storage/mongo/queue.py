@@ -6,22 +6,33 @@ Without transactions (a standalone server has none), each step is a single-docum
 atomic operation, and steps that touch several documents are ordered so that a crash in
 between leaves nothing a worker or a reader would act on wrongly:
 
-- Leases: `claim_due` reads candidate ids, then takes each with `find_one_and_update`
-  whose filter repeats "pending, lease free": of any number of concurrent claimers, the
-  server lets exactly one match a given record; the others move on to the next candidate.
-- Outcomes: each record's status change is one `find_one_and_update` guarded by its open
-  state (`sending`/`uncertain`); only the changes that matched are counted, then the
-  bounce suppressions are written, then the campaign's counters `$inc`-ed once per batch.
-  A crash after the status changes and before the `$inc` leaves the counters short (never
-  double). A crash between a record's status change and its event leaves a moment the log
-  misses: recomputing the metrics (recompute_metrics) first gives each such moment its
-  event (marked `backfilled`, storage/mongo/upgrade.py), then counts the log.
+- Leases: `claim_due` leases one record per `find_one_and_update` whose filter is "due,
+  pending, lease free, of an active campaign on a usable mailbox", sorted by
+  `scheduled_at`: the server picks and leases in one step, so of any number of concurrent
+  claimers each gets another record. The lease, the `sending` mark and the outcome are
+  written with the send write concern (majority, journaled: `MongoBase._durable`), their
+  read-backs from the primary: a failover cannot roll one back and let a second worker send.
+- Outcomes: per record, the bounce suppression first; then the status change, guarded by
+  its open state (`sending`/`uncertain`), which also stores what the outcome still owes
+  (`outcome_owed`: the result and its moment); then its consequences — the person's
+  firsts, the next step, the end of the sequence, their events —, each idempotent; then
+  the campaign's counters `$inc`-ed once per batch for the changes that matched; then the
+  `outcome_owed` marks are removed. When an outage or a crash cuts this short, the worker
+  stores the same results again (sending/worker.py: it keeps them until the database takes
+  them): a record already changed but still owing completes its consequences (events not
+  logged twice) and its campaign is recounted instead of incremented; a record owing
+  nothing changes nothing. A dead worker's marks are completed by the reconciliation
+  (`complete_owed_outcomes`). A crash between a record's status change and its event
+  leaves a moment the log misses: recounting (recompute_metrics) first gives each such
+  moment its event (marked `backfilled`, storage/mongo/upgrade.py), then counts the log.
 - Import: records are inserted with no `scheduled_at` (no worker claims them, no plan
-  counts them) and only scheduled once every batch is in and the plan succeeded; if the
-  batches or the plan raise, the records this import inserted are deleted again. A crash
-  mid-import leaves its records pending and unscheduled: never sent, picked up by the next
-  import or re-plan of the campaign (both schedule every pending record), and expired with
-  the rest at the campaign's end.
+  counts them) and scheduled once every batch is in and the plan succeeded; if the
+  batches or the plan raise, the records this import inserted are deleted again — all but
+  those of people a worker already holds or sent to, since the plan's writes make records
+  due 64 at a time and a later write may fail (`_take_back`). A crash mid-import leaves its
+  records pending and unscheduled: never sent, picked up by the next import or re-plan of
+  the campaign (both schedule every pending record), and expired with the rest at the
+  campaign's end.
 - Campaign state (active, mailbox usable) lives in other collections: the claim reads the
   ids of active campaigns and usable mailboxes first (they are few) and filters with `$in`.
 """
@@ -29,6 +40,7 @@ between leaves nothing a worker or a reader would act on wrongly:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter, defaultdict
 from collections.abc import (
     Awaitable,
@@ -52,6 +64,7 @@ from mailramp.sending import models as send_models
 from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
+    EVENTS,
     MAILBOXES,
     RECIPIENTS,
     TRACKING,
@@ -68,10 +81,13 @@ from mailramp.storage.mongo.people import UNSENT, MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
 from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL, queued, state_events
 from mailramp.tracking.models import (
+    EmailEvent,
     EmailTracking,
     EventType,
     TrackingStatus,
 )
+
+log = logging.getLogger(__name__)
 
 PENDING = TrackingStatus.PENDING.value
 WAITING = TrackingStatus.WAITING.value
@@ -108,6 +124,59 @@ async def _in_chunks(writes: Iterable[Awaitable[Any]]) -> None:
 def _inserted_ids(documents: Sequence[dict[str, Any]], refused: Collection[int]) -> list[ObjectId]:
     """The ids of `documents` an unordered insert_many stored (all but the `refused` indexes)."""
     return [document["_id"] for n, document in enumerate(documents) if n not in refused]
+
+
+OWED = "outcome_owed"
+"""On a record whose outcome is written but whose consequences (the person's firsts, the
+next step, the end of the sequence, events, counters) may not all be yet: the SendResult
+and the moment, to complete them (`record_results`, `complete_owed_outcomes`)."""
+
+OWED_BATCH = 500
+
+
+def _owed(result: send_models.SendResult, at: datetime) -> dict[str, Any]:
+    following = result.next_step
+    return {
+        "at": at,
+        "outcome": result.outcome.value,
+        "campaign_id": result.campaign_id,
+        "user_id": result.user_id,
+        "recipient_email": result.recipient_email,
+        "error": result.error,
+        "retry_at": result.retry_at,
+        "message_id": result.message_id,
+        "attempts": result.attempts,
+        "next_step": None
+        if following is None
+        else {
+            "step": following.step,
+            "not_before": following.not_before,
+            "mailbox_id": following.mailbox_id,
+        },
+    }
+
+
+def _result_of(record_id: str, owed: Mapping[str, Any]) -> send_models.SendResult:
+    """The SendResult an `outcome_owed` was written for."""
+    following = owed.get("next_step")
+    return send_models.SendResult(
+        record_id=record_id,
+        campaign_id=str(owed["campaign_id"]),
+        user_id=str(owed["user_id"]),
+        recipient_email=str(owed["recipient_email"]),
+        outcome=send_models.Outcome(owed["outcome"]),
+        error=owed.get("error"),
+        retry_at=decode(owed.get("retry_at")),
+        message_id=owed.get("message_id"),
+        attempts=owed.get("attempts"),
+        next_step=None
+        if following is None
+        else send_models.NextStep(
+            step=int(following["step"]),
+            not_before=decode(following["not_before"]),
+            mailbox_id=str(following["mailbox_id"]),
+        ),
+    )
 
 
 WRITE_CONCURRENCY = 64
@@ -166,16 +235,7 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             # The plan may refuse (PlanError) before any record is scheduled.
             await self._schedule_pending(campaign.campaign_id, plan)
         except BaseException:
-            # All or nothing: take back what this import inserted, and its people.
-            taken_back: set[str] = set()
-            for start in range(0, len(inserted), 1000):
-                chunk = {"_id": {"$in": inserted[start : start + 1000]}, "status": {"$in": UNSENT}}
-                taken_back.update(await tracking.distinct("recipient_email", chunk))
-                await self._delete_emails(chunk, "import_refused", started)
-            for email in sorted(taken_back):
-                who = {"campaign_id": campaign.campaign_id, "recipient_email": email}
-                if await tracking.find_one(who, {"_id": 1}) is None:
-                    await self._db[RECIPIENTS].delete_one(who)
+            await self._take_back(campaign, inserted, started)
             raise
         total = await tracking.count_documents({"campaign_id": campaign.campaign_id, "step": 1})
         await self._db[CAMPAIGNS].update_one(
@@ -184,6 +244,43 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         return send_models.ImportCounts(
             accepted=accepted, duplicates=duplicates, suppressed=suppressed, total_recipients=total
         )
+
+    async def _take_back(
+        self, campaign: Campaign, inserted: Sequence[ObjectId], at: datetime
+    ) -> None:
+        """All or nothing, as far as nothing left: take back the records a failed import
+        inserted, and their people — except everyone one of whose emails a worker already
+        holds or sent (the plan is written 64 records at a time, and a worker may claim
+        the first ones before a later write fails): those stay, whole, as sent."""
+        tracking = self._db[TRACKING]
+        untouched = {"status": {"$in": UNSENT}, "lease_owner": None}
+        for start in range(0, len(inserted), 1000):
+            chunk = list(inserted[start : start + 1000])
+            documents = [
+                document
+                async for document in tracking.find(
+                    {"_id": {"$in": chunk}}, {"recipient_email": 1, "status": 1, "lease_owner": 1}
+                )
+            ]
+            held = {
+                document["recipient_email"]
+                for document in documents
+                if document.get("status") not in UNSENT or document.get("lease_owner")
+            }
+            ids = [d["_id"] for d in documents if d["recipient_email"] not in held]
+            # The filter repeats "untouched": a record leased since the read above stays.
+            await self._delete_emails({"_id": {"$in": ids}, **untouched}, "import_refused", at)
+            for email in sorted({d["recipient_email"] for d in documents} - held):
+                who = {"campaign_id": campaign.campaign_id, "recipient_email": email}
+                if await tracking.find_one(who, {"_id": 1}) is None:
+                    await self._db[RECIPIENTS].delete_one(who)
+            if held:
+                log.warning(
+                    "campaign %s: a failed import keeps %d recipient(s) a worker already "
+                    "sent to or holds",
+                    campaign.campaign_id,
+                    len(held),
+                )
 
     async def _schedule_pending(self, campaign_id: str, plan: PlanFunction) -> int:
         tracking = self._db[TRACKING]
@@ -474,34 +571,23 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         due = await self._due_query(now, {"status": CampaignStatus.ACTIVE.value})
         if due is None:
             return []
-        tracking = self._db[TRACKING]
+        tracking = self._durable(TRACKING)
         held = {"lease_owner": worker_id, "lease_expires_at": lease_until, "updated_at": now}
         claimed: list[EmailTracking] = []
-        tried: list[ObjectId] = []
         while len(claimed) < limit:
-            query = {**due, "_id": {"$nin": tried}} if tried else due
-            cursor = (
-                tracking.find(query, {"_id": 1})
-                .sort([("scheduled_at", 1)])
-                .limit(limit - len(claimed))
+            # The server picks the earliest claimable record and leases it in one step:
+            # of many concurrent claimers each gets another record (none reads candidates
+            # the others race for), and a record leased meanwhile no longer matches.
+            document = await tracking.find_one_and_update(
+                due,
+                {"$set": held},
+                sort=[("scheduled_at", 1), ("_id", 1)],
+                return_document=ReturnDocument.AFTER,
             )
-            candidates = [document["_id"] async for document in cursor]
-            if not candidates:
+            record = from_document(EmailTracking, document)
+            if record is None:
                 break
-            for record_id in candidates:
-                tried.append(record_id)
-                # The filter repeats what makes the record claimable: if another worker
-                # leased it since the read above, this matches nothing and it is skipped.
-                document = await tracking.find_one_and_update(
-                    {"_id": record_id, "status": PENDING, **_lease_free(now)},
-                    {"$set": held},
-                    return_document=ReturnDocument.AFTER,
-                )
-                record = from_document(EmailTracking, document)
-                if record is not None:
-                    claimed.append(record)
-        # Oldest first (candidate order is kept among equal times).
-        claimed.sort(key=lambda record: record.scheduled_at or now)
+            claimed.append(record)
         return claimed
 
     async def queue_depth(self, *, now: datetime) -> send_models.QueueDepth:
@@ -526,7 +612,8 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
         if not message_ids:
             return set()
-        tracking = self._db[TRACKING]
+        # The mark and its read-back are what stop a second worker: majority, primary.
+        tracking = self._durable(TRACKING)
         wanted = {
             ObjectId(record_id): message_id
             for record_id, message_id in message_ids.items()
@@ -575,56 +662,144 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
     ) -> None:
         if not results:
             return
-        tracking = self._db[TRACKING]
+        tracking = self._durable(TRACKING)
+        epochs = await self._metrics_epochs({result.campaign_id for result in results})
         deltas: dict[str, Counter[str]] = defaultdict(Counter)
+        recount: set[str] = set()
+        done: dict[datetime, list[ObjectId]] = defaultdict(list)
         for result in results:
             if not ObjectId.is_valid(result.record_id):
                 continue
-            # The record's own state change guards everything counted for it: a repeated
-            # report matches nothing here and changes nothing below.
-            document = await tracking.find_one_and_update(
-                {
-                    "_id": oid(result.record_id),
-                    "status": {"$in": outcomes.states_it_may_leave(result)},
-                },
-                {"$set": encode(TRACKING, outcomes.outcome_values(result, now))},
-                projection={"campaign_id": 1, "step": 1},
-            )
-            if document is None:
-                continue
-            events = outcomes.outcome_events(result, now)
-            campaign_id = str(document["campaign_id"])
-            retried = result.outcome is send_models.Outcome.RETRY
-            if retried and await self._cancel_retry_of_cancelled(
-                campaign_id, result.record_id, now
-            ):
-                events += state_events([outcomes.changed_email(result)], EventType.CANCELLED, now)
-            for field, counter in outcomes.counted_firsts(result.outcome).items():
-                if field in COUNTED_ON_FIRST_EMAIL:
-                    gained = document.get("step", 1) == 1
-                else:
-                    emails = [result.recipient_email]
-                    gained = bool(
-                        await self._first_for_people(
-                            campaign_id, result.user_id, emails, field, now
-                        )
-                    )
-                if gained:
-                    deltas[campaign_id][counter] += 1
-            if result.next_step is not None:
-                await self._next_step_due(campaign_id, result, result.next_step)
-            if result.outcome in outcomes.ENDS_SEQUENCE:
-                stopped = await self._end_sequence(campaign_id, result.recipient_email, now)
-                events += outcomes.ended_by(result, stopped, now)
+            record_id = oid(result.record_id)
+            # The suppression first: once the record changed, a repeat of this report
+            # changes nothing, so one written after could be lost to a crash for good.
             suppression = outcomes.suppression_for(result, now)
             if suppression is not None:
                 await self._suppress(suppression)
-            await self._append_events(events)
+            # The record's own state change guards everything counted for it; it also
+            # says what is owed until the consequences below have all landed.
+            document = await tracking.find_one_and_update(
+                {"_id": record_id, "status": {"$in": outcomes.states_it_may_leave(result)}},
+                {
+                    "$set": {
+                        **encode(TRACKING, outcomes.outcome_values(result, now)),
+                        OWED: _owed(result, now),
+                    }
+                },
+                projection={"campaign_id": 1, "step": 1},
+            )
+            if document is not None:
+                gained = await self._consequences(result, document, now, first=True)
+                deltas[result.campaign_id].update(gained)
+                done[now].append(record_id)
+                continue
+            # Recorded before — by an earlier attempt of this same report, cut short by an
+            # outage or a crash? Then complete what it owes (a repeat finds nothing).
+            owed = await tracking.find_one(
+                {"_id": record_id, f"{OWED}.outcome": result.outcome.value},
+                {"campaign_id": 1, "step": 1, OWED: 1},
+            )
+            if owed is not None:
+                at = decode(owed[OWED]["at"])
+                await self._consequences(result, owed, at, first=False)
+                recount.add(result.campaign_id)
+                done[at].append(record_id)
         # Counters last: `$inc` once per campaign for the changes that matched above (the
-        # metrics document's own increment, MongoAccounts._increment_metrics: `$inc`, then
-        # the rates compare-and-set from the counters it read back).
-        for campaign_id in sorted(deltas):
-            await self._increment_metrics(campaign_id, dict(deltas[campaign_id]), now)
+        # metrics document's own increment, MongoMetrics._increment_metrics: `$inc` while
+        # no recount intervened, then the rates compare-and-set from the counters read
+        # back). A completed earlier attempt may or may not have counted: recount those.
+        for campaign_id in sorted(set(deltas) - recount):
+            increments = {name: n for name, n in deltas[campaign_id].items() if n}
+            if increments:
+                epoch = epochs[campaign_id]
+                await self._increment_metrics(campaign_id, increments, now, epoch=epoch)
+        for campaign_id in sorted(recount):
+            await self.recompute_metrics(campaign_id, now=now)
+        for at, record_ids in done.items():
+            await tracking.update_many(
+                {"_id": {"$in": record_ids}, f"{OWED}.at": at}, {"$unset": {OWED: ""}}
+            )
+
+    async def _consequences(
+        self,
+        result: send_models.SendResult,
+        document: Mapping[str, Any],
+        at: datetime,
+        *,
+        first: bool,
+    ) -> Counter[str]:
+        """What a recorded outcome brings beside the record's own fields: the person's
+        firsts (the counters they gained), the next step due, the end of the sequence and
+        the events of all of it. Each step is idempotent, so an attempt cut short is
+        completed by running it again (`first=False`: events already logged are not
+        logged twice)."""
+        campaign_id = str(document["campaign_id"])
+        events = outcomes.outcome_events(result, at)
+        if result.outcome is send_models.Outcome.RETRY and await self._cancel_retry_of_cancelled(
+            campaign_id, result.record_id, at
+        ):
+            events += state_events([outcomes.changed_email(result)], EventType.CANCELLED, at)
+        gained: Counter[str] = Counter()
+        for field, counter in outcomes.counted_firsts(result.outcome).items():
+            if field in COUNTED_ON_FIRST_EMAIL:
+                gained[counter] += int(document.get("step", 1) == 1)
+            else:
+                emails = [result.recipient_email]
+                people = await self._first_for_people(
+                    campaign_id, result.user_id, emails, field, at
+                )
+                gained[counter] += int(bool(people))
+        if result.next_step is not None:
+            await self._next_step_due(campaign_id, result, result.next_step)
+        if result.outcome in outcomes.ENDS_SEQUENCE:
+            stopped = await self._end_sequence(campaign_id, result.recipient_email, at)
+            events += outcomes.ended_by(result, stopped, at)
+        if not first:
+            events = await self._not_logged(events)
+        await self._append_events(events)
+        return gained
+
+    async def _not_logged(self, events: Sequence[EmailEvent]) -> list[EmailEvent]:
+        """The events of `events` the log does not hold yet (same email, type, moment)."""
+        missing = []
+        for event in events:
+            found = await self._db[EVENTS].find_one(
+                {
+                    "record_id": oid(event.record_id),
+                    "type": event.type.value,
+                    "occurred_at": event.occurred_at,
+                },
+                {"_id": 1},
+            )
+            if found is None:
+                missing.append(event)
+        return missing
+
+    async def complete_owed_outcomes(self, *, before: datetime) -> int:
+        """Complete the consequences of outcomes recorded before `before` whose worker
+        never finished them (it died between the record's change and the end of
+        `record_results`); how many. A live worker finishes its own within seconds: it
+        stores its outcomes until the database takes them (sending/worker.py)."""
+        tracking = self._durable(TRACKING)
+        cursor = tracking.find(
+            {f"{OWED}.at": {"$lt": before}}, {"campaign_id": 1, "step": 1, OWED: 1}
+        ).limit(OWED_BATCH)
+        owed = [document async for document in cursor]
+        recount: set[str] = set()
+        for document in owed:
+            result = _result_of(str(document["_id"]), document[OWED])
+            at = decode(document[OWED]["at"])
+            suppression = outcomes.suppression_for(result, at)
+            if suppression is not None:
+                await self._suppress(suppression)
+            await self._consequences(result, document, at, first=False)
+            recount.add(result.campaign_id)
+            await tracking.update_one(
+                {"_id": document["_id"], f"{OWED}.at": at}, {"$unset": {OWED: ""}}
+            )
+        for campaign_id in sorted(recount):
+            await self.recompute_metrics(campaign_id, now=before)
+        return len(owed)
 
     async def _next_step_due(
         self, campaign_id: str, result: send_models.SendResult, due: send_models.NextStep
@@ -714,6 +889,23 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         held = await self._db[MAILBOXES].find_one({"_id": oid(mailbox_id)}, {"next_send_at": 1})
         moment = decode((held or {}).get("next_send_at"))
         return moment if isinstance(moment, datetime) else until
+
+    async def release_marked(self, *, worker_id: str, record_ids: Collection[str]) -> int:
+        # The mark may have landed with its answer lost (a failover, a write concern
+        # timeout): undo it (the worker knows no provider got these), free the rest too.
+        tracking = self._durable(TRACKING)
+        mine = {"_id": {"$in": _object_ids(record_ids)}, "lease_owner": worker_id}
+        marked = await tracking.update_many(
+            {**mine, "status": SENDING},
+            {
+                "$set": {"status": PENDING, "lease_owner": None, "lease_expires_at": None},
+                "$inc": {"attempts": -1},
+            },
+        )
+        await tracking.update_many(
+            {**mine, "status": PENDING}, {"$set": {"lease_owner": None, "lease_expires_at": None}}
+        )
+        return int(marked.modified_count)
 
     async def release_claims(
         self, *, worker_id: str, record_ids: Collection[str] | None = None

@@ -2,19 +2,22 @@
 
 Atomicity without a replica set (no transactions): every step of `record_event` is one
 single-document operation, ordered so that what a crash can leave behind is only ever an
-under-count that `recompute_metrics` repairs from the event log (what the counters count):
+under-count that a recount (`recompute_metrics`, run by the worker's reconciliation)
+repairs from the event log (what the counters count):
 
-1. the event is appended to `email_events` with its number, first; the `stopped` events
-   of the emails its stop ends follow the stop;
+0. the suppression an event brings (a hard bounce, a complaint, an unsubscribe) is written
+   first, since nothing after it could bring it back if a crash followed (the unique
+   index refuses a second one); the campaign's `recount_epoch` is read (metrics.py);
+1. the event is appended to `email_events` with its number; the `stopped` events of the
+   emails its stop ends follow the stop;
 2. for each first-of-its-kind field, `update_one({_id, field: None}, {$set: field})` — the
    record's own state change, atomic on one document, so of many concurrent duplicate hits
    exactly one matches;
-3. only for the fields whose guarded update matched, the campaign_matrix counters are
-   `$inc`-ed (one `find_one_and_update`), then the derived fields (delivered, rates) are
-   written with the counters they were computed from in the filter, so a stale computation
-   never overwrites a newer one;
-4. the status change (`status $in status_from` in the filter) and the suppression (the
-   unique index refuses a second one) are single-document operations of their own.
+3. the status change (`status $in status_from` in the filter);
+4. only for the fields whose guarded update matched, the campaign_matrix counters are
+   `$inc`-ed while the epoch is unchanged (one `find_one_and_update`), then the derived
+   fields (delivered, rates) are written with the counters they were computed from in the
+   filter, so a stale computation never overwrites a newer one.
 """
 
 from __future__ import annotations
@@ -192,6 +195,29 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
         order = [("scheduled_at", 1), ("_id", 1)]
         return await self._page(TRACKING, EmailTracking, found, order, query.offset, query.limit)
 
+    async def export_tracking(
+        self, user_id: str, campaign_id: str, *, after: tuple[str, int] | None, limit: int
+    ) -> list[EmailTracking]:
+        owner = maybe_oid(user_id)
+        if owner is None:
+            return []
+        # Keyset on uq_email_tracking_campaign_id_recipient_email_step: the filter's
+        # campaign equality and the (address, step) bound are that index's prefix and
+        # range, and its order is the sort — no skip over what was read before, no sort in
+        # memory.
+        query: dict[str, Any] = {"campaign_id": campaign_id, "user_id": owner}
+        if after is not None:
+            email, step = after
+            query["$or"] = [
+                {"recipient_email": {"$gt": email}},
+                {"recipient_email": email, "step": {"$gt": step}},
+            ]
+        cursor = (
+            self._db[TRACKING].find(query).sort([("recipient_email", 1), ("step", 1)]).limit(limit)
+        )
+        records = [from_document(EmailTracking, document) async for document in cursor]
+        return [record for record in records if record is not None]
+
     async def count_tracking_by_status(self, user_id: str, campaign_id: str) -> dict[str, int]:
         # As on SQL (and as the protocol says): statuses with no records are left out.
         owner = maybe_oid(user_id)
@@ -301,7 +327,13 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
                 )
         if change.received is not None:  # kept once: a repeat after a crash is refused
             await self._keep_received(change.received)
-        # The order of the writes is the module docstring's: log, record, counters.
+        # The order of the writes is the module docstring's: suppression, log, record,
+        # counters.
+        if suppress is not None:
+            # Already suppressed: the unique index refuses it, the first reason stays.
+            with contextlib.suppress(DuplicateKeyError):
+                await self._db[SUPPRESSIONS].insert_one(to_document(SUPPRESSIONS, suppress))
+        epochs = await self._metrics_epochs([event.campaign_id]) if firsts else {}
         await self._append_events([event])
         at = event.occurred_at
         deltas = await self._set_firsts(event, firsts)
@@ -322,12 +354,10 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
                 await self._postpone(
                     event.campaign_id, person["recipient_email"], change.postpone_until
                 )
-        if suppress is not None:
-            # Already suppressed: the unique index refuses it, the first reason stays.
-            with contextlib.suppress(DuplicateKeyError):
-                await self._db[SUPPRESSIONS].insert_one(to_document(SUPPRESSIONS, suppress))
         if deltas:
-            await self._increment_metrics(event.campaign_id, deltas, event.occurred_at)
+            await self._increment_metrics(
+                event.campaign_id, deltas, event.occurred_at, epoch=epochs[event.campaign_id]
+            )
         return deltas
 
     async def _set_firsts(self, event: EmailEvent, firsts: Mapping[str, str]) -> dict[str, int]:
@@ -411,6 +441,7 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
         # fields and the counters — a crash between leaves an under-count that
         # `recompute_metrics` repairs from the log.
         decided: list[EmailEvent] = []
+        epochs = await self._metrics_epochs({item.event.campaign_id for item in settled})
         for item in settled:
             event = item.event
             verdict = await self._db[EVENTS].update_one(
@@ -428,7 +459,10 @@ class MongoTracking(MongoSuppression, MongoPeople, MongoMetrics):
             decided.append(event)
             deltas = await self._set_firsts(event, item.firsts)
             if deltas:
-                await self._increment_metrics(event.campaign_id, deltas, event.occurred_at)
+                epoch = epochs[event.campaign_id]
+                await self._increment_metrics(
+                    event.campaign_id, deltas, event.occurred_at, epoch=epoch
+                )
         return decided
 
     async def event_series(self, user_id: str, campaign_id: str) -> list[dict[str, Any]]:

@@ -11,13 +11,19 @@ has its event, since the counters are rebuilt from the event log: a moment writt
 there was a log gets the event it stands for, at that moment, numbered after the user's
 events and marked `{"backfilled": "<field>"}` (history: webhooks never push it). It runs
 when the stored layout is older than mongo-0023 (a scan of every record).
+
+mongo-0024: every campaign_matrix document holds every counter mailramp keeps. A document
+in the schema's own layout (the previous application's: 7 counters) lacks the human, auto-
+reply and complaint ones; each missing counter is written as 0 (what it counted so far is
+unknown; `mailramp metrics recompute` rebuilds them all from the event log).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mailramp.storage.mongo.codec import EVENTS, RECIPIENTS, TRACKING, from_document
+from mailramp.metrics.models import COUNTERS
+from mailramp.storage.mongo.codec import EVENTS, METRICS, RECIPIENTS, TRACKING, from_document
 from mailramp.storage.mongo.numbering import append_numbered
 from mailramp.tracking.events import Moment, backfilled_moments
 from mailramp.tracking.models import BACKFILLED, EVENT_TIMESTAMPS, EmailEvent, EmailTracking
@@ -33,8 +39,22 @@ async def upgrade_documents(database: Any, stored: str | None) -> None:
     """Every step below, in order; `stored` is the layout the database was at (None for
     a database never migrated)."""
     await _emails_have_steps(database)
-    if stored != EVENTS_FOR_EVERY_RECORD:
+    # Layout names sort in their order ("mongo-0014" < "mongo-0023").
+    if stored is None or stored < EVENTS_FOR_EVERY_RECORD:
         await events_for_every_record(database, {})
+    await metrics_have_every_counter(database)
+
+
+async def metrics_have_every_counter(database: Any) -> int:
+    """Write 0 for each counter a campaign_matrix document lacks; how many documents
+    changed (idempotent: 0 on an up-to-date database)."""
+    changed = 0
+    for name in COUNTERS:
+        result = await database[METRICS].update_many(
+            {name: {"$exists": False}}, {"$set": {name: 0}}
+        )
+        changed += int(result.modified_count)
+    return changed
 
 
 async def _emails_have_steps(database: Any) -> None:

@@ -34,10 +34,11 @@ class MongoUsers(MongoBase):
         return await self._find_one(USERS, User, {"login_id": login_id})
 
     async def get_user_by_email(self, email: str) -> User | None:
-        return await self._find_one(USERS, User, {"email": email})
+        return await self._find_one(USERS, User, _string_field("email", email))
 
     async def get_user_by_clerk_id(self, clerk_user_id: str) -> User | None:
-        return await self._find_one(USERS, User, {"clerk_user_id": clerk_user_id})
+        # On every Clerk-authenticated request: must be an index lookup.
+        return await self._find_one(USERS, User, _string_field("clerk_user_id", clerk_user_id))
 
     async def update_user(self, user_id: str, changes: Mapping[str, Any]) -> User | None:
         values = encode(USERS, changes)
@@ -51,3 +52,11 @@ class MongoUsers(MongoBase):
         except DuplicateKeyError as error:
             raise await self._duplicate(USERS, {"_id": query["_id"], **values}, error) from None
         return from_document(User, document)
+
+
+def _string_field(field: str, value: str) -> dict[str, Any]:
+    """The filter for a user by an optional unique field. Its index is partial (`{field:
+    {$type: "string"}}`, indexes.py), and the server uses a partial index only for a query
+    that states the index's filter itself — it does not infer it from the equality. So the
+    filter says both; the answer is the same."""
+    return {"$and": [{field: value}, {field: {"$type": "string"}}]}

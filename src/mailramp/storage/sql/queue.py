@@ -797,6 +797,31 @@ class SqlQueue(SqlPeople):
         )
         return True
 
+    async def complete_owed_outcomes(self, *, before: datetime) -> int:
+        return 0  # an outcome and its consequences are one transaction: never owed
+
+    async def release_marked(self, *, worker_id: str, record_ids: Collection[str]) -> int:
+        # A commit whose answer was lost can leave the mark in place: undo it (the worker
+        # knows no provider got these), and free the rest of the group's leases too.
+        mine = and_(T.c.lease_owner == worker_id, T.c._id.in_(list(record_ids)))
+        async with self._write() as connection:
+            marked = await connection.execute(
+                update(T)
+                .where(mine, T.c.status == TrackingStatus.SENDING.value)
+                .values(
+                    status=TrackingStatus.PENDING.value,
+                    attempts=T.c.attempts - 1,  # the mark counted the attempt
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            await connection.execute(
+                update(T)
+                .where(mine, T.c.status == TrackingStatus.PENDING.value)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+            return int(marked.rowcount)
+
     async def release_claims(
         self, *, worker_id: str, record_ids: Collection[str] | None = None
     ) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailramp.kit.types import Page
@@ -102,6 +102,25 @@ class SqlTracking(SqlPeople):
             return await self._page(
                 connection, EmailTracking, tracking, condition, order, query.offset, query.limit
             )
+
+    async def export_tracking(
+        self, user_id: str, campaign_id: str, *, after: tuple[str, int] | None, limit: int
+    ) -> list[EmailTracking]:
+        tracking = tables.tracking
+        # The unique (campaign_id, recipient_email, step) index serves the order and the key.
+        condition = and_(tracking.c.campaign_id == campaign_id, tracking.c.user_id == user_id)
+        if after is not None:
+            key = tuple_(tracking.c.recipient_email, tracking.c.step)
+            condition = and_(condition, key > tuple_(literal(after[0]), literal(after[1])))
+        statement = (
+            select(tracking)
+            .where(condition)
+            .order_by(tracking.c.recipient_email, tracking.c.step)
+            .limit(limit)
+        )
+        async with self._read() as connection:
+            rows = (await connection.execute(statement)).mappings()
+            return [EmailTracking.model_validate(dict(row)) for row in rows]
 
     async def count_tracking_by_status(self, user_id: str, campaign_id: str) -> dict[str, int]:
         tracking = tables.tracking
