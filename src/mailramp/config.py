@@ -39,13 +39,12 @@ class Settings(BaseSettings):
         le=1000,
         description="Connections a process may open beyond the pool under load, closed again.",
     )
-    mongodb_send_write_concern: str = Field(
+    mongodb_write_concern: str = Field(
         default="majority",
         pattern=r"^(majority|[1-9][0-9]?)$",
-        description="MongoDB: how many members acknowledge (journaled) the writes that "
-        "guard a send — the lease, the `sending` mark, the outcome — whatever the URL's `w` "
-        "says. `1` only where losing a write to a failover, and sending that email twice, "
-        "is acceptable.",
+        description="MongoDB: how many members acknowledge (journaled) every write, "
+        "whatever the URL's `w` says. `1` only where losing a write to a failover — and so "
+        "sending an email twice — is acceptable.",
     )
     encryption_keys: SecretStr | None = Field(
         default=None,

@@ -393,7 +393,7 @@ def open_store(settings: Settings) -> Store:
         return MongoStore.from_url(
             settings.database_url,
             max_pool_size=settings.db_pool_size + settings.db_max_overflow,
-            send_write_concern=settings.mongodb_send_write_concern,
+            write_concern=settings.mongodb_write_concern,
         )
     return SqlStore.from_url(
         settings.database_url,

@@ -42,8 +42,7 @@ from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.metrics.models import COUNTERS
 from mailramp.sending.reconcile import OWED_GRACE, Reconciler
 from mailramp.storage.mongo import MongoStore
-from mailramp.storage.mongo.codec import EVENTS, SUPPRESSIONS, TRACKING
-from mailramp.storage.mongo.queue import OWED
+from mailramp.storage.mongo.codec import EVENTS, OWED, SUPPRESSIONS, TRACKING
 from tests.conftest import services_on
 from tests.sending.conftest import START, World
 from tests.support.clock import FakeClock
@@ -181,6 +180,9 @@ async def check(case: Case, point: str, outcomes: dict[str, str] = EVERY_OUTCOME
         async for document in case.raw(TRACKING).find({"step": 2})
     }
     assert follow_ups == {a: FOLLOW_UP_AFTER[o] for a, o in outcomes.items()}, point
+    # The refused person's follow-up was stopped once, and the log says so once.
+    stops = await case.raw(EVENTS).count_documents({"type": "stopped"})
+    assert stops == int(outcomes[REFUSED] == "bounced"), point
     suppressed = await case.raw(SUPPRESSIONS).count_documents({"email": REFUSED})
     assert suppressed == int(outcomes[REFUSED] == "bounced"), point
     assert await case.raw(TRACKING).count_documents({OWED: {"$exists": True}}) == 0, point

@@ -32,19 +32,26 @@ from pymongo.errors import (
 )
 
 from mailramp.campaigns.repository import Slot
-from mailramp.errors import DatabaseUnavailableError, DuplicateError
+from mailramp.errors import ConfigurationError, DatabaseUnavailableError, DuplicateError
 from mailramp.kit.ids import new_object_id
 from mailramp.kit.secrets import SecretBox, generate_key
 from mailramp.metrics.models import COUNTERS
 from mailramp.runtime import Services
 from mailramp.sending.models import Outcome, SendResult
-from mailramp.sending.reconcile import Reconciler
+from mailramp.sending.reconcile import RECONCILE_INTERVAL, Reconciled, Reconciler
 from mailramp.sending.repository import Lease
 from mailramp.storage.mongo import MongoStore
 from mailramp.storage.mongo.client import open_database
-from mailramp.storage.mongo.codec import EVENTS, METRICS, RECIPIENTS, SUPPRESSIONS, TRACKING, USERS
+from mailramp.storage.mongo.codec import (
+    EVENTS,
+    METRICS,
+    OWED,
+    RECIPIENTS,
+    SUPPRESSIONS,
+    TRACKING,
+    USERS,
+)
 from mailramp.storage.mongo.indexes import INDEXES
-from mailramp.storage.mongo.queue import OWED
 from mailramp.tracking.events import OPEN
 from mailramp.tracking.models import EmailEvent, EmailTracking, EventType
 from mailramp.tracking.repository import EventChange
@@ -209,6 +216,19 @@ async def test_every_operation_reports_an_outage_as_database_unavailable(
     assert await operations["find_one"]() is not None
 
 
+async def test_a_write_concern_the_deployment_cannot_satisfy_is_a_setting_to_fix(
+    double: Double,
+) -> None:
+    user = await make_user(double.services)
+    refusal = WriteConcernError("Not enough data-bearing nodes", 100, {})
+    double.faults.add(Fault(method="find_one_and_update", error=refusal))
+    with pytest.raises(ConfigurationError, match="MAILRAMP_MONGODB_WRITE_CONCERN"):
+        await double.store.update_user(user.user_id, {"user_name": "Ann"})
+    double.faults.add(Fault(method="find_one", error=OperationFailure("cursor id not found", 43)))
+    with pytest.raises(DatabaseUnavailableError):  # a cursor lost in a failover
+        await double.store.get_user(user.user_id)
+
+
 async def test_a_statement_error_stays_what_it_is(double: Double) -> None:
     user = await make_user(double.services)
     double.faults.add(Fault(method="find_one", error=OperationFailure("unknown operator", 2)))
@@ -237,20 +257,25 @@ async def test_a_real_driver_against_a_closed_port_is_unavailable_quickly() -> N
 # -- write concern, read preference and timeouts (items 2 and 8) ------------------------------
 
 
-async def test_send_writes_are_majority_and_journaled_whatever_the_url_says() -> None:
+async def test_writes_are_majority_and_journaled_and_reads_primary_whatever_the_url_says() -> None:
     url = "mongodb://127.0.0.1:1/x?w=1&journal=false&readPreference=secondaryPreferred"
     store = MongoStore.from_url(url)
     try:
-        durable = store._durable(TRACKING)
-        assert durable.write_concern.document == {"w": "majority", "j": True, "wtimeout": 10000}
-        assert durable.read_preference == ReadPreference.PRIMARY
-        # Everything else follows the URL (the operator's choice for the other writes).
+        for collection in (TRACKING, METRICS, EVENTS, SUPPRESSIONS):
+            used = store._db[collection]  # what every query method of the adapter goes through
+            assert used.write_concern.document == {"w": "majority", "j": True, "wtimeout": 10000}
+            assert used.read_preference == ReadPreference.PRIMARY
+        # The URL's own choice is still what the client says (and all the adapter overrides).
         assert store.database[TRACKING].write_concern.document == {"w": 1, "j": False}
     finally:
         await store.close()
-    knowingly = MongoStore.from_url(url, send_write_concern="1")
+    knowingly = MongoStore.from_url(url, write_concern="1")
     try:
-        assert knowingly._durable(TRACKING).write_concern.document["w"] == 1
+        assert knowingly._db[TRACKING].write_concern.document == {
+            "w": 1,
+            "j": True,
+            "wtimeout": 10000,
+        }
     finally:
         await knowingly.close()
 
@@ -407,6 +432,35 @@ async def test_a_bounce_whose_answer_was_lost_keeps_its_suppression_and_complete
     assert metrics is not None and (metrics.total_sent, metrics.total_bounced) == (1, 1)
 
 
+async def test_a_retry_stored_again_never_takes_a_record_back_from_another_worker(
+    services: Services,
+) -> None:
+    store, now = services.store, services.clock()
+    user = await make_user(services)
+    campaign = await make_campaign(
+        services, user, await make_mailbox(services, user), start_time=now
+    )
+    await store.insert_tracking([make_email(campaign, "p@example.com", scheduled_at=now)])
+    await store.run_lifecycle(now=now)
+    first = Lease("w1", now, now + timedelta(minutes=2))
+    [record] = await store.claim_due(first, limit=1)
+    await store.start_sending(first, {record.id: "<m1@x>"})
+    retry = SendResult.of(record, Outcome.RETRY, "421 try later", retry_at=now)
+    # w1's retry is stored (its answer lost, say); w2 takes the record again and sends.
+    await store.record_results([retry], now=now, worker_id="w1")
+    second = Lease("w2", now, now + timedelta(minutes=2))
+    assert [r.id for r in await store.claim_due(second, limit=1)] == [record.id]
+    assert await store.start_sending(second, {record.id: "<m2@x>"}) == {record.id}
+    # w1 stores the same retry again: w2's send in flight stays w2's.
+    await store.record_results([retry], now=now + timedelta(seconds=5), worker_id="w1")
+    held = await store.get_tracking_unscoped(record.id)
+    assert held is not None and (held.status, held.lease_owner) == ("sending", "w2")
+    sent_by_w2 = SendResult.of(held, Outcome.SENT)
+    await store.record_results([sent_by_w2], now=now + timedelta(seconds=6), worker_id="w2")
+    done = await store.get_tracking_unscoped(record.id)
+    assert done is not None and done.status == "sent" and done.message_id == "<m2@x>"
+
+
 # -- a failed import never deletes what a worker took (item 3) --------------------------------
 
 
@@ -515,9 +569,12 @@ async def test_claims_lease_due_records_in_one_step_each_on_the_claim_index(
     )
     claims: list[dict[str, Any]] = []
 
+    sorts: list[Any] = []
+
     def claim(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         if "lease_owner" in args[1].get("$set", {}) and "sort" in kwargs:
             claims.append(args[0])
+            sorts.append(kwargs["sort"])
         return False
 
     double.faults.add(Fault(method="find_one_and_update", collection=TRACKING, when=claim))
@@ -536,6 +593,9 @@ async def test_claims_lease_due_records_in_one_step_each_on_the_claim_index(
         s for s in INDEXES if s.name == "ix_email_tracking_status_campaign_id_scheduled_at"
     )
     assert all(bounded_prefix(query, index.keys) == 3 for query in claims)
+    # Sorted by the key after the equality and $in ones: the index's own order, merged
+    # across campaigns; any other sort key would be a sort in memory per claim.
+    assert all(sort == [(index.keys[2], 1)] for sort in sorts)
     assert claims[0]["campaign_id"] == {"$in": [active.campaign_id]}
 
 
@@ -553,6 +613,11 @@ async def test_an_export_neither_skips_nor_repeats_records_changing_under_it(
         make_email(campaign, f"p{n:02}@example.com", scheduled_at=now + timedelta(minutes=n))
         for n in range(25)
     ]
+    # Every third person has a second step: pages end between one person's two emails.
+    records += [
+        make_email(campaign, f"p{n:02}@example.com", step=2, status="waiting")
+        for n in range(0, 25, 3)
+    ]
     await store.insert_tracking(records)
     read: list[str] = []
     after = None
@@ -562,7 +627,7 @@ async def test_an_export_neither_skips_nor_repeats_records_changing_under_it(
         )
         if not page:
             break
-        read += [record.recipient_email for record in page]
+        read += [(record.recipient_email, record.step) for record in page]
         after = (page[-1].recipient_email, page[-1].step)
         # Meanwhile every record not read yet moves ahead of those read (a retry rewrites
         # scheduled_at): offsets over that order would skip or repeat.
@@ -572,7 +637,8 @@ async def test_an_export_neither_skips_nor_repeats_records_changing_under_it(
                 Slot(mailbox.mailbox_id, now - timedelta(minutes=n)) for n in range(len(zones))
             ],
         )
-    assert read == sorted(record.recipient_email for record in records)
+    assert read == sorted((record.recipient_email, record.step) for record in records)
+    assert len(read) == 34
     assert (
         await store.export_tracking(new_object_id(), campaign.campaign_id, after=None, limit=10)
         == []
@@ -613,9 +679,19 @@ async def test_the_reconciliation_recounts_what_a_crash_before_an_increment_left
     assert f"campaign {campaign_id} recounted from its event log: total_opened 0 → 1" in (
         caplog.text
     )
-    # A second pass finds nothing to repair.
+    # Another process in the same interval: not its turn.
+    assert await Reconciler(store, clock=double.services.clock).run_once() == Reconciled()
+    # The next interval: the campaign is still active, recounted, nothing to repair; its
+    # last_updated stays as the repair left it (a recount that changes nothing moves
+    # nothing), so once it is no longer active it drops out of the passes.
+    double.services.clock.now += RECONCILE_INTERVAL
     again = await Reconciler(store, clock=double.services.clock).run_once()
-    assert again.repaired == ()
+    assert again == Reconciled(0, 1, ())
+    unchanged = await store.get_metrics_unscoped(campaign_id)
+    assert unchanged is not None and unchanged.last_updated == repaired.last_updated
+    await double.services.campaigns.pause(records[0].user_id, campaign_id)
+    double.services.clock.now += 2 * RECONCILE_INTERVAL + timedelta(minutes=1)
+    assert await Reconciler(store, clock=double.services.clock).run_once() == Reconciled()
 
 
 async def test_the_reconciliation_has_nothing_to_do_where_changes_are_transactions(

@@ -298,6 +298,9 @@ class OlderServer:
     def __getitem__(self, name: str) -> RefusingCollection:
         return RefusingCollection(self._database[name], self._refusal)
 
+    def with_options(self, **options: Any) -> OlderServer:
+        return OlderServer(self._database.with_options(**options), self._refusal)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._database, name)
 

@@ -226,13 +226,22 @@ class AsyncCollection:
 class AsyncDatabase:
     """A mongomock database with PyMongo's async shapes."""
 
-    def __init__(self, database: Any, faults: Faults | None = None) -> None:
+    def __init__(
+        self, database: Any, faults: Faults | None = None, options: dict[str, Any] | None = None
+    ) -> None:
         self._database = database
         self.name = str(database.name)
         self.faults = faults
+        self._options = options or {}
 
     def __getitem__(self, name: str) -> AsyncCollection:
-        return AsyncCollection(self._database[name], self.faults)
+        collection = self._database[name]
+        if self._options:  # mongomock's databases take no write concern; its collections do
+            collection = collection.with_options(**self._options)
+        return AsyncCollection(collection, self.faults)
+
+    def with_options(self, **options: Any) -> AsyncDatabase:
+        return AsyncDatabase(self._database, self.faults, {**self._options, **options})
 
     def __getattr__(self, name: str) -> AsyncCollection:
         return self[name]

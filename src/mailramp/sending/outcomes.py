@@ -28,6 +28,14 @@ def states_it_may_leave(result: SendResult) -> list[str]:
     return list(RETRY_STATES if result.outcome is Outcome.RETRY else OPEN_STATES)
 
 
+def needs_own_lease(result: SendResult) -> bool:
+    """Whether the outcome may only be written over a record the reporting worker still
+    holds: a retry (it puts the record back in the queue). Once re-queued, another worker
+    may claim and mark it `sending` again; the first worker's report, stored again after
+    an outage, must not take it back from under that send."""
+    return result.outcome is Outcome.RETRY
+
+
 def counted_firsts(outcome: Outcome) -> Mapping[str, str]:
     """The person's timestamps (→ the counters they feed) the outcome sets when they are
     not set yet, once its record changed: a sent message counts the person as sent to; a

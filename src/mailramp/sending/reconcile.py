@@ -10,7 +10,8 @@ RECONCILE_INTERVAL:
   counted since the last pass and a margin). A recount never over-counts, even beside
   concurrent writers (storage/mongo/metrics.py).
 
-On SQL a change and its counters commit together: the store names nothing to repair.
+One process at a time reconciles (it takes the turn in the database). On SQL a change and
+its counters commit together: there is nothing to repair, and the turn is never given.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ RECOUNT_WINDOW = 2 * RECONCILE_INTERVAL
 database away) does not leave one out."""
 
 
+TURN = RECONCILE_INTERVAL - timedelta(minutes=1)
+"""How long a process holds the reconciliation once it took it: every process tries each
+interval, one of them does it (the same one, usually, a little early each time)."""
+
+
 class ReconcileStore(Protocol):
+    async def take_reconciliation_turn(self, *, now: datetime, until: datetime) -> bool: ...
+
     async def complete_owed_outcomes(self, *, before: datetime) -> int: ...
 
     async def recount_needed(self, *, since: datetime) -> list[str]: ...
@@ -63,6 +71,8 @@ class Reconciler:
 
     async def run_once(self) -> Reconciled:
         now = self._clock()
+        if not await self._store.take_reconciliation_turn(now=now, until=now + TURN):
+            return Reconciled()  # another process's turn, or nothing ever to reconcile
         completed = await self._store.complete_owed_outcomes(before=now - OWED_GRACE)
         if completed:
             log.warning("reconciliation: completed %d outcome(s) a worker left owed", completed)

@@ -80,10 +80,13 @@ class SendingRepository(Protocol):
         may be sent)."""
         ...
 
-    async def record_results(self, results: Sequence[SendResult], *, now: datetime) -> None:
+    async def record_results(
+        self, results: Sequence[SendResult], *, now: datetime, worker_id: str | None = None
+    ) -> None:
         """Store outcomes, count them in the metrics and suppress bounced addresses, in one
         unit of work. A retry re-queues only a record still `sending` (not one whose lease
-        ran out), and one whose campaign was cancelled meanwhile is cancelled instead."""
+        ran out) — held by `worker_id` when given —, and one whose campaign was cancelled
+        meanwhile is cancelled instead. Storing the same results again changes nothing."""
         ...
 
     async def release_claims(
@@ -91,6 +94,11 @@ class SendingRepository(Protocol):
     ) -> int:
         """Give back leased records that were never marked `sending` (all of the worker's,
         or just `record_ids`)."""
+        ...
+
+    async def take_reconciliation_turn(self, *, now: datetime, until: datetime) -> bool:
+        """Whether this process reconciles now: one process at a time holds the turn until
+        `until`. Where nothing needs reconciling (SQL), never."""
         ...
 
     async def complete_owed_outcomes(self, *, before: datetime) -> int:

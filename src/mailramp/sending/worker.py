@@ -169,7 +169,9 @@ class SendingWorker:
 
     async def _record_together(self, batches: Sequence[list[SendResult]]) -> list[None]:
         await self._store.record_results(
-            [result for batch in batches for result in batch], now=self._clock()
+            [result for batch in batches for result in batch],
+            now=self._clock(),
+            worker_id=self.worker_id,
         )
         return [None] * len(batches)
 

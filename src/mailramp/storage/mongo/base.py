@@ -13,15 +13,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Self, TypeVar
 
+import pymongo
 from pydantic import BaseModel
 from pymongo import ReadPreference, WriteConcern
 from pymongo.errors import DuplicateKeyError
 
 from mailramp.errors import DuplicateError, MailrampError
 from mailramp.kit.types import Page
-from mailramp.storage.mongo.client import DEFAULT_SEND_WRITE_CONCERN, WTIMEOUT_MS, open_database
+from mailramp.storage.mongo.client import (
+    DEFAULT_WRITE_CONCERN,
+    LONG_OPERATION_SECONDS,
+    WTIMEOUT_MS,
+    open_database,
+)
 from mailramp.storage.mongo.codec import META, decode, from_document, to_document
-from mailramp.storage.mongo.guard import GuardedCollection, guarded
+from mailramp.storage.mongo.guard import guarded
 from mailramp.storage.mongo.indexes import IndexSpec, ensure_indexes, unique_indexes
 from mailramp.storage.mongo.upgrade import upgrade_documents
 from mailramp.storage.rows import check_page
@@ -54,12 +60,19 @@ class MongoBase:
         database: Any,
         *,
         client: Any | None = None,
-        send_write_concern: str = DEFAULT_SEND_WRITE_CONCERN,
+        write_concern: str = DEFAULT_WRITE_CONCERN,
     ) -> None:
-        # Every operation goes through the guard: an outage is DatabaseUnavailableError.
-        self._db = guarded(database)
+        self._raw = database
+        # Every write majority-acknowledged and journaled, every read from the primary,
+        # whatever the URL says (client.py: why); every operation through the guard, so an
+        # outage is DatabaseUnavailableError.
+        self._db = guarded(
+            database.with_options(
+                write_concern=write_concern_of(write_concern),
+                read_preference=ReadPreference.PRIMARY,
+            )
+        )
         self._client = client
-        self._send_concern = send_concern(send_write_concern)
 
     @classmethod
     def from_url(
@@ -67,26 +80,16 @@ class MongoBase:
         database_url: str,
         *,
         max_pool_size: int = 100,
-        send_write_concern: str = DEFAULT_SEND_WRITE_CONCERN,
+        write_concern: str = DEFAULT_WRITE_CONCERN,
     ) -> Self:
         """A store on the database a mongodb:// or mongodb+srv:// URL names."""
         client, database = open_database(database_url, max_pool_size=max_pool_size)
-        return cls(database, client=client, send_write_concern=send_write_concern)
+        return cls(database, client=client, write_concern=write_concern)
 
     @property
     def database(self) -> Any:
         """The database as given (an AsyncDatabase, or the test double's), unguarded."""
-        return self._db.raw
-
-    def _durable(self, collection: str) -> GuardedCollection:
-        """`collection` for the writes that guard a send (the claim's lease, the `sending`
-        mark, the outcome) and their read-backs: acknowledged by a majority of the replica
-        set and journaled — whatever the URL's `w` says —, read from the primary. A mark
-        acknowledged by one node only could be rolled back by an election, return the
-        record to `pending` and let another worker send it again (docs/deployment.md)."""
-        return self._db[collection].with_options(
-            write_concern=self._send_concern, read_preference=ReadPreference.PRIMARY
-        )
+        return self._raw
 
     async def close(self) -> None:
         if self._client is not None:
@@ -106,12 +109,15 @@ class MongoBase:
     async def migrate(self) -> str:
         """Bring documents of an older layout up to this one, bring in the indexes
         (missing ones created, equivalent ones adopted, conflicts logged — never dropped;
-        the report stays in `index_report`) and record the layout version."""
-        await upgrade_documents(self._db, await self.schema_version())
-        self.index_report = await ensure_indexes(self._db)
-        await self._db[META].update_one(
-            {"_id": "schema"}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True
-        )
+        the report stays in `index_report`) and record the layout version. Under a
+        budget of its own (an index built over a large existing collection takes longer
+        than the client's 60 s socket timeout allows one answer)."""
+        with pymongo.timeout(LONG_OPERATION_SECONDS):
+            await upgrade_documents(self._db, await self.schema_version())
+            self.index_report = await ensure_indexes(self._db)
+            await self._db[META].update_one(
+                {"_id": "schema"}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True
+            )
         return SCHEMA_VERSION
 
     # -- documents --------------------------------------------------------------------
@@ -194,9 +200,9 @@ def _duplicate_of(spec: IndexSpec, document: Mapping[str, Any]) -> DuplicateErro
     return DuplicateError(field, decode(document.get(field)), kind=spec.kind)
 
 
-def send_concern(setting: str) -> WriteConcern:
-    """The write concern of the writes that guard a send: `majority` (the default) or a
-    number of members, always journaled, with a timeout (an unacknowledged write is an
-    outage, sending/worker.py waits it out)."""
+def write_concern_of(setting: str) -> WriteConcern:
+    """The adapter's write concern: `majority` (the default) or a number of members,
+    always journaled, with a timeout (an unacknowledged write is an outage, which the
+    worker waits out)."""
     w: int | str = int(setting) if setting.isdigit() else setting
     return WriteConcern(w=w, j=True, wtimeout=WTIMEOUT_MS)

@@ -19,10 +19,19 @@ TIMEOUTS_MS = {
     "socketTimeoutMS": 60_000,  # one operation's answer on an open connection
     "waitQueueTimeoutMS": 10_000,  # a connection from a pool that is all in use
 }
-WTIMEOUT_MS = 10_000
-"""How long a write that guards a send waits for its majority before it is an outage."""
+LONG_OPERATION_SECONDS = 3600
+"""The budget (`pymongo.timeout`) of what may rightly take long: a migration building
+indexes over existing data, a recount of a large campaign's event log."""
 
-DEFAULT_SEND_WRITE_CONCERN = "majority"
+WTIMEOUT_MS = 10_000
+"""How long a write waits for its majority before it is an outage."""
+
+DEFAULT_WRITE_CONCERN = "majority"
+"""Every write of the adapter, whatever the URL's `w=`: a write acknowledged by the primary
+alone can be rolled back by a failover — a lease or a `sending` mark lost lets a second
+worker send the email again; an outcome, a suppression or an event lost is lost for good.
+MongoDB 5.0+ defaults to majority itself on a replica set without arbiters (MAILRAMP_
+MONGODB_WRITE_CONCERN chooses otherwise, knowingly; docs/deployment.md)."""
 
 
 def database_name(url: str) -> str:

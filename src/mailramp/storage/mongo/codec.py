@@ -32,6 +32,11 @@ EMAIL_CAMPAIGNS = "email_campaigns"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
 UNMATCHED = "inbound_unmatched"
 META = "mailramp_meta"
+
+OWED = "outcome_owed"
+"""On an email_tracking record whose send outcome is written but whose consequences (the
+person's firsts, the next step, the end of the sequence, events, counters) may not all be
+yet: the result and its moment, to complete them (queue.py)."""
 MAILBOX_DAYS = "mailbox_days"
 WARMUP = "warmup_emails"
 LEAD_LABELS = "lead_labels"

@@ -11,7 +11,8 @@ and cursors translate, on every call and every `async for` step:
   (`error.timeout`, the client-side operation timeout);
 - `WriteConcernError` (incl. `WTimeoutError`): the write reached the primary but not the
   majority in time — its fate is unknown until the set settles, so it is reported as an
-  outage, never as success;
+  outage, never as success (but a write concern the deployment can never satisfy is the
+  `ConfigurationError` it is: waiting would not end it);
 - a `BulkWriteError` carrying write-concern errors (an `insert_many` acknowledged by the
   primary only), and an `OperationFailure` whose code says the node is shutting down,
   not (or no longer) primary, or out of time.
@@ -35,22 +36,36 @@ from pymongo.errors import (
     PyMongoError,
     WriteConcernError,
 )
+from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 
-from mailramp.errors import DatabaseUnavailableError
+from mailramp.errors import ConfigurationError, DatabaseUnavailableError
 
 # Server error codes that mean "this node cannot serve you now", not "your statement is
 # wrong": HostUnreachable, HostNotFound, MaxTimeMSExpired, NetworkTimeout,
 # ShutdownInProgress, PrimarySteppedDown, ExceededTimeLimit, SocketException,
 # NotWritablePrimary, InterruptedAtShutdown, InterruptedDueToReplStateChange,
 # NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary.
-UNAVAILABLE_CODES = frozenset({6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+UNAVAILABLE_CODES = frozenset(
+    {6, 7, 43, 50, 89, 91, 175, 189, 262, 9001, 10107, 11600, 11601, 11602, 13435, 13436}
+)
+"""… and, after a failover: CursorNotFound (43), QueryPlanKilled (175), Interrupted (11601)."""
+
+# A write concern the deployment can never satisfy (more members than it has, an unknown
+# tag set): not an outage to wait out, a setting to fix.
+UNSATISFIABLE_CODES = frozenset({79, 100})
 
 
 def is_unavailable(error: PyMongoError) -> bool:
     """Whether `error` says the server cannot be used now (rather than that the statement
     is wrong)."""
-    if isinstance(error, ConnectionFailure | ExecutionTimeout | WriteConcernError):
+    if isinstance(error, WriteConcernError):
+        return error.code not in UNSATISFIABLE_CODES
+    if isinstance(error, ConnectionFailure | ExecutionTimeout):
         return True
+    if isinstance(error, PyMongoConfigurationError):
+        # mongodb+srv:// names are resolved at the first operation: a DNS timeout then is
+        # an outage; a name that does not exist stays the configuration error it is.
+        return "timed out" in str(error) or "timeout" in str(error).lower()
     if getattr(error, "timeout", False):
         return True
     if isinstance(error, BulkWriteError):
@@ -72,6 +87,12 @@ def unavailable(error: PyMongoError) -> DatabaseUnavailableError:
 def _raise(error: PyMongoError) -> NoReturn:
     if is_unavailable(error):
         raise unavailable(error) from error
+    if isinstance(error, WriteConcernError) and error.code in UNSATISFIABLE_CODES:
+        raise ConfigurationError(
+            f"MongoDB refuses the write concern: {str(error).splitlines()[0][:200]} — set "
+            "MAILRAMP_MONGODB_WRITE_CONCERN to what the replica set can acknowledge "
+            "(docs/deployment.md#mongodb)"
+        ) from error
     raise error
 
 

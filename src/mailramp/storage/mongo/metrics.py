@@ -12,13 +12,16 @@ late `$inc` count that change a second time. So each document has a `recount_epo
 - a recount first moves it on, then tallies the log, then `$set`s the counters and moves
   it on again — only if nobody else moved it meanwhile (`recompute_metrics`).
 
-A writer whose epoch moved on drops its `$inc` and recounts instead: its change is in the
-log by then, so that recount includes it exactly once. A writer that read the epoch after
-a recount's first move but `$inc`s before its `$set` is overwritten by that `$set`, which
-counted its change only if it was already in the log — at worst one short, never one
-over. Shorts (and those a crash leaves between a change and its `$inc`) are repaired by
-the next recount: the worker's reconciliation (`MetricsService.reconcile`) recounts every
-campaign whose metrics changed recently.
+A writer whose epoch moved on drops its `$inc` and marks the document `recount_due`
+(recounting there and then, on a web request, would move the epoch under every other
+writer in flight: a storm); a recount removes the mark in its first step, so a mark set
+after that is left for the next. A writer that read the epoch after a recount's first
+move but `$inc`s before its `$set` is overwritten by that `$set`, which counted its change
+only if it was already in the log — at worst one short, never one over. Shorts (and those
+a crash leaves between a change and its `$inc`) are repaired by the next recount: the
+worker's reconciliation (sending/reconcile.py) recounts every campaign that is active,
+counted lately or marked due. A recount that changes nothing leaves `last_updated` as it
+was, so a finished campaign is not recounted again and again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
+import pymongo
 from pymongo import ReturnDocument
 
 from mailramp.campaigns.models import CampaignStatus
@@ -37,6 +41,7 @@ from mailramp.metrics.models import (
     derived_fields,
 )
 from mailramp.storage.mongo.base import MongoBase
+from mailramp.storage.mongo.client import LONG_OPERATION_SECONDS
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
     EVENTS,
@@ -50,6 +55,7 @@ from mailramp.storage.mongo.upgrade import events_for_every_record
 from mailramp.tracking.events import TALLIED_TYPES, TALLIES
 
 EPOCH = "recount_epoch"
+RECOUNT_DUE = "recount_due"
 
 
 class _Unguarded:
@@ -105,13 +111,15 @@ class MongoMetrics(MongoBase):
 
     async def recount_needed(self, *, since: datetime) -> list[str]:
         # Active campaigns (a crash between a change and its `$inc` moves nothing on the
-        # metrics document), and any counted since `since` (one that completed meanwhile).
+        # metrics document), any counted since `since` (one that completed meanwhile), and
+        # any a writer marked due.
         active = self._db[CAMPAIGNS].find(
             {"status": CampaignStatus.ACTIVE.value}, {"campaign_id": 1, "_id": 0}
         )
         wanted = {str(document["campaign_id"]) async for document in active}
         counted = self._db[METRICS].find(
-            {"last_updated": {"$gte": since}}, {"campaign_id": 1, "_id": 0}
+            {"$or": [{"last_updated": {"$gte": since}}, {RECOUNT_DUE: True}]},
+            {"campaign_id": 1, "_id": 0},
         )
         wanted.update([str(document["campaign_id"]) async for document in counted])
         return sorted(wanted)
@@ -152,9 +160,14 @@ class MongoMetrics(MongoBase):
             return_document=ReturnDocument.AFTER,
         )
         if document is None and not isinstance(epoch, _Unguarded):
-            # Recounted since the epoch was read (or no such campaign): recount now, which
-            # counts this change, already in the log, exactly once.
-            return await self.recompute_metrics(campaign_id, now=now)
+            # Recounted since the epoch was read (or no such campaign): that recount may
+            # have counted this change already; the next one, which the mark asks for, does.
+            document = await metrics.find_one_and_update(
+                {"campaign_id": campaign_id},
+                {"$set": {RECOUNT_DUE: True}},
+                return_document=ReturnDocument.AFTER,
+            )
+            return from_document(CampaignMetrics, document)
         while document is not None:
             counters = {name: int(document.get(name) or 0) for name in COUNTERS}
             derived = derived_fields(counters)
@@ -222,17 +235,19 @@ class MongoMetrics(MongoBase):
     async def recompute_metrics(self, campaign_id: str, *, now: datetime) -> CampaignMetrics | None:
         metrics = self._db[METRICS]
         for _ in range(RECOUNT_ATTEMPTS):
-            # Move the epoch on first: every writer that read the old one drops its `$inc`.
+            # Move the epoch on first: every writer that read the old one drops its `$inc`
+            # (and marks the document due again; this recount takes the mark off).
             opened = await metrics.find_one_and_update(
                 {"campaign_id": campaign_id},
-                {"$inc": {EPOCH: 1}},
-                projection={EPOCH: 1},
+                {"$inc": {EPOCH: 1}, "$unset": {RECOUNT_DUE: ""}},
                 return_document=ReturnDocument.AFTER,
             )
             if opened is None:
                 return None
             epoch = opened[EPOCH]
-            values = {**await self._recount(campaign_id), "last_updated": now}
+            values = await self._recount(campaign_id)
+            if any(opened.get(name) != value for name, value in values.items()):
+                values["last_updated"] = now  # unchanged counters leave it as it was
             document = await metrics.find_one_and_update(
                 {"campaign_id": campaign_id, EPOCH: epoch},
                 {"$set": values, "$inc": {EPOCH: 1}},
@@ -244,11 +259,14 @@ class MongoMetrics(MongoBase):
         return await self.get_metrics_unscoped(campaign_id)
 
     async def _recount(self, campaign_id: str) -> dict[str, Any]:
-        """The counters and derived fields the campaign's event log gives."""
-        await events_for_every_record(self._db, {"campaign_id": campaign_id})
+        """The counters and derived fields the campaign's event log gives (under a long
+        budget: a large campaign's log is read whole)."""
+        with pymongo.timeout(LONG_OPERATION_SECONDS):
+            await events_for_every_record(self._db, {"campaign_id": campaign_id})
+            tallied = await self._tallied({"campaign_id": campaign_id})
         # A counter counts people: those with at least one event it counts.
         people: dict[str, set[str]] = {counter: set() for counter in TALLIES}
-        for event in await self._tallied({"campaign_id": campaign_id}):
+        for event in tallied:
             for counter, tally in TALLIES.items():
                 if event.person is not None and tally.counts(event.type, machine=event.machine):
                     people[counter].add(event.person)

@@ -9,9 +9,9 @@ between leaves nothing a worker or a reader would act on wrongly:
 - Leases: `claim_due` leases one record per `find_one_and_update` whose filter is "due,
   pending, lease free, of an active campaign on a usable mailbox", sorted by
   `scheduled_at`: the server picks and leases in one step, so of any number of concurrent
-  claimers each gets another record. The lease, the `sending` mark and the outcome are
-  written with the send write concern (majority, journaled: `MongoBase._durable`), their
-  read-backs from the primary: a failover cannot roll one back and let a second worker send.
+  claimers each gets another record. Every write is majority-acknowledged and journaled,
+  every read from the primary (MongoBase): a failover cannot roll a lease or a mark back
+  and let a second worker send.
 - Outcomes: per record, the bounce suppression first; then the status change, guarded by
   its open state (`sending`/`uncertain`), which also stores what the outcome still owes
   (`outcome_owed`: the result and its moment); then its consequences — the person's
@@ -19,12 +19,17 @@ between leaves nothing a worker or a reader would act on wrongly:
   the campaign's counters `$inc`-ed once per batch for the changes that matched; then the
   `outcome_owed` marks are removed. When an outage or a crash cuts this short, the worker
   stores the same results again (sending/worker.py: it keeps them until the database takes
-  them): a record already changed but still owing completes its consequences (events not
-  logged twice) and its campaign is recounted instead of incremented; a record owing
-  nothing changes nothing. A dead worker's marks are completed by the reconciliation
-  (`complete_owed_outcomes`). A crash between a record's status change and its event
-  leaves a moment the log misses: recounting (recompute_metrics) first gives each such
-  moment its event (marked `backfilled`, storage/mongo/upgrade.py), then counts the log.
+  them): a record already changed but still owing this worker's same outcome completes its
+  consequences (events not logged twice; the `stopped` and `cancelled` ones rebuilt from
+  the records the cut-short attempt changed at its moment) and its campaign is recounted
+  instead of incremented; a record owing nothing changes nothing. A retry is written only
+  over the worker's own `sending` record, so a retry stored again never takes back a
+  record another worker claimed since. A dead worker's marks are completed by the
+  reconciliation (`complete_owed_outcomes`); the recount's backfill leaves owing records
+  alone (their events come from the completion). A crash between a record's status
+  change and its event leaves a moment the log misses: recounting (recompute_metrics)
+  first gives each such moment its event (marked `backfilled`, storage/mongo/upgrade.py),
+  then counts the log.
 - Import: records are inserted with no `scheduled_at` (no worker claims them, no plan
   counts them) and scheduled once every batch is in and the plan succeeded; if the
   batches or the plan raise, the records this import inserted are deleted again — all but
@@ -54,10 +59,11 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mailramp.campaigns.models import Campaign, CampaignStatus
 from mailramp.campaigns.repository import PendingSchedule, PlanFunction, Slot
+from mailramp.errors import DatabaseUnavailableError
 from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending import lifecycle, outcomes
 from mailramp.sending import models as send_models
@@ -66,6 +72,8 @@ from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
     EVENTS,
     MAILBOXES,
+    META,
+    OWED,
     RECIPIENTS,
     TRACKING,
     WARMUP,
@@ -79,7 +87,12 @@ from mailramp.storage.mongo.codec import (
 from mailramp.storage.mongo.metrics import MongoMetrics
 from mailramp.storage.mongo.people import UNSENT, MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
-from mailramp.tracking.events import COUNTED_ON_FIRST_EMAIL, queued, state_events
+from mailramp.tracking.events import (
+    COUNTED_ON_FIRST_EMAIL,
+    ChangedEmail,
+    queued,
+    state_events,
+)
 from mailramp.tracking.models import (
     EmailEvent,
     EmailTracking,
@@ -126,18 +139,14 @@ def _inserted_ids(documents: Sequence[dict[str, Any]], refused: Collection[int])
     return [document["_id"] for n, document in enumerate(documents) if n not in refused]
 
 
-OWED = "outcome_owed"
-"""On a record whose outcome is written but whose consequences (the person's firsts, the
-next step, the end of the sequence, events, counters) may not all be yet: the SendResult
-and the moment, to complete them (`record_results`, `complete_owed_outcomes`)."""
-
 OWED_BATCH = 500
 
 
-def _owed(result: send_models.SendResult, at: datetime) -> dict[str, Any]:
+def _owed(result: send_models.SendResult, at: datetime, by: str | None) -> dict[str, Any]:
     following = result.next_step
     return {
         "at": at,
+        "by": by,  # the worker that reported it: only its own repeat completes it
         "outcome": result.outcome.value,
         "campaign_id": result.campaign_id,
         "user_id": result.user_id,
@@ -571,7 +580,7 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         due = await self._due_query(now, {"status": CampaignStatus.ACTIVE.value})
         if due is None:
             return []
-        tracking = self._durable(TRACKING)
+        tracking = self._db[TRACKING]
         held = {"lease_owner": worker_id, "lease_expires_at": lease_until, "updated_at": now}
         claimed: list[EmailTracking] = []
         while len(claimed) < limit:
@@ -581,7 +590,9 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             document = await tracking.find_one_and_update(
                 due,
                 {"$set": held},
-                sort=[("scheduled_at", 1), ("_id", 1)],
+                # Only the index's own order (after its equality and $in keys): a tie-break
+                # on _id would make the server sort every due record in memory per claim.
+                sort=[("scheduled_at", 1)],
                 return_document=ReturnDocument.AFTER,
             )
             record = from_document(EmailTracking, document)
@@ -612,8 +623,7 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         worker_id, now, lease_until = lease.worker_id, lease.now, lease.until
         if not message_ids:
             return set()
-        # The mark and its read-back are what stop a second worker: majority, primary.
-        tracking = self._durable(TRACKING)
+        tracking = self._db[TRACKING]
         wanted = {
             ObjectId(record_id): message_id
             for record_id, message_id in message_ids.items()
@@ -658,11 +668,15 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         return {str(document["_id"]) async for document in cursor}
 
     async def record_results(
-        self, results: Sequence[send_models.SendResult], *, now: datetime
+        self,
+        results: Sequence[send_models.SendResult],
+        *,
+        now: datetime,
+        worker_id: str | None = None,
     ) -> None:
         if not results:
             return
-        tracking = self._durable(TRACKING)
+        tracking = self._db[TRACKING]
         epochs = await self._metrics_epochs({result.campaign_id for result in results})
         deltas: dict[str, Counter[str]] = defaultdict(Counter)
         recount: set[str] = set()
@@ -678,12 +692,18 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
                 await self._suppress(suppression)
             # The record's own state change guards everything counted for it; it also
             # says what is owed until the consequences below have all landed.
+            guard: dict[str, Any] = {
+                "_id": record_id,
+                "status": {"$in": outcomes.states_it_may_leave(result)},
+            }
+            if worker_id is not None and outcomes.needs_own_lease(result):
+                guard["lease_owner"] = worker_id
             document = await tracking.find_one_and_update(
-                {"_id": record_id, "status": {"$in": outcomes.states_it_may_leave(result)}},
+                guard,
                 {
                     "$set": {
                         **encode(TRACKING, outcomes.outcome_values(result, now)),
-                        OWED: _owed(result, now),
+                        OWED: _owed(result, now, worker_id),
                     }
                 },
                 projection={"campaign_id": 1, "step": 1},
@@ -695,10 +715,10 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
                 continue
             # Recorded before — by an earlier attempt of this same report, cut short by an
             # outage or a crash? Then complete what it owes (a repeat finds nothing).
-            owed = await tracking.find_one(
-                {"_id": record_id, f"{OWED}.outcome": result.outcome.value},
-                {"campaign_id": 1, "step": 1, OWED: 1},
-            )
+            mine = {"_id": record_id, f"{OWED}.outcome": result.outcome.value}
+            if worker_id is not None:
+                mine[f"{OWED}.by"] = worker_id
+            owed = await tracking.find_one(mine, {"campaign_id": 1, "step": 1, OWED: 1})
             if owed is not None:
                 at = decode(owed[OWED]["at"])
                 await self._consequences(result, owed, at, first=False)
@@ -735,10 +755,16 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
         logged twice)."""
         campaign_id = str(document["campaign_id"])
         events = outcomes.outcome_events(result, at)
-        if result.outcome is send_models.Outcome.RETRY and await self._cancel_retry_of_cancelled(
-            campaign_id, result.record_id, at
-        ):
-            events += state_events([outcomes.changed_email(result)], EventType.CANCELLED, at)
+        if result.outcome is send_models.Outcome.RETRY:
+            cancelled = await self._cancel_retry_of_cancelled(campaign_id, result.record_id, at)
+            if not first:  # cancelled by the attempt cut short?
+                cancelled = cancelled or bool(
+                    await self._changed_at(
+                        {"_id": oid(result.record_id)}, TrackingStatus.CANCELLED, at
+                    )
+                )
+            if cancelled:
+                events += state_events([outcomes.changed_email(result)], EventType.CANCELLED, at)
         gained: Counter[str] = Counter()
         for field, counter in outcomes.counted_firsts(result.outcome).items():
             if field in COUNTED_ON_FIRST_EMAIL:
@@ -753,11 +779,32 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             await self._next_step_due(campaign_id, result, result.next_step)
         if result.outcome in outcomes.ENDS_SEQUENCE:
             stopped = await self._end_sequence(campaign_id, result.recipient_email, at)
+            if not first:  # and those the attempt cut short stopped, whose events it owes
+                person = {"campaign_id": campaign_id, "recipient_email": result.recipient_email}
+                stopped = await self._changed_at(person, TrackingStatus.STOPPED, at)
             events += outcomes.ended_by(result, stopped, at)
         if not first:
             events = await self._not_logged(events)
         await self._append_events(events)
         return gained
+
+    async def _changed_at(
+        self, query: Mapping[str, Any], status: TrackingStatus, at: datetime
+    ) -> list[ChangedEmail]:
+        """The emails `query` selects that a change at `at` put in `status`."""
+        cursor = self._db[TRACKING].find(
+            {**query, "status": status.value, "updated_at": at},
+            {"campaign_id": 1, "user_id": 1, "recipient_email": 1},
+        )
+        return [
+            ChangedEmail(
+                str(document["_id"]),
+                str(document["campaign_id"]),
+                str(document["user_id"]),
+                str(document["recipient_email"]),
+            )
+            async for document in cursor
+        ]
 
     async def _not_logged(self, events: Sequence[EmailEvent]) -> list[EmailEvent]:
         """The events of `events` the log does not hold yet (same email, type, moment)."""
@@ -775,31 +822,50 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
                 missing.append(event)
         return missing
 
+    async def take_reconciliation_turn(self, *, now: datetime, until: datetime) -> bool:
+        # One document names who reconciles until when: taken when free or run out (an
+        # upsert that finds it held collides with it on _id and is refused).
+        free = {"_id": "reconciliation", "until": {"$lte": now}}
+        try:
+            await self._db[META].update_one(free, {"$set": {"until": until}}, upsert=True)
+        except DuplicateKeyError:
+            return False
+        return True
+
     async def complete_owed_outcomes(self, *, before: datetime) -> int:
         """Complete the consequences of outcomes recorded before `before` whose worker
         never finished them (it died between the record's change and the end of
         `record_results`); how many. A live worker finishes its own within seconds: it
         stores its outcomes until the database takes them (sending/worker.py)."""
-        tracking = self._durable(TRACKING)
+        tracking = self._db[TRACKING]
         cursor = tracking.find(
             {f"{OWED}.at": {"$lt": before}}, {"campaign_id": 1, "step": 1, OWED: 1}
         ).limit(OWED_BATCH)
         owed = [document async for document in cursor]
         recount: set[str] = set()
+        completed = 0
         for document in owed:
-            result = _result_of(str(document["_id"]), document[OWED])
-            at = decode(document[OWED]["at"])
-            suppression = outcomes.suppression_for(result, at)
-            if suppression is not None:
-                await self._suppress(suppression)
-            await self._consequences(result, document, at, first=False)
+            try:
+                result = _result_of(str(document["_id"]), document[OWED])
+                at = decode(document[OWED]["at"])
+                suppression = outcomes.suppression_for(result, at)
+                if suppression is not None:
+                    await self._suppress(suppression)
+                await self._consequences(result, document, at, first=False)
+            except DatabaseUnavailableError:
+                raise
+            except Exception:
+                # One document that cannot be completed must not stop the others.
+                log.exception("record %s: its owed outcome could not be completed", document["_id"])
+                continue
             recount.add(result.campaign_id)
             await tracking.update_one(
                 {"_id": document["_id"], f"{OWED}.at": at}, {"$unset": {OWED: ""}}
             )
+            completed += 1
         for campaign_id in sorted(recount):
             await self.recompute_metrics(campaign_id, now=before)
-        return len(owed)
+        return completed
 
     async def _next_step_due(
         self, campaign_id: str, result: send_models.SendResult, due: send_models.NextStep
@@ -893,7 +959,7 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
     async def release_marked(self, *, worker_id: str, record_ids: Collection[str]) -> int:
         # The mark may have landed with its answer lost (a failover, a write concern
         # timeout): undo it (the worker knows no provider got these), free the rest too.
-        tracking = self._durable(TRACKING)
+        tracking = self._db[TRACKING]
         mine = {"_id": {"$in": _object_ids(record_ids)}, "lease_owner": worker_id}
         marked = await tracking.update_many(
             {**mine, "status": SENDING},

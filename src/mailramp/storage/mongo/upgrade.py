@@ -23,7 +23,14 @@ from __future__ import annotations
 from typing import Any
 
 from mailramp.metrics.models import COUNTERS
-from mailramp.storage.mongo.codec import EVENTS, METRICS, RECIPIENTS, TRACKING, from_document
+from mailramp.storage.mongo.codec import (
+    EVENTS,
+    METRICS,
+    OWED,
+    RECIPIENTS,
+    TRACKING,
+    from_document,
+)
 from mailramp.storage.mongo.numbering import append_numbered
 from mailramp.tracking.events import Moment, backfilled_moments
 from mailramp.tracking.models import BACKFILLED, EVENT_TIMESTAMPS, EmailEvent, EmailTracking
@@ -96,7 +103,10 @@ async def events_for_every_record(database: Any, records: dict[str, Any]) -> int
         wanted: dict[str, Any] = {"type": {"$in": [kind.value for kind in moment.types]}}
         if moment.people_only:
             wanted["machine"] = False
-        cursor = database[TRACKING].find({**records, moment.field: {"$ne": None}})
+        # A record still owing its outcome's consequences gets its events from their
+        # completion (storage/mongo/queue.py), not from here: both would be logged.
+        owing = {OWED: {"$exists": False}}
+        cursor = database[TRACKING].find({**records, moment.field: {"$ne": None}, **owing})
         batch: list[dict[str, Any]] = []
         async for document in cursor:
             batch.append(document)

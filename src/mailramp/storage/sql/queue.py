@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -634,7 +635,11 @@ class SqlQueue(SqlPeople):
             return set(mine.scalars())
 
     async def record_results(
-        self, results: Sequence[send_models.SendResult], *, now: datetime
+        self,
+        results: Sequence[send_models.SendResult],
+        *,
+        now: datetime,
+        worker_id: str | None = None,
     ) -> None:
         if not results:
             return
@@ -679,6 +684,9 @@ class SqlQueue(SqlPeople):
                     .where(
                         T.c._id == result.record_id,
                         T.c.status.in_(outcomes.states_it_may_leave(result)),
+                        T.c.lease_owner == worker_id
+                        if worker_id is not None and outcomes.needs_own_lease(result)
+                        else true(),
                     )
                     .values(outcomes.outcome_values(result, now))
                     .returning(T.c.step)
@@ -796,6 +804,9 @@ class SqlQueue(SqlPeople):
             update(T).where(T.c._id == result.record_id).values(lifecycle.cancelled_pending(now))
         )
         return True
+
+    async def take_reconciliation_turn(self, *, now: datetime, until: datetime) -> bool:
+        return False  # every change commits whole: nothing to reconcile
 
     async def complete_owed_outcomes(self, *, before: datetime) -> int:
         return 0  # an outcome and its consequences are one transaction: never owed
