@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from mailramp.errors import ConfigurationError
 from mailramp.kit.dns import parse_servers
@@ -41,7 +42,6 @@ class Settings(BaseSettings):
     )
     mongodb_write_concern: str = Field(
         default="majority",
-        pattern=r"^(majority|[1-9][0-9]?)$",
         description="MongoDB: how many members acknowledge (journaled) every write, "
         "whatever the URL's `w` says. `1` only where losing a write to a failover — and so "
         "sending an email twice — is acceptable.",
@@ -259,6 +259,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("mongodb_write_concern")
+    @classmethod
+    def _write_concern(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value != "majority" and not (value.isdigit() and 1 <= int(value) <= 99):
+            raise ValueError("must be `majority` or a number of members from 1 to 99")
+        return value
+
     @field_validator("dns_servers")
     @classmethod
     def _dns_servers(cls, value: str | None) -> str | None:
@@ -312,3 +320,45 @@ def backend_of(database_url: str) -> Backend:
         f"MAILRAMP_DATABASE_URL: unsupported scheme {scheme!r}; "
         "use sqlite:///PATH, postgresql://USER@HOST/DB or mongodb://HOST/DB"
     )
+
+
+def load_settings_from_environment() -> Settings:
+    """Settings() — but a value the environment (or .env) gets wrong is one
+    ConfigurationError naming the variable, the value and what it must be, instead of
+    pydantic's report: an operator reads one line and knows what to change."""
+    try:
+        return Settings()
+    except PydanticValidationError as error:
+        raise settings_error(error) from None
+    except SettingsError as error:  # a value pydantic-settings could not even decode
+        raise ConfigurationError(f"{error}; docs/configuration.md lists every setting") from None
+
+
+def settings_error(error: PydanticValidationError) -> ConfigurationError:
+    """The first of the problems pydantic found, in the operator's words (and how many
+    more there are)."""
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    loc = first.get("loc") or ()
+    field = str(loc[0]) if loc else ""
+    name = variable_of(field) if field else "the settings"
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    given = first.get("input")
+    shown = "" if not loc or isinstance(given, dict) else f" (given {str(given)[:60]!r})"
+    more = f"; {len(problems) - 1} more problem(s) after this one" if len(problems) > 1 else ""
+    return ConfigurationError(
+        f"{message[:1].lower()}{message[1:]}{shown}{more}; docs/configuration.md lists every "
+        "setting",
+        field=name,
+    )
+
+
+def variable_of(field: str) -> str:
+    """The environment variable that sets a Settings field (the first of its aliases)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and alias.choices:
+        return str(alias.choices[0])
+    if isinstance(alias, str):
+        return alias
+    return f"MAILRAMP_{field.upper()}"

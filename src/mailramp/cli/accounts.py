@@ -99,6 +99,14 @@ def mailbox_add(
         str | None, typer.Option(help="Prompted for when left out; prefer --password-stdin.")
     ] = None,
     password_stdin: PasswordStdinOption = False,
+    no_login: Annotated[
+        bool,
+        typer.Option(
+            "--no-login",
+            help="The SMTP server takes mail without a login (a relay on your own network): "
+            "no password is asked for or stored. Not with --imap-host.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Link an SMTP/IMAP mailbox to a user (the password is stored encrypted).
@@ -108,9 +116,14 @@ def mailbox_add(
         echo "$SMTP_PASSWORD" | mailramp mailbox add --user ann@acme.com \\
             --email ann@acme.com --smtp-host smtp.acme.com --imap-host imap.acme.com \\
             --daily-limit 40 --password-stdin
+
+        mailramp mailbox add --user ann@acme.com --email ann@acme.com \\
+            --smtp-host relay.internal --smtp-port 25 --smtp-security plain --no-login
     """
     settings = load_settings()
-    secret = _secret(password, password_stdin, "mailbox password")
+    if no_login and (password or password_stdin):
+        raise typer.BadParameter("--no-login takes no password", param_hint="--no-login")
+    secret = None if no_login else _secret(password, password_stdin, "mailbox password")
     fields: dict[str, object] = {
         "email": email,
         "provider": "smtp",

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import date
@@ -28,7 +30,7 @@ from pydantic import BaseModel
 
 from mailramp.accounts.models import User
 from mailramp.campaigns.models import Campaign
-from mailramp.config import Settings
+from mailramp.config import Settings, load_settings_from_environment
 from mailramp.errors import (
     ConfigurationError,
     ConflictError,
@@ -38,7 +40,7 @@ from mailramp.errors import (
 )
 from mailramp.kit.ids import is_object_id
 from mailramp.mailboxes.models import Mailbox
-from mailramp.observability import configure_logging
+from mailramp.observability import JsonFormatter, configure_logging
 from mailramp.runtime import Runtime, open_runtime, open_store
 from mailramp.storage import Store
 
@@ -64,7 +66,10 @@ def load_settings(*, server: bool = False) -> Settings:
     """The settings from the environment, with logging set up as they say. One-shot
     commands (`server=False`) log warnings and errors only, unless MAILRAMP_LOG_LEVEL is
     DEBUG, so their output is what they print."""
-    settings = Settings()
+    try:
+        settings = load_settings_from_environment()
+    except ConfigurationError as error:
+        raise fail(error) from None
     if not server and settings.log_level.upper() != "DEBUG":
         settings = settings.model_copy(update={"log_level": "WARNING"})
     configure_logging(settings)
@@ -89,12 +94,20 @@ def command_group(help: str) -> typer.Typer:
 
 
 def fail(error: MailrampError, *, as_json: bool = False) -> typer.Exit:
-    """Report `error` on stderr (as {"error": …} with --json); the Exit to raise."""
+    """Report `error` on stderr — as {"error": …} with --json, as one JSON log line when
+    MAILRAMP_LOG_FORMAT=json (read from the environment as it is: the error may be that
+    the settings cannot be read), else one line of text; the Exit to raise."""
+    code = exit_code(error)
     if as_json:
         typer.echo(json.dumps({"error": error.to_dict()}), err=True)
+    elif os.environ.get("MAILRAMP_LOG_FORMAT", "").strip().lower() == "json":
+        record = logging.LogRecord("mailramp", logging.ERROR, "", 0, error.message, None, None)
+        fields = {key: value for key, value in error.to_dict().items() if key != "message"}
+        record.__dict__.update({**fields, "exit_code": code})
+        typer.echo(JsonFormatter().format(record), err=True)
     else:
         typer.secho(f"error: {error.message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=exit_code(error))
+    return typer.Exit(code=code)
 
 
 def run(settings: Settings, work: Callable[[Runtime], Awaitable[T]], *, as_json: bool = False) -> T:

@@ -93,14 +93,16 @@ class DeliverabilitySettings(Input):
 
 
 class MailboxCreate(ServerSettings, DeliverabilitySettings):
-    """A mailbox to link. Outlook and Gmail need an OAuth token; SMTP needs a host and password."""
+    """A mailbox to link. Outlook and Gmail need an OAuth token; SMTP needs a host, and a
+    password unless the server takes mail without a login (a relay on the operator's own
+    network: no password, no login) — reading replies over IMAP always needs one."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "if": {"properties": {"provider": {"const": Provider.SMTP.value}}},
             "then": {
-                "required": ["smtp_host", "password"],
-                "properties": {"smtp_host": {"type": "string"}, "password": {"type": "string"}},
+                "required": ["smtp_host"],
+                "properties": {"smtp_host": {"type": "string"}},
             },
             "else": {
                 "anyOf": [
@@ -126,8 +128,11 @@ class MailboxCreate(ServerSettings, DeliverabilitySettings):
         if self.provider is Provider.SMTP:
             if self.smtp_host is None:
                 raise ValueError("smtp_host is required for provider 'smtp'")
-            if self.password is None:
-                raise ValueError("password is required for provider 'smtp'")
+            if self.password is None and self.imap_host is not None:
+                raise ValueError(
+                    "password is required to read replies over IMAP (imap_host); without "
+                    "one, the SMTP server is used without a login"
+                )
         elif self.access_token is None and self.refresh_token is None:
             raise ValueError(
                 f"access_token or refresh_token is required for provider '{self.provider}'"

@@ -199,6 +199,14 @@ class MailboxService:
             changes["dkim_selectors"] = list(dict.fromkeys(changes["dkim_selectors"] or ()))
         if changes.get("brake_rules") is not None:
             changes["brake_rules"] = changes["brake_rules"].model_dump()
+        imap_after = changes.get("imap_host", mailbox.imap_host)
+        if imap_after is not None and data.password is None and not mailbox.has_password:
+            # A relay linked without a login has no password to read an inbox with.
+            raise ValidationError(
+                "password",
+                "is required to read replies over IMAP (imap_host); this mailbox sends "
+                "without a login",
+            )
         changes |= self._encrypted(mailbox.id, data)
         changes["updated_at"] = self._clock()
         return await self._updated(mailbox.user_id, mailbox.id, changes)
