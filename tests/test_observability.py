@@ -160,7 +160,8 @@ def test_metrics_count_the_sends_of_the_serve_worker(served: Served) -> None:
     # Everything went out: nothing due, nothing in flight.
     assert metrics[QUEUE % "due"] == 0
     assert metrics[QUEUE % "sending"] == 0
-    assert metrics[f'mailramp_build_info{{version="{__version__}"}}'] == 1
+    build = f'mailramp_build_info{{schema="{head_revision()}",version="{__version__}"}}'
+    assert metrics[build] == 1
     assert sorted(served.mails) == ["ann@example.com", "ben@example.com"]
 
 
@@ -303,6 +304,7 @@ async def test_worker_health_server_answers_health_and_the_workers_metrics(
                 "up_to_date": True,
                 "schema_newer": False,
             },
+            "workers": {"alive": 0, "stopped": 0, "gone": 0},
         }
         assert (await client.get("/metrics")).status_code == 401
         authorized = {"Authorization": f"Bearer {TOKEN}"}

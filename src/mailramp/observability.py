@@ -60,7 +60,7 @@ class Telemetry:
     and the `EventMetrics` of tracking; the queue depth is read from the database at each
     scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, schema: str = "") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self._sends = Counter(
@@ -104,9 +104,11 @@ class Telemetry:
             buckets=SEND_BUCKETS,
             registry=registry,
         )
-        Info("mailramp_build", "The running mailramp.", registry=registry).info(
-            {"version": __version__}
-        )
+        Info(
+            "mailramp_build",
+            "The running mailramp: its version, and the schema revision its code expects.",
+            registry=registry,
+        ).info({"version": __version__, "schema": schema})
         ProcessCollector(registry=registry)
         for outcome in Outcome:
             self._sends.labels(result=outcome.value)

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mailramp import __version__
 from mailramp.accounts.service import AccountService
 from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
 from mailramp.auth.service import AuthService
@@ -26,7 +27,7 @@ from mailramp.conversations.inbox import InboxService
 from mailramp.conversations.leads import LeadService
 from mailramp.deliverability.pool import WarmupPool
 from mailramp.deliverability.service import DeliverabilityService
-from mailramp.errors import ConfigurationError, MailboxTestFailed, SecretKeyError
+from mailramp.errors import ConfigurationError, MailboxTestFailed, SecretKeyError, ValidationError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.dns import DnsResolver, parse_servers
 from mailramp.kit.mail_dns import MailDns
@@ -48,12 +49,13 @@ from mailramp.observability import Telemetry
 from mailramp.providers.check import check_mailbox
 from mailramp.providers.registry import DefaultInboxes, DefaultProviders
 from mailramp.providers.webhooks import HttpWebhookPoster
+from mailramp.sending.heartbeats import WorkerDirectory
 from mailramp.sending.reconcile import RECONCILE_INTERVAL, Reconciler
 from mailramp.sending.service import SendingService
 from mailramp.sending.worker import SendingWorker, WorkerSettings
 from mailramp.storage import Store
 from mailramp.storage.sql import SqlStore
-from mailramp.storage.sql.migrate import head_revision, known_revisions, upgrade
+from mailramp.storage.sql.migrate import downgrade, head_revision, known_revisions, upgrade
 from mailramp.suppression.service import SuppressionService
 from mailramp.tracking.classify import MachineRules
 from mailramp.tracking.inbox import InboxPoller
@@ -105,6 +107,7 @@ class Services:
     inbox: InboxService
     webhooks: WebhookService
     webhook_dispatcher: WebhookDispatcher
+    workers: WorkerDirectory
 
 
 def send_gap(settings: Settings) -> SendGap:
@@ -181,6 +184,7 @@ def build_services(
             store, secrets, dispatcher, clock=clock, allow_private_hosts=allow_private_hosts
         ),
         webhook_dispatcher=dispatcher,
+        workers=WorkerDirectory(store, clock=clock),
     )
 
 
@@ -221,6 +225,7 @@ class Runtime(Services):
             worker_id=worker_id,
             tracking=self.tracking_links,
             metrics=self.telemetry,
+            version=__version__,
         )
 
     def providers(self) -> DefaultProviders:
@@ -424,12 +429,25 @@ def schema_is_newer(backend: str, version: str | None) -> bool:
     return version not in known_revisions()
 
 
+def newer_schema_message(backend: str, current: str | None) -> str:
+    """What to do when the database was migrated by a newer mailramp than this one."""
+    return (
+        f"the database's schema is at {current}, newer than this mailramp {__version__} "
+        f"knows (its newest: {schema_head(backend)}): run the newer mailramp that migrated "
+        "it, or undo its migrations with that version's `mailramp db downgrade` "
+        "(docs/deployment.md#upgrades-and-rollbacks)"
+    )
+
+
 async def migrate_store(store: Store) -> str:
     """Apply pending migrations (SQL: Alembic; MongoDB: indexes and the layout version);
     returns the revision now in place."""
     # Alembic talks to the engine directly: a database that cannot be reached is reported
     # by the store's own ping first, as the one clear error it is everywhere else.
     await store.ping()
+    current = await store.schema_version()
+    if schema_is_newer(store.backend, current):
+        raise ConfigurationError(newer_schema_message(store.backend, current))
     if isinstance(store, SqlStore):
         await upgrade(store.engine)
     else:
@@ -438,6 +456,29 @@ async def migrate_store(store: Store) -> str:
         if not isinstance(store, MongoStore):
             raise ConfigurationError(f"no migrations for the {store.backend!r} backend")
         await store.migrate()
+    version = await store.schema_version()
+    assert version is not None
+    return version
+
+
+async def downgrade_store(store: Store, revision: str) -> str:
+    """Undo the migrations after `revision` (SQL: each migration's downgrade, what it added
+    is dropped; MongoDB: the layout version is recorded back); returns the revision now in
+    place."""
+    await store.ping()
+    if isinstance(store, SqlStore):
+        if revision not in known_revisions():
+            known = ", ".join(sorted(known_revisions()))
+            raise ValidationError(
+                "revision", f"{revision!r} is no revision of this mailramp ({known})"
+            )
+        await downgrade(store.engine, revision)
+    else:
+        from mailramp.storage.mongo import MongoStore
+
+        if not isinstance(store, MongoStore):
+            raise ConfigurationError(f"no migrations for the {store.backend!r} backend")
+        await store.downgrade(revision)
     version = await store.schema_version()
     assert version is not None
     return version
@@ -480,7 +521,7 @@ async def open_runtime(
     except BaseException:
         await store.close()
         raise
-    telemetry = Telemetry()
+    telemetry = Telemetry(schema=schema_head(settings.backend))
     services = build_services(
         store,
         secrets,
@@ -522,6 +563,8 @@ async def open_runtime(
 
 async def _require_current_schema(store: Store) -> None:
     version, head = await store.schema_version(), schema_head(store.backend)
+    if schema_is_newer(store.backend, version):
+        raise ConfigurationError(newer_schema_message(store.backend, version))
     if version != head:
         raise ConfigurationError(
             f"the database schema is at {version or 'nothing (empty database)'} but this "

@@ -16,7 +16,10 @@ import httpx
 import pytest
 import typer.main
 
+from mailramp import __version__
 from mailramp.cli.main import app
+from mailramp.storage.mongo.base import SCHEMA_VERSION
+from mailramp.storage.sql.migrate import head_revision
 from tests.support.clock import next_monday, system_now
 from tests.support.processes import clean_environment, plain, run_mailramp
 from tests.support.smtp import SmtpServer
@@ -28,6 +31,8 @@ def _all_commands() -> list[tuple[str, Any]]:
 
     def walk(prefix: str, command: Any) -> None:
         if hasattr(command, "commands"):  # a group (Typer's own click, or click's)
+            if prefix and getattr(command, "invoke_without_command", False):
+                found.append((prefix, command))  # a group that is a command itself
             for name, child in command.commands.items():
                 walk(f"{prefix} {name}".strip(), child)
         elif not command.hidden:
@@ -67,7 +72,11 @@ def test_help_prints_what_the_docstrings_say_and_version_answers(tmp_path: Path)
     # Brackets are text, not markup that swallows them.
     assert "spread over [start, start + duration] within" in " ".join(create.stdout.split())
     version = run_mailramp("--version", cwd=tmp_path)
-    assert version.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\d+\S*", version.stdout.strip())
+    assert version.returncode == 0
+    assert version.stdout.strip() == (
+        f"mailramp {__version__} (schema {head_revision()} on SQL, {SCHEMA_VERSION} on MongoDB)"
+    )
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\+g[0-9a-f]{9})?", __version__)
     assert version.stdout == run_mailramp("version", cwd=tmp_path).stdout
 
 
@@ -293,3 +302,21 @@ def test_a_campaign_from_two_mailboxes_from_the_shell(cli, tmp_path: Path) -> No
     assert body["campaign"]["mailbox_ids"] == ids and body["import"]["accepted"] == 5
     unknown = cli(*common, "--mailbox", "bo@acme.com", "--mailbox", "nobody@acme.com")
     assert unknown.returncode == 3 and "not found" in plain(unknown.stderr)
+
+
+def test_a_relay_without_login_is_linked_with_no_password(cli) -> None:  # type: ignore[no-untyped-def]
+    made = cli(
+        "user", "create", "--name", "Ann", "--login", "ann@acme.com", "--password-stdin",
+        stdin="a long enough passphrase\n",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    relay = ("mailbox", "add", "--user", "ann@acme.com", "--smtp-host", "10.0.0.25",
+             "--smtp-port", "25", "--smtp-security", "plain", "--no-login")  # fmt: skip
+    linked = cli(*relay, "--email", "ann@acme.com", "--json")
+    assert linked.returncode == 0, linked.stderr  # nothing asked for: stdin is empty
+    assert json.loads(linked.stdout)["email"] == "ann@acme.com"
+    both = cli(*relay, "--email", "bo@acme.com", "--password", "x")
+    assert both.returncode == 2 and "--no-login takes no password" in plain(both.stderr)
+    inbox = cli(*relay, "--email", "cy@acme.com", "--imap-host", "10.0.0.26")
+    assert inbox.returncode == 1
+    assert "password is required to read replies over IMAP" in plain(inbox.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,14 @@ import typer
 from mailramp import __version__
 from mailramp.cli.accounts import mailbox_app, user_app
 from mailramp.cli.campaigns import campaign_app
-from mailramp.cli.common import command_group, load_settings, run, run_on_store
+from mailramp.cli.common import (
+    JsonOption,
+    command_group,
+    emit,
+    load_settings,
+    run,
+    run_on_store,
+)
 from mailramp.cli.conversations import inbox_app, lead_app
 from mailramp.cli.deliverability import warmup_app
 from mailramp.cli.demo import demo
@@ -22,7 +30,14 @@ from mailramp.cli.tracking import networks_app
 from mailramp.cli.webhooks import webhook_app
 from mailramp.config import Settings
 from mailramp.kit.secrets import KeyFile, generate_key
-from mailramp.runtime import Runtime, migrate_store, migration_report, schema_head
+from mailramp.runtime import (
+    Runtime,
+    downgrade_store,
+    migrate_store,
+    migration_report,
+    schema_head,
+)
+from mailramp.sending.heartbeats import WorkerStatus
 from mailramp.storage import Store
 from mailramp.web.health import health_server
 
@@ -52,9 +67,15 @@ def _settings(*, server: bool = False) -> Settings:
     return load_settings(server=server)
 
 
+def _version_line() -> str:
+    """The version, and the schema revisions the code expects on each kind of database."""
+    sql, mongodb = schema_head("sqlite"), schema_head("mongodb")
+    return f"mailramp {__version__} (schema {sql} on SQL, {mongodb} on MongoDB)"
+
+
 def _print_version(asked: bool) -> None:
     if asked:
-        typer.echo(__version__)
+        typer.echo(_version_line())
         raise typer.Exit()
 
 
@@ -78,7 +99,7 @@ def version() -> None:
 
         mailramp version
     """
-    typer.echo(__version__)
+    typer.echo(_version_line())
 
 
 @app.command()
@@ -135,6 +156,35 @@ def db_upgrade() -> None:
     typer.echo(f"database at revision {revision} ({settings.backend})")
     for line in report:
         typer.echo(line)
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="The revision to go back to.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: the later migrations' additions go.")
+    ] = False,
+) -> None:
+    """Undo the migrations after REVISION, for going back to the older mailramp that
+    needs it (docs/deployment.md, "Upgrades and rollbacks"). On SQL each later migration's
+    downgrade runs — what it added (columns, tables, indexes) is dropped with its data;
+    on MongoDB the older layout version is recorded (documents keep what was added).
+    Run it with the newer mailramp, before installing the older one.
+
+    Example:
+
+        mailramp db downgrade 0023_events_for_every_record --yes
+    """
+    settings = _settings()
+    if not yes:
+        typer.echo(
+            f"error: this drops what the migrations after {revision} added, with its data; "
+            "back up the database first, then run it again with --yes",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    reached = run_on_store(settings, lambda store: downgrade_store(store, revision))
+    typer.echo(f"database at revision {reached} ({settings.backend})")
 
 
 @db_app.command("current")
@@ -207,8 +257,14 @@ def keys_rotate(
         typer.echo(f"removed {len(keys) - 1} older key(s) from {key_file.path}")
 
 
-@app.command()
+# `mailramp worker` runs one (the callback, its docstring the help); `worker list` lists.
+worker_app = typer.Typer(rich_markup_mode=None)
+app.add_typer(worker_app, name="worker")
+
+
+@worker_app.callback(invoke_without_command=True)
 def worker(
+    context: typer.Context,
     health_port: Annotated[
         int | None,
         typer.Option(help="Serve /healthz and /metrics (Prometheus) on this port; off by default."),
@@ -219,11 +275,14 @@ def worker(
     in DNS daily, until SIGTERM or Ctrl-C (then finish the sends in flight and stop).
 
     Run as many as you like on PostgreSQL; each record is sent by one worker at most.
+    `mailramp worker list` shows them.
 
     Example:
 
         MAILRAMP_DATABASE_URL=postgresql://mailramp@db/mailramp mailramp worker --health-port 9101
     """
+    if context.invoked_subcommand is not None:
+        return
     settings = _settings(server=True)
 
     async def work(runtime: Runtime) -> None:
@@ -248,3 +307,40 @@ def worker(
                 await asyncio.gather(*everything)
 
     run(settings, work)
+
+
+@worker_app.command("list")
+def worker_list(as_json: JsonOption = False) -> None:
+    """The sending workers that ran lately, newest heartbeat first: id, host, version,
+    started, last pass, records held, and whether each is alive, stopped, or gone (silent
+    for three of its leases: killed, its host down, or stuck). Forgotten after 7 days.
+
+    Example:
+
+        mailramp worker list
+    """
+    settings = _settings()
+
+    async def work(runtime: Runtime) -> tuple[list[WorkerStatus], datetime]:
+        return await runtime.workers.list(), runtime.clock()
+
+    workers, now = run(settings, work, as_json=as_json)
+    rows = [{**w.heartbeat.model_dump(mode="json"), "state": w.state.value} for w in workers]
+    text = [
+        f"{beat.worker_id}  {status.state.value:<7}  {beat.version}  started "
+        f"{beat.started_at:%Y-%m-%d %H:%M:%S}  last pass "
+        f"{f'{beat.last_pass_at:%H:%M:%S}' if beat.last_pass_at else '-'}  "
+        f"holds {beat.held}  heard {_ago(now - beat.beat_at)}"
+        for status in workers
+        for beat in [status.heartbeat]
+    ]
+    emit(as_json, rows, text or ["no worker has run yet"])
+
+
+def _ago(elapsed: timedelta) -> str:
+    seconds = max(int(elapsed.total_seconds()), 0)
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"

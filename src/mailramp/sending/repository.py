@@ -9,6 +9,7 @@ from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
 from mailramp.campaigns.repository import PlanFunction
+from mailramp.sending.heartbeats import WorkerHeartbeat
 from mailramp.sending.models import ImportCounts, LifecycleReport, QueueDepth, SendResult
 from mailramp.tracking.models import EmailTracking
 
@@ -94,6 +95,18 @@ class SendingRepository(Protocol):
     ) -> int:
         """Give back leased records that were never marked `sending` (all of the worker's,
         or just `record_ids`)."""
+        ...
+
+    async def record_heartbeat(self, beat: WorkerHeartbeat) -> None:
+        """Store a worker's heartbeat (the last one per worker is kept)."""
+        ...
+
+    async def list_heartbeats(self) -> list[WorkerHeartbeat]:
+        """Every worker's last heartbeat, most recent first."""
+        ...
+
+    async def forget_heartbeats(self, *, before: datetime) -> int:
+        """Delete the heartbeats last written before `before`; how many."""
         ...
 
     async def take_reconciliation_turn(self, *, now: datetime, until: datetime) -> bool:

@@ -19,7 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from mailramp.campaigns.models import Campaign
@@ -43,6 +43,7 @@ from mailramp.mailboxes.service import MailboxService
 from mailramp.mailboxes.transport import ProviderFactory, ReportsSentMessageId
 from mailramp.mailboxes.transport import SendingProvider as Provider
 from mailramp.sending import pacing
+from mailramp.sending.heartbeats import FORGET_AFTER, WorkerHeartbeat, beat_interval
 from mailramp.sending.message import Thread, build_message, message_id_for, thread_for
 from mailramp.sending.models import NextStep, Outcome, SendResult
 from mailramp.sending.repository import Lease, SendingRepository
@@ -141,6 +142,7 @@ class SendingWorker:
         tracking: TrackingLinks | None = None,
         metrics: WorkerMetrics | None = None,
         rng: random.Random | None = None,
+        version: str = "unknown",
     ) -> None:
         self._rng = rng or random.Random()  # noqa: S311 - a human pace, not security
         self._tracking = tracking
@@ -151,6 +153,11 @@ class SendingWorker:
         self._settings = settings or WorkerSettings()
         self._clock = clock
         self.worker_id = worker_id or new_worker_id()
+        self._version = version
+        self._started_at: datetime | None = None
+        self._last_pass_at: datetime | None = None
+        self._beaten_at: float | None = None  # monotonic, of the last heartbeat written
+        self._held = 0
         self._stopping = asyncio.Event()
         self._open: dict[str, tuple[Provider, object]] = {}
         self._database_lost_at: float | None = None
@@ -182,6 +189,8 @@ class SendingWorker:
     async def run(self) -> None:
         """Send until `stop()`; survives database outages by waiting and trying again."""
         log.info("worker %s started", self.worker_id)
+        self._started_at = self._clock()
+        await self._beat(forget=True)
         try:
             while not self._stopping.is_set():
                 try:
@@ -194,6 +203,11 @@ class SendingWorker:
                     handled = 0
                 else:
                     self._database_back()
+                    self._last_pass_at = self._clock()
+                self._held = 0
+                every = beat_interval(self._settings.lease_seconds)
+                if self._beaten_at is None or time.monotonic() - self._beaten_at >= every:
+                    await self._beat()
                 if handled == 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
@@ -209,7 +223,32 @@ class SendingWorker:
                     error.message,
                 )
             await self.close()
+            await self._beat(stopped=True)
             log.info("worker %s stopped", self.worker_id)
+
+    async def _beat(self, *, stopped: bool = False, forget: bool = False) -> None:
+        """Record that this worker is here (sending/heartbeats.py); an outage skips it (the
+        worker carries on, and shows as gone only if it lasts three leases)."""
+        now = self._clock()
+        beat = WorkerHeartbeat(
+            worker_id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=self._version,
+            lease_seconds=self._settings.lease_seconds,
+            started_at=self._started_at or now,
+            beat_at=now,
+            last_pass_at=self._last_pass_at,
+            held=self._held,
+            stopped_at=now if stopped else None,
+        )
+        try:
+            if forget:
+                await self._store.forget_heartbeats(before=now - FORGET_AFTER)
+            await self._store.record_heartbeat(beat)
+        except DatabaseUnavailableError:
+            return
+        self._beaten_at = time.monotonic()
 
     def _database_lost(self, error: DatabaseUnavailableError) -> None:
         # One line when it goes and one when it is back, not a traceback every pass.
@@ -248,6 +287,9 @@ class SendingWorker:
         self._metrics.observe_claim(time.perf_counter() - claim_started)
         if not records:
             return 0
+        if self._started_at is not None:  # a running worker (not a test's single pass)
+            self._held = len(records)
+            await self._beat()
         by_mailbox: dict[str, list[EmailTracking]] = defaultdict(list)
         for record in records:
             by_mailbox[record.mailbox_id].append(record)

@@ -15,13 +15,14 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from mailramp import __version__
 from mailramp.accounts.models import User
 from mailramp.auth.models import Session
 from mailramp.conversations.models import status_title
 from mailramp.errors import AuthenticationError, ForbiddenError, MailrampError
 from mailramp.kit.network import unreachable_for_recipients
 from mailramp.mailboxes.models import Mailbox
-from mailramp.runtime import Runtime
+from mailramp.runtime import Runtime, schema_head
 from mailramp.tracking.classify import describe
 from mailramp.web.deps import SESSION_COOKIE, RuntimeDep
 
@@ -96,11 +97,15 @@ def render(
     status: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    """A page, with the user, their CSRF token and time zone in its context."""
+    """A page, with the user, their CSRF token and time zone in its context, and in its
+    footer the running version and the schema revision its code expects."""
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     html = TEMPLATES.get_template(template).render(
         user=who.user if who else None,
         csrf_token=who.session.csrf_token if who else "",
         zone=page_zone(request),
+        version=__version__,
+        schema=schema_head(runtime.backend) if runtime is not None else "",
         **context,
     )
     return HTMLResponse(html, status_code=status)

@@ -5,6 +5,7 @@ database. The metric objects and logging live in observability.py, below the run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import socket
@@ -14,14 +15,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mailramp import __version__
-from mailramp.errors import AuthenticationError, ConfigurationError
+from mailramp.errors import AuthenticationError, ConfigurationError, MailrampError
 from mailramp.observability import DATABASE_TIMEOUT_SECONDS, describe_error
 from mailramp.runtime import Runtime, schema_head, schema_is_newer
 
@@ -40,6 +41,11 @@ class DatabaseHealth(BaseModel):
     schema_newer: bool | None = None
 
 
+HEALTH_STATUSES = {"ok": 200, "schema_out_of_date": 503, "database_unreachable": 503}
+"""Each `/healthz` status and the HTTP status it is answered with (docs/observability.md's
+table is checked against it: tests/test_operator_docs.py)."""
+
+
 class ServiceHealth(BaseModel):
     """What `/healthz` answers: `ok` (200); `schema_out_of_date` or
     `database_unreachable` (503)."""
@@ -47,6 +53,11 @@ class ServiceHealth(BaseModel):
     status: Literal["ok", "schema_out_of_date", "database_unreachable"]
     version: str
     database: DatabaseHealth
+    workers: dict[str, int] | None = Field(
+        default=None,
+        description="How many sending workers are alive, stopped, gone (silent for three "
+        "leases); present when the schema is the one this code needs.",
+    )
 
 
 async def health_report(runtime: Runtime) -> tuple[int, dict[str, Any]]:
@@ -65,7 +76,7 @@ async def health_report(runtime: Runtime) -> tuple[int, dict[str, Any]]:
             "version": __version__,
             "database": {"backend": backend, "reachable": False, "schema_head": head},
         }
-        return 503, body
+        return HEALTH_STATUSES["database_unreachable"], body
     # A schema newer than this code is a rolling deploy under way: this process keeps
     # serving (200) and says so; a schema behind the code cannot serve it (503).
     newer = version != head and schema_is_newer(backend, version)
@@ -81,7 +92,13 @@ async def health_report(runtime: Runtime) -> tuple[int, dict[str, Any]]:
             "schema_newer": newer,
         },
     }
-    return (200 if healthy else 503), body
+    if version == head:
+        # The sending workers the database has heard from (`mailramp worker list` names
+        # them): a worker count that drops to 0 alive is worth an alert.
+        with contextlib.suppress(TimeoutError, MailrampError):
+            async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
+                body["workers"] = await runtime.workers.counts()
+    return HEALTH_STATUSES[body["status"]], body
 
 
 def _bearer_matches(authorization: str | None, token: str) -> bool:

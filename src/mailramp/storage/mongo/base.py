@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pymongo import ReadPreference, WriteConcern
 from pymongo.errors import DuplicateKeyError
 
-from mailramp.errors import DuplicateError, MailrampError
+from mailramp.errors import DuplicateError, MailrampError, ValidationError
 from mailramp.kit.types import Page
 from mailramp.storage.mongo.client import (
     DEFAULT_WRITE_CONCERN,
@@ -34,7 +34,7 @@ from mailramp.storage.rows import check_page
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-SCHEMA_VERSION = "mongo-0024"
+SCHEMA_VERSION = "mongo-0025"
 KNOWN_VERSIONS = frozenset(
     {
         "mongo-0005",
@@ -43,6 +43,7 @@ KNOWN_VERSIONS = frozenset(
         "mongo-0009",
         "mongo-0014",
         "mongo-0023",
+        "mongo-0024",
         SCHEMA_VERSION,
     }
 )
@@ -119,6 +120,19 @@ class MongoBase:
                 {"_id": "schema"}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True
             )
         return SCHEMA_VERSION
+
+    async def downgrade(self, version: str) -> str:
+        """Record an older layout version, for the older mailramp that wrote it (its
+        documents keep the fields and indexes added since, which older code leaves alone)."""
+        if version not in KNOWN_VERSIONS:
+            known = ", ".join(sorted(KNOWN_VERSIONS))
+            raise ValidationError(
+                "revision", f"{version!r} is no layout this mailramp knows ({known})"
+            )
+        await self._db[META].update_one(
+            {"_id": "schema"}, {"$set": {"version": version}}, upsert=True
+        )
+        return version
 
     # -- documents --------------------------------------------------------------------
 

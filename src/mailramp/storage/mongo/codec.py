@@ -32,6 +32,7 @@ EMAIL_CAMPAIGNS = "email_campaigns"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
 UNMATCHED = "inbound_unmatched"
 META = "mailramp_meta"
+HEARTBEATS = "worker_heartbeats"
 
 OWED = "outcome_owed"
 """On an email_tracking record whose send outcome is written but whose consequences (the

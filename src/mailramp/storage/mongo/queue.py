@@ -67,10 +67,12 @@ from mailramp.errors import DatabaseUnavailableError
 from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending import lifecycle, outcomes
 from mailramp.sending import models as send_models
+from mailramp.sending.heartbeats import WorkerHeartbeat
 from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.mongo.codec import (
     CAMPAIGNS,
     EVENTS,
+    HEARTBEATS,
     MAILBOXES,
     META,
     OWED,
@@ -821,6 +823,23 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             if found is None:
                 missing.append(event)
         return missing
+
+    async def record_heartbeat(self, beat: WorkerHeartbeat) -> None:
+        values = beat.model_dump()
+        values["_id"] = values.pop("worker_id")
+        await self._db[HEARTBEATS].replace_one({"_id": values["_id"]}, values, upsert=True)
+
+    async def list_heartbeats(self) -> list[WorkerHeartbeat]:
+        cursor = self._db[HEARTBEATS].find({}).sort([("beat_at", -1), ("_id", 1)])
+        beats = []
+        async for document in cursor:
+            values = {key: decode(value) for key, value in document.items() if key != "_id"}
+            beats.append(WorkerHeartbeat.model_validate({**values, "worker_id": document["_id"]}))
+        return beats
+
+    async def forget_heartbeats(self, *, before: datetime) -> int:
+        result = await self._db[HEARTBEATS].delete_many({"beat_at": {"$lt": before}})
+        return int(result.deleted_count)
 
     async def take_reconciliation_turn(self, *, now: datetime, until: datetime) -> bool:
         # One document names who reconciles until when: taken when free or run out (an

@@ -8,6 +8,7 @@ several processes starting at once from migrating together.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -44,10 +45,16 @@ def known_revisions() -> set[str]:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the database to `revision` (default: the newest)."""
     async with engine.connect() as connection:
-        await connection.run_sync(_upgrade, revision)
+        await connection.run_sync(_migrate, command.upgrade, revision)
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Undo the migrations after `revision` (each one's `downgrade`: what they added goes)."""
+    async with engine.connect() as connection:
+        await connection.run_sync(_migrate, command.downgrade, revision)
+
+
+def _migrate(connection: Connection, step: Any, revision: str) -> None:
     postgres = connection.dialect.name == "postgresql"
     if postgres:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
@@ -55,7 +62,7 @@ def _upgrade(connection: Connection, revision: str) -> None:
     try:
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
         connection.commit()
     finally:
         if postgres:

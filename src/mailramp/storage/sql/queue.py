@@ -33,6 +33,7 @@ from mailramp.campaigns.repository import PendingSchedule, PlanFunction, Slot
 from mailramp.mailboxes.models import MailboxStatus
 from mailramp.sending import lifecycle, outcomes
 from mailramp.sending import models as send_models
+from mailramp.sending.heartbeats import WorkerHeartbeat
 from mailramp.sending.repository import Lease, RecipientBatches
 from mailramp.storage.rows import to_row
 from mailramp.storage.sql import tables
@@ -804,6 +805,32 @@ class SqlQueue(SqlPeople):
             update(T).where(T.c._id == result.record_id).values(lifecycle.cancelled_pending(now))
         )
         return True
+
+    async def record_heartbeat(self, beat: WorkerHeartbeat) -> None:
+        heartbeats = tables.worker_heartbeats
+        values = beat.model_dump()
+        statement = self._insert(heartbeats).values(**values)
+        changed = {name: value for name, value in values.items() if name != "worker_id"}
+        async with self._write() as connection:
+            await connection.execute(
+                statement.on_conflict_do_update(index_elements=["worker_id"], set_=changed)
+            )
+
+    async def list_heartbeats(self) -> list[WorkerHeartbeat]:
+        heartbeats = tables.worker_heartbeats
+        async with self._read() as connection:
+            rows = await connection.execute(
+                select(heartbeats).order_by(heartbeats.c.beat_at.desc(), heartbeats.c.worker_id)
+            )
+            return [WorkerHeartbeat.model_validate(dict(row)) for row in rows.mappings()]
+
+    async def forget_heartbeats(self, *, before: datetime) -> int:
+        heartbeats = tables.worker_heartbeats
+        async with self._write() as connection:
+            result = await connection.execute(
+                delete(heartbeats).where(heartbeats.c.beat_at < before)
+            )
+            return int(result.rowcount)
 
     async def take_reconciliation_turn(self, *, now: datetime, until: datetime) -> bool:
         return False  # every change commits whole: nothing to reconcile

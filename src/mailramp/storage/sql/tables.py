@@ -436,6 +436,22 @@ instance_secrets = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# The last heartbeat of each sending worker (sending/heartbeats.py): `mailramp worker list`.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker_id", String(200), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("lease_seconds", Float, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("beat_at", UTCDateTime, nullable=False),
+    Column("last_pass_at", UTCDateTime),
+    Column("held", Integer, nullable=False),
+    Column("stopped_at", UTCDateTime),
+)
+
 # One row per mailbox per UTC day (deliverability/history.py): what it sent and what became
 # of it, where its warm-up emails landed, whether a brake held it, the limit that applied.
 mailbox_days = Table(
