@@ -5,6 +5,8 @@ MAILRAMP_LOG_FORMAT=json says the logs are JSON (docs/troubleshooting.md)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,22 @@ def test_under_json_logs_the_error_is_a_json_line_and_several_are_counted(
         "MAILRAMP_DB_POOL_SIZE: input should be greater than or equal to 1 (given '0')"
     )
     assert "1 more problem(s) after this one" in entry["message"]
+
+
+def test_the_demo_on_a_server_install_without_its_extras_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    # `pip install mailramp` without [demo]: aiosmtpd (its SMTP server) is not there.
+    code = "import sys; sys.modules['aiosmtpd'] = None; from mailramp.cli.main import app; app()"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "demo"],
+        cwd=tmp_path,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 5
+    assert plain(result.stderr.strip()) == (
+        "error: the demo needs its extra packages: pip install 'mailramp[demo]'"
+    )

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,11 @@ class Worker:
         return self.process.pid
 
 
+STARTING_SECONDS = 8.0
+"""Time a worker process gets to import and open its runtime before a SIGTERM (two cores
+under load: a few seconds)."""
+
+
 @dataclass
 class Fleet:
     """Worker processes on one environment; a killed one can be replaced."""
@@ -64,6 +70,7 @@ class Fleet:
     workers: list[Worker] = field(default_factory=list)
     retired: list[Worker] = field(default_factory=list)
     _started: int = 0
+    _started_at: dict[int, float] = field(default_factory=dict)  # pid → monotonic
 
     def start(self, count: int = 1) -> list[Worker]:
         started = []
@@ -80,6 +87,7 @@ class Fleet:
                     command, env=self.environment, stdout=handle, stderr=subprocess.STDOUT
                 )
             started.append(Worker(process, log, port))
+            self._started_at[process.pid] = time.monotonic()
         self.workers.extend(started)
         return started
 
@@ -99,7 +107,15 @@ class Fleet:
                 )
 
     def stop(self) -> list[int]:
-        """SIGTERM every live worker (they finish what is in flight); their exit codes."""
+        """SIGTERM every live worker (they finish what is in flight); their exit codes. A
+        worker started a moment ago is first given STARTING_SECONDS: a SIGTERM while the
+        interpreter is still importing is Unix's default, death (-15), and says nothing
+        about how mailramp stops (from its runtime's opening on, a SIGTERM is kept and the
+        worker stops cleanly once started: cli/main.py)."""
+        for worker in self.workers:
+            settled = self._started_at.get(worker.pid, 0.0) + STARTING_SECONDS
+            while worker.process.poll() is None and time.monotonic() < settled:
+                time.sleep(0.1)
         for worker in self.workers:
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGTERM)

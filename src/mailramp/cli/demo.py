@@ -16,7 +16,7 @@ from mailramp.cli.common import (
     fail,
     load_settings,
 )
-from mailramp.errors import MailrampError
+from mailramp.errors import ConfigurationError, MailrampError
 
 if TYPE_CHECKING:
     from mailramp.demo.warmup import WarmupDay
@@ -52,7 +52,10 @@ def demo(
         mailramp demo                 # 300 recipients, first emails over one minute
         mailramp demo --recipients 50 --minutes 0.5 --json
     """
-    from mailramp.demo.run import DemoOptions, Progress, run_demo
+    try:
+        from mailramp.demo.run import DemoOptions, Progress, run_demo
+    except ConfigurationError as missing:  # a server install, without the demo's extras
+        raise fail(missing) from None
 
     settings = load_settings()
     options = DemoOptions(

@@ -283,6 +283,10 @@ def worker(
     """
     if context.invoked_subcommand is not None:
         return
+    # A SIGTERM while starting (checking the database and keys) is kept, not fatal: the
+    # worker then stops as soon as it has started, cleanly, with nothing claimed.
+    asked_to_stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda number, _frame: asked_to_stop.append(number))
     settings = _settings(server=True)
 
     async def work(runtime: Runtime) -> None:
@@ -299,6 +303,8 @@ def worker(
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, stop)
+        if asked_to_stop:
+            stop()
         everything = [sender.run(), poller.run(), *(job.run() for job in upkeep)]
         if health_port is None:
             await asyncio.gather(*everything)
