@@ -49,7 +49,9 @@ class MongoEventLog(MongoBase):
         if not found:
             return 0
         deleted = await tracking.delete_many({**query, "_id": {"$in": [d["_id"] for d in found]}})
-        await self._append_events(taken_out([_changed(document) for document in found], reason, at))
+        await self._append_events(
+            taken_out([changed_email(document) for document in found], reason, at)
+        )
         return int(deleted.deleted_count)
 
     async def _change_emails(
@@ -67,7 +69,7 @@ class MongoEventLog(MongoBase):
             {"_id": {"$in": ids}, "status": values["status"], "updated_at": values["updated_at"]},
             {"campaign_id": 1, "user_id": 1, "recipient_email": 1},
         )
-        return [_changed(document) async for document in changed]
+        return [changed_email(document) async for document in changed]
 
     async def last_event_seq(self, user_id: str) -> int:
         owner = maybe_oid(user_id)
@@ -92,7 +94,8 @@ class MongoEventLog(MongoBase):
         return [event for event in events if event is not None]
 
 
-def _changed(document: Mapping[str, Any]) -> ChangedEmail:
+def changed_email(document: Mapping[str, Any]) -> ChangedEmail:
+    """The ChangedEmail a tracking document stands for."""
     return ChangedEmail(
         str(document["_id"]),
         str(document["campaign_id"]),

@@ -86,6 +86,7 @@ from mailramp.storage.mongo.codec import (
     oid,
     to_document,
 )
+from mailramp.storage.mongo.event_log import changed_email
 from mailramp.storage.mongo.metrics import MongoMetrics
 from mailramp.storage.mongo.people import UNSENT, MongoPeople
 from mailramp.storage.mongo.suppression import MongoSuppression
@@ -798,15 +799,7 @@ class MongoQueue(MongoSuppression, MongoPeople, MongoMetrics):
             {**query, "status": status.value, "updated_at": at},
             {"campaign_id": 1, "user_id": 1, "recipient_email": 1},
         )
-        return [
-            ChangedEmail(
-                str(document["_id"]),
-                str(document["campaign_id"]),
-                str(document["user_id"]),
-                str(document["recipient_email"]),
-            )
-            async for document in cursor
-        ]
+        return [changed_email(document) async for document in cursor]
 
     async def _not_logged(self, events: Sequence[EmailEvent]) -> list[EmailEvent]:
         """The events of `events` the log does not hold yet (same email, type, moment)."""
