@@ -10,6 +10,7 @@ its line and what it says, and what the code has instead."""
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 import typer.main
+from prometheus_client import generate_latest
 
 from mailramp.cli.common import (
     EXIT_CONFIGURATION,
@@ -29,6 +31,8 @@ from mailramp.cli.common import (
     EXIT_USAGE,
 )
 from mailramp.cli.main import app
+from mailramp.observability import QUEUE_STATES, Telemetry
+from mailramp.sending.models import Outcome
 from mailramp.storage.mongo.base import KNOWN_VERSIONS, SCHEMA_VERSION
 from mailramp.storage.sql.migrate import head_revision, known_revisions
 from mailramp.web.health import HEALTH_STATUSES
@@ -70,6 +74,7 @@ COMMAND = re.compile(
     r"(?:^|&&|\|\||;|\$\(|\|)\s*(?:\$ )?(?:[A-Z_][A-Z0-9_]*=\S+\s+)*(?:sudo -u \S+\s+)?"
     r"(?:\S*/bin/)?mailramp((?: +[^\s`|;&)>#]+)*)"
 )
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
 EXIT = re.compile(r"\bexit(?: status| code)? (\d+)\b")
 
 
@@ -216,3 +221,87 @@ def test_exit_codes_named_are_the_clis() -> None:
 def test_resolve_walks_the_command_tree(words: list[str], path: list[str]) -> None:
     resolved = resolve(words)
     assert resolved is not None and resolved[1] == path
+
+
+OBSERVABILITY = ROOT / "docs" / "observability.md"
+SAMPLE = re.compile(r"^(\w+?)(?:_bucket|_count|_sum|_created|_total)?(?:\{(.*)\})? ")
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+FREE_VALUES = {"version", "schema", "mailbox_id", "le"}  # any value: described, not listed
+
+
+def documented_metrics() -> dict[str, tuple[str, set[str], str]]:
+    """observability.md's metrics table: name → (type, label names, meaning)."""
+    rows = {}
+    for text in OBSERVABILITY.read_text().splitlines():
+        cells = [cell.strip() for cell in text.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`mailramp_"):
+            labels = set(re.findall(r"`(\w+)`", cells[2]))
+            rows[cells[0].strip("`")] = (cells[1], labels, cells[3])
+    return rows
+
+
+def test_every_metric_its_labels_and_their_values_are_in_observability_md() -> None:
+    """Each metric a process exports (read from a fresh registry: every label value the
+    counters start at 0 is in it) has its row with its type and labels, and the row names
+    each value those labels take; the queue's states, set at a scrape, likewise."""
+    exported = generate_latest(Telemetry(schema="0000_x").registry).decode()
+    types = dict(re.findall(r"^# TYPE (mailramp_\w+) (\w+)$", exported, re.M))
+    values: dict[str, set[str]] = {}
+    for text in exported.splitlines():
+        found = SAMPLE.match(text)
+        if found and found.group(1).startswith("mailramp_"):
+            for label, value in LABEL.findall(found.group(2) or ""):
+                if label not in FREE_VALUES:
+                    values.setdefault(found.group(1), set()).add(f"{label}={value}")
+    values.setdefault("mailramp_queue_depth", set()).update(f"state={s}" for s in QUEUE_STATES)
+    rows = documented_metrics()
+    wrong = []
+    for name, kind in sorted(types.items()):
+        base = re.sub(r"_total$", "", name)
+        row = rows.get(name)
+        if row is None:
+            wrong.append(f"{name} ({kind}) has no row")
+            continue
+        if row[0] != kind:
+            wrong.append(f"{name}: documented as {row[0]!r}, exported as {kind!r}")
+        labels = {pair.split("=")[0] for pair in values.get(base, ())}
+        if not labels <= row[1]:
+            wrong.append(f"{name}: labels {sorted(labels - row[1])} not in its row")
+        for pair in sorted(values.get(base, ())):
+            if f"`{pair.split('=')[1]}`" not in row[2]:
+                wrong.append(f"{name}: {pair} is not named in its row")
+    wrong += [f"{name}: documented, not exported" for name in rows.keys() - types.keys()]
+    assert wrong == [], "\n".join(wrong)
+
+
+def logged_fields() -> dict[str, set[str]]:
+    """The `extra=` fields of every log call in the code, by module (a `**spread` of the
+    worker's counts is read as what it holds: each outcome, and `released`)."""
+    fields: dict[str, set[str]] = {}
+    for path in (ROOT / "src" / "mailramp").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            extra = next((k.value for k in node.keywords if k.arg == "extra"), None)
+            if node.func.attr not in LOG_METHODS or not isinstance(extra, ast.Dict):
+                continue
+            names = fields.setdefault(path.stem, set())
+            for key in extra.keys:
+                if isinstance(key, ast.Constant):
+                    names.add(str(key.value))
+                else:  # **counts
+                    names |= {outcome.value for outcome in Outcome} | {"released"}
+    return fields
+
+
+def test_every_log_field_is_in_observability_md() -> None:
+    logs = OBSERVABILITY.read_text().split("## Logs", 1)[1]
+    fields = logged_fields()
+    assert fields, "no log call with extra= found: the test reads the wrong thing"
+    missing = [
+        f"{module}: {name}"
+        for module, names in sorted(fields.items())
+        for name in sorted(names)
+        if f"`{name}`" not in logs and f'"{name}":' not in logs
+    ]
+    assert missing == [], "\n".join(missing)

@@ -152,8 +152,8 @@ class Telemetry:
             log.warning("metrics: cannot read the queue depth: %s", describe_error(error))
             self._queue.clear()
         else:
-            self._queue.labels(state="due").set(depth.due)
-            self._queue.labels(state="sending").set(depth.sending)
+            for state in QUEUE_STATES:
+                self._queue.labels(state=state).set(getattr(depth, state))
         return generate_latest(self.registry)
 
     async def _read_mailboxes(
@@ -176,6 +176,9 @@ class Telemetry:
                 placement = self._mailbox_gauges["inbox_placement_percent"]
                 placement.labels(**labels).set(reading.inbox_placement)
 
+
+QUEUE_STATES = ("due", "sending")
+"""The `state` values of `mailramp_queue_depth` (fields of the depth read at a scrape)."""
 
 MAILBOX_GAUGES = {
     "daily_limit": "Each linked mailbox's daily limit today (its ramp's while it ramps up).",

@@ -18,6 +18,7 @@ from typing import Any
 
 from mailramp import __version__
 from mailramp.accounts.service import AccountService
+from mailramp.auth.admin import AdminService
 from mailramp.auth.clerk import ClerkFrontend, ClerkVerifier, clerk_frontend
 from mailramp.auth.service import AuthService
 from mailramp.campaigns.service import CampaignService
@@ -108,6 +109,7 @@ class Services:
     webhooks: WebhookService
     webhook_dispatcher: WebhookDispatcher
     workers: WorkerDirectory
+    admin: AdminService
 
 
 def send_gap(settings: Settings) -> SendGap:
@@ -165,6 +167,7 @@ def build_services(
         webhook_poster or partial(HttpWebhookPoster, allow_private_hosts=allow_private_hosts),
         clock=clock,
     )
+    auth = AuthService(store, accounts, clock=clock, signup_open=signup_open)
     return Services(
         store=store,
         clock=clock,
@@ -176,7 +179,7 @@ def build_services(
         sending=SendingService(store, clock=clock, send_gap=send_gap),
         suppression=SuppressionService(store, clock=clock),
         tracking=tracking,
-        auth=AuthService(store, accounts, clock=clock, signup_open=signup_open),
+        auth=auth,
         deliverability=DeliverabilityService(store, mailboxes, campaigns, clock=clock),
         leads=LeadService(store, tracking, clock=clock),
         inbox=InboxService(store, tracking, clock=clock),
@@ -185,6 +188,7 @@ def build_services(
         ),
         webhook_dispatcher=dispatcher,
         workers=WorkerDirectory(store, clock=clock),
+        admin=AdminService(store, accounts, auth, clock=clock),
     )
 
 

@@ -3,7 +3,7 @@ the newest, on every backend."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
@@ -11,6 +11,7 @@ from mailramp.storage.sql import SqlStore
 from mailramp.storage.sql.migrate import head_revision, upgrade
 
 USER = "0123456789abcdef01234567"
+LATER_USER = "0123456789abcdef0123456a"
 BOX = "0123456789abcdef01234568"
 CAMPAIGN = "0123456789abcdef01234569"
 CAMPAIGN_ID = "6f1b3c1e-2d4e-4f5a-8b6c-7d8e9f0a1b2c"
@@ -33,6 +34,14 @@ async def test_data_from_the_first_schema_survives_every_upgrade(empty_database:
                     ":yes)"
                 ),
                 {"id": USER, "t": now, "yes": True},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO user_information_table (_id, user_id, user_name, login_id, "
+                    "created_at, updated_at, is_active) VALUES (:id, :id, 'Newer', 'newer', :t, "
+                    ":t, :yes)"
+                ),
+                {"id": LATER_USER, "t": now + timedelta(days=1), "yes": True},
             )
             await connection.execute(
                 text(
@@ -62,5 +71,8 @@ async def test_data_from_the_first_schema_survives_every_upgrade(empty_database:
         mailbox = await store.get_mailbox(USER, BOX)
         assert mailbox is not None and mailbox.email == "old@example.com"
         assert (await store.list_suppressions(USER)).total == 0
+        # The instance's earliest user became its first user and admin (0026).
+        admins = [(u.login_id, u.first_user) for u in await store.list_users() if u.is_admin]
+        assert admins == [("old", True)]
     finally:
         await store.close()

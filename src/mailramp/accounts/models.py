@@ -22,6 +22,9 @@ class UserFields(Record):
     created_at: UTCDateTime
     updated_at: UTCDateTime
     is_active: bool = True
+    is_admin: bool = False
+    """Administers the instance: its users, their keys, the audit log, the workers
+    (auth/admin.py). The instance's first user is one; more are made by an admin."""
     last_login: UTCDateTime | None = None
 
     @model_validator(mode="after")
@@ -38,6 +41,10 @@ class User(UserFields):
     password: str | None = Field(default=None, repr=False, exclude=True)
     failed_logins: int = Field(default=0, exclude=True)
     last_failed_login_at: UTCDateTime | None = Field(default=None, exclude=True)
+    first_user: bool | None = Field(default=None, exclude=True)
+    """True on the instance's first user only, None on every other: a unique index lets
+    exactly one insert claim it, so two sign-ups racing on an empty instance make one
+    admin, not two."""
 
     @property
     def has_password(self) -> bool:

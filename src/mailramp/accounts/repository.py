@@ -9,7 +9,8 @@ from mailramp.accounts.models import User
 
 
 class UserRepository(Protocol):
-    """Users. A user is their own tenant: there is no cross-user listing here."""
+    """Users. A user is their own tenant: only the admin service (auth/admin.py) lists
+    them all."""
 
     async def insert_user(self, user: User) -> User:
         """Store a new user; DuplicateError names `login_id`, `email` or `clerk_user_id`."""
@@ -33,4 +34,12 @@ class UserRepository(Protocol):
 
     async def update_user(self, user_id: str, changes: Mapping[str, Any]) -> User | None:
         """Apply `changes` (stored field names) and return the user, or None if missing."""
+        ...
+
+    async def any_user(self) -> bool:
+        """Whether the instance has a user yet."""
+        ...
+
+    async def list_users(self) -> list[User]:
+        """Every user, oldest first (by `created_at`, then `_id`)."""
         ...

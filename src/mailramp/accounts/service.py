@@ -28,10 +28,11 @@ class AccountService:
         self._clock = clock
         self._passwords = passwords
 
-    async def create_user(self, **fields: Any) -> User:
+    async def create_user(self, *, admin: bool = False, **fields: Any) -> User:
         """Create a user from UserCreate's fields (`user_name`, `login_id`, and optionally
         `email`, `clerk_user_id`, `password`); `login_id`, `email` and `clerk_user_id` must
-        be free."""
+        be free. The instance's first user is its admin; `admin` makes another one (only
+        an admin's or the operator's call passes it: auth/admin.py, the command line)."""
         data = parse_input(UserCreate, fields)
         now = self._clock()
         user_id = new_object_id()
@@ -47,7 +48,20 @@ class AccountService:
             created_at=now,
             updated_at=now,
             is_active=True,
+            is_admin=admin,
         )
+        if not await self._users.any_user():
+            # Claimed by the insert itself (a unique index on `first_user`): of two sign-ups
+            # racing on an empty instance, one is the admin and the other an ordinary user.
+            try:
+                first = user.model_copy(update={"is_admin": True, "first_user": True})
+                created = await self._users.insert_user(first)
+            except DuplicateError as taken:
+                if taken.field != "first_user":
+                    raise
+            else:
+                log.info("user %s is this instance's first user and its admin", created.user_id)
+                return created
         return await self._users.insert_user(user)
 
     async def get_user(self, user_id: str) -> User:
@@ -148,6 +162,12 @@ class AccountService:
     async def reactivate_user(self, user_id: str) -> User:
         """Let a deactivated user sign in again."""
         return await self._set_active(user_id, active=True)
+
+    async def set_admin(self, user_id: str, *, admin: bool) -> User:
+        """Make the user an admin of the instance, or not (auth/admin.py decides who may)."""
+        user = await self.get_user(user_id)
+        changes = {"is_admin": admin, "updated_at": self._clock()}
+        return await self._stored(await self._users.update_user(user.id, changes), user.id)
 
     async def password_matches(self, user: User, password: str) -> bool:
         """Whether `password` is the user's; a match hashed with weaker parameters than

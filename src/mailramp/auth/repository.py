@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from mailramp.auth.models import ApiKey, Session
+from mailramp.auth.models import ApiKey, AuditEntry, Session
 
 
 class AuthRepository(Protocol):
@@ -71,4 +71,16 @@ class AuthRepository(Protocol):
 
     async def reset_login_failures(self, user_id: str) -> None:
         """A successful login clears the count (its own reserved attempt included)."""
+        ...
+
+
+class AuditRepository(Protocol):
+    """The audit log of administrative actions: appended to, read newest first."""
+
+    async def insert_audit_entry(self, entry: AuditEntry) -> AuditEntry:
+        """Append one entry."""
+        ...
+
+    async def list_audit_entries(self, *, offset: int, limit: int) -> list[AuditEntry]:
+        """Entries newest first (by `at`, then `_id`)."""
         ...

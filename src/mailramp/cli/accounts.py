@@ -16,6 +16,7 @@ from mailramp.cli.common import (
     find_mailbox,
     find_user,
     load_settings,
+    operator,
     run,
 )
 from mailramp.mailboxes.models import Mailbox, Verdict
@@ -46,9 +47,12 @@ def user_create(
         typer.Option(help="Prompted for when left out (hidden); prefer --password-stdin."),
     ] = None,
     password_stdin: PasswordStdinOption = False,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Make them an admin (the first user always is).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a local account that signs in with a password.
+    """Create a local account that signs in with a password (written to the audit log).
 
     Example:
 
@@ -59,12 +63,14 @@ def user_create(
     secret = _secret(password, password_stdin, "password")
 
     async def work(runtime: Runtime) -> User:
-        return await runtime.accounts.create_user(
-            user_name=name, login_id=login, email=email, password=secret
+        created = await runtime.admin.invite(
+            operator(), user_name=name, login_id=login, email=email, admin=admin, password=secret
         )
+        return created.user
 
     user = run(settings, work, as_json=as_json)
-    emit(as_json, user, f"created user {user.login_id} ({user.user_id})")
+    admin_note = ", admin" if user.is_admin else ""
+    emit(as_json, user, f"created user {user.login_id} ({user.user_id}{admin_note})")
 
 
 @mailbox_app.command("add")

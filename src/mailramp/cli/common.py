@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import getpass
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import date
@@ -29,6 +31,7 @@ import typer
 from pydantic import BaseModel
 
 from mailramp.accounts.models import User
+from mailramp.auth.admin import Actor
 from mailramp.campaigns.models import Campaign
 from mailramp.config import Settings, load_settings_from_environment
 from mailramp.errors import (
@@ -186,6 +189,15 @@ def progress_stream() -> Any:
 
 
 # -- finding things by what operators type ------------------------------------------------
+
+
+def operator() -> Actor:
+    """The person at this shell, as the audit log names them (auth/admin.py)."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        who = "unknown"
+    return Actor.operator(f"{who}@{socket.gethostname()}")
 
 
 async def find_user(runtime: Runtime, who: str) -> User:

@@ -13,6 +13,7 @@ import typer
 
 from mailramp import __version__
 from mailramp.cli.accounts import mailbox_app, user_app
+from mailramp.cli.admin import audit_app, key_app
 from mailramp.cli.campaigns import campaign_app
 from mailramp.cli.common import (
     JsonOption,
@@ -54,6 +55,8 @@ app.command("migrate-legacy")(migrate_legacy)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(user_app, name="user")
+app.add_typer(key_app, name="key")
+app.add_typer(audit_app, name="audit")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(warmup_app, name="warmup")
 app.add_typer(campaign_app, name="campaign")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from mailramp.accounts.repository import UserRepository
-from mailramp.auth.repository import AuthRepository
+from mailramp.auth.repository import AuditRepository, AuthRepository
 from mailramp.campaigns.repository import CampaignQueue, CampaignRepository
 from mailramp.conversations.repository import InboxRepository, LeadRepository
 from mailramp.deliverability.repository import DeliverabilityRepository, WarmupRepository
@@ -30,6 +30,7 @@ class Store(
     SendingRepository,
     SuppressionRepository,
     AuthRepository,
+    AuditRepository,
     InstanceSecretRepository,
     DeliverabilityRepository,
     WarmupRepository,

@@ -27,6 +27,8 @@ from mailramp.web import api_docs, openapi
 from mailramp.web.account import api as account_api
 from mailramp.web.account import pages as account_pages
 from mailramp.web.account import webhooks as account_webhooks
+from mailramp.web.admin import api as admin_api
+from mailramp.web.admin import pages as admin_pages
 from mailramp.web.campaigns import api as campaigns_api
 from mailramp.web.campaigns import pages as campaigns_pages
 from mailramp.web.contract import body_as_documented
@@ -61,6 +63,7 @@ ROUTERS = (
     suppression_api.router,
     tracking_api.router,
     legacy_api.router,
+    admin_api.router,
     account_webhooks.router,
     account_pages.router,
     mailboxes_pages.router,
@@ -68,6 +71,7 @@ ROUTERS = (
     conversations_pages.router,
     suppression_pages.router,
     webhooks_pages.router,
+    admin_pages.router,
 )
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 
 from mailramp.accounts.models import User
+from mailramp.auth.admin import Actor
 from mailramp.auth.models import Session
 from mailramp.auth.service import API_KEY_PREFIX, NewSession
 from mailramp.errors import AuthenticationError, ForbiddenError
@@ -114,3 +115,11 @@ async def get_caller(request: Request, runtime: RuntimeDep) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_admin(caller: CallerDep) -> Actor:
+    """The caller acting as an admin; 403 for anyone who is not one."""
+    return Actor.admin(caller.user)
+
+
+AdminDep = Annotated[Actor, Depends(get_admin)]

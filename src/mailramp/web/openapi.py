@@ -4,7 +4,8 @@ function (a stable `operationId`), every error it can answer listed with the one
 server checks (24-hex ObjectIds, UUID4 campaign ids).
 
 Which errors an operation can answer follows from what it takes: a caller to authenticate
-(401; 403 for a cookie session without its CSRF token on a change), a path id or another
+(401; 403 for a cookie session without its CSRF token on a change, and on an admin route
+for anyone not an admin), a path id or another
 input naming a stored object (404), a body
 (400 unreadable, 413 too large), any input at all (422), a change of stored state (409),
 a password (429 after too many attempts); and any of them 503 while the database is down
@@ -22,13 +23,14 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from mailramp.kit.ids import OBJECT_ID_SCHEMA, UUID4_SCHEMA
-from mailramp.web.deps import get_caller
+from mailramp.web.deps import get_admin, get_caller
 
 PATH_IDS: dict[str, dict[str, str]] = {
     "campaign_id": UUID4_SCHEMA,
     **dict.fromkeys(
         (
             "mailbox_id",
+            "user_id",
             "record_id",
             "key_id",
             "endpoint_id",
@@ -45,7 +47,8 @@ WHY: dict[int, str] = {
     400: "The request could not be read: a body not UTF-8, nested too deeply, a number too "
     "long; an OAuth callback without the `state` its start made.",
     401: "No valid credential: a session cookie or `Authorization: Bearer <API key>`.",
-    403: "Not allowed: a cookie session's change without its `X-CSRF-Token`, or closed sign-up.",
+    403: "Not allowed: a cookie session's change without its `X-CSRF-Token`, closed sign-up, "
+    "or an admin route called by someone who is not an admin.",
     404: "Not found, or another user's (the two are not told apart).",
     409: "The request contradicts the stored state (a duplicate, a status that does not "
     "allow it); `message` says which.",
@@ -108,6 +111,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "add_webhook": {"url": "https://crm.acme.com/hooks/mailramp", "kinds": ["reply"]},
     "change_webhook": {"enabled": True},
     "add_suppression": {"email": "no-more@example.com"},
+    "invite_user": {"user_name": "Bob Stone", "login_id": "bob@acme.com"},
 }  # fmt: skip
 """A request body per operation, shown by /docs and tried by the suite's schemathesis run
 (its examples phase)."""
@@ -161,6 +165,8 @@ def error_statuses(route: APIRoute) -> set[int]:
     statuses: set[int] = {503, *OWN_REFUSALS.get(route.name, ())}
     if any(dependant.call is get_caller for dependant in found):
         statuses |= {401, 403} if changes else {401}
+    if any(dependant.call is get_admin for dependant in found):
+        statuses.add(403)
     if any(dependant.path_params for dependant in found) or _references(route, found):
         statuses.add(404)
     if route.body_field is not None:

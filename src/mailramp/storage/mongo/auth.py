@@ -10,20 +10,34 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from mailramp.auth.models import ApiKey, Session
+from mailramp.auth.models import ApiKey, AuditEntry, Session
 from mailramp.storage.mongo.base import MongoBase
 from mailramp.storage.mongo.codec import (
     API_KEYS,
+    AUDIT,
     SESSIONS,
     USERS,
     WEBHOOK_DELIVERIES,
     from_document,
     maybe_oid,
 )
+from mailramp.storage.rows import check_page
 
 
 class MongoAuth(MongoBase):
     """AuthRepository."""
+
+    # -- the audit log ----------------------------------------------------------------
+
+    async def insert_audit_entry(self, entry: AuditEntry) -> AuditEntry:
+        await self._insert(AUDIT, entry)
+        return entry
+
+    async def list_audit_entries(self, *, offset: int, limit: int) -> list[AuditEntry]:
+        check_page(offset, limit)
+        cursor = self._db[AUDIT].find({}).sort([("at", -1), ("_id", -1)]).skip(offset).limit(limit)
+        entries = [from_document(AuditEntry, document) async for document in cursor]
+        return [entry for entry in entries if entry is not None]
 
     # -- API keys ---------------------------------------------------------------------
 

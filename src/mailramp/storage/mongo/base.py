@@ -34,7 +34,7 @@ from mailramp.storage.rows import check_page
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-SCHEMA_VERSION = "mongo-0025"
+SCHEMA_VERSION = "mongo-0026"
 KNOWN_VERSIONS = frozenset(
     {
         "mongo-0005",
@@ -44,6 +44,7 @@ KNOWN_VERSIONS = frozenset(
         "mongo-0014",
         "mongo-0023",
         "mongo-0024",
+        "mongo-0025",
         SCHEMA_VERSION,
     }
 )

@@ -33,6 +33,7 @@ WEBHOOK_DELIVERIES = "webhook_deliveries"
 UNMATCHED = "inbound_unmatched"
 META = "mailramp_meta"
 HEARTBEATS = "worker_heartbeats"
+AUDIT = "audit_log"
 
 OWED = "outcome_owed"
 """On an email_tracking record whose send outcome is written but whose consequences (the
@@ -60,6 +61,7 @@ OBJECT_ID_FIELDS: dict[str, frozenset[str]] = {
     SUPPRESSIONS: frozenset({"_id", "user_id"}),
     API_KEYS: frozenset({"_id", "user_id"}),
     SESSIONS: frozenset({"_id", "user_id"}),
+    AUDIT: frozenset({"_id", "actor_id", "target_id"}),
     WARM_UP_EMAILS: frozenset({"_id", "user_id"}),
     EMAIL_CAMPAIGNS: frozenset({"_id", "user_id"}),
     UNMATCHED: frozenset({"_id", "user_id", "mailbox_id"}),

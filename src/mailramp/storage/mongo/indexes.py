@@ -23,6 +23,7 @@ from pymongo.errors import OperationFailure
 from mailramp.auth.models import WEBHOOK_MEMORY
 from mailramp.storage.mongo.codec import (
     API_KEYS,
+    AUDIT,
     CAMPAIGNS,
     CONVERSATION_FILES,
     CONVERSATION_MESSAGES,
@@ -73,6 +74,9 @@ INDEXES: tuple[IndexSpec, ...] = (
               partial={"email": STRING}, field="email", kind="user"),
     IndexSpec(USERS, "uq_user_information_table_clerk_user_id", ("clerk_user_id",), True,
               partial={"clerk_user_id": STRING}, field="clerk_user_id", kind="user"),
+    # Exactly one first user: the insert that claims it wins (accounts/service.py).
+    IndexSpec(USERS, "uq_user_information_table_first_user", ("first_user",), True,
+              partial={"first_user": True}, field="first_user", kind="user"),
     IndexSpec(USERS, "ix_user_information_table_created_at", ("created_at",)),
     # linkbox_box_table
     IndexSpec(MAILBOXES, "uq_linkbox_box_table_user_id_email", ("user_id", "email"), True,
@@ -176,6 +180,8 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(SESSIONS, "uq_sessions_token_hash", ("token_hash",), True,
               field="token_hash", kind="session"),
     IndexSpec(SESSIONS, "ix_sessions_user_id", ("user_id",)),
+    # the audit log, read newest first
+    IndexSpec(AUDIT, "ix_audit_log_at", ("at",)),
     # webhook deliveries already processed, forgotten by the server after WEBHOOK_MEMORY
     IndexSpec(WEBHOOK_DELIVERIES, "ix_webhook_deliveries_received_at", ("received_at",),
               extra={"expireAfterSeconds": int(WEBHOOK_MEMORY.total_seconds())}),

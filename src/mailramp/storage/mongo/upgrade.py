@@ -16,6 +16,9 @@ mongo-0024: every campaign_matrix document holds every counter mailramp keeps. A
 in the schema's own layout (the previous application's: 7 counters) lacks the human, auto-
 reply and complaint ones; each missing counter is written as 0 (what it counted so far is
 unknown; `mailramp metrics recompute` rebuilds them all from the event log).
+
+mongo-0026 (as SQL's 0026_admins_and_audit_log): an instance with users has an admin: when
+no user is its first user yet, the earliest one becomes the first user and admin.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mailramp.storage.mongo.codec import (
     OWED,
     RECIPIENTS,
     TRACKING,
+    USERS,
     from_document,
 )
 from mailramp.storage.mongo.numbering import append_numbered
@@ -50,6 +54,23 @@ async def upgrade_documents(database: Any, stored: str | None) -> None:
     if stored is None or stored < EVENTS_FOR_EVERY_RECORD:
         await events_for_every_record(database, {})
     await metrics_have_every_counter(database)
+    await an_admin_for_every_instance(database)
+
+
+async def an_admin_for_every_instance(database: Any) -> bool:
+    """Make the earliest user the first user and admin when none is; whether one was made
+    (idempotent: False once there is a first user, or no user at all)."""
+    if await database[USERS].find_one({"first_user": True}) is not None:
+        return False
+    earliest = None
+    async for document in database[USERS].find({}).sort([("created_at", 1), ("_id", 1)]).limit(1):
+        earliest = document
+    if earliest is None:
+        return False
+    await database[USERS].update_one(
+        {"_id": earliest["_id"]}, {"$set": {"is_admin": True, "first_user": True}}
+    )
+    return True
 
 
 async def metrics_have_every_counter(database: Any) -> int:

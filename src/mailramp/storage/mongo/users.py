@@ -53,6 +53,14 @@ class MongoUsers(MongoBase):
             raise await self._duplicate(USERS, {"_id": query["_id"], **values}, error) from None
         return from_document(User, document)
 
+    async def any_user(self) -> bool:
+        return await self._db[USERS].find_one({}, {"_id": 1}) is not None
+
+    async def list_users(self) -> list[User]:
+        cursor = self._db[USERS].find({}).sort([("created_at", 1), ("_id", 1)])
+        users = [from_document(User, document) async for document in cursor]
+        return [user for user in users if user is not None]
+
 
 def _string_field(field: str, value: str) -> dict[str, Any]:
     """The filter for a user by an optional unique field. Its index is partial (`{field:

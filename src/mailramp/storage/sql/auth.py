@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, select, update
 
-from mailramp.auth.models import ApiKey, Session
-from mailramp.storage.rows import to_row
+from mailramp.auth.models import ApiKey, AuditEntry, Session
+from mailramp.storage.rows import check_page, to_row
 from mailramp.storage.sql import tables
 from mailramp.storage.sql.base import SqlBase
 
@@ -18,6 +18,19 @@ U = tables.users
 
 class SqlAuth(SqlBase):
     """AuthRepository on SQL."""
+
+    async def insert_audit_entry(self, entry: AuditEntry) -> AuditEntry:
+        async with self._write() as connection:
+            await connection.execute(tables.audit_log.insert().values(to_row(entry)))
+        return entry
+
+    async def list_audit_entries(self, *, offset: int, limit: int) -> list[AuditEntry]:
+        check_page(offset, limit)
+        log = tables.audit_log
+        query = select(log).order_by(log.c.at.desc(), log.c._id.desc()).offset(offset).limit(limit)
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).mappings()
+            return [AuditEntry.model_validate(dict(row)) for row in rows]
 
     async def insert_api_key(self, key: ApiKey) -> ApiKey:
         async with self._write() as connection:

@@ -21,6 +21,8 @@ _UNIQUE_RULES: tuple[tuple[str, str, str], ...] = (
     ("user_information_table.email", "email", "user"),
     ("uq_user_information_table_clerk_user_id", "clerk_user_id", "user"),
     ("user_information_table.clerk_user_id", "clerk_user_id", "user"),
+    ("uq_user_information_table_first_user", "first_user", "user"),
+    ("user_information_table.first_user", "first_user", "user"),
     ("uq_campaign_creation_table_campaign_id", "campaign_id", "campaign"),
     ("campaign_creation_table.campaign_id", "campaign_id", "campaign"),
     ("uq_campaign_matrix_campaign_id", "campaign_id", "campaign_matrix document"),

@@ -50,6 +50,9 @@ users = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("is_admin", Boolean, nullable=False, server_default=text("false")),
+    # True on the instance's first user only (accounts/models.py): unique, NULL elsewhere.
+    Column("first_user", Boolean, nullable=True),
     Column("last_login", UTCDateTime, nullable=True),
     # Throttling of failed local logins (docs/api.md).
     Column("failed_logins", Integer, nullable=False, server_default=text("0")),
@@ -58,6 +61,7 @@ users = Table(
     # Unique when present: many users have no email or no Clerk id (NULLs never collide).
     Index("uq_user_information_table_email", "email", unique=True),
     Index("uq_user_information_table_clerk_user_id", "clerk_user_id", unique=True),
+    Index("uq_user_information_table_first_user", "first_user", unique=True),
     Index("ix_user_information_table_created_at", "created_at"),
 )
 
@@ -450,6 +454,21 @@ worker_heartbeats = Table(
     Column("last_pass_at", UTCDateTime),
     Column("held", Integer, nullable=False),
     Column("stopped_at", UTCDateTime),
+)
+
+# What admins and the operator did to accounts (auth/admin.py), newest read first.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("_id", ObjectIdColumn, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_id", ObjectIdColumn, nullable=True),
+    Column("actor", String(300), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target_id", ObjectIdColumn, nullable=True),
+    Column("target", String(254), nullable=False),
+    Column("detail", Text, nullable=True),
+    Index("ix_audit_log_at", "at"),
 )
 
 # One row per mailbox per UTC day (deliverability/history.py): what it sent and what became

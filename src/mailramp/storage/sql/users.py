@@ -45,3 +45,15 @@ class SqlUsers(SqlBase):
             if values:
                 await connection.execute(update(users).where(users.c._id == user_id).values(values))
             return await self._one(connection, User, select(users).where(users.c._id == user_id))
+
+    async def any_user(self) -> bool:
+        async with self._read() as connection:
+            return await connection.scalar(select(tables.users.c._id).limit(1)) is not None
+
+    async def list_users(self) -> list[User]:
+        users = tables.users
+        async with self._read() as connection:
+            rows = (
+                await connection.execute(select(users).order_by(users.c.created_at, users.c._id))
+            ).mappings()
+            return [User.model_validate(dict(row)) for row in rows]

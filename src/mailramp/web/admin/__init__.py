@@ -1,0 +1,1 @@
+"""What admins see: the instance's users, the audit log and the workers."""
