@@ -62,6 +62,14 @@ def instance(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
     Browser.opened.clear()
 
 
+LOGIN = "/api/v1/auth/login"
+
+
+def signs_in(base: str, login: str, password: str) -> int:
+    """The status a sign-in with this password gets (a fresh browser)."""
+    return Browser(base).start(LOGIN, {"login_id": login, "password": password}).status_code
+
+
 def cli(place: tuple[str, Path, dict[str, str]], *args: str) -> str:
     _, cwd, env = place
     done = run_mailramp(*args, cwd=cwd, env=env)
@@ -100,14 +108,12 @@ def test_an_admins_day(instance: tuple[str, Path, dict[str, str]]) -> None:
         "POST", "/api/v1/admin/users", json={"user_name": "Bob Stone", "login_id": BOB}
     )
     assert invited.status_code == 201, invited.text
+    assert invited.headers["cache-control"] == "no-store"
     bob_id = invited.json()["user"]["_id"]
     first_password = invited.json()["password"]
     assert invited.json()["user"]["is_admin"] is False and len(first_password) == 20
     bob = Browser(base)
-    assert (
-        bob.start("/api/v1/auth/login", {"login_id": BOB, "password": first_password}).status_code
-        == 200
-    )
+    assert bob.start(LOGIN, {"login_id": BOB, "password": first_password}).status_code == 200
     own_key = bob.call("POST", "/api/v1/api-keys", json={"name": "laptop"}).json()["key"]
 
     # Bob is no admin: 403 on every admin route, by key and by session, API and dashboard.
@@ -140,7 +146,7 @@ def test_an_admins_day(instance: tuple[str, Path, dict[str, str]]) -> None:
     deactivated = cli(instance, "user", "deactivate", BOB)
     assert deactivated.splitlines() == [
         f"deactivated {BOB}",
-        "ended 1 session(s), revoked 2 API key(s)",
+        "1 session(s) ended, 2 API key(s) revoked",
     ]
     assert bob.call("GET", "/api/v1/me").status_code == 401
     for key in (own_key, shell_key):
@@ -148,12 +154,7 @@ def test_an_admins_day(instance: tuple[str, Path, dict[str, str]]) -> None:
             f"{base}/api/v1/me", headers={"Authorization": f"Bearer {key}"}, timeout=20
         )
         assert refused.status_code == 401
-    assert (
-        Browser(base)
-        .start("/api/v1/auth/login", {"login_id": BOB, "password": first_password})
-        .status_code
-        == 401
-    )
+    assert signs_in(base, BOB, first_password) == 401
     users = cli(instance, "user", "list").splitlines()
     assert [line.split()[1] for line in users] == [ANN["login_id"], BOB]
     assert users[0].endswith("[admin]") and users[1].endswith("[deactivated]")
@@ -162,30 +163,20 @@ def test_an_admins_day(instance: tuple[str, Path, dict[str, str]]) -> None:
     back = ann.call("POST", f"/api/v1/admin/users/{bob_id}/reactivate")
     assert back.status_code == 200 and back.json()["user"]["is_active"] is True
     assert bob.call("GET", "/api/v1/me").status_code == 401
+    for key in (own_key, shell_key):  # revoked, not merely refused while he was inactive
+        refused = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {key}"})
+        assert refused.status_code == 401
     again = Browser(base)
-    assert (
-        again.start("/api/v1/auth/login", {"login_id": BOB, "password": first_password}).status_code
-        == 200
-    )
+    assert again.start(LOGIN, {"login_id": BOB, "password": first_password}).status_code == 200
 
     # The operator resets his password: the new one works, the old one and his session not.
     reset = cli(instance, "user", "reset-password", BOB).splitlines()
     assert reset[0].startswith(f"new password for {BOB} (shown this once): ")
-    assert reset[1] == "ended 1 session(s), revoked 0 API key(s)"
+    assert reset[1] == "1 session(s) ended, 0 API key(s) revoked"
     new_password = reset[0].rsplit(" ", 1)[1]
     assert again.call("GET", "/api/v1/me").status_code == 401
-    assert (
-        Browser(base)
-        .start("/api/v1/auth/login", {"login_id": BOB, "password": first_password})
-        .status_code
-        == 401
-    )
-    assert (
-        Browser(base)
-        .start("/api/v1/auth/login", {"login_id": BOB, "password": new_password})
-        .status_code
-        == 200
-    )
+    assert signs_in(base, BOB, first_password) == 401
+    assert signs_in(base, BOB, new_password) == 200
 
     # The admin makes him an admin from the dashboard page; then he reads the user list.
     page = ann.client.get("/admin")
@@ -201,10 +192,11 @@ def test_an_admins_day(instance: tuple[str, Path, dict[str, str]]) -> None:
 
     # Over the API too: a password reset (his new session ends), and the admin flag taken
     # back; the serve process's own worker is listed, alive.
-    reset_by_api = ann.call("POST", f"/api/v1/admin/users/{bob_id}/password-reset").json()
-    assert (
-        reset_by_api["ended_sessions"] == 2
-    )  # the two sign-ins since the last reset and len(reset_by_api["password"]) == 20
+    reset_by_api = ann.call("POST", f"/api/v1/admin/users/{bob_id}/password-reset")
+    assert reset_by_api.headers["cache-control"] == "no-store"
+    assert len(reset_by_api.json()["password"]) == 20
+    assert reset_by_api.json()["ended_sessions"] == 2  # his two sign-ins since the last reset
+    assert signs_in(base, BOB, reset_by_api.json()["password"]) == 200
     assert bob_now.call("GET", "/api/v1/admin/users").status_code == 401
     unmade = ann.call("DELETE", f"/api/v1/admin/users/{bob_id}/admin")
     assert unmade.status_code == 200 and unmade.json()["user"]["is_admin"] is False
@@ -212,6 +204,13 @@ def test_an_admins_day(instance: tuple[str, Path, dict[str, str]]) -> None:
     assert remade.status_code == 200 and remade.json()["user"]["is_admin"] is True
     workers = ann.call("GET", "/api/v1/admin/workers").json()
     assert [(w["state"], w["held"]) for w in workers] == [("alive", 0)]
+
+    # A change by the admin's cookie needs its CSRF token, in the API and on the page.
+    forged = ann.client.post(f"/api/v1/admin/users/{bob_id}/deactivate")
+    assert forged.status_code == 403 and "X-CSRF-Token" in forged.json()["error"]["message"]
+    forged_form = ann.client.post(f"/admin/users/{bob_id}/deactivate", data={"csrf_token": "x"})
+    assert forged_form.status_code == 403
+    assert "[deactivated]" not in cli(instance, "user", "list")
 
     # Nobody locks themselves out: the admin cannot deactivate their own account.
     own = ann.call("POST", f"/api/v1/admin/users/{signed_in.json()['user']['_id']}/deactivate")

@@ -39,6 +39,54 @@ async def test_of_sign_ups_racing_on_an_empty_instance_exactly_one_is_the_admin(
     assert [u.login_id for u in listed if u.is_admin] == admins
 
 
+async def test_a_sign_up_that_lost_the_first_user_claim_is_an_ordinary_user(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race made certain: a second sign-up that read "no user yet" before the first one
+    # was stored tries to claim the first user too, and the unique index refuses it.
+    first = await services.accounts.create_user(user_name="First", login_id="first")
+    assert first.is_admin and first.first_user
+
+    async def no_user_yet() -> bool:
+        return False
+
+    monkeypatch.setattr(services.store, "any_user", no_user_yet)
+    second = await services.accounts.create_user(user_name="Second", login_id="second")
+    assert not second.is_admin and second.first_user is None
+    assert [u.login_id for u in await services.store.list_users() if u.is_admin] == ["first"]
+
+
+async def test_a_credential_made_while_its_user_is_deactivated_is_refused_as_it_is_made(
+    services: Services,
+) -> None:
+    # A sign-in or a new key whose request passed its checks just before a deactivation
+    # and is stored just after it ended everything: refused, and nothing live is left.
+    ann = await services.accounts.create_user(user_name="Ann", login_id="ann")
+    bob = await services.accounts.create_user(user_name="Bob", login_id="bob")
+    await services.admin.deactivate(Actor.admin(ann), bob.user_id)
+    with pytest.raises(AuthenticationError):
+        await services.auth.start_session(bob, "a browser")
+    with pytest.raises(AuthenticationError):
+        await services.auth.create_api_key(bob.user_id, name="late")
+    await services.admin.reactivate(Actor.admin(ann), bob.user_id)
+    assert [
+        key.revoked_at is not None for key in await services.auth.list_api_keys(bob.user_id)
+    ] == [True]
+    assert (
+        str(await services.auth.end_access(bob.user_id))
+        == "0 session(s) ended, 0 API key(s) revoked"
+    )
+
+
+async def test_a_clerk_users_password_is_not_reset_here(services: Services) -> None:
+    ann = await services.accounts.create_user(user_name="Ann", login_id="ann")
+    clerk = await services.accounts.create_user(
+        user_name="Cleo", login_id="cleo@acme.com", clerk_user_id="user_2abc"
+    )
+    with pytest.raises(ConflictError, match="signs in with Clerk"):
+        await services.admin.reset_password(Actor.admin(ann), clerk.user_id)
+
+
 async def test_an_instance_stays_administrable_and_the_log_says_who_did_what(
     services: Services, clock: FakeClock
 ) -> None:
@@ -72,7 +120,10 @@ async def test_an_instance_stays_administrable_and_the_log_says_who_did_what(
     _, key = await admin_service.create_api_key(shell, bob.user_id, name="deploy")
     clock.advance(minutes=1)
     done = await admin_service.deactivate(ann_acts, bob.user_id)
-    assert done.ended is not None and (done.ended.sessions, done.ended.api_keys) == (1, 1)
+    assert done.ended is not None and (done.ended.sessions_ended, done.ended.api_keys_revoked) == (
+        1,
+        1,
+    )
     with pytest.raises(AuthenticationError):
         await services.auth.session_user(session.token)
     with pytest.raises(AuthenticationError):

@@ -10,9 +10,15 @@ named in the audit log instead.
 
 The rules that keep an instance administrable: nobody deactivates, resets or removes the
 admin flag of their own account here (the account page changes one's own password), and the
-last active admin is never deactivated or unmade. A deactivation takes effect at once: every
-request checks that its user is active, and the user's sessions and API keys are ended
-as well, so reactivating does not bring back a credential that may have leaked meanwhile.
+last active admin is never deactivated or unmade (checked, then written: two admins unmaking
+each other in the same instant could both pass; the shell's `mailramp user make-admin`
+recovers). Each action is recorded after it succeeded: an action the database failed
+midway answers an error and is recorded when it is done again.
+
+A deactivation takes effect at once: every request checks that its user is active, and
+the user's sessions and API keys are ended as well, so reactivating does not bring back a
+credential that may have leaked meanwhile (one stored while the deactivation ran is refused
+as it is made: AuthService._still_active).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from mailramp.accounts.repository import UserRepository
 from mailramp.accounts.service import AccountService
 from mailramp.auth.models import ApiKey, AuditAction, AuditEntry
 from mailramp.auth.repository import AuditRepository, AuthRepository
-from mailramp.auth.service import AuthService
+from mailramp.auth.service import AuthService, EndedAccess
 from mailramp.errors import ConflictError, ForbiddenError, NotFoundError
 from mailramp.kit.clock import Clock, utc_now
 from mailramp.kit.ids import new_object_id
@@ -69,20 +75,12 @@ class Actor:
 
 
 @dataclass(frozen=True)
-class Ended:
-    """What ending a user's access ended."""
-
-    sessions: int
-    api_keys: int
-
-
-@dataclass(frozen=True)
 class AdminResult:
     """A user after an administrative action, with what it ended and the password it set
     (shown to the admin this once; never stored in clear, never logged)."""
 
     user: User
-    ended: Ended | None = None
+    ended: EndedAccess | None = None
     password: str | None = None
 
 
@@ -141,7 +139,9 @@ class AdminService:
             await self._keep_an_admin(user, "deactivate")
         changed = await self._accounts.deactivate_user(user.user_id)
         ended = await self._end_access(user)
-        detail = f"{ended.sessions} session(s) ended, {ended.api_keys} API key(s) revoked"
+        detail = (
+            f"{ended.sessions_ended} session(s) ended, {ended.api_keys_revoked} API key(s) revoked"
+        )
         await self._audit(actor, AuditAction.DEACTIVATE, changed, detail)
         return AdminResult(user=changed, ended=ended)
 
@@ -156,10 +156,18 @@ class AdminService:
         """A new generated password, shown once; the user's sessions end and their API keys
         are revoked, as after a change of password."""
         user = await self._other_user(actor, user_id, "reset the password of")
+        if user.clerk_user_id is not None and not user.has_password:
+            raise ConflictError(
+                f"{user.login_id} signs in with Clerk and has no password here to reset; "
+                "their password is Clerk's",
+                field="user_id",
+            )
         password = generated_password()
         changed = await self._accounts.update_user(user.user_id, password=password)
         ended = await self._end_access(user)
-        detail = f"{ended.sessions} session(s) ended, {ended.api_keys} API key(s) revoked"
+        detail = (
+            f"{ended.sessions_ended} session(s) ended, {ended.api_keys_revoked} API key(s) revoked"
+        )
         await self._audit(actor, AuditAction.RESET_PASSWORD, changed, detail)
         return AdminResult(user=changed, ended=ended, password=password)
 
@@ -233,11 +241,8 @@ class AdminService:
                 field="user_id",
             )
 
-    async def _end_access(self, user: User) -> Ended:
-        now = self._clock()
-        sessions = await self._store.revoke_sessions(user.user_id, now=now)
-        keys = await self._store.revoke_api_keys(user.user_id, now=now)
-        return Ended(sessions=sessions, api_keys=keys)
+    async def _end_access(self, user: User) -> EndedAccess:
+        return await self._auth.end_access(user.user_id)
 
     async def _audit(
         self, actor: Actor, action: AuditAction, target: User, detail: str | None

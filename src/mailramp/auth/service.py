@@ -46,11 +46,14 @@ def digest(secret: str) -> str:
 
 
 @dataclass(frozen=True)
-class ChangedPassword:
-    """What a password change ended."""
+class EndedAccess:
+    """What a password change, a reset or a deactivation ended."""
 
     sessions_ended: int
     api_keys_revoked: int
+
+    def __str__(self) -> str:
+        return f"{self.sessions_ended} session(s) ended, {self.api_keys_revoked} API key(s) revoked"
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,11 @@ class AuthService:
             key_hash=digest(full),
             created_at=self._clock(),
         )
-        return await self._store.insert_api_key(key), full
+        stored = await self._store.insert_api_key(key)
+        if not await self._still_active(key.user_id):
+            await self._store.revoke_api_key(key.user_id, key.id, now=self._clock())
+            raise AuthenticationError("not signed in")
+        return stored, full
 
     async def list_api_keys(self, user_id: str) -> list[ApiKey]:
         """The user's keys (prefixes only)."""
@@ -276,6 +283,9 @@ class AuthService:
             user_agent=(user_agent or "")[:300] or None,
         )
         await self._store.insert_session(session)
+        if not await self._still_active(user.id):
+            await self._store.revoke_session(user.id, session.id, now=now)
+            raise AuthenticationError(INVALID_LOGIN)
         return NewSession(user=user, session=session, token=token, csrf_token=csrf_token)
 
     async def session_user(self, token: str) -> tuple[User, Session]:
@@ -292,16 +302,26 @@ class AuthService:
 
     async def change_password(
         self, user: User, session: Session | None, *, current: str, new: str
-    ) -> ChangedPassword:
+    ) -> EndedAccess:
         """Change the password; every other session ends and every API key is revoked (a
         key made with a stolen session must not outlive the change)."""
         stored = await self._store.get_user(user.id)
         if stored is None or not await self._accounts.password_matches(stored, current):
             raise AuthenticationError("the current password is not right")
         await self._accounts.update_user(user.user_id, password=new)
+        return await self.end_access(user.user_id, keep=session.id if session else None)
+
+    async def end_access(self, user_id: str, *, keep: str | None = None) -> EndedAccess:
+        """End every session of the user but `keep`, and revoke every API key: after a
+        change or reset of the password, or a deactivation."""
         now = self._clock()
-        sessions = await self._store.revoke_sessions(
-            user.id, now=now, keep=session.id if session else None
-        )
-        keys = await self._store.revoke_api_keys(user.id, now=now)
-        return ChangedPassword(sessions_ended=sessions, api_keys_revoked=keys)
+        sessions = await self._store.revoke_sessions(user_id, now=now, keep=keep)
+        keys = await self._store.revoke_api_keys(user_id, now=now)
+        return EndedAccess(sessions_ended=sessions, api_keys_revoked=keys)
+
+    async def _still_active(self, user_id: str) -> bool:
+        """Whether the user is active, read after a session or key of theirs was stored: a
+        deactivation ends what exists once it has set the flag, so a credential stored
+        while it ran is either ended by it or refused here (auth/admin.py)."""
+        fresh = await self._store.get_user(user_id)
+        return fresh is not None and fresh.is_active

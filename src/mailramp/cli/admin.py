@@ -45,10 +45,7 @@ def user_line(user: User) -> str:
 
 
 def ended_line(result: AdminResult) -> list[str]:
-    if result.ended is None:
-        return []
-    ended = result.ended
-    return [f"ended {ended.sessions} session(s), revoked {ended.api_keys} API key(s)"]
+    return [] if result.ended is None else [str(result.ended)]
 
 
 def _act(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from mailramp.accounts.schemas import LoginId
@@ -68,12 +68,15 @@ class WorkerPublic(Public):
     state: WorkerState
 
 
-def _change(result: AdminResult) -> AdminChangePublic:
+def _change(result: AdminResult, response: Response | None = None) -> AdminChangePublic:
+    """The answer; one carrying a password is never stored by a cache on the way."""
+    if result.password is not None and response is not None:
+        response.headers["Cache-Control"] = "no-store"
     ended = result.ended
     return AdminChangePublic(
         user=UserPublic.of(result.user),
-        ended_sessions=ended.sessions if ended else None,
-        revoked_api_keys=ended.api_keys if ended else None,
+        ended_sessions=ended.sessions_ended if ended else None,
+        revoked_api_keys=ended.api_keys_revoked if ended else None,
         password=result.password,
     )
 
@@ -85,13 +88,15 @@ async def list_users(actor: AdminDep, runtime: RuntimeDep) -> list[UserPublic]:
 
 
 @router.post("/users", status_code=201)
-async def invite_user(body: Invite, actor: AdminDep, runtime: RuntimeDep) -> AdminChangePublic:
+async def invite_user(
+    body: Invite, actor: AdminDep, runtime: RuntimeDep, response: Response
+) -> AdminChangePublic:
     """A new account, also while sign-up is closed, with a generated `password` shown this
     once."""
     result = await runtime.admin.invite(
         actor, user_name=body.user_name, login_id=body.login_id, email=body.email, admin=body.admin
     )
-    return _change(result)
+    return _change(result, response)
 
 
 @router.post("/users/{user_id}/deactivate")
@@ -109,11 +114,11 @@ async def reactivate_user(user_id: str, actor: AdminDep, runtime: RuntimeDep) ->
 
 @router.post("/users/{user_id}/password-reset")
 async def reset_user_password(
-    user_id: str, actor: AdminDep, runtime: RuntimeDep
+    user_id: str, actor: AdminDep, runtime: RuntimeDep, response: Response
 ) -> AdminChangePublic:
     """A new generated `password`, shown this once; the user's sessions end and their API
     keys are revoked. Not one's own account (change it with /auth/password)."""
-    return _change(await runtime.admin.reset_password(actor, user_id))
+    return _change(await runtime.admin.reset_password(actor, user_id), response)
 
 
 @router.put("/users/{user_id}/admin")

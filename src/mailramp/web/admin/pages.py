@@ -40,7 +40,7 @@ async def render_admin(
     status: int = 200,
 ) -> HTMLResponse:
     actor = Actor.admin(who.user)
-    return render_section(
+    page = render_section(
         request,
         who,
         "admin",
@@ -53,6 +53,8 @@ async def render_admin(
         errors=errors or {},
         status=status,
     )
+    page.headers["Cache-Control"] = "no-store"  # it may show a password, and always users
+    return page
 
 
 @router.get("/admin")
