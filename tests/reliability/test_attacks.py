@@ -518,7 +518,7 @@ def test_locked_unknown_and_wrong_take_the_same_time_and_say_the_same(site: Site
     times: dict[str, list[float]] = {case: [] for case in cases}
     bodies: dict[str, set[str]] = {case: set() for case in cases}
     with site.client() as client:
-        for round_ in range(12):  # interleaved, so load on the machine falls on all three
+        for round_ in range(20):  # interleaved, so load on the machine falls on all three
             for case, login in cases.items():
                 password = PASSWORD if case != "wrong" else f"wrong {round_}"
                 if case == "wrong":

@@ -2,9 +2,9 @@
 generator's user would trust it: every check (`--checks all`: no 5xx, every status, content
 type and body schema as documented, what the schema accepts is accepted and what it refuses
 is refused, 405 for undeclared methods, …) over the examples, coverage, fuzzing and
-stateful phases, on SQLite and on PostgreSQL with a fixed seed, and with one drawn for this
-run on the backend its parity names (printed; `MAILRAMP_FUZZ_SEED=N` replays it; it runs
-the phases a seed changes).
+stateful phases on SQLite with a fixed seed, the examples and coverage phases on PostgreSQL
+with it, and the fuzzing and stateful phases with a seed drawn for this run on the backend
+its parity names (printed; `MAILRAMP_FUZZ_SEED=N` replays it).
 
 A few operations refuse input the schema cannot describe, because the rule depends on the
 world or on stored state rather than on the request's shape; for those alone, and for that
@@ -141,22 +141,28 @@ def _seeded(base: str) -> str:
     return str(key)
 
 
+FIXED_PHASES_ON_POSTGRESQL = "examples,coverage"
+"""PostgreSQL gets every operation's examples and boundaries with the fixed seed each run,
+and the fuzzing and stateful phases with the seed of every other run (CI's 30 minutes: the
+backends differ in how they store and refuse, which those two phases find; what a random
+sequence of calls finds is the application's, the same on both)."""
+
 RUNS = [
-    ("sqlite", FIXED_SEED),
-    ("postgresql", FIXED_SEED),
-    # The seed drawn for this run, on the backend it draws too (CI's 30 minutes): across
-    # runs, both backends get new seeds; both get the fixed seed every time.
-    (("sqlite", "postgresql")[SEED % 2], SEED),
+    ("sqlite", FIXED_SEED, PHASES),
+    ("postgresql", FIXED_SEED, FIXED_PHASES_ON_POSTGRESQL),
+    # The seed drawn for this run, on the backend it draws too: across runs, both backends
+    # get new seeds.
+    (("sqlite", "postgresql")[SEED % 2], SEED, RANDOM_PHASES),
 ]
 
 
 @pytest.mark.parametrize(
-    ("backend", "seed"),
+    ("backend", "seed", "phases"),
     RUNS,
     ids=["sqlite-fixed-seed", "postgresql-fixed-seed", "seed-of-this-run"],
 )
 def test_every_generated_request_gets_the_answer_the_document_states(
-    backend: str, seed: int, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, seed: int, phases: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -178,7 +184,7 @@ def test_every_generated_request_gets_the_answer_the_document_states(
                 "-H",
                 f"Authorization: Bearer {key}",
                 "--phases",
-                PHASES if seed == FIXED_SEED else RANDOM_PHASES,
+                phases,
                 "--max-examples",
                 str(EXAMPLES),
                 "--request-timeout",
