@@ -31,7 +31,7 @@ pytestmark = pytest.mark.long
 
 FIXED_SEED = 20261205
 SEED = int(os.environ.get("MAILRAMP_FUZZ_SEED") or random.SystemRandom().randrange(2**31))
-EXAMPLES = 30
+EXAMPLES = 25
 PHASES = "examples,coverage,fuzzing,stateful"
 RANDOM_PHASES = "fuzzing,stateful"
 """The phases a second seed changes: the examples and coverage phases try the same cases
