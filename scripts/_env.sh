@@ -47,6 +47,11 @@ ensure_venv() {
     fi
     echo "$digest" >"$stamp"
   fi
+  # mailramp's own modules compiled once, here: with PYTHONDONTWRITEBYTECODE set (as on
+  # these machines) every `mailramp` process would otherwise compile its ~230 modules
+  # again (a quarter of a second each time; the suite starts hundreds). Only changed files
+  # are compiled again; a stale cache is never used (Python checks the source's mtime).
+  "$VENV/bin/python" -m compileall -q "$ROOT/src" >/dev/null
 }
 
 # A command-line tool the tests run, in a virtual environment of its own (its pins must not
